@@ -1,0 +1,535 @@
+// Package config reads lambdalake.yaml (DESIGN §1 and §5): connection
+// settings for Kafka, Redis, the lake and HTTP, per-role tuning, and the
+// schemas and views that both layers compute. Parsing is strict: an unknown
+// key, a wrong type or an inconsistent view fails at start with the key path
+// and line. LAMBDALAKE_* environment variables override connection settings.
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"gopkg.in/yaml.v3"
+
+	"github.com/lambdalake/lambdalake/schemas"
+)
+
+// Config is a whole lambdalake.yaml.
+type Config struct {
+	Kafka   Kafka                 `yaml:"kafka"`
+	Redis   Redis                 `yaml:"redis"`
+	Lake    Lake                  `yaml:"lake"`
+	HTTP    HTTP                  `yaml:"http"`
+	Speed   Speed                 `yaml:"speed"`
+	Compact Compact               `yaml:"compact"`
+	Jobs    Jobs                  `yaml:"jobs"`
+	Schemas map[string]SchemaSpec `yaml:"schemas"`
+	Views   map[string]ViewSpec   `yaml:"views"`
+
+	// Resolved definitions, built by validation, in file order.
+	SchemaList []*schemas.Schema `yaml:"-"`
+	ViewList   []*schemas.View   `yaml:"-"`
+}
+
+type Kafka struct {
+	Brokers    []string `yaml:"brokers"`
+	Partitions int      `yaml:"partitions"` // for topics lambdalake creates
+	ClientID   string   `yaml:"client_id"`
+}
+
+type Redis struct {
+	// Addrs: one address for a single Redis, several for a Redis Cluster.
+	Addrs    []string `yaml:"addrs"`
+	Username string   `yaml:"username"`
+	Password string   `yaml:"password"`
+	DB       int      `yaml:"db"`
+}
+
+type Lake struct {
+	URL string `yaml:"url"` // s3://bucket/prefix or file:///dir
+	S3  S3     `yaml:"s3"`
+}
+
+type S3 struct {
+	Endpoint        string   `yaml:"endpoint"` // empty: AWS
+	Region          string   `yaml:"region"`
+	PathStyle       bool     `yaml:"path_style"`
+	AccessKeyID     string   `yaml:"access_key_id"` // empty: the AWS default chain
+	SecretAccessKey string   `yaml:"secret_access_key"`
+	MaxAttempts     int      `yaml:"max_attempts"`
+	PartSize        ByteSize `yaml:"part_size"` // multipart above this size
+}
+
+type HTTP struct {
+	Addr     string   `yaml:"addr"`
+	Tokens   []Token  `yaml:"tokens"`
+	MaxRange Duration `yaml:"max_range"`
+	MaxRows  int      `yaml:"max_rows"`
+	Timeout  Duration `yaml:"timeout"`
+	MaxBody  ByteSize `yaml:"max_body"`
+}
+
+type Token struct {
+	Name   string   `yaml:"name"`
+	Token  string   `yaml:"token"`
+	Scopes []string `yaml:"scopes"`
+}
+
+// Scopes a token may carry (DESIGN §4).
+var Scopes = []string{"read:views", "write:events", "admin"}
+
+type Speed struct {
+	Group         string   `yaml:"group"`
+	FlushInterval Duration `yaml:"flush_interval"`
+}
+
+type Compact struct {
+	Group        string   `yaml:"group"`
+	Budget       ByteSize `yaml:"budget"` // memory budget per process
+	MaxFileRows  int      `yaml:"max_file_rows"`
+	MaxFileBytes ByteSize `yaml:"max_file_bytes"`
+	MaxFileAge   Duration `yaml:"max_file_age"`
+}
+
+type Jobs struct {
+	Recompute string   `yaml:"recompute"` // cron expressions; seconds field optional
+	Merge     string   `yaml:"merge"`
+	Retention string   `yaml:"retention"`
+	Lease     Duration `yaml:"lease"`
+}
+
+type SchemaSpec struct {
+	Topic     string               `yaml:"topic"`
+	Time      string               `yaml:"time"`
+	ID        string               `yaml:"id"`
+	Fields    map[string]FieldSpec `yaml:"fields"`
+	Retention Duration             `yaml:"retention"` // raw lake and dead letters; 0 = keep
+}
+
+// FieldSpec is written either as a bare type ("string") or as
+// {type: string, optional: true}.
+type FieldSpec struct {
+	Type     string `yaml:"type"`
+	Optional bool   `yaml:"optional"`
+}
+
+func (f *FieldSpec) fromScalar(s string) error { f.Type = s; return nil }
+
+type ViewSpec struct {
+	Schema       string                `yaml:"schema"`
+	Granularity  Duration              `yaml:"granularity"`
+	Dimensions   []string              `yaml:"dimensions"`
+	Metrics      map[string]MetricSpec `yaml:"metrics"`
+	HotRetention Duration              `yaml:"hot_retention"`
+	Lateness     Duration              `yaml:"lateness"`
+	Retention    Duration              `yaml:"retention"` // batch view hours; 0 = keep
+}
+
+type MetricSpec struct {
+	Agg   string `yaml:"agg"`
+	Field string `yaml:"field"`
+}
+
+// Defaults returns a Config with every setting at its default and no schemas.
+// The defaults point at the local stack of DESIGN §6.
+func Defaults() Config {
+	return Config{
+		Kafka: Kafka{Brokers: []string{"127.0.0.1:9092"}, Partitions: 4, ClientID: "lambdalake"},
+		Redis: Redis{Addrs: []string{"127.0.0.1:6379"}},
+		Lake: Lake{URL: "s3://lambdalake/lake", S3: S3{
+			Endpoint: "http://127.0.0.1:4566", Region: "us-east-1", PathStyle: true,
+			AccessKeyID: "test", SecretAccessKey: "test", MaxAttempts: 10, PartSize: 16 << 20,
+		}},
+		HTTP: HTTP{Addr: "127.0.0.1:8080", MaxRange: Duration(31 * 24 * time.Hour), MaxRows: 100000,
+			Timeout: Duration(10 * time.Second), MaxBody: 10 << 20},
+		Speed: Speed{Group: "lambdalake-speed", FlushInterval: Duration(200 * time.Millisecond)},
+		Compact: Compact{Group: "lambdalake-compact", Budget: 256 << 20, MaxFileRows: 1_000_000,
+			MaxFileBytes: 64 << 20, MaxFileAge: Duration(time.Minute)},
+		Jobs: Jobs{Recompute: "0 */2 * * * *", Merge: "0 */15 * * * *", Retention: "0 0 * * * *",
+			Lease: Duration(30 * time.Second)},
+	}
+}
+
+// Load reads, overrides from the environment, and validates a config file.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(data, os.LookupEnv)
+}
+
+// Parse is Load on bytes, with the environment given as a lookup function
+// so tests need not touch the process environment.
+func Parse(data []byte, env func(string) (string, bool)) (*Config, error) {
+	cfg := Defaults()
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, Errors{{Path: "(file)", Msg: strings.TrimPrefix(err.Error(), "yaml: ")}}
+	}
+	d := &decoder{lines: map[string]int{}, order: map[string][]string{}}
+	d.decode(&root, reflect.ValueOf(&cfg).Elem(), "")
+	if env != nil {
+		applyEnv(d, &cfg, env)
+	}
+	validate(d, &cfg)
+	if len(d.errs) > 0 {
+		return nil, d.errs
+	}
+	return &cfg, nil
+}
+
+// Schema returns a resolved schema by name.
+func (c *Config) Schema(name string) *schemas.Schema {
+	for _, s := range c.SchemaList {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// View returns a resolved view by name.
+func (c *Config) View(name string) *schemas.View {
+	for _, v := range c.ViewList {
+		if v.Name == name {
+			return v
+		}
+	}
+	return nil
+}
+
+// ViewsOf returns the views computed over a schema.
+func (c *Config) ViewsOf(schema string) []*schemas.View {
+	var vs []*schemas.View
+	for _, v := range c.ViewList {
+		if v.Schema.Name == schema {
+			vs = append(vs, v)
+		}
+	}
+	return vs
+}
+
+var identRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
+
+func validate(d *decoder, c *Config) {
+	at := func(path, format string, args ...any) {
+		d.errs = append(d.errs, &Error{Path: path, Line: d.lines[path], Msg: fmt.Sprintf(format, args...)})
+	}
+	if len(c.Kafka.Brokers) == 0 {
+		at("kafka.brokers", "at least one broker is required")
+	}
+	if c.Kafka.Partitions < 1 {
+		at("kafka.partitions", "must be at least 1, got %d", c.Kafka.Partitions)
+	}
+	if len(c.Redis.Addrs) == 0 {
+		at("redis.addrs", "at least one address is required")
+	}
+	if u, err := url.Parse(c.Lake.URL); err != nil {
+		at("lake.url", "not a URL: %v", err)
+	} else {
+		switch u.Scheme {
+		case "s3":
+			if u.Host == "" {
+				at("lake.url", "s3 URL needs a bucket: s3://bucket/prefix")
+			}
+		case "file":
+			if u.Path == "" {
+				at("lake.url", "file URL needs a path: file:///dir")
+			}
+		default:
+			at("lake.url", "scheme %q not supported (want s3:// or file://)", u.Scheme)
+		}
+	}
+	if c.Lake.S3.MaxAttempts < 1 {
+		at("lake.s3.max_attempts", "must be at least 1")
+	}
+	if c.Lake.S3.PartSize < 5<<20 {
+		at("lake.s3.part_size", "must be at least 5MiB (the S3 minimum part size)")
+	}
+	if c.HTTP.Addr == "" {
+		at("http.addr", "required")
+	}
+	for i, t := range c.HTTP.Tokens {
+		p := fmt.Sprintf("http.tokens[%d]", i)
+		if len(t.Token) < 16 {
+			at(p+".token", "must be at least 16 characters")
+		}
+		if len(t.Scopes) == 0 {
+			at(p+".scopes", "at least one scope is required (%s)", strings.Join(Scopes, ", "))
+		}
+		for j, s := range t.Scopes {
+			if !slices.Contains(Scopes, s) {
+				at(fmt.Sprintf("%s.scopes[%d]", p, j), "unknown scope %q (want %s)", s, strings.Join(Scopes, ", "))
+			}
+		}
+	}
+	if c.HTTP.MaxRows < 1 {
+		at("http.max_rows", "must be at least 1")
+	}
+	positive := map[string]Duration{
+		"http.max_range": c.HTTP.MaxRange, "http.timeout": c.HTTP.Timeout,
+		"speed.flush_interval": c.Speed.FlushInterval, "compact.max_file_age": c.Compact.MaxFileAge,
+		"jobs.lease": c.Jobs.Lease,
+	}
+	for _, p := range sortedKeys(positive) {
+		if positive[p] <= 0 {
+			at(p, "must be positive")
+		}
+	}
+	if c.Compact.Budget < 16<<20 {
+		at("compact.budget", "must be at least 16MiB")
+	}
+	if c.Compact.MaxFileRows < 1 {
+		at("compact.max_file_rows", "must be at least 1")
+	}
+	if c.Compact.MaxFileBytes < 1<<20 {
+		at("compact.max_file_bytes", "must be at least 1MiB")
+	}
+	cronParser := cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+	for p, expr := range map[string]string{"jobs.recompute": c.Jobs.Recompute, "jobs.merge": c.Jobs.Merge, "jobs.retention": c.Jobs.Retention} {
+		if _, err := cronParser.Parse(expr); err != nil {
+			at(p, "bad cron expression %q: %v", expr, err)
+		}
+	}
+	if c.Speed.Group == "" {
+		at("speed.group", "required")
+	}
+	if c.Compact.Group == "" {
+		at("compact.group", "required")
+	}
+
+	validateSchemas(d, c, at)
+	validateViews(d, c, at)
+	sortErrors(d.errs)
+}
+
+func validateSchemas(d *decoder, c *Config, at func(string, string, ...any)) {
+	if len(c.Schemas) == 0 {
+		at("schemas", "at least one schema is required")
+	}
+	topics := map[string]string{}
+	for _, name := range d.order["schemas"] {
+		spec := c.Schemas[name]
+		p := "schemas." + name
+		if !identRE.MatchString(name) {
+			at(p, "schema name must be a letter followed by letters, digits or _")
+		}
+		if spec.Topic == "" {
+			at(p+".topic", "required")
+		} else if other, dup := topics[spec.Topic]; dup {
+			at(p+".topic", "topic %q is already used by schema %s", spec.Topic, other)
+		}
+		topics[spec.Topic] = name
+		if len(spec.Fields) == 0 {
+			at(p+".fields", "at least one field is required")
+			continue
+		}
+		var fields []schemas.Field
+		ok := true
+		for _, fname := range d.order[p+".fields"] {
+			fs := spec.Fields[fname]
+			fp := p + ".fields." + fname
+			if !identRE.MatchString(fname) {
+				at(fp, "field name must be a letter followed by letters, digits or _ (names starting with _ are reserved)")
+				ok = false
+			}
+			t, err := schemas.ParseType(fs.Type)
+			if err != nil {
+				at(fp, "%v", err)
+				ok = false
+				continue
+			}
+			fields = append(fields, schemas.Field{Name: fname, Type: t, Optional: fs.Optional})
+		}
+		if spec.Time == "" {
+			at(p+".time", "required: the event-time field")
+			ok = false
+		} else if f, found := spec.Fields[spec.Time]; !found {
+			at(p+".time", "no field %q in this schema", spec.Time)
+			ok = false
+		} else if f.Type != "timestamp" || f.Optional {
+			at(p+".time", "field %q must be a required timestamp, is %s", spec.Time, describe(f))
+			ok = false
+		}
+		if spec.ID != "" {
+			if f, found := spec.Fields[spec.ID]; !found {
+				at(p+".id", "no field %q in this schema", spec.ID)
+				ok = false
+			} else if f.Optional {
+				at(p+".id", "id field %q must not be optional", spec.ID)
+				ok = false
+			}
+		}
+		if spec.Retention < 0 {
+			at(p+".retention", "must not be negative")
+		}
+		if !ok {
+			continue
+		}
+		s, err := schemas.NewSchema(name, spec.Topic, spec.Time, spec.ID, fields)
+		if err != nil {
+			at(p, "%v", err)
+			continue
+		}
+		c.SchemaList = append(c.SchemaList, s)
+	}
+}
+
+func describe(f FieldSpec) string {
+	if f.Optional {
+		return "optional " + f.Type
+	}
+	return f.Type
+}
+
+func validateViews(d *decoder, c *Config, at func(string, string, ...any)) {
+	for _, name := range d.order["views"] {
+		spec := c.Views[name]
+		p := "views." + name
+		if !identRE.MatchString(name) {
+			at(p, "view name must be a letter followed by letters, digits or _")
+		}
+		if spec.Schema == "" {
+			at(p+".schema", "required")
+			continue
+		}
+		s := c.Schema(spec.Schema)
+		if s == nil {
+			if _, declared := c.Schemas[spec.Schema]; declared {
+				continue // the schema's own errors were reported
+			}
+			at(p+".schema", "no schema %q (have: %s)", spec.Schema, strings.Join(d.order["schemas"], ", "))
+			continue
+		}
+		ok := true
+		if spec.Granularity == 0 {
+			spec.Granularity = Duration(time.Minute)
+		}
+		g := spec.Granularity.D()
+		switch {
+		case g < time.Second:
+			at(p+".granularity", "must be at least 1s, got %s", g)
+			ok = false
+		case g%time.Second != 0 || time.Hour%g != 0:
+			at(p+".granularity", "%s does not divide an hour evenly", g)
+			ok = false
+		}
+		names := map[string]string{"t": "reserved"}
+		for i, dim := range spec.Dimensions {
+			dp := fmt.Sprintf("%s.dimensions[%d]", p, i)
+			f, found := s.Field(dim)
+			switch {
+			case !found:
+				at(dp, "no field %q in schema %s", dim, s.Name)
+				ok = false
+			case f.Type == schemas.Float64 || f.Type == schemas.Timestamp:
+				at(dp, "a %s field cannot be a dimension (use string, int64 or bool)", f.Type)
+				ok = false
+			case names[dim] != "":
+				at(dp, "%q is listed twice", dim)
+				ok = false
+			}
+			names[dim] = "dimension"
+		}
+		if len(spec.Metrics) == 0 {
+			at(p+".metrics", "at least one metric is required")
+			ok = false
+		}
+		var metrics []schemas.Metric
+		for _, mname := range d.order[p+".metrics"] {
+			m := spec.Metrics[mname]
+			mp := p + ".metrics." + mname
+			if !identRE.MatchString(mname) {
+				at(mp, "metric name must be a letter followed by letters, digits or _")
+				ok = false
+			}
+			if names[mname] != "" {
+				at(mp, "name %q clashes with a dimension or the time column", mname)
+				ok = false
+			}
+			names[mname] = "metric"
+			agg, err := schemas.ParseAgg(m.Agg)
+			if err != nil {
+				at(mp+".agg", "%v", err)
+				ok = false
+				continue
+			}
+			switch {
+			case agg == schemas.Count && m.Field != "":
+				at(mp+".field", "count takes no field")
+				ok = false
+			case agg != schemas.Count && m.Field == "":
+				at(mp+".field", "%s needs a field", agg)
+				ok = false
+			case agg != schemas.Count:
+				f, found := s.Field(m.Field)
+				if !found {
+					at(mp+".field", "no field %q in schema %s", m.Field, s.Name)
+					ok = false
+				} else if agg != schemas.Uniq && !f.Type.Numeric() {
+					at(mp+".field", "%s over %s field %q: want int64 or float64", agg, f.Type, m.Field)
+					ok = false
+				}
+			}
+			metrics = append(metrics, schemas.Metric{Name: mname, Agg: agg, Field: m.Field})
+		}
+		if spec.HotRetention == 0 {
+			spec.HotRetention = Duration(48 * time.Hour)
+		}
+		if spec.Lateness == 0 && d.lines[p+".lateness"] == 0 {
+			spec.Lateness = Duration(5 * time.Minute)
+		}
+		if spec.Lateness < 0 {
+			at(p+".lateness", "must not be negative")
+			ok = false
+		}
+		// Speed must cover [B, now); B trails now by up to an hour plus the
+		// lateness plus a recompute period, so hot windows must outlive that.
+		if min := time.Hour + spec.Lateness.D() + 15*time.Minute; spec.HotRetention.D() < min {
+			at(p+".hot_retention", "%s is too short: must be at least 1h + lateness + 15m (%s) so the speed layer covers everything batch has not closed", spec.HotRetention, min)
+			ok = false
+		}
+		if spec.Retention < 0 {
+			at(p+".retention", "must not be negative")
+		}
+		if !ok {
+			continue
+		}
+		c.ViewList = append(c.ViewList, &schemas.View{
+			Name: name, Schema: s, Granularity: g, Dimensions: spec.Dimensions, Metrics: metrics,
+			HotRetention: spec.HotRetention.D(), Lateness: spec.Lateness.D(), Retention: spec.Retention.D(),
+		})
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sortStrings(keys)
+	return keys
+}
+
+func sortErrors(es Errors) {
+	slices.SortStableFunc(es, func(a, b *Error) int {
+		if a.Line != b.Line {
+			if a.Line == 0 {
+				return 1
+			}
+			if b.Line == 0 {
+				return -1
+			}
+			return a.Line - b.Line
+		}
+		return strings.Compare(a.Path, b.Path)
+	})
+}

@@ -1,0 +1,188 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lambdalake/lambdalake"
+	"github.com/lambdalake/lambdalake/schemas"
+)
+
+func noEnv(string) (string, bool) { return "", false }
+
+func envOf(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func minimal(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("testdata/minimal.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestExampleConfigParses(t *testing.T) {
+	cfg, err := Parse(lambdalake.ExampleConfig, noEnv)
+	if err != nil {
+		t.Fatalf("example config: %v", err)
+	}
+	if len(cfg.SchemaList) != 2 || len(cfg.ViewList) != 2 {
+		t.Fatalf("schemas=%d views=%d, want 2 and 2", len(cfg.SchemaList), len(cfg.ViewList))
+	}
+	orders := cfg.Schema("orders")
+	var names []string
+	for _, f := range orders.Fields {
+		names = append(names, f.Name)
+	}
+	if got := strings.Join(names, ","); got != "order_id,ts,tenant,country,user_id,amount,coupon" {
+		t.Errorf("orders fields in file order = %s", got)
+	}
+	if f, _ := orders.Field("coupon"); !f.Optional || f.Type != schemas.String {
+		t.Errorf("coupon = %+v, want optional string", f)
+	}
+	rev := cfg.View("revenue")
+	if rev.Granularity != time.Minute || rev.HotRetention != 48*time.Hour || rev.Lateness != 5*time.Minute {
+		t.Errorf("revenue = %+v", rev)
+	}
+	var ms []string
+	for _, m := range rev.Metrics {
+		ms = append(ms, m.Name+"="+m.Agg.String())
+	}
+	if got := strings.Join(ms, ","); got != "orders=count,revenue=sum,biggest=max,smallest=min,buyers=uniq" {
+		t.Errorf("revenue metrics = %s", got)
+	}
+	if cfg.Compact.Budget != 256<<20 || cfg.Speed.FlushInterval.D() != 200*time.Millisecond {
+		t.Errorf("compact.budget=%d speed.flush_interval=%v", cfg.Compact.Budget, cfg.Speed.FlushInterval)
+	}
+}
+
+func TestDefaultsForViews(t *testing.T) {
+	cfg, err := Parse([]byte(minimal(t)), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := cfg.View("revenue")
+	if v.HotRetention != 48*time.Hour || v.Lateness != 5*time.Minute {
+		t.Errorf("defaults: hot_retention=%v lateness=%v", v.HotRetention, v.Lateness)
+	}
+}
+
+// Each broken config must fail, and the error must name the offending key
+// path and, where the problem is in the file, its line.
+func TestBrokenConfigsNameTheKey(t *testing.T) {
+	base := minimal(t)
+	tests := []struct {
+		name     string
+		yaml     string
+		env      map[string]string
+		wantPath string
+		wantLine int // 0: do not check
+		wantMsg  string
+	}{
+		{"unknown top-level key", "kafak:\n  brokers: [a:1]\n" + base, nil, "kafak", 1, "unknown key"},
+		{"unknown nested key", "redis:\n  adress: x\n" + base, nil, "redis.adress", 2, "unknown key"},
+		{"wrong type for int", "kafka:\n  partitions: many\n" + base, nil, "kafka.partitions", 2, "want a int"},
+		{"list where scalar wanted", "http:\n  addr: [a, b]\n" + base, nil, "http.addr", 2, "want a string"},
+		{"bad duration", "speed:\n  flush_interval: soon\n" + base, nil, "speed.flush_interval", 2, "bad duration"},
+		{"bad byte size", "compact:\n  budget: lots\n" + base, nil, "compact.budget", 2, "bad size"},
+		{"bad lake scheme", "lake:\n  url: gs://b/p\n" + base, nil, "lake.url", 2, "not supported"},
+		{"unknown field type", strings.Replace(base, "qty: int64", "qty: integer", 1), nil, "schemas.orders.fields.qty", 12, "unknown type"},
+		{"time field missing", strings.Replace(base, "time: ts", "time: when", 1), nil, "schemas.orders.time", 4, `no field "when"`},
+		{"time field not a timestamp", strings.Replace(base, "time: ts", "time: tenant", 1), nil, "schemas.orders.time", 4, "required timestamp"},
+		{"id field missing", strings.Replace(base, "id: order_id", "id: oid", 1), nil, "schemas.orders.id", 5, `no field "oid"`},
+		{"view names missing schema", strings.Replace(base, "schema: orders", "schema: order", 1), nil, "views.revenue.schema", 15, `no schema "order"`},
+		{"view names missing field", strings.Replace(base, "field: amount", "field: amt", 1), nil, "views.revenue.metrics.revenue.field", 20, `no field "amt"`},
+		{"sum over a string", strings.Replace(base, "field: amount", "field: tenant", 1), nil, "views.revenue.metrics.revenue.field", 20, "sum over string"},
+		{"granularity does not divide an hour", strings.Replace(base, "granularity: 1m", "granularity: 7m", 1), nil, "views.revenue.granularity", 16, "does not divide an hour"},
+		{"unknown dimension", strings.Replace(base, "dimensions: [tenant]", "dimensions: [tenant, region]", 1), nil, "views.revenue.dimensions[1]", 17, `no field "region"`},
+		{"float dimension", strings.Replace(base, "dimensions: [tenant]", "dimensions: [amount]", 1), nil, "views.revenue.dimensions[0]", 17, "cannot be a dimension"},
+		{"unknown agg", strings.Replace(base, "agg: count", "agg: avg", 1), nil, "views.revenue.metrics.orders.agg", 19, "unknown agg"},
+		{"count with field", strings.Replace(base, "{agg: count}", "{agg: count, field: amount}", 1), nil, "views.revenue.metrics.orders.field", 19, "count takes no field"},
+		{"metric clashes with dimension", strings.Replace(base, "buyers:", "tenant:", 1), nil, "views.revenue.metrics.tenant", 21, "clashes"},
+		{"hot retention too short", base + "    hot_retention: 30m\n", nil, "views.revenue.hot_retention", 22, "too short"},
+		{"unknown metric key", strings.Replace(base, "{agg: count}", "{agg: count, filed: x}", 1), nil, "views.revenue.metrics.orders.filed", 19, "unknown key"},
+		{"bad scope", "http:\n  tokens:\n    - {name: a, token: 0123456789abcdef0, scopes: [read:all]}\n" + base, nil, "http.tokens[0].scopes[0]", 3, "unknown scope"},
+		{"bad cron", "jobs:\n  merge: every hour\n" + base, nil, "jobs.merge", 2, "bad cron"},
+		{"no schemas", "kafka:\n  partitions: 2\n", nil, "schemas", 0, "at least one schema"},
+		{"bad env override", base, map[string]string{"LAMBDALAKE_KAFKA_PARTITIONS": "x"}, "LAMBDALAKE_KAFKA_PARTITIONS", 0, "from environment"},
+		{"bad env duration", base, map[string]string{"LAMBDALAKE_SPEED_FLUSH_INTERVAL": "-"}, "LAMBDALAKE_SPEED_FLUSH_INTERVAL", 0, "bad duration"},
+		{"invalid yaml", "kafka: [\n", nil, "(file)", 0, "line"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), envOf(tt.env))
+			if err == nil {
+				t.Fatal("Parse succeeded, want an error")
+			}
+			var errs Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("error %T, want Errors", err)
+			}
+			for _, e := range errs {
+				if e.Path == tt.wantPath && strings.Contains(e.Msg, tt.wantMsg) {
+					if tt.wantLine != 0 && e.Line != tt.wantLine {
+						t.Errorf("%s: line %d, want %d", e.Path, e.Line, tt.wantLine)
+					}
+					return
+				}
+			}
+			t.Errorf("no error at %s containing %q; got:\n%v", tt.wantPath, tt.wantMsg, err)
+		})
+	}
+}
+
+func TestEnvOverrides(t *testing.T) {
+	cfg, err := Parse([]byte(minimal(t)), envOf(map[string]string{
+		"LAMBDALAKE_KAFKA_BROKERS":        "k1:9092, k2:9092",
+		"LAMBDALAKE_S3_ENDPOINT":          "http://s3.local:4566",
+		"LAMBDALAKE_LAKE_URL":             "file:///tmp/lake",
+		"LAMBDALAKE_SPEED_FLUSH_INTERVAL": "50ms",
+		"LAMBDALAKE_LAKE_S3_PATH_STYLE":   "false",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.Kafka.Brokers, ","); got != "k1:9092,k2:9092" {
+		t.Errorf("brokers = %s", got)
+	}
+	if cfg.Lake.S3.Endpoint != "http://s3.local:4566" || cfg.Lake.URL != "file:///tmp/lake" || cfg.Lake.S3.PathStyle {
+		t.Errorf("lake = %+v", cfg.Lake)
+	}
+	if cfg.Speed.FlushInterval.D() != 50*time.Millisecond {
+		t.Errorf("flush_interval = %v", cfg.Speed.FlushInterval)
+	}
+}
+
+func TestAllErrorsReportedAtOnce(t *testing.T) {
+	y := "kafak: 1\nredis:\n  adress: x\n" + strings.Replace(minimal(t), "granularity: 1m", "granularity: 7m", 1)
+	_, err := Parse([]byte(y), noEnv)
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 3 {
+		t.Fatalf("want 3 errors, got %v", err)
+	}
+	for i := 1; i < len(errs); i++ {
+		if errs[i].Line < errs[i-1].Line {
+			t.Errorf("errors not in line order: %v", err)
+		}
+	}
+}
+
+func TestParseByteSizeAndDuration(t *testing.T) {
+	sizes := map[string]int64{"256MiB": 256 << 20, "64MB": 64e6, "1024": 1024, "1GiB": 1 << 30, "10KiB": 10240}
+	for s, want := range sizes {
+		if got, err := ParseByteSize(s); err != nil || got != want {
+			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", s, got, err, want)
+		}
+	}
+	durs := map[string]time.Duration{"30d": 30 * 24 * time.Hour, "48h": 48 * time.Hour, "200ms": 200 * time.Millisecond}
+	for s, want := range durs {
+		if got, err := ParseDuration(s); err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", s, got, err, want)
+		}
+	}
+}

@@ -1,0 +1,139 @@
+package schemas
+
+import (
+	"fmt"
+	"time"
+)
+
+// Type is the type of one schema field.
+type Type uint8
+
+const (
+	TypeInvalid Type = iota
+	String
+	Int64
+	Float64
+	Bool
+	Timestamp
+)
+
+var typeNames = [...]string{
+	TypeInvalid: "invalid",
+	String:      "string",
+	Int64:       "int64",
+	Float64:     "float64",
+	Bool:        "bool",
+	Timestamp:   "timestamp",
+}
+
+func (t Type) String() string {
+	if int(t) < len(typeNames) {
+		return typeNames[t]
+	}
+	return fmt.Sprintf("Type(%d)", uint8(t))
+}
+
+// ParseType maps a config type name to a Type.
+func ParseType(s string) (Type, error) {
+	for t, name := range typeNames {
+		if t != int(TypeInvalid) && name == s {
+			return Type(t), nil
+		}
+	}
+	return TypeInvalid, fmt.Errorf("unknown type %q (want string, int64, float64, bool or timestamp)", s)
+}
+
+// Numeric reports whether sum, min and max are defined on the type.
+func (t Type) Numeric() bool { return t == Int64 || t == Float64 }
+
+// Field is one field of a schema, in declaration order.
+type Field struct {
+	Name     string
+	Type     Type
+	Optional bool
+}
+
+// Schema describes the events of one Kafka topic.
+type Schema struct {
+	Name   string
+	Topic  string
+	Time   string // name of the event-time field; always a Timestamp field
+	ID     string // optional unique-id field, used for exact dedup in batch
+	Fields []Field
+
+	index map[string]int
+}
+
+// NewSchema builds a schema and its field index. It checks only what the
+// decoder relies on; the config package reports user errors with line numbers.
+func NewSchema(name, topic, timeField, idField string, fields []Field) (*Schema, error) {
+	s := &Schema{Name: name, Topic: topic, Time: timeField, ID: idField, Fields: fields, index: make(map[string]int, len(fields))}
+	for i, f := range fields {
+		if _, dup := s.index[f.Name]; dup {
+			return nil, fmt.Errorf("schema %s: duplicate field %q", name, f.Name)
+		}
+		if f.Type == TypeInvalid {
+			return nil, fmt.Errorf("schema %s: field %q has no type", name, f.Name)
+		}
+		s.index[f.Name] = i
+	}
+	ti, ok := s.index[timeField]
+	if !ok {
+		return nil, fmt.Errorf("schema %s: time field %q is not a field", name, timeField)
+	}
+	if fields[ti].Type != Timestamp || fields[ti].Optional {
+		return nil, fmt.Errorf("schema %s: time field %q must be a required timestamp", name, timeField)
+	}
+	if idField != "" {
+		ii, ok := s.index[idField]
+		if !ok {
+			return nil, fmt.Errorf("schema %s: id field %q is not a field", name, idField)
+		}
+		if fields[ii].Optional {
+			return nil, fmt.Errorf("schema %s: id field %q must be required", name, idField)
+		}
+	}
+	return s, nil
+}
+
+// FieldIndex returns the position of a field in Fields, or -1.
+func (s *Schema) FieldIndex(name string) int {
+	if i, ok := s.index[name]; ok {
+		return i
+	}
+	return -1
+}
+
+// TimeIndex is the position of the event-time field.
+func (s *Schema) TimeIndex() int { return s.index[s.Time] }
+
+// Field returns the named field.
+func (s *Schema) Field(name string) (Field, bool) {
+	i, ok := s.index[name]
+	if !ok {
+		return Field{}, false
+	}
+	return s.Fields[i], true
+}
+
+// Value is one decoded field value. Which member holds it depends on the
+// field's Type: Str for String; Int for Int64, Bool (0 or 1) and Timestamp
+// (Unix microseconds, UTC); Float for Float64. Null is set only for an
+// optional field that was absent or null.
+type Value struct {
+	Str   string
+	Int   int64
+	Float float64
+	Null  bool
+}
+
+// Row is one decoded event: Values in schema field order.
+type Row struct {
+	Values []Value
+}
+
+// TimeMicros returns the event time of a row of schema s, in Unix microseconds.
+func (s *Schema) TimeMicros(r *Row) int64 { return r.Values[s.TimeIndex()].Int }
+
+// EventTime returns the event time of a row of schema s.
+func (s *Schema) EventTime(r *Row) time.Time { return time.UnixMicro(s.TimeMicros(r)).UTC() }
