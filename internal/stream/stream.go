@@ -1,0 +1,97 @@
+// Package stream is the Kafka plumbing shared by the producers and consumers
+// of DESIGN §2: topic creation with a configured partition count, and a
+// producer tuned for throughput. It wraps segmentio/kafka-go; the consumer
+// loops themselves live with their layer (speed, batch).
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// EnsureTopic creates topic with the given partition count if it does not
+// exist. An existing topic is left as it is, whatever its partition count.
+func EnsureTopic(ctx context.Context, brokers []string, topic string, partitions int) error {
+	if len(brokers) == 0 {
+		return errors.New("stream: no brokers")
+	}
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{
+		Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}},
+	})
+	if err != nil {
+		return fmt.Errorf("stream: create topic %s: %w", topic, err)
+	}
+	if err := resp.Errors[topic]; err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+		return fmt.Errorf("stream: create topic %s: %w", topic, err)
+	}
+	// Metadata can lag creation by a moment; wait until the partitions are
+	// visible so an immediate produce does not fail with an unknown topic.
+	for {
+		n, err := PartitionCount(ctx, brokers, topic)
+		if err == nil && n > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stream: wait for topic %s: %w", topic, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// PartitionCount returns how many partitions a topic has.
+func PartitionCount(ctx context.Context, brokers []string, topic string) (int, error) {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return 0, fmt.Errorf("stream: metadata %s: %w", topic, err)
+	}
+	for _, t := range md.Topics {
+		if t.Name == topic {
+			if t.Error != nil {
+				return 0, fmt.Errorf("stream: metadata %s: %w", topic, t.Error)
+			}
+			return len(t.Partitions), nil
+		}
+	}
+	return 0, fmt.Errorf("stream: topic %s not found", topic)
+}
+
+// NewWriter returns a producer for topic that batches for throughput and
+// acknowledges a write only once every in-sync replica has it, so a message
+// WriteMessages returned for is durable.
+func NewWriter(brokers []string, topic string) *kafka.Writer {
+	return &kafka.Writer{
+		Addr:            kafka.TCP(brokers...),
+		Topic:           topic,
+		Balancer:        &kafka.RoundRobin{},
+		BatchSize:       10000,
+		BatchBytes:      8 << 20,
+		BatchTimeout:    5 * time.Millisecond,
+		RequiredAcks:    kafka.RequireAll,
+		MaxAttempts:     10,
+		WriteBackoffMin: 100 * time.Millisecond,
+		WriteBackoffMax: 2 * time.Second,
+	}
+}
+
+// Ping checks that a broker answers.
+func Ping(ctx context.Context, brokers []string) error {
+	var d net.Dialer
+	var last error
+	for _, b := range brokers {
+		c, err := d.DialContext(ctx, "tcp", b)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		last = err
+	}
+	return fmt.Errorf("stream: no broker reachable: %w", last)
+}

@@ -1,0 +1,136 @@
+package serving
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+)
+
+// Check reports whether one dependency is reachable.
+type Check func(ctx context.Context) error
+
+// Config configures a Server.
+type Config struct {
+	Addr     string
+	Checks   map[string]Check // for /readyz, by dependency name
+	Gatherer prometheus.Gatherer
+	Logger   *slog.Logger
+}
+
+// Server serves the HTTP API.
+type Server struct {
+	cfg Config
+	mux *http.ServeMux
+
+	mu   sync.Mutex
+	addr net.Addr
+}
+
+// New returns a server; Handle adds routes before Run.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Gatherer == nil {
+		cfg.Gatherer = prometheus.DefaultGatherer
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
+	return s
+}
+
+// Handle registers a route, as http.ServeMux.Handle.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// Handler is the server's routes, for tests.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Addr is the address the server listens on, once Run has bound it.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	names := make([]string, 0, len(s.cfg.Checks))
+	for n := range s.cfg.Checks {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	status := map[string]string{}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	for _, n := range names {
+		g.Go(func() error {
+			res := "ok"
+			if err := s.cfg.Checks[n](gctx); err != nil {
+				res = err.Error()
+			}
+			mu.Lock()
+			status[n] = res
+			mu.Unlock()
+			return nil
+		})
+	}
+	g.Wait()
+	code := http.StatusOK
+	for _, res := range status {
+		if res != "ok" {
+			code = http.StatusServiceUnavailable
+		}
+	}
+	writeJSON(w, code, status)
+}
+
+// Run listens on cfg.Addr and serves until ctx ends, then shuts down
+// gracefully, letting requests in flight finish for up to 10 s.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("serving: listen %s: %w", s.cfg.Addr, err)
+	}
+	s.mu.Lock()
+	s.addr = ln.Addr()
+	s.mu.Unlock()
+	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("serving: shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serving: %w", err)
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
