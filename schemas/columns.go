@@ -71,9 +71,9 @@ func parquetNode(t Type) parquet.Node {
 type RawLayout struct {
 	Schema *parquet.Schema
 
-	fieldCol                    []int // schema field index → leaf column index
-	optional                    []bool
-	types                       []Type
+	fieldCol                   []int // schema field index → leaf column index
+	optional                   []bool
+	types                      []Type
 	partCol, offCol, ingestCol int
 }
 

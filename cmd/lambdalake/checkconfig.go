@@ -8,6 +8,10 @@ import (
 	"text/tabwriter"
 )
 
+func init() {
+	commands["check-config"] = command{"validate the config and summarise schemas and views", runCheckConfig}
+}
+
 func runCheckConfig(ctx context.Context, args []string) error {
 	fs, path := flagSet("check-config")
 	if err := parseFlags(fs, args); err != nil {

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"golang.org/x/sync/errgroup"
 
@@ -20,6 +19,10 @@ import (
 	"github.com/lambdalake/lambdalake/lake"
 	"github.com/lambdalake/lambdalake/serving"
 )
+
+func init() {
+	commands["dev"] = command{"everything embedded: Kafka, Redis, lake folder, generator, all layers", runDev}
+}
 
 // runDev starts everything in one process on embedded servers: an
 // in-process Kafka-protocol broker (kfake), an in-process Redis-protocol
@@ -78,7 +81,7 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: cfg.Redis.Addrs})
+	rdb := cfg.Redis.Client()
 	defer rdb.Close()
 
 	srv := serving.New(serving.Config{Addr: cfg.HTTP.Addr, Checks: map[string]serving.Check{

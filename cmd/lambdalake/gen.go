@@ -12,6 +12,11 @@ import (
 	"github.com/lambdalake/lambdalake/internal/stream"
 )
 
+func init() {
+	commands["gen"] = command{"generate synthetic events to Kafka or stdout", runGen}
+	commands["topics"] = command{"create the config's Kafka topics", runTopics}
+}
+
 func runGen(ctx context.Context, args []string) error {
 	fs, path := flagSet("gen")
 	schemaName := fs.String("schema", "orders", "schema to generate")

@@ -12,12 +12,11 @@ import (
 )
 
 func openLake(ctx context.Context, cfg *config.Config) (lake.Store, error) {
-	s3 := cfg.Lake.S3
-	return lake.Open(ctx, lake.Config{URL: cfg.Lake.URL, S3: lake.S3Config{
-		Endpoint: s3.Endpoint, Region: s3.Region, PathStyle: s3.PathStyle,
-		AccessKeyID: s3.AccessKeyID, SecretAccessKey: s3.SecretAccessKey,
-		MaxAttempts: s3.MaxAttempts, PartSize: int64(s3.PartSize),
-	}})
+	return lake.Open(ctx, cfg.Lake.StoreConfig())
+}
+
+func init() {
+	commands["lake"] = command{"inspect the lake: lake ls [prefix]", runLake}
 }
 
 func runLake(ctx context.Context, args []string) error {

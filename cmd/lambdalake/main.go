@@ -23,13 +23,9 @@ type command struct {
 	run     func(ctx context.Context, args []string) error
 }
 
-var commands = map[string]command{
-	"dev":          {"everything embedded: Kafka, Redis, lake folder, generator, all layers", runDev},
-	"gen":          {"generate synthetic events to Kafka or stdout", runGen},
-	"check-config": {"validate the config and summarise schemas and views", runCheckConfig},
-	"lake":         {"inspect the lake: lake ls [prefix]", runLake},
-	"topics":       {"create the config's Kafka topics", runTopics},
-}
+// commands is filled by each command's file in an init func, so a new role
+// is one new file.
+var commands = map[string]command{}
 
 // errUsage marks a command-line mistake: exit 2, no stack of wrapping.
 var errUsage = errors.New("usage")

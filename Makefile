@@ -1,0 +1,66 @@
+# lambdalake — the two commands are `make run` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+# Fuzz targets run briefly in `make test`: package:Target.
+FUZZ_TARGETS := ./schemas:FuzzDecode
+FUZZTIME ?= 5s
+TEST_TIMEOUT ?= 18m
+BENCHES := decode speed compact recompute serve
+
+.PHONY: run test unit up down lint fuzz bench $(addprefix bench-,$(BENCHES)) build clean
+
+## run: everything embedded (Kafka, Redis, lake folder) on the production code paths
+run:
+	$(GO) run ./cmd/lambdalake dev
+
+## test: start the local stack, then every test (integration included) and the fuzz targets
+test: up
+	$(GO) vet ./...
+	$(GO) test -count=1 -p 2 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) fuzz
+
+## unit: the fast tests only (no local stack)
+unit:
+	$(GO) test -short ./...
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
+
+## up / down: the local stack of DESIGN §6 (LocalStack S3, Apache Kafka, Redis)
+up:
+	localstack/up
+
+down:
+	localstack/down
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+build:
+	$(GO) build -o bin/lambdalake ./cmd/lambdalake
+
+## bench: every benchmark against the local stack; bench-NAME runs one
+bench: $(addprefix bench-,$(BENCHES))
+
+bench-decode:
+	$(GO) run ./bench/decode
+
+bench-speed: up
+	$(GO) run ./bench/speed
+
+bench-compact: up
+	$(GO) run ./bench/compact
+
+bench-recompute: up
+	$(GO) run ./bench/recompute
+
+bench-serve: up
+	$(GO) run ./bench/serve
+
+clean:
+	rm -rf bin .lake
