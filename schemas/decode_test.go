@@ -186,3 +186,17 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkDecode(b *testing.B) {
+	s := ordersSchema(b)
+	event := []byte(`{"order_id":"orders-1-123456","ts":"2026-11-27T10:30:15.123Z","tenant":"tenant-3","qty":7,"amount":412.37,"paid":true,"coupon":"coupon-2"}`)
+	d := NewDecoder(s)
+	var r Row
+	b.SetBytes(int64(len(event)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := d.Decode(event, &r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

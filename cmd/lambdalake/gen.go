@@ -33,6 +33,7 @@ func runGen(ctx context.Context, args []string) error {
 	bad := fs.Float64("malformed", 0.01, "share of malformed records")
 	seed := fs.Uint64("seed", 1, "random seed: same seed, same events")
 	out := fs.String("out", "kafka", "kafka or stdout")
+	batch := fs.Int("batch", 5000, "events per produce call")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -88,7 +89,7 @@ func runGen(ctx context.Context, args []string) error {
 		fmt.Fprintf(os.Stderr, "gen: %d sent in %s (%.0f/s)\n", c.Total, el.Round(time.Millisecond), float64(c.Total)/el.Seconds())
 	}
 	start := time.Now()
-	counts, err := gen.Run(ctx, g, sink, gen.RunConfig{Count: *count, Rate: *rate, Duration: *duration, Senders: senders, Progress: progress})
+	counts, err := gen.Run(ctx, g, sink, gen.RunConfig{Count: *count, Rate: *rate, Duration: *duration, Batch: *batch, Senders: senders, Progress: progress})
 	el := time.Since(start)
 	fmt.Fprintf(os.Stderr, "gen: %s to %s in %s: %s eps=%.0f\n", s.Name, *out, el.Round(time.Millisecond), counts, float64(counts.Total)/el.Seconds())
 	if err != nil && ctx.Err() != nil {

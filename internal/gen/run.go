@@ -9,6 +9,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/lambdalake/lambdalake/internal/stream"
 )
 
 // Sink receives batches of events.
@@ -134,7 +136,7 @@ func (s KafkaSink) Send(ctx context.Context, batch []Event) error {
 		msgs[i].Value = batch[i].Value
 	}
 	if err := s.W.WriteMessages(ctx, msgs...); err != nil {
-		return fmt.Errorf("gen: produce to %s: %w", s.W.Topic, err)
+		return fmt.Errorf("gen: produce to %s: %w", s.W.Topic, stream.Summarize(err))
 	}
 	return nil
 }

@@ -72,7 +72,7 @@ func NewWriter(brokers []string, topic string) *kafka.Writer {
 		Topic:           topic,
 		Balancer:        &kafka.RoundRobin{},
 		BatchSize:       10000,
-		BatchBytes:      8 << 20,
+		BatchBytes:      1_000_000, // under the broker default message.max.bytes (1 MiB)
 		BatchTimeout:    5 * time.Millisecond,
 		RequiredAcks:    kafka.RequireAll,
 		MaxAttempts:     10,
@@ -94,4 +94,22 @@ func Ping(ctx context.Context, brokers []string) error {
 		last = err
 	}
 	return fmt.Errorf("stream: no broker reachable: %w", last)
+}
+
+// Summarize shortens kafka-go's WriteErrors, which carries one error per
+// message of a batch, to the count and the first distinct error, so one
+// failed batch does not print thousands of lines.
+func Summarize(err error) error {
+	var we kafka.WriteErrors
+	if !errors.As(err, &we) {
+		return err
+	}
+	var first error
+	for _, e := range we {
+		if e != nil {
+			first = e
+			break
+		}
+	}
+	return fmt.Errorf("%d of %d messages failed, first: %w", we.Count(), len(we), first)
 }
