@@ -96,6 +96,9 @@ type Compact struct {
 	MaxFileRows  int      `yaml:"max_file_rows"`
 	MaxFileBytes ByteSize `yaml:"max_file_bytes"`
 	MaxFileAge   Duration `yaml:"max_file_age"`
+	// SessionTimeout: a compactor that stops heartbeating loses its
+	// partitions after this long (Kafka accepts 6s and up by default).
+	SessionTimeout Duration `yaml:"session_timeout"`
 }
 
 type Jobs struct {
@@ -151,7 +154,7 @@ func Defaults() Config {
 			Timeout: Duration(10 * time.Second), MaxBody: 10 << 20},
 		Speed: Speed{Group: "lambdalake-speed", FlushInterval: Duration(200 * time.Millisecond)},
 		Compact: Compact{Group: "lambdalake-compact", Budget: 256 << 20, MaxFileRows: 1_000_000,
-			MaxFileBytes: 64 << 20, MaxFileAge: Duration(time.Minute)},
+			MaxFileBytes: 64 << 20, MaxFileAge: Duration(time.Minute), SessionTimeout: Duration(10 * time.Second)},
 		Jobs: Jobs{Recompute: "0 */2 * * * *", Merge: "0 */15 * * * *", Retention: "0 0 * * * *",
 			Lease: Duration(30 * time.Second)},
 	}
@@ -292,6 +295,9 @@ func validate(d *decoder, c *Config) {
 	}
 	if c.Compact.MaxFileBytes < 1<<20 {
 		at("compact.max_file_bytes", "must be at least 1MiB")
+	}
+	if c.Compact.SessionTimeout.D() < time.Second || c.Compact.SessionTimeout.D() > 5*time.Minute {
+		at("compact.session_timeout", "must be between 1s and 5m")
 	}
 	cronParser := cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 	for p, expr := range map[string]string{"jobs.recompute": c.Jobs.Recompute, "jobs.merge": c.Jobs.Merge, "jobs.retention": c.Jobs.Retention} {
