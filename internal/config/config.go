@@ -88,6 +88,15 @@ var Scopes = []string{"read:views", "write:events", "admin"}
 type Speed struct {
 	Group         string   `yaml:"group"`
 	FlushInterval Duration `yaml:"flush_interval"`
+	// MaxPending: a partition flushes early once it holds this many
+	// (bucket, dimensions) cells plus distinct uniq values, which bounds
+	// memory whatever the traffic.
+	MaxPending int `yaml:"max_pending"`
+	// SessionTimeout: a speed worker that stops heartbeating loses its
+	// partitions after this long.
+	SessionTimeout Duration `yaml:"session_timeout"`
+	// MetricsAddr serves /metrics for the `speed` role ("" = none).
+	MetricsAddr string `yaml:"metrics_addr"`
 }
 
 type Compact struct {
@@ -152,7 +161,8 @@ func Defaults() Config {
 		}},
 		HTTP: HTTP{Addr: "127.0.0.1:8080", MaxRange: Duration(31 * 24 * time.Hour), MaxRows: 100000,
 			Timeout: Duration(10 * time.Second), MaxBody: 10 << 20},
-		Speed: Speed{Group: "lambdalake-speed", FlushInterval: Duration(200 * time.Millisecond)},
+		Speed: Speed{Group: "lambdalake-speed", FlushInterval: Duration(200 * time.Millisecond),
+			MaxPending: 100_000, SessionTimeout: Duration(10 * time.Second), MetricsAddr: "127.0.0.1:9464"},
 		Compact: Compact{Group: "lambdalake-compact", Budget: 256 << 20, MaxFileRows: 1_000_000,
 			MaxFileBytes: 64 << 20, MaxFileAge: Duration(time.Minute), SessionTimeout: Duration(10 * time.Second)},
 		Jobs: Jobs{Recompute: "0 */2 * * * *", Merge: "0 */15 * * * *", Retention: "0 0 * * * *",
@@ -307,6 +317,12 @@ func validate(d *decoder, c *Config) {
 	}
 	if c.Speed.Group == "" {
 		at("speed.group", "required")
+	}
+	if c.Speed.MaxPending < 1000 {
+		at("speed.max_pending", "must be at least 1000")
+	}
+	if c.Speed.SessionTimeout.D() < time.Second || c.Speed.SessionTimeout.D() > 5*time.Minute {
+		at("speed.session_timeout", "must be between 1s and 5m")
 	}
 	if c.Compact.Group == "" {
 		at("compact.group", "required")

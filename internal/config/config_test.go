@@ -90,6 +90,8 @@ func TestBrokenConfigsNameTheKey(t *testing.T) {
 		{"list where scalar wanted", "http:\n  addr: [a, b]\n" + base, nil, "http.addr", 2, "want a string"},
 		{"bad duration", "speed:\n  flush_interval: soon\n" + base, nil, "speed.flush_interval", 2, "bad duration"},
 		{"bad byte size", "compact:\n  budget: lots\n" + base, nil, "compact.budget", 2, "bad size"},
+		{"speed max pending too small", "speed:\n  max_pending: 10\n" + base, nil, "speed.max_pending", 2, "at least 1000"},
+		{"speed session timeout too long", "speed:\n  session_timeout: 1h\n" + base, nil, "speed.session_timeout", 2, "between 1s and 5m"},
 		{"compact session timeout too short", "compact:\n  session_timeout: 100ms\n" + base, nil, "compact.session_timeout", 2, "between 1s and 5m"},
 		{"bad lake scheme", "lake:\n  url: gs://b/p\n" + base, nil, "lake.url", 2, "not supported"},
 		{"unknown field type", strings.Replace(base, "qty: int64", "qty: integer", 1), nil, "schemas.orders.fields.qty", 12, "unknown type"},

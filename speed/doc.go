@@ -1,0 +1,77 @@
+// Package speed is the speed layer of DESIGN §2: a Kafka consumer-group
+// worker that keeps each view's recent event-time windows ("hot" buckets) in
+// Redis, and the Reader the serving layer uses to answer [B, to) from them.
+//
+// # Flow
+//
+// Worker.Run joins the consumer group speed.group on the topics of the
+// configured views' schemas. Each assigned partition gets its own loop: it
+// reads the partition from the offsets stored in Redis (never from Kafka's
+// committed offsets, which are advisory only), decodes every record once with
+// the schema, and feeds it to every view on that schema. Each view assigns the
+// event to its bucket by event time and pre-aggregates it in memory for
+// speed.flush_interval (default 200ms), or until speed.max_pending cells and
+// distinct uniq values are held. A flush then applies, per view, the cells
+// and the partition's new offset in one Lua script (one atomic step).
+//
+// # Exactly-once effect
+//
+// Every view stores, per partition, the next offset it has to apply. A flush
+// covers a contiguous offset range [from, to) and the script applies it only
+// if the stored offset is exactly from, then stores to; otherwise it changes
+// nothing and the loop reloads the stored offsets and re-seeks. After a crash
+// the worker seeks to the smallest stored offset over the partition's views
+// and skips, per view, records below that view's own offset, so no record is
+// applied twice and none is lost. Kafka commits are made (at most once a
+// second) only so that Kafka tooling shows a meaningful lag.
+//
+// The speed layer counts what arrives: duplicates (same event id) are
+// counted again; the batch layer dedups by id and replaces these figures once
+// an hour closes.
+//
+// # Skips
+//
+// Counted in lambdalake_speed_skipped_total{view,reason}:
+//   - malformed: not decodable with the schema (the batch layer keeps it);
+//   - boundary: bucket before the view's boundary B (batch owns it);
+//   - late: bucket end + hot_retention already past (its keys would expire at once);
+//   - future: event time more than hot_retention ahead of the wall clock.
+//
+// # Redis keys
+//
+// Every key of a view carries the hash tag {view}, so a view's flush and its
+// multi-key reads stay in one Redis Cluster slot; the same code runs on a
+// single Redis or a cluster. <bucket> is the bucket start in Unix
+// microseconds; <dims> is the view's dimension values in declaration order,
+// each query-escaped, joined by "," (a null is "!", bools are true/false).
+//
+//	ll:{view}:b:<bucket>:<dims>           hash, one field per count/sum/min/max metric
+//	ll:{view}:u:<bucket>:<dims>:<metric>  HyperLogLog of a uniq metric
+//	ll:{view}:idx                         sorted set, member "<bucket>:<dims>", score <bucket>
+//	ll:{view}:offsets                     hash, "<topic>:<partition>" -> next offset; "_fp" -> fingerprint
+//	ll:{view}:boundary                    string, B in Unix microseconds (written by batch)
+//
+// Cell keys expire at bucket end + hot_retention. The index expires with its
+// newest cell and drops members older than now - hot_retention on each
+// flush, so a read finds a range's cells without SCAN. The offsets hash
+// expires 2 x hot_retention after the view's last flush. The boundary has no
+// TTL: it is the batch layer's state, not a window.
+//
+// # Numbers
+//
+// count, and sum/min/max over int64 fields, are exact. Sums over float64
+// fields accumulate with HINCRBYFLOAT (long double in Redis), applied once
+// per flush to a per-flush float64 partial sum, so they match a float64
+// reference to a relative 1e-9, not bit for bit. min/max of float64 are
+// stored as the shortest decimal that round-trips, so they are exact. uniq
+// is a Redis HyperLogLog (about 0.8% standard error); a roll-up across
+// buckets or dimensions is a multi-key PFCOUNT (a union).
+//
+// # Rebuild
+//
+// Reset (`lambdalake speed rebuild --view V`) marks the view's offsets as
+// rebuilding (running workers pause that view's partitions), deletes the
+// cells found through the index, and sets the offsets to Kafka's offsets at
+// now - hot_retention, so workers replay the hot window. A worker that starts
+// and finds a different view fingerprint does the same by itself.
+package speed

@@ -1,0 +1,93 @@
+package speed
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Skip reasons, the values of the "reason" label of
+// lambdalake_speed_skipped_total.
+const (
+	SkipLate      = "late"      // bucket already past hot_retention
+	SkipFuture    = "future"    // event time more than hot_retention ahead of now
+	SkipBoundary  = "boundary"  // bucket before the view's boundary B (batch owns it)
+	SkipMalformed = "malformed" // not decodable with the schema (batch keeps it)
+)
+
+type metrics struct {
+	events      *prometheus.CounterVec   // topic
+	applied     *prometheus.CounterVec   // view: events folded into Redis
+	skipped     *prometheus.CounterVec   // view, reason
+	lag         *prometheus.GaugeVec     // topic, partition
+	flushCells  *prometheus.HistogramVec // view
+	flushTime   *prometheus.HistogramVec // view
+	redisErrors prometheus.Counter
+	conflicts   *prometheus.CounterVec // view
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lambdalake_speed_events_total", Help: "Kafka records consumed by the speed layer.",
+		}, []string{"topic"}),
+		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lambdalake_speed_applied_events_total", Help: "Events folded into a view's hot windows.",
+		}, []string{"view"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lambdalake_speed_skipped_total", Help: "Records a view skipped, by reason (late, future, boundary, malformed).",
+		}, []string{"view", "reason"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lambdalake_speed_lag", Help: "Records between the last one consumed and the partition's end.",
+		}, []string{"topic", "partition"}),
+		flushCells: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "lambdalake_speed_flush_cells", Help: "(bucket, dimensions) cells plus distinct uniq values per flush.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
+		}, []string{"view"}),
+		flushTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "lambdalake_speed_flush_seconds", Help: "Time to apply one flush to Redis.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}, []string{"view"}),
+		redisErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lambdalake_speed_redis_errors_total", Help: "Failed Redis calls (each is retried with backoff).",
+		}),
+		conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lambdalake_speed_offset_conflicts_total", Help: "Flushes refused because the stored offset had moved (replay, rebalance or rebuild).",
+		}, []string{"view"}),
+	}
+	var err error
+	reg1 := func(c prometheus.Collector) prometheus.Collector {
+		if err != nil {
+			return c
+		}
+		var got prometheus.Collector
+		got, err = register(reg, c)
+		return got
+	}
+	m.events = reg1(m.events).(*prometheus.CounterVec)
+	m.applied = reg1(m.applied).(*prometheus.CounterVec)
+	m.skipped = reg1(m.skipped).(*prometheus.CounterVec)
+	m.lag = reg1(m.lag).(*prometheus.GaugeVec)
+	m.flushCells = reg1(m.flushCells).(*prometheus.HistogramVec)
+	m.flushTime = reg1(m.flushTime).(*prometheus.HistogramVec)
+	m.redisErrors = reg1(m.redisErrors).(prometheus.Counter)
+	m.conflicts = reg1(m.conflicts).(*prometheus.CounterVec)
+	if err != nil {
+		return nil, fmt.Errorf("speed: register metrics: %w", err)
+	}
+	return m, nil
+}
+
+// register registers c, or returns the collector already registered under
+// the same name, so two workers in one process (tests, `all`) share metrics.
+func register(reg prometheus.Registerer, c prometheus.Collector) (prometheus.Collector, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			return are.ExistingCollector, nil
+		}
+		return c, err
+	}
+	return c, nil
+}
