@@ -1,0 +1,225 @@
+package batch
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/lambdalake/lambdalake/lake"
+	"github.com/lambdalake/lambdalake/schemas"
+)
+
+// record is one Kafka record as the partition buffer sees it.
+type record struct {
+	Offset int64
+	Value  []byte
+	Time   time.Time // Kafka timestamp: when the record was ingested
+}
+
+// rowOverhead approximates what a buffered row costs beyond its JSON bytes
+// (parquet-go keeps 8 bytes or more per fixed-width cell, plus offsets for
+// strings). The JSON length already over-counts the column data, since it
+// carries the field names, so len(value)+rowOverhead bounds real use well.
+const rowOverhead = 64
+
+// limits say when a partition's buffer must be cut into files.
+type limits struct {
+	maxFileRows  int
+	maxFileBytes int64
+	maxFileAge   time.Duration
+}
+
+// hourFile collects the rows of one partition for one event hour, until the
+// next flush. first and last are the offsets of its own records: its file
+// holds every record of this hour in [first, last] of the flush's range,
+// which is what lets readers drop an overlap by offset alone.
+type hourFile struct {
+	hour        time.Time
+	buf         *parquet.Buffer
+	first, last int64
+	rows        int
+	bytes       int64
+}
+
+// deadFile collects the undecodable records of one ingest hour.
+type deadFile struct {
+	hour        time.Time
+	recs        []DeadLetter
+	first, last int64
+}
+
+// partBuffer buffers one Kafka partition's records between flushes: rows by
+// event hour, dead letters by ingest hour. It does no I/O; cut hands its
+// content to the flusher as a batch. Not safe for concurrent use.
+type partBuffer struct {
+	schema    *schemas.Schema
+	layout    *schemas.RawLayout
+	sorting   parquet.RowGroupOption
+	topic     string
+	partition int32
+	lim       limits
+
+	dec  *schemas.Decoder
+	row  schemas.Row
+	prow parquet.Row
+
+	hours  map[time.Time]*hourFile
+	dead   map[time.Time]*deadFile
+	rows   int // records buffered (rows and dead letters)
+	bytes  int64
+	full   bool      // some hour file reached max rows or bytes
+	oldest time.Time // wall time the oldest buffered record arrived
+
+	next     int64 // offset after the last record consumed; -1: none yet
+	maxEvent int64 // Unix µs of the latest event time seen; 0: none
+}
+
+func newPartBuffer(s *schemas.Schema, layout *schemas.RawLayout, topic string, partition int32, lim limits, next int64, maxEvent time.Time) *partBuffer {
+	p := &partBuffer{
+		schema: s, layout: layout, topic: topic, partition: partition, lim: lim,
+		// Rows of a file are sorted by event time; the offset breaks ties
+		// so a file's content is deterministic.
+		sorting: parquet.SortingRowGroupConfig(parquet.SortingColumns(
+			parquet.Ascending(s.Time), parquet.Ascending(schemas.ColOffset))),
+		dec:   schemas.NewDecoder(s),
+		hours: map[time.Time]*hourFile{},
+		dead:  map[time.Time]*deadFile{},
+		next:  next,
+	}
+	if !maxEvent.IsZero() {
+		p.maxEvent = maxEvent.UnixMicro()
+	}
+	return p
+}
+
+// add buffers one record, decoded into its event hour or, if it does not
+// decode, into the dead letters. It reports whether the record was dead.
+func (p *partBuffer) add(rec record, now time.Time) (dead bool) {
+	if p.rows == 0 {
+		p.oldest = now
+	}
+	ingest := rec.Time
+	if ingest.IsZero() {
+		ingest = now
+	}
+	size := int64(len(rec.Value)) + rowOverhead
+	p.rows++
+	p.bytes += size
+	p.next = rec.Offset + 1
+	if err := p.dec.Decode(rec.Value, &p.row); err != nil {
+		h := ingest.UTC().Truncate(time.Hour)
+		d := p.dead[h]
+		if d == nil {
+			d = &deadFile{hour: h, first: rec.Offset}
+			p.dead[h] = d
+		}
+		d.last = rec.Offset
+		d.recs = append(d.recs, DeadLetter{Topic: p.topic, Partition: p.partition, Offset: rec.Offset,
+			Error: err.Error(), Raw: bytes.Clone(rec.Value), IngestedAt: ingest.UTC().Truncate(time.Microsecond)})
+		return true
+	}
+	ts := p.schema.TimeMicros(&p.row)
+	if ts > p.maxEvent {
+		p.maxEvent = ts
+	}
+	h := time.UnixMicro(ts).UTC().Truncate(time.Hour)
+	f := p.hours[h]
+	if f == nil {
+		f = &hourFile{hour: h, buf: parquet.NewBuffer(p.layout.Schema, p.sorting), first: rec.Offset}
+		p.hours[h] = f
+	}
+	p.prow = p.layout.AppendRow(p.prow, &p.row, p.partition, rec.Offset, ingest.UnixMicro())
+	// The buffer copies the row's values, so the decoder's strings and
+	// the scratch row may be reused for the next record.
+	if _, err := f.buf.WriteRows([]parquet.Row{p.prow}); err != nil {
+		// Only a row that does not match the layout fails here, which
+		// would be a bug in RawLayout, not bad data.
+		panic(fmt.Sprintf("batch: buffer row of %s: %v", p.schema.Name, err))
+	}
+	f.last = rec.Offset
+	f.rows++
+	f.bytes += size
+	if f.rows >= p.lim.maxFileRows || f.bytes >= p.lim.maxFileBytes {
+		p.full = true
+	}
+	return false
+}
+
+// due reports whether the buffer must be cut now: a file reached its row or
+// byte limit, or the oldest record has waited max_file_age.
+func (p *partBuffer) due(now time.Time) bool {
+	return p.full || (p.rows > 0 && now.Sub(p.oldest) >= p.lim.maxFileAge)
+}
+
+// deadline is when the age limit will make the buffer due (zero if empty).
+func (p *partBuffer) deadline() time.Time {
+	if p.rows == 0 {
+		return time.Time{}
+	}
+	return p.oldest.Add(p.lim.maxFileAge)
+}
+
+// batch is what one flush of one partition writes: its hour files and dead
+// letters, then the checkpoint that says everything below next is stored.
+type batch struct {
+	schema    *schemas.Schema
+	topic     string
+	partition int32
+	files     []*hourFile
+	dead      []*deadFile
+	rows      int
+	bytes     int64 // buffered bytes to release once stored
+	next      int64
+	maxEvent  time.Time
+	caughtUp  bool      // the partition had no lag when cut
+	cutAt     time.Time // wall time of the cut
+}
+
+// cut moves the buffered records into a batch and empties the buffer.
+func (p *partBuffer) cut(now time.Time, caughtUp bool) *batch {
+	b := &batch{schema: p.schema, topic: p.topic, partition: p.partition, rows: p.rows, bytes: p.bytes,
+		next: p.next, caughtUp: caughtUp, cutAt: now}
+	if p.maxEvent != 0 {
+		b.maxEvent = time.UnixMicro(p.maxEvent).UTC()
+	}
+	for _, f := range p.hours {
+		b.files = append(b.files, f)
+	}
+	for _, d := range p.dead {
+		b.dead = append(b.dead, d)
+	}
+	sort.Slice(b.files, func(i, j int) bool { return b.files[i].hour.Before(b.files[j].hour) })
+	sort.Slice(b.dead, func(i, j int) bool { return b.dead[i].hour.Before(b.dead[j].hour) })
+	p.hours = map[time.Time]*hourFile{}
+	p.dead = map[time.Time]*deadFile{}
+	p.rows, p.bytes, p.full, p.oldest = 0, 0, false, time.Time{}
+	return b
+}
+
+// key is the lake key of an hour file.
+func (b *batch) key(f *hourFile) string {
+	return lake.RawFile{Schema: b.schema.Name, Hour: f.hour, Topic: b.topic, Partition: b.partition, First: f.first, Last: f.last}.Key()
+}
+
+func (b *batch) deadKey(d *deadFile) string {
+	return lake.DeadletterKey(b.schema.Name, d.hour, b.topic, b.partition, d.first, d.last)
+}
+
+// encode writes an hour file's rows, sorted by event time, as Parquet.
+func encodeHour(layout *schemas.RawLayout, f *hourFile) ([]byte, error) {
+	sort.Sort(f.buf)
+	var out bytes.Buffer
+	out.Grow(int(f.bytes / 4))
+	w := parquet.NewWriter(&out, layout.Schema)
+	if _, err := w.WriteRowGroup(f.buf); err != nil {
+		return nil, fmt.Errorf("write rows: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("close: %w", err)
+	}
+	return out.Bytes(), nil
+}
+

@@ -1,0 +1,283 @@
+package batch
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// stopTimeout bounds the final flush when a partition is revoked or the
+// process stops. If it cannot finish (S3 down), the records are dropped
+// from memory and read again from the checkpoint by the next owner.
+const stopTimeout = 20 * time.Second
+
+// partition is the state of one assigned partition, owned by the
+// goroutine in runPartition.
+type partition struct {
+	c         *Compactor
+	ti        *topicInfo
+	topic     string
+	partition int32
+	buf       *partBuffer
+	mem       *member
+	jobs      chan *batch
+	hw        int64 // high-water mark seen with the last record; -1: unknown
+	published bool  // a checkpoint exists
+	lastWM    time.Time
+}
+
+// runPartition consumes one partition from its lake checkpoint until ctx
+// (the group generation) ends, then flushes what it holds. It returns only
+// when its goroutines have stopped.
+func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, commit func(next int64) error) {
+	ti := c.byTopic[topic]
+	log := c.log.With("topic", topic, "partition", part)
+	var cp Checkpoint
+	var found bool
+	if err := c.retry(ctx, "read checkpoint", func(ctx context.Context) (err error) {
+		cp, found, err = ReadCheckpoint(ctx, c.cfg.Store, c.cfg.Group, topic, part)
+		return err
+	}); err != nil {
+		return // generation ended before the lake answered
+	}
+	start := int64(kafka.FirstOffset)
+	next := int64(-1)
+	if found {
+		start, next = cp.NextOffset, cp.NextOffset
+	}
+	log.Info("partition start", "checkpoint", found, "offset", start, "watermark", cp.Watermark)
+
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:   c.cfg.Brokers,
+		Topic:     topic,
+		Partition: int(part),
+		MinBytes:  1,
+		MaxBytes:  16 << 20,
+		MaxWait:   250 * time.Millisecond,
+	})
+	defer r.Close()
+	if err := r.SetOffset(start); err != nil {
+		log.Error("set offset", "err", err)
+		return
+	}
+	p := &partition{c: c, ti: ti, topic: topic, partition: part, mem: c.budget.join(), jobs: make(chan *batch), hw: -1,
+		published: found, lastWM: cp.Watermark,
+		buf: newPartBuffer(ti.schema, ti.layout, topic, part,
+			limits{maxFileRows: c.cfg.MaxFileRows, maxFileBytes: c.cfg.MaxFileBytes, maxFileAge: c.cfg.MaxFileAge}, next, cp.MaxEvent)}
+	defer c.budget.leave(p.mem)
+
+	// The flusher stores batches in order, one at a time, so the
+	// checkpoint only ever follows files that are already stored. Its
+	// context outlives the generation by up to stopTimeout.
+	fctx, fcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer fcancel()
+	flusherDone := make(chan struct{})
+	go func() {
+		defer close(flusherDone)
+		prev := cp
+		failed := false
+		for b := range p.jobs {
+			// After one batch fails no later one may be stored: its
+			// checkpoint would claim the failed batch's records.
+			if failed || fctx.Err() != nil {
+				c.budget.release(b.bytes)
+				continue
+			}
+			next, err := c.store(fctx, ti, b, prev)
+			c.budget.release(b.bytes)
+			if err != nil {
+				failed = true
+				log.Warn("flush abandoned; records will be read again from the checkpoint", "err", err)
+				continue
+			}
+			prev = next
+			if err := commit(b.next); err != nil {
+				log.Debug("commit offsets (advisory)", "err", err)
+			}
+		}
+	}()
+
+	msgs := make(chan kafka.Message, 512)
+	rctx, rcancel := context.WithCancel(ctx)
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		defer close(msgs)
+		for {
+			m, err := r.FetchMessage(rctx)
+			if err != nil {
+				if rctx.Err() != nil {
+					return
+				}
+				log.Warn("fetch", "err", err)
+				select {
+				case <-rctx.Done():
+					return
+				case <-time.After(time.Second):
+				}
+				continue
+			}
+			select {
+			case msgs <- m:
+			case <-rctx.Done():
+				return
+			}
+		}
+	}()
+
+	p.loop(ctx, msgs)
+
+	rcancel()
+	<-readerDone
+	// Final flush, bounded: hand over what is buffered, then let the
+	// flusher finish or give up after stopTimeout.
+	stop := time.AfterFunc(stopTimeout, fcancel)
+	defer stop.Stop()
+	if p.buf.rows > 0 {
+		p.handoff(fctx, p.cut())
+	}
+	close(p.jobs)
+	<-flusherDone
+	log.Info("partition stop", "next_offset", p.buf.next)
+}
+
+// loop reads records into the buffer and hands batches to the flusher
+// until ctx ends.
+func (p *partition) loop(ctx context.Context, msgs <-chan kafka.Message) {
+	c := p.c
+	idle := max(c.cfg.MaxFileAge, time.Second)
+	timer := time.NewTimer(idle)
+	defer timer.Stop()
+	lagLabel := c.metrics.lag.WithLabelValues(p.topic, fmt.Sprint(p.partition))
+	var n int
+	for {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				return
+			}
+			size := int64(len(m.Value)) + rowOverhead
+			p.buf.add(record{Offset: m.Offset, Value: m.Value, Time: m.Time}, c.cfg.Now())
+			c.budget.grow(p.mem, size)
+			p.hw = m.HighWaterMark
+			if n++; n%1024 == 0 {
+				lagLabel.Set(float64(max(p.hw-p.buf.next, 0)))
+			}
+			if p.buf.full {
+				p.handoff(ctx, p.cut())
+			}
+			if c.budget.over() {
+				if err := c.budget.waitBelow(ctx, p.mem, func() {
+					if p.buf.rows > 0 {
+						p.handoff(ctx, p.cut())
+					}
+				}); err != nil {
+					return
+				}
+			}
+		case <-p.mem.flushReq:
+			if p.buf.rows > 0 {
+				p.handoff(ctx, p.cut())
+			}
+		case <-timer.C:
+			now := c.cfg.Now()
+			switch {
+			case p.buf.due(now):
+				p.handoff(ctx, p.cut())
+			case p.buf.rows == 0:
+				p.tick(ctx, lagLabel)
+			}
+		case <-ctx.Done():
+			return
+		}
+		if p.buf.rows > 0 && p.buf.due(c.cfg.Now()) {
+			p.handoff(ctx, p.cut())
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		wait := idle
+		if d := p.buf.deadline(); !d.IsZero() {
+			wait = max(d.Sub(c.cfg.Now()), time.Millisecond)
+		}
+		timer.Reset(wait)
+	}
+}
+
+// cut takes the buffer's content as a batch, moving its bytes from
+// buffered to in flight.
+func (p *partition) cut() *batch {
+	caughtUp := p.hw >= 0 && p.buf.next >= p.hw
+	b := p.buf.cut(p.c.cfg.Now(), caughtUp)
+	p.c.budget.cut(p.mem, b.bytes)
+	return b
+}
+
+// handoff gives a batch to the flusher, waiting while the previous one is
+// still being written: that wait is the backpressure on consumption.
+func (p *partition) handoff(ctx context.Context, b *batch) {
+	if b.next < 0 {
+		p.c.budget.release(b.bytes)
+		return
+	}
+	select {
+	case p.jobs <- b:
+		p.published = true
+		if wm := nextWatermark(p.lastWM, b, p.ti.lateness); wm.After(p.lastWM) {
+			p.lastWM = wm
+		}
+	case <-ctx.Done():
+		// Dropped: its records are above the checkpoint and will be
+		// read again.
+		p.c.budget.release(b.bytes)
+	}
+}
+
+// tick runs when the buffer is empty for a while: it learns whether the
+// partition is caught up and, if so, publishes a checkpoint with the
+// wall-clock watermark, so an idle partition does not hold hours open.
+func (p *partition) tick(ctx context.Context, lagLabel interface{ Set(float64) }) {
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := p.c.client.ListOffsets(qctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+		p.topic: {kafka.FirstOffsetOf(int(p.partition)), kafka.LastOffsetOf(int(p.partition))}}})
+	if err != nil {
+		if ctx.Err() == nil {
+			p.c.log.Debug("list offsets", "topic", p.topic, "partition", p.partition, "err", err)
+		}
+		return
+	}
+	var po *kafka.PartitionOffsets
+	for i, o := range resp.Topics[p.topic] {
+		if o.Partition == int(p.partition) {
+			po = &resp.Topics[p.topic][i]
+		}
+	}
+	if po == nil || po.Error != nil {
+		return
+	}
+	if p.buf.next < 0 && po.FirstOffset == po.LastOffset {
+		p.buf.next = po.LastOffset // empty partition: nothing to read below its end
+	}
+	if p.buf.next < 0 {
+		return
+	}
+	p.hw = po.LastOffset
+	lagLabel.Set(float64(max(p.hw-p.buf.next, 0)))
+	b := p.cut()
+	if !b.caughtUp {
+		p.c.budget.release(b.bytes)
+		return
+	}
+	// Publish only when it moves the watermark or none exists yet.
+	if wm := nextWatermark(p.lastWM, b, p.ti.lateness); p.published && !wm.After(p.lastWM) {
+		p.c.budget.release(b.bytes)
+		return
+	}
+	p.handoff(ctx, b)
+}
