@@ -1,0 +1,288 @@
+package hll
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lambdalake/lambdalake/internal/testenv"
+)
+
+// Fixtures in testdata/ were written by Redis 7.0 itself (PFADD, PFCOUNT,
+// then GET), so these tests check compatibility without a server.
+func TestRedisFixtures(t *testing.T) {
+	dense := make([]string, 10000)
+	for i := range dense {
+		dense[i] = "v" + strconv.Itoa(i)
+	}
+	tests := []struct {
+		file  string
+		elems []string
+		count uint64 // what Redis's PFCOUNT said
+		enc   byte
+	}{
+		{"sparse_7.hll", []string{"a", "b", "c", "hello", "world", "42", ""}, 7, encSparse},
+		{"dense_v0_v9999.hll", dense, 9948, encDense},
+	}
+	for _, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) {
+			b, err := os.ReadFile("testdata/" + tc.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b[4] != tc.enc {
+				t.Fatalf("fixture encoding %d, want %d", b[4], tc.enc)
+			}
+			got, err := Unmarshal(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want Sketch
+			for _, e := range tc.elems {
+				want.Add(e)
+			}
+			if got.regs != want.regs {
+				t.Fatal("registers decoded from Redis differ from ours")
+			}
+			if n := want.Estimate(); n != tc.count {
+				t.Errorf("Estimate = %d, Redis PFCOUNT said %d", n, tc.count)
+			}
+			if n, ok := CachedCardinality(b); !ok || n != tc.count {
+				t.Errorf("cached cardinality = %d, %v; want %d", n, ok, tc.count)
+			}
+			if tc.enc == encDense {
+				// Our dense encoding equals Redis's bytes but for the cache.
+				m := want.Marshal()
+				if !bytes.Equal(m[hdrSize:], b[hdrSize:]) {
+					t.Error("dense registers differ from Redis's bytes")
+				}
+			}
+		})
+	}
+}
+
+func TestEncodeMatchesMarshal(t *testing.T) {
+	for _, n := range []int{0, 1, 5, 100, 1000, 3000, 50000} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			var s Sketch
+			pairs := make([]Pair, 0, n)
+			for i := 0; i < n; i++ {
+				e := fmt.Sprintf("user-%d", i)
+				s.Add(e)
+				pairs = append(pairs, Pattern(e), Pattern(e)) // duplicates must not matter
+			}
+			m := s.Marshal()
+			if e := Encode(pairs); !bytes.Equal(e, m) {
+				t.Fatalf("Encode and Marshal differ (len %d vs %d)", len(e), len(m))
+			}
+			back, err := Unmarshal(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if back.regs != s.regs {
+				t.Fatal("round trip changed registers")
+			}
+			if n == 0 && !back.Empty() {
+				t.Fatal("empty sketch decoded as non-empty")
+			}
+		})
+	}
+}
+
+func TestEstimateAccuracy(t *testing.T) {
+	for _, n := range []int{10, 1000, 100000} {
+		var s Sketch
+		for i := 0; i < n; i++ {
+			s.Add("x" + strconv.Itoa(i))
+		}
+		got := float64(s.Estimate())
+		// Standard error is 1.04/sqrt(16384) ≈ 0.81%; allow 4 sigma.
+		if rel := math.Abs(got-float64(n)) / float64(n); rel > 0.033 {
+			t.Errorf("n=%d: estimate %v off by %.3f", n, got, rel)
+		}
+	}
+}
+
+func TestMergeIsRegisterMax(t *testing.T) {
+	var a, b, all Sketch
+	for i := 0; i < 20000; i++ {
+		e := strconv.Itoa(i)
+		all.Add(e)
+		if i%2 == 0 {
+			a.Add(e)
+		} else {
+			b.Add(e)
+		}
+	}
+	a.Merge(&b)
+	if a.regs != all.regs {
+		t.Fatal("merge of halves differs from the whole")
+	}
+	var c Sketch
+	if err := c.MergeBytes(b.Marshal()); err != nil {
+		t.Fatal(err)
+	}
+	if c.regs != b.regs {
+		t.Fatal("MergeBytes into empty differs")
+	}
+}
+
+func TestUnmarshalRejects(t *testing.T) {
+	var s Sketch
+	s.Add("x")
+	sparse := s.Marshal()
+	tests := []struct {
+		name string
+		b    []byte
+	}{
+		{"empty", nil},
+		{"short", []byte("HYLL")},
+		{"magic", append([]byte("HXLL"), sparse[4:]...)},
+		{"encoding", append(append([]byte("HYLL"), 2), sparse[5:]...)},
+		{"dense length", append(append([]byte(nil), denseHeader()...), 0)},
+		{"sparse short", sparse[:len(sparse)-1]},
+		{"sparse long", append(append([]byte(nil), sparse...), 0)},
+		{"xzero truncated", append(append([]byte(nil), sparse[:hdrSize]...), 0x40)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := Unmarshal(tc.b); err == nil {
+				t.Fatal("accepted invalid bytes")
+			}
+		})
+	}
+}
+
+// TestRedisCompatibility is the contract with the speed layer: Redis must
+// read our bytes exactly as it reads its own PFADDs.
+func TestRedisCompatibility(t *testing.T) {
+	addr := testenv.RedisAddr(t)
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	for _, n := range []int{3, 200, 5000, 200000} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			ours, theirs, merged := testenv.Name("ll:test:hll-ours"), testenv.Name("ll:test:hll-redis"), testenv.Name("ll:test:hll-merged")
+			other := testenv.Name("ll:test:hll-other")
+			t.Cleanup(func() { rdb.Del(context.Background(), ours, theirs, merged, other) })
+			rng := rand.New(rand.NewPCG(uint64(n), 7))
+			var s Sketch
+			vals := make([]any, 0, 1000)
+			flush := func() {
+				if len(vals) > 0 {
+					if err := rdb.PFAdd(ctx, theirs, vals...).Err(); err != nil {
+						t.Fatal(err)
+					}
+					vals = vals[:0]
+				}
+			}
+			for i := 0; i < n; i++ {
+				e := "u" + strconv.FormatUint(rng.Uint64(), 36)
+				s.Add(e)
+				vals = append(vals, e)
+				if len(vals) == cap(vals) {
+					flush()
+				}
+			}
+			flush()
+			if err := rdb.Set(ctx, ours, s.Marshal(), 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			cOurs, err := rdb.PFCount(ctx, ours).Result()
+			if err != nil {
+				t.Fatalf("PFCOUNT of our bytes: %v", err)
+			}
+			cTheirs, err := rdb.PFCount(ctx, theirs).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cOurs != cTheirs {
+				t.Fatalf("PFCOUNT ours=%d redis=%d", cOurs, cTheirs)
+			}
+			if got := s.Estimate(); int64(got) != cTheirs {
+				t.Errorf("Estimate=%d, PFCOUNT=%d", got, cTheirs)
+			}
+			// What Redis stores decodes to our registers.
+			raw, err := rdb.Get(ctx, theirs).Bytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := Unmarshal(raw)
+			if err != nil {
+				t.Fatalf("decode Redis's own HLL (encoding %d): %v", raw[4], err)
+			}
+			if back.regs != s.regs {
+				t.Fatal("Redis's registers differ from ours")
+			}
+			// PFMERGE of our key with a Redis key of other values.
+			for i := 0; i < 100; i++ {
+				e := fmt.Sprintf("other-%d", i)
+				s.Add(e)
+				if err := rdb.PFAdd(ctx, other, e).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := rdb.PFMerge(ctx, merged, ours, other).Err(); err != nil {
+				t.Fatalf("PFMERGE with our key: %v", err)
+			}
+			cMerged, err := rdb.PFCount(ctx, merged).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := int64(s.Estimate()); cMerged != want {
+				t.Fatalf("PFCOUNT after PFMERGE = %d, our merged estimate %d", cMerged, want)
+			}
+		})
+	}
+}
+
+func FuzzUnmarshal(f *testing.F) {
+	for _, name := range []string{"sparse_7.hll", "dense_v0_v9999.hll"} {
+		b, err := os.ReadFile("testdata/" + name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("HYLL\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x80\x7f\xff"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := Unmarshal(b)
+		if err != nil {
+			return
+		}
+		// Whatever decodes re-encodes to the same registers.
+		back, err := Unmarshal(s.Marshal())
+		if err != nil {
+			t.Fatalf("re-encoding does not decode: %v", err)
+		}
+		if back.regs != s.regs {
+			t.Fatal("re-encoding changed registers")
+		}
+		_ = s.Estimate()
+	})
+}
+
+func BenchmarkPattern(b *testing.B) {
+	for i := 0; b.Loop(); i++ {
+		_ = Pattern("user_id-12345")
+	}
+}
+
+func BenchmarkEncode(b *testing.B) {
+	pairs := make([]Pair, 20)
+	for i := range pairs {
+		pairs[i] = Pattern(strconv.Itoa(i))
+	}
+	work := make([]Pair, len(pairs))
+	for b.Loop() {
+		copy(work, pairs)
+		_ = Encode(work)
+	}
+}
