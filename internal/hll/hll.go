@@ -22,12 +22,12 @@ import (
 
 // Parameters of Redis's HyperLogLog.
 const (
-	P         = 14           // index bits
-	Registers = 1 << P       // 16384
-	q         = 64 - P       // bits left for the rank
-	regBits   = 6            // bits per dense register
+	P         = 14     // index bits
+	Registers = 1 << P // 16384
+	q         = 64 - P // bits left for the rank
+	regBits   = 6      // bits per dense register
 	regMax    = 1<<regBits - 1
-	hdrSize   = 16           // "HYLL", encoding, 3 unused, 8-byte cached cardinality
+	hdrSize   = 16 // "HYLL", encoding, 3 unused, 8-byte cached cardinality
 	denseRegs = Registers * regBits / 8
 	// DenseSize is the length of a dense encoding: header plus 12288 bytes.
 	DenseSize = hdrSize + denseRegs
