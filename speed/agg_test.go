@@ -1,0 +1,274 @@
+package speed
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lambdalake/lambdalake/internal/gen"
+	"github.com/lambdalake/lambdalake/schemas"
+)
+
+// miniredisUniqTol: miniredis' HyperLogLog is another sketch than Redis'
+// (it drifts a few percent once sketches are merged); the 2% bound is
+// asserted against the real Redis in the integration tests.
+const miniredisUniqTol = 0.08
+
+// newMiniRedis is an in-process Redis for the tests that need no services.
+func newMiniRedis(t *testing.T) (*miniredis.Miniredis, redis.UniversalClient) {
+	t.Helper()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{mr.Addr()}})
+	t.Cleanup(func() { rdb.Close() })
+	return mr, rdb
+}
+
+// applyEvents aggregates events chunk by chunk and applies each chunk as one
+// flush of partition 0, offsets = positions in events.
+func applyEvents(t *testing.T, rdb redis.UniversalClient, v *schemas.View, events []gen.Event, chunk int, now time.Time) {
+	t.Helper()
+	p, err := newPlan(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newAggregator(p)
+	d := schemas.NewDecoder(v.Schema)
+	var r schemas.Row
+	ctx := context.Background()
+	// As loadOffsets does for a new view: the stored offset is where the
+	// first flush must start.
+	rdb.HSet(ctx, OffsetsKey(v.Name), offsetField(v.Schema.Topic, 0), 0)
+	for from := 0; from < len(events); from += chunk {
+		to := min(from+chunk, len(events))
+		for _, e := range events[from:to] {
+			if d.Decode(e.Value, &r) != nil {
+				continue
+			}
+			a.add(&r, a.bucket(&r))
+		}
+		if err := apply(ctx, rdb, a, v.Schema.Topic, 0, int64(from), int64(to), now); err != nil {
+			t.Fatalf("apply [%d,%d): %v", from, to, err)
+		}
+		a.reset()
+	}
+}
+
+// The aggregation, the Lua merge and the read path, end to end on an
+// in-process Redis: several flushes into the same cells must add up to the
+// plain reference, at the grain and rolled up.
+func TestAggregateApplyQuery(t *testing.T) {
+	_, rdb := newMiniRedis(t)
+	now := time.Now().UTC()
+	s := testSchema(t, "orders")
+	events := genEvents(t, s, 6000, now.Add(-30*time.Minute), now, 7,
+		gen.Config{OutOfOrder: 0.2, MaxDelay: 10 * time.Minute, Duplicates: 0.05, Malformed: 0.02})
+	all := func(int64) bool { return true }
+
+	tests := []struct {
+		name  string
+		g     time.Duration
+		dims  []string
+		chunk int
+	}{
+		{"minute by tenant and country, small flushes", time.Minute, []string{"tenant", "country"}, 250},
+		{"five minutes by tenant, one flush", 5 * time.Minute, []string{"tenant"}, 6000},
+		{"no dimensions", time.Minute, nil, 1000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := testView(viewName("unit"), s, tt.g, tt.dims)
+			applyEvents(t, rdb, v, events, tt.chunk, now)
+			ref := buildReference(t, v, events, all)
+			res, err := NewReader(ReaderConfig{Redis: rdb}).Query(context.Background(), Query{
+				View: v, From: now.Add(-time.Hour), To: now.Add(time.Minute), GroupBy: v.Dimensions})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref.checkAgainst(t, v, res, miniredisUniqTol)
+			if len(res.Buckets) == 0 {
+				t.Error("no buckets reported")
+			}
+		})
+	}
+}
+
+func TestRollUp(t *testing.T) {
+	_, rdb := newMiniRedis(t)
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	s := testSchema(t, "orders")
+	events := genEvents(t, s, 4000, now.Add(-20*time.Minute), now, 3, gen.Config{})
+	v := testView(viewName("rollup"), s, time.Minute, []string{"tenant", "country"})
+	applyEvents(t, rdb, v, events, 500, now)
+
+	// The reference at the 10-minute grain, by tenant only, is the fine
+	// view's reference rolled up: count/sum add, min/max fold, uniq unions.
+	rolled := testView(v.Name, s, 10*time.Minute, []string{"tenant"})
+	ref := buildReference(t, rolled, events, func(int64) bool { return true })
+	res, err := NewReader(ReaderConfig{Redis: rdb}).Query(context.Background(), Query{
+		View: v, From: now.Add(-time.Hour), To: now, GroupBy: []string{"tenant"}, Step: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref.checkAgainst(t, rolled, res, miniredisUniqTol)
+
+	res, err = NewReader(ReaderConfig{Redis: rdb}).Query(context.Background(), Query{
+		View: v, From: now.Add(-time.Hour), To: now, Where: map[string]string{"tenant": "tenant-1", "country": "country-2"}, Step: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want int64
+	d := schemas.NewDecoder(s)
+	var r schemas.Row
+	for _, e := range events {
+		if d.Decode(e.Value, &r) == nil && r.Values[2].Str == "tenant-1" && r.Values[3].Str == "country-2" {
+			want++
+		}
+	}
+	if len(res.Rows) != 1 || res.Rows[0].Values[0].Int != want || want == 0 {
+		t.Errorf("where tenant-1/country-2 over the hour: rows %+v, want one row with orders=%d", res.Rows, want)
+	}
+}
+
+// A flush whose offsets are already applied (a replay after a crash) or do
+// not start at the stored offset must change nothing.
+func TestApplyIsGuardedByOffsets(t *testing.T) {
+	_, rdb := newMiniRedis(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	s := testSchema(t, "orders")
+	v := testView(viewName("guard"), s, time.Minute, []string{"tenant"})
+	events := genEvents(t, s, 200, now.Add(-10*time.Minute), now, 1, gen.Config{})
+	p, _ := newPlan(v)
+	a := newAggregator(p)
+	d := schemas.NewDecoder(s)
+	var r schemas.Row
+	fill := func() {
+		a.reset()
+		for _, e := range events {
+			if d.Decode(e.Value, &r) == nil {
+				a.add(&r, a.bucket(&r))
+			}
+		}
+	}
+	rdb.HSet(ctx, OffsetsKey(v.Name), offsetField(s.Topic, 0), 100)
+	tests := []struct {
+		name     string
+		from, to int64
+		applied  bool
+	}{
+		{"starts before the stored offset (replay)", 0, 100, false},
+		{"starts after the stored offset (gap)", 150, 200, false},
+		{"starts at the stored offset", 100, 300, true},
+		{"the same flush again", 100, 300, false},
+	}
+	for _, tt := range tests {
+		fill()
+		err := apply(ctx, rdb, a, s.Topic, 0, tt.from, tt.to, now)
+		var conflict *errConflict
+		if tt.applied && err != nil || !tt.applied && !errors.As(err, &conflict) {
+			t.Fatalf("%s: err = %v, applied want %v", tt.name, err, tt.applied)
+		}
+	}
+	res, err := NewReader(ReaderConfig{Redis: rdb}).Query(ctx, Query{View: v, From: now.Add(-time.Hour), To: now.Add(time.Minute), Step: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, row := range res.Rows {
+		total += row.Values[0].Int
+	}
+	if total != int64(len(events)) {
+		t.Errorf("orders = %d after one applied flush of %d events", total, len(events))
+	}
+	if got := rdb.HGet(ctx, OffsetsKey(v.Name), offsetField(s.Topic, 0)).Val(); got != "300" {
+		t.Errorf("stored offset = %s, want 300", got)
+	}
+}
+
+func TestDimsRoundTrip(t *testing.T) {
+	tests := []struct {
+		typ  schemas.Type
+		val  schemas.Value
+		text string // as a where clause gives it
+	}{
+		{schemas.String, schemas.Value{Str: "acme"}, "acme"},
+		{schemas.String, schemas.Value{Str: "a,b:c{d}"}, "a,b:c{d}"},
+		{schemas.String, schemas.Value{Str: ""}, ""},
+		{schemas.String, schemas.Value{Str: "!"}, "!"},
+		{schemas.String, schemas.Value{Str: "é %2C"}, "é %2C"},
+		{schemas.Int64, schemas.Value{Int: -42}, "-42"},
+		{schemas.Bool, schemas.Value{Int: 1}, "true"},
+		{schemas.Bool, schemas.Value{Int: 0}, "false"},
+		{schemas.String, schemas.Value{Null: true}, ""},
+	}
+	for _, tt := range tests {
+		enc := string(appendDim(nil, tt.typ, &tt.val))
+		got, err := dimValue(tt.typ, enc)
+		if err != nil || got != tt.val {
+			t.Errorf("%v %+v: encoded %q, decoded %+v, %v", tt.typ, tt.val, enc, got, err)
+		}
+		for _, c := range enc {
+			if c == ',' || c == ':' || c == '{' || c == '}' {
+				t.Errorf("%+v: encoding %q contains %q", tt.val, enc, c)
+			}
+		}
+		if tt.val.Null {
+			continue
+		}
+		w, err := encodeDimString(tt.typ, tt.text)
+		if err != nil || w != enc {
+			t.Errorf("where %q encodes to %q (%v), cell has %q", tt.text, w, err, enc)
+		}
+	}
+}
+
+// FuzzDims: any string dimension value survives the key encoding, and the
+// member parser never panics on what it reads back from Redis.
+func FuzzDims(f *testing.F) {
+	for _, s := range []string{"acme", "", "a,b", "!", "%", "x:y", "{v}"} {
+		f.Add(s, s+":"+s)
+	}
+	f.Fuzz(func(t *testing.T, val, member string) {
+		v := schemas.Value{Str: val}
+		enc := string(appendDim(nil, schemas.String, &v))
+		got, err := dimValue(schemas.String, enc)
+		if err != nil || got.Str != val || got.Null {
+			t.Fatalf("%q: encoded %q, decoded %+v, %v", val, enc, got, err)
+		}
+		if dims, err := decodeDims(enc+","+enc, 2); err != nil || len(dims) != 2 || dims[0] != enc {
+			t.Fatalf("%q: tuple split %v, %v", enc, dims, err)
+		}
+		if _, d, err := splitMember(member); err == nil {
+			decodeDims(d, 2)
+		}
+	})
+}
+
+func BenchmarkAggregate(b *testing.B) {
+	now := time.Now().UTC()
+	s := testSchema(b, "orders")
+	v := testView("bench", s, time.Minute, []string{"tenant", "country"})
+	events := genEvents(b, s, 10000, now.Add(-10*time.Minute), now, 1, gen.Config{})
+	p, _ := newPlan(v)
+	a := newAggregator(p)
+	d := schemas.NewDecoder(s)
+	rows := make([]schemas.Row, len(events))
+	for i, e := range events {
+		if err := d.Decode(e.Value, &rows[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		r := &rows[i%len(rows)]
+		a.add(r, a.bucket(r))
+		if i%len(rows) == 0 {
+			a.reset()
+		}
+	}
+}

@@ -1,0 +1,331 @@
+package speed
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/lambdalake/lambdalake/internal/gen"
+	"github.com/lambdalake/lambdalake/internal/stream"
+	"github.com/lambdalake/lambdalake/internal/testenv"
+	"github.com/lambdalake/lambdalake/schemas"
+)
+
+// Integration tests: real Kafka and Redis from the local stack. Each test
+// has its own topic, consumer group and view names, so they share Redis
+// without clashing.
+
+func redisClient(t *testing.T) redis.UniversalClient {
+	t.Helper()
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{testenv.RedisAddr(t)}})
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// produce writes the events to topic and returns each partition's end offset.
+func produce(t *testing.T, brokers []string, topic string, events []gen.Event) {
+	t.Helper()
+	w := stream.NewWriter(brokers, topic)
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const batch = 5000
+	for i := 0; i < len(events); i += batch {
+		msgs := make([]kafka.Message, 0, batch)
+		for _, e := range events[i:min(i+batch, len(events))] {
+			msgs = append(msgs, kafka.Message{Value: e.Value})
+		}
+		if err := w.WriteMessages(ctx, msgs...); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+	}
+}
+
+// endOffsets returns every partition's next offset to be written.
+func endOffsets(t *testing.T, brokers []string, topic string) map[int]int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := stream.PartitionCount(ctx, brokers, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]int64{}
+	for p := range n {
+		off, err := OffsetAt(ctx, brokers, topic, p, time.Now().Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[p] = off
+	}
+	return out
+}
+
+// storedOffsets reads a view's applied offsets per partition.
+func storedOffsets(t *testing.T, rdb redis.UniversalClient, v *schemas.View, parts int) map[int]int64 {
+	t.Helper()
+	out := map[int]int64{}
+	for p := range parts {
+		s, err := rdb.HGet(context.Background(), OffsetsKey(v.Name), offsetField(v.Schema.Topic, p)).Result()
+		if err == nil {
+			out[p], _ = strconv.ParseInt(s, 10, 64)
+		}
+	}
+	return out
+}
+
+// waitApplied waits until every view has applied every partition up to end.
+func waitApplied(t *testing.T, rdb redis.UniversalClient, views []*schemas.View, end map[int]int64, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		done := true
+		var got map[int]int64
+		for _, v := range views {
+			got = storedOffsets(t, rdb, v, len(end))
+			for p, e := range end {
+				if got[p] != e {
+					done = false
+				}
+			}
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("offsets not applied after %s: stored %v, end %v", timeout, got, end)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// startWorker runs a worker in-process; the returned stop cancels it and
+// waits for its final flush.
+func startWorker(t *testing.T, cfg Config) (*Worker, func()) {
+	t.Helper()
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.NewRegistry()
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if cfg.SessionTimeout == 0 {
+		cfg.SessionTimeout = 6 * time.Second
+	}
+	w, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("worker: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("worker did not stop within 30s")
+		}
+	}
+	t.Cleanup(stop)
+	return w, stop
+}
+
+func queryAll(t *testing.T, rdb redis.UniversalClient, v *schemas.View, from, to time.Time) *Result {
+	t.Helper()
+	res, err := NewReader(ReaderConfig{Redis: rdb}).Query(context.Background(), Query{View: v, From: from, To: to, GroupBy: v.Dimensions})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// Exact figures per (bucket, dimensions) for two views on one topic, with
+// out-of-order events, duplicates, malformed records, events older than the
+// hot retention and a boundary; every key has its TTL.
+func TestWorkerExactFigures(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	rdb := redisClient(t)
+	topic := testenv.Topic(t, brokers, 4)
+	s := testSchema(t, topic)
+	fine := testView(viewName("exact_fine"), s, time.Minute, []string{"tenant", "country"})
+	coarse := testView(viewName("exact_coarse"), s, 5*time.Minute, nil)
+	views := []*schemas.View{fine, coarse}
+
+	now := time.Now().UTC()
+	main := genEvents(t, s, 40000, now.Add(-90*time.Minute), now, 11,
+		gen.Config{OutOfOrder: 0.1, MaxDelay: 10 * time.Minute, Duplicates: 0.03, Malformed: 0.02})
+	old := genEvents(t, s, 2000, now.Add(-5*time.Hour), now.Add(-4*time.Hour), 12, gen.Config{Malformed: 0.02})
+	events := append(append([]gen.Event{}, old...), main...)
+	// Batch owns the fine view before B; the coarse view has no boundary.
+	boundary := now.Add(-60 * time.Minute).Truncate(time.Minute)
+	if err := SetBoundary(context.Background(), rdb, fine.Name, boundary); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Del(context.Background(), BoundaryKey(fine.Name)) })
+	produce(t, brokers, topic, events)
+	end := endOffsets(t, brokers, topic)
+
+	reg := prometheus.NewRegistry()
+	w, stop := startWorker(t, Config{Brokers: brokers, Group: testenv.Name("speed"), Views: views, Redis: rdb, Registerer: reg})
+	waitApplied(t, rdb, views, end, 90*time.Second)
+	stop()
+
+	inHot := func(b int64) bool { return b >= now.Add(-3*time.Hour).UnixMicro() }
+	refFine := buildReference(t, fine, events, func(b int64) bool { return inHot(b) && b >= boundary.UnixMicro() })
+	refCoarse := buildReference(t, coarse, events, inHot)
+	refFine.checkAgainst(t, fine, queryAll(t, rdb, fine, now.Add(-6*time.Hour), now.Add(time.Hour)), 0.02)
+	refCoarse.checkAgainst(t, coarse, queryAll(t, rdb, coarse, now.Add(-6*time.Hour), now.Add(time.Hour)), 0.02)
+
+	var malformed, oldValid int64
+	for _, e := range events {
+		if e.Kind == gen.Malformed {
+			malformed++
+		}
+	}
+	for _, e := range old {
+		if e.Kind != gen.Malformed {
+			oldValid++
+		}
+	}
+	inRange := buildReference(t, fine, main, func(int64) bool { return true }).events()
+	skipped := func(v *schemas.View, reason string) int64 {
+		return int64(testutil.ToFloat64(w.m.skipped.WithLabelValues(v.Name, reason)))
+	}
+	checks := []struct {
+		name      string
+		got, want int64
+	}{
+		{"fine malformed", skipped(fine, SkipMalformed), malformed},
+		{"coarse malformed", skipped(coarse, SkipMalformed), malformed},
+		{"fine late", skipped(fine, SkipLate), oldValid},
+		{"coarse late", skipped(coarse, SkipLate), oldValid},
+		{"fine boundary", skipped(fine, SkipBoundary), inRange - refFine.events()},
+		{"coarse boundary", skipped(coarse, SkipBoundary), 0},
+		{"fine applied", int64(testutil.ToFloat64(w.m.applied.WithLabelValues(fine.Name))), refFine.events()},
+		{"events consumed", int64(testutil.ToFloat64(w.m.events.WithLabelValues(topic))), int64(len(events))},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %d, want %d", c.name, c.got, c.want)
+		}
+	}
+	if malformed == 0 || oldValid == 0 || inRange == refFine.events() {
+		t.Fatalf("test data exercises nothing: malformed=%d old=%d boundary-skipped=%d", malformed, oldValid, inRange-refFine.events())
+	}
+	for _, v := range views {
+		checkTTLs(t, rdb, v)
+	}
+}
+
+// checkTTLs: every key of the view expires (the boundary, batch's state,
+// excepted), cells exactly at bucket end + hot_retention.
+func checkTTLs(t *testing.T, rdb redis.UniversalClient, v *schemas.View) {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := scanKeys(ctx, rdb, "ll:{"+v.Name+"}:*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) < 3 {
+		t.Fatalf("view %s: only %d keys", v.Name, len(keys))
+	}
+	prefix := viewPrefix(v.Name)
+	for _, k := range keys {
+		if k == BoundaryKey(v.Name) {
+			continue
+		}
+		exp, err := rdb.PExpireTime(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if exp < 0 {
+			t.Errorf("key %s has no TTL", k)
+			continue
+		}
+		rest := strings.TrimPrefix(k, prefix)
+		if strings.HasPrefix(rest, "b:") || strings.HasPrefix(rest, "u:") {
+			bucket, _, err := splitMember(rest[2:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := time.UnixMicro(bucket).Add(v.Granularity + v.HotRetention).UnixMilli()
+			if got := time.Duration(exp).Milliseconds(); got != want {
+				t.Errorf("key %s expires at %d ms, want bucket end + hot_retention = %d", k, got, want)
+			}
+		}
+	}
+}
+
+func scanKeys(ctx context.Context, rdb redis.UniversalClient, pattern string) ([]string, error) {
+	var keys []string
+	iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	return keys, iter.Err()
+}
+
+// uniq over 100k distinct values stays within 2% per bucket and for the
+// union over all buckets (multi-key PFCOUNT).
+func TestUniqWithinTwoPercent(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	rdb := redisClient(t)
+	topic := testenv.Topic(t, brokers, 4)
+	s := testSchema(t, topic)
+	v := testView(viewName("uniq"), s, 10*time.Minute, nil)
+	now := time.Now().UTC()
+	// All in one clock hour (the previous one), so an hourly step is the
+	// union over every bucket.
+	hour := now.Truncate(time.Hour).Add(-time.Hour)
+	events := genEvents(t, s, 110000, hour, hour.Add(20*time.Minute), 5,
+		gen.Config{Cardinality: map[string]int{"user_id": 1 << 30}})
+	produce(t, brokers, topic, events)
+	end := endOffsets(t, brokers, topic)
+	_, stop := startWorker(t, Config{Brokers: brokers, Group: testenv.Name("speed"), Views: []*schemas.View{v}, Redis: rdb})
+	waitApplied(t, rdb, []*schemas.View{v}, end, 90*time.Second)
+	stop()
+
+	ref := buildReference(t, v, events, func(int64) bool { return true })
+	ref.checkAgainst(t, v, queryAll(t, rdb, v, hour, now.Add(time.Hour)), 0.02)
+	all := map[string]struct{}{}
+	for _, c := range ref {
+		for u := range c.users {
+			all[u] = struct{}{}
+		}
+	}
+	if len(all) < 100000 {
+		t.Fatalf("only %d distinct values generated", len(all))
+	}
+	res, err := NewReader(ReaderConfig{Redis: rdb}).Query(context.Background(), Query{View: v, From: hour, To: hour.Add(time.Hour), Step: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rows) != 1 {
+		t.Fatalf("hourly step: %d rows, want 1", len(res.Rows))
+	}
+	got := res.Rows[0].Values[4].Int // buyers
+	if len(ref) < 2 {
+		t.Errorf("events fall in %d bucket(s); want the union over several", len(ref))
+	}
+	if want := float64(len(all)); (float64(got)-want)/want > 0.02 || (want-float64(got))/want > 0.02 {
+		t.Errorf("uniq over %d distinct values = %d (off by %.2f%%)", len(all), got, 100*(float64(got)-want)/want)
+	}
+	fmt.Fprintf(os.Stderr, "uniq: %d distinct, HLL union %d\n", len(all), got)
+}
