@@ -2,22 +2,32 @@
 SHELL := /bin/bash
 GO ?= go
 # Fuzz targets run briefly in `make test`: package:Target.
-FUZZ_TARGETS := ./schemas:FuzzDecode
+FUZZ_TARGETS := ./schemas:FuzzDecode ./speed:FuzzDims
 FUZZTIME ?= 5s
 TEST_TIMEOUT ?= 18m
 BENCHES := decode speed compact recompute serve
 
-.PHONY: run test unit up down lint fuzz bench $(addprefix bench-,$(BENCHES)) build clean
+.PHONY: run test unit up down lint fuzz duckdb bench $(addprefix bench-,$(BENCHES)) build clean
 
 ## run: everything embedded (Kafka, Redis, lake folder) on the production code paths
 run:
 	$(GO) run ./cmd/lambdalake dev
 
 ## test: start the local stack, then every test (integration included) and the fuzz targets
-test: up
+test: up duckdb
 	$(GO) vet ./...
 	$(GO) test -count=1 -p 2 -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) fuzz
+
+## duckdb: DuckDB from PyPI in .venv-duckdb, for the batch interop test only (not a runtime dependency)
+DUCKDB_VERSION := 2.0.0
+duckdb: .venv-duckdb/.duckdb-$(DUCKDB_VERSION)
+
+.venv-duckdb/.duckdb-$(DUCKDB_VERSION):
+	python3 -m venv .venv-duckdb
+	echo '*' > .venv-duckdb/.gitignore
+	.venv-duckdb/bin/pip install -q duckdb==$(DUCKDB_VERSION)
+	touch $@
 
 ## unit: the fast tests only (no local stack)
 unit:
