@@ -25,6 +25,12 @@ import (
 // has its own topic, consumer group and view names, so they share Redis
 // without clashing.
 
+// cellUniqTol bounds uniq per cell when many cells are checked: Redis' HLL
+// has a 0.81% standard error, so over a thousand cells a 2% bound would fail
+// by chance now and then; 5% is about six standard errors. The 2% bound of
+// the issue is asserted on 100k distinct values in TestUniqWithinTwoPercent.
+const cellUniqTol = 0.05
+
 func redisClient(t *testing.T) redis.UniversalClient {
 	t.Helper()
 	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{testenv.RedisAddr(t)}})
@@ -190,8 +196,8 @@ func TestWorkerExactFigures(t *testing.T) {
 	inHot := func(b int64) bool { return b >= now.Add(-3*time.Hour).UnixMicro() }
 	refFine := buildReference(t, fine, events, func(b int64) bool { return inHot(b) && b >= boundary.UnixMicro() })
 	refCoarse := buildReference(t, coarse, events, inHot)
-	refFine.checkAgainst(t, fine, queryAll(t, rdb, fine, now.Add(-6*time.Hour), now.Add(time.Hour)), 0.02)
-	refCoarse.checkAgainst(t, coarse, queryAll(t, rdb, coarse, now.Add(-6*time.Hour), now.Add(time.Hour)), 0.02)
+	refFine.checkAgainst(t, fine, queryAll(t, rdb, fine, now.Add(-6*time.Hour), now.Add(time.Hour)), cellUniqTol)
+	refCoarse.checkAgainst(t, coarse, queryAll(t, rdb, coarse, now.Add(-6*time.Hour), now.Add(time.Hour)), cellUniqTol)
 
 	var malformed, oldValid int64
 	for _, e := range events {
