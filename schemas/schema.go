@@ -60,6 +60,8 @@ type Schema struct {
 	Time   string // name of the event-time field; always a Timestamp field
 	ID     string // optional unique-id field, used for exact dedup in batch
 	Fields []Field
+	// Retention is how long raw files and dead letters are kept; 0 = forever.
+	Retention time.Duration
 
 	index map[string]int
 }

@@ -401,6 +401,7 @@ func validateSchemas(d *decoder, c *Config, at func(string, string, ...any)) {
 			at(p, "%v", err)
 			continue
 		}
+		s.Retention = spec.Retention.D()
 		c.SchemaList = append(c.SchemaList, s)
 	}
 }

@@ -1,0 +1,157 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrLeaseLost is the cause of a job context cancelled because its runner
+// no longer holds the lease: another runner may own the job now.
+var ErrLeaseLost = errors.New("jobs: lease lost")
+
+// errNotAcquired says the lock is held, or the slot already ran.
+type errNotAcquired struct{ reason string }
+
+func (e *errNotAcquired) Error() string { return "jobs: not acquired: " + e.reason }
+
+var acquireScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return {0, 'busy'} end
+if ARGV[3] ~= '' then
+  local last = tonumber(redis.call('GET', KEYS[3]) or '-1')
+  if tonumber(ARGV[3]) <= last then return {0, 'done'} end
+  redis.call('SET', KEYS[3], ARGV[3])
+end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. token, 'PX', ARGV[2])
+return {token, 'ok'}
+`)
+
+var renewScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+`)
+
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+type keys struct{ ns string }
+
+func (k keys) prefix() string          { return "ll:{" + k.ns + "}:" }
+func (k keys) lock(job string) string  { return k.prefix() + "lock:" + job }
+func (k keys) fence(job string) string { return k.prefix() + "fence:" + job }
+func (k keys) slot(job string) string  { return k.prefix() + "slot:" + job }
+func (k keys) history() string         { return k.prefix() + "history" }
+
+// Lease is a held job lock. It renews itself every third of its duration
+// until Release; when a renewal finds the lock gone or someone else's, or
+// the lease runs out while Redis is unreachable, Lost is closed.
+type Lease struct {
+	rdb   redis.UniversalClient
+	key   string
+	value string
+	token int64
+	ttl   time.Duration
+
+	lost     chan struct{}
+	lostOnce sync.Once
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+// acquire takes the job's lock for one slot (slot zero: a manual run, which
+// does not consume a slot).
+func acquire(ctx context.Context, rdb redis.UniversalClient, k keys, job, runner string, ttl time.Duration, slot time.Time) (*Lease, error) {
+	slotArg := ""
+	if !slot.IsZero() {
+		slotArg = strconv.FormatInt(slot.UnixMilli(), 10)
+	}
+	res, err := acquireScript.Run(ctx, rdb, []string{k.lock(job), k.fence(job), k.slot(job)},
+		runner, ttl.Milliseconds(), slotArg).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("jobs: acquire %s: %w", job, err)
+	}
+	token, _ := res[0].(int64)
+	if token == 0 {
+		reason, _ := res[1].(string)
+		return nil, &errNotAcquired{reason: reason}
+	}
+	l := &Lease{rdb: rdb, key: k.lock(job), value: runner + ":" + strconv.FormatInt(token, 10), token: token, ttl: ttl,
+		lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	go l.renew()
+	return l, nil
+}
+
+// Token is the fencing token of this lease: larger than every earlier one.
+func (l *Lease) Token() int64 { return l.token }
+
+// Lost is closed when the lease is lost.
+func (l *Lease) Lost() <-chan struct{} { return l.lost }
+
+// Check verifies, against Redis, that the lease is still held: jobs call it
+// before each commit point (a state write, a boundary move) so a runner
+// that lost its lease does not overwrite a newer runner's work.
+func (l *Lease) Check(ctx context.Context) error {
+	select {
+	case <-l.lost:
+		return ErrLeaseLost
+	default:
+	}
+	v, err := l.rdb.Get(ctx, l.key).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("jobs: check lease: %w", err)
+	}
+	if v != l.value {
+		l.markLost()
+		return ErrLeaseLost
+	}
+	return nil
+}
+
+func (l *Lease) markLost() { l.lostOnce.Do(func() { close(l.lost) }) }
+
+func (l *Lease) renew() {
+	defer close(l.done)
+	t := time.NewTicker(l.ttl / 3)
+	defer t.Stop()
+	deadline := time.Now().Add(l.ttl)
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), l.ttl/3)
+		n, err := renewScript.Run(ctx, l.rdb, []string{l.key}, l.value, l.ttl.Milliseconds()).Int()
+		cancel()
+		switch {
+		case err == nil && n == 1:
+			deadline = time.Now().Add(l.ttl)
+		case err == nil:
+			l.markLost() // expired and maybe taken by another runner
+			return
+		case time.Now().After(deadline):
+			l.markLost() // Redis unreachable for a whole lease
+			return
+		}
+	}
+}
+
+// Release stops renewal and frees the lock if this lease still holds it.
+func (l *Lease) Release(ctx context.Context) error {
+	close(l.stop)
+	<-l.done
+	if err := releaseScript.Run(ctx, l.rdb, []string{l.key}, l.value).Err(); err != nil {
+		return fmt.Errorf("jobs: release %s: %w", l.key, err)
+	}
+	return nil
+}

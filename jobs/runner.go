@@ -1,0 +1,247 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/robfig/cron/v3"
+	"golang.org/x/sync/errgroup"
+)
+
+// Job is one kind of batch work.
+type Job struct {
+	Name     string
+	Schedule string // cron expression, seconds field optional; "" = on demand only
+	// Run does the work. It must be idempotent and resumable, stop at a
+	// safe point when ctx ends, and call run.Lease.Check before each commit
+	// point.
+	Run func(ctx context.Context, run *Run) error
+}
+
+// Run is what a job sees of its current run.
+type Run struct {
+	Job    string
+	Runner string
+	Slot   time.Time // zero for a manual run
+	Lease  *Lease
+	items  atomic.Int64
+	onItem func(total int64)
+}
+
+// Done adds n finished items (hours, files) to the run's count.
+func (r *Run) Done(n int64) {
+	t := r.items.Add(n)
+	if r.onItem != nil {
+		r.onItem(t)
+	}
+}
+
+// Items is the run's count so far.
+func (r *Run) Items() int64 { return r.items.Load() }
+
+// Config configures a Runner.
+type Config struct {
+	Redis      redis.UniversalClient
+	Namespace  string        // Redis hash tag of the job keys; "" = "jobs"
+	RunnerID   string        // default: hostname-pid
+	Lease      time.Duration // default 30s
+	HistoryCap int           // default DefaultHistoryCap
+	Jobs       []Job
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer // default prometheus.DefaultRegisterer
+	// OnItem, if set, is told each job's running item count (for progress).
+	OnItem func(job string, total int64)
+}
+
+// Runner schedules jobs and runs each at most once per slot across every
+// runner sharing the Redis.
+type Runner struct {
+	cfg       Config
+	k         keys
+	schedules map[string]cron.Schedule
+	m         *metrics
+}
+
+var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// ParseSchedule parses a job's cron expression.
+func ParseSchedule(expr string) (cron.Schedule, error) { return cronParser.Parse(expr) }
+
+// New checks the config; a bad cron expression fails naming the job.
+func New(cfg Config) (*Runner, error) {
+	if cfg.Redis == nil {
+		return nil, errors.New("jobs: no Redis client")
+	}
+	if cfg.RunnerID == "" {
+		host, _ := os.Hostname()
+		cfg.RunnerID = host + "-" + strconv.Itoa(os.Getpid())
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = 30 * time.Second
+	}
+	if cfg.HistoryCap <= 0 {
+		cfg.HistoryCap = DefaultHistoryCap
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.DefaultRegisterer
+	}
+	r := &Runner{cfg: cfg, k: keys{ns: namespaceOr(cfg.Namespace)}, schedules: map[string]cron.Schedule{}}
+	seen := map[string]bool{}
+	for _, j := range cfg.Jobs {
+		if j.Name == "" || j.Run == nil {
+			return nil, fmt.Errorf("jobs: job %q has no name or no Run", j.Name)
+		}
+		if seen[j.Name] {
+			return nil, fmt.Errorf("jobs: job %q listed twice", j.Name)
+		}
+		seen[j.Name] = true
+		if j.Schedule == "" {
+			continue
+		}
+		s, err := ParseSchedule(j.Schedule)
+		if err != nil {
+			return nil, fmt.Errorf("jobs: job %q: bad schedule %q: %w", j.Name, j.Schedule, err)
+		}
+		r.schedules[j.Name] = s
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	r.m = m
+	return r, nil
+}
+
+// Run schedules every job that has a schedule until ctx ends, then waits
+// for running jobs to reach a safe point.
+func (r *Runner) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, j := range r.cfg.Jobs {
+		s, ok := r.schedules[j.Name]
+		if !ok {
+			continue
+		}
+		g.Go(func() error { return r.loop(gctx, j, s) })
+	}
+	return g.Wait()
+}
+
+func (r *Runner) loop(ctx context.Context, j Job, s cron.Schedule) error {
+	next := s.Next(time.Now())
+	for {
+		timer := time.NewTimer(time.Until(next))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-timer.C:
+		}
+		slot := next
+		if _, err := r.run(ctx, j, slot); err != nil {
+			var na *errNotAcquired
+			if !errors.As(err, &na) {
+				r.cfg.Logger.Warn("jobs: run failed", "job", j.Name, "slot", slot, "err", err)
+			}
+		}
+		// The next slot after now, not after this one: a run longer than the
+		// period skips the slots it overlapped (another runner may have
+		// taken them), it does not queue them.
+		next = s.Next(time.Now())
+		if !next.After(slot) {
+			next = s.Next(slot)
+		}
+	}
+}
+
+// RunNow runs a job once, now, outside its schedule (a manual run or a
+// backfill). It waits for the lock up to ctx's deadline.
+func (r *Runner) RunNow(ctx context.Context, name string) (Record, error) {
+	for _, j := range r.cfg.Jobs {
+		if j.Name != name {
+			continue
+		}
+		for {
+			rec, err := r.run(ctx, j, time.Time{})
+			var na *errNotAcquired
+			if !errors.As(err, &na) {
+				return rec, err
+			}
+			select {
+			case <-ctx.Done():
+				return rec, fmt.Errorf("jobs: %s is running elsewhere: %w", name, ctx.Err())
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	return Record{}, fmt.Errorf("jobs: no job %q", name)
+}
+
+// run acquires the job's lease for slot, runs it and records the run.
+func (r *Runner) run(ctx context.Context, j Job, slot time.Time) (Record, error) {
+	lease, err := acquire(ctx, r.cfg.Redis, r.k, j.Name, r.cfg.RunnerID, r.cfg.Lease, slot)
+	if err != nil {
+		return Record{}, err
+	}
+	rec := Record{Job: j.Name, Runner: r.cfg.RunnerID, Token: lease.Token(), Slot: slot, Start: time.Now().UTC()}
+	run := &Run{Job: j.Name, Runner: r.cfg.RunnerID, Slot: slot, Lease: lease}
+	if r.cfg.OnItem != nil {
+		run.onItem = func(t int64) { r.cfg.OnItem(j.Name, t) }
+	}
+	jctx, cancel := context.WithCancelCause(ctx)
+	stopWatch := make(chan struct{})
+	go func() {
+		select {
+		case <-lease.Lost():
+			cancel(ErrLeaseLost)
+		case <-stopWatch:
+		}
+	}()
+	r.m.running.WithLabelValues(j.Name).Set(1)
+	r.cfg.Logger.Info("jobs: run start", "job", j.Name, "token", rec.Token, "slot", slot)
+	runErr := j.Run(jctx, run)
+	close(stopWatch)
+	r.m.running.WithLabelValues(j.Name).Set(0)
+	cause := context.Cause(jctx)
+	cancel(nil)
+
+	rec.End, rec.Items = time.Now().UTC(), run.Items()
+	switch {
+	case errors.Is(cause, ErrLeaseLost) || errors.Is(runErr, ErrLeaseLost):
+		rec.Outcome = OutcomeLostLease
+	case runErr != nil && ctx.Err() != nil:
+		rec.Outcome = OutcomeStopped
+	case runErr != nil:
+		rec.Outcome = OutcomeFailed
+	default:
+		rec.Outcome = OutcomeOK
+	}
+	if runErr != nil {
+		rec.Error = runErr.Error()
+	}
+	// Record and release even while shutting down: the run happened.
+	bg := context.WithoutCancel(ctx)
+	if err := record(bg, r.cfg.Redis, r.k, r.cfg.HistoryCap, rec); err != nil {
+		r.cfg.Logger.Warn("jobs: record run", "job", j.Name, "err", err)
+	}
+	if err := lease.Release(bg); err != nil {
+		r.cfg.Logger.Warn("jobs: release", "job", j.Name, "err", err)
+	}
+	r.m.observe(rec)
+	r.cfg.Logger.Info("jobs: run end", "job", j.Name, "token", rec.Token, "outcome", rec.Outcome,
+		"items", rec.Items, "took", rec.End.Sub(rec.Start).Round(time.Millisecond), "err", rec.Error)
+	if runErr != nil {
+		return rec, fmt.Errorf("jobs: %s: %w", j.Name, runErr)
+	}
+	return rec, nil
+}
