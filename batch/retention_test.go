@@ -1,0 +1,120 @@
+package batch
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/lambdalake/lambdalake/internal/testenv"
+	"github.com/lambdalake/lambdalake/lake"
+	"github.com/lambdalake/lambdalake/schemas"
+)
+
+// Retention removes exactly the hour partitions older than their retention
+// and before B, and nothing newer (the listing before and after is compared
+// key by key).
+func TestRetentionRemovesExactlyTheExpiredPartitions(t *testing.T) {
+	store, _ := testenv.S3Lake(t)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 27, 12, 30, 0, 0, time.UTC)
+	orders, err := schemas.NewSchema("orders", "orders", "ts", "", []schemas.Field{{Name: "ts", Type: schemas.Timestamp}, {Name: "x", Type: schemas.Float64}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orders.Retention = 10 * time.Hour
+	revenue := &schemas.View{Name: "revenue", Schema: orders, Granularity: time.Minute, Retention: 5 * time.Hour}
+	boundary := time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC) // B lags: raw stays from 04:00 on
+
+	var all []string
+	for h := range 14 {
+		hour := now.Truncate(time.Hour).Add(-time.Duration(h) * time.Hour)
+		all = append(all,
+			lake.RawFile{Schema: "orders", Hour: hour, Topic: "orders", Partition: 0, First: int64(h * 10), Last: int64(h*10 + 9)}.Key(),
+			lake.DeadletterKey("orders", hour, "orders", 0, int64(h), int64(h)),
+			lake.ViewKey("revenue", hour),
+			lake.DirtyKey("orders", hour),
+		)
+	}
+	all = append(all, lake.ViewStateKey("revenue"), lake.CheckpointKey("g", "orders", 0))
+	for _, k := range all {
+		if err := lake.PutBytes(ctx, store, k, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	res, err := ApplyRetention(ctx, RetentionConfig{Store: store, Schemas: []*schemas.Schema{orders},
+		Views: []*schemas.View{revenue}, Now: now,
+		Boundary: func(ctx context.Context, view string) (time.Time, bool, error) { return boundary, true, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// raw and dirty: hours ending by min(now-10h = 02:30, B = 04:00) → hours ≤ 01:00.
+	// dead letters: hours ending by 02:30 → hours ≤ 01:00.
+	// views: hours ending by min(now-5h = 07:30, B) → hours ≤ 03:00.
+	rawLimit := time.Date(2026, 11, 27, 2, 30, 0, 0, time.UTC)
+	viewLimit := boundary
+	var want []string
+	for _, k := range all {
+		hour, ok := lake.PartitionHour(k)
+		end := hour.Add(time.Hour)
+		switch {
+		case !ok:
+		case k[:6] == "views/" && !end.After(viewLimit):
+			continue
+		case k[:6] != "views/" && !end.After(rawLimit):
+			continue
+		}
+		want = append(want, k)
+	}
+	slices.Sort(want)
+	objs, err := store.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range objs {
+		got = append(got, o.Key)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("after retention:\n got %v\nwant %v", got, want)
+	}
+	if wantRemoved := len(all) - len(want); res.Objects != wantRemoved {
+		t.Errorf("removed %d objects, want %d", res.Objects, wantRemoved)
+	}
+}
+
+// Without a boundary, raw hours stay whatever their age: batch may still
+// need them. Dead letters still expire.
+func TestRetentionKeepsRawWithoutBoundary(t *testing.T) {
+	store, err := lake.NewDirStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	s, _ := schemas.NewSchema("pv", "pv", "ts", "", []schemas.Field{{Name: "ts", Type: schemas.Timestamp}})
+	s.Retention = time.Hour
+	v := &schemas.View{Name: "traffic", Schema: s, Granularity: time.Minute, Retention: time.Hour}
+	old := now.Add(-5 * time.Hour)
+	raw := lake.RawFile{Schema: "pv", Hour: old, Topic: "pv", First: 0, Last: 1}.Key()
+	dl := lake.DeadletterKey("pv", old, "pv", 0, 0, 0)
+	view := lake.ViewKey("traffic", old)
+	for _, k := range []string{raw, dl, view} {
+		lake.PutBytes(ctx, store, k, []byte("x"))
+	}
+	_, err = ApplyRetention(ctx, RetentionConfig{Store: store, Schemas: []*schemas.Schema{s}, Views: []*schemas.View{v}, Now: now,
+		Boundary: func(context.Context, string) (time.Time, bool, error) { return time.Time{}, false, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, _ := store.List(ctx, "")
+	var got []string
+	for _, o := range objs {
+		got = append(got, o.Key)
+	}
+	if want := []string{raw, view}; !slices.Equal(got, want) {
+		t.Errorf("left %v, want %v", got, want)
+	}
+}
