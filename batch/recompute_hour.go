@@ -1,0 +1,346 @@
+package batch
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/lambdalake/lambdalake/lake"
+	"github.com/lambdalake/lambdalake/schemas"
+)
+
+// hourStats says what computing one hour read.
+type hourStats struct {
+	files     int
+	read      int64 // rows in the files
+	overlap   int64 // dropped: an earlier file holds the (partition, offset)
+	dupIDs    int64 // dropped: the id was seen at a smaller (partition, offset)
+	kept      int64
+	misplaced int64
+}
+
+// viewColumns lists the schema fields a view reads: its time field, the id
+// field (for dedup), dimensions and metric fields. need is indexed by field.
+func viewColumns(v *schemas.View) (need []bool) {
+	s := v.Schema
+	need = make([]bool, len(s.Fields))
+	need[s.TimeIndex()] = true
+	if s.ID != "" {
+		need[s.FieldIndex(s.ID)] = true
+	}
+	for _, d := range v.Dimensions {
+		need[s.FieldIndex(d)] = true
+	}
+	for _, m := range v.Metrics {
+		if m.Field != "" {
+			need[s.FieldIndex(m.Field)] = true
+		}
+	}
+	return need
+}
+
+// computeHour reads an hour's raw files (plan order) with Arrow, drops
+// overlapping offsets and duplicate ids, and aggregates the rest.
+func computeHour(ctx context.Context, store lake.Store, v *schemas.View, hour time.Time, plan []RawFilePlan) (*viewHour, hourStats, error) {
+	var st hourStats
+	need := viewColumns(v)
+	chunks := make([]*rawChunk, 0, len(plan))
+	var recs []arrow.RecordBatch
+	defer func() {
+		for _, r := range recs {
+			r.Release()
+		}
+	}()
+	for i := range plan {
+		c, rec, err := readRawChunk(ctx, store, v.Schema, need, &plan[i])
+		if err != nil {
+			return nil, st, err
+		}
+		recs = append(recs, rec)
+		chunks = append(chunks, c)
+		st.files++
+		st.read += int64(c.n)
+	}
+	st.overlap, st.dupIDs = dropDuplicates(v.Schema, chunks, plan)
+
+	agg := newHourAgg(v, hour)
+	for _, c := range chunks {
+		if err := ctx.Err(); err != nil {
+			return nil, st, err
+		}
+		agg.add(c)
+	}
+	st.kept = st.read - st.overlap - st.dupIDs - agg.misplaced
+	st.misplaced = agg.misplaced
+	return agg.finish(), st, nil
+}
+
+// readRawChunk reads the columns a view needs from one raw file, in one
+// record. The object is downloaded whole: raw files are bounded by
+// compact.max_file_bytes, and Parquet wants random access.
+func readRawChunk(ctx context.Context, store lake.Store, s *schemas.Schema, need []bool, f *RawFilePlan) (*rawChunk, arrow.RecordBatch, error) {
+	b, err := lake.ReadAll(ctx, store, f.Key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("batch: read raw file %s: %w", f.Key, err)
+	}
+	pf, err := file.NewParquetReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, nil, fmt.Errorf("batch: open raw file %s: %w", f.Key, err)
+	}
+	defer pf.Close()
+	mem := memory.DefaultAllocator
+	// BatchSize 0: one record for the whole file, so every column is one array.
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, mem)
+	if err != nil {
+		return nil, nil, fmt.Errorf("batch: open raw file %s: %w", f.Key, err)
+	}
+	nrows := int(pf.NumRows())
+	psch := pf.MetaData().Schema
+	var idx []int
+	for i, fl := range s.Fields {
+		if !need[i] {
+			continue
+		}
+		ci := psch.ColumnIndexByName(fl.Name)
+		if ci < 0 {
+			if !fl.Optional {
+				return nil, nil, fmt.Errorf("batch: raw file %s has no column %q", f.Key, fl.Name)
+			}
+			continue // written before the field existed: reads as null
+		}
+		idx = append(idx, ci)
+	}
+	for _, name := range []string{schemas.ColPartition, schemas.ColOffset} {
+		ci := psch.ColumnIndexByName(name)
+		if ci < 0 {
+			return nil, nil, fmt.Errorf("batch: raw file %s has no column %q", f.Key, name)
+		}
+		idx = append(idx, ci)
+	}
+	c := &rawChunk{cols: make([]arrow.Array, len(s.Fields)), n: nrows}
+	var rec arrow.RecordBatch
+	if nrows > 0 {
+		rr, err := fr.GetRecordReader(ctx, idx, nil)
+		if err != nil {
+			return nil, nil, fmt.Errorf("batch: read raw file %s: %w", f.Key, err)
+		}
+		defer rr.Release()
+		if !rr.Next() {
+			err := rr.Err()
+			if err == nil {
+				err = fmt.Errorf("no rows")
+			}
+			return nil, nil, fmt.Errorf("batch: read raw file %s: %w", f.Key, err)
+		}
+		rec = rr.RecordBatch()
+		rec.Retain()
+		if int(rec.NumRows()) != nrows {
+			rec.Release()
+			return nil, nil, fmt.Errorf("batch: read raw file %s: got %d of %d rows in one batch", f.Key, rec.NumRows(), nrows)
+		}
+	} else {
+		rec = array.NewRecordBatch(arrow.NewSchema(nil, nil), nil, 0)
+	}
+	sc := rec.Schema()
+	get := func(name string) arrow.Array {
+		if is := sc.FieldIndices(name); len(is) > 0 {
+			return rec.Column(is[0])
+		}
+		return nil
+	}
+	fail := func(what string, a arrow.Array) (*rawChunk, arrow.RecordBatch, error) {
+		rec.Release()
+		typ := "missing"
+		if a != nil {
+			typ = a.DataType().String()
+		}
+		return nil, nil, fmt.Errorf("batch: raw file %s: column %s has type %s", f.Key, what, typ)
+	}
+	if nrows > 0 {
+		pa, ok := get(schemas.ColPartition).(*array.Int32)
+		if !ok {
+			return fail(schemas.ColPartition, get(schemas.ColPartition))
+		}
+		oa, ok := get(schemas.ColOffset).(*array.Int64)
+		if !ok {
+			return fail(schemas.ColOffset, get(schemas.ColOffset))
+		}
+		c.part, c.off = pa.Int32Values(), oa.Int64Values()
+	}
+	for i, fl := range s.Fields {
+		if !need[i] {
+			continue
+		}
+		a := get(fl.Name)
+		if a == nil {
+			a = array.MakeArrayOfNull(mem, schemas.ArrowType(fl.Type), nrows)
+			defer a.Release() // the chunk keeps its own reference below
+		}
+		if !arrow.TypeEqual(a.DataType(), schemas.ArrowType(fl.Type), arrow.CheckMetadata()) && !sameKind(a.DataType(), fl.Type) {
+			return fail(fl.Name, a)
+		}
+		a.Retain()
+		c.cols[i] = a
+	}
+	ts, ok := c.cols[s.TimeIndex()].(*array.Timestamp)
+	if !ok {
+		return fail(s.Time, c.cols[s.TimeIndex()])
+	}
+	c.times = ts.TimestampValues()
+	if s.ID != "" {
+		c.id = c.cols[s.FieldIndex(s.ID)]
+	}
+	c.keep = make([]bool, nrows)
+	for r := range c.keep {
+		c.keep[r] = true
+	}
+	// The record owns the columns; drop the extra references taken above
+	// once the record goes, by releasing them with it.
+	release := rec
+	rec = &chunkRecord{RecordBatch: release, cols: c.cols}
+	return c, rec, nil
+}
+
+// sameKind accepts a timestamp column whatever its time zone annotation
+// (files from other writers may omit UTC): values are Unix µs either way.
+func sameKind(dt arrow.DataType, t schemas.Type) bool {
+	ts, ok := dt.(*arrow.TimestampType)
+	return ok && t == schemas.Timestamp && ts.Unit == arrow.Microsecond
+}
+
+// chunkRecord releases the chunk's column references with the record.
+type chunkRecord struct {
+	arrow.RecordBatch
+	cols []arrow.Array
+}
+
+func (r *chunkRecord) Release() {
+	for _, a := range r.cols {
+		if a != nil {
+			a.Release()
+		}
+	}
+	r.RecordBatch.Release()
+}
+
+// dropDuplicates clears keep for rows an earlier file already holds (the
+// plan's offset ranges) and for repeated event ids, keeping the occurrence
+// with the smallest (partition, offset) — exactly, whatever the file order.
+func dropDuplicates(s *schemas.Schema, chunks []*rawChunk, plan []RawFilePlan) (overlap, dup int64) {
+	for i, c := range chunks {
+		if len(plan[i].Drop) == 0 {
+			continue
+		}
+		for r, o := range c.off {
+			if !plan[i].Keep(o) {
+				c.keep[r] = false
+				overlap++
+			}
+		}
+	}
+	if s.ID == "" {
+		return overlap, 0
+	}
+	type loc struct{ chunk, row int32 }
+	less := func(a, b loc) bool {
+		ca, cb := chunks[a.chunk], chunks[b.chunk]
+		pa, pb := ca.part[a.row], cb.part[b.row]
+		if pa != pb {
+			return pa < pb
+		}
+		return ca.off[a.row] < cb.off[b.row]
+	}
+	// settle decides between the row already kept for an id and a new one.
+	settle := func(prev *loc, cur loc) {
+		dup++
+		if less(cur, *prev) {
+			chunks[prev.chunk].keep[prev.row] = false
+			*prev = cur
+			return
+		}
+		chunks[cur.chunk].keep[cur.row] = false
+	}
+	total := 0
+	for _, c := range chunks {
+		total += c.n
+	}
+	if _, ok := firstID(chunks).(*array.String); ok || firstID(chunks) == nil {
+		seen := make(map[string]loc, total)
+		for ci, c := range chunks {
+			sa, ok := c.id.(*array.String)
+			if !ok {
+				continue
+			}
+			col := newStringColumn(sa)
+			for r := 0; r < c.n; r++ {
+				if !c.keep[r] {
+					continue
+				}
+				cur := loc{int32(ci), int32(r)}
+				id := col.at(int32(r))
+				if prev, ok := seen[id]; ok {
+					settle(&prev, cur)
+					seen[id] = prev
+					continue
+				}
+				seen[id] = cur
+			}
+		}
+		return overlap, dup
+	}
+	seen := make(map[int64]loc, total)
+	for ci, c := range chunks {
+		if c.n == 0 {
+			continue
+		}
+		get := int64Of(c.id)
+		for r := 0; r < c.n; r++ {
+			if !c.keep[r] {
+				continue
+			}
+			cur := loc{int32(ci), int32(r)}
+			id := get(r)
+			if prev, ok := seen[id]; ok {
+				settle(&prev, cur)
+				seen[id] = prev
+				continue
+			}
+			seen[id] = cur
+		}
+	}
+	return overlap, dup
+}
+
+func firstID(chunks []*rawChunk) arrow.Array {
+	for _, c := range chunks {
+		if c.n > 0 {
+			return c.id
+		}
+	}
+	return nil
+}
+
+// rawHours groups listed raw objects by their hour; objects that are not
+// raw files are left out, as readers leave them out.
+func rawHours(objs []lake.Object) map[time.Time][]lake.Object {
+	out := map[time.Time][]lake.Object{}
+	for _, o := range objs {
+		if !strings.HasSuffix(o.Key, ".parquet") {
+			continue
+		}
+		rf, err := lake.ParseRawKey(o.Key)
+		if err != nil {
+			continue
+		}
+		out[rf.Hour] = append(out[rf.Hour], o)
+	}
+	return out
+}

@@ -1,0 +1,341 @@
+package batch
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lambdalake/lambdalake/internal/hll"
+	"github.com/lambdalake/lambdalake/lake"
+	"github.com/lambdalake/lambdalake/schemas"
+)
+
+// Unit tests: no services (the lake is a local folder).
+
+func rcDirStore(t testing.TB) lake.Store {
+	t.Helper()
+	s, err := lake.NewDirStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func rcRecomputer(t testing.TB, store lake.Store, group string, mirror BoundaryMirror) *Recomputer {
+	t.Helper()
+	rc, err := NewRecomputer(RecomputerConfig{Store: store, Group: group, Mirror: mirror, Parallelism: 2,
+		Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc
+}
+
+// TestRecomputeExactLocal is the exactness test on a folder lake: both
+// example views, duplicates, out-of-order events and overlapping files.
+func TestRecomputeExactLocal(t *testing.T) {
+	cfg := rcConfig(t)
+	ctx := context.Background()
+	for _, name := range []string{"revenue", "traffic"} {
+		t.Run(name, func(t *testing.T) {
+			v := cfg.View(name)
+			store := rcDirStore(t)
+			const parts = 3
+			recs := rcLog(t, v.Schema, rcHour(0), rcHour(2).Add(30*time.Minute), 12000, parts, 11,
+				map[string]int{"tenant": 4, "country": 5, "user_id": 300, "site": 3, "visitor": 200})
+			rcWriteFiles(t, store, v.Schema, v.Schema.Topic, recs, 700, 3)
+			rcSetWatermark(t, store, "g", v.Schema.Topic, parts, rcHour(2).Add(10*time.Minute))
+			rc := rcRecomputer(t, store, "g", nil)
+			res, err := rc.Recompute(ctx, v, RecomputeOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Hours != 2 {
+				t.Errorf("recomputed %d hours, want the 2 closed ones", res.Hours)
+			}
+			if want := rcHour(2); !res.Boundary.Equal(want) {
+				t.Errorf("B = %v, want %v", res.Boundary, want)
+			}
+			rows, hours := rcReadView(t, store, v)
+			if len(hours) != 2 {
+				t.Fatalf("view files for hours %s, want 00h 01h", rcFmt(hours))
+			}
+			closed := func(h time.Time) bool { return h.Before(rcHour(2)) }
+			ref := rcReference(t, v, recs, closed)
+			rcCompare(t, v, rows, ref)
+			var valid int64
+			for _, r := range ref {
+				valid += r.count
+			}
+			if res.Rows != valid {
+				t.Errorf("aggregated %d raw rows, want the %d valid events", res.Rows, valid)
+			}
+			rcAssertOverlaps(t, store, v.Schema, rcHour(0), rcHour(1))
+
+			// Nothing changed: a second run does nothing.
+			res, err = rc.Recompute(ctx, v, RecomputeOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Hours != 0 {
+				t.Errorf("second run recomputed %d hours, want 0", res.Hours)
+			}
+		})
+	}
+}
+
+func TestDropDuplicates(t *testing.T) {
+	s, err := schemas.NewSchema("e", "e", "ts", "id", []schemas.Field{{Name: "id", Type: schemas.String}, {Name: "ts", Type: schemas.Timestamp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		p  int32
+		o  int64
+		id string
+	}
+	chunk := func(rows ...row) *rawChunk {
+		c := &rawChunk{n: len(rows), keep: make([]bool, len(rows))}
+		b := array.NewStringBuilder(memory.DefaultAllocator)
+		for i, r := range rows {
+			c.part = append(c.part, r.p)
+			c.off = append(c.off, r.o)
+			b.Append(r.id)
+			c.keep[i] = true
+		}
+		c.id = b.NewArray()
+		return c
+	}
+	tests := []struct {
+		name         string
+		chunks       []*rawChunk
+		drops        [][]OffsetRange
+		want         [][]bool
+		overlap, dup int64
+	}{
+		{"distinct", []*rawChunk{chunk(row{0, 1, "a"}, row{0, 2, "b"})}, nil,
+			[][]bool{{true, true}}, 0, 0},
+		{"same id later offset dropped", []*rawChunk{chunk(row{0, 1, "a"}, row{0, 5, "a"})}, nil,
+			[][]bool{{true, false}}, 0, 1},
+		{"smaller (partition, offset) wins even when read later", []*rawChunk{chunk(row{1, 0, "a"}), chunk(row{0, 9, "a"})}, nil,
+			[][]bool{{false}, {true}}, 0, 1},
+		{"rows out of offset order within a file", []*rawChunk{chunk(row{0, 7, "a"}, row{0, 3, "a"}, row{0, 5, "a"})}, nil,
+			[][]bool{{false, true, false}}, 0, 2},
+		{"overlap dropped before ids count", []*rawChunk{chunk(row{0, 1, "a"}, row{0, 2, "b"}), chunk(row{0, 2, "b"}, row{0, 3, "c"})},
+			[][]OffsetRange{nil, {{1, 2}}}, [][]bool{{true, true}, {false, true}}, 1, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			plan := make([]RawFilePlan, len(tc.chunks))
+			for i := range plan {
+				if tc.drops != nil {
+					plan[i].Drop = tc.drops[i]
+				}
+			}
+			overlap, dup := dropDuplicates(s, tc.chunks, plan)
+			if overlap != tc.overlap || dup != tc.dup {
+				t.Errorf("overlap=%d dup=%d, want %d %d", overlap, dup, tc.overlap, tc.dup)
+			}
+			for i, c := range tc.chunks {
+				for r := range c.keep {
+					if c.keep[r] != tc.want[i][r] {
+						t.Errorf("chunk %d row %d keep=%v, want %v", i, r, c.keep[r], tc.want[i][r])
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestAggregateNulls covers optional fields: a null dimension is a value of
+// its own, and sum/min/max/uniq skip nulls (min is null if all were).
+func TestAggregateNulls(t *testing.T) {
+	s, err := schemas.NewSchema("e", "e", "ts", "", []schemas.Field{
+		{Name: "ts", Type: schemas.Timestamp},
+		{Name: "kind", Type: schemas.String, Optional: true},
+		{Name: "n", Type: schemas.Int64, Optional: true},
+		{Name: "x", Type: schemas.Float64, Optional: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &schemas.View{Name: "v", Schema: s, Granularity: 30 * time.Minute, Dimensions: []string{"kind"}, Metrics: []schemas.Metric{
+		{Name: "c", Agg: schemas.Count}, {Name: "sx", Agg: schemas.Sum, Field: "x"}, {Name: "mn", Agg: schemas.Min, Field: "n"},
+		{Name: "mx", Agg: schemas.Max, Field: "x"}, {Name: "u", Agg: schemas.Uniq, Field: "n"}}}
+	store := rcDirStore(t)
+	events := []string{
+		`{"ts":"2026-11-27T00:01:00Z","kind":"a","n":5,"x":1.5}`,
+		`{"ts":"2026-11-27T00:02:00Z","kind":"a","n":-2}`,
+		`{"ts":"2026-11-27T00:03:00Z","n":7,"x":2}`,
+		`{"ts":"2026-11-27T00:04:00Z"}`,
+		`{"ts":"2026-11-27T00:40:00Z","kind":"a"}`,
+	}
+	var recs []rcRecord
+	for i, e := range events {
+		recs = append(recs, rcRecord{part: 0, off: int64(i), value: []byte(e)})
+	}
+	rcPutFlush(t, store, s, "e", 0, recs)
+	rcSetWatermark(t, store, "g", "e", 1, rcHour(1))
+	if _, err := rcRecomputer(t, store, "g", nil).Recompute(context.Background(), v, RecomputeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := rcReadView(t, store, v)
+	null := schemas.Value{Null: true}
+	uniq := func(vals ...int64) []byte {
+		var sk hll.Sketch
+		for _, x := range vals {
+			sk.Add(UniqElement(schemas.Int64, x))
+		}
+		return sk.Marshal()
+	}
+	want := []ViewRow{
+		{T: rcHour(0).UnixMicro(), Dims: []schemas.Value{null},
+			Values: []schemas.Value{{Int: 2}, {Float: 2}, {Int: 7}, {Float: 2}, {Int: 1}}, HLL: [][]byte{nil, nil, nil, nil, uniq(7)}},
+		{T: rcHour(0).UnixMicro(), Dims: []schemas.Value{{Str: "a"}},
+			Values: []schemas.Value{{Int: 2}, {Float: 1.5}, {Int: -2}, {Float: 1.5}, {Int: 2}}, HLL: [][]byte{nil, nil, nil, nil, uniq(5, -2)}},
+		{T: rcHour(0).Add(30 * time.Minute).UnixMicro(), Dims: []schemas.Value{{Str: "a"}},
+			Values: []schemas.Value{{Int: 1}, null, null, null, {Int: 0}}, HLL: [][]byte{nil, nil, nil, nil, uniq()}},
+	}
+	if len(rows) != len(want) {
+		t.Fatalf("%d rows, want %d: %+v", len(rows), len(want), rows)
+	}
+	for i := range want {
+		g, w := rows[i], want[i]
+		if g.T != w.T || g.Dims[0] != w.Dims[0] {
+			t.Errorf("row %d: t=%d dims=%+v, want t=%d dims=%+v", i, g.T, g.Dims, w.T, w.Dims)
+		}
+		for m := range w.Values {
+			if g.Values[m] != w.Values[m] {
+				t.Errorf("row %d metric %s: %+v, want %+v", i, v.Metrics[m].Name, g.Values[m], w.Values[m])
+			}
+			if string(g.HLL[m]) != string(w.HLL[m]) {
+				t.Errorf("row %d metric %s: sketch differs", i, v.Metrics[m].Name)
+			}
+		}
+	}
+}
+
+func TestBoundary(t *testing.T) {
+	final := HourState{Input: "x", Rows: 1, Version: 1, Final: true}
+	open := HourState{Input: "x", Rows: 1, Version: 1}
+	tests := []struct {
+		name  string
+		prev  time.Time
+		hours map[int]HourState // by hour of day; only hours with files
+		wm    time.Time
+		want  time.Time
+	}{
+		{"no watermark keeps B", rcHour(3), map[int]HourState{0: final}, time.Time{}, rcHour(3)},
+		{"all final: B at the watermark's hour", time.Time{}, map[int]HourState{0: final, 1: final}, rcHour(3).Add(20 * time.Minute), rcHour(3)},
+		{"first not final", time.Time{}, map[int]HourState{0: final, 1: open, 2: final}, rcHour(4), rcHour(1)},
+		{"uncomputed hour blocks", time.Time{}, map[int]HourState{0: final, 2: {}}, rcHour(4), rcHour(2)},
+		{"hour without files does not block", time.Time{}, map[int]HourState{0: final, 3: final}, rcHour(5), rcHour(5)},
+		{"never backwards", rcHour(4), map[int]HourState{0: final, 1: open}, rcHour(5), rcHour(4)},
+		{"not past an open hour", time.Time{}, map[int]HourState{0: final}, rcHour(1), rcHour(1)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &State{Boundary: tc.prev, Hours: map[string]HourState{}}
+			var hours []time.Time
+			for h := 0; h < 24; h++ {
+				hs, ok := tc.hours[h]
+				if !ok {
+					continue
+				}
+				hours = append(hours, rcHour(h))
+				if hs != (HourState{}) {
+					st.Hours[HourKey(rcHour(h))] = hs
+				}
+			}
+			if got := boundary(st, hours, tc.wm); !got.Equal(tc.want) {
+				t.Errorf("B = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseState(t *testing.T) {
+	tests := []struct {
+		name, file string
+		ok         bool
+	}{
+		{"valid", "state_valid.json", true},
+		{"hour not whole", "state_bad_hour.json", false},
+		{"negative rows", "state_negative.json", false},
+		{"not json", "state_truncated.json", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join("testdata", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := ParseState(b)
+			if (err == nil) != tc.ok {
+				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
+			}
+			if tc.ok {
+				h, ok := st.Hour(rcHour(9))
+				if !ok || h.Rows != 120 || h.Version != 3 || !h.Final || !st.Boundary.Equal(rcHour(10)) {
+					t.Errorf("decoded %+v", st)
+				}
+			}
+		})
+	}
+}
+
+func FuzzParseState(f *testing.F) {
+	for _, name := range []string{"state_valid.json", "state_bad_hour.json"} {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st, err := ParseState(b)
+		if err != nil {
+			return
+		}
+		// What parses survives a round trip.
+		out, err := json.Marshal(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := ParseState(out)
+		if err != nil {
+			t.Fatalf("re-encoded state does not parse: %v", err)
+		}
+		if len(back.Hours) != len(st.Hours) || !back.Boundary.Equal(st.Boundary) {
+			t.Fatal("round trip changed the state")
+		}
+	})
+}
+
+func TestCheckView(t *testing.T) {
+	v := rcConfig(t).View("revenue")
+	bad := *v
+	bad.Metrics = append(append([]schemas.Metric(nil), v.Metrics...), schemas.Metric{Name: "buyers_hll", Agg: schemas.Count})
+	if err := checkView(&bad); err == nil {
+		t.Error("a metric named like a sketch column was accepted")
+	}
+	if err := checkView(v); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestRecomputeNeedsGroupAndStore(t *testing.T) {
+	if _, err := NewRecomputer(RecomputerConfig{Group: "g", Registerer: prometheus.NewRegistry()}); err == nil {
+		t.Error("no store accepted")
+	}
+	if _, err := NewRecomputer(RecomputerConfig{Store: rcDirStore(t), Registerer: prometheus.NewRegistry()}); err == nil {
+		t.Error("no group accepted")
+	}
+}

@@ -1,0 +1,604 @@
+package batch
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/lambdalake/lambdalake/internal/hll"
+	"github.com/lambdalake/lambdalake/schemas"
+)
+
+// This file aggregates one hour of raw rows to a view's grain. It works a
+// column at a time over Arrow arrays: every dimension value and every uniq
+// value is interned to a small integer once, (bucket, dimension tuple) maps
+// to a group index through a dense table, and the metric loops then only
+// index flat slices. No per-row allocation.
+
+// hourAgg accumulates one view's hour. Not safe for concurrent use.
+type hourAgg struct {
+	view    *schemas.View
+	hour    int64 // start, Unix µs
+	gran    int64 // bucket size, µs
+	buckets int   // buckets per hour
+
+	dims   []dimDict
+	levels []tupleLevel // levels[d] combines the tuple of dims[:d] with dims[d] (d ≥ 1)
+	ntup   int          // tuples seen (ids of the last level)
+
+	slot      []int32          // tuple*buckets + bucket → group, -1 if none yet
+	slotMap   map[uint64]int32 // instead of slot when that would be too large
+	groupB    []int32          // group → bucket index
+	groupT    []uint32
+	rows      []int64 // group → rows counted
+	metrics   []metricAcc
+	misplaced int64 // rows whose time is outside the hour (skipped)
+
+	// scratch, reused across chunks
+	sel  []int32
+	bkt  []int32
+	tup  []uint32
+	ids  []uint32
+	grp  []int32
+	pair []hll.Pair
+}
+
+// dimDict interns one dimension's values; id 0 is null.
+type dimDict struct {
+	typ    schemas.Type
+	strs   map[string]uint32
+	ints   map[int64]uint32
+	values []schemas.Value
+}
+
+type tupleLevel struct {
+	ids     map[uint64]uint32
+	parents []uint64 // id → prev<<32 | dim id
+}
+
+type metricAcc struct {
+	m     schemas.Metric
+	col   int // field index in the schema, -1 for count
+	float bool
+	f     []float64
+	i     []int64
+	has   []bool
+	uniq  *uniqAcc
+}
+
+// uniqAcc collects (group, value) memberships; distinct counts and sketches
+// come from sorting them once at the end.
+type uniqAcc struct {
+	typ     schemas.Type
+	strs    map[string]uint32
+	ints    map[int64]uint32
+	pattern []hll.Pair // value id → HLL register and rank
+	members []uint64   // group<<32 | value id
+}
+
+func newHourAgg(v *schemas.View, hour time.Time) *hourAgg {
+	a := &hourAgg{view: v, hour: hour.UnixMicro(), gran: v.Granularity.Microseconds()}
+	a.buckets = int(time.Hour.Microseconds() / a.gran)
+	for _, d := range v.Dimensions {
+		f, _ := v.Schema.Field(d)
+		a.dims = append(a.dims, dimDict{typ: f.Type, strs: map[string]uint32{}, ints: map[int64]uint32{},
+			values: []schemas.Value{{Null: true}}})
+	}
+	a.levels = make([]tupleLevel, len(v.Dimensions))
+	for i := range a.levels {
+		a.levels[i].ids = map[uint64]uint32{}
+	}
+	if len(v.Dimensions) == 0 {
+		a.ntup = 1
+	}
+	for _, m := range v.Metrics {
+		acc := metricAcc{m: m, col: -1}
+		if m.Agg != schemas.Count {
+			acc.col = v.Schema.FieldIndex(m.Field)
+			f := v.Schema.Fields[acc.col]
+			acc.float = f.Type == schemas.Float64
+			if m.Agg == schemas.Uniq {
+				acc.uniq = &uniqAcc{typ: f.Type, strs: map[string]uint32{}, ints: map[int64]uint32{}}
+			}
+		}
+		a.metrics = append(a.metrics, acc)
+	}
+	return a
+}
+
+// rawChunk is a run of raw rows with every column the view reads, aligned.
+// cols is indexed by schema field; fields the view does not read are nil.
+type rawChunk struct {
+	part  []int32
+	off   []int64
+	times []arrow.Timestamp
+	id    arrow.Array
+	cols  []arrow.Array
+	keep  []bool
+	n     int
+}
+
+// add aggregates the kept rows of c.
+func (a *hourAgg) add(c *rawChunk) {
+	sel := a.sel[:0]
+	bkt := a.bkt[:0]
+	end := a.hour + time.Hour.Microseconds()
+	for r := 0; r < c.n; r++ {
+		if !c.keep[r] {
+			continue
+		}
+		t := int64(c.times[r])
+		if t < a.hour || t >= end {
+			a.misplaced++
+			continue
+		}
+		sel = append(sel, int32(r))
+		bkt = append(bkt, int32((t-a.hour)/a.gran))
+	}
+	a.sel, a.bkt = sel, bkt
+	if len(sel) == 0 {
+		return
+	}
+
+	// Dimension tuples.
+	tup := grow(a.tup, len(sel))
+	if len(a.dims) == 0 {
+		clear(tup)
+	}
+	for d := range a.dims {
+		if d == 0 {
+			a.dims[0].intern(c.cols[a.view.Schema.FieldIndex(a.view.Dimensions[0])], sel, tup)
+			continue
+		}
+		ids := grow(a.ids, len(sel))
+		a.dims[d].intern(c.cols[a.view.Schema.FieldIndex(a.view.Dimensions[d])], sel, ids)
+		a.ids = ids
+		lv := &a.levels[d]
+		for k := range tup {
+			key := uint64(tup[k])<<32 | uint64(ids[k])
+			id, ok := lv.ids[key]
+			if !ok {
+				id = uint32(len(lv.parents))
+				lv.ids[key] = id
+				lv.parents = append(lv.parents, key)
+			}
+			tup[k] = id
+		}
+	}
+	a.tup = tup
+	switch {
+	case len(a.dims) == 1:
+		a.ntup = len(a.dims[0].values)
+	case len(a.dims) > 1:
+		a.ntup = len(a.levels[len(a.dims)-1].parents)
+	}
+
+	// Groups.
+	if need := a.ntup * a.buckets; a.slotMap == nil && len(a.slot) < need {
+		if need > maxDenseSlots {
+			a.slotMap = make(map[uint64]int32, len(a.groupB))
+			for g := range a.groupB {
+				a.slotMap[uint64(a.groupT[g])*uint64(a.buckets)+uint64(a.groupB[g])] = int32(g)
+			}
+			a.slot = nil
+		} else {
+			old := len(a.slot)
+			a.slot = slices.Grow(a.slot, need-old)[:need]
+			for i := old; i < need; i++ {
+				a.slot[i] = -1
+			}
+		}
+	}
+	grp := grow(a.grp, len(sel))
+	for k := range sel {
+		s := uint64(tup[k])*uint64(a.buckets) + uint64(bkt[k])
+		var g int32 = -1
+		if a.slotMap != nil {
+			if x, ok := a.slotMap[s]; ok {
+				g = x
+			}
+		} else {
+			g = a.slot[s]
+		}
+		if g < 0 {
+			g = int32(len(a.groupB))
+			if a.slotMap != nil {
+				a.slotMap[s] = g
+			} else {
+				a.slot[s] = g
+			}
+			a.groupB = append(a.groupB, bkt[k])
+			a.groupT = append(a.groupT, tup[k])
+			a.rows = append(a.rows, 0)
+			for i := range a.metrics {
+				m := &a.metrics[i]
+				m.f = append(m.f, 0)
+				m.i = append(m.i, 0)
+				m.has = append(m.has, false)
+			}
+		}
+		grp[k] = g
+	}
+	a.grp = grp
+	for _, g := range grp {
+		a.rows[g]++
+	}
+
+	for i := range a.metrics {
+		m := &a.metrics[i]
+		switch m.m.Agg {
+		case schemas.Count:
+			continue
+		case schemas.Uniq:
+			m.uniq.add(c.cols[m.col], sel, grp)
+		default:
+			if m.float {
+				m.addFloat(c.cols[m.col].(*array.Float64), sel, grp)
+			} else {
+				m.addInt(c.cols[m.col].(*array.Int64), sel, grp)
+			}
+		}
+	}
+}
+
+// maxDenseSlots bounds the dense (tuple, bucket) → group table (16 MiB);
+// views with many tuples and fine buckets use a map instead.
+const maxDenseSlots = 4 << 20
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+func (m *metricAcc) addFloat(arr *array.Float64, sel, grp []int32) {
+	vals := arr.Float64Values()
+	nulls := arr.NullN() > 0
+	for k, r := range sel {
+		if nulls && arr.IsNull(int(r)) {
+			continue
+		}
+		g, x := grp[k], vals[r]
+		switch m.m.Agg {
+		case schemas.Sum:
+			m.f[g] += x
+		case schemas.Min:
+			if !m.has[g] || x < m.f[g] {
+				m.f[g] = x
+			}
+		case schemas.Max:
+			if !m.has[g] || x > m.f[g] {
+				m.f[g] = x
+			}
+		}
+		m.has[g] = true
+	}
+}
+
+func (m *metricAcc) addInt(arr *array.Int64, sel, grp []int32) {
+	vals := arr.Int64Values()
+	nulls := arr.NullN() > 0
+	for k, r := range sel {
+		if nulls && arr.IsNull(int(r)) {
+			continue
+		}
+		g, x := grp[k], vals[r]
+		switch m.m.Agg {
+		case schemas.Sum:
+			m.i[g] += x
+		case schemas.Min:
+			if !m.has[g] || x < m.i[g] {
+				m.i[g] = x
+			}
+		case schemas.Max:
+			if !m.has[g] || x > m.i[g] {
+				m.i[g] = x
+			}
+		}
+		m.has[g] = true
+	}
+}
+
+// stringColumn gives zero-copy access to an Arrow string array's values.
+type stringColumn struct {
+	offs []int32
+	data string
+}
+
+func newStringColumn(arr *array.String) stringColumn {
+	b := arr.ValueBytes()
+	offs := arr.ValueOffsets()
+	// ValueBytes starts at the first value of a sliced array, while the
+	// offsets are not rebased: shift them.
+	if len(offs) > 0 && offs[0] != 0 {
+		base := offs[0]
+		offs = slices.Clone(offs)
+		for i := range offs {
+			offs[i] -= base
+		}
+	}
+	return stringColumn{offs: offs, data: unsafe.String(unsafe.SliceData(b), len(b))}
+}
+
+func (s stringColumn) at(i int32) string { return s.data[s.offs[i]:s.offs[i+1]] }
+
+// int64Of reads the integer representation of a non-string column: int64
+// and timestamp values, bools as 0/1, floats by their bits.
+func int64Of(arr arrow.Array) func(i int) int64 {
+	switch a := arr.(type) {
+	case *array.Int64:
+		v := a.Int64Values()
+		return func(i int) int64 { return v[i] }
+	case *array.Timestamp:
+		v := a.TimestampValues()
+		return func(i int) int64 { return int64(v[i]) }
+	case *array.Boolean:
+		return func(i int) int64 {
+			if a.Value(i) {
+				return 1
+			}
+			return 0
+		}
+	case *array.Float64:
+		v := a.Float64Values()
+		return func(i int) int64 { return int64(math.Float64bits(v[i])) }
+	case *array.Int32:
+		v := a.Int32Values()
+		return func(i int) int64 { return int64(v[i]) }
+	}
+	panic("batch: unsupported column type " + arr.DataType().String())
+}
+
+// intern writes the id of each selected row's value into out.
+func (d *dimDict) intern(arr arrow.Array, sel []int32, out []uint32) {
+	nulls := arr.NullN() > 0
+	if sa, ok := arr.(*array.String); ok {
+		col := newStringColumn(sa)
+		for k, r := range sel {
+			if nulls && sa.IsNull(int(r)) {
+				out[k] = 0
+				continue
+			}
+			s := col.at(r)
+			id, ok := d.strs[s]
+			if !ok {
+				s = strings.Clone(s)
+				id = uint32(len(d.values))
+				d.strs[s] = id
+				d.values = append(d.values, schemas.Value{Str: s})
+			}
+			out[k] = id
+		}
+		return
+	}
+	get := int64Of(arr)
+	for k, r := range sel {
+		if nulls && arr.IsNull(int(r)) {
+			out[k] = 0
+			continue
+		}
+		x := get(int(r))
+		id, ok := d.ints[x]
+		if !ok {
+			id = uint32(len(d.values))
+			d.ints[x] = id
+			d.values = append(d.values, schemas.Value{Int: x})
+		}
+		out[k] = id
+	}
+}
+
+func (u *uniqAcc) add(arr arrow.Array, sel, grp []int32) {
+	nulls := arr.NullN() > 0
+	if sa, ok := arr.(*array.String); ok {
+		col := newStringColumn(sa)
+		for k, r := range sel {
+			if nulls && sa.IsNull(int(r)) {
+				continue
+			}
+			s := col.at(r)
+			id, ok := u.strs[s]
+			if !ok {
+				s = strings.Clone(s)
+				id = uint32(len(u.pattern))
+				u.strs[s] = id
+				u.pattern = append(u.pattern, hll.Pattern(s))
+			}
+			u.members = append(u.members, uint64(grp[k])<<32|uint64(id))
+		}
+		return
+	}
+	get := int64Of(arr)
+	for k, r := range sel {
+		if nulls && arr.IsNull(int(r)) {
+			continue
+		}
+		x := get(int(r))
+		id, ok := u.ints[x]
+		if !ok {
+			id = uint32(len(u.pattern))
+			u.ints[x] = id
+			u.pattern = append(u.pattern, hll.Pattern(UniqElement(u.typ, x)))
+		}
+		u.members = append(u.members, uint64(grp[k])<<32|uint64(id))
+	}
+}
+
+// UniqElement is the text a non-string value is counted under in a
+// HyperLogLog, the same as the speed layer's PFADD arguments: numbers in
+// decimal (floats shortest 'g'), bools as true/false, timestamps as Unix µs.
+// x is the value as int64Of reads it.
+func UniqElement(t schemas.Type, x int64) string {
+	switch t {
+	case schemas.Float64:
+		return strconv.FormatFloat(math.Float64frombits(uint64(x)), 'g', -1, 64)
+	case schemas.Bool:
+		return strconv.FormatBool(x != 0)
+	}
+	return strconv.FormatInt(x, 10)
+}
+
+// viewHour is one hour of a view at its grain, rows sorted by t then
+// dimensions: what a view file holds.
+type viewHour struct {
+	t       []int64 // bucket start, Unix µs
+	dims    [][]schemas.Value
+	metrics []metricColumn
+}
+
+// metricColumn holds one metric's values; which slice is used depends on the
+// metric (ints for count, uniq and int fields; floats for float fields).
+// valid is false where sum/min/max saw no value (all null).
+type metricColumn struct {
+	ints   []int64
+	floats []float64
+	valid  []bool
+	hll    [][]byte // uniq only
+}
+
+func (h *viewHour) len() int { return len(h.t) }
+
+// finish sorts the groups and returns the hour's rows.
+func (a *hourAgg) finish() *viewHour {
+	n := len(a.groupB)
+	// Dimension ids in value order, so groups sort by value.
+	ranks := make([][]uint32, len(a.dims))
+	for d := range a.dims {
+		dd := &a.dims[d]
+		order := make([]uint32, len(dd.values))
+		for i := range order {
+			order[i] = uint32(i)
+		}
+		slices.SortFunc(order, func(x, y uint32) int { return compareValue(dd.typ, dd.values[x], dd.values[y]) })
+		ranks[d] = make([]uint32, len(order))
+		for r, id := range order {
+			ranks[d][id] = uint32(r)
+		}
+	}
+	// Each group's dimension ids, from the tuple levels.
+	nd := len(a.dims)
+	gdims := make([]uint32, n*nd)
+	for g := 0; g < n; g++ {
+		t := a.groupT[g]
+		for d := nd - 1; d >= 1; d-- {
+			key := a.levels[d].parents[t]
+			gdims[g*nd+d] = uint32(key)
+			t = uint32(key >> 32)
+		}
+		if nd > 0 {
+			gdims[g*nd] = t
+		}
+	}
+	order := make([]int32, n)
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(x, y int32) int {
+		if c := cmp.Compare(a.groupB[x], a.groupB[y]); c != 0 {
+			return c
+		}
+		for d := 0; d < nd; d++ {
+			if c := cmp.Compare(ranks[d][gdims[int(x)*nd+d]], ranks[d][gdims[int(y)*nd+d]]); c != 0 {
+				return c
+			}
+		}
+		return 0
+	})
+
+	h := &viewHour{t: make([]int64, n), dims: make([][]schemas.Value, nd), metrics: make([]metricColumn, len(a.metrics))}
+	for d := range h.dims {
+		h.dims[d] = make([]schemas.Value, n)
+	}
+	for k, g := range order {
+		h.t[k] = a.hour + int64(a.groupB[g])*a.gran
+		for d := 0; d < nd; d++ {
+			h.dims[d][k] = a.dims[d].values[gdims[int(g)*nd+d]]
+		}
+	}
+	for i := range a.metrics {
+		m := &a.metrics[i]
+		col := &h.metrics[i]
+		switch m.m.Agg {
+		case schemas.Count:
+			col.ints = make([]int64, n)
+			for k, g := range order {
+				col.ints[k] = a.rows[g]
+			}
+		case schemas.Uniq:
+			col.ints, col.hll = m.uniq.finish(n, order, &a.pair)
+		default:
+			col.valid = make([]bool, n)
+			if m.float {
+				col.floats = make([]float64, n)
+			} else {
+				col.ints = make([]int64, n)
+			}
+			for k, g := range order {
+				col.valid[k] = m.has[g]
+				if m.float {
+					col.floats[k] = m.f[g]
+				} else {
+					col.ints[k] = m.i[g]
+				}
+			}
+		}
+	}
+	return h
+}
+
+// finish returns each group's exact distinct count and sketch, in output
+// order.
+func (u *uniqAcc) finish(n int, order []int32, scratch *[]hll.Pair) ([]int64, [][]byte) {
+	slices.Sort(u.members)
+	counts := make([]int64, n)
+	sketches := make([][]byte, n)
+	for i := 0; i < len(u.members); {
+		g := u.members[i] >> 32
+		pairs := (*scratch)[:0]
+		var prev uint64 = math.MaxUint64
+		for ; i < len(u.members) && u.members[i]>>32 == g; i++ {
+			if m := u.members[i]; m != prev {
+				pairs = append(pairs, u.pattern[uint32(m)])
+				prev = m
+			}
+		}
+		counts[g] = int64(len(pairs))
+		sketches[g] = hll.Encode(pairs)
+		*scratch = pairs
+	}
+	outC := make([]int64, n)
+	outS := make([][]byte, n)
+	for k, g := range order {
+		outC[k] = counts[g]
+		if sketches[g] == nil {
+			sketches[g] = hll.Encode(nil)
+		}
+		outS[k] = sketches[g]
+	}
+	return outC, outS
+}
+
+// compareValue orders dimension values: null first, then by value.
+func compareValue(t schemas.Type, x, y schemas.Value) int {
+	if x.Null || y.Null {
+		switch {
+		case x.Null && y.Null:
+			return 0
+		case x.Null:
+			return -1
+		}
+		return 1
+	}
+	if t == schemas.String {
+		return strings.Compare(x.Str, y.Str)
+	}
+	return cmp.Compare(x.Int, y.Int)
+}
