@@ -46,8 +46,8 @@ type rcRecord struct {
 
 // rcLog generates count events over [from, to) and spreads them over
 // partitions the way a keyless producer would (round robin), numbering
-// offsets per partition.
-func rcLog(t testing.TB, s *schemas.Schema, from, to time.Time, count int64, partitions int, seed uint64, card map[string]int) []rcRecord {
+// offsets per partition. Events whose hour skip reports are left out.
+func rcLog(t testing.TB, s *schemas.Schema, from, to time.Time, count int64, partitions int, seed uint64, card map[string]int, skip func(time.Time) bool) []rcRecord {
 	t.Helper()
 	mine := map[string]int{}
 	for name, c := range card {
@@ -62,8 +62,13 @@ func rcLog(t testing.TB, s *schemas.Schema, from, to time.Time, count int64, par
 	}
 	next := make([]int64, partitions)
 	recs := make([]rcRecord, 0, count)
+	dec := schemas.NewDecoder(s)
+	var row schemas.Row
 	for i := int64(0); i < count; i++ {
 		e := g.Next(time.Time{})
+		if skip != nil && dec.Decode(e.Value, &row) == nil && skip(time.UnixMicro(s.TimeMicros(&row)).UTC().Truncate(time.Hour)) {
+			continue
+		}
 		p := int32(i % int64(partitions))
 		recs = append(recs, rcRecord{part: p, off: next[p], value: e.Value, kind: e.Kind})
 		next[p]++

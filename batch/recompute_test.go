@@ -49,7 +49,7 @@ func TestRecomputeExactLocal(t *testing.T) {
 			store := rcDirStore(t)
 			const parts = 3
 			recs := rcLog(t, v.Schema, rcHour(0), rcHour(2).Add(30*time.Minute), 12000, parts, 11,
-				map[string]int{"tenant": 4, "country": 5, "user_id": 300, "site": 3, "visitor": 200})
+				map[string]int{"tenant": 4, "country": 5, "user_id": 300, "site": 3, "visitor": 200}, nil)
 			rcWriteFiles(t, store, v.Schema, v.Schema.Topic, recs, 700, 3)
 			rcSetWatermark(t, store, "g", v.Schema.Topic, parts, rcHour(2).Add(10*time.Minute))
 			rc := rcRecomputer(t, store, "g", nil)
