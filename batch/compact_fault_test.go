@@ -1,0 +1,358 @@
+package batch_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/internal/testenv"
+	"github.com/lambdalake/lambdalake/lake"
+	"github.com/lambdalake/lambdalake/schemas"
+)
+
+// produceInBackground produces while the test goes on; wait returns the
+// traffic once every event is acknowledged.
+func produceInBackground(t *testing.T, brokers []string, s *schemas.Schema, count int64, rate float64, seed uint64) (wait func() traffic) {
+	t.Helper()
+	done := make(chan traffic, 1)
+	go func() { done <- produce(context.Background(), t, brokers, s, count, rate, seed) }()
+	return func() traffic { return <-done }
+}
+
+// progress is the sum of the partitions' checkpointed offsets.
+func progress(t *testing.T, store lake.Store, group, topic string) int64 {
+	t.Helper()
+	cps, err := batch.ReadCheckpoints(context.Background(), store, group, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	for _, cp := range cps {
+		sum += cp.NextOffset
+	}
+	return sum
+}
+
+func waitProgress(t *testing.T, store lake.Store, group, topic string, above int64, timeout time.Duration) int64 {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if p := progress(t, store, group, topic); p > above {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no compaction progress beyond %d in %v", above, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+const subprocessConfig = `kafka:
+  brokers: [%s]
+lake:
+  url: %s
+  s3:
+    endpoint: %s
+    region: us-east-1
+    path_style: true
+    access_key_id: test
+    secret_access_key: test
+compact:
+  group: %s
+  budget: 16MiB
+  max_file_rows: 2000
+  max_file_age: 1s
+  session_timeout: 6s
+schemas:
+  orders:
+    topic: %s
+    time: ts
+    id: order_id
+    fields:
+      order_id: string
+      ts: timestamp
+      tenant: string
+      country: string
+      user_id: string
+      amount: float64
+      coupon: {type: string, optional: true}
+views:
+  revenue:
+    schema: orders
+    granularity: 1m
+    dimensions: [tenant]
+    metrics:
+      orders: {agg: count}
+    lateness: 5m
+`
+
+// The compactor is killed with SIGKILL three times while it consumes a
+// topic that is still being written, each time after it has made progress
+// and at a random moment, so kills land between uploads and checkpoints.
+// Restarted, it resumes from the lake checkpoints; the lake ends exact.
+func TestCompactCrashSafety(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	store, url := testenv.S3Lake(t)
+	topic := testenv.Topic(t, brokers, partitions)
+	s := ordersOn(t, topic)
+	bin := testenv.Binary(t)
+	group := testenv.Name("compact")
+	cfgPath := testenv.WriteConfig(t, fmt.Sprintf(subprocessConfig, strings.Join(brokers, ", "), url, testenv.S3Endpoint(t), group, topic))
+	logPath := filepath.Join(t.TempDir(), "compact.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, "compact", "--config", cfgPath)
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		cmd.Env = append(os.Environ(), "LAMBDALAKE_LOG_LEVEL=info")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	defer func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("compactor log (tail):\n%s", tail(string(b), 4000))
+		}
+	}()
+
+	wait := produceInBackground(t, brokers, s, 120_000, 6000, 11)
+	var done int64
+	for kill := 1; kill <= 3; kill++ {
+		cmd := start()
+		done = waitProgress(t, store, group, topic, done, 90*time.Second)
+		time.Sleep(time.Duration(200+rand.IntN(1500)) * time.Millisecond)
+		if err := cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		cmd.Wait()
+		t.Logf("kill -9 #%d at checkpoint progress %d", kill, progress(t, store, group, topic))
+	}
+	tr := wait()
+	t.Logf("produced %v", tr.counts)
+	end := endOffsets(t, brokers, topic)
+	ref := readBack(t, brokers, s, end)
+
+	cmd := start()
+	waitCompacted(t, store, group, topic, end, 2*time.Minute)
+	// The last run stops gracefully: SIGTERM flushes and exits 0.
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("compactor after SIGTERM: %v", err)
+	}
+	rep := verifyLake(t, store, s, ref)
+	for h, want := range tr.hours {
+		if got := rep.hours[h]; got != want {
+			t.Errorf("hour %v: lake %+v, generator %+v", h, got, want)
+		}
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// cutProxy is a TCP proxy to LocalStack that the test can cut. LocalStack's
+// S3 here keeps objects in memory only (localstack/up runs it with
+// PERSISTENCE=0), so stopping it with `localstack/down s3` would lose every
+// object, the lake of this test and of every test running beside it. The
+// outage is therefore a cut between the compactor and S3: listener and
+// open connections closed, new connections refused, for as long as the
+// test says; the S3 client sees what it sees when S3 goes away.
+type cutProxy struct {
+	upstream, addr string
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+func newCutProxy(t *testing.T, upstream string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{upstream: upstream, addr: ln.Addr().String(), conns: map[net.Conn]struct{}{}}
+	p.serve(ln)
+	t.Cleanup(func() { p.cut(); p.wg.Wait() })
+	return p
+}
+
+func (p *cutProxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", p.upstream)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			if !p.track(c, up) {
+				return
+			}
+			p.wg.Add(2)
+			go func() { defer p.wg.Done(); io.Copy(up, c); up.Close() }()
+			go func() { defer p.wg.Done(); io.Copy(c, up); c.Close() }()
+		}
+	}()
+}
+
+func (p *cutProxy) track(cs ...net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln == nil {
+		for _, c := range cs {
+			c.Close()
+		}
+		return false
+	}
+	for _, c := range cs {
+		p.conns[c] = struct{}{}
+	}
+	return true
+}
+
+// cut closes the listener and every connection.
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+}
+
+// restore listens again on the same address.
+func (p *cutProxy) restore(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		t.Fatalf("proxy: listen again on %s: %v", p.addr, err)
+	}
+	p.serve(ln)
+}
+
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() == name {
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("metric %s not found", name)
+	return 0
+}
+
+// S3 goes away for 25 s while the compactor runs and events keep coming:
+// no checkpoint moves, the budget fills and consumption waits instead of
+// growing memory, and once S3 is back the lake ends exact.
+func TestCompactS3Outage(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	direct, _ := testenv.S3Lake(t)
+	topic := testenv.Topic(t, brokers, partitions)
+	s := ordersOn(t, topic)
+	s3cfg := testenv.S3Config(t)
+	proxy := newCutProxy(t, strings.TrimPrefix(s3cfg.Endpoint, "http://"))
+	s3cfg.Endpoint = "http://" + proxy.addr
+	s3cfg.MaxAttempts = 2
+	proxied, err := lake.NewS3Store(context.Background(), testenv.Bucket, direct.Prefix(), s3cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const budget = 16 << 20
+	reg := prometheus.NewRegistry()
+	group := testenv.Name("compact")
+	wait := produceInBackground(t, brokers, s, 200_000, 8000, 13)
+	// Files large and slow to age, so the budget, not the file limits,
+	// is what forces flushes and what stops consumption during the outage.
+	stop := runCompactor(t, batch.CompactorConfig{Brokers: brokers, Group: group, Store: proxied,
+		Schemas: []*schemas.Schema{s}, Lateness: map[string]time.Duration{s.Name: 5 * time.Minute},
+		Budget: budget, MaxFileRows: 1_000_000, MaxFileAge: 10 * time.Second, SessionTimeout: 6 * time.Second, Registerer: reg})
+	waitProgress(t, direct, group, topic, 0, time.Minute)
+	time.Sleep(time.Second)
+
+	proxy.cut()
+	t.Log("S3 cut")
+	time.Sleep(time.Second) // a write already past the proxy may still land
+	before, err := batch.ReadCheckpoints(context.Background(), direct, group, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var peak float64
+	for range 25 {
+		time.Sleep(time.Second)
+		now, err := batch.ReadCheckpoints(context.Background(), direct, group, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p, cp := range now {
+			if cp.NextOffset != before[p].NextOffset {
+				t.Errorf("partition %d checkpoint moved during the outage: %d → %d", p, before[p].NextOffset, cp.NextOffset)
+			}
+		}
+		peak = max(peak, gauge(t, reg, "lambdalake_compact_memory_bytes"))
+	}
+	// One record per partition may be read past the budget before the
+	// partition notices and waits.
+	if peak > budget+1<<20 {
+		t.Errorf("held %.0f bytes during the outage, budget %d", peak, budget)
+	}
+	if peak < budget/2 {
+		t.Errorf("held only %.0f bytes during a 25 s outage at 8000 events/s; expected the budget to fill", peak)
+	}
+	proxy.restore(t)
+	t.Logf("S3 restored; peak memory held %.1f MiB of %d MiB", peak/(1<<20), budget>>20)
+
+	tr := wait()
+	end := endOffsets(t, brokers, topic)
+	ref := readBack(t, brokers, s, end)
+	waitCompacted(t, direct, group, topic, end, 2*time.Minute)
+	stop()
+	rep := verifyLake(t, direct, s, ref)
+	for h, want := range tr.hours {
+		if got := rep.hours[h]; got != want {
+			t.Errorf("hour %v: lake %+v, generator %+v", h, got, want)
+		}
+	}
+}
