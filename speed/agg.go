@@ -180,80 +180,145 @@ func (a *aggregator) reset() {
 	a.vals = 0
 }
 
-// flushArgs encodes the pending cells as the KEYS and ARGV of applyScript.
-// field/from/to identify the Kafka range covered; expiry is per bucket:
+// span is the Kafka offset range [from, to) of one partition that a flush
+// covers for one view.
+type span struct {
+	field    string // "<topic>:<partition>"
+	from, to int64
+}
+
+// flushArgs encodes the pending cells of several aggregators of one view
+// (one per partition) as the KEYS and ARGV of applyScript, merging cells
+// the partitions share so Redis sees each cell once. Expiry is per bucket:
 // bucket end + hot_retention.
-func (a *aggregator) flushArgs(field string, from, to int64, nowMs int64) (keys []string, args []any) {
-	v := a.plan.view
+func flushArgs(p *plan, aggs []*aggregator, spans []span, nowMs int64) (keys []string, args []any) {
+	v := p.view
 	retMs := v.HotRetention.Milliseconds()
 	gMs := v.Granularity.Milliseconds()
-	keys = make([]string, 0, 2+len(a.cells)*2)
+	groups := make(map[string][]*cell)
+	var order []string
+	for _, a := range aggs {
+		for m, c := range a.cells {
+			g, ok := groups[m]
+			if !ok {
+				order = append(order, m)
+			}
+			groups[m] = append(g, c)
+		}
+	}
+	keys = make([]string, 0, 2+len(order)*2)
 	keys = append(keys, OffsetsKey(v.Name), IndexKey(v.Name))
-	args = make([]any, 0, 16+len(a.cells)*(4+3*len(a.plan.metrics)))
-	// Header; counts are patched in once known.
-	args = append(args, field, strconv.FormatInt(from, 10), strconv.FormatInt(to, 10), "0", "0",
-		strconv.FormatInt(pruneBefore(nowMs, retMs, gMs)*1000, 10), "0", strconv.FormatInt(nowMs, 10),
-		strconv.FormatInt(nowMs+offsetsTTL(v).Milliseconds(), 10))
+	args = make([]any, 0, 8+3*len(spans)+len(order)*(4+3*len(p.metrics)))
+	args = append(args, strconv.Itoa(len(spans)))
+	for _, sp := range spans {
+		args = append(args, sp.field, strconv.FormatInt(sp.from, 10), strconv.FormatInt(sp.to, 10))
+	}
+	head := len(args)
+	// Counts and the latest expiry are patched in once known.
+	args = append(args, "0", "0", strconv.FormatInt(pruneBefore(nowMs, retMs, gMs)*1000, 10), "0",
+		strconv.FormatInt(nowMs, 10), strconv.FormatInt(nowMs+offsetsTTL(v).Milliseconds(), 10))
 	var maxExp int64
-	nHash := 0
-	for _, c := range a.cells {
-		exp := c.bucket/1000 + gMs + retMs
+	var merged acc
+	for _, m := range order {
+		cs := groups[m]
+		bucket := cs[0].bucket
+		exp := bucket/1000 + gMs + retMs
 		maxExp = max(maxExp, exp)
-		nOps := 0
 		// The member rides along so the index is updated without string
 		// work in Lua; the op count is patched in below.
-		args = append(args, strconv.FormatInt(exp, 10), strconv.FormatInt(c.bucket, 10), c.member, "0")
+		args = append(args, strconv.FormatInt(exp, 10), strconv.FormatInt(bucket, 10), m, "0")
 		nOpsAt := len(args) - 1
-		for i := range a.plan.metrics {
-			m := &a.plan.metrics[i]
-			s := &c.accs[i]
-			var op, val string
-			switch m.agg {
-			case schemas.Count:
-				op, val = "i", strconv.FormatInt(s.i, 10)
-			case schemas.Uniq:
+		nOps := 0
+		for i := range p.metrics {
+			mp := &p.metrics[i]
+			if mp.agg == schemas.Uniq {
 				continue
-			default:
-				if !s.has {
-					continue
-				}
-				val = formatNum(m.typ, s)
-				switch {
-				case m.agg == schemas.Sum && m.typ == schemas.Float64:
-					op = "f"
-				case m.agg == schemas.Sum:
-					op = "i"
-				case m.agg == schemas.Min:
-					op = "n"
-				default:
-					op = "x"
-				}
 			}
-			args = append(args, op, m.name, val)
+			merged = acc{}
+			for _, c := range cs {
+				mergeAcc(&merged, &c.accs[i], mp)
+			}
+			var op string
+			switch {
+			case mp.agg == schemas.Count:
+				op = "i"
+			case !merged.has:
+				continue
+			case mp.agg == schemas.Sum && mp.typ == schemas.Float64:
+				op = "f"
+			case mp.agg == schemas.Sum:
+				op = "i"
+			case mp.agg == schemas.Min:
+				op = "n"
+			default:
+				op = "x"
+			}
+			args = append(args, op, mp.name, formatNum(mp.typ, &merged))
 			nOps++
 		}
 		args[nOpsAt] = strconv.Itoa(nOps)
-		keys = append(keys, BucketKey(v.Name, c.member))
-		nHash++
+		keys = append(keys, BucketKey(v.Name, m))
 	}
 	nHLL := 0
-	for _, c := range a.cells {
-		exp := c.bucket/1000 + gMs + retMs
-		for i := range a.plan.metrics {
-			m := &a.plan.metrics[i]
-			if m.agg != schemas.Uniq || len(c.accs[i].set) == 0 {
+	for _, m := range order {
+		cs := groups[m]
+		exp := cs[0].bucket/1000 + gMs + retMs
+		for i := range p.metrics {
+			if p.metrics[i].agg != schemas.Uniq {
 				continue
 			}
-			keys = append(keys, UniqKey(v.Name, c.member, m.name))
-			args = append(args, strconv.FormatInt(exp, 10), strconv.Itoa(len(c.accs[i].set)))
-			for e := range c.accs[i].set {
-				args = append(args, e)
+			n := 0
+			for _, c := range cs {
+				n += len(c.accs[i].set)
+			}
+			if n == 0 {
+				continue
+			}
+			// Partitions may share values; PFADD takes them twice unharmed.
+			keys = append(keys, UniqKey(v.Name, m, p.metrics[i].name))
+			args = append(args, strconv.FormatInt(exp, 10), strconv.Itoa(n))
+			for _, c := range cs {
+				for e := range c.accs[i].set {
+					args = append(args, e)
+				}
 			}
 			nHLL++
 		}
 	}
-	args[3], args[4], args[6] = strconv.Itoa(nHash), strconv.Itoa(nHLL), strconv.FormatInt(maxExp, 10)
+	args[head], args[head+1], args[head+3] = strconv.Itoa(len(order)), strconv.Itoa(nHLL), strconv.FormatInt(maxExp, 10)
 	return keys, args
+}
+
+// mergeAcc folds src into dst for a count/sum/min/max metric.
+func mergeAcc(dst, src *acc, m *metricPlan) {
+	switch m.agg {
+	case schemas.Count:
+		dst.i += src.i
+		return
+	}
+	if !src.has {
+		return
+	}
+	switch m.agg {
+	case schemas.Sum:
+		dst.i += src.i
+		dst.f += src.f
+	case schemas.Min:
+		if !dst.has || src.i < dst.i {
+			dst.i = src.i
+		}
+		if !dst.has || src.f < dst.f {
+			dst.f = src.f
+		}
+	case schemas.Max:
+		if !dst.has || src.i > dst.i {
+			dst.i = src.i
+		}
+		if !dst.has || src.f > dst.f {
+			dst.f = src.f
+		}
+	}
+	dst.has = true
 }
 
 func formatNum(t schemas.Type, s *acc) string {

@@ -27,33 +27,47 @@ func newMiniRedis(t *testing.T) (*miniredis.Miniredis, redis.UniversalClient) {
 	return mr, rdb
 }
 
-// applyEvents aggregates events chunk by chunk and applies each chunk as one
-// flush of partition 0, offsets = positions in events.
+// applyEvents deals the events round-robin to three partitions, aggregates
+// them chunk by chunk and applies each chunk as one flush of all three, as
+// the worker does; a partition's offsets are its events' positions in it.
 func applyEvents(t *testing.T, rdb redis.UniversalClient, v *schemas.View, events []gen.Event, chunk int, now time.Time) {
 	t.Helper()
+	const parts = 3
 	p, err := newPlan(v)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := newAggregator(p)
+	aggs := []*aggregator{newAggregator(p), newAggregator(p), newAggregator(p)}
 	d := schemas.NewDecoder(v.Schema)
 	var r schemas.Row
 	ctx := context.Background()
 	// As loadOffsets does for a new view: the stored offset is where the
 	// first flush must start.
-	rdb.HSet(ctx, OffsetsKey(v.Name), offsetField(v.Schema.Topic, 0), 0)
+	next := make([]int64, parts)
+	for part := range parts {
+		rdb.HSet(ctx, OffsetsKey(v.Name), offsetField(v.Schema.Topic, part), 0)
+	}
 	for from := 0; from < len(events); from += chunk {
 		to := min(from+chunk, len(events))
-		for _, e := range events[from:to] {
+		spans := make([]span, parts)
+		for part := range parts {
+			spans[part] = span{field: offsetField(v.Schema.Topic, part), from: next[part], to: next[part]}
+		}
+		for k, e := range events[from:to] {
+			part := (from + k) % parts
+			spans[part].to++
 			if d.Decode(e.Value, &r) != nil {
 				continue
 			}
-			a.add(&r, a.bucket(&r))
+			aggs[part].add(&r, aggs[part].bucket(&r))
 		}
-		if err := apply(ctx, rdb, a, v.Schema.Topic, 0, int64(from), int64(to), now); err != nil {
+		if err := apply(ctx, rdb, p, aggs, spans, now); err != nil {
 			t.Fatalf("apply [%d,%d): %v", from, to, err)
 		}
-		a.reset()
+		for part := range parts {
+			next[part] = spans[part].to
+			aggs[part].reset()
+		}
 	}
 }
 
@@ -154,20 +168,23 @@ func TestApplyIsGuardedByOffsets(t *testing.T) {
 			}
 		}
 	}
-	rdb.HSet(ctx, OffsetsKey(v.Name), offsetField(s.Topic, 0), 100)
+	rdb.HSet(ctx, OffsetsKey(v.Name), offsetField(s.Topic, 0), 100, offsetField(s.Topic, 1), 7)
+	p0 := func(from, to int64) span { return span{offsetField(s.Topic, 0), from, to} }
+	p1 := func(from, to int64) span { return span{offsetField(s.Topic, 1), from, to} }
 	tests := []struct {
-		name     string
-		from, to int64
-		applied  bool
+		name    string
+		spans   []span
+		applied bool
 	}{
-		{"starts before the stored offset (replay)", 0, 100, false},
-		{"starts after the stored offset (gap)", 150, 200, false},
-		{"starts at the stored offset", 100, 300, true},
-		{"the same flush again", 100, 300, false},
+		{"starts before the stored offset (replay)", []span{p0(0, 100)}, false},
+		{"starts after the stored offset (gap)", []span{p0(150, 200)}, false},
+		{"one of two partitions is a replay", []span{p0(100, 300), p1(5, 9)}, false},
+		{"both start at their stored offsets", []span{p0(100, 300), p1(7, 9)}, true},
+		{"the same flush again", []span{p0(100, 300), p1(7, 9)}, false},
 	}
 	for _, tt := range tests {
 		fill()
-		err := apply(ctx, rdb, a, s.Topic, 0, tt.from, tt.to, now)
+		err := apply(ctx, rdb, p, []*aggregator{a}, tt.spans, now)
 		var conflict *errConflict
 		if tt.applied && err != nil || !tt.applied && !errors.As(err, &conflict) {
 			t.Fatalf("%s: err = %v, applied want %v", tt.name, err, tt.applied)
@@ -184,8 +201,8 @@ func TestApplyIsGuardedByOffsets(t *testing.T) {
 	if total != int64(len(events)) {
 		t.Errorf("orders = %d after one applied flush of %d events", total, len(events))
 	}
-	if got := rdb.HGet(ctx, OffsetsKey(v.Name), offsetField(s.Topic, 0)).Val(); got != "300" {
-		t.Errorf("stored offset = %s, want 300", got)
+	if got := rdb.HMGet(ctx, OffsetsKey(v.Name), offsetField(s.Topic, 0), offsetField(s.Topic, 1)).Val(); got[0] != "300" || got[1] != "9" {
+		t.Errorf("stored offsets = %v, want 300 and 9", got)
 	}
 }
 

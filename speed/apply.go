@@ -10,29 +10,35 @@ import (
 	"github.com/lambdalake/lambdalake/schemas"
 )
 
-// applyScript applies one flush of one view from one partition, and moves the
-// partition's stored offset from ARGV[2] to ARGV[3], atomically. The offset
-// move is a compare-and-set: if the stored offset is not exactly the start of
-// the flush, the flush is either already applied (a replay after a crash) or
-// stale (another worker, or a rebuild, moved it), and nothing is written.
+// applyScript applies one flush of one view, covering one offset range per
+// partition, and moves each partition's stored offset from the range's start
+// to its end, atomically. The offset move is a compare-and-set: if any stored
+// offset is not exactly the start of its range, the flush is either already
+// applied (a replay after a crash) or stale (another worker, or a rebuild,
+// moved it), and nothing is written.
 //
 // KEYS: 1 offsets hash, 2 index zset, then one hash per cell, then one HLL per
 // (cell, uniq metric).
-// ARGV: 1 offsets field, 2 from, 3 to, 4 #cells, 5 #HLLs, 6 index prune score
-// (µs), 7 latest cell expiry (ms), 8 now (ms), 9 offsets expiry (ms); then per
-// cell: expiry (ms), score, member, #ops, ops as (op, field, value) with op
-// i=HINCRBY f=HINCRBYFLOAT n=min x=max; then per HLL: expiry (ms), #elements,
-// elements.
+// ARGV: 1 #ranges, then per range: offsets field, from, to; then h = 2+3n:
+// h #cells, h+1 #HLLs, h+2 index prune score (µs), h+3 latest cell expiry
+// (ms), h+4 now (ms), h+5 offsets expiry (ms); then per cell: expiry (ms),
+// score, member, #ops, ops as (op, field, value) with op i=HINCRBY
+// f=HINCRBYFLOAT n=min x=max; then per HLL: expiry (ms), #elements, elements.
 //
-// Returns {1} when applied, {0, stored} when not (stored is "" if absent).
+// Returns {1} when applied, {0, field, stored} when not (stored is "" if absent).
 var applyScript = redis.NewScript(`
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if cur ~= ARGV[2] then
-  return {0, cur or ''}
+local nr = tonumber(ARGV[1])
+for r = 0, nr - 1 do
+  local f, from = ARGV[2 + 3*r], ARGV[3 + 3*r]
+  local cur = redis.call('HGET', KEYS[1], f)
+  if cur ~= from then
+    return {0, f, cur or ''}
+  end
 end
-local a = 10
+local h = 2 + 3*nr
+local a = h + 6
 local k = 3
-for _ = 1, tonumber(ARGV[4]) do
+for _ = 1, tonumber(ARGV[h]) do
   local key = KEYS[k]
   k = k + 1
   local exp, score, member, nops = ARGV[a], ARGV[a+1], ARGV[a+2], tonumber(ARGV[a+3])
@@ -58,7 +64,7 @@ for _ = 1, tonumber(ARGV[4]) do
   redis.call('PEXPIREAT', key, exp)
   redis.call('ZADD', KEYS[2], score, member)
 end
-for _ = 1, tonumber(ARGV[5]) do
+for _ = 1, tonumber(ARGV[h+1]) do
   local key = KEYS[k]
   k = k + 1
   local exp, n = ARGV[a], tonumber(ARGV[a+1])
@@ -72,18 +78,18 @@ for _ = 1, tonumber(ARGV[5]) do
   a = a + n
   redis.call('PEXPIREAT', key, exp)
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[6])
-local idxExp = tonumber(ARGV[7])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[h+2])
+local idxExp = tonumber(ARGV[h+3])
 if idxExp > 0 then
   local ttl = redis.call('PTTL', KEYS[2])
-  if ttl >= 0 and tonumber(ARGV[8]) + ttl < idxExp then
-    redis.call('PEXPIREAT', KEYS[2], idxExp)
-  elseif ttl == -1 then
+  if ttl == -1 or (ttl >= 0 and tonumber(ARGV[h+4]) + ttl < idxExp) then
     redis.call('PEXPIREAT', KEYS[2], idxExp)
   end
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-redis.call('PEXPIREAT', KEYS[1], ARGV[9])
+for r = 0, nr - 1 do
+  redis.call('HSET', KEYS[1], ARGV[2 + 3*r], ARGV[4 + 3*r])
+end
+redis.call('PEXPIREAT', KEYS[1], ARGV[h+5])
 return {1}
 `)
 
@@ -92,34 +98,33 @@ return {1}
 // nothing for twice that, restarting from now - hot_retention is exact.
 func offsetsTTL(v *schemas.View) time.Duration { return 2 * v.HotRetention }
 
-// errConflict says the stored offset was not where the flush started.
+// errConflict says a stored offset was not where the flush started.
 type errConflict struct {
 	view, field string
-	from        int64
 	stored      string
 }
 
 func (e *errConflict) Error() string {
-	return fmt.Sprintf("speed: view=%s %s: stored offset %q, flush starts at %d", e.view, e.field, e.stored, e.from)
+	return fmt.Sprintf("speed: view=%s %s: stored offset %q is not where the flush starts", e.view, e.field, e.stored)
 }
 
-// apply runs applyScript for the aggregator's pending cells covering Kafka
-// offsets [from, to) of one partition. A conflict is returned as *errConflict.
-func apply(ctx context.Context, rdb redis.Scripter, a *aggregator, topic string, partition int, from, to int64, now time.Time) error {
-	field := offsetField(topic, partition)
-	keys, args := a.flushArgs(field, from, to, now.UnixMilli())
+// apply runs applyScript for the pending cells of a view's aggregators (one
+// per partition) covering spans. A conflict is returned as *errConflict.
+func apply(ctx context.Context, rdb redis.Scripter, p *plan, aggs []*aggregator, spans []span, now time.Time) error {
+	keys, args := flushArgs(p, aggs, spans, now.UnixMilli())
 	res, err := applyScript.Run(ctx, rdb, keys, args...).Slice()
 	if err != nil {
-		return fmt.Errorf("speed: apply flush view=%s %s [%d,%d): %w", a.plan.view.Name, field, from, to, err)
+		return fmt.Errorf("speed: apply flush view=%s (%d partitions): %w", p.view.Name, len(spans), err)
 	}
 	if len(res) > 0 {
 		if ok, _ := res[0].(int64); ok == 1 {
 			return nil
 		}
 	}
-	stored := ""
-	if len(res) > 1 {
-		stored, _ = res[1].(string)
+	c := &errConflict{view: p.view.Name}
+	if len(res) > 2 {
+		c.field, _ = res[1].(string)
+		c.stored, _ = res[2].(string)
 	}
-	return &errConflict{view: a.plan.view.Name, field: field, from: from, stored: stored}
+	return c
 }

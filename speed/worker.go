@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -152,9 +155,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		attempt = 0
 		for topic, parts := range gen.Assignments {
-			tv := w.topics[topic]
-			for _, p := range parts {
-				gen.Start(func(gctx context.Context) { w.consume(gctx, gen, tv, p.ID) })
+			if len(parts) > 0 {
+				w.startTopic(gen, w.topics[topic], parts)
 			}
 		}
 	}
@@ -170,201 +172,172 @@ func PartitionReaderConfig(brokers []string, topic string, partition int) kafka.
 	}
 }
 
-// partition is the state of one assigned partition: one aggregator per view
-// and, per view, the next offset that view still has to apply.
-type partition struct {
-	w          *Worker
-	tv         *topicViews
-	id         int
-	log        *slog.Logger
-	aggs       []*aggregator
-	next       []int64
-	boundary   []int64 // µs; math.MinInt64 when the view has none
-	applied    []prometheus.Counter
-	skipped    []map[string]prometheus.Counter
-	lastCommit time.Time
-	lastCheck  time.Time
+// topicRun is one generation's work on one topic: a loop per assigned
+// partition that decodes and pre-aggregates, and one flusher that, every
+// flush interval, takes what every partition holds and applies it per view
+// in one script, so a cell touched by several partitions costs Redis once.
+// Partitions keep consuming into a second set of aggregators while a flush
+// is applied (double buffering); when that set is full too they wait
+// (backpressure).
+type topicRun struct {
+	w        *Worker
+	tv       *topicViews
+	gen      *kafka.Generation
+	parts    []*partition
+	boundary []atomic.Int64 // per view, µs; math.MinInt64 when none
+	kick     chan struct{}  // a partition is full: flush now
+	started  chan struct{}  // closed once the boundaries are known
+	partsWG  sync.WaitGroup
+	log      *slog.Logger
+
+	lastCommit, lastCheck time.Time
 }
 
-// consume runs one partition until the generation ends, then flushes.
-func (w *Worker) consume(ctx context.Context, gen *kafka.Generation, tv *topicViews, id int) {
-	p := &partition{w: w, tv: tv, id: id, log: w.log.With("topic", tv.topic, "partition", id)}
-	for i, pl := range tv.plans {
-		p.aggs = append(p.aggs, newAggregator(pl))
-		v := tv.views[i].Name
-		p.applied = append(p.applied, w.m.applied.WithLabelValues(v))
-		sk := map[string]prometheus.Counter{}
-		for _, r := range []string{SkipLate, SkipFuture, SkipBoundary, SkipMalformed} {
-			sk[r] = w.m.skipped.WithLabelValues(v, r)
+// partition is the state one partition loop shares with the flusher; mu
+// guards every field below it.
+type partition struct {
+	id  int
+	log *slog.Logger
+
+	mu      sync.Mutex
+	space   *sync.Cond    // signalled when the flusher takes the pending set or a reload is due
+	aggs    []*aggregator // pending, per view
+	spare   []*aggregator // handed back by the flusher after a flush
+	from    []int64       // per view: start of the pending range (all below is applied or in flight)
+	applied []int64       // per view: the stored offset as last known
+	pos     int64         // next offset to read
+	ready   bool          // offsets loaded and reader positioned
+	reload  bool          // the flusher saw the stored offsets move: reload and re-seek
+	cancel  context.CancelFunc
+	events  int64 // consumed since the last flush
+}
+
+func (w *Worker) startTopic(gen *kafka.Generation, tv *topicViews, assigned []kafka.PartitionAssignment) {
+	tr := &topicRun{w: w, tv: tv, gen: gen, boundary: make([]atomic.Int64, len(tv.views)),
+		kick: make(chan struct{}, 1), started: make(chan struct{}), log: w.log.With("topic", tv.topic)}
+	for _, a := range assigned {
+		p := &partition{id: a.ID, log: tr.log.With("partition", a.ID)}
+		p.space = sync.NewCond(&p.mu)
+		for _, pl := range tv.plans {
+			p.aggs = append(p.aggs, newAggregator(pl))
+			p.spare = append(p.spare, newAggregator(pl))
 		}
-		p.skipped = append(p.skipped, sk)
+		tr.parts = append(tr.parts, p)
 	}
-	p.boundary = make([]int64, len(tv.views))
-	if !p.load(ctx) || !p.refreshBoundaries(ctx) {
-		return
+	// Boundaries are known before the first event is judged.
+	tr.partsWG.Add(len(tr.parts))
+	gen.Start(tr.flushLoop)
+	for _, p := range tr.parts {
+		gen.Start(func(ctx context.Context) {
+			defer tr.partsWG.Done()
+			tr.consume(ctx, p)
+		})
 	}
-	r := kafka.NewReader(PartitionReaderConfig(w.cfg.Brokers, tv.topic, id))
+}
+
+// consume reads one partition until the generation ends.
+func (tr *topicRun) consume(ctx context.Context, p *partition) {
+	w := tr.w
+	r := kafka.NewReader(PartitionReaderConfig(w.cfg.Brokers, tr.tv.topic, p.id))
 	defer r.Close()
-	pos := p.minNext()
-	if err := r.SetOffset(pos); err != nil {
-		p.log.Error("seek failed", "offset", pos, "err", err)
+	dec := schemas.NewDecoder(tr.tv.schema)
+	var row schemas.Row
+	lag := w.m.lag.WithLabelValues(tr.tv.topic, strconv.Itoa(p.id))
+	skipped := make([]map[string]prometheus.Counter, len(tr.tv.views))
+	applied := make([]prometheus.Counter, len(tr.tv.views))
+	for i, v := range tr.tv.views {
+		applied[i] = w.m.applied.WithLabelValues(v.Name)
+		skipped[i] = map[string]prometheus.Counter{}
+		for _, r := range []string{SkipLate, SkipFuture, SkipBoundary, SkipMalformed} {
+			skipped[i][r] = w.m.skipped.WithLabelValues(v.Name, r)
+		}
+	}
+	select {
+	case <-tr.started:
+	case <-ctx.Done():
 		return
 	}
-	p.log.Info("partition assigned", "offset", pos)
-	events := w.m.events.WithLabelValues(tv.topic)
-	lag := w.m.lag.WithLabelValues(tv.topic, strconv.Itoa(id))
-	dec := schemas.NewDecoder(tv.schema)
-	var row schemas.Row
-	late := make([]int64, len(tv.views))
-	future := make([]int64, len(tv.views))
-	for {
-		now := w.cfg.Now().UnixMicro()
-		for i, v := range tv.views {
-			// A bucket whose keys would expire at once is late.
-			late[i] = now - v.HotRetention.Microseconds() - v.Granularity.Microseconds()
-			future[i] = now + v.HotRetention.Microseconds()
+	for ctx.Err() == nil {
+		// (Re)load the stored offsets and seek to the lowest.
+		next, ok := tr.load(ctx, p)
+		if !ok {
+			return
 		}
-		fctx, cancel := context.WithTimeout(ctx, w.cfg.FlushInterval)
-		var n int64
+		pos := slices.Min(next)
+		if err := r.SetOffset(pos); err != nil {
+			p.log.Error("seek failed", "offset", pos, "err", err)
+			return
+		}
+		fctx, cancel := context.WithCancel(ctx)
+		p.mu.Lock()
+		for i := range p.aggs {
+			p.aggs[i].reset()
+		}
+		p.from, p.applied, p.pos = next, slices.Clone(next), pos
+		p.ready, p.reload, p.cancel = true, false, cancel
+		p.mu.Unlock()
+		p.log.Info("partition assigned", "offset", pos)
+
 		for {
 			m, err := r.FetchMessage(fctx)
 			if err != nil {
 				if fctx.Err() == nil {
 					p.log.Warn("fetch failed", "err", err)
 					sleep(fctx, 100*time.Millisecond)
+					continue
 				}
+				break // generation over, or a reload is due
+			}
+			p.mu.Lock()
+			for p.size() >= w.cfg.MaxPending && !p.reload && ctx.Err() == nil {
+				select {
+				case tr.kick <- struct{}{}:
+				default:
+				}
+				p.space.Wait()
+			}
+			if p.reload || ctx.Err() != nil {
+				p.mu.Unlock()
 				break
 			}
-			n++
-			p.handle(&m, dec, &row, late, future)
-			pos = m.Offset + 1
-			lag.Set(float64(m.HighWaterMark - pos))
-			if p.pending() >= w.cfg.MaxPending {
-				break
+			now := w.cfg.Now().UnixMicro()
+			decoded, bad := false, false
+			for i, a := range p.aggs {
+				if m.Offset < p.from[i] {
+					continue // this view applied it before a restart
+				}
+				if !decoded {
+					bad = dec.Decode(m.Value, &row) != nil
+					decoded = true
+				}
+				if bad {
+					skipped[i][SkipMalformed].Inc()
+					continue
+				}
+				v := tr.tv.views[i]
+				b := a.bucket(&row)
+				switch {
+				case b+v.Granularity.Microseconds()+v.HotRetention.Microseconds() <= now:
+					skipped[i][SkipLate].Inc() // its keys would expire at once
+				case b > now+v.HotRetention.Microseconds():
+					skipped[i][SkipFuture].Inc()
+				case b < tr.boundary[i].Load():
+					skipped[i][SkipBoundary].Inc()
+				default:
+					a.add(&row, b)
+					applied[i].Inc()
+				}
 			}
+			p.pos = m.Offset + 1
+			p.events++
+			p.mu.Unlock()
+			lag.Set(float64(m.HighWaterMark - m.Offset - 1))
 		}
 		cancel()
-		events.Add(float64(n))
-
-		done := ctx.Err() != nil
-		flushCtx := ctx
-		if done {
-			// The generation (or the process) is ending: flush what is held
-			// with a deadline of its own.
-			var c context.CancelFunc
-			flushCtx, c = context.WithTimeout(context.Background(), 10*time.Second)
-			defer c()
-		}
-		err := p.flush(flushCtx, pos)
-		var conflict *errConflict
-		switch {
-		case errors.As(err, &conflict):
-			p.log.Warn("stored offset moved; reloading and re-seeking", "err", err)
-			for _, a := range p.aggs {
-				a.reset()
-			}
-			if done || !p.load(ctx) {
-				return
-			}
-			pos = p.minNext()
-			if err := r.SetOffset(pos); err != nil {
-				p.log.Error("seek failed", "offset", pos, "err", err)
-				return
-			}
-		case err != nil:
-			if done {
-				p.log.Error("final flush failed; the next owner replays from the stored offsets", "err", err)
-			}
-		}
-		if done {
-			return
-		}
-		if time.Since(p.lastCommit) > time.Second {
-			// Advisory: the stored offsets are the truth; this only keeps
-			// Kafka tooling's lag figures meaningful.
-			if err := gen.CommitOffsets(map[string]map[int]int64{tv.topic: {id: p.minNext()}}); err != nil {
-				p.log.Debug("advisory commit failed", "err", err)
-			}
-			p.lastCommit = time.Now()
-		}
-		if !p.refreshBoundaries(ctx) {
-			return
-		}
-		if time.Since(p.lastCheck) > time.Second {
-			// An idle partition never flushes, so it would not notice a
-			// rebuild moving its offsets; look at them now and then.
-			p.lastCheck = time.Now()
-			if moved, err := p.offsetsMoved(ctx); err != nil {
-				p.log.Warn("checking stored offsets failed", "err", err)
-			} else if moved {
-				p.log.Info("stored offsets moved (rebuild?); reloading and re-seeking")
-				for _, a := range p.aggs {
-					a.reset()
-				}
-				if !p.load(ctx) {
-					return
-				}
-				pos = p.minNext()
-				if err := r.SetOffset(pos); err != nil {
-					p.log.Error("seek failed", "offset", pos, "err", err)
-					return
-				}
-			}
-		}
 	}
 }
 
-// offsetsMoved reports whether any view's stored offset differs from the one
-// this loop holds. Called right after a flush, when nothing is pending.
-func (p *partition) offsetsMoved(ctx context.Context) (bool, error) {
-	field := offsetField(p.tv.topic, p.id)
-	for i, v := range p.tv.views {
-		s, err := p.w.cfg.Redis.HGet(ctx, OffsetsKey(v.Name), field).Result()
-		if errors.Is(err, redis.Nil) {
-			return true, nil
-		}
-		if err != nil {
-			return false, fmt.Errorf("speed: read offset view=%s %s: %w", v.Name, field, err)
-		}
-		if s != strconv.FormatInt(p.next[i], 10) {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-// handle decodes one record once and folds it into every view that has not
-// applied its offset yet.
-func (p *partition) handle(m *kafka.Message, dec *schemas.Decoder, row *schemas.Row, late, future []int64) {
-	decoded, bad := false, false
-	for i, a := range p.aggs {
-		if m.Offset < p.next[i] {
-			continue // this view applied it before a restart
-		}
-		if !decoded {
-			bad = dec.Decode(m.Value, row) != nil
-			decoded = true
-		}
-		if bad {
-			p.skipped[i][SkipMalformed].Inc()
-			continue
-		}
-		b := a.bucket(row)
-		switch {
-		case b <= late[i]:
-			p.skipped[i][SkipLate].Inc()
-		case b > future[i]:
-			p.skipped[i][SkipFuture].Inc()
-		case b < p.boundary[i]:
-			p.skipped[i][SkipBoundary].Inc()
-		default:
-			a.add(row, b)
-			p.applied[i].Inc()
-		}
-	}
-}
-
-func (p *partition) pending() int {
+func (p *partition) size() int {
 	n := 0
 	for _, a := range p.aggs {
 		n += a.size()
@@ -372,96 +345,243 @@ func (p *partition) pending() int {
 	return n
 }
 
-func (p *partition) minNext() int64 {
-	m := int64(math.MaxInt64)
-	for _, n := range p.next {
-		m = min(m, n)
+// load reads a partition's stored offsets, retrying Redis and Kafka errors
+// and waiting out a rebuild. ok is false when ctx ends first.
+func (tr *topicRun) load(ctx context.Context, p *partition) (next []int64, ok bool) {
+	w := tr.w
+	for attempt := 0; ; attempt++ {
+		next, err := loadOffsets(ctx, w.cfg.Redis, w.cfg.Brokers, tr.tv.views, tr.tv.topic, p.id, w.cfg.Now())
+		if err == nil {
+			return next, true
+		}
+		if ctx.Err() != nil {
+			return nil, false
+		}
+		if errors.Is(err, errRebuilding) {
+			p.log.Info("waiting for a rebuild to finish", "err", err)
+			attempt = 2 // poll about every half second
+		} else {
+			w.m.redisErrors.Inc()
+			p.log.Warn("loading offsets failed; retrying", "err", err)
+		}
+		if !sleep(ctx, backoff(attempt)) {
+			return nil, false
+		}
 	}
-	return m
 }
 
-// flush applies each view's pending cells with the offsets up to pos. Redis
-// errors are retried with backoff until ctx ends; meanwhile nothing is
-// fetched (backpressure) and nothing unapplied is acknowledged.
-func (p *partition) flush(ctx context.Context, pos int64) error {
-	w := p.w
-	for i, a := range p.aggs {
-		if pos <= p.next[i] {
+// flushLoop applies what the partitions hold every flush interval (or when
+// one is full) until the generation ends; then, once every partition loop
+// has stopped, it flushes the rest.
+func (tr *topicRun) flushLoop(ctx context.Context) {
+	w := tr.w
+	if tr.refreshBoundaries(ctx) {
+		close(tr.started)
+	}
+	t := time.NewTicker(w.cfg.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			for _, p := range tr.parts {
+				p.mu.Lock()
+				p.space.Broadcast()
+				p.mu.Unlock()
+			}
+			tr.partsWG.Wait()
+			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := tr.flush(fctx); err != nil {
+				tr.log.Error("final flush failed; the next owner replays from the stored offsets", "err", err)
+			}
+			cancel()
+			return
+		case <-t.C:
+		case <-tr.kick:
+		}
+		if err := tr.flush(ctx); err != nil && ctx.Err() == nil {
+			tr.log.Warn("flush refused; partitions reload their offsets", "err", err)
+		}
+		tr.refreshBoundaries(ctx)
+		if time.Since(tr.lastCheck) > time.Second {
+			tr.lastCheck = time.Now()
+			tr.checkOffsets(ctx)
+		}
+		if time.Since(tr.lastCommit) > time.Second {
+			tr.lastCommit = time.Now()
+			tr.commit()
+		}
+	}
+}
+
+// flush takes every ready partition's pending aggregators and applies them,
+// per view, with their offset ranges. Redis errors are retried with backoff
+// until ctx ends; meanwhile partitions fill their second set and then wait.
+// On a conflict every partition is told to reload.
+func (tr *topicRun) flush(ctx context.Context) error {
+	w := tr.w
+	type taken struct {
+		p    *partition
+		aggs []*aggregator
+		from []int64
+		to   int64
+	}
+	var batch []taken
+	var events int64
+	for _, p := range tr.parts {
+		p.mu.Lock()
+		if p.ready && !p.reload {
+			batch = append(batch, taken{p: p, aggs: p.aggs, from: slices.Clone(p.from), to: p.pos})
+			p.aggs, p.spare = p.spare, nil
+			for i := range p.from {
+				p.from[i] = max(p.from[i], p.pos)
+			}
+			events += p.events
+			p.events = 0
+			p.space.Broadcast()
+		}
+		p.mu.Unlock()
+	}
+	w.m.events.WithLabelValues(tr.tv.topic).Add(float64(events))
+	defer func() {
+		for _, t := range batch {
+			for _, a := range t.aggs {
+				a.reset()
+			}
+			t.p.mu.Lock()
+			t.p.spare = t.aggs
+			t.p.mu.Unlock()
+		}
+	}()
+	for i, pl := range tr.tv.plans {
+		v := pl.view.Name
+		var aggs []*aggregator
+		var spans []span
+		size := 0
+		for _, t := range batch {
+			if t.to > t.from[i] {
+				aggs = append(aggs, t.aggs[i])
+				spans = append(spans, span{field: offsetField(tr.tv.topic, t.p.id), from: t.from[i], to: t.to})
+				size += t.aggs[i].size()
+			}
+		}
+		if len(spans) == 0 {
 			continue
 		}
-		v := p.tv.views[i].Name
 		start := time.Now()
-		size := a.size()
 		for attempt := 0; ; attempt++ {
-			err := apply(ctx, w.cfg.Redis, a, p.tv.topic, p.id, p.next[i], pos, w.cfg.Now())
+			err := apply(ctx, w.cfg.Redis, pl, aggs, spans, w.cfg.Now())
 			if err == nil {
 				break
 			}
 			var conflict *errConflict
 			if errors.As(err, &conflict) {
 				w.m.conflicts.WithLabelValues(v).Inc()
+				tr.reloadAll()
 				return err
 			}
 			w.m.redisErrors.Inc()
 			if ctx.Err() != nil {
+				// Not applied: the stored offsets still say so, and the
+				// next owner of these partitions replays the range.
 				return err
 			}
-			p.log.Warn("flush failed; retrying", "view", v, "attempt", attempt+1, "err", err)
+			tr.log.Warn("flush failed; retrying", "view", v, "attempt", attempt+1, "err", err)
 			if !sleep(ctx, backoff(attempt)) {
 				return err
 			}
 		}
 		w.m.flushCells.WithLabelValues(v).Observe(float64(size))
 		w.m.flushTime.WithLabelValues(v).Observe(time.Since(start).Seconds())
-		p.next[i] = pos
-		a.reset()
+		for _, t := range batch {
+			if t.to > t.from[i] {
+				t.p.mu.Lock()
+				t.p.applied[i] = t.to
+				t.p.mu.Unlock()
+			}
+		}
 	}
 	return nil
 }
 
-// load reads the stored offsets, retrying Redis and Kafka errors and
-// waiting out a rebuild. It returns false when ctx ends first.
-func (p *partition) load(ctx context.Context) bool {
-	for attempt := 0; ; attempt++ {
-		next, err := loadOffsets(ctx, p.w.cfg.Redis, p.w.cfg.Brokers, p.tv.views, p.tv.topic, p.id, p.w.cfg.Now())
-		if err == nil {
-			p.next = next
-			return true
+// reloadAll makes every partition drop what it holds, reload the stored
+// offsets and re-seek.
+func (tr *topicRun) reloadAll() {
+	for _, p := range tr.parts {
+		p.mu.Lock()
+		if p.ready {
+			p.ready, p.reload = false, true
+			p.cancel()
+			p.space.Broadcast()
 		}
-		if ctx.Err() != nil {
-			return false
+		p.mu.Unlock()
+	}
+}
+
+// checkOffsets notices stored offsets that moved under an idle partition (a
+// rebuild); a busy one notices at its next flush.
+func (tr *topicRun) checkOffsets(ctx context.Context) {
+	for _, p := range tr.parts {
+		p.mu.Lock()
+		if !p.ready {
+			p.mu.Unlock()
+			continue
 		}
-		if errors.Is(err, errRebuilding) {
-			p.log.Info("waiting for a rebuild to finish", "err", err)
-			attempt = 2 // poll about every half second
-		} else {
-			p.w.m.redisErrors.Inc()
-			p.log.Warn("loading offsets failed; retrying", "err", err)
+		known := slices.Clone(p.applied)
+		p.mu.Unlock()
+		field := offsetField(tr.tv.topic, p.id)
+		for i, v := range tr.tv.views {
+			s, err := tr.w.cfg.Redis.HGet(ctx, OffsetsKey(v.Name), field).Result()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				tr.log.Warn("checking stored offsets failed", "err", err)
+				return
+			}
+			if s != strconv.FormatInt(known[i], 10) {
+				tr.log.Info("stored offsets moved (rebuild?); reloading", "view", v.Name, "partition", p.id, "stored", s)
+				tr.reloadAll()
+				return
+			}
 		}
-		if !sleep(ctx, backoff(attempt)) {
-			return false
+	}
+}
+
+// commit records the applied offsets in Kafka. Advisory: the stored offsets
+// in Redis are the truth; this keeps Kafka tooling's lag figures meaningful.
+func (tr *topicRun) commit() {
+	offs := map[int]int64{}
+	for _, p := range tr.parts {
+		p.mu.Lock()
+		if p.ready {
+			offs[p.id] = slices.Min(p.applied)
 		}
+		p.mu.Unlock()
+	}
+	if len(offs) == 0 {
+		return
+	}
+	if err := tr.gen.CommitOffsets(map[string]map[int]int64{tr.tv.topic: offs}); err != nil {
+		tr.log.Debug("advisory commit failed", "err", err)
 	}
 }
 
 // refreshBoundaries re-reads every view's boundary B (batch moves it a few
 // times an hour; reading it each flush keeps replicas in step cheaply).
-func (p *partition) refreshBoundaries(ctx context.Context) bool {
-	for i, v := range p.tv.views {
+func (tr *topicRun) refreshBoundaries(ctx context.Context) bool {
+	for i, v := range tr.tv.views {
 		for attempt := 0; ; attempt++ {
-			b, ok, err := Boundary(ctx, p.w.cfg.Redis, v.Name)
+			b, ok, err := Boundary(ctx, tr.w.cfg.Redis, v.Name)
 			if err == nil {
-				p.boundary[i] = math.MinInt64
+				us := int64(math.MinInt64)
 				if ok {
-					p.boundary[i] = b.UnixMicro()
+					us = b.UnixMicro()
 				}
+				tr.boundary[i].Store(us)
 				break
 			}
 			if ctx.Err() != nil {
 				return false
 			}
-			p.w.m.redisErrors.Inc()
-			p.log.Warn("reading boundary failed; retrying", "view", v.Name, "err", err)
+			tr.w.m.redisErrors.Inc()
+			tr.log.Warn("reading boundary failed; retrying", "view", v.Name, "err", err)
 			if !sleep(ctx, backoff(attempt)) {
 				return false
 			}
