@@ -57,12 +57,12 @@ func newPlan(v *schemas.View) (*plan, error) {
 
 // acc is the running state of one metric in one cell. Which members are used
 // depends on the metric: i for counts and int64 sum/min/max, f for float64
-// sum/min/max, set for uniq.
+// sum/min/max, regs for uniq (HyperLogLog register updates, see hll.go).
 type acc struct {
-	i   int64
-	f   float64
-	has bool // min/max/sum saw at least one non-null value
-	set map[string]struct{}
+	i    int64
+	f    float64
+	has  bool // min/max/sum saw at least one non-null value
+	regs []hllEntry
 }
 
 // cell is the pending aggregate of one (bucket, dimensions) of a view.
@@ -145,13 +145,14 @@ func (a *aggregator) add(r *schemas.Row, bucket int64) {
 			}
 			s.has = true
 		case schemas.Uniq:
-			if s.set == nil {
-				s.set = make(map[string]struct{})
-			}
-			k := uniqElement(m.typ, v)
-			if _, dup := s.set[k]; !dup {
-				s.set[k] = struct{}{}
-				a.vals++
+			s.regs = append(s.regs, hllPatLen(uniqElement(m.typ, v)))
+			a.vals++
+			if len(s.regs) >= 4096 && len(s.regs)&(len(s.regs)-1) == 0 {
+				// Many values in one cell: fold repeats so memory follows
+				// the 16384 registers, not the events.
+				n := len(s.regs)
+				s.regs = hllCompact(s.regs)
+				a.vals -= n - len(s.regs)
 			}
 		}
 	}
@@ -172,7 +173,7 @@ func uniqElement(t schemas.Type, v *schemas.Value) string {
 	}
 }
 
-// size is how much the aggregator holds, in cells plus distinct uniq values.
+// size is how much the aggregator holds, in cells plus uniq register updates.
 func (a *aggregator) size() int { return len(a.cells) + a.vals }
 
 func (a *aggregator) reset() {
@@ -206,8 +207,8 @@ func flushArgs(p *plan, aggs []*aggregator, spans []span, nowMs int64) (keys []s
 			groups[m] = append(g, c)
 		}
 	}
-	keys = make([]string, 0, 2+len(order)*2)
-	keys = append(keys, OffsetsKey(v.Name), IndexKey(v.Name))
+	keys = make([]string, 0, 3+len(order)*2)
+	keys = append(keys, OffsetsKey(v.Name), IndexKey(v.Name), tmpKey(v.Name))
 	args = make([]any, 0, 8+3*len(spans)+len(order)*(4+3*len(p.metrics)))
 	args = append(args, strconv.Itoa(len(spans)))
 	for _, sp := range spans {
@@ -260,6 +261,7 @@ func flushArgs(p *plan, aggs []*aggregator, spans []span, nowMs int64) (keys []s
 		keys = append(keys, BucketKey(v.Name, m))
 	}
 	nHLL := 0
+	var regs []hllEntry
 	for _, m := range order {
 		cs := groups[m]
 		exp := cs[0].bucket/1000 + gMs + retMs
@@ -267,21 +269,15 @@ func flushArgs(p *plan, aggs []*aggregator, spans []span, nowMs int64) (keys []s
 			if p.metrics[i].agg != schemas.Uniq {
 				continue
 			}
-			n := 0
+			regs = regs[:0]
 			for _, c := range cs {
-				n += len(c.accs[i].set)
+				regs = append(regs, c.accs[i].regs...)
 			}
-			if n == 0 {
+			if len(regs) == 0 {
 				continue
 			}
-			// Partitions may share values; PFADD takes them twice unharmed.
 			keys = append(keys, UniqKey(v.Name, m, p.metrics[i].name))
-			args = append(args, strconv.FormatInt(exp, 10), strconv.Itoa(n))
-			for _, c := range cs {
-				for e := range c.accs[i].set {
-					args = append(args, e)
-				}
-			}
+			args = append(args, strconv.FormatInt(exp, 10), hllEncode(hllCompact(regs)))
 			nHLL++
 		}
 	}

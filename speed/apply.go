@@ -17,13 +17,14 @@ import (
 // applied (a replay after a crash) or stale (another worker, or a rebuild,
 // moved it), and nothing is written.
 //
-// KEYS: 1 offsets hash, 2 index zset, then one hash per cell, then one HLL per
-// (cell, uniq metric).
+// KEYS: 1 offsets hash, 2 index zset, 3 scratch key, then one hash per cell,
+// then one HLL per (cell, uniq metric).
 // ARGV: 1 #ranges, then per range: offsets field, from, to; then h = 2+3n:
 // h #cells, h+1 #HLLs, h+2 index prune score (µs), h+3 latest cell expiry
 // (ms), h+4 now (ms), h+5 offsets expiry (ms); then per cell: expiry (ms),
 // score, member, #ops, ops as (op, field, value) with op i=HINCRBY
-// f=HINCRBYFLOAT n=min x=max; then per HLL: expiry (ms), #elements, elements.
+// f=HINCRBYFLOAT n=min x=max; then per HLL: expiry (ms), the cell's new
+// registers as a Redis HLL object (merged into an existing one, or stored).
 //
 // Returns {1} when applied, {0, field, stored} when not (stored is "" if absent).
 var applyScript = redis.NewScript(`
@@ -37,7 +38,7 @@ for r = 0, nr - 1 do
 end
 local h = 2 + 3*nr
 local a = h + 6
-local k = 3
+local k = 4
 for _ = 1, tonumber(ARGV[h]) do
   local key = KEYS[k]
   k = k + 1
@@ -64,19 +65,21 @@ for _ = 1, tonumber(ARGV[h]) do
   redis.call('PEXPIREAT', key, exp)
   redis.call('ZADD', KEYS[2], score, member)
 end
-for _ = 1, tonumber(ARGV[h+1]) do
+local nh = tonumber(ARGV[h+1])
+for _ = 1, nh do
   local key = KEYS[k]
   k = k + 1
-  local exp, n = ARGV[a], tonumber(ARGV[a+1])
-  a = a + 2
-  local j = 0
-  while j < n do
-    local m = math.min(n - j, 4000)
-    redis.call('PFADD', key, unpack(ARGV, a + j, a + j + m - 1))
-    j = j + m
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('SET', KEYS[3], ARGV[a+1])
+    redis.call('PFMERGE', key, KEYS[3])
+  else
+    redis.call('SET', key, ARGV[a+1])
   end
-  a = a + n
-  redis.call('PEXPIREAT', key, exp)
+  redis.call('PEXPIREAT', key, ARGV[a])
+  a = a + 2
+end
+if nh > 0 then
+  redis.call('DEL', KEYS[3])
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[h+2])
 local idxExp = tonumber(ARGV[h+3])
