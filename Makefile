@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 # Fuzz targets run briefly in `make test`: package:Target.
-FUZZ_TARGETS := ./schemas:FuzzDecode ./speed:FuzzDims
+FUZZ_TARGETS := ./schemas:FuzzDecode ./speed:FuzzDims ./internal/hll:FuzzUnmarshal ./batch:FuzzParseState
 FUZZTIME ?= 5s
 TEST_TIMEOUT ?= 18m
 BENCHES := decode speed compact recompute serve
@@ -66,7 +66,7 @@ bench-speed: up
 bench-compact: up
 	$(GO) run ./bench/compact
 
-bench-recompute: up
+bench-recompute: duckdb
 	$(GO) run ./bench/recompute
 
 bench-serve: up

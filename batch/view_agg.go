@@ -555,11 +555,12 @@ func (a *hourAgg) finish() *viewHour {
 }
 
 // finish returns each group's exact distinct count and sketch, in output
-// order.
+// order. The sketches share one buffer.
 func (u *uniqAcc) finish(n int, order []int32, scratch *[]hll.Pair) ([]int64, [][]byte) {
 	slices.Sort(u.members)
 	counts := make([]int64, n)
-	sketches := make([][]byte, n)
+	ends := make([]int, n) // end of group g's sketch in arena; 0: none yet
+	arena := make([]byte, 0, n*24)
 	for i := 0; i < len(u.members); {
 		g := u.members[i] >> 32
 		pairs := (*scratch)[:0]
@@ -571,17 +572,30 @@ func (u *uniqAcc) finish(n int, order []int32, scratch *[]hll.Pair) ([]int64, []
 			}
 		}
 		counts[g] = int64(len(pairs))
-		sketches[g] = hll.Encode(pairs)
+		arena = hll.AppendEncode(arena, pairs)
+		ends[g] = len(arena)
 		*scratch = pairs
+	}
+	empty := hll.Encode(nil)
+	starts := make([]int, n)
+	// Groups were encoded in group order, so a group's sketch starts where
+	// the previous encoded group's ended.
+	last := 0
+	for g := 0; g < n; g++ {
+		if ends[g] != 0 {
+			starts[g] = last
+			last = ends[g]
+		}
 	}
 	outC := make([]int64, n)
 	outS := make([][]byte, n)
 	for k, g := range order {
 		outC[k] = counts[g]
-		if sketches[g] == nil {
-			sketches[g] = hll.Encode(nil)
+		if ends[g] == 0 {
+			outS[k] = empty
+		} else {
+			outS[k] = arena[starts[g]:ends[g]:ends[g]]
 		}
-		outS[k] = sketches[g]
 	}
 	return outC, outS
 }

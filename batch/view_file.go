@@ -182,8 +182,21 @@ func encodeViewFile(v *schemas.View, h *viewHour, version int64) ([]byte, error)
 	rec := array.NewRecordBatch(sc, cols, int64(n))
 	defer rec.Release()
 	var buf bytes.Buffer
-	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd),
-		parquet.WithMaxRowGroupLength(1<<20), parquet.WithStats(true))
+	// zstd at its fastest level: view files are written on every recompute
+	// and are small next to the raw lake. Dictionaries pay off only for the
+	// bucket and dimension columns; metrics and sketches are mostly distinct.
+	opts := []parquet.WriterProperty{parquet.WithCompression(compress.Codecs.Zstd), parquet.WithCompressionLevel(1),
+		parquet.WithMaxRowGroupLength(1 << 20), parquet.WithStats(true), parquet.WithDictionaryDefault(false),
+		parquet.WithDictionaryFor(TimeColumn, true)}
+	for _, d := range v.Dimensions {
+		opts = append(opts, parquet.WithDictionaryFor(d, true))
+	}
+	for _, m := range v.Metrics {
+		if m.Agg == schemas.Uniq {
+			opts = append(opts, parquet.WithStatsFor(HLLColumn(m.Name), false))
+		}
+	}
+	props := parquet.NewWriterProperties(opts...)
 	w, err := pqarrow.NewFileWriter(sc, &buf, props, pqarrow.DefaultWriterProps())
 	if err != nil {
 		return nil, fmt.Errorf("batch: view file writer: %w", err)

@@ -134,13 +134,13 @@ func (s *Sketch) Empty() bool {
 // smaller and allowed (every register ≤ 32, at most 3000 bytes), dense
 // otherwise. The cached cardinality is marked invalid, so Redis recomputes it.
 func (s *Sketch) Marshal() []byte {
-	if b, ok := appendSparse(nil, func(yield func(int, uint8) bool) {
-		for i, v := range s.regs {
-			if v != 0 && !yield(i, v) {
-				return
-			}
+	w := sparseWriter{b: header(encSparse, hdrSize+64)}
+	for i, v := range s.regs {
+		if v != 0 && !w.add(i, v) {
+			break
 		}
-	}); ok {
+	}
+	if b, ok := w.finish(); ok {
 		return b
 	}
 	b := denseHeader()
@@ -151,29 +151,39 @@ func (s *Sketch) Marshal() []byte {
 }
 
 // Encode returns the encoding (as Marshal) of a sketch holding exactly the
-// given pairs, without building a 16 KiB sketch first: the batch layer makes
-// one sketch per view row, most with few elements. pairs is sorted in place.
-func Encode(pairs []Pair) []byte {
-	slices.SortFunc(pairs, func(a, b Pair) int { return int(a.Index) - int(b.Index) })
-	// Keep the highest rank per register.
-	seq := func(yield func(int, uint8) bool) {
-		for i := 0; i < len(pairs); {
-			j, best := i, pairs[i].Rank
-			for j++; j < len(pairs) && pairs[j].Index == pairs[i].Index; j++ {
-				best = max(best, pairs[j].Rank)
-			}
-			if !yield(int(pairs[i].Index), best) {
-				return
-			}
-			i = j
-		}
+// given pairs. pairs is sorted in place.
+func Encode(pairs []Pair) []byte { return AppendEncode(nil, pairs) }
+
+// AppendEncode appends to dst the encoding (as Marshal) of a sketch holding
+// exactly the given pairs, without building a 16 KiB sketch first: the batch
+// layer makes one sketch per view row, most with few elements, and appends
+// them all to one buffer. pairs is sorted in place.
+func AppendEncode(dst []byte, pairs []Pair) []byte {
+	if len(pairs) > 1 {
+		slices.SortFunc(pairs, func(a, b Pair) int { return int(a.Index) - int(b.Index) })
 	}
-	if b, ok := appendSparse(nil, seq); ok {
+	start := len(dst)
+	w := sparseWriter{b: append(dst, header(encSparse, hdrSize)...), start: start}
+	ok := true
+	for i := 0; i < len(pairs) && ok; {
+		j, best := i+1, pairs[i].Rank
+		for ; j < len(pairs) && pairs[j].Index == pairs[i].Index; j++ {
+			best = max(best, pairs[j].Rank)
+		}
+		ok = w.add(int(pairs[i].Index), best)
+		i = j
+	}
+	if b, ok := w.finish(); ok {
 		return b
 	}
-	b := denseHeader()
-	seq(func(i int, v uint8) bool { setDense(b[hdrSize:], i, v); return true })
-	return b
+	dst = append(w.b[:start], denseHeader()...)
+	regs := dst[start+hdrSize:]
+	for _, p := range pairs {
+		if p.Rank > getDense(regs, int(p.Index)) {
+			setDense(regs, int(p.Index), p.Rank)
+		}
+	}
+	return dst
 }
 
 func header(enc byte, n int) []byte {
@@ -215,57 +225,61 @@ func getDense(regs []byte, i int) uint8 {
 	return uint8((b0>>fb | b1<<fb8) & regMax)
 }
 
-// appendSparse encodes the non-zero registers (ascending index) in Redis's
-// sparse format; ok is false when the sketch must be dense instead.
-func appendSparse(dst []byte, nonZero func(yield func(int, uint8) bool)) (b []byte, ok bool) {
-	b = append(dst, header(encSparse, hdrSize+64)...)
-	ok = true
-	next := 0 // first register not yet encoded
-	zeros := func(n int) {
-		for n > 0 {
-			if n > 64 {
-				l := min(n, Registers)
-				b = append(b, 0x40|byte((l-1)>>8), byte(l-1)) // XZERO
-				n -= l
-			} else {
-				b = append(b, byte(n-1)) // ZERO
-				n = 0
-			}
+// sparseWriter encodes non-zero registers, in ascending index order, in
+// Redis's sparse format after a header already in b[start:].
+type sparseWriter struct {
+	b      []byte
+	start  int
+	next   int // first register not yet encoded
+	runVal uint8
+	runLen int
+	failed bool // a register did not fit
+}
+
+// add encodes register i = v; false when the sketch must be dense instead.
+func (w *sparseWriter) add(i int, v uint8) bool {
+	if v > sparseValMax || len(w.b)-w.start > sparseMaxBytes {
+		w.failed = true
+		return false
+	}
+	if i != w.next || v != w.runVal || w.runLen == 4 {
+		w.flush()
+	}
+	if i != w.next {
+		w.zeros(i - w.next)
+	}
+	w.runVal = v
+	w.runLen++
+	w.next = i + 1
+	return true
+}
+
+func (w *sparseWriter) flush() {
+	if w.runLen > 0 {
+		w.b = append(w.b, 0x80|(w.runVal-1)<<2|byte(w.runLen-1)) // VAL
+		w.runLen = 0
+	}
+}
+
+func (w *sparseWriter) zeros(n int) {
+	for n > 0 {
+		if n > 64 {
+			l := min(n, Registers)
+			w.b = append(w.b, 0x40|byte((l-1)>>8), byte(l-1)) // XZERO
+			n -= l
+		} else {
+			w.b = append(w.b, byte(n-1)) // ZERO
+			n = 0
 		}
 	}
-	var runVal uint8
-	runLen := 0
-	flush := func() {
-		if runLen > 0 {
-			b = append(b, 0x80|(runVal-1)<<2|byte(runLen-1)) // VAL
-			runLen = 0
-		}
-	}
-	nonZero(func(i int, v uint8) bool {
-		if v > sparseValMax || len(b) > sparseMaxBytes {
-			ok = false
-			return false
-		}
-		if i != next || v != runVal || runLen == 4 {
-			flush()
-		}
-		if i != next {
-			zeros(i - next)
-		}
-		runVal = v
-		runLen++
-		next = i + 1
-		return true
-	})
-	if !ok {
-		return nil, false
-	}
-	flush()
-	zeros(Registers - next)
-	if len(b) > sparseMaxBytes {
-		return nil, false
-	}
-	return b, true
+}
+
+// finish closes the encoding; ok is false if it grew past Redis's limit.
+func (w *sparseWriter) finish() ([]byte, bool) {
+	w.flush()
+	w.zeros(Registers - w.next)
+	w.next = Registers
+	return w.b, !w.failed && len(w.b)-w.start <= sparseMaxBytes
 }
 
 // ErrInvalid is returned for bytes that are not a Redis HyperLogLog.

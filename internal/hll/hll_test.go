@@ -96,6 +96,54 @@ func TestEncodeMatchesMarshal(t *testing.T) {
 	}
 }
 
+// A register above 32 cannot be sparse, however few are set.
+func TestHighRankForcesDense(t *testing.T) {
+	var s Sketch
+	s.regs[7] = 40
+	s.regs[9000] = 3
+	for _, b := range [][]byte{s.Marshal(), Encode([]Pair{{9000, 3}, {7, 40}})} {
+		if b[4] != encDense || len(b) != DenseSize {
+			t.Fatalf("encoding %d, len %d; want dense", b[4], len(b))
+		}
+		back, err := Unmarshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if back.regs != s.regs {
+			t.Fatal("registers changed")
+		}
+	}
+}
+
+func TestAppendEncodeSharesBuffer(t *testing.T) {
+	var buf []byte
+	var ends []int
+	sets := [][]string{{"a"}, {"b", "c"}, nil}
+	for _, set := range sets {
+		var pairs []Pair
+		for _, e := range set {
+			pairs = append(pairs, Pattern(e))
+		}
+		buf = AppendEncode(buf, pairs)
+		ends = append(ends, len(buf))
+	}
+	start := 0
+	for i, set := range sets {
+		var want Sketch
+		for _, e := range set {
+			want.Add(e)
+		}
+		got, err := Unmarshal(buf[start:ends[i]])
+		if err != nil {
+			t.Fatalf("sketch %d: %v", i, err)
+		}
+		if got.regs != want.regs {
+			t.Fatalf("sketch %d differs", i)
+		}
+		start = ends[i]
+	}
+}
+
 func TestEstimateAccuracy(t *testing.T) {
 	for _, n := range []int{10, 1000, 100000} {
 		var s Sketch

@@ -1,0 +1,522 @@
+// Command recompute benchmarks batch recompute (DESIGN §7) against DuckDB
+// on the same raw files.
+//
+// It generates one day of orders (≥5M events by default: internal/gen,
+// tenants ×10, countries ×20, user_id ~100k, 5% out of order, 1% exact
+// duplicates) into a raw lake laid out as the compactor writes it: 4
+// partitions, files per (partition, hour, flush) sorted by event time, and
+// every 8th flush re-reading a third of the previous one, so overlapping
+// files are present. Generation is not timed.
+//
+// Then, in one run and on the same files:
+//
+//	ours:   batch.Recomputer over all 24 hours of the `revenue` view
+//	        (2 hours at a time): Arrow reads, overlap and id dedup,
+//	        aggregation, one view Parquet file per hour, _state.json;
+//	duckdb: DuckDB 2.0.0 (Python, .venv-duckdb, `make duckdb`, 2 threads)
+//	        running the same GROUP BY over read_parquet(..., hive_partitioning=1)
+//	        with the same semantics — dedup by (_partition, _offset), then by
+//	        order_id keeping the smallest (_partition, _offset) — and writing
+//	        the result with COPY ... TO parquet.
+//
+// The results are compared row by row (exact for count, min, max and count
+// distinct; 1e-9 relative for float sums, whose addition order differs).
+//
+// The lake is a local folder (lake.DirStore under a temp dir), not
+// LocalStack S3: DuckDB reads S3 only through its httpfs extension, which it
+// downloads at first use, and this machine has no internet access. Both
+// sides read the same files from the page cache.
+//
+// rss_mb is our peak RSS during the recompute (VmHWM, reset before it); the
+// generator's memory is not counted. DuckDB's is printed on the line before.
+//
+// The last line is the DESIGN §7 summary:
+//
+//	bench recompute: events=… ours_s=… duckdb_s=… ratio=… equal=true rss_mb=…
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"log/slog"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/parquet-go/parquet-go"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/lambdalake/lambdalake"
+	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/internal/config"
+	"github.com/lambdalake/lambdalake/internal/gen"
+	"github.com/lambdalake/lambdalake/lake"
+	"github.com/lambdalake/lambdalake/schemas"
+)
+
+const (
+	partitions   = 4
+	flushRecords = 50_000 // per partition flush
+	overlapEvery = 8
+	group        = "bench-compact"
+)
+
+var day = time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+
+func main() {
+	events := flag.Int64("events", 5_000_000, "events to generate over one day")
+	keep := flag.Bool("keep", false, "keep the lake folder")
+	python := flag.String("python", ".venv-duckdb/bin/python", "Python with duckdb installed (make duckdb)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of our recompute to this file")
+	flag.Parse()
+	ctx := context.Background()
+
+	cfg, err := config.Parse(lambdalake.ExampleConfig, nil)
+	check(err)
+	v := cfg.View("revenue")
+	s := v.Schema
+
+	dir, err := os.MkdirTemp("", "bench-recompute-")
+	check(err)
+	if !*keep {
+		defer os.RemoveAll(dir)
+	}
+	store, err := lake.NewDirStore(dir)
+	check(err)
+
+	t0 := time.Now()
+	files, err := generate(ctx, store, s, *events)
+	check(err)
+	log.Printf("generated %d events into %d raw files in %v (%s)", *events, files, time.Since(t0).Round(time.Millisecond), dir)
+	// Every partition's watermark is past the day: all 24 hours are closed.
+	for p := int32(0); p < partitions; p++ {
+		b, _ := json.Marshal(batch.Checkpoint{NextOffset: 1, Watermark: day.Add(25 * time.Hour)})
+		check(lake.PutBytes(ctx, store, lake.CheckpointKey(group, s.Topic, p), b))
+	}
+
+	// Ours.
+	runtime.GC()
+	debug.FreeOSMemory()
+	resetPeakRSS()
+	rc, err := batch.NewRecomputer(batch.RecomputerConfig{Store: store, Group: group, Parallelism: 2,
+		Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	check(err)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		check(err)
+		check(pprof.StartCPUProfile(f))
+	}
+	t0 = time.Now()
+	res, err := rc.Recompute(ctx, v, batch.RecomputeOptions{})
+	check(err)
+	ours := time.Since(t0)
+	if *cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	rss := peakRSSMB()
+	log.Printf("ours: %d hours, %d rows in, %d view rows, %.3fs, B=%s", res.Hours, res.Rows, res.ViewRows, ours.Seconds(), res.Boundary.Format(time.RFC3339))
+	if res.Hours != 24 {
+		log.Fatalf("recomputed %d hours, want 24", res.Hours)
+	}
+
+	// DuckDB.
+	duckOut := filepath.Join(dir, "duckdb.parquet")
+	duckS, duckRSS, err := runDuckDB(*python, dir, duckOut, v)
+	check(err)
+	log.Printf("duckdb: %.3fs, peak RSS %d MB", duckS, duckRSS)
+
+	equal, err := compare(ctx, store, v, duckOut)
+	check(err)
+	fmt.Printf("duckdb_rss_mb=%d ours_rows_per_s=%.0f\n", duckRSS, float64(res.Rows)/ours.Seconds())
+	fmt.Printf("bench recompute: events=%d ours_s=%.3f duckdb_s=%.3f ratio=%.2f equal=%v rss_mb=%d\n",
+		*events, ours.Seconds(), duckS, ours.Seconds()/duckS, equal, rss)
+	if !equal {
+		os.Exit(1)
+	}
+}
+
+func check(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+type record struct {
+	off   int64
+	value []byte
+}
+
+type flush struct {
+	part int32
+	recs []record
+}
+
+// generate writes the day's events as raw files and returns how many.
+// The generator runs here; decoding and Parquet writing run on two workers.
+func generate(ctx context.Context, store lake.Store, s *schemas.Schema, n int64) (int, error) {
+	g, err := gen.New(gen.Config{Schema: s, From: day, To: day.Add(24 * time.Hour), Count: n,
+		Cardinality: map[string]int{"tenant": 10, "country": 20, "user_id": 100_000},
+		OutOfOrder:  0.05, MaxDelay: 10 * time.Minute, Duplicates: 0.01, Seed: 42})
+	if err != nil {
+		return 0, err
+	}
+	work := make(chan flush, 4)
+	counts := make(chan int, 64)
+	eg, ectx := errgroup.WithContext(ctx)
+	for range 2 {
+		eg.Go(func() error {
+			written := 0
+			for f := range work {
+				k, err := writeFlush(ectx, store, s, f)
+				if err != nil {
+					return err
+				}
+				written += k
+			}
+			counts <- written
+			return nil
+		})
+	}
+	eg.Go(func() error {
+		defer close(work)
+		bufs := make([][]record, partitions)
+		prev := make([][]record, partitions)
+		nflush := make([]int, partitions)
+		next := make([]int64, partitions)
+		send := func(p int) error {
+			recs := bufs[p]
+			if nflush[p] > 0 && nflush[p]%overlapEvery == 0 {
+				// A restart from an older checkpoint re-reads part of the last flush.
+				old := prev[p]
+				recs = append(slices.Clone(old[len(old)*2/3:]), recs...)
+			}
+			nflush[p]++
+			prev[p] = bufs[p]
+			bufs[p] = make([]record, 0, flushRecords)
+			select {
+			case work <- flush{int32(p), recs}:
+				return nil
+			case <-ectx.Done():
+				return ectx.Err()
+			}
+		}
+		for i := int64(0); i < n; i++ {
+			e := g.Next(time.Time{})
+			p := int(i % partitions)
+			bufs[p] = append(bufs[p], record{next[p], e.Value})
+			next[p]++
+			if len(bufs[p]) == flushRecords {
+				if err := send(p); err != nil {
+					return err
+				}
+			}
+		}
+		for p := range bufs {
+			if len(bufs[p]) > 0 {
+				if err := send(p); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err := eg.Wait(); err != nil {
+		return 0, err
+	}
+	close(counts)
+	total := 0
+	for c := range counts {
+		total += c
+	}
+	return total, nil
+}
+
+// writeFlush writes one flush as the compactor does: a file per event
+// hour, named with the offsets it holds, rows sorted by event time.
+func writeFlush(ctx context.Context, store lake.Store, s *schemas.Schema, f flush) (int, error) {
+	type hrow struct {
+		t   int64
+		row parquet.Row
+	}
+	type hourFile struct {
+		rows        []hrow
+		first, last int64
+	}
+	dec := schemas.NewDecoder(s)
+	layout := s.RawLayout()
+	hours := map[time.Time]*hourFile{}
+	for _, r := range f.recs {
+		var row schemas.Row
+		if err := dec.Decode(r.value, &row); err != nil {
+			continue // would go to dead letters
+		}
+		ts := s.TimeMicros(&row)
+		h := time.UnixMicro(ts).UTC().Truncate(time.Hour)
+		hf := hours[h]
+		if hf == nil {
+			hf = &hourFile{first: r.off, last: r.off}
+			hours[h] = hf
+		}
+		hf.first, hf.last = min(hf.first, r.off), max(hf.last, r.off)
+		hf.rows = append(hf.rows, hrow{ts, layout.AppendRow(nil, &row, f.part, r.off, ts)})
+	}
+	for h, hf := range hours {
+		slices.SortStableFunc(hf.rows, func(a, b hrow) int { return int(a.t - b.t) })
+		rows := make([]parquet.Row, len(hf.rows))
+		for i := range hf.rows {
+			rows[i] = hf.rows[i].row
+		}
+		var buf bytes.Buffer
+		w := parquet.NewWriter(&buf, layout.Schema)
+		if _, err := w.WriteRows(rows); err != nil {
+			return 0, err
+		}
+		if err := w.Close(); err != nil {
+			return 0, err
+		}
+		key := lake.RawFile{Schema: s.Name, Hour: h, Topic: s.Topic, Partition: f.part, First: hf.first, Last: hf.last}.Key()
+		if err := lake.PutBytes(ctx, store, key, buf.Bytes()); err != nil {
+			return 0, err
+		}
+	}
+	return len(hours), nil
+}
+
+// duckScript times the query inside DuckDB and reports its peak RSS.
+const duckScript = `
+import duckdb, resource, sys, time
+lake, out, sql = sys.argv[1], sys.argv[2], sys.argv[3]
+con = duckdb.connect()
+con.execute("SET threads=2")
+con.execute("SET enable_progress_bar=false")
+t0 = time.perf_counter()
+con.execute("COPY (" + sql + ") TO '" + out + "' (FORMAT parquet)")
+dt = time.perf_counter() - t0
+print(f"{dt:.6f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}")
+`
+
+// duckSQL is the view as SQL, with the lake's dedup semantics.
+func duckSQL(dir string, v *schemas.View) string {
+	g := v.Granularity.Microseconds()
+	s := v.Schema
+	cols := []string{s.Time, s.ID}
+	cols = append(cols, v.Dimensions...)
+	var aggs []string
+	for _, m := range v.Metrics {
+		if m.Field != "" && !slices.Contains(cols, m.Field) {
+			cols = append(cols, m.Field)
+		}
+		switch m.Agg {
+		case schemas.Count:
+			aggs = append(aggs, "count(*) AS "+m.Name)
+		case schemas.Uniq:
+			aggs = append(aggs, fmt.Sprintf("count(DISTINCT %s) AS %s", m.Field, m.Name))
+		default:
+			aggs = append(aggs, fmt.Sprintf("%s(%s) AS %s", m.Agg, m.Field, m.Name))
+		}
+	}
+	dims := strings.Join(v.Dimensions, ", ")
+	return fmt.Sprintf(`WITH raw AS (
+  SELECT %s, _partition, _offset FROM read_parquet('%s/raw/%s/*/*/*.parquet', hive_partitioning=1)
+), by_offset AS (
+  SELECT * FROM raw QUALIFY row_number() OVER (PARTITION BY _partition, _offset) = 1
+), by_id AS (
+  SELECT * FROM by_offset QUALIFY row_number() OVER (PARTITION BY %s ORDER BY _partition, _offset) = 1
+)
+SELECT epoch_us(%s) // %d * %d AS t, %s, %s
+FROM by_id GROUP BY ALL ORDER BY t, %s`,
+		strings.Join(cols, ", "), dir, s.Name, s.ID, s.Time, g, g, dims, strings.Join(aggs, ", "), dims)
+}
+
+func runDuckDB(python, dir, out string, v *schemas.View) (secs float64, rssMB int64, err error) {
+	cmd := exec.Command(python, "-c", duckScript, dir, out, duckSQL(dir, v))
+	cmd.Stderr = os.Stderr
+	b, err := cmd.Output()
+	if err != nil {
+		return 0, 0, fmt.Errorf("duckdb (run `make duckdb` first): %w", err)
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, 0, fmt.Errorf("duckdb: unexpected output %q", b)
+	}
+	secs, err = strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return 0, 0, err
+	}
+	rssMB, err = strconv.ParseInt(f[1], 10, 64)
+	return secs, rssMB, err
+}
+
+// compare reads our view through batch.ViewReader and DuckDB's result file
+// and compares them row by row.
+func compare(ctx context.Context, store lake.Store, v *schemas.View, duckOut string) (bool, error) {
+	r, err := batch.NewViewReader(batch.ViewReaderConfig{Store: store, CacheBytes: 1 << 30})
+	if err != nil {
+		return false, err
+	}
+	ours, err := r.Rows(ctx, v, day, day.Add(24*time.Hour), nil)
+	if err != nil {
+		return false, err
+	}
+	theirs, err := readDuck(ctx, duckOut, v)
+	if err != nil {
+		return false, err
+	}
+	if len(ours) != len(theirs) {
+		log.Printf("row counts differ: ours %d, duckdb %d", len(ours), len(theirs))
+		return false, nil
+	}
+	bad := 0
+	for i := range ours {
+		if msg := diff(v, &ours[i], &theirs[i]); msg != "" {
+			if bad++; bad <= 5 {
+				log.Printf("row %d differs: %s", i, msg)
+			}
+		}
+	}
+	log.Printf("compared %d rows: %d differ", len(ours), bad)
+	return bad == 0, nil
+}
+
+func diff(v *schemas.View, a, b *batch.ViewRow) string {
+	if a.T != b.T {
+		return fmt.Sprintf("t %d vs %d", a.T, b.T)
+	}
+	for d := range v.Dimensions {
+		if a.Dims[d] != b.Dims[d] {
+			return fmt.Sprintf("%s %+v vs %+v", v.Dimensions[d], a.Dims[d], b.Dims[d])
+		}
+	}
+	for i, m := range v.Metrics {
+		x, y := a.Values[i], b.Values[i]
+		f, _ := v.Schema.Field(m.Field)
+		if m.Agg == schemas.Sum && f.Type == schemas.Float64 {
+			if x.Null != y.Null || math.Abs(x.Float-y.Float) > 1e-9*math.Max(1, math.Abs(y.Float)) {
+				return fmt.Sprintf("%s %v vs %v", m.Name, x.Float, y.Float)
+			}
+			continue
+		}
+		if x != y {
+			return fmt.Sprintf("%s %+v vs %+v", m.Name, x, y)
+		}
+	}
+	return ""
+}
+
+// readDuck reads DuckDB's result into ViewRows (dimensions as strings,
+// metrics by the view's types).
+func readDuck(ctx context.Context, path string, v *schemas.View) ([]batch.ViewRow, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pf, err := file.NewParquetReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+	if err != nil {
+		return nil, err
+	}
+	tbl, err := fr.ReadTable(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tbl.Release()
+	col := func(name string) (arrow.Array, error) {
+		idx := tbl.Schema().FieldIndices(name)
+		if len(idx) == 0 {
+			return nil, fmt.Errorf("duckdb result has no column %s", name)
+		}
+		c := tbl.Column(idx[0]).Data()
+		if len(c.Chunks()) == 1 {
+			return c.Chunk(0), nil
+		}
+		return array.Concatenate(c.Chunks(), memory.DefaultAllocator)
+	}
+	t, err := col("t")
+	if err != nil {
+		return nil, err
+	}
+	n := int(tbl.NumRows())
+	rows := make([]batch.ViewRow, n)
+	for i := range rows {
+		rows[i].T = t.(*array.Int64).Value(i)
+		rows[i].Dims = make([]schemas.Value, len(v.Dimensions))
+		rows[i].Values = make([]schemas.Value, len(v.Metrics))
+	}
+	for d, name := range v.Dimensions {
+		c, err := col(name)
+		if err != nil {
+			return nil, err
+		}
+		for i := range rows {
+			rows[i].Dims[d] = value(c, i)
+		}
+	}
+	for m, met := range v.Metrics {
+		c, err := col(met.Name)
+		if err != nil {
+			return nil, err
+		}
+		for i := range rows {
+			rows[i].Values[m] = value(c, i)
+		}
+	}
+	return rows, nil
+}
+
+func value(a arrow.Array, i int) schemas.Value {
+	if a.IsNull(i) {
+		return schemas.Value{Null: true}
+	}
+	switch x := a.(type) {
+	case *array.String:
+		return schemas.Value{Str: x.Value(i)}
+	case *array.Int64:
+		return schemas.Value{Int: x.Value(i)}
+	case *array.Float64:
+		return schemas.Value{Float: x.Value(i)}
+	}
+	panic("unexpected DuckDB column type " + a.DataType().String())
+}
+
+// resetPeakRSS restarts VmHWM (Linux: "5" to clear_refs).
+func resetPeakRSS() {
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		log.Printf("cannot reset peak RSS (%v); rss_mb includes generation", err)
+	}
+}
+
+// peakRSSMB is VmHWM in MiB.
+func peakRSSMB() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb / 1024
+		}
+	}
+	return -1
+}
