@@ -105,7 +105,7 @@ func NewRecomputer(cfg RecomputerConfig) (*Recomputer, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	m, err := newRecomputeMetrics(cfg.Registerer)
+	m, err := newRecomputeMetrics(cfg.Registerer, cfg.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -307,7 +307,7 @@ func (rc *Recomputer) Recompute(ctx context.Context, v *schemas.View, opt Recomp
 		return res, err
 	}
 	if !st.Boundary.IsZero() {
-		rc.metrics.lag.WithLabelValues(v.Name).Set(rc.cfg.Now().Sub(st.Boundary).Seconds())
+		rc.metrics.lag.set(v.Name, st.Boundary)
 		if rc.cfg.Mirror != nil {
 			if err := rc.cfg.Mirror.SetBoundary(ctx, v.Name, st.Boundary); err != nil {
 				return res, fmt.Errorf("batch: recompute view=%s: mirror boundary: %w", v.Name, err)

@@ -2,6 +2,8 @@ package batch
 
 import (
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -12,10 +14,36 @@ type recomputeMetrics struct {
 	rows      *prometheus.CounterVec   // view: raw rows read (after overlap and id dedup)
 	misplaced *prometheus.CounterVec   // view: raw rows outside their file's hour (skipped)
 	hourSec   *prometheus.HistogramVec // view: seconds to recompute one hour
-	lag       *prometheus.GaugeVec     // view: now − B, seconds
+	lag       *lagCollector            // view: now − B, seconds, computed at scrape
 }
 
-func newRecomputeMetrics(reg prometheus.Registerer) (*recomputeMetrics, error) {
+// lagCollector reports now − B per view when scraped, so the lag keeps
+// growing between runs when recompute falls behind.
+type lagCollector struct {
+	desc *prometheus.Desc
+	now  func() time.Time
+	mu   sync.Mutex
+	b    map[string]time.Time
+}
+
+func (c *lagCollector) set(view string, b time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.b[view] = b
+}
+
+func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	for view, b := range c.b {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, now.Sub(b).Seconds(), view)
+	}
+}
+
+func newRecomputeMetrics(reg prometheus.Registerer, now func() time.Time) (*recomputeMetrics, error) {
 	m := &recomputeMetrics{
 		hours: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lambdalake_recompute_hours_total",
 			Help: "View hours recomputed."}, []string{"view"}),
@@ -26,8 +54,8 @@ func newRecomputeMetrics(reg prometheus.Registerer) (*recomputeMetrics, error) {
 		hourSec: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "lambdalake_recompute_hour_seconds",
 			Help: "Seconds to recompute one view hour (read, aggregate, write).", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)},
 			[]string{"view"}),
-		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lambdalake_boundary_lag_seconds",
-			Help: "Now minus the view's boundary B: how far behind wall time batch coverage ends."}, []string{"view"}),
+		lag: &lagCollector{now: now, b: map[string]time.Time{}, desc: prometheus.NewDesc("lambdalake_boundary_lag_seconds",
+			"Now minus the view's boundary B: how far behind wall time batch coverage ends.", []string{"view"}, nil)},
 	}
 	for _, c := range []prometheus.Collector{m.hours, m.rows, m.misplaced, m.hourSec, m.lag} {
 		if err := reg.Register(c); err != nil {

@@ -52,11 +52,22 @@ func TestRecomputeExactLocal(t *testing.T) {
 				map[string]int{"tenant": 4, "country": 5, "user_id": 300, "site": 3, "visitor": 200}, nil)
 			rcWriteFiles(t, store, v.Schema, v.Schema.Topic, recs, 700, 3)
 			rcSetWatermark(t, store, "g", v.Schema.Topic, parts, rcHour(2).Add(10*time.Minute))
-			rc := rcRecomputer(t, store, "g", nil)
+			reg := prometheus.NewRegistry()
+			now := rcHour(3)
+			rc, err := NewRecomputer(RecomputerConfig{Store: store, Group: "g", Parallelism: 2, Registerer: reg,
+				Now: func() time.Time { return now }})
+			if err != nil {
+				t.Fatal(err)
+			}
 			res, err := rc.Recompute(ctx, v, RecomputeOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
+			rcAssertMetric(t, reg, "lambdalake_recompute_hours_total", v.Name, 2)
+			rcAssertMetric(t, reg, "lambdalake_recompute_rows_read_total", v.Name, float64(res.Rows))
+			rcAssertMetric(t, reg, "lambdalake_boundary_lag_seconds", v.Name, time.Hour.Seconds())
+			now = now.Add(time.Minute) // the lag grows between runs
+			rcAssertMetric(t, reg, "lambdalake_boundary_lag_seconds", v.Name, 61*time.Minute.Seconds())
 			if res.Hours != 2 {
 				t.Errorf("recomputed %d hours, want the 2 closed ones", res.Hours)
 			}
@@ -338,4 +349,39 @@ func TestRecomputeNeedsGroupAndStore(t *testing.T) {
 	if _, err := NewRecomputer(RecomputerConfig{Store: rcDirStore(t), Registerer: prometheus.NewRegistry()}); err == nil {
 		t.Error("no group accepted")
 	}
+}
+
+// rcAssertMetric checks the value of a view's series (a counter, a gauge,
+// or a histogram's count).
+func rcAssertMetric(t *testing.T, reg *prometheus.Registry, name, view string, want float64) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "view" && l.GetValue() == view {
+					var got float64
+					switch {
+					case m.Counter != nil:
+						got = m.GetCounter().GetValue()
+					case m.Gauge != nil:
+						got = m.GetGauge().GetValue()
+					case m.Histogram != nil:
+						got = float64(m.GetHistogram().GetSampleCount())
+					}
+					if got != want {
+						t.Errorf("%s{view=%s} = %v, want %v", name, view, got, want)
+					}
+					return
+				}
+			}
+		}
+	}
+	t.Errorf("no series %s{view=%s}", name, view)
 }
