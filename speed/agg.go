@@ -57,12 +57,12 @@ func newPlan(v *schemas.View) (*plan, error) {
 
 // acc is the running state of one metric in one cell. Which members are used
 // depends on the metric: i for counts and int64 sum/min/max, f for float64
-// sum/min/max, regs for uniq (HyperLogLog register updates, see hll.go).
+// sum/min/max, reps for uniq (one value per HyperLogLog register, see hll.go).
 type acc struct {
 	i    int64
 	f    float64
 	has  bool // min/max/sum saw at least one non-null value
-	regs []hllEntry
+	reps []uniqRep
 }
 
 // cell is the pending aggregate of one (bucket, dimensions) of a view.
@@ -145,14 +145,14 @@ func (a *aggregator) add(r *schemas.Row, bucket int64) {
 			}
 			s.has = true
 		case schemas.Uniq:
-			s.regs = append(s.regs, hllPatLen(uniqElement(m.typ, v)))
+			e := uniqElement(m.typ, v)
+			s.reps = append(s.reps, uniqRep{hllPatLen(e), e})
 			a.vals++
-			if len(s.regs) >= 4096 && len(s.regs)&(len(s.regs)-1) == 0 {
-				// Many values in one cell: fold repeats so memory follows
-				// the 16384 registers, not the events.
-				n := len(s.regs)
-				s.regs = hllCompact(s.regs)
-				a.vals -= n - len(s.regs)
+			if n := len(s.reps); n >= 1024 && n&(n-1) == 0 {
+				// Many values in one cell: fold those of one register so
+				// memory follows the 16384 registers, not the events.
+				s.reps = compactReps(s.reps)
+				a.vals -= n - len(s.reps)
 			}
 		}
 	}
@@ -173,7 +173,7 @@ func uniqElement(t schemas.Type, v *schemas.Value) string {
 	}
 }
 
-// size is how much the aggregator holds, in cells plus uniq register updates.
+// size is how much the aggregator holds, in cells plus uniq values.
 func (a *aggregator) size() int { return len(a.cells) + a.vals }
 
 func (a *aggregator) reset() {
@@ -188,11 +188,18 @@ type span struct {
 	from, to int64
 }
 
+// hllAdd is one PFADD of a flush: a uniq metric of one cell.
+type hllAdd struct {
+	key   string
+	expMs int64
+	vals  []any
+}
+
 // flushArgs encodes the pending cells of several aggregators of one view
-// (one per partition) as the KEYS and ARGV of applyScript, merging cells
-// the partitions share so Redis sees each cell once. Expiry is per bucket:
-// bucket end + hot_retention.
-func flushArgs(p *plan, aggs []*aggregator, spans []span, nowMs int64) (keys []string, args []any) {
+// (one per partition) as the KEYS and ARGV of applyScript and the PFADDs
+// that go with it, merging cells the partitions share so Redis sees each
+// cell once. Expiry is per bucket: bucket end + hot_retention.
+func flushArgs(p *plan, aggs []*aggregator, spans []span, nowMs int64) (keys []string, args []any, hlls []hllAdd) {
 	v := p.view
 	retMs := v.HotRetention.Milliseconds()
 	gMs := v.Granularity.Milliseconds()
@@ -207,16 +214,16 @@ func flushArgs(p *plan, aggs []*aggregator, spans []span, nowMs int64) (keys []s
 			groups[m] = append(g, c)
 		}
 	}
-	keys = make([]string, 0, 3+len(order)*2)
-	keys = append(keys, OffsetsKey(v.Name), IndexKey(v.Name), tmpKey(v.Name))
+	keys = make([]string, 0, 2+len(order))
+	keys = append(keys, OffsetsKey(v.Name), IndexKey(v.Name))
 	args = make([]any, 0, 8+3*len(spans)+len(order)*(4+3*len(p.metrics)))
 	args = append(args, strconv.Itoa(len(spans)))
 	for _, sp := range spans {
 		args = append(args, sp.field, strconv.FormatInt(sp.from, 10), strconv.FormatInt(sp.to, 10))
 	}
 	head := len(args)
-	// Counts and the latest expiry are patched in once known.
-	args = append(args, "0", "0", strconv.FormatInt(pruneBefore(nowMs, retMs, gMs)*1000, 10), "0",
+	// The cell count and the latest expiry are patched in once known.
+	args = append(args, "0", strconv.FormatInt(pruneBefore(nowMs, retMs, gMs)*1000, 10), "0",
 		strconv.FormatInt(nowMs, 10), strconv.FormatInt(nowMs+offsetsTTL(v).Milliseconds(), 10))
 	var maxExp int64
 	var merged acc
@@ -260,8 +267,7 @@ func flushArgs(p *plan, aggs []*aggregator, spans []span, nowMs int64) (keys []s
 		args[nOpsAt] = strconv.Itoa(nOps)
 		keys = append(keys, BucketKey(v.Name, m))
 	}
-	nHLL := 0
-	var regs []hllEntry
+	var reps []uniqRep
 	for _, m := range order {
 		cs := groups[m]
 		exp := cs[0].bucket/1000 + gMs + retMs
@@ -269,20 +275,23 @@ func flushArgs(p *plan, aggs []*aggregator, spans []span, nowMs int64) (keys []s
 			if p.metrics[i].agg != schemas.Uniq {
 				continue
 			}
-			regs = regs[:0]
+			reps = reps[:0]
 			for _, c := range cs {
-				regs = append(regs, c.accs[i].regs...)
+				reps = append(reps, c.accs[i].reps...)
 			}
-			if len(regs) == 0 {
+			if len(reps) == 0 {
 				continue
 			}
-			keys = append(keys, UniqKey(v.Name, m, p.metrics[i].name))
-			args = append(args, strconv.FormatInt(exp, 10), hllEncode(hllCompact(regs)))
-			nHLL++
+			reps = compactReps(reps)
+			add := hllAdd{key: UniqKey(v.Name, m, p.metrics[i].name), expMs: exp, vals: make([]any, len(reps))}
+			for j, r := range reps {
+				add.vals[j] = r.v
+			}
+			hlls = append(hlls, add)
 		}
 	}
-	args[head], args[head+1], args[head+3] = strconv.Itoa(len(order)), strconv.Itoa(nHLL), strconv.FormatInt(maxExp, 10)
-	return keys, args
+	args[head], args[head+2] = strconv.Itoa(len(order)), strconv.FormatInt(maxExp, 10)
+	return keys, args, hlls
 }
 
 // mergeAcc folds src into dst for a count/sum/min/max metric.

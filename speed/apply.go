@@ -10,24 +10,22 @@ import (
 	"github.com/lambdalake/lambdalake/schemas"
 )
 
-// applyScript applies one flush of one view, covering one offset range per
-// partition, and moves each partition's stored offset from the range's start
-// to its end, atomically. The offset move is a compare-and-set: if any stored
-// offset is not exactly the start of its range, the flush is either already
-// applied (a replay after a crash) or stale (another worker, or a rebuild,
-// moved it), and nothing is written.
+// applyScript applies the count/sum/min/max part of one flush of one view,
+// covering one offset range per partition, and moves each partition's stored
+// offset from the range's start to its end, atomically. The offset move is a
+// compare-and-set: if any stored offset is not exactly the start of its
+// range, the flush is either already applied (a replay after a crash) or
+// stale (another worker, or a rebuild, moved it), and nothing is written.
 //
-// KEYS: 1 offsets hash, 2 index zset, 3 scratch key, then one hash per cell,
-// then one HLL per (cell, uniq metric).
+// KEYS: 1 offsets hash, 2 index zset, then one hash per cell.
 // ARGV: 1 #ranges, then per range: offsets field, from, to; then h = 2+3n:
-// h #cells, h+1 #HLLs, h+2 index prune score (µs), h+3 latest cell expiry
-// (ms), h+4 now (ms), h+5 offsets expiry (ms); then per cell: expiry (ms),
-// score, member, #ops, ops as (op, field, value) with op i=HINCRBY
-// f=HINCRBYFLOAT n=min x=max; then per HLL: expiry (ms), the cell's new
-// registers as a Redis HLL object (merged into an existing one, or stored).
+// h #cells, h+1 index prune score (µs), h+2 latest cell expiry (ms), h+3 now
+// (ms), h+4 offsets expiry (ms); then per cell: expiry (ms), score, member,
+// #ops, ops as (op, field, value) with op i=HINCRBY f=HINCRBYFLOAT n=min
+// x=max.
 //
 // Returns {1} when applied, {0, field, stored} when not (stored is "" if absent).
-var applyScript = redis.NewScript(`
+const applyScript = `
 local nr = tonumber(ARGV[1])
 for r = 0, nr - 1 do
   local f, from = ARGV[2 + 3*r], ARGV[3 + 3*r]
@@ -37,8 +35,8 @@ for r = 0, nr - 1 do
   end
 end
 local h = 2 + 3*nr
-local a = h + 6
-local k = 4
+local a = h + 5
+local k = 3
 for _ = 1, tonumber(ARGV[h]) do
   local key = KEYS[k]
   k = k + 1
@@ -65,36 +63,20 @@ for _ = 1, tonumber(ARGV[h]) do
   redis.call('PEXPIREAT', key, exp)
   redis.call('ZADD', KEYS[2], score, member)
 end
-local nh = tonumber(ARGV[h+1])
-for _ = 1, nh do
-  local key = KEYS[k]
-  k = k + 1
-  if redis.call('EXISTS', key) == 1 then
-    redis.call('SET', KEYS[3], ARGV[a+1])
-    redis.call('PFMERGE', key, KEYS[3])
-  else
-    redis.call('SET', key, ARGV[a+1])
-  end
-  redis.call('PEXPIREAT', key, ARGV[a])
-  a = a + 2
-end
-if nh > 0 then
-  redis.call('DEL', KEYS[3])
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[h+2])
-local idxExp = tonumber(ARGV[h+3])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[h+1])
+local idxExp = tonumber(ARGV[h+2])
 if idxExp > 0 then
   local ttl = redis.call('PTTL', KEYS[2])
-  if ttl == -1 or (ttl >= 0 and tonumber(ARGV[h+4]) + ttl < idxExp) then
+  if ttl == -1 or (ttl >= 0 and tonumber(ARGV[h+3]) + ttl < idxExp) then
     redis.call('PEXPIREAT', KEYS[2], idxExp)
   end
 end
 for r = 0, nr - 1 do
   redis.call('HSET', KEYS[1], ARGV[2 + 3*r], ARGV[4 + 3*r])
 end
-redis.call('PEXPIREAT', KEYS[1], ARGV[h+5])
+redis.call('PEXPIREAT', KEYS[1], ARGV[h+4])
 return {1}
-`)
+`
 
 // offsetsTTL is how long a view's offsets outlive its last flush. Windows
 // expire at most hot_retention after their bucket, so once a view has seen
@@ -111,23 +93,41 @@ func (e *errConflict) Error() string {
 	return fmt.Sprintf("speed: view=%s %s: stored offset %q is not where the flush starts", e.view, e.field, e.stored)
 }
 
-// apply runs applyScript for the pending cells of a view's aggregators (one
-// per partition) covering spans. A conflict is returned as *errConflict.
-func apply(ctx context.Context, rdb redis.Scripter, p *plan, aggs []*aggregator, spans []span, now time.Time) error {
-	keys, args := flushArgs(p, aggs, spans, now.UnixMilli())
-	res, err := applyScript.Run(ctx, rdb, keys, args...).Slice()
+// apply applies one flush of a view: the PFADDs of its uniq metrics, then
+// applyScript, in one MULTI/EXEC transaction. The PFADDs are outside the
+// offset guard on purpose: PFADD is idempotent, so a refused (replayed)
+// flush re-adding values changes no sketch, and leaving the values out of
+// the script spares Redis turning each into a Lua string. A conflict is
+// returned as *errConflict.
+func apply(ctx context.Context, rdb redis.UniversalClient, p *plan, aggs []*aggregator, spans []span, now time.Time) error {
+	keys, args, hlls := flushArgs(p, aggs, spans, now.UnixMilli())
+	var res *redis.Cmd
+	_, err := rdb.TxPipelined(ctx, func(tx redis.Pipeliner) error {
+		for _, h := range hlls {
+			tx.PFAdd(ctx, h.key, h.vals...)
+			tx.PExpireAt(ctx, h.key, time.UnixMilli(h.expMs))
+		}
+		// The script text rides along (Redis caches it by hash): EVALSHA
+		// cannot fall back to EVAL inside a transaction.
+		res = tx.Eval(ctx, applyScript, keys, args...)
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("speed: apply flush view=%s (%d partitions): %w", p.view.Name, len(spans), err)
 	}
-	if len(res) > 0 {
-		if ok, _ := res[0].(int64); ok == 1 {
+	out, err := res.Slice()
+	if err != nil {
+		return fmt.Errorf("speed: apply flush view=%s: %w", p.view.Name, err)
+	}
+	if len(out) > 0 {
+		if ok, _ := out[0].(int64); ok == 1 {
 			return nil
 		}
 	}
 	c := &errConflict{view: p.view.Name}
-	if len(res) > 2 {
-		c.field, _ = res[1].(string)
-		c.stored, _ = res[2].(string)
+	if len(out) > 2 {
+		c.field, _ = out[1].(string)
+		c.stored, _ = out[2].(string)
 	}
 	return c
 }

@@ -133,30 +133,39 @@ func TestCrashSafetyAndRebuild(t *testing.T) {
 		testenv.Name("speed-crash"), topic, v.Name))
 
 	now := time.Now().UTC()
-	events := genEvents(t, s, 200000, now.Add(-50*time.Minute), now, 21,
+	// Produce about 8k events/s while the worker runs and dies, and keep
+	// producing until the three kills are done and at least 200k events are
+	// out: a restarted worker first waits out the dead one's session, so
+	// with a fixed stream the kills could miss the run on a busy machine.
+	all := genEvents(t, s, 600_000, now.Add(-50*time.Minute), now, 21,
 		gen.Config{OutOfOrder: 0.1, MaxDelay: 10 * time.Minute, Duplicates: 0.03, Malformed: 0.01})
-	ref := buildReference(t, v, events, func(int64) bool { return true })
-
-	// Produce at about 8k events/s (25s in all) while the worker runs and
-	// dies: a restarted worker waits out the dead one's 6s session, then
-	// catches up, so the kills land while records still flow.
-	produced := make(chan error, 1)
+	killsDone := make(chan struct{})
+	produced := make(chan int, 1) // how many of all were sent
 	go func() {
 		w := stream.NewWriter(brokers, topic)
 		defer w.Close()
 		const batch = 2000
-		for i := 0; i < len(events); i += batch {
+		n := 0
+		defer func() { produced <- n }()
+		for n < len(all) {
+			if n >= 200000 {
+				select {
+				case <-killsDone:
+					return
+				default:
+				}
+			}
 			msgs := make([]kafka.Message, 0, batch)
-			for _, e := range events[i:min(i+batch, len(events))] {
+			for _, e := range all[n:min(n+batch, len(all))] {
 				msgs = append(msgs, kafka.Message{Value: e.Value})
 			}
 			if err := w.WriteMessages(context.Background(), msgs...); err != nil {
-				produced <- err
+				t.Errorf("produce: %v", err)
 				return
 			}
+			n += len(msgs)
 			time.Sleep(250 * time.Millisecond)
 		}
-		produced <- nil
 	}()
 
 	var last int64
@@ -176,9 +185,10 @@ func TestCrashSafetyAndRebuild(t *testing.T) {
 		last = sumOffsets(storedOffsets(t, rdb, v, 4))
 		t.Logf("kill -9 #%d with %d records applied", kill, last)
 	}
-	if err := <-produced; err != nil {
-		t.Fatal(err)
-	}
+	close(killsDone)
+	events := all[:<-produced]
+	ref := buildReference(t, v, events, func(int64) bool { return true })
+	t.Logf("%d events produced", len(events))
 	end := endOffsets(t, brokers, topic)
 	if last >= sumOffsets(end) {
 		t.Fatalf("all %d records were applied before the last kill; the kills must interrupt the run", last)

@@ -4,20 +4,16 @@ import (
 	"slices"
 )
 
-// The speed layer computes HyperLogLog registers itself, exactly as Redis'
-// PFADD would (P=14, MurmurHash64A with Redis' seed), and ships each cell's
-// registers as a Redis sparse HLL that the apply script PFMERGEs (or SETs,
-// for a new cell). Redis then does one merge per cell and flush instead of
-// hashing every value, and the flush carries a few bytes per register
-// instead of every distinct value: this is most of a flush's cost otherwise.
+// The speed layer keeps, per cell and uniq metric, one value per HyperLogLog
+// register: the value with the longest run, as Redis' PFADD would compute it
+// (P=14, MurmurHash64A with Redis' seed). PFADD of these representatives
+// sets exactly the registers PFADD of every value would, so a flush carries
+// at most 16384 values per cell however many events repeat them.
 
 const (
 	hllP         = 14
 	hllRegisters = 1 << hllP
 	hllSeed      = 0xadc83b19
-	// A sparse VAL opcode holds values up to 32; a register above that (odds
-	// about 2^-32 per value) makes the sketch dense.
-	hllSparseMaxVal = 32
 )
 
 // murmur64A is Redis' MurmurHash64A (hyperloglog.c), on little-endian bytes.
@@ -66,69 +62,23 @@ func hllPatLen(s string) hllEntry {
 	return hllEntry(idx<<8 | uint64(count))
 }
 
-// hllCompact sorts register updates and keeps the largest value per
-// register, in place.
-func hllCompact(es []hllEntry) []hllEntry {
-	slices.Sort(es)
-	out := es[:0]
-	for _, e := range es {
-		if len(out) > 0 && out[len(out)-1]>>8 == e>>8 {
-			out[len(out)-1] = e // sorted: a later entry for a register has a larger value
+// uniqRep is one uniq value with the register update it makes.
+type uniqRep struct {
+	e hllEntry
+	v string
+}
+
+// compactReps sorts representatives by register and keeps, per register,
+// one with the largest value, in place.
+func compactReps(rs []uniqRep) []uniqRep {
+	slices.SortFunc(rs, func(a, b uniqRep) int { return int(a.e) - int(b.e) })
+	out := rs[:0]
+	for _, r := range rs {
+		if len(out) > 0 && out[len(out)-1].e>>8 == r.e>>8 {
+			out[len(out)-1] = r // sorted: a later one for a register has a larger value
 			continue
 		}
-		out = append(out, e)
+		out = append(out, r)
 	}
 	return out
-}
-
-// hllEncode renders compacted register updates as a Redis HLL object: sparse
-// when every value fits, dense otherwise.
-func hllEncode(es []hllEntry) string {
-	for _, e := range es {
-		if e&0xff > hllSparseMaxVal {
-			return hllDense(es)
-		}
-	}
-	b := make([]byte, 16, 16+3*len(es)+4)
-	copy(b, "HYLL")
-	b[4] = 1 // HLL_SPARSE
-	b[15] = 1 << 7
-	pos := 0
-	zeros := func(n int) {
-		for n > 0 {
-			if n > 64 {
-				run := min(n, 16384)
-				b = append(b, 0x40|byte((run-1)>>8), byte((run-1)&0xff)) // XZERO
-				n -= run
-			} else {
-				b = append(b, byte(n-1)) // ZERO
-				n = 0
-			}
-		}
-	}
-	for _, e := range es {
-		idx, val := int(e>>8), int(e&0xff)
-		zeros(idx - pos)
-		b = append(b, 0x80|byte(val-1)<<2) // VAL, run of 1
-		pos = idx + 1
-	}
-	zeros(hllRegisters - pos)
-	return string(b)
-}
-
-// hllDense renders register updates as a dense Redis HLL: 6-bit registers,
-// little-endian, after the 16-byte header.
-func hllDense(es []hllEntry) string {
-	b := make([]byte, 16+hllRegisters*6/8+1)
-	copy(b, "HYLL")
-	b[15] = 1 << 7
-	regs := b[16:]
-	for _, e := range es {
-		idx, val := int(e>>8), byte(e&0xff)
-		bit := idx * 6
-		i, fb := bit/8, uint(bit&7)
-		regs[i] |= val << fb
-		regs[i+1] |= val >> (8 - fb)
-	}
-	return string(b[:16+hllRegisters*6/8])
 }

@@ -32,10 +32,6 @@ func UniqKey(view string, member string, metric string) string {
 // microseconds, member = "<bucket>:<dims>", the suffix of the cell's keys.
 func IndexKey(view string) string { return viewPrefix(view) + "idx" }
 
-// tmpKey is scratch space of the apply script (a sketch to PFMERGE); it
-// never outlives a script run.
-func tmpKey(view string) string { return viewPrefix(view) + "tmp" }
-
 // OffsetsKey is the hash of the next Kafka offset to apply, per
 // "<topic>:<partition>" field, plus the view's fingerprint (field "_fp").
 func OffsetsKey(view string) string { return viewPrefix(view) + "offsets" }

@@ -18,7 +18,10 @@ import (
 // workers wait until the rebuild sets real offsets.
 const rebuilding = "-1"
 
-var errRebuilding = errors.New("speed: view is being rebuilt")
+var (
+	errRebuilding  = errors.New("speed: view is being rebuilt")
+	errFingerprint = errors.New("speed: the view's windows in Redis were built with another definition (another config version is running)")
+)
 
 // OffsetAt returns the first offset of a partition whose record timestamp is
 // at or after t (the end of the partition when there is none).
@@ -55,6 +58,11 @@ func loadOffsets(ctx context.Context, rdb redis.UniversalClient, brokers []strin
 	field := offsetField(topic, partition)
 	next := make([]int64, len(views))
 	for i, v := range views {
+		// Workers running an older definition of the view stop feeding it
+		// once a newer one has reset it.
+		if fp, err := rdb.HGet(ctx, OffsetsKey(v.Name), fingerprintField).Result(); err == nil && fp != v.Fingerprint() {
+			return nil, fmt.Errorf("%w: view=%s", errFingerprint, v.Name)
+		}
 		s, err := rdb.HGet(ctx, OffsetsKey(v.Name), field).Result()
 		if errors.Is(err, redis.Nil) {
 			off, err := OffsetAt(ctx, brokers, topic, partition, now.Add(-v.HotRetention))

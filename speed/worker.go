@@ -357,10 +357,14 @@ func (tr *topicRun) load(ctx context.Context, p *partition) (next []int64, ok bo
 		if ctx.Err() != nil {
 			return nil, false
 		}
-		if errors.Is(err, errRebuilding) {
+		switch {
+		case errors.Is(err, errRebuilding):
 			p.log.Info("waiting for a rebuild to finish", "err", err)
 			attempt = 2 // poll about every half second
-		} else {
+		case errors.Is(err, errFingerprint):
+			p.log.Error("not feeding the view; restart this worker with the current config", "err", err)
+			attempt = 6
+		default:
 			w.m.redisErrors.Inc()
 			p.log.Warn("loading offsets failed; retrying", "err", err)
 		}
