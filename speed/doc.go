@@ -10,20 +10,33 @@
 // committed offsets, which are advisory only), decodes every record once with
 // the schema, and feeds it to every view on that schema. Each view assigns the
 // event to its bucket by event time and pre-aggregates it in memory for
-// speed.flush_interval (default 200ms), or until speed.max_pending cells and
-// distinct uniq values are held. A flush then applies, per view, the cells
-// and the partition's new offset in one Lua script (one atomic step).
+// speed.flush_interval (default 200ms). One flusher per topic then takes
+// what every partition holds (the partitions go on filling a second buffer
+// meanwhile, and wait once that holds speed.max_pending cells and uniq
+// values: backpressure) and applies it per view, cells shared by partitions
+// merged, together with every partition's new offset, in one MULTI/EXEC
+// transaction around one Lua script (one atomic step).
 //
 // # Exactly-once effect
 //
 // Every view stores, per partition, the next offset it has to apply. A flush
-// covers a contiguous offset range [from, to) and the script applies it only
-// if the stored offset is exactly from, then stores to; otherwise it changes
-// nothing and the loop reloads the stored offsets and re-seeks. After a crash
-// the worker seeks to the smallest stored offset over the partition's views
-// and skips, per view, records below that view's own offset, so no record is
-// applied twice and none is lost. Kafka commits are made (at most once a
+// covers a contiguous offset range [from, to) per partition, and the script
+// applies it only if every stored offset is exactly its from, then stores the
+// tos; otherwise it changes nothing and the partitions reload the stored
+// offsets and re-seek. After a crash the worker seeks to the smallest stored
+// offset over the partition's views and skips, per view, records below that
+// view's own offset, so no record is applied twice and none is lost. Redis
+// errors are retried with backoff (100ms doubling to 5s) and nothing is
+// stored as applied that was not. Kafka commits are made (at most once a
 // second) only so that Kafka tooling shows a meaningful lag.
+//
+// uniq values go in the same transaction as PFADDs ahead of the script, not
+// inside it: PFADD is idempotent, so the PFADDs of a refused (replayed) flush
+// change no sketch, and Redis need not turn every value into a Lua string.
+// The worker keeps one value per HyperLogLog register and cell (the one with
+// the longest run, computed with Redis' own hash), which sets the same
+// registers as every value would, so a flush carries at most 16384 values
+// per cell.
 //
 // The speed layer counts what arrives: duplicates (same event id) are
 // counted again; the batch layer dedups by id and replaces these figures once
@@ -63,15 +76,20 @@
 // fields accumulate with HINCRBYFLOAT (long double in Redis), applied once
 // per flush to a per-flush float64 partial sum, so they match a float64
 // reference to a relative 1e-9, not bit for bit. min/max of float64 are
-// stored as the shortest decimal that round-trips, so they are exact. uniq
-// is a Redis HyperLogLog (about 0.8% standard error); a roll-up across
-// buckets or dimensions is a multi-key PFCOUNT (a union).
+// stored as the shortest decimal that round-trips, so they are exact (min and
+// max compare as Lua doubles, so int64 values beyond 2^53 may compare
+// inexactly). uniq is a Redis HyperLogLog (about 0.8% standard error); a
+// roll-up across buckets or dimensions is a multi-key PFCOUNT (a union).
 //
 // # Rebuild
 //
 // Reset (`lambdalake speed rebuild --view V`) marks the view's offsets as
 // rebuilding (running workers pause that view's partitions), deletes the
 // cells found through the index, and sets the offsets to Kafka's offsets at
-// now - hot_retention, so workers replay the hot window. A worker that starts
-// and finds a different view fingerprint does the same by itself.
+// now - hot_retention, so workers replay the hot window (an idle worker
+// notices within a second). A worker that starts and finds a different view
+// fingerprint does the same by itself; workers still running the older
+// definition then stop feeding the view and say so in their log. Stop old
+// workers before deploying a changed view: one flush in flight at the switch
+// may still add values to the new uniq sketches.
 package speed
