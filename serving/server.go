@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"time"
@@ -25,13 +26,18 @@ type Config struct {
 	Addr     string
 	Checks   map[string]Check // for /readyz, by dependency name
 	Gatherer prometheus.Gatherer
-	Logger   *slog.Logger
+	// Registerer receives the per-route request metrics; default
+	// prometheus.DefaultRegisterer.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
 }
 
 // Server serves the HTTP API.
 type Server struct {
-	cfg Config
-	mux *http.ServeMux
+	cfg     Config
+	mux     *http.ServeMux
+	handler http.Handler
+	routes  []string
 
 	mu   sync.Mutex
 	addr net.Addr
@@ -45,20 +51,57 @@ func New(cfg Config) *Server {
 	if cfg.Gatherer == nil {
 		cfg.Gatherer = prometheus.DefaultGatherer
 	}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.DefaultRegisterer
+	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	s.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}))
+	s.Handle("GET /readyz", http.HandlerFunc(s.readyz))
+	s.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
+	// Anything else: a JSON 404, like every other error of the API.
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &apiError{Code: http.StatusNotFound, Msg: "no such endpoint: " + r.Method + " " + clip(r.URL.Path)})
 	})
-	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
+	var h http.Handler = s.mux
+	if m, err := newHTTPMetrics(cfg.Registerer); err != nil {
+		cfg.Logger.Warn("serving: HTTP metrics not registered", "err", err)
+	} else {
+		h = m.instrument(h)
+	}
+	s.handler = recoverer(cfg.Logger, h)
 	return s
 }
 
 // Handle registers a route, as http.ServeMux.Handle.
-func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+func (s *Server) Handle(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, h)
+	s.routes = append(s.routes, pattern)
+}
 
-// Handler is the server's routes, for tests.
-func (s *Server) Handler() http.Handler { return s.mux }
+// Routes lists the patterns registered, in order (for the OpenAPI check).
+func (s *Server) Routes() []string { return append([]string(nil), s.routes...) }
+
+// Handler is the server's routes with its middleware, for tests.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// recoverer turns a panic into a logged 500 JSON answer: a last resort,
+// since bad input is answered with a 4xx before anything can panic.
+func recoverer(log *slog.Logger, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				log.Error("serving: panic", "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
+				writeError(w, &apiError{Code: http.StatusInternalServerError, Msg: "internal error"})
+			}
+		}()
+		h.ServeHTTP(w, r)
+	})
+}
 
 // Addr is the address the server listens on, once Run has bound it.
 func (s *Server) Addr() net.Addr {
@@ -110,7 +153,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.addr = ln.Addr()
 	s.mu.Unlock()
-	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

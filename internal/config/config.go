@@ -74,6 +74,13 @@ type HTTP struct {
 	MaxRows  int      `yaml:"max_rows"`
 	Timeout  Duration `yaml:"timeout"`
 	MaxBody  ByteSize `yaml:"max_body"`
+	// CacheTTL keeps an identical query's answer this long while B is
+	// unchanged (0: no cache); it bounds how stale the speed part may be.
+	CacheTTL Duration `yaml:"cache_ttl"`
+	// ColdMaxHours: a query range Redis no longer holds is computed from
+	// the raw lake when it spans at most this many hours, else listed
+	// under gaps (0: always gaps).
+	ColdMaxHours int `yaml:"cold_max_hours"`
 }
 
 type Token struct {
@@ -115,6 +122,9 @@ type Jobs struct {
 	Merge     string   `yaml:"merge"`
 	Retention string   `yaml:"retention"`
 	Lease     Duration `yaml:"lease"`
+	// Namespace is the Redis hash tag of the job locks and history, so
+	// separate deployments (or tests) sharing a Redis do not meet.
+	Namespace string `yaml:"namespace"`
 }
 
 type SchemaSpec struct {
@@ -160,13 +170,13 @@ func Defaults() Config {
 			AccessKeyID: "test", SecretAccessKey: "test", MaxAttempts: 10, PartSize: 16 << 20,
 		}},
 		HTTP: HTTP{Addr: "127.0.0.1:8080", MaxRange: Duration(31 * 24 * time.Hour), MaxRows: 100000,
-			Timeout: Duration(10 * time.Second), MaxBody: 10 << 20},
+			Timeout: Duration(10 * time.Second), MaxBody: 10 << 20, CacheTTL: Duration(time.Second), ColdMaxHours: 6},
 		Speed: Speed{Group: "lambdalake-speed", FlushInterval: Duration(200 * time.Millisecond),
 			MaxPending: 100_000, SessionTimeout: Duration(10 * time.Second), MetricsAddr: "127.0.0.1:9464"},
 		Compact: Compact{Group: "lambdalake-compact", Budget: 256 << 20, MaxFileRows: 1_000_000,
 			MaxFileBytes: 64 << 20, MaxFileAge: Duration(time.Minute), SessionTimeout: Duration(10 * time.Second)},
 		Jobs: Jobs{Recompute: "0 */2 * * * *", Merge: "0 */15 * * * *", Retention: "0 0 * * * *",
-			Lease: Duration(30 * time.Second)},
+			Lease: Duration(30 * time.Second), Namespace: "jobs"},
 	}
 }
 
@@ -287,6 +297,15 @@ func validate(d *decoder, c *Config) {
 	if c.HTTP.MaxRows < 1 {
 		at("http.max_rows", "must be at least 1")
 	}
+	if c.HTTP.MaxBody < 1 {
+		at("http.max_body", "must be at least 1 byte")
+	}
+	if c.HTTP.CacheTTL < 0 || c.HTTP.CacheTTL.D() > time.Minute {
+		at("http.cache_ttl", "must be between 0 and 1m")
+	}
+	if c.HTTP.ColdMaxHours < 0 || c.HTTP.ColdMaxHours > 168 {
+		at("http.cold_max_hours", "must be between 0 and 168")
+	}
 	positive := map[string]Duration{
 		"http.max_range": c.HTTP.MaxRange, "http.timeout": c.HTTP.Timeout,
 		"speed.flush_interval": c.Speed.FlushInterval, "compact.max_file_age": c.Compact.MaxFileAge,
@@ -314,6 +333,9 @@ func validate(d *decoder, c *Config) {
 		if _, err := cronParser.Parse(expr); err != nil {
 			at(p, "bad cron expression %q: %v", expr, err)
 		}
+	}
+	if !regexp.MustCompile(`^[A-Za-z0-9_-]+$`).MatchString(c.Jobs.Namespace) {
+		at("jobs.namespace", "must be letters, digits, _ or - (it becomes a Redis hash tag)")
 	}
 	if c.Speed.Group == "" {
 		at("speed.group", "required")

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/internal/config"
+	"github.com/lambdalake/lambdalake/internal/stream"
+	"github.com/lambdalake/lambdalake/lake"
+	"github.com/lambdalake/lambdalake/schemas"
+	"github.com/lambdalake/lambdalake/serving"
+	"github.com/lambdalake/lambdalake/speed"
+)
+
+func init() {
+	commands["serve"] = command{"the HTTP API: queries merging batch and speed at B, the Events API", runServe}
+}
+
+func runServe(ctx context.Context, args []string) error {
+	fs, path := flagSet("serve")
+	addr := fs.String("addr", "", "HTTP address (default: http.addr of the config)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: lambdalake serve [--config F] [--addr HOST:PORT]", errUsage)
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	if *addr != "" {
+		cfg.HTTP.Addr = *addr
+	}
+	store, err := openLake(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	rdb := cfg.Redis.Client()
+	defer rdb.Close()
+	srv, api, err := newServing(cfg, store, rdb, servingOptions{})
+	if err != nil {
+		return err
+	}
+	defer api.Close()
+	return srv.Run(ctx) // graceful: in-flight requests finish on SIGINT/SIGTERM
+}
+
+// servingOptions are what differs between `serve`, `all` and `dev`.
+type servingOptions struct {
+	AuthDisabled bool // dev only
+	Registerer   prometheus.Registerer
+	Gatherer     prometheus.Gatherer
+}
+
+// newServing wires the serving layer of cfg over a lake and Redis: the
+// batch view reader (cached hours), the speed reader, the cold fallback
+// and the Events API producer.
+func newServing(cfg *config.Config, store lake.Store, rdb redis.UniversalClient, opt servingOptions) (*serving.Server, *serving.API, error) {
+	views, err := batch.NewViewReader(batch.ViewReaderConfig{Store: store})
+	if err != nil {
+		return nil, nil, err
+	}
+	api, err := serving.NewAPI(serving.APIConfig{
+		Views: cfg.ViewList, Schemas: cfg.SchemaList, Redis: rdb,
+		Speed: speed.NewReader(speed.ReaderConfig{Redis: rdb}),
+		Batch: views,
+		Cold: func(ctx context.Context, v *schemas.View, hour time.Time) ([]batch.ViewRow, error) {
+			return batch.ComputeHourRows(ctx, store, v, hour)
+		},
+		ColdMaxHours: cfg.HTTP.ColdMaxHours,
+		Producer: func(topic string) serving.MessageWriter {
+			return stream.NewWriter(cfg.Kafka.Brokers, topic)
+		},
+		Tokens: cfg.HTTP.Tokens, AuthDisabled: opt.AuthDisabled,
+		MaxRange: cfg.HTTP.MaxRange.D(), MaxRows: cfg.HTTP.MaxRows, Timeout: cfg.HTTP.Timeout.D(),
+		MaxBody: int64(cfg.HTTP.MaxBody), CacheTTL: cfg.HTTP.CacheTTL.D(), JobsNamespace: cfg.Jobs.Namespace,
+		Registerer: opt.Registerer,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	srv := serving.New(serving.Config{Addr: cfg.HTTP.Addr, Registerer: opt.Registerer, Gatherer: opt.Gatherer,
+		Checks: map[string]serving.Check{
+			"kafka": func(ctx context.Context) error { return stream.Ping(ctx, cfg.Kafka.Brokers) },
+			"redis": func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+			"lake":  func(ctx context.Context) error { _, err := store.List(ctx, "_checkpoints/"); return err },
+		}})
+	api.Register(srv)
+	return srv, api, nil
+}

@@ -1,0 +1,437 @@
+package serving
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/internal/config"
+	"github.com/lambdalake/lambdalake/jobs"
+	"github.com/lambdalake/lambdalake/schemas"
+	"github.com/lambdalake/lambdalake/speed"
+)
+
+// SpeedReader is what the API reads of the speed layer (speed.Reader).
+type SpeedReader interface {
+	Query(ctx context.Context, q speed.Query) (*speed.Result, error)
+	Sketches(ctx context.Context, q speed.Query) ([]speed.SketchRow, error)
+}
+
+// BatchReader is what the API reads of the batch views (batch.ViewReader).
+type BatchReader interface {
+	Rows(ctx context.Context, v *schemas.View, from, to time.Time, where map[string]string) ([]batch.ViewRow, error)
+	State(ctx context.Context, view string) (*batch.State, error)
+	StateAtLeast(ctx context.Context, view string, b time.Time) (*batch.State, error)
+}
+
+// ColdFunc computes one hour of a view from the raw lake
+// (batch.ComputeHourRows over a store).
+type ColdFunc func(ctx context.Context, v *schemas.View, hour time.Time) ([]batch.ViewRow, error)
+
+// MessageWriter produces to one Kafka topic and returns once the broker
+// acknowledged (kafka.Writer with RequiredAcks set).
+type MessageWriter interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+	Close() error
+}
+
+// APIConfig configures the API.
+type APIConfig struct {
+	Views   []*schemas.View
+	Schemas []*schemas.Schema
+	// Redis holds the mirrored boundary, the speed offsets and job history.
+	Redis redis.UniversalClient
+	Speed SpeedReader
+	Batch BatchReader
+	// Cold fills ranges neither layer holds; nil lists them as gaps.
+	Cold ColdFunc
+	// ColdMaxHours bounds the hours one query may compute from raw files;
+	// a larger lost range is listed under gaps instead.
+	ColdMaxHours int
+	// Producer opens a writer for a topic (Events API); nil disables it.
+	Producer func(topic string) MessageWriter
+
+	Tokens []config.Token
+	// AuthDisabled serves without tokens: `lambdalake dev` only.
+	AuthDisabled bool
+	MaxRange     time.Duration
+	MaxRows      int
+	Timeout      time.Duration // per request
+	MaxBody      int64         // Events API body, bytes
+	// CacheTTL keeps an encoded answer this long (and only while B is
+	// unchanged); 0 disables the cache.
+	CacheTTL time.Duration
+	// JobsNamespace is the jobs runners' namespace ("" for the default).
+	JobsNamespace string
+
+	Registerer prometheus.Registerer // default prometheus.DefaultRegisterer
+	Logger     *slog.Logger
+	Now        func() time.Time
+}
+
+// API is the HTTP API of DESIGN §4 apart from health and metrics, which
+// Server serves itself. Register it on a Server.
+type API struct {
+	cfg     APIConfig
+	views   map[string]*schemas.View
+	schemas map[string]*schemas.Schema
+	auth    *authenticator
+	m       *apiMetrics
+	log     *slog.Logger
+
+	flight singleflight.Group
+	cacheMu sync.Mutex
+	cache   map[string]cacheEntry
+
+	coldSF    singleflight.Group
+	coldMu    sync.Mutex
+	coldCache map[string]coldEntry
+
+	writersMu sync.Mutex
+	writers   map[string]MessageWriter
+}
+
+type cacheEntry struct {
+	body    []byte
+	header  http.Header
+	expires time.Time
+}
+
+// NewAPI checks cfg and registers the API's metrics.
+func NewAPI(cfg APIConfig) (*API, error) {
+	if cfg.Redis == nil || cfg.Speed == nil || cfg.Batch == nil {
+		return nil, errors.New("serving: API needs Redis, a speed reader and a batch reader")
+	}
+	if len(cfg.Tokens) == 0 && !cfg.AuthDisabled {
+		return nil, errors.New("serving: no http.tokens configured (auth is off in dev mode only)")
+	}
+	if cfg.MaxRows <= 0 {
+		cfg.MaxRows = 100_000
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 10 << 20
+	}
+	if cfg.ColdMaxHours < 0 {
+		cfg.ColdMaxHours = 0
+	}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.DefaultRegisterer
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	a := &API{cfg: cfg, views: map[string]*schemas.View{}, schemas: map[string]*schemas.Schema{},
+		auth: newAuthenticator(cfg.Tokens, cfg.AuthDisabled), log: cfg.Logger.With("role", "serving"),
+		cache: map[string]cacheEntry{}, coldCache: map[string]coldEntry{}, writers: map[string]MessageWriter{}}
+	for _, v := range cfg.Views {
+		a.views[v.Name] = v
+	}
+	for _, s := range cfg.Schemas {
+		a.schemas[s.Name] = s
+	}
+	m, err := newAPIMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	a.m = m
+	return a, nil
+}
+
+// route is one endpoint of the API: the OpenAPI document must list exactly
+// these (serving/openapi_test.go).
+type route struct {
+	pattern string
+	scope   string // "" = public
+	h       http.HandlerFunc
+}
+
+func (a *API) routes() []route {
+	return []route{
+		{"GET /v1/views", "read:views", a.listViews},
+		{"GET /v1/views/{view}/query", "read:views", a.query},
+		{"POST /v1/events", "write:events", a.events},
+		{"GET /v1/jobs", "admin", a.jobs},
+		{"GET /v1/openapi.yaml", "", a.openapi},
+	}
+}
+
+// Register adds the API's routes to a server.
+func (a *API) Register(s *Server) {
+	for _, r := range a.routes() {
+		var h http.Handler = r.h
+		if r.scope != "" {
+			h = a.auth.require(r.scope, h)
+		}
+		s.Handle(r.pattern, h)
+	}
+}
+
+// Close closes the Events API's Kafka writers.
+func (a *API) Close() error {
+	a.writersMu.Lock()
+	defer a.writersMu.Unlock()
+	var errs []error
+	for t, w := range a.writers {
+		if err := w.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("serving: close writer %s: %w", t, err))
+		}
+	}
+	a.writers = map[string]MessageWriter{}
+	return errors.Join(errs...)
+}
+
+func writeError(w http.ResponseWriter, e *apiError) {
+	if e.Code == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="lambdalake"`)
+	}
+	writeJSON(w, e.Code, e)
+}
+
+// query serves GET /v1/views/{view}/query.
+func (a *API) query(w http.ResponseWriter, r *http.Request) {
+	v := a.views[r.PathValue("view")]
+	if v == nil {
+		writeError(w, &apiError{Code: 404, Param: "view", Msg: fmt.Sprintf("no view %q", clip(r.PathValue("view")))})
+		return
+	}
+	q, perr := parseQuery(v, r.URL.Query(), limits{maxRange: a.cfg.MaxRange, maxRows: a.cfg.MaxRows})
+	if perr != nil {
+		writeError(w, perr)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
+	defer cancel()
+	b, err := a.boundary(ctx, v)
+	if err != nil {
+		a.depFailed(w, r, err)
+		return
+	}
+	key := q.outputKey() + "|" + strconv.FormatInt(b.UnixMicro(), 10)
+	if e, ok := a.cached(key); ok {
+		a.m.cacheHits.Inc()
+		writeBody(w, e.header, e.body)
+		return
+	}
+	// Identical concurrent queries share one computation, which runs on its
+	// own deadline so one caller going away does not fail the others.
+	ch := a.flight.DoChan(key, func() (any, error) {
+		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.Timeout)
+		defer ccancel()
+		ans, err := a.compute(cctx, q, b)
+		if err != nil {
+			return nil, err
+		}
+		if len(ans.rows) > a.cfg.MaxRows {
+			param := "step"
+			if len(q.groupBy) > 0 {
+				param = "group_by"
+			}
+			return nil, &apiError{Code: 413, Param: param, Msg: fmt.Sprintf("answer has %d rows, more than http.max_rows=%d: narrow the range, raise step or group by fewer dimensions", len(ans.rows), a.cfg.MaxRows)}
+		}
+		h, body := encodeAnswer(q, ans)
+		if a.cfg.CacheTTL > 0 {
+			a.store(key, cacheEntry{body: body, header: h, expires: a.cfg.Now().Add(a.cfg.CacheTTL)})
+		}
+		return cacheEntry{body: body, header: h}, nil
+	})
+	select {
+	case res := <-ch:
+		if res.Shared {
+			a.m.shared.Inc()
+		}
+		if res.Err != nil {
+			var ae *apiError
+			if errors.As(res.Err, &ae) {
+				writeError(w, ae)
+				return
+			}
+			a.depFailed(w, r, res.Err)
+			return
+		}
+		e := res.Val.(cacheEntry)
+		writeBody(w, e.header, e.body)
+	case <-ctx.Done():
+		if r.Context().Err() != nil {
+			return // the client went away
+		}
+		writeError(w, &apiError{Code: http.StatusGatewayTimeout, Msg: fmt.Sprintf("query took longer than http.timeout %s", a.cfg.Timeout)})
+	}
+}
+
+// depFailed answers 503 for a dependency failure, 504 for a timeout.
+func (a *API) depFailed(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.DeadlineExceeded) {
+		writeError(w, &apiError{Code: http.StatusGatewayTimeout, Msg: fmt.Sprintf("query took longer than http.timeout %s", a.cfg.Timeout)})
+		return
+	}
+	a.log.Warn("dependency failed", "path", r.URL.Path, "err", err)
+	writeError(w, &apiError{Code: http.StatusServiceUnavailable, Msg: "a dependency is unavailable: " + err.Error()})
+}
+
+func (a *API) cached(key string) (cacheEntry, bool) {
+	if a.cfg.CacheTTL <= 0 {
+		return cacheEntry{}, false
+	}
+	a.cacheMu.Lock()
+	defer a.cacheMu.Unlock()
+	e, ok := a.cache[key]
+	if !ok || !a.cfg.Now().Before(e.expires) {
+		return cacheEntry{}, false
+	}
+	return e, true
+}
+
+// maxCacheEntries bounds the answer cache; answers live a second or so, so
+// a sweep of the expired ones keeps it small.
+const maxCacheEntries = 1024
+
+func (a *API) store(key string, e cacheEntry) {
+	a.cacheMu.Lock()
+	defer a.cacheMu.Unlock()
+	if len(a.cache) >= maxCacheEntries {
+		now := a.cfg.Now()
+		for k, c := range a.cache {
+			if !now.Before(c.expires) {
+				delete(a.cache, k)
+			}
+		}
+		if len(a.cache) >= maxCacheEntries {
+			clear(a.cache)
+		}
+	}
+	a.cache[key] = e
+}
+
+func writeBody(w http.ResponseWriter, h http.Header, body []byte) {
+	for k, vs := range h {
+		w.Header()[k] = vs
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
+}
+
+// viewInfo is one entry of GET /v1/views.
+type viewInfo struct {
+	Name         string       `json:"name"`
+	Schema       string       `json:"schema"`
+	Granularity  string       `json:"granularity"`
+	Dimensions   []string     `json:"dimensions"`
+	Metrics      []metricInfo `json:"metrics"`
+	Fingerprint  string       `json:"fingerprint"`
+	Boundary     *time.Time   `json:"boundary"`
+	BatchVersion string       `json:"batch_fingerprint,omitempty"`
+	HotRetention string       `json:"hot_retention"`
+	Hot          *[2]string   `json:"hot"` // first bucket and end of the last bucket Redis holds
+}
+
+type metricInfo struct {
+	Name  string `json:"name"`
+	Agg   string `json:"agg"`
+	Field string `json:"field,omitempty"`
+}
+
+func (a *API) listViews(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
+	defer cancel()
+	out := make([]viewInfo, 0, len(a.cfg.Views))
+	for _, v := range a.cfg.Views {
+		vi := viewInfo{Name: v.Name, Schema: v.Schema.Name, Granularity: formatStep(v.Granularity), Dimensions: v.Dimensions,
+			Fingerprint: v.Fingerprint(), HotRetention: formatStep(v.HotRetention)}
+		if vi.Dimensions == nil {
+			vi.Dimensions = []string{}
+		}
+		for _, m := range v.Metrics {
+			vi.Metrics = append(vi.Metrics, metricInfo{m.Name, m.Agg.String(), m.Field})
+		}
+		b, err := a.boundary(ctx, v)
+		if err != nil {
+			a.depFailed(w, r, err)
+			return
+		}
+		if !b.IsZero() {
+			vi.Boundary = &b
+		}
+		st, err := a.cfg.Batch.State(ctx, v.Name)
+		if err != nil {
+			a.depFailed(w, r, err)
+			return
+		}
+		vi.BatchVersion = st.Fingerprint
+		first, err := a.cfg.Redis.ZRangeWithScores(ctx, speed.IndexKey(v.Name), 0, 0).Result()
+		if err != nil {
+			a.depFailed(w, r, err)
+			return
+		}
+		last, err := a.cfg.Redis.ZRangeWithScores(ctx, speed.IndexKey(v.Name), -1, -1).Result()
+		if err != nil {
+			a.depFailed(w, r, err)
+			return
+		}
+		if len(first) > 0 && len(last) > 0 {
+			f := time.UnixMicro(int64(first[0].Score)).UTC()
+			l := time.UnixMicro(int64(last[0].Score)).UTC().Add(v.Granularity)
+			vi.Hot = &[2]string{f.Format(time.RFC3339), l.Format(time.RFC3339)}
+		}
+		out = append(out, vi)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"views": out})
+}
+
+// JobsParams are the parameters GET /v1/jobs accepts.
+var JobsParams = []string{"limit"}
+
+func (a *API) jobs(w http.ResponseWriter, r *http.Request) {
+	n := 100
+	for k := range r.URL.Query() {
+		if k != "limit" {
+			writeError(w, badParam(k, "unknown parameter %q (want limit)", clip(k)))
+			return
+		}
+	}
+	if s := r.URL.Query().Get("limit"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 || v > jobs.DefaultHistoryCap {
+			writeError(w, badParam("limit", "limit: want an integer in 1..%d, got %q", jobs.DefaultHistoryCap, clip(s)))
+			return
+		}
+		n = v
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
+	defer cancel()
+	runs, err := jobs.History(ctx, a.cfg.Redis, a.cfg.JobsNamespace, n)
+	if err != nil {
+		a.depFailed(w, r, err)
+		return
+	}
+	if runs == nil {
+		runs = []jobs.Record{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"runs": runs})
+}
+
+//go:embed openapi.yaml
+var openapiDoc []byte
+
+func (a *API) openapi(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml")
+	w.Write(openapiDoc)
+}

@@ -1,0 +1,221 @@
+package serving
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/lambdalake/lambdalake/schemas"
+	"github.com/lambdalake/lambdalake/speed"
+)
+
+// Times in answers are RFC 3339 in UTC, to the second when whole (buckets
+// always are), so they sort as text and parse everywhere.
+func appendTime(b []byte, t time.Time) []byte {
+	return t.UTC().AppendFormat(b, time.RFC3339Nano)
+}
+
+func appendJSONString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s) // escapes like encoding/json everywhere else
+	return append(b, q...)
+}
+
+// appendValue appends a dimension or metric value as JSON.
+func appendValue(b []byte, t schemas.Type, x schemas.Value) []byte {
+	if x.Null {
+		return append(b, "null"...)
+	}
+	switch t {
+	case schemas.String:
+		return appendJSONString(b, x.Str)
+	case schemas.Bool:
+		return strconv.AppendBool(b, x.Int != 0)
+	case schemas.Float64:
+		if !finite(x.Float) {
+			return append(b, "null"...)
+		}
+		return strconv.AppendFloat(b, x.Float, 'g', -1, 64)
+	case schemas.Timestamp:
+		b = append(b, '"')
+		b = appendTime(b, time.UnixMicro(x.Int))
+		return append(b, '"')
+	}
+	return strconv.AppendInt(b, x.Int, 10)
+}
+
+// textValue is a value as CSV text ("" for null).
+func textValue(t schemas.Type, x schemas.Value) string {
+	if x.Null {
+		return ""
+	}
+	switch t {
+	case schemas.String:
+		return x.Str
+	case schemas.Bool:
+		return strconv.FormatBool(x.Int != 0)
+	case schemas.Float64:
+		return strconv.FormatFloat(x.Float, 'g', -1, 64)
+	case schemas.Timestamp:
+		return time.UnixMicro(x.Int).UTC().Format(time.RFC3339Nano)
+	}
+	return strconv.FormatInt(x.Int, 10)
+}
+
+type columns struct {
+	dimTypes    []schemas.Type
+	metricTypes []schemas.Type
+}
+
+func columnsOf(q *query) columns {
+	var c columns
+	for _, d := range q.groupBy {
+		f, _ := q.view.Schema.Field(d)
+		c.dimTypes = append(c.dimTypes, f.Type)
+	}
+	for _, mi := range q.metrics {
+		c.metricTypes = append(c.metricTypes, speed.MetricType(q.view, q.view.Metrics[mi]))
+	}
+	return c
+}
+
+// appendRowJSON appends one row object: {"t":…, dims…, metrics…}.
+func appendRowJSON(b []byte, q *query, c *columns, r *outRow) []byte {
+	b = append(b, `{"t":"`...)
+	b = appendTime(b, time.UnixMicro(r.t))
+	b = append(b, '"')
+	for k, d := range q.groupBy {
+		b = append(b, ',')
+		b = appendJSONString(b, d)
+		b = append(b, ':')
+		b = appendValue(b, c.dimTypes[k], r.dims[k])
+	}
+	for k, mi := range q.metrics {
+		b = append(b, ',')
+		b = appendJSONString(b, q.view.Metrics[mi].Name)
+		b = append(b, ':')
+		b = appendValue(b, c.metricTypes[k], r.vals[mi])
+	}
+	return append(b, '}')
+}
+
+func spanJSON(s *span) any {
+	if s == nil {
+		return nil
+	}
+	return [2]string{s.from.Format(time.RFC3339Nano), s.to.Format(time.RFC3339Nano)}
+}
+
+func spansJSON(s []span) [][2]string {
+	out := make([][2]string, 0, len(s))
+	for i := range s {
+		out = append(out, spanJSON(&s[i]).([2]string))
+	}
+	return out
+}
+
+// approximate lists the selected uniq metrics some figure of which is an
+// HLL estimate.
+func approximate(q *query, ans *answer) []string {
+	out := []string{}
+	for _, mi := range q.metrics {
+		if ans.approx[mi] {
+			out = append(out, q.view.Metrics[mi].Name)
+		}
+	}
+	return out
+}
+
+// answerMeta is the answer's header object (everything but rows).
+type answerMeta struct {
+	View        string         `json:"view"`
+	From        string         `json:"from"`
+	To          string         `json:"to"`
+	Step        string         `json:"step"`
+	Boundary    *string        `json:"boundary"`
+	Sources     map[string]any `json:"sources"`
+	Gaps        [][2]string    `json:"gaps"`
+	Approximate []string       `json:"approximate"`
+}
+
+func metaOf(q *query, ans *answer) answerMeta {
+	m := answerMeta{View: q.view.Name, From: q.from.Format(time.RFC3339Nano), To: q.to.Format(time.RFC3339Nano),
+		Step: formatStep(q.step), Gaps: spansJSON(ans.gaps), Approximate: approximate(q, ans),
+		Sources: map[string]any{"batch": spanJSON(ans.batch), "speed": spanJSON(ans.speed)}}
+	if len(ans.cold) > 0 {
+		m.Sources["cold"] = spansJSON(ans.cold)
+	}
+	if !ans.boundary.IsZero() {
+		b := ans.boundary.Format(time.RFC3339Nano)
+		m.Boundary = &b
+	}
+	return m
+}
+
+// encodeAnswer prints an answer in the query's format. csv and ndjson carry
+// the metadata in headers (Lambdalake-Boundary, -Gaps, -Approximate).
+func encodeAnswer(q *query, ans *answer) (http.Header, []byte) {
+	h := http.Header{}
+	meta := metaOf(q, ans)
+	c := columnsOf(q)
+	switch q.format {
+	case "csv", "ndjson":
+		if meta.Boundary != nil {
+			h.Set("Lambdalake-Boundary", *meta.Boundary)
+		}
+		gaps, _ := json.Marshal(meta.Gaps)
+		h.Set("Lambdalake-Gaps", string(gaps))
+		appx, _ := json.Marshal(meta.Approximate)
+		h.Set("Lambdalake-Approximate", string(appx))
+		src, _ := json.Marshal(meta.Sources)
+		h.Set("Lambdalake-Sources", string(src))
+	}
+	switch q.format {
+	case "csv":
+		h.Set("Content-Type", "text/csv; charset=utf-8")
+		var buf bytes.Buffer
+		w := csv.NewWriter(&buf)
+		rec := append([]string{"t"}, q.groupBy...)
+		for _, mi := range q.metrics {
+			rec = append(rec, q.view.Metrics[mi].Name)
+		}
+		w.Write(rec)
+		for i := range ans.rows {
+			r := &ans.rows[i]
+			rec = rec[:0]
+			rec = append(rec, time.UnixMicro(r.t).UTC().Format(time.RFC3339Nano))
+			for k := range q.groupBy {
+				rec = append(rec, textValue(c.dimTypes[k], r.dims[k]))
+			}
+			for k, mi := range q.metrics {
+				rec = append(rec, textValue(c.metricTypes[k], r.vals[mi]))
+			}
+			w.Write(rec)
+		}
+		w.Flush()
+		return h, buf.Bytes()
+	case "ndjson":
+		h.Set("Content-Type", "application/x-ndjson")
+		b := make([]byte, 0, 64+len(ans.rows)*96)
+		for i := range ans.rows {
+			b = appendRowJSON(b, q, &c, &ans.rows[i])
+			b = append(b, '\n')
+		}
+		return h, b
+	}
+	h.Set("Content-Type", "application/json")
+	head, _ := json.Marshal(meta)
+	b := make([]byte, 0, len(head)+64+len(ans.rows)*96)
+	b = append(b, head[:len(head)-1]...) // reopen the object for rows
+	b = append(b, `,"rows":[`...)
+	for i := range ans.rows {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendRowJSON(b, q, &c, &ans.rows[i])
+	}
+	b = append(b, "]}\n"...)
+	return h, b
+}

@@ -1,0 +1,277 @@
+package serving
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/internal/hll"
+	"github.com/lambdalake/lambdalake/schemas"
+	"github.com/lambdalake/lambdalake/speed"
+)
+
+// outRow is one row of an answer: a step, the group_by values and every
+// metric of the view (the answer selects which to print).
+type outRow struct {
+	t    int64 // step start, Unix µs
+	dims []schemas.Value
+	vals []schemas.Value
+}
+
+// mergeInput is everything a query read, already cut to its time range and
+// filtered by where: view rows at the stored grain (batch hours and cold
+// hours), speed rows rolled up to the step, and the speed sketches of the
+// one step that straddles the start of the speed range (straddleT; -1 when
+// none), whose uniq must be the union of both sides.
+type mergeInput struct {
+	viewRows  [][]batch.ViewRow
+	speedRows []speed.Row
+	sketches  []speed.SketchRow
+	straddleT int64
+}
+
+// macc accumulates one metric of one output group.
+type macc struct {
+	i   int64
+	f   float64
+	has bool
+	// uniq: a group made of exactly one view row keeps that row's exact
+	// figure; a second contributor switches to a sketch union.
+	n      int
+	exact  int64
+	first  []byte
+	sk     *hll.Sketch
+	approx bool
+}
+
+type mgroup struct {
+	t    int64
+	dims []schemas.Value
+	acc  []macc
+}
+
+// merger rolls rows of both layers up to a query's step and group_by.
+type merger struct {
+	v        *schemas.View
+	stepUs   int64
+	groupIdx []int // group_by → index in v.Dimensions
+	types    []schemas.Type
+	float    []bool // per metric: float64 values
+	groups   map[string]*mgroup
+	order    []*mgroup
+	key      []byte
+}
+
+func newMerger(v *schemas.View, q *query) *merger {
+	m := &merger{v: v, stepUs: q.step.Microseconds(), groups: map[string]*mgroup{}}
+	for _, d := range q.groupBy {
+		m.groupIdx = append(m.groupIdx, slices.Index(v.Dimensions, d))
+		f, _ := v.Schema.Field(d)
+		m.types = append(m.types, f.Type)
+	}
+	for _, mt := range v.Metrics {
+		m.float = append(m.float, speed.MetricType(v, mt) == schemas.Float64)
+	}
+	return m
+}
+
+func appendDimKey(b []byte, x schemas.Value) []byte {
+	b = append(b, 0)
+	if x.Null {
+		return append(b, 1)
+	}
+	b = strconv.AppendInt(b, x.Int, 10)
+	return append(b, x.Str...)
+}
+
+// group finds or makes the output group of (t, dims); dims is read through
+// pick so view rows (all dimensions) and speed rows (group_by only) share it.
+func (m *merger) group(t int64, n int, dim func(int) schemas.Value) *mgroup {
+	m.key = strconv.AppendInt(m.key[:0], t, 10)
+	for k := 0; k < n; k++ {
+		m.key = appendDimKey(m.key, dim(k))
+	}
+	if g, ok := m.groups[string(m.key)]; ok {
+		return g
+	}
+	g := &mgroup{t: t, acc: make([]macc, len(m.v.Metrics))}
+	if n > 0 {
+		g.dims = make([]schemas.Value, n)
+		for k := range n {
+			g.dims[k] = dim(k)
+		}
+	}
+	m.groups[string(m.key)] = g
+	m.order = append(m.order, g)
+	return g
+}
+
+func (m *merger) stepOf(t int64) int64 { return t - ((t%m.stepUs)+m.stepUs)%m.stepUs }
+
+// foldValue folds a count/sum/min/max value into a.
+func foldValue(a *macc, agg schemas.Agg, float bool, x schemas.Value) {
+	if x.Null {
+		return
+	}
+	switch agg {
+	case schemas.Count, schemas.Sum:
+		a.i += x.Int
+		a.f += x.Float
+	case schemas.Min:
+		if !a.has || (float && x.Float < a.f) || (!float && x.Int < a.i) {
+			a.i, a.f = x.Int, x.Float
+		}
+	case schemas.Max:
+		if !a.has || (float && x.Float > a.f) || (!float && x.Int > a.i) {
+			a.i, a.f = x.Int, x.Float
+		}
+	}
+	a.has = true
+}
+
+// foldSketch adds one sketch to a uniq accumulator.
+func (a *macc) foldSketch(b []byte) {
+	if a.sk == nil {
+		a.sk = new(hll.Sketch)
+		if a.first != nil {
+			a.sk.MergeBytes(a.first)
+		}
+	}
+	if b != nil {
+		a.sk.MergeBytes(b) // sketches come from our own files and Redis; a bad one counts as empty
+	}
+}
+
+func (m *merger) addViewRow(r *batch.ViewRow) {
+	g := m.group(m.stepOf(r.T), len(m.groupIdx), func(k int) schemas.Value { return r.Dims[m.groupIdx[k]] })
+	for mi, mt := range m.v.Metrics {
+		a := &g.acc[mi]
+		if mt.Agg != schemas.Uniq {
+			foldValue(a, mt.Agg, m.float[mi], r.Values[mi])
+			continue
+		}
+		a.n++
+		var sk []byte
+		if mi < len(r.HLL) {
+			sk = r.HLL[mi]
+		}
+		if a.n == 1 {
+			a.exact, a.first = r.Values[mi].Int, sk
+			continue
+		}
+		a.approx = true
+		a.foldSketch(sk)
+	}
+}
+
+func (m *merger) addSpeedRow(r *speed.Row, straddleT int64) {
+	t := r.T.UnixMicro()
+	g := m.group(t, len(r.Dims), func(k int) schemas.Value { return r.Dims[k] })
+	for mi, mt := range m.v.Metrics {
+		a := &g.acc[mi]
+		if mt.Agg != schemas.Uniq {
+			foldValue(a, mt.Agg, m.float[mi], r.Values[mi])
+			continue
+		}
+		if t == straddleT {
+			continue // the sketches of this step carry its uniq
+		}
+		// Only the speed layer holds this step: PFCOUNT's union is the figure.
+		a.n++
+		a.approx = true
+		a.exact += r.Values[mi].Int
+	}
+}
+
+func (m *merger) addSketch(r *speed.SketchRow) {
+	g := m.group(r.T.UnixMicro(), len(r.Dims), func(k int) schemas.Value { return r.Dims[k] })
+	for mi, mt := range m.v.Metrics {
+		if mt.Agg != schemas.Uniq || r.HLL[mi] == nil {
+			continue
+		}
+		a := &g.acc[mi]
+		a.n++
+		a.approx = true
+		a.foldSketch(r.HLL[mi])
+	}
+}
+
+// merge rolls everything read up into the answer's rows, sorted by t then
+// group_by values, and says per metric whether any figure is an estimate.
+func merge(v *schemas.View, q *query, in *mergeInput) (rows []outRow, approx []bool) {
+	m := newMerger(v, q)
+	for _, part := range in.viewRows {
+		for i := range part {
+			m.addViewRow(&part[i])
+		}
+	}
+	for i := range in.speedRows {
+		m.addSpeedRow(&in.speedRows[i], in.straddleT)
+	}
+	for i := range in.sketches {
+		m.addSketch(&in.sketches[i])
+	}
+	approx = make([]bool, len(v.Metrics))
+	rows = make([]outRow, 0, len(m.order))
+	for _, g := range m.order {
+		r := outRow{t: g.t, dims: g.dims, vals: make([]schemas.Value, len(v.Metrics))}
+		for mi, mt := range v.Metrics {
+			a := &g.acc[mi]
+			switch {
+			case mt.Agg == schemas.Uniq:
+				if a.sk != nil {
+					r.vals[mi] = schemas.Value{Int: int64(a.sk.Estimate())}
+				} else {
+					r.vals[mi] = schemas.Value{Int: a.exact}
+				}
+				approx[mi] = approx[mi] || a.approx
+			case mt.Agg == schemas.Count:
+				r.vals[mi] = schemas.Value{Int: a.i}
+			case !a.has:
+				r.vals[mi] = schemas.Value{Null: true}
+			case m.float[mi]:
+				r.vals[mi] = schemas.Value{Float: a.f}
+			default:
+				r.vals[mi] = schemas.Value{Int: a.i}
+			}
+		}
+		rows = append(rows, r)
+	}
+	slices.SortFunc(rows, func(a, b outRow) int {
+		if c := cmp.Compare(a.t, b.t); c != 0 {
+			return c
+		}
+		for k := range a.dims {
+			if c := compareDim(m.types[k], a.dims[k], b.dims[k]); c != 0 {
+				return c
+			}
+		}
+		return 0
+	})
+	return rows, approx
+}
+
+// compareDim orders dimension values: null first, strings bytewise,
+// numbers and bools numerically.
+func compareDim(t schemas.Type, a, b schemas.Value) int {
+	if a.Null || b.Null {
+		return cmp.Compare(boolInt(!a.Null), boolInt(!b.Null))
+	}
+	if t == schemas.String {
+		return strings.Compare(a.Str, b.Str)
+	}
+	return cmp.Compare(a.Int, b.Int)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// finite guards JSON, which has no NaN or infinities.
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }

@@ -1,0 +1,117 @@
+package serving
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// apiMetrics are the query path's own counters.
+type apiMetrics struct {
+	shared    prometheus.Counter
+	cacheHits prometheus.Counter
+	accepted  prometheus.Counter
+	rejected  prometheus.Counter
+}
+
+// httpMetrics are per-route request counts and latencies.
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// register registers c, or returns the collector already registered under
+// the same description (several servers in one process, as in tests).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if old, ok := are.ExistingCollector.(C); ok {
+				return old, nil
+			}
+		}
+		return c, err
+	}
+	return c, nil
+}
+
+func newAPIMetrics(reg prometheus.Registerer) (*apiMetrics, error) {
+	var m apiMetrics
+	var err error
+	for _, x := range []struct {
+		dst  *prometheus.Counter
+		name string
+		help string
+	}{
+		{&m.shared, "lambdalake_serving_singleflight_shared_total", "Query answers shared with an identical concurrent query instead of computed again."},
+		{&m.cacheHits, "lambdalake_serving_cache_hits_total", "Query answers served from the short answer cache."},
+		{&m.accepted, "lambdalake_serving_events_accepted_total", "Events API lines produced to Kafka."},
+		{&m.rejected, "lambdalake_serving_events_rejected_total", "Events API lines rejected by the schema."},
+	} {
+		if *x.dst, err = register(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: x.name, Help: x.help})); err != nil {
+			return nil, err
+		}
+	}
+	return &m, nil
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
+	req, err := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "lambdalake_http_requests_total", Help: "HTTP requests by route and status code.",
+	}, []string{"route", "code"}))
+	if err != nil {
+		return nil, err
+	}
+	lat, err := register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "lambdalake_http_request_seconds", Help: "HTTP request latency by route.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
+	}, []string{"route"}))
+	if err != nil {
+		return nil, err
+	}
+	return &httpMetrics{requests: req, latency: lat}, nil
+}
+
+// statusWriter remembers the status code for the metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// instrument counts and times requests by route pattern (not path, so a
+// view name or a scanner's random paths do not explode the label set).
+func (m *httpMetrics) instrument(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		h.ServeHTTP(sw, r)
+		route := r.Pattern // set by the ServeMux on this request
+		if route == "" || route == "/" {
+			route = "other"
+		}
+		if sw.code == 0 {
+			sw.code = http.StatusOK
+		}
+		m.requests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
+		m.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	})
+}
