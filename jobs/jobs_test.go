@@ -120,21 +120,21 @@ func TestSlotRunsOnceEvenAfterRelease(t *testing.T) {
 	k := keys{ns: testenv.Name("jobs")}
 	ctx := context.Background()
 	slot := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	l, err := acquire(ctx, rdb, k, "merge", "a", time.Second, slot)
+	l, err := acquire(ctx, rdb, k, "merge", "merge", "a", time.Second, slot)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var na *errNotAcquired
-	if _, err := acquire(ctx, rdb, k, "merge", "b", time.Second, slot.Add(time.Minute)); !errors.As(err, &na) || na.reason != "busy" {
+	if _, err := acquire(ctx, rdb, k, "merge", "merge", "b", time.Second, slot.Add(time.Minute)); !errors.As(err, &na) || na.reason != "busy" {
 		t.Errorf("acquire while held = %v, want busy", err)
 	}
 	if err := l.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := acquire(ctx, rdb, k, "merge", "b", time.Second, slot); !errors.As(err, &na) || na.reason != "done" {
+	if _, err := acquire(ctx, rdb, k, "merge", "merge", "b", time.Second, slot); !errors.As(err, &na) || na.reason != "done" {
 		t.Errorf("acquire of a slot that ran = %v, want done", err)
 	}
-	l2, err := acquire(ctx, rdb, k, "merge", "b", time.Second, slot.Add(time.Minute))
+	l2, err := acquire(ctx, rdb, k, "merge", "merge", "b", time.Second, slot.Add(time.Minute))
 	if err != nil {
 		t.Fatalf("acquire of the next slot: %v", err)
 	}

@@ -68,14 +68,14 @@ type Lease struct {
 	done     chan struct{}
 }
 
-// acquire takes the job's lock for one slot (slot zero: a manual run, which
-// does not consume a slot).
-func acquire(ctx context.Context, rdb redis.UniversalClient, k keys, job, runner string, ttl time.Duration, slot time.Time) (*Lease, error) {
+// acquire takes a lock for one slot of a job (slot zero: a manual run,
+// which does not consume a slot). Jobs sharing a lock keep their own slots.
+func acquire(ctx context.Context, rdb redis.UniversalClient, k keys, lock, job, runner string, ttl time.Duration, slot time.Time) (*Lease, error) {
 	slotArg := ""
 	if !slot.IsZero() {
 		slotArg = strconv.FormatInt(slot.UnixMilli(), 10)
 	}
-	res, err := acquireScript.Run(ctx, rdb, []string{k.lock(job), k.fence(job), k.slot(job)},
+	res, err := acquireScript.Run(ctx, rdb, []string{k.lock(lock), k.fence(lock), k.slot(job)},
 		runner, ttl.Milliseconds(), slotArg).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("jobs: acquire %s: %w", job, err)
@@ -85,7 +85,7 @@ func acquire(ctx context.Context, rdb redis.UniversalClient, k keys, job, runner
 		reason, _ := res[1].(string)
 		return nil, &errNotAcquired{reason: reason}
 	}
-	l := &Lease{rdb: rdb, key: k.lock(job), value: runner + ":" + strconv.FormatInt(token, 10), token: token, ttl: ttl,
+	l := &Lease{rdb: rdb, key: k.lock(lock), value: runner + ":" + strconv.FormatInt(token, 10), token: token, ttl: ttl,
 		lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	go l.renew()
 	return l, nil

@@ -20,6 +20,9 @@ import (
 type Job struct {
 	Name     string
 	Schedule string // cron expression, seconds field optional; "" = on demand only
+	// Lock names the lease the job runs under (default: Name). Jobs that
+	// must not overlap, such as recompute and backfill, share one.
+	Lock string
 	// Run does the work. It must be idempotent and resumable, stop at a
 	// safe point when ctx ends, and call run.Lease.Check before each commit
 	// point.
@@ -189,7 +192,11 @@ func (r *Runner) RunNow(ctx context.Context, name string) (Record, error) {
 
 // run acquires the job's lease for slot, runs it and records the run.
 func (r *Runner) run(ctx context.Context, j Job, slot time.Time) (Record, error) {
-	lease, err := acquire(ctx, r.cfg.Redis, r.k, j.Name, r.cfg.RunnerID, r.cfg.Lease, slot)
+	lock := j.Lock
+	if lock == "" {
+		lock = j.Name
+	}
+	lease, err := acquire(ctx, r.cfg.Redis, r.k, lock, j.Name, r.cfg.RunnerID, r.cfg.Lease, slot)
 	if err != nil {
 		return Record{}, err
 	}
