@@ -18,7 +18,7 @@ const (
 
 type metrics struct {
 	events      *prometheus.CounterVec   // topic
-	applied     *prometheus.CounterVec   // view: events folded into Redis
+	accepted    *prometheus.CounterVec   // view: events taken into pending windows
 	skipped     *prometheus.CounterVec   // view, reason
 	lag         *prometheus.GaugeVec     // topic, partition
 	flushCells  *prometheus.HistogramVec // view
@@ -32,8 +32,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lambdalake_speed_events_total", Help: "Kafka records consumed by the speed layer.",
 		}, []string{"topic"}),
-		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "lambdalake_speed_applied_events_total", Help: "Events folded into a view's hot windows.",
+		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lambdalake_speed_accepted_events_total", Help: "Events taken into a view's pending windows (not skipped); Redis gets them at the next flush.",
 		}, []string{"view"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lambdalake_speed_skipped_total", Help: "Records a view skipped, by reason (late, future, boundary, malformed).",
@@ -66,7 +66,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return got
 	}
 	m.events = reg1(m.events).(*prometheus.CounterVec)
-	m.applied = reg1(m.applied).(*prometheus.CounterVec)
+	m.accepted = reg1(m.accepted).(*prometheus.CounterVec)
 	m.skipped = reg1(m.skipped).(*prometheus.CounterVec)
 	m.lag = reg1(m.lag).(*prometheus.GaugeVec)
 	m.flushCells = reg1(m.flushCells).(*prometheus.HistogramVec)

@@ -224,7 +224,7 @@ func TestWorkerExactFigures(t *testing.T) {
 		{"coarse late", skipped(coarse, SkipLate), oldValid},
 		{"fine boundary", skipped(fine, SkipBoundary), inRange - refFine.events()},
 		{"coarse boundary", skipped(coarse, SkipBoundary), 0},
-		{"fine applied", int64(testutil.ToFloat64(w.m.applied.WithLabelValues(fine.Name))), refFine.events()},
+		{"fine accepted", int64(testutil.ToFloat64(w.m.accepted.WithLabelValues(fine.Name))), refFine.events()},
 		{"events consumed", int64(testutil.ToFloat64(w.m.events.WithLabelValues(topic))), int64(len(events))},
 	}
 	for _, c := range checks {

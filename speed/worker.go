@@ -244,9 +244,9 @@ func (tr *topicRun) consume(ctx context.Context, p *partition) {
 	var row schemas.Row
 	lag := w.m.lag.WithLabelValues(tr.tv.topic, strconv.Itoa(p.id))
 	skipped := make([]map[string]prometheus.Counter, len(tr.tv.views))
-	applied := make([]prometheus.Counter, len(tr.tv.views))
+	accepted := make([]prometheus.Counter, len(tr.tv.views))
 	for i, v := range tr.tv.views {
-		applied[i] = w.m.applied.WithLabelValues(v.Name)
+		accepted[i] = w.m.accepted.WithLabelValues(v.Name)
 		skipped[i] = map[string]prometheus.Counter{}
 		for _, r := range []string{SkipLate, SkipFuture, SkipBoundary, SkipMalformed} {
 			skipped[i][r] = w.m.skipped.WithLabelValues(v.Name, r)
@@ -325,7 +325,7 @@ func (tr *topicRun) consume(ctx context.Context, p *partition) {
 					skipped[i][SkipBoundary].Inc()
 				default:
 					a.add(&row, b)
-					applied[i].Inc()
+					accepted[i].Inc()
 				}
 			}
 			p.pos = m.Offset + 1

@@ -1,0 +1,141 @@
+package speed
+
+import (
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lambdalake/lambdalake/internal/gen"
+	"github.com/lambdalake/lambdalake/internal/testenv"
+	"github.com/lambdalake/lambdalake/schemas"
+)
+
+// cutProxy forwards TCP to a target until it is cut: then it drops every
+// connection and refuses new ones, which looks like Redis going down to the
+// worker without stopping the Redis other tests share.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	cut   bool
+	conns map[net.Conn]struct{}
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.serve(c)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		p.setCut(true)
+	})
+	return p
+}
+
+func (p *cutProxy) serve(c net.Conn) {
+	p.mu.Lock()
+	if p.cut {
+		p.mu.Unlock()
+		c.Close()
+		return
+	}
+	up, err := net.Dial("tcp", p.target)
+	if err != nil {
+		p.mu.Unlock()
+		c.Close()
+		return
+	}
+	p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+	p.mu.Unlock()
+	go func() { io.Copy(up, c); up.Close() }()
+	io.Copy(c, up)
+	c.Close()
+}
+
+func (p *cutProxy) setCut(cut bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = cut
+	if cut {
+		for c := range p.conns {
+			c.Close()
+		}
+		clear(p.conns)
+	}
+}
+
+// Redis goes away mid-stream: the worker must stop reading (bounded
+// memory), store no offset it did not apply, count the Redis errors, and
+// once Redis is back apply everything exactly once.
+func TestRedisOutageBackpressure(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	direct := redisClient(t)
+	proxy := newCutProxy(t, testenv.RedisAddr(t))
+	viaProxy := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{proxy.ln.Addr().String()},
+		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second})
+	t.Cleanup(func() { viaProxy.Close() })
+
+	topic := testenv.Topic(t, brokers, 2)
+	s := testSchema(t, topic)
+	v := testView(viewName("outage"), s, time.Minute, []string{"tenant", "country"})
+	views := []*schemas.View{v}
+	now := time.Now().UTC()
+	events := genEvents(t, s, 50000, now.Add(-30*time.Minute), now, 31, gen.Config{Duplicates: 0.02, Malformed: 0.01})
+	before, during := events[:20000], events[20000:]
+
+	reg := prometheus.NewRegistry()
+	const maxPending = 2000
+	w, stop := startWorker(t, Config{Brokers: brokers, Group: testenv.Name("speed"), Views: views, Redis: viaProxy,
+		Registerer: reg, MaxPending: maxPending})
+	produce(t, brokers, topic, before)
+	applied := endOffsets(t, brokers, topic)
+	waitApplied(t, direct, views, applied, 90*time.Second)
+
+	accepted := func() float64 { return testutil.ToFloat64(w.m.accepted.WithLabelValues(v.Name)) }
+	atCut := accepted()
+	proxy.setCut(true)
+	produce(t, brokers, topic, during)
+	end := endOffsets(t, brokers, topic)
+	time.Sleep(3 * time.Second)
+	if got := storedOffsets(t, direct, v, 2); got[0] != applied[0] || got[1] != applied[1] {
+		t.Errorf("offsets stored while Redis was away: %v, want still %v", got, applied)
+	}
+	if n := testutil.ToFloat64(w.m.redisErrors); n == 0 {
+		t.Error("no Redis errors counted during the outage")
+	}
+	// Each partition may hold two buffers of maxPending (cells + uniq
+	// values, at least one per event) while Redis is away, and no more.
+	if read := accepted() - atCut; read > 2*2*maxPending {
+		t.Errorf("%.0f of %d records taken in during the outage; want reading to stop after %d", read, len(during), 2*2*maxPending)
+	} else {
+		t.Logf("%.0f of %d records taken in during the outage", read, len(during))
+	}
+
+	proxy.setCut(false)
+	waitApplied(t, direct, views, end, 90*time.Second)
+	stop()
+	ref := buildReference(t, v, events, func(int64) bool { return true })
+	ref.checkAgainst(t, v, queryAll(t, direct, v, now.Add(-time.Hour), now.Add(time.Hour)), cellUniqTol)
+}
