@@ -21,6 +21,7 @@ type metrics struct {
 	accepted    *prometheus.CounterVec   // view: events taken into pending windows
 	skipped     *prometheus.CounterVec   // view, reason
 	lag         *prometheus.GaugeVec     // topic, partition
+	position    *prometheus.GaugeVec     // topic, partition
 	flushCells  *prometheus.HistogramVec // view
 	flushTime   *prometheus.HistogramVec // view
 	redisErrors prometheus.Counter
@@ -40,6 +41,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"view", "reason"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "lambdalake_speed_lag", Help: "Records between the last one consumed and the partition's end.",
+		}, []string{"topic", "partition"}),
+		position: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lambdalake_speed_read_offset", Help: "Next offset a partition loop reads; minus the stored offset, what it holds unapplied.",
 		}, []string{"topic", "partition"}),
 		flushCells: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "lambdalake_speed_flush_cells", Help: "(bucket, dimensions) cells plus distinct uniq values per flush.",
@@ -69,6 +73,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.accepted = reg1(m.accepted).(*prometheus.CounterVec)
 	m.skipped = reg1(m.skipped).(*prometheus.CounterVec)
 	m.lag = reg1(m.lag).(*prometheus.GaugeVec)
+	m.position = reg1(m.position).(*prometheus.GaugeVec)
 	m.flushCells = reg1(m.flushCells).(*prometheus.HistogramVec)
 	m.flushTime = reg1(m.flushTime).(*prometheus.HistogramVec)
 	m.redisErrors = reg1(m.redisErrors).(prometheus.Counter)

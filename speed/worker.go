@@ -210,13 +210,19 @@ type partition struct {
 	reload  bool          // the flusher saw the stored offsets move: reload and re-seek
 	cancel  context.CancelFunc
 	events  int64 // consumed since the last flush
+	// Per view, what happened to records since the last flush; added to
+	// the Prometheus counters at each flush rather than per record, so the
+	// partition loops do not contend on shared counters.
+	counts []viewCounts
 }
+
+type viewCounts struct{ accepted, late, future, boundary, malformed int64 }
 
 func (w *Worker) startTopic(gen *kafka.Generation, tv *topicViews, assigned []kafka.PartitionAssignment) {
 	tr := &topicRun{w: w, tv: tv, gen: gen, boundary: make([]atomic.Int64, len(tv.views)),
 		kick: make(chan struct{}, 1), started: make(chan struct{}), log: w.log.With("topic", tv.topic)}
 	for _, a := range assigned {
-		p := &partition{id: a.ID, log: tr.log.With("partition", a.ID)}
+		p := &partition{id: a.ID, log: tr.log.With("partition", a.ID), counts: make([]viewCounts, len(tv.views))}
 		p.space = sync.NewCond(&p.mu)
 		for _, pl := range tv.plans {
 			p.aggs = append(p.aggs, newAggregator(pl))
@@ -243,15 +249,7 @@ func (tr *topicRun) consume(ctx context.Context, p *partition) {
 	dec := schemas.NewDecoder(tr.tv.schema)
 	var row schemas.Row
 	lag := w.m.lag.WithLabelValues(tr.tv.topic, strconv.Itoa(p.id))
-	skipped := make([]map[string]prometheus.Counter, len(tr.tv.views))
-	accepted := make([]prometheus.Counter, len(tr.tv.views))
-	for i, v := range tr.tv.views {
-		accepted[i] = w.m.accepted.WithLabelValues(v.Name)
-		skipped[i] = map[string]prometheus.Counter{}
-		for _, r := range []string{SkipLate, SkipFuture, SkipBoundary, SkipMalformed} {
-			skipped[i][r] = w.m.skipped.WithLabelValues(v.Name, r)
-		}
-	}
+	position := w.m.position.WithLabelValues(tr.tv.topic, strconv.Itoa(p.id))
 	select {
 	case <-tr.started:
 	case <-ctx.Done():
@@ -310,28 +308,30 @@ func (tr *topicRun) consume(ctx context.Context, p *partition) {
 					bad = dec.Decode(m.Value, &row) != nil
 					decoded = true
 				}
+				c := &p.counts[i]
 				if bad {
-					skipped[i][SkipMalformed].Inc()
+					c.malformed++
 					continue
 				}
 				v := tr.tv.views[i]
 				b := a.bucket(&row)
 				switch {
 				case b+v.Granularity.Microseconds()+v.HotRetention.Microseconds() <= now:
-					skipped[i][SkipLate].Inc() // its keys would expire at once
+					c.late++ // its keys would expire at once
 				case b > now+v.HotRetention.Microseconds():
-					skipped[i][SkipFuture].Inc()
+					c.future++
 				case b < tr.boundary[i].Load():
-					skipped[i][SkipBoundary].Inc()
+					c.boundary++
 				default:
 					a.add(&row, b)
-					accepted[i].Inc()
+					c.accepted++
 				}
 			}
 			p.pos = m.Offset + 1
 			p.events++
 			p.mu.Unlock()
 			lag.Set(float64(m.HighWaterMark - m.Offset - 1))
+			position.Set(float64(m.Offset + 1))
 		}
 		cancel()
 	}
@@ -431,6 +431,7 @@ func (tr *topicRun) flush(ctx context.Context) error {
 	}
 	var batch []taken
 	var events int64
+	counts := make([]viewCounts, len(tr.tv.views))
 	for _, p := range tr.parts {
 		p.mu.Lock()
 		if p.ready && !p.reload {
@@ -439,13 +440,33 @@ func (tr *topicRun) flush(ctx context.Context) error {
 			for i := range p.from {
 				p.from[i] = max(p.from[i], p.pos)
 			}
-			events += p.events
-			p.events = 0
 			p.space.Broadcast()
 		}
+		// Counted even for a partition about to reload: these records
+		// were read, whatever becomes of them.
+		events += p.events
+		p.events = 0
+		for i, c := range p.counts {
+			counts[i].accepted += c.accepted
+			counts[i].late += c.late
+			counts[i].future += c.future
+			counts[i].boundary += c.boundary
+			counts[i].malformed += c.malformed
+		}
+		clear(p.counts)
 		p.mu.Unlock()
 	}
 	w.m.events.WithLabelValues(tr.tv.topic).Add(float64(events))
+	for i, v := range tr.tv.views {
+		c := counts[i]
+		w.m.accepted.WithLabelValues(v.Name).Add(float64(c.accepted))
+		for _, r := range []struct {
+			reason string
+			n      int64
+		}{{SkipLate, c.late}, {SkipFuture, c.future}, {SkipBoundary, c.boundary}, {SkipMalformed, c.malformed}} {
+			w.m.skipped.WithLabelValues(v.Name, r.reason).Add(float64(r.n))
+		}
+	}
 	defer func() {
 		for _, t := range batch {
 			for _, a := range t.aggs {
