@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -232,7 +234,15 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 	}
 	// Identical concurrent queries share one computation, which runs on its
 	// own deadline so one caller going away does not fail the others.
-	ch := a.flight.DoChan(key, func() (any, error) {
+	ch := a.flight.DoChan(key, func() (_ any, err error) {
+		// DoChan runs this on its own goroutine, out of the recover
+		// middleware's reach: a panic here would end the process.
+		defer func() {
+			if p := recover(); p != nil {
+				a.log.Error("serving: panic in query", "query", key, "panic", p, "stack", string(debug.Stack()))
+				err = &apiError{Code: http.StatusInternalServerError, Msg: "internal error"}
+			}
+		}()
 		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.Timeout)
 		defer ccancel()
 		ans, err := a.compute(cctx, q, b)
@@ -402,8 +412,8 @@ var JobsParams = []string{"limit"}
 func (a *API) jobs(w http.ResponseWriter, r *http.Request) {
 	n := 100
 	for k := range r.URL.Query() {
-		if k != "limit" {
-			writeError(w, badParam(k, "unknown parameter %q (want limit)", clip(k)))
+		if !slices.Contains(JobsParams, k) {
+			writeError(w, badParam(paramName(k), "unknown parameter %q (want limit)", clip(k)))
 			return
 		}
 	}

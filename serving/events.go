@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/segmentio/kafka-go"
@@ -41,8 +42,8 @@ type eventsAnswer struct {
 func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	vals := r.URL.Query()
 	for k := range vals {
-		if k != "schema" && k != "strict" {
-			writeError(w, badParam(k, "unknown parameter %q (want schema, strict)", clip(k)))
+		if !slices.Contains(EventsParams, k) {
+			writeError(w, badParam(paramName(k), "unknown parameter %q (want schema, strict)", clip(k)))
 			return
 		}
 	}

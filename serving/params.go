@@ -145,12 +145,21 @@ func list(vals []string) []string {
 	return out
 }
 
+// paramName names an unknown parameter in an error: clipped, and never
+// empty (a bare "=" in a query string).
+func paramName(k string) string {
+	if k == "" {
+		return "(empty)"
+	}
+	return clip(k)
+}
+
 // parseQuery validates a query's parameters against its view. Every refusal
 // is a 400 (413 for a range or answer too large) naming the parameter.
 func parseQuery(v *schemas.View, vals url.Values, lim limits) (*query, *apiError) {
 	for k := range vals {
 		if !slices.Contains(QueryParams, k) {
-			return nil, badParam(k, "unknown parameter %q (want one of %s)", clip(k), strings.Join(QueryParams, ", "))
+			return nil, badParam(paramName(k), "unknown parameter %q (want one of %s)", clip(k), strings.Join(QueryParams, ", "))
 		}
 	}
 	for _, k := range []string{"from", "to", "step", "format"} {

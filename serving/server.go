@@ -64,13 +64,13 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{Code: http.StatusNotFound, Msg: "no such endpoint: " + r.Method + " " + clip(r.URL.Path)})
 	})
-	var h http.Handler = s.mux
+	// Recover inside the metrics, so a panic is counted as the 500 it becomes.
+	s.handler = recoverer(cfg.Logger, s.mux)
 	if m, err := newHTTPMetrics(cfg.Registerer); err != nil {
 		cfg.Logger.Warn("serving: HTTP metrics not registered", "err", err)
 	} else {
-		h = m.instrument(h)
+		s.handler = m.instrument(s.handler)
 	}
-	s.handler = recoverer(cfg.Logger, h)
 	return s
 }
 

@@ -1,0 +1,465 @@
+package serving
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/internal/config"
+	"github.com/lambdalake/lambdalake/schemas"
+	"github.com/lambdalake/lambdalake/speed"
+)
+
+// Handler tests without services: fake readers, miniredis for the keys the
+// API reads itself (boundary, speed offsets, job history).
+
+type fakeBatch struct {
+	boundary time.Time
+	rows     []batch.ViewRow
+}
+
+func (f *fakeBatch) Rows(ctx context.Context, v *schemas.View, from, to time.Time, where map[string]string) ([]batch.ViewRow, error) {
+	var out []batch.ViewRow
+	for _, r := range f.rows {
+		if r.T >= from.UnixMicro() && r.T < to.UnixMicro() && r.T < f.boundary.UnixMicro() {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeBatch) State(ctx context.Context, view string) (*batch.State, error) {
+	return &batch.State{Boundary: f.boundary, Fingerprint: "fp"}, nil
+}
+
+func (f *fakeBatch) StateAtLeast(ctx context.Context, view string, b time.Time) (*batch.State, error) {
+	return f.State(ctx, view)
+}
+
+type fakeSpeed struct {
+	rows  []speed.Row
+	calls atomic.Int64
+	gate  chan struct{} // if set, Query waits on it
+}
+
+func (f *fakeSpeed) Query(ctx context.Context, q speed.Query) (*speed.Result, error) {
+	f.calls.Add(1)
+	if f.gate != nil {
+		<-f.gate
+	}
+	var out []speed.Row
+	for _, r := range f.rows {
+		if !r.T.Before(q.From) && r.T.Before(q.To) {
+			out = append(out, r)
+		}
+	}
+	return &speed.Result{Rows: out}, nil
+}
+
+func (f *fakeSpeed) Sketches(ctx context.Context, q speed.Query) ([]speed.SketchRow, error) {
+	return nil, nil
+}
+
+type fakeWriter struct {
+	mu   sync.Mutex
+	msgs []kafka.Message
+}
+
+func (w *fakeWriter) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.msgs = append(w.msgs, msgs...)
+	return nil
+}
+func (w *fakeWriter) Close() error { return nil }
+
+const (
+	readTok  = "read-token-0123456789"
+	writeTok = "write-token-0123456789"
+	adminTok = "admin-token-0123456789"
+)
+
+type fixture struct {
+	srv    *Server
+	api    *API
+	mr     *miniredis.Miniredis
+	batch  *fakeBatch
+	speed  *fakeSpeed
+	writer *fakeWriter
+	reg    *prometheus.Registry
+	view   *schemas.View
+	now    time.Time
+}
+
+func newFixture(t *testing.T, mod func(*APIConfig)) *fixture {
+	t.Helper()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	s := testSchema(t, "orders")
+	v := testView("revenue", s)
+	now := time.Date(2026, 11, 27, 10, 30, 0, 0, time.UTC)
+	f := &fixture{mr: mr, view: v, now: now, reg: prometheus.NewRegistry(), writer: &fakeWriter{},
+		batch: &fakeBatch{boundary: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}, speed: &fakeSpeed{}}
+	cfg := APIConfig{Views: []*schemas.View{v}, Schemas: []*schemas.Schema{s}, Redis: rdb, Speed: f.speed, Batch: f.batch,
+		Producer: func(string) MessageWriter { return f.writer },
+		Tokens: []config.Token{{Name: "r", Token: readTok, Scopes: []string{"read:views"}},
+			{Name: "w", Token: writeTok, Scopes: []string{"write:events"}},
+			{Name: "a", Token: adminTok, Scopes: []string{"admin"}}},
+		MaxRange: 31 * 24 * time.Hour, MaxRows: 1000, Timeout: 5 * time.Second, MaxBody: 4096,
+		Registerer: f.reg, Now: func() time.Time { return now }}
+	if mod != nil {
+		mod(&cfg)
+	}
+	api, err := NewAPI(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.api = api
+	f.srv = New(Config{Registerer: f.reg, Gatherer: f.reg})
+	api.Register(f.srv)
+	return f
+}
+
+// do sends a request and returns the status and body.
+func (f *fixture) do(t *testing.T, method, target, token string, body []byte) (int, []byte, http.Header) {
+	t.Helper()
+	req := httptest.NewRequest(method, target, bytes.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	rec := httptest.NewRecorder()
+	f.srv.Handler().ServeHTTP(rec, req)
+	return rec.Code, rec.Body.Bytes(), rec.Header()
+}
+
+// speedOK marks the view's speed offsets as present (the speed layer runs).
+func (f *fixture) speedOK() {
+	f.mr.HSet(speed.OffsetsKey(f.view.Name), "orders:0", "100", "_fp", f.view.Fingerprint())
+}
+
+func TestBadRequests(t *testing.T) {
+	f := newFixture(t, nil)
+	f.speedOK()
+	q := "/v1/views/revenue/query?"
+	ok := "from=2026-11-27T08:00:00Z&to=2026-11-27T10:00:00Z"
+	big := bytes.Repeat([]byte(`{"order_id":"x"}`+"\n"), 400)
+	tests := []struct {
+		name      string
+		method    string
+		target    string
+		token     string
+		body      []byte
+		wantCode  int
+		wantParam string
+	}{
+		{"bad from", "GET", q + "from=noon&to=2026-11-27T10:00:00Z", readTok, nil, 400, "from"},
+		{"bad to", "GET", q + "from=2026-11-27T08:00:00Z&to=2026-11-27T25:00:00Z", readTok, nil, 400, "to"},
+		{"missing from", "GET", q + "to=2026-11-27T10:00:00Z", readTok, nil, 400, "from"},
+		{"from after to", "GET", q + "from=2026-11-27T10:00:00Z&to=2026-11-27T08:00:00Z", readTok, nil, 400, "to"},
+		{"from equals to", "GET", q + "from=2026-11-27T10:00:00Z&to=2026-11-27T10:00:00Z", readTok, nil, 400, "to"},
+		{"step not a multiple", "GET", q + ok + "&step=90s", readTok, nil, 400, "step"},
+		{"step not a duration", "GET", q + ok + "&step=hourly", readTok, nil, 400, "step"},
+		{"unknown view", "GET", "/v1/views/profit/query?" + ok, readTok, nil, 404, "view"},
+		{"unknown dimension", "GET", q + ok + "&group_by=region", readTok, nil, 400, "group_by"},
+		{"unknown metric", "GET", q + ok + "&metrics=profit", readTok, nil, 400, "metrics"},
+		{"bad where syntax", "GET", q + ok + "&where=tenant", readTok, nil, 400, "where"},
+		{"where on unknown dimension", "GET", q + ok + "&where=region:eu", readTok, nil, 400, "where"},
+		{"bad format", "GET", q + ok + "&format=xml", readTok, nil, 400, "format"},
+		{"unknown parameter", "GET", q + ok + "&limit=5", readTok, nil, 400, "limit"},
+		{"range too large", "GET", q + "from=2026-01-01T00:00:00Z&to=2026-11-27T00:00:00Z&step=1d", readTok, nil, 413, "to"},
+		{"too many rows", "GET", q + "from=2026-11-20T00:00:00Z&to=2026-11-27T00:00:00Z", readTok, nil, 413, "step"},
+		{"no token", "GET", q + ok, "", nil, 401, "Authorization"},
+		{"bad token", "GET", q + ok, "not-a-token-at-all", nil, 401, "Authorization"},
+		{"missing scope for query", "GET", q + ok, writeTok, nil, 403, "Authorization"},
+		{"missing scope for events", "POST", "/v1/events?schema=orders", readTok, []byte(`{}`), 403, "Authorization"},
+		{"missing scope for jobs", "GET", "/v1/jobs", readTok, nil, 403, "Authorization"},
+		{"events without schema", "POST", "/v1/events", writeTok, []byte("{}\n"), 400, "schema"},
+		{"events unknown schema", "POST", "/v1/events?schema=refunds", writeTok, []byte("{}\n"), 404, "schema"},
+		{"events bad strict", "POST", "/v1/events?schema=orders&strict=maybe", writeTok, []byte("{}\n"), 400, "strict"},
+		{"oversized body", "POST", "/v1/events?schema=orders", writeTok, big, 413, "body"},
+		{"malformed NDJSON", "POST", "/v1/events?schema=orders", writeTok, []byte("{not json\n[1,2]\n"), 400, "body"},
+		{"empty body", "POST", "/v1/events?schema=orders", writeTok, nil, 400, "body"},
+		{"jobs bad limit", "GET", "/v1/jobs?limit=0", adminTok, nil, 400, "limit"},
+		{"unknown route", "GET", "/v2/things", readTok, nil, 404, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body, _ := f.do(t, tt.method, tt.target, tt.token, tt.body)
+			if code >= 500 {
+				t.Fatalf("%d for bad input: %s", code, body)
+			}
+			var e struct{ Error, Param string }
+			if err := json.Unmarshal(body, &e); err != nil || e.Error == "" {
+				t.Fatalf("body is not a JSON error: %q", body)
+			}
+			if code != tt.wantCode || e.Param != tt.wantParam {
+				t.Errorf("got %d param=%q (%s), want %d param=%q", code, e.Param, e.Error, tt.wantCode, tt.wantParam)
+			}
+		})
+	}
+	if len(f.writer.msgs) != 0 {
+		t.Errorf("%d messages produced by refused requests", len(f.writer.msgs))
+	}
+}
+
+// queryAnswer mirrors the JSON answer of DESIGN §4.
+type answerJSON struct {
+	View        string           `json:"view"`
+	From        string           `json:"from"`
+	To          string           `json:"to"`
+	Step        string           `json:"step"`
+	Boundary    *string          `json:"boundary"`
+	Sources     map[string]any   `json:"sources"`
+	Gaps        [][2]string      `json:"gaps"`
+	Approximate []string         `json:"approximate"`
+	Rows        []map[string]any `json:"rows"`
+}
+
+func decodeAnswer(t *testing.T, body []byte) answerJSON {
+	t.Helper()
+	var a answerJSON
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&a); err != nil {
+		t.Fatalf("decode answer: %v\n%s", err, body)
+	}
+	return a
+}
+
+func TestQueryAnswerShapeAndFormats(t *testing.T) {
+	f := newFixture(t, nil)
+	f.speedOK()
+	b := f.batch.boundary
+	f.batch.rows = []batch.ViewRow{vrow(b.Add(-2*time.Minute).UnixMicro(), "a", "de", 3, 30, 20, 1, 0, 100),
+		vrow(b.Add(-time.Minute).UnixMicro(), "b", "fr", 1, 2.5, 2.5, 2.5, 0, 1)}
+	f.speed.rows = []speed.Row{{T: b, Values: []schemas.Value{{Int: 5}, {Float: 9}, {Float: 6}, {Float: 0.25}, {Int: 4}, {Int: 1}}}}
+	f.mr.Set(speed.BoundaryKey("revenue"), fmt.Sprint(b.UnixMicro()))
+	code, body, _ := f.do(t, "GET", "/v1/views/revenue/query?from=2026-11-27T08:58:00Z&to=2026-11-27T09:01:00Z&metrics=orders,revenue,buyers", readTok, nil)
+	if code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	a := decodeAnswer(t, body)
+	if a.View != "revenue" || a.From != "2026-11-27T08:58:00Z" || a.To != "2026-11-27T09:01:00Z" || a.Step != "1m" ||
+		a.Boundary == nil || *a.Boundary != "2026-11-27T09:00:00Z" || len(a.Gaps) != 0 {
+		t.Errorf("header: %s", body)
+	}
+	if fmt.Sprint(a.Sources["batch"]) != "[2026-11-27T08:58:00Z 2026-11-27T09:00:00Z]" || fmt.Sprint(a.Sources["speed"]) != "[2026-11-27T09:00:00Z 2026-11-27T09:01:00Z]" {
+		t.Errorf("sources = %v", a.Sources)
+	}
+	if strings.Join(a.Approximate, ",") != "buyers" {
+		t.Errorf("approximate = %v, want buyers (the speed row's uniq is an HLL)", a.Approximate)
+	}
+	want := `[{"t":"2026-11-27T08:58:00Z","orders":3,"revenue":30,"buyers":100},{"t":"2026-11-27T08:59:00Z","orders":1,"revenue":2.5,"buyers":1},{"t":"2026-11-27T09:00:00Z","orders":5,"revenue":9,"buyers":4}]`
+	if got, _ := json.Marshal(a.Rows); string(got) != want {
+		// json.Marshal sorts map keys; compare on the raw body instead.
+		if !bytes.Contains(body, []byte(`"rows":[{"t":"2026-11-27T08:58:00Z","orders":3,"revenue":30,"buyers":100},{"t":"2026-11-27T08:59:00Z","orders":1,"revenue":2.5,"buyers":1},{"t":"2026-11-27T09:00:00Z","orders":5,"revenue":9,"buyers":4}]`)) {
+			t.Errorf("rows:\n%s", body)
+		}
+	}
+
+	code, body, hdr := f.do(t, "GET", "/v1/views/revenue/query?from=2026-11-27T08:58:00Z&to=2026-11-27T09:00:00Z&metrics=orders,smallest&group_by=tenant&format=csv", readTok, nil)
+	wantCSV := "t,tenant,orders,smallest\n2026-11-27T08:58:00Z,a,3,1\n2026-11-27T08:59:00Z,b,1,2.5\n"
+	if code != 200 || string(body) != wantCSV || hdr.Get("Lambdalake-Boundary") != "2026-11-27T09:00:00Z" || hdr.Get("Content-Type") != "text/csv; charset=utf-8" {
+		t.Errorf("csv %d %v:\n%s", code, hdr, body)
+	}
+	code, body, _ = f.do(t, "GET", "/v1/views/revenue/query?from=2026-11-27T08:58:00Z&to=2026-11-27T09:00:00Z&metrics=orders&format=ndjson", readTok, nil)
+	if code != 200 || string(body) != "{\"t\":\"2026-11-27T08:58:00Z\",\"orders\":3}\n{\"t\":\"2026-11-27T08:59:00Z\",\"orders\":1}\n" {
+		t.Errorf("ndjson %d:\n%s", code, body)
+	}
+}
+
+// Without speed offsets in Redis, [B, now) is lost: listed as gaps when no
+// cold fallback is configured, computed from the lake when it is.
+func TestGapsAndCold(t *testing.T) {
+	f := newFixture(t, nil) // no Cold
+	code, body, _ := f.do(t, "GET", "/v1/views/revenue/query?from=2026-11-27T08:00:00Z&to=2026-11-27T12:00:00Z&step=1h", readTok, nil)
+	a := decodeAnswer(t, body)
+	if code != 200 || len(a.Gaps) != 1 || a.Gaps[0] != [2]string{"2026-11-27T09:00:00Z", "2026-11-27T10:31:00Z"} {
+		t.Errorf("gaps %d: %s", code, body)
+	}
+
+	var asked []time.Time
+	fc := newFixture(t, func(c *APIConfig) {
+		c.ColdMaxHours = 6
+		c.Cold = func(ctx context.Context, v *schemas.View, hour time.Time) ([]batch.ViewRow, error) {
+			asked = append(asked, hour)
+			return []batch.ViewRow{vrow(hour.Add(5*time.Minute).UnixMicro(), "a", "de", 2, 1, 1, 1, 0, 2)}, nil
+		}
+	})
+	code, body, _ = fc.do(t, "GET", "/v1/views/revenue/query?from=2026-11-27T08:00:00Z&to=2026-11-27T12:00:00Z&step=1h&metrics=orders", readTok, nil)
+	a = decodeAnswer(t, body)
+	if code != 200 || len(a.Gaps) != 0 || len(asked) != 2 || fmt.Sprint(a.Sources["cold"]) != "[[2026-11-27T09:00:00Z 2026-11-27T10:31:00Z]]" {
+		t.Fatalf("cold %d asked=%v: %s", code, asked, body)
+	}
+	if len(a.Rows) != 2 || a.Rows[0]["orders"] != 2.0 || a.Rows[1]["t"] != "2026-11-27T10:00:00Z" {
+		t.Errorf("cold rows: %v", a.Rows)
+	}
+
+	// Expired buckets of a healthy speed layer are gaps too.
+	f2 := newFixture(t, nil)
+	f2.speedOK()
+	f2.batch.boundary = time.Time{}
+	_, body, _ = f2.do(t, "GET", "/v1/views/revenue/query?from=2026-11-24T00:00:00Z&to=2026-11-27T00:00:00Z&step=1h", readTok, nil)
+	a = decodeAnswer(t, body)
+	if len(a.Gaps) != 1 || a.Gaps[0] != [2]string{"2026-11-24T00:00:00Z", "2026-11-25T10:31:00Z"} || a.Boundary != nil {
+		t.Errorf("expired gaps: %s", body)
+	}
+}
+
+func TestAuthAndPublicRoutes(t *testing.T) {
+	f := newFixture(t, nil)
+	f.speedOK()
+	for _, c := range []struct {
+		path, token string
+		want        int
+	}{
+		{"/v1/views", readTok, 200},
+		{"/v1/views", adminTok, 200},
+		{"/v1/views", writeTok, 403},
+		{"/v1/jobs", adminTok, 200},
+		{"/v1/openapi.yaml", "", 200},
+		{"/healthz", "", 200},
+		{"/metrics", "", 200},
+	} {
+		code, body, _ := f.do(t, "GET", c.path, c.token, nil)
+		if code != c.want {
+			t.Errorf("GET %s: %d, want %d: %s", c.path, code, c.want, body)
+		}
+	}
+	_, body, _ := f.do(t, "GET", "/v1/views", readTok, nil)
+	var vs struct {
+		Views []map[string]any `json:"views"`
+	}
+	if err := json.Unmarshal(body, &vs); err != nil || len(vs.Views) != 1 || vs.Views[0]["fingerprint"] != f.view.Fingerprint() ||
+		vs.Views[0]["boundary"] != "2026-11-27T09:00:00Z" || vs.Views[0]["granularity"] != "1m" {
+		t.Errorf("views: %s", body)
+	}
+	_, body, _ = f.do(t, "GET", "/v1/jobs", adminTok, nil)
+	if strings.TrimSpace(string(body)) != `{"runs":[]}` {
+		t.Errorf("jobs: %s", body)
+	}
+
+	dev := newFixture(t, func(c *APIConfig) { c.Tokens, c.AuthDisabled = nil, true })
+	if code, body, _ := dev.do(t, "GET", "/v1/views", "", nil); code != 200 {
+		t.Errorf("auth disabled: %d %s", code, body)
+	}
+	if _, err := NewAPI(APIConfig{Redis: redis.NewClient(&redis.Options{}), Speed: &fakeSpeed{}, Batch: &fakeBatch{}}); err == nil {
+		t.Error("an API without tokens and with auth on must be refused")
+	}
+}
+
+func TestEventsAcceptAndReject(t *testing.T) {
+	f := newFixture(t, func(c *APIConfig) { c.MaxBody = 1 << 20 })
+	good := func(i int) string {
+		return fmt.Sprintf(`{"order_id":"o%d","ts":"2026-11-27T10:00:00Z","tenant":"a","country":"de","user_id":"u1","amount":1.5,"qty":2}`, i)
+	}
+	body := strings.Join([]string{good(1), `{"order_id":"o2"}`, "", good(3), `not json`, good(5)}, "\n") + "\n"
+	code, resp, _ := f.do(t, "POST", "/v1/events?schema=orders", writeTok, []byte(body))
+	var ans eventsAnswer
+	if err := json.Unmarshal(resp, &ans); err != nil || code != 200 {
+		t.Fatalf("%d %s", code, resp)
+	}
+	if ans.Accepted != 3 || ans.RejectedTotal != 2 || len(ans.Rejected) != 2 || ans.Rejected[0].Line != 2 || ans.Rejected[1].Line != 5 ||
+		!strings.Contains(ans.Rejected[0].Error, `"ts"`) || !strings.Contains(ans.Rejected[1].Error, "invalid JSON") {
+		t.Errorf("answer: %s", resp)
+	}
+	if len(f.writer.msgs) != 3 || string(f.writer.msgs[1].Value) != good(3) {
+		t.Errorf("produced %d messages", len(f.writer.msgs))
+	}
+	code, resp, _ = f.do(t, "POST", "/v1/events?schema=orders&strict=true", writeTok, []byte(body))
+	if code != 400 || len(f.writer.msgs) != 3 || !strings.Contains(string(resp), `"line":2`) {
+		t.Errorf("strict: %d, %d produced: %s", code, len(f.writer.msgs), resp)
+	}
+	code, _, _ = f.do(t, "POST", "/v1/events?schema=orders&strict=true", writeTok, []byte(good(7)+"\n"+good(8)))
+	if code != 200 || len(f.writer.msgs) != 5 {
+		t.Errorf("strict, all good: %d, %d produced", code, len(f.writer.msgs))
+	}
+	if got := testutil.ToFloat64(f.api.m.accepted); got != 5 {
+		t.Errorf("accepted metric = %v", got)
+	}
+}
+
+// Identical concurrent queries run once; the others share the answer.
+func TestSingleflight(t *testing.T) {
+	f := newFixture(t, nil) // CacheTTL 0: every request reaches the flight group
+	f.speedOK()
+	f.speed.gate = make(chan struct{})
+	const n = 8
+	var wg sync.WaitGroup
+	codes := make([]int, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i], _, _ = f.do(t, "GET", "/v1/views/revenue/query?from=2026-11-27T09:00:00Z&to=2026-11-27T10:00:00Z", readTok, nil)
+		}()
+	}
+	// Let the first computation start, give the others time to join it.
+	deadline := time.Now().Add(5 * time.Second)
+	for f.speed.calls.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(f.speed.gate)
+	wg.Wait()
+	for i, c := range codes {
+		if c != 200 {
+			t.Errorf("request %d: %d", i, c)
+		}
+	}
+	if calls := f.speed.calls.Load(); calls >= n {
+		t.Errorf("%d speed reads for %d identical concurrent queries", calls, n)
+	}
+	if shared := testutil.ToFloat64(f.api.m.shared); shared < 1 {
+		t.Errorf("shared metric = %v", shared)
+	}
+}
+
+// The answer cache serves an identical query again only while B is unchanged.
+func TestAnswerCache(t *testing.T) {
+	f := newFixture(t, func(c *APIConfig) { c.CacheTTL = time.Minute })
+	f.speedOK()
+	url := "/v1/views/revenue/query?from=2026-11-27T09:00:00Z&to=2026-11-27T11:00:00Z"
+	f.do(t, "GET", url, readTok, nil)
+	f.do(t, "GET", url, readTok, nil)
+	if c := f.speed.calls.Load(); c != 1 {
+		t.Errorf("%d speed reads, want 1 (second answer cached)", c)
+	}
+	f.mr.Set(speed.BoundaryKey("revenue"), fmt.Sprint(time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC).UnixMicro()))
+	f.do(t, "GET", url, readTok, nil)
+	if c := f.speed.calls.Load(); c != 2 {
+		t.Errorf("%d speed reads after B was set, want 2", c)
+	}
+	if hits := testutil.ToFloat64(f.api.m.cacheHits); hits != 1 {
+		t.Errorf("cache hits = %v", hits)
+	}
+}
+
+func TestPanicIsA500JSON(t *testing.T) {
+	f := newFixture(t, nil)
+	f.srv.Handle("GET /boom", http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") }))
+	code, body, _ := f.do(t, "GET", "/boom", "", nil)
+	if code != 500 || !strings.Contains(string(body), `"error":"internal error"`) {
+		t.Errorf("%d %s", code, body)
+	}
+	_, metrics, _ := f.do(t, "GET", "/metrics", "", nil)
+	if !bytes.Contains(metrics, []byte(`lambdalake_http_requests_total{code="500",route="GET /boom"} 1`)) {
+		t.Errorf("request metric missing:\n%s", metrics)
+	}
+}

@@ -1,0 +1,196 @@
+package serving
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/internal/hll"
+	"github.com/lambdalake/lambdalake/schemas"
+	"github.com/lambdalake/lambdalake/speed"
+)
+
+// users makes a sketch and its exact count for user ids [lo, hi).
+func users(lo, hi int) ([]byte, int64) {
+	var s hll.Sketch
+	for i := lo; i < hi; i++ {
+		s.Add(fmt.Sprintf("u%d", i))
+	}
+	return s.Marshal(), int64(hi - lo)
+}
+
+func unionEstimate(ranges ...[2]int) int64 {
+	var s hll.Sketch
+	for _, r := range ranges {
+		for i := r[0]; i < r[1]; i++ {
+			s.Add(fmt.Sprintf("u%d", i))
+		}
+	}
+	return int64(s.Estimate())
+}
+
+const minute = int64(time.Minute / time.Microsecond)
+
+// vrow is a batch row: count, revenue, biggest, smallest, buyers, qty.
+func vrow(t int64, tenant, country string, n int64, rev, hi, lo float64, ulo, uhi int) batch.ViewRow {
+	sk, exact := users(ulo, uhi)
+	return batch.ViewRow{T: t, Dims: []schemas.Value{{Str: tenant}, {Str: country}},
+		Values: []schemas.Value{{Int: n}, {Float: rev}, {Float: hi}, {Float: lo}, {Int: exact}, {Null: true}},
+		HLL:    [][]byte{nil, nil, nil, nil, sk, nil}}
+}
+
+func mq(v *schemas.View, step time.Duration, groupBy ...string) *query {
+	q := &query{view: v, step: step, groupBy: groupBy, where: map[string]string{}, format: "json"}
+	for i := range v.Metrics {
+		q.metrics = append(q.metrics, i)
+	}
+	return q
+}
+
+func TestMerge(t *testing.T) {
+	v := testView("revenue", testSchema(t, "orders"))
+	rows := []batch.ViewRow{
+		vrow(0, "a", "de", 3, 30, 20, 1, 0, 100),
+		vrow(0, "b", "de", 2, 5, 4, 1, 50, 150),
+		vrow(minute, "a", "fr", 1, 7, 7, 7, 0, 10),
+		vrow(6*minute, "a", "de", 4, 8, 3, 0.5, 200, 230),
+	}
+	type want struct {
+		t      int64
+		dims   string
+		orders int64
+		rev    float64
+		hi, lo float64
+		buyers int64
+	}
+	tests := []struct {
+		name    string
+		q       *query
+		in      mergeInput
+		want    []want
+		approxB bool // buyers flagged approximate
+	}{
+		{"stored grain is exact", mq(v, time.Minute, "tenant", "country"), mergeInput{viewRows: [][]batch.ViewRow{rows}, straddleT: -1}, []want{
+			{0, "a,de", 3, 30, 20, 1, 100}, {0, "b,de", 2, 5, 4, 1, 100}, {minute, "a,fr", 1, 7, 7, 7, 10}, {6 * minute, "a,de", 4, 8, 3, 0.5, 30},
+		}, false},
+		{"rolled up to 5m totals", mq(v, 5*time.Minute), mergeInput{viewRows: [][]batch.ViewRow{rows}, straddleT: -1}, []want{
+			{0, "", 6, 42, 20, 1, unionEstimate([2]int{0, 150})}, {5 * minute, "", 4, 8, 3, 0.5, 30},
+		}, true},
+		{"rolled up by tenant", mq(v, time.Hour, "tenant"), mergeInput{viewRows: [][]batch.ViewRow{rows}, straddleT: -1}, []want{
+			{0, "a", 8, 45, 20, 0.5, unionEstimate([2]int{0, 100}, [2]int{200, 230})}, {0, "b", 2, 5, 4, 1, 100},
+		}, true},
+		{"speed only steps", mq(v, 5*time.Minute), mergeInput{straddleT: -1, speedRows: []speed.Row{
+			{T: time.UnixMicro(10 * minute), Values: []schemas.Value{{Int: 5}, {Float: 9}, {Float: 6}, {Float: 0.25}, {Int: 42}, {Int: 3}}},
+		}}, []want{{10 * minute, "", 5, 9, 6, 0.25, 42}}, true},
+		{"step straddling the speed start unions sketches", mq(v, 10*time.Minute), mergeInput{
+			viewRows:  [][]batch.ViewRow{rows},
+			straddleT: 0,
+			speedRows: []speed.Row{
+				// PFCOUNT of the speed part alone (90): must not be added.
+				{T: time.UnixMicro(0), Values: []schemas.Value{{Int: 2}, {Float: 1}, {Float: 50}, {Float: 0.1}, {Int: 90}, {Null: true}}},
+			},
+			sketches: []speed.SketchRow{{T: time.UnixMicro(0), HLL: [][]byte{nil, nil, nil, nil, func() []byte { b, _ := users(100, 190); return b }(), nil}}},
+		}, []want{{0, "", 12, 51, 50, 0.1, unionEstimate([2]int{0, 190}, [2]int{200, 230})}}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, approx := merge(v, tt.q, &tt.in)
+			if len(got) != len(tt.want) {
+				t.Fatalf("%d rows, want %d: %+v", len(got), len(tt.want), got)
+			}
+			for i, w := range tt.want {
+				r := got[i]
+				var dims string
+				for k, d := range r.dims {
+					if k > 0 {
+						dims += ","
+					}
+					dims += d.Str
+				}
+				if r.t != w.t || dims != w.dims || r.vals[0].Int != w.orders || r.vals[1].Float != w.rev ||
+					r.vals[2].Float != w.hi || r.vals[3].Float != w.lo || r.vals[4].Int != w.buyers {
+					t.Errorf("row %d = t=%d dims=%s %+v, want %+v", i, r.t, dims, r.vals, w)
+				}
+			}
+			if approx[4] != tt.approxB {
+				t.Errorf("buyers approximate = %v, want %v", approx[4], tt.approxB)
+			}
+			for _, mi := range []int{0, 1, 2, 3, 5} {
+				if approx[mi] {
+					t.Errorf("metric %s flagged approximate", v.Metrics[mi].Name)
+				}
+			}
+		})
+	}
+}
+
+func TestMergeNullsAndOrder(t *testing.T) {
+	v := testView("revenue", testSchema(t, "orders"))
+	q := mq(v, time.Minute, "tenant")
+	in := mergeInput{straddleT: -1, viewRows: [][]batch.ViewRow{{
+		{T: minute, Dims: []schemas.Value{{Str: "b"}, {Str: "x"}}, Values: []schemas.Value{{Int: 1}, {Null: true}, {Null: true}, {Null: true}, {Int: 0}, {Null: true}}, HLL: make([][]byte, 6)},
+		{T: minute, Dims: []schemas.Value{{Null: true}, {Str: "x"}}, Values: []schemas.Value{{Int: 1}, {Float: 2}, {Float: 2}, {Float: 2}, {Int: 0}, {Int: 7}}, HLL: make([][]byte, 6)},
+		{T: 0, Dims: []schemas.Value{{Str: "z"}, {Str: "x"}}, Values: []schemas.Value{{Int: 1}, {Float: 2}, {Float: 2}, {Float: 2}, {Int: 0}, {Int: -3}}, HLL: make([][]byte, 6)},
+	}}}
+	got, _ := merge(v, q, &in)
+	if len(got) != 3 || got[0].t != 0 || got[1].t != minute || !got[1].dims[0].Null || got[2].dims[0].Str != "b" {
+		t.Fatalf("order: %+v", got)
+	}
+	if !got[2].vals[1].Null || !got[2].vals[3].Null || got[2].vals[0].Int != 1 {
+		t.Errorf("all-null sum/min must stay null, count 1: %+v", got[2].vals)
+	}
+	if got[1].vals[5].Int != 7 || got[0].vals[5].Int != -3 {
+		t.Errorf("int sums: %+v %+v", got[1].vals, got[0].vals)
+	}
+}
+
+func TestSpansAndGapRule(t *testing.T) {
+	h := func(x int) time.Time { return time.Date(2026, 11, 27, x, 0, 0, 0, time.UTC) }
+	j := joinSpans([]span{{h(5), h(6)}, {h(1), h(2)}, {h(2), h(3)}, {h(4), h(4)}})
+	if len(j) != 2 || !j[0].from.Equal(h(1)) || !j[0].to.Equal(h(3)) || !j[1].from.Equal(h(5)) {
+		t.Errorf("joinSpans = %v", j)
+	}
+	hs := hoursOf([]span{{h(1).Add(30 * time.Minute), h(3).Add(time.Minute)}})
+	if len(hs) != 3 || !hs[0].Equal(h(1)) || !hs[2].Equal(h(3)) {
+		t.Errorf("hoursOf = %v", hs)
+	}
+
+	v := testView("revenue", testSchema(t, "orders"))
+	v.HotRetention = 2 * time.Hour
+	now := h(10).Add(30*time.Minute + 20*time.Second)
+	tests := []struct {
+		name    string
+		s0, to  time.Time
+		healthy bool
+		want    time.Time
+	}{
+		{"healthy, all hot", h(9), h(11), true, h(9)},
+		{"healthy, older than hot retention", h(7), h(11), true, h(8).Add(31 * time.Minute)},
+		{"healthy, all expired", h(5), h(6), true, h(6)},
+		{"unhealthy: everything up to now", h(9), h(11), false, h(10).Add(31 * time.Minute)},
+		{"unhealthy, past range", h(9), h(10), false, h(10)},
+	}
+	for _, tt := range tests {
+		if got := lostSpeedEnd(v, tt.s0, tt.to, now, tt.healthy); !got.Equal(tt.want) {
+			t.Errorf("%s: lostSpeedEnd = %s, want %s", tt.name, got, tt.want)
+		}
+	}
+
+	fp := v.Fingerprint()
+	for _, c := range []struct {
+		m    map[string]string
+		want bool
+	}{
+		{nil, false},
+		{map[string]string{"orders:0": "10"}, true},
+		{map[string]string{"orders:0": "10", "_fp": fp}, true},
+		{map[string]string{"orders:0": "10", "_fp": "other"}, false},
+		{map[string]string{"orders:0": "-1", "_fp": fp}, false},
+		{map[string]string{"_fp": fp}, false},
+	} {
+		if got := offsetsHealthy(v, c.m); got != c.want {
+			t.Errorf("offsetsHealthy(%v) = %v", c.m, got)
+		}
+	}
+}
