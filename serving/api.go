@@ -93,7 +93,7 @@ type API struct {
 	m       *apiMetrics
 	log     *slog.Logger
 
-	flight singleflight.Group
+	flight  singleflight.Group
 	cacheMu sync.Mutex
 	cache   map[string]cacheEntry
 
