@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/parquet-go/parquet-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
@@ -73,6 +74,7 @@ type Compactor struct {
 type topicInfo struct {
 	schema   *schemas.Schema
 	layout   *schemas.RawLayout
+	ps       *parquet.Schema // rawSchema(layout)
 	lateness time.Duration
 }
 
@@ -120,7 +122,8 @@ func NewCompactor(cfg CompactorConfig) (*Compactor, error) {
 		if prev, dup := c.byTopic[s.Topic]; dup {
 			return nil, fmt.Errorf("batch: compactor: schemas %s and %s share topic %s", prev.schema.Name, s.Name, s.Topic)
 		}
-		c.byTopic[s.Topic] = &topicInfo{schema: s, layout: s.RawLayout(), lateness: cfg.Lateness[s.Name]}
+		layout := s.RawLayout()
+		c.byTopic[s.Topic] = &topicInfo{schema: s, layout: layout, ps: rawSchema(layout), lateness: cfg.Lateness[s.Name]}
 	}
 	m, err := newCompactMetrics(cfg.Registerer, c.budget)
 	if err != nil {
@@ -236,7 +239,7 @@ func (c *Compactor) store(ctx context.Context, ti *topicInfo, b *batch, prev Che
 	var uploaded int64
 	for _, f := range b.files {
 		g.Go(func() error {
-			body, err := encodeHour(ti.layout, f)
+			body, err := encodeHour(f)
 			if err != nil {
 				return fmt.Errorf("batch: encode %s: %w", b.key(f), err)
 			}
@@ -309,6 +312,8 @@ func (c *Compactor) store(ctx context.Context, ti *topicInfo, b *batch, prev Che
 		c.metrics.watermark.WithLabelValues(b.topic, fmt.Sprint(b.partition)).Set(float64(cp.Watermark.UnixMilli()) / 1000)
 	}
 	c.metrics.flushSec.Observe(time.Since(start).Seconds())
+	c.log.Debug("flushed", "topic", b.topic, "partition", b.partition, "rows", b.rows, "files", len(b.files),
+		"dead_files", len(b.dead), "bytes", uploaded, "next_offset", cp.NextOffset, "took", time.Since(start), "since_cut", time.Since(b.cutAt))
 	return cp, nil
 }
 

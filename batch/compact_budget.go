@@ -53,6 +53,11 @@ func (b *budget) used() int64 { return b.buffered.Load() + b.inflight.Load() }
 
 func (b *budget) over() bool { return b.used() >= b.limit }
 
+// high reports whether the buffers hold half the budget: time to start
+// flushing the largest, so that encoding and uploading overlap reading
+// instead of everything stopping at the limit.
+func (b *budget) high() bool { return b.buffered.Load() >= b.limit/2 }
+
 // grow accounts n more buffered bytes to m.
 func (b *budget) grow(m *member, n int64) {
 	m.buffered.Add(n)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress/zstd"
 
 	"github.com/lambdalake/lambdalake/lake"
 	"github.com/lambdalake/lambdalake/schemas"
@@ -24,6 +25,22 @@ type record struct {
 // strings). The JSON length already over-counts the column data, since it
 // carries the field names, so len(value)+rowOverhead bounds real use well.
 const rowOverhead = 64
+
+// fastZstd is the codec of the files the compactor writes. zstd's fastest
+// level costs half the CPU of its default for files a little larger, and
+// compaction is CPU-bound; merge rewrites closed hours anyway.
+var fastZstd = &zstd.Codec{Level: zstd.SpeedFastest}
+
+// rawSchema is the raw layout's Parquet schema with every column
+// compressed by fastZstd. Column order (by name) and types are the
+// layout's, so rows built by RawLayout.AppendRow fit it as they are.
+func rawSchema(l *schemas.RawLayout) *parquet.Schema {
+	g := parquet.Group{}
+	for _, f := range l.Schema.Fields() {
+		g[f.Name()] = parquet.Compressed(f, fastZstd)
+	}
+	return parquet.NewSchema(l.Schema.Name(), g)
+}
 
 // limits say when a partition's buffer must be cut into files.
 type limits struct {
@@ -57,6 +74,7 @@ type deadFile struct {
 type partBuffer struct {
 	schema    *schemas.Schema
 	layout    *schemas.RawLayout
+	ps        *parquet.Schema // rawSchema(layout)
 	sorting   parquet.RowGroupOption
 	topic     string
 	partition int32
@@ -77,9 +95,9 @@ type partBuffer struct {
 	maxEvent int64 // Unix µs of the latest event time seen; 0: none
 }
 
-func newPartBuffer(s *schemas.Schema, layout *schemas.RawLayout, topic string, partition int32, lim limits, next int64, maxEvent time.Time) *partBuffer {
+func newPartBuffer(s *schemas.Schema, layout *schemas.RawLayout, ps *parquet.Schema, topic string, partition int32, lim limits, next int64, maxEvent time.Time) *partBuffer {
 	p := &partBuffer{
-		schema: s, layout: layout, topic: topic, partition: partition, lim: lim,
+		schema: s, layout: layout, ps: ps, topic: topic, partition: partition, lim: lim,
 		// Rows of a file are sorted by event time; the offset breaks ties
 		// so a file's content is deterministic.
 		sorting: parquet.SortingRowGroupConfig(parquet.SortingColumns(
@@ -128,7 +146,7 @@ func (p *partBuffer) add(rec record, now time.Time) (dead bool) {
 	h := time.UnixMicro(ts).UTC().Truncate(time.Hour)
 	f := p.hours[h]
 	if f == nil {
-		f = &hourFile{hour: h, buf: parquet.NewBuffer(p.layout.Schema, p.sorting), first: rec.Offset}
+		f = &hourFile{hour: h, buf: parquet.NewBuffer(p.ps, p.sorting), first: rec.Offset}
 		p.hours[h] = f
 	}
 	p.prow = p.layout.AppendRow(p.prow, &p.row, p.partition, rec.Offset, ingest.UnixMicro())
@@ -208,12 +226,12 @@ func (b *batch) deadKey(d *deadFile) string {
 	return lake.DeadletterKey(b.schema.Name, d.hour, b.topic, b.partition, d.first, d.last)
 }
 
-// encode writes an hour file's rows, sorted by event time, as Parquet.
-func encodeHour(layout *schemas.RawLayout, f *hourFile) ([]byte, error) {
+// encodeHour writes an hour file's rows, sorted by event time, as Parquet.
+func encodeHour(f *hourFile) ([]byte, error) {
 	sort.Sort(f.buf)
 	var out bytes.Buffer
-	out.Grow(int(f.bytes / 4))
-	w := parquet.NewWriter(&out, layout.Schema)
+	out.Grow(int(f.bytes / 8))
+	w := parquet.NewWriter(&out, f.buf.Schema())
 	if _, err := w.WriteRowGroup(f.buf); err != nil {
 		return nil, fmt.Errorf("write rows: %w", err)
 	}

@@ -137,13 +137,15 @@ func TestCompactCrashSafety(t *testing.T) {
 	var done int64
 	for kill := 1; kill <= 3; kill++ {
 		cmd := start()
-		done = waitProgress(t, store, group, topic, done, 90*time.Second)
-		time.Sleep(time.Duration(200+rand.IntN(1500)) * time.Millisecond)
+		// This run must itself have stored something before it dies.
+		waitProgress(t, store, group, topic, done, 90*time.Second)
+		time.Sleep(time.Duration(rand.IntN(1200)) * time.Millisecond)
 		if err := cmd.Process.Kill(); err != nil {
 			t.Fatal(err)
 		}
 		cmd.Wait()
-		t.Logf("kill -9 #%d at checkpoint progress %d", kill, progress(t, store, group, topic))
+		done = progress(t, store, group, topic)
+		t.Logf("kill -9 #%d at checkpoint progress %d", kill, done)
 	}
 	tr := wait()
 	t.Logf("produced %v", tr.counts)

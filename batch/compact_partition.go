@@ -64,7 +64,7 @@ func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, 
 	}
 	p := &partition{c: c, ti: ti, topic: topic, partition: part, mem: c.budget.join(), jobs: make(chan *batch), hw: -1,
 		published: found, lastWM: cp.Watermark,
-		buf: newPartBuffer(ti.schema, ti.layout, topic, part,
+		buf: newPartBuffer(ti.schema, ti.layout, ti.ps, topic, part,
 			limits{maxFileRows: c.cfg.MaxFileRows, maxFileBytes: c.cfg.MaxFileBytes, maxFileAge: c.cfg.MaxFileAge}, next, cp.MaxEvent)}
 	defer c.budget.leave(p.mem)
 
@@ -144,12 +144,25 @@ func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, 
 }
 
 // loop reads records into the buffer and hands batches to the flusher
-// until ctx ends.
+// until ctx ends. It keeps the per-record path free of clock reads and
+// timer resets: the timer is re-armed only when the buffer's age deadline
+// moves earlier, and otherwise just re-checks when it fires.
 func (p *partition) loop(ctx context.Context, msgs <-chan kafka.Message) {
 	c := p.c
 	idle := max(c.cfg.MaxFileAge, time.Second)
 	timer := time.NewTimer(idle)
 	defer timer.Stop()
+	armed := c.cfg.Now().Add(idle)
+	arm := func(at time.Time) {
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(max(time.Until(at), time.Millisecond))
+		armed = at
+	}
 	lagLabel := c.metrics.lag.WithLabelValues(p.topic, fmt.Sprint(p.partition))
 	var n int
 	for {
@@ -158,15 +171,26 @@ func (p *partition) loop(ctx context.Context, msgs <-chan kafka.Message) {
 			if !ok {
 				return
 			}
-			size := int64(len(m.Value)) + rowOverhead
-			p.buf.add(record{Offset: m.Offset, Value: m.Value, Time: m.Time}, c.cfg.Now())
-			c.budget.grow(p.mem, size)
+			var now time.Time
+			wasEmpty := p.buf.rows == 0
+			if wasEmpty || m.Time.IsZero() {
+				now = c.cfg.Now() // the buffer's age starts now
+			}
+			p.buf.add(record{Offset: m.Offset, Value: m.Value, Time: m.Time}, now)
+			c.budget.grow(p.mem, int64(len(m.Value))+rowOverhead)
 			p.hw = m.HighWaterMark
 			if n++; n%1024 == 0 {
 				lagLabel.Set(float64(max(p.hw-p.buf.next, 0)))
 			}
 			if p.buf.full {
 				p.handoff(ctx, p.cut())
+			} else if wasEmpty {
+				if d := p.buf.deadline(); d.Before(armed) {
+					arm(d)
+				}
+			}
+			if c.budget.high() {
+				c.budget.relieve()
 			}
 			if c.budget.over() {
 				if err := c.budget.waitBelow(ctx, p.mem, func() {
@@ -189,23 +213,15 @@ func (p *partition) loop(ctx context.Context, msgs <-chan kafka.Message) {
 			case p.buf.rows == 0:
 				p.tick(ctx, lagLabel)
 			}
+			next := c.cfg.Now().Add(idle)
+			if d := p.buf.deadline(); !d.IsZero() {
+				next = d
+			}
+			timer.Reset(max(time.Until(next), time.Millisecond))
+			armed = next
 		case <-ctx.Done():
 			return
 		}
-		if p.buf.rows > 0 && p.buf.due(c.cfg.Now()) {
-			p.handoff(ctx, p.cut())
-		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		wait := idle
-		if d := p.buf.deadline(); !d.IsZero() {
-			wait = max(d.Sub(c.cfg.Now()), time.Millisecond)
-		}
-		timer.Reset(wait)
 	}
 }
 

@@ -67,7 +67,7 @@ func TestPartBufferDue(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := newPartBuffer(s, s.RawLayout(), "orders", 0, tt.lim, -1, time.Time{})
+			p := newPartBuffer(s, s.RawLayout(), rawSchema(s.RawLayout()), "orders", 0, tt.lim, -1, time.Time{})
 			for i := range tt.records {
 				p.add(record{Offset: int64(i), Value: event(fmt.Sprint(i), base.Add(time.Duration(i)*time.Second), 1)}, base)
 			}
@@ -89,7 +89,7 @@ func TestFlushSplitsHoursAndCheckpoints(t *testing.T) {
 	}
 	c := newTestCompactor(t, store, s)
 	ti := c.byTopic["orders"]
-	p := newPartBuffer(s, ti.layout, "orders", 3, limits{maxFileRows: 1000, maxFileBytes: 1 << 20, maxFileAge: time.Minute}, -1, time.Time{})
+	p := newPartBuffer(s, ti.layout, ti.ps, "orders", 3, limits{maxFileRows: 1000, maxFileBytes: 1 << 20, maxFileAge: time.Minute}, -1, time.Time{})
 	inputs := []struct {
 		value []byte
 		hour  int // event hour after base; -1: malformed
@@ -271,7 +271,7 @@ func TestBudget(t *testing.T) {
 // convert, buffer.
 func BenchmarkPartBufferAdd(b *testing.B) {
 	s := testSchema(b)
-	p := newPartBuffer(s, s.RawLayout(), "orders", 0, limits{maxFileRows: 1 << 30, maxFileBytes: 1 << 40, maxFileAge: time.Hour}, -1, time.Time{})
+	p := newPartBuffer(s, s.RawLayout(), rawSchema(s.RawLayout()), "orders", 0, limits{maxFileRows: 1 << 30, maxFileBytes: 1 << 40, maxFileAge: time.Hour}, -1, time.Time{})
 	vals := make([][]byte, 1024)
 	for i := range vals {
 		vals[i] = event(fmt.Sprint("order-", i), base.Add(time.Duration(i)*time.Second), float64(i)/100)

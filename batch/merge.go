@@ -59,6 +59,7 @@ func Merge(ctx context.Context, store lake.Store, s *schemas.Schema, hour time.T
 	slices.SortFunc(keys, func(a, b tp) int { return cmp.Or(cmp.Compare(a.topic, b.topic), cmp.Compare(a.part, b.part)) })
 
 	layout := s.RawLayout()
+	ps := rawSchema(layout)
 	cols := ColumnsOf(s)
 	sorting := parquet.SortingRowGroupConfig(parquet.SortingColumns(
 		parquet.Ascending(s.Time), parquet.Ascending(schemas.ColOffset)))
@@ -68,7 +69,7 @@ func Merge(ctx context.Context, store lake.Store, s *schemas.Schema, hour time.T
 		if len(files) > 1 || len(files[0].Drop) > 0 {
 			merged := lake.RawFile{Schema: s.Name, Hour: hour, Topic: k.topic, Partition: k.part,
 				First: files[0].First, Last: files[0].Last}
-			buf := parquet.NewBuffer(layout.Schema, sorting)
+			buf := parquet.NewBuffer(ps, sorting)
 			for i := range files {
 				merged.First = min(merged.First, files[i].First)
 				merged.Last = max(merged.Last, files[i].Last)
@@ -81,7 +82,7 @@ func Merge(ctx context.Context, store lake.Store, s *schemas.Schema, hour time.T
 				}
 			}
 			f := &hourFile{hour: hour, buf: buf, rows: buf.Len()}
-			body, err := encodeHour(layout, f)
+			body, err := encodeHour(f)
 			if err != nil {
 				return res, fmt.Errorf("batch: merge encode %s: %w", merged.Key(), err)
 			}

@@ -11,7 +11,7 @@
 //
 // then the raw lake's Parquet bytes per event and the compactor's peak RSS
 // (VmHWM). The compactor runs with the example config's compact settings
-// (budget 256 MiB, 1M rows or 64 MiB per file) except max_file_age 5s, so
+// (budget 256 MiB, 1M rows or 64 MiB per file) except max_file_age 2s, so
 // the last partial files are not held for the default minute.
 //
 // The last line is the DESIGN §7 summary:
@@ -137,11 +137,11 @@ func run(ctx context.Context, events int64) error {
 	}
 	defer os.RemoveAll(filepath.Dir(bin))
 	cfgPath := filepath.Join(filepath.Dir(bin), "lambdalake.yaml")
-	yaml := strings.Replace(string(lambdalake.ExampleConfig), "max_file_age: 1m", "max_file_age: 5s", 1)
+	yaml := strings.Replace(string(lambdalake.ExampleConfig), "max_file_age: 1m", "max_file_age: 2s", 1)
 	yaml = strings.Replace(yaml, "    topic: orders\n", "    topic: "+topic+"\n", 1)
 	yaml = strings.Replace(yaml, "  url: s3://lambdalake/lake\n", "  url: s3://lambdalake/"+prefix+"\n", 1)
 	yaml = strings.Replace(yaml, "compact:\n", "compact:\n  group: "+group+"\n", 1)
-	if !strings.Contains(yaml, "max_file_age: 5s") || !strings.Contains(yaml, prefix) || !strings.Contains(yaml, "topic: "+topic) {
+	if !strings.Contains(yaml, "max_file_age: 2s") || !strings.Contains(yaml, prefix) || !strings.Contains(yaml, "topic: "+topic) {
 		return fmt.Errorf("example config changed shape; cannot derive the bench config")
 	}
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
@@ -169,7 +169,7 @@ func run(ctx context.Context, events int64) error {
 			if strings.Contains(line, "partition start") {
 				assignedAt.CompareAndSwap(0, time.Now().UnixNano())
 			}
-			if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+			if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") || os.Getenv("BENCH_VERBOSE") != "" {
 				log.Printf("compactor: %s", line)
 			}
 		}
@@ -269,7 +269,8 @@ func rawConsume(ctx context.Context, brokers []string, topic string, end map[int
 			}
 		})
 	}
-	return n.Load(), g.Wait()
+	err := g.Wait()
+	return n.Load(), err
 }
 
 func buildBinary() (string, error) {
