@@ -4,9 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -17,24 +22,45 @@ import (
 	"github.com/lambdalake/lambdalake/internal/gen"
 	"github.com/lambdalake/lambdalake/internal/stream"
 	"github.com/lambdalake/lambdalake/lake"
-	"github.com/lambdalake/lambdalake/serving"
+	"github.com/lambdalake/lambdalake/schemas"
 )
 
 func init() {
 	commands["dev"] = command{"everything embedded: Kafka, Redis, lake folder, generator, all layers", runDev}
 }
 
+// devOverrides are the settings dev changes from the example config: the
+// embedded endpoints, and schedules short enough that the first hours are
+// recomputed within a minute.
+func devOverrides(kafkaAddr, redisAddr, lakeURL, httpAddr string) map[string]string {
+	return map[string]string{
+		"LAMBDALAKE_KAFKA_BROKERS":        kafkaAddr,
+		"LAMBDALAKE_REDIS_ADDRS":          redisAddr,
+		"LAMBDALAKE_LAKE_URL":             lakeURL,
+		"LAMBDALAKE_HTTP_ADDR":            httpAddr,
+		"LAMBDALAKE_COMPACT_MAX_FILE_AGE": "5s",
+		"LAMBDALAKE_JOBS_RECOMPUTE":       "*/10 * * * * *",
+		"LAMBDALAKE_JOBS_MERGE":           "30 * * * * *",
+		"LAMBDALAKE_JOBS_RETENTION":       "0 */10 * * * *",
+		"LAMBDALAKE_JOBS_LEASE":           "20s",
+	}
+}
+
 // runDev starts everything in one process on embedded servers: an
 // in-process Kafka-protocol broker (kfake), an in-process Redis-protocol
-// server (miniredis), a lake in a local folder, and the layers wired with
-// their production code paths. Its own ports differ from the local stack's
-// so `make run` works beside `make up`.
+// server (miniredis), a lake in a local folder, and every layer wired with
+// its production code (runRoles, as `all`). It fills Kafka with six hours of
+// history (late, duplicate and malformed events included), then keeps
+// producing live events. Its ports differ from the local stack's so
+// `make run` works beside `make up`.
 func runDev(ctx context.Context, args []string) error {
 	fs, _ := flagSet("dev")
 	kafkaAddr := fs.String("kafka", "127.0.0.1:19092", "address of the embedded Kafka broker")
 	redisAddr := fs.String("redis", "127.0.0.1:16379", "address of the embedded Redis server")
-	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP address")
-	lakeDir := fs.String("lake-dir", ".lake/dev", "lake folder")
+	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP address of the API and dashboard")
+	lakeDir := fs.String("lake-dir", ".lake/dev", "lake folder (an earlier run's is moved to <dir>.prev)")
+	history := fs.Int64("history", 120000, "events of history per schema, spread over the last --span")
+	span := fs.Duration("span", 6*time.Hour, "how far back the history reaches")
 	rate := fs.Float64("rate", 200, "live events per second per schema (0: none)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -43,16 +69,19 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The embedded broker keeps its log in memory, so the offsets an earlier
+	// run left in the lake's checkpoints mean nothing to this one: start the
+	// lake afresh, keeping the last run's for inspection.
+	if _, err := os.Stat(dir); err == nil {
+		os.RemoveAll(dir + ".prev")
+		if err := os.Rename(dir, dir+".prev"); err != nil {
+			return fmt.Errorf("dev: move the previous lake aside: %w", err)
+		}
+	}
+	overrides := devOverrides(*kafkaAddr, *redisAddr, "file://"+dir, *httpAddr)
 	cfg, err := config.Parse(lambdalake.ExampleConfig, func(k string) (string, bool) {
-		switch k {
-		case "LAMBDALAKE_KAFKA_BROKERS":
-			return *kafkaAddr, true
-		case "LAMBDALAKE_REDIS_ADDRS":
-			return *redisAddr, true
-		case "LAMBDALAKE_LAKE_URL":
-			return "file://" + dir, true
-		case "LAMBDALAKE_HTTP_ADDR":
-			return *httpAddr, true
+		if v, ok := overrides[k]; ok {
+			return v, true
 		}
 		return os.LookupEnv(k)
 	})
@@ -61,8 +90,10 @@ func runDev(ctx context.Context, args []string) error {
 	}
 
 	_, port, _ := strings.Cut(*kafkaAddr, ":")
-	var kport int
-	fmt.Sscan(port, &kport)
+	kport, err := strconv.Atoi(port)
+	if err != nil {
+		return fmt.Errorf("%w: --kafka %q: want host:port", errUsage, *kafkaAddr)
+	}
 	var topics []string
 	for _, s := range cfg.SchemaList {
 		topics = append(topics, s.Topic)
@@ -72,11 +103,11 @@ func runDev(ctx context.Context, args []string) error {
 		return fmt.Errorf("dev: start embedded Kafka on %s: %w", *kafkaAddr, err)
 	}
 	defer broker.Close()
-	mr := miniredis.NewMiniRedis()
-	if err := mr.StartAddr(*redisAddr); err != nil {
-		return fmt.Errorf("dev: start embedded Redis on %s: %w", *redisAddr, err)
+	redisKind, stopRedis, err := startDevRedis(ctx, *redisAddr)
+	if err != nil {
+		return err
 	}
-	defer mr.Close()
+	defer stopRedis()
 	store, err := lake.NewDirStore(dir)
 	if err != nil {
 		return err
@@ -84,34 +115,116 @@ func runDev(ctx context.Context, args []string) error {
 	rdb := cfg.Redis.Client()
 	defer rdb.Close()
 
-	srv := serving.New(serving.Config{Addr: cfg.HTTP.Addr, Checks: map[string]serving.Check{
-		"kafka": func(ctx context.Context) error { return stream.Ping(ctx, cfg.Kafka.Brokers) },
-		"redis": func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
-		"lake":  func(ctx context.Context) error { _, err := store.List(ctx, "_checkpoints/"); return err },
-	}})
+	// History first, so the layers start on six hours of data.
+	now := time.Now()
+	for i, s := range cfg.SchemaList {
+		g, err := gen.New(gen.Config{Schema: s, From: now.Add(-*span), To: now, Count: *history,
+			Cardinality: devKeys(s), OutOfOrder: 0.05, MaxDelay: 10 * time.Minute,
+			Duplicates: 0.02, Malformed: 0.01, Seed: uint64(i + 1)})
+		if err != nil {
+			return err
+		}
+		w := stream.NewWriter(cfg.Kafka.Brokers, s.Topic)
+		c, err := gen.Run(ctx, g, gen.KafkaSink{W: w}, gen.RunConfig{Count: *history})
+		w.Close()
+		if err != nil {
+			return fmt.Errorf("dev: history of %s: %w", s.Name, err)
+		}
+		slog.Info("dev: history produced", "schema", s.Name, "counts", c.String())
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return srv.Run(gctx) })
 	if *rate > 0 {
 		for i, s := range cfg.SchemaList {
-			gen, err := gen.New(gen.Config{Schema: s, OutOfOrder: 0.05, MaxDelay: 0, Duplicates: 0.02, Malformed: 0.01, Seed: uint64(i + 1)})
+			live, err := gen.New(gen.Config{Schema: s, Cardinality: devKeys(s), OutOfOrder: 0.05,
+				MaxDelay: 2 * time.Minute, Duplicates: 0.02, Malformed: 0.01, Seed: uint64(100 + i)})
 			if err != nil {
 				return err
 			}
-			g.Go(func() error { return produceLive(gctx, cfg.Kafka.Brokers, s.Topic, gen, *rate) })
+			g.Go(func() error { return produceLive(gctx, cfg.Kafka.Brokers, s.Topic, live, *rate) })
 		}
 	}
-
-	fmt.Printf(`lambdalake dev is running (Ctrl-C to stop)
-  HTTP       http://%s   (/healthz /readyz /metrics)
-  Kafka      %s   (embedded, topics: %s)
-  Redis      %s   (embedded)
-  Lake       %s
-  Generator  %.0f events/s per schema
-`, cfg.HTTP.Addr, *kafkaAddr, strings.Join(topics, ", "), *redisAddr, dir, *rate)
+	g.Go(func() error {
+		return runRoles(gctx, cfg, store, rdb, rolesOptions{RunnerID: "dev", AuthDisabled: true, OnServing: func(addr string) {
+			printDevBanner(cfg, addr, *kafkaAddr, *redisAddr+"   ("+redisKind+")", dir, now.Add(-*span), *rate)
+		}})
+	})
 	err = g.Wait()
 	slog.Info("dev: stopped")
 	return err
+}
+
+// devKeys gives the example schemas' keys a realistic spread; keys a
+// schema lacks are left out.
+func devKeys(s *schemas.Schema) map[string]int {
+	spread := map[string]int{"user_id": 5000, "visitor": 5000, "tenant": 4, "site": 4, "country": 6, "path": 6}
+	out := map[string]int{}
+	for k, n := range spread {
+		if s.FieldIndex(k) >= 0 {
+			out[k] = n
+		}
+	}
+	return out
+}
+
+func printDevBanner(cfg *config.Config, httpAddr, kafkaAddr, redisAddr, dir string, from time.Time, rate float64) {
+	view := cfg.ViewList[0]
+	to := time.Now().Add(time.Hour).Truncate(time.Hour)
+	fmt.Printf(`lambdalake dev is running (Ctrl-C to stop)
+  Dashboard  http://%[1]s/
+  Query      curl -s 'http://%[1]s/v1/views/%[2]s/query?from=%[3]s&to=%[4]s&step=1h'
+  API        http://%[1]s/v1/views  /v1/jobs  /v1/openapi.yaml  /healthz  /readyz  /metrics
+  Kafka      %[5]s   (embedded, topics: %[6]s)
+  Redis      %[7]s
+  Lake       %[8]s
+             duckdb -c "SELECT count(*) FROM read_parquet('%[8]s/raw/%[9]s/*/*/*.parquet', hive_partitioning=1)"
+  Generator  six hours of history, then %.0[10]f events/s per schema
+`, httpAddr, view.Name, from.Truncate(time.Hour).UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339),
+		kafkaAddr, strings.Join(topicsOf(cfg), ", "), redisAddr, dir, view.Schema.Name, rate)
+}
+
+// startDevRedis runs the machine's redis-server on addr when one is on the
+// PATH, else the in-process miniredis. Real Redis is preferred: miniredis'
+// multi-key PFCOUNT adds the keys' counts instead of counting their union,
+// which overstates uniq metrics rolled up over speed buckets.
+func startDevRedis(ctx context.Context, addr string) (kind string, stop func(), err error) {
+	host, port, _ := strings.Cut(addr, ":")
+	if bin, lookErr := exec.LookPath("redis-server"); lookErr == nil {
+		cmd := exec.Command(bin, "--bind", host, "--port", port, "--save", "", "--appendonly", "no", "--protected-mode", "no")
+		if err := cmd.Start(); err != nil {
+			return "", nil, fmt.Errorf("dev: start redis-server on %s: %w", addr, err)
+		}
+		stop = func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			cmd.Wait()
+		}
+		for i := 0; ; i++ {
+			c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+			if err == nil {
+				c.Close()
+				return "redis-server " + bin, stop, nil
+			}
+			if i == 50 || ctx.Err() != nil {
+				stop()
+				return "", nil, fmt.Errorf("dev: redis-server on %s did not answer: %w", addr, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	mr := miniredis.NewMiniRedis()
+	if err := mr.StartAddr(addr); err != nil {
+		return "", nil, fmt.Errorf("dev: start embedded Redis on %s: %w", addr, err)
+	}
+	slog.Warn("dev: no redis-server on the PATH; using the in-process miniredis, whose multi-key PFCOUNT overstates rolled-up uniq metrics (apt-get install redis-server, or make up, fixes it)")
+	return "embedded miniredis", mr.Close, nil
+}
+
+func topicsOf(cfg *config.Config) []string {
+	var ts []string
+	for _, s := range cfg.SchemaList {
+		ts = append(ts, s.Topic)
+	}
+	return ts
 }
 
 func produceLive(ctx context.Context, brokers []string, topic string, g *gen.Generator, rate float64) error {

@@ -40,7 +40,7 @@ func TestDevStartsServesAndStops(t *testing.T) {
 	bin := testenv.Binary(t)
 	httpAddr := freePort(t)
 	cmd := exec.Command(bin, "dev", "--http", httpAddr, "--kafka", freePort(t), "--redis", freePort(t),
-		"--lake-dir", t.TempDir(), "--rate", "50")
+		"--lake-dir", t.TempDir()+"/lake", "--rate", "50", "--history", "2000")
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
