@@ -1,0 +1,410 @@
+package serving
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/internal/config"
+	"github.com/lambdalake/lambdalake/internal/gen"
+	"github.com/lambdalake/lambdalake/internal/stream"
+	"github.com/lambdalake/lambdalake/internal/testenv"
+	"github.com/lambdalake/lambdalake/lake"
+	"github.com/lambdalake/lambdalake/schemas"
+	"github.com/lambdalake/lambdalake/speed"
+)
+
+// Helpers of the integration tests: real Kafka, Redis and LocalStack S3.
+
+type stack struct {
+	brokers []string
+	rdb     redis.UniversalClient
+	store   lake.Store
+}
+
+func newStack(t *testing.T) *stack {
+	t.Helper()
+	testenv.Integration(t)
+	st := &stack{brokers: testenv.KafkaBrokers(t)}
+	st.rdb = redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{testenv.RedisAddr(t)}})
+	t.Cleanup(func() { st.rdb.Close() })
+	st.store, _ = testenv.S3Lake(t)
+	return st
+}
+
+// uniqueView is a view name no other test run shares (Redis is shared).
+func uniqueView(prefix string) string {
+	return strings.ReplaceAll(testenv.Name(prefix), "-", "_")
+}
+
+// genEvents makes n events of s with event times in [from, to).
+func genEvents(t testing.TB, s *schemas.Schema, n int, from, to time.Time, seed uint64, malformed float64) []gen.Event {
+	t.Helper()
+	g, err := gen.New(gen.Config{Schema: s, From: from, To: to, Count: int64(n), Seed: seed, Malformed: malformed,
+		Cardinality: map[string]int{"tenant": 5, "country": 4, "user_id": 3000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]gen.Event, n)
+	for i := range out {
+		out[i] = g.Next(to)
+	}
+	return out
+}
+
+func produce(t *testing.T, brokers []string, topic string, events []gen.Event) {
+	t.Helper()
+	w := stream.NewWriter(brokers, topic)
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	msgs := make([]kafka.Message, 0, len(events))
+	for _, e := range events {
+		msgs = append(msgs, kafka.Message{Value: e.Value})
+	}
+	for i := 0; i < len(msgs); i += 5000 {
+		if err := w.WriteMessages(ctx, msgs[i:min(i+5000, len(msgs))]...); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+	}
+}
+
+// endOffsets returns each partition's next offset.
+func endOffsets(t *testing.T, brokers []string, topic string) map[int]int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := stream.PartitionCount(ctx, brokers, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]int64{}
+	for p := range n {
+		// A fresh topic's leaders may not be known to every broker yet.
+		for {
+			if out[p], err = speed.OffsetAt(ctx, brokers, topic, p, time.Now().Add(time.Hour)); err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	return out
+}
+
+// runSpeed runs a speed worker for the views until the test ends.
+func runSpeed(t *testing.T, st *stack, views ...*schemas.View) (stop func()) {
+	t.Helper()
+	w, err := speed.New(speed.Config{Brokers: st.brokers, Group: testenv.Name("speed"), Views: views, Redis: st.rdb,
+		FlushInterval: 50 * time.Millisecond, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("speed worker: %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// waitSpeed waits until the view has applied every partition up to end.
+func waitSpeed(t *testing.T, st *stack, v *schemas.View, end map[int]int64) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		m, err := st.rdb.HGetAll(context.Background(), speed.OffsetsKey(v.Name)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := true
+		for p, e := range end {
+			if m[v.Schema.Topic+":"+strconv.Itoa(p)] != strconv.FormatInt(e, 10) {
+				done = false
+			}
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("speed layer did not catch up: stored %v, end %v", m, end)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// writeRaw writes the events' valid rows into the raw lake as the
+// compactor would: one file per event hour, partition 0, offsets = index.
+func writeRaw(t *testing.T, store lake.Store, s *schemas.Schema, events []gen.Event) {
+	t.Helper()
+	dec := schemas.NewDecoder(s)
+	layout := s.RawLayout()
+	type hrow struct {
+		t   int64
+		off int64
+		row parquet.Row
+	}
+	hours := map[time.Time][]hrow{}
+	for i, e := range events {
+		var row schemas.Row
+		if dec.Decode(e.Value, &row) != nil {
+			continue
+		}
+		ts := s.TimeMicros(&row)
+		h := time.UnixMicro(ts).UTC().Truncate(time.Hour)
+		hours[h] = append(hours[h], hrow{ts, int64(i), layout.AppendRow(nil, &row, 0, int64(i), ts)})
+	}
+	for h, rows := range hours {
+		slices.SortFunc(rows, func(a, b hrow) int { return cmp.Compare(a.t, b.t) })
+		first, last := int64(math.MaxInt64), int64(-1)
+		prows := make([]parquet.Row, len(rows))
+		for i, r := range rows {
+			first, last = min(first, r.off), max(last, r.off)
+			prows[i] = r.row
+		}
+		var buf bytes.Buffer
+		w := parquet.NewWriter(&buf, layout.Schema)
+		if _, err := w.WriteRows(prows); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		key := lake.RawFile{Schema: s.Name, Hour: h, Topic: s.Topic, Partition: 0, First: first, Last: last}.Key()
+		if err := lake.PutBytes(context.Background(), store, key, buf.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// recomputeTo publishes watermark wm for the compactor group and runs
+// recompute, which advances B to wm's hour and mirrors it into Redis.
+func recomputeTo(t *testing.T, st *stack, rc *batch.Recomputer, group string, v *schemas.View, wm time.Time) {
+	t.Helper()
+	b, _ := json.Marshal(batch.Checkpoint{NextOffset: 1, Watermark: wm})
+	if err := lake.PutBytes(context.Background(), st.store, lake.CheckpointKey(group, v.Schema.Topic, 0), b); err != nil {
+		t.Fatal(err)
+	}
+	res, err := rc.Recompute(context.Background(), v, batch.RecomputeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := wm.Truncate(time.Hour); !res.Boundary.Equal(want) {
+		t.Fatalf("recompute: B = %s, want %s", res.Boundary, want)
+	}
+}
+
+// newStackAPI serves the real readers over HTTP.
+func newStackAPI(t *testing.T, st *stack, views []*schemas.View, mod func(*APIConfig)) *httptest.Server {
+	t.Helper()
+	vr, err := batch.NewViewReader(batch.ViewReaderConfig{Store: st.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ss []*schemas.Schema
+	for _, v := range views {
+		ss = append(ss, v.Schema)
+	}
+	cfg := APIConfig{Views: views, Schemas: ss, Redis: st.rdb, Speed: speed.NewReader(speed.ReaderConfig{Redis: st.rdb}), Batch: vr,
+		Cold: func(ctx context.Context, v *schemas.View, hour time.Time) ([]batch.ViewRow, error) {
+			return batch.ComputeHourRows(ctx, st.store, v, hour)
+		},
+		ColdMaxHours: 6,
+		Producer:     func(topic string) MessageWriter { return stream.NewWriter(st.brokers, topic) },
+		Tokens:       []config.Token{{Name: "t", Token: adminTok, Scopes: []string{"admin"}}},
+		MaxRange:     31 * 24 * time.Hour, MaxRows: 100000, Timeout: 20 * time.Second, MaxBody: 10 << 20,
+		Registerer: prometheus.NewRegistry()}
+	if mod != nil {
+		mod(&cfg)
+	}
+	api, err := NewAPI(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { api.Close() })
+	srv := New(Config{Registerer: prometheus.NewRegistry(), Gatherer: prometheus.NewRegistry()})
+	api.Register(srv)
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	return hs
+}
+
+// get queries the API and decodes a 200 answer.
+func get(t *testing.T, base, view string, params url.Values) answerJSON {
+	t.Helper()
+	a, code, body := getRaw(t, base, view, params)
+	if code != 200 {
+		t.Fatalf("query %s: %d %s", params.Encode(), code, body)
+	}
+	return a
+}
+
+func getRaw(t *testing.T, base, view string, params url.Values) (answerJSON, int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+"/v1/views/"+view+"/query?"+params.Encode(), nil)
+	req.Header.Set("Authorization", "Bearer "+adminTok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	buf.ReadFrom(resp.Body)
+	if resp.StatusCode != 200 {
+		return answerJSON{}, resp.StatusCode, buf.Bytes()
+	}
+	var a answerJSON
+	if err := json.Unmarshal(buf.Bytes(), &a); err != nil {
+		t.Fatalf("decode: %v: %s", err, buf.Bytes())
+	}
+	return a, 200, buf.Bytes()
+}
+
+// refRow is the exact reference of one (step, group).
+type refRow struct {
+	orders, qty   int64
+	revenue       float64
+	biggest, lo   float64
+	buyers        map[string]bool
+	hasBig, hasLo bool
+}
+
+// reference aggregates the valid events independently of the code under
+// test, keyed "t|dim|dim" with t RFC 3339.
+func reference(t *testing.T, v *schemas.View, events []gen.Event, step time.Duration, groupBy []string, where map[string]string, from, to time.Time) map[string]*refRow {
+	t.Helper()
+	s := v.Schema
+	dec := schemas.NewDecoder(s)
+	out := map[string]*refRow{}
+	for _, e := range events {
+		var row schemas.Row
+		if dec.Decode(e.Value, &row) != nil {
+			continue
+		}
+		ts := s.TimeMicros(&row)
+		if ts < from.UnixMicro() || ts >= to.UnixMicro() {
+			continue
+		}
+		str := func(f string) string { return row.Values[s.FieldIndex(f)].Str }
+		skip := false
+		for d, val := range where {
+			if str(d) != val {
+				skip = true
+			}
+		}
+		if skip {
+			continue
+		}
+		key := floorTo(time.UnixMicro(ts), step).Format(time.RFC3339)
+		for _, d := range groupBy {
+			key += "|" + str(d)
+		}
+		r := out[key]
+		if r == nil {
+			r = &refRow{buyers: map[string]bool{}}
+			out[key] = r
+		}
+		amt := row.Values[s.FieldIndex("amount")].Float
+		r.orders++
+		r.qty += row.Values[s.FieldIndex("qty")].Int
+		r.revenue += amt
+		if !r.hasBig || amt > r.biggest {
+			r.biggest, r.hasBig = amt, true
+		}
+		if !r.hasLo || amt < r.lo {
+			r.lo, r.hasLo = amt, true
+		}
+		r.buyers[str("user_id")] = true
+	}
+	return out
+}
+
+func num(x any) float64 {
+	f, _ := x.(float64)
+	return f
+}
+
+// checkAnswer compares every row with the reference: count, int sum, min
+// and max exactly, float sums to 1e-9 (Redis' HINCRBYFLOAT, see the speed
+// package doc), uniq within uniqTol; and that no reference row is missing.
+func checkAnswer(t *testing.T, a answerJSON, ref map[string]*refRow, groupBy []string, uniqTol float64) {
+	t.Helper()
+	seen := map[string]bool{}
+	bad := 0
+	for _, r := range a.Rows {
+		key, _ := r["t"].(string)
+		for _, d := range groupBy {
+			key += "|" + fmt.Sprint(r[d])
+		}
+		if seen[key] {
+			t.Errorf("row %s twice", key)
+		}
+		seen[key] = true
+		w := ref[key]
+		if w == nil {
+			t.Errorf("row %s not in the reference: %v", key, r)
+			bad++
+			continue
+		}
+		buyers := float64(len(w.buyers))
+		if int64(num(r["orders"])) != w.orders || int64(num(r["qty"])) != w.qty || num(r["biggest"]) != w.biggest || num(r["smallest"]) != w.lo ||
+			math.Abs(num(r["revenue"])-w.revenue) > 1e-9*math.Abs(w.revenue) || math.Abs(num(r["buyers"])-buyers) > uniqTol*buyers {
+			bad++
+			if bad <= 5 {
+				t.Errorf("row %s = %v, want orders=%d qty=%d revenue=%v biggest=%v smallest=%v buyers=%v", key, r, w.orders, w.qty, w.revenue, w.biggest, w.lo, buyers)
+			}
+		}
+	}
+	for k := range ref {
+		if !seen[k] {
+			bad++
+			if bad <= 5 {
+				t.Errorf("row %s missing from the answer", k)
+			}
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d of %d rows differ from the reference", bad, len(ref))
+	}
+}
+
+func totalOrders(a answerJSON) int64 {
+	var n int64
+	for _, r := range a.Rows {
+		n += int64(num(r["orders"]))
+	}
+	return n
+}
+
+func decodeJSON(resp *http.Response, v any) error {
+	return json.NewDecoder(resp.Body).Decode(v)
+}
