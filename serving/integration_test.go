@@ -48,7 +48,9 @@ func TestMergeAtBoundary(t *testing.T) {
 	writeRaw(t, st.store, s, events)
 	group := testenv.Name("compact")
 	rc, err := batch.NewRecomputer(batch.RecomputerConfig{Store: st.store, Group: group, Registerer: prometheus.NewRegistry(),
-		Mirror: batch.MirrorFunc(func(ctx context.Context, view string, b time.Time) error { return speed.SetBoundary(ctx, st.rdb, view, b) })})
+		Mirror: batch.MirrorFunc(func(ctx context.Context, view string, b time.Time) error {
+			return speed.SetBoundary(ctx, st.rdb, view, b)
+		})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,9 +140,9 @@ func TestMergeAtBoundary(t *testing.T) {
 			{time.Minute, nil, nil, cellUniqTol},
 			{time.Hour, []string{"tenant"}, nil, cellUniqTol},
 			{time.Hour, []string{"country"}, map[string]string{"tenant": "tenant-1"}, cellUniqTol},
-			{7 * time.Minute, []string{"country"}, nil, cellUniqTol},             // a step straddles B
+			{7 * time.Minute, []string{"country"}, nil, cellUniqTol}, // a step straddles B
 			{5 * time.Minute, nil, map[string]string{"country": "country-0"}, cellUniqTol},
-			{24 * time.Hour, nil, nil, 0.02},                                     // batch and speed sketches unioned
+			{24 * time.Hour, nil, nil, 0.02}, // batch and speed sketches unioned
 		} {
 			name := fmt.Sprintf("step=%s group_by=%v where=%v", formatStep(c.step), c.groupBy, c.where)
 			p := url.Values{"from": q["from"], "to": q["to"], "step": {formatStep(c.step)}}
