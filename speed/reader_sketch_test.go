@@ -1,0 +1,120 @@
+package speed
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lambdalake/lambdalake/internal/hll"
+	"github.com/lambdalake/lambdalake/internal/testenv"
+	"github.com/lambdalake/lambdalake/schemas"
+)
+
+// Sketches must group like Query and give, per group, a sketch whose
+// estimate is exactly PFCOUNT over the same keys (a union in Redis).
+func TestSketchesMatchPFCOUNT(t *testing.T) {
+	testenv.Integration(t)
+	rdb := redisClient(t)
+	ctx := context.Background()
+	v := testView(viewName("sketch"), testSchema(t, "orders"), time.Minute, []string{"tenant", "country"})
+	base := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	type cell struct {
+		min             int
+		tenant, country string
+		lo, hi          int
+	}
+	cells := []cell{
+		{0, "a", "de", 0, 300}, {1, "a", "fr", 200, 900}, {2, "b", "de", 0, 50},
+		{5, "a", "de", 800, 2000}, {6, "b", "fr", 1, 2}, {9, "a", "de", 0, 10},
+	}
+	var keys []string
+	for _, c := range cells {
+		b := base.Add(time.Duration(c.min) * time.Minute).UnixMicro()
+		m := member(b, c.tenant+","+c.country)
+		rdb.ZAdd(ctx, IndexKey(v.Name), redis.Z{Score: float64(b), Member: m})
+		k := UniqKey(v.Name, m, "buyers")
+		keys = append(keys, k)
+		var els []any
+		for i := c.lo; i < c.hi; i++ {
+			els = append(els, fmt.Sprintf("u%d", i))
+		}
+		if err := rdb.PFAdd(ctx, k, els...).Err(); err != nil {
+			t.Fatal(err)
+		}
+		rdb.HSet(ctx, BucketKey(v.Name, m), "orders", 1)
+	}
+	t.Cleanup(func() {
+		rdb.Del(ctx, append(keys, IndexKey(v.Name))...)
+		for _, c := range cells {
+			rdb.Del(ctx, BucketKey(v.Name, member(base.Add(time.Duration(c.min)*time.Minute).UnixMicro(), c.tenant+","+c.country)))
+		}
+	})
+	buyers := 4 // index of buyers in testMetrics
+
+	r := NewReader(ReaderConfig{Redis: rdb})
+	tests := []struct {
+		name string
+		q    Query
+		want map[string][]int // "t|dims" → indexes into keys
+	}{
+		{"5m totals", Query{View: v, From: base, To: base.Add(10 * time.Minute), Step: 5 * time.Minute},
+			map[string][]int{"0|": {0, 1, 2}, "5|": {3, 4, 5}}},
+		{"5m by tenant, where country", Query{View: v, From: base, To: base.Add(10 * time.Minute), Step: 5 * time.Minute,
+			GroupBy: []string{"tenant"}, Where: map[string]string{"country": "de"}},
+			map[string][]int{"0|a": {0}, "0|b": {2}, "5|a": {3, 5}}},
+		{"narrow range", Query{View: v, From: base.Add(time.Minute), To: base.Add(6 * time.Minute), Step: 10 * time.Minute},
+			map[string][]int{"0|": {1, 2, 3}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rows, err := r.Sketches(ctx, tt.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != len(tt.want) {
+				t.Fatalf("%d rows, want %d", len(rows), len(tt.want))
+			}
+			res, err := r.Query(ctx, tt.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, row := range rows {
+				key := strconv.Itoa(int(row.T.Sub(base)/time.Minute)) + "|"
+				for _, d := range row.Dims {
+					key += d.Str
+				}
+				idx, ok := tt.want[key]
+				if !ok {
+					t.Fatalf("unexpected group %s", key)
+				}
+				var ks []string
+				for _, j := range idx {
+					ks = append(ks, keys[j])
+				}
+				want, err := rdb.PFCount(ctx, ks...).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				sk, err := hll.Unmarshal(row.HLL[buyers])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := int64(sk.Estimate()); got != want {
+					t.Errorf("group %s: sketch estimate %d, PFCOUNT %d", key, got, want)
+				}
+				if q := res.Rows[i]; !q.T.Equal(row.T) || q.Values[buyers].Int != want {
+					t.Errorf("group %s: Query row %v disagrees (want T=%s buyers=%d)", key, q, row.T, want)
+				}
+				for mi, m := range v.Metrics {
+					if m.Agg != schemas.Uniq && row.HLL[mi] != nil {
+						t.Errorf("metric %s has a sketch", m.Name)
+					}
+				}
+			}
+		})
+	}
+}
