@@ -19,6 +19,10 @@
 //	        order_id keeping the smallest (_partition, _offset) — and writing
 //	        the result with COPY ... TO parquet.
 //
+// Both run twice, alternating (ours, DuckDB, ours as a backfill of all 24
+// hours, DuckDB), and each side's best time counts: the machine is shared
+// with other work, and alternating keeps a load swing from favouring one.
+//
 // The results are compared row by row (exact for count, min, max and count
 // distinct; 1e-9 relative for float sums, whose addition order differs).
 //
@@ -27,8 +31,8 @@
 // downloads at first use, and this machine has no internet access. Both
 // sides read the same files from the page cache.
 //
-// rss_mb is our peak RSS during the recompute (VmHWM, reset before it); the
-// generator's memory is not counted. DuckDB's is printed on the line before.
+// rss_mb is our peak RSS during the recompute rounds (VmHWM, reset before
+// them); the generator's memory is not counted. DuckDB's is printed on the line before.
 //
 // The last line is the DESIGN §7 summary:
 //
@@ -124,24 +128,37 @@ func main() {
 		check(err)
 		check(pprof.StartCPUProfile(f))
 	}
-	t0 = time.Now()
-	res, err := rc.Recompute(ctx, v, batch.RecomputeOptions{})
-	check(err)
-	ours := time.Since(t0)
-	if *cpuProfile != "" {
-		pprof.StopCPUProfile()
+	// Two rounds, ours then DuckDB, each side's best time counting: the
+	// machine is shared, and alternating keeps load swings from favouring
+	// either side. Round 2 of ours is a backfill (every hour again).
+	duckOut := filepath.Join(dir, "duckdb.parquet")
+	var ours time.Duration
+	var res batch.RecomputeResult
+	duckS, duckRSS := math.Inf(1), int64(0)
+	for round := range 2 {
+		t0 = time.Now()
+		r, err := rc.Recompute(ctx, v, batch.RecomputeOptions{Force: round > 0})
+		check(err)
+		d := time.Since(t0)
+		if round == 0 {
+			res = r
+			if *cpuProfile != "" {
+				pprof.StopCPUProfile()
+			}
+		}
+		if round == 0 || d < ours {
+			ours = d
+		}
+		log.Printf("ours round %d: %d hours, %d rows in, %d view rows, %.3fs, B=%s", round+1, r.Hours, r.Rows, r.ViewRows, d.Seconds(), r.Boundary.Format(time.RFC3339))
+		if r.Hours != 24 {
+			log.Fatalf("recomputed %d hours, want 24", r.Hours)
+		}
+		s, rss, err := runDuckDB(*python, dir, duckOut, v)
+		check(err)
+		log.Printf("duckdb round %d: %.3fs, peak RSS %d MB", round+1, s, rss)
+		duckS, duckRSS = math.Min(duckS, s), max(duckRSS, rss)
 	}
 	rss := peakRSSMB()
-	log.Printf("ours: %d hours, %d rows in, %d view rows, %.3fs, B=%s", res.Hours, res.Rows, res.ViewRows, ours.Seconds(), res.Boundary.Format(time.RFC3339))
-	if res.Hours != 24 {
-		log.Fatalf("recomputed %d hours, want 24", res.Hours)
-	}
-
-	// DuckDB.
-	duckOut := filepath.Join(dir, "duckdb.parquet")
-	duckS, duckRSS, err := runDuckDB(*python, dir, duckOut, v)
-	check(err)
-	log.Printf("duckdb: %.3fs, peak RSS %d MB", duckS, duckRSS)
 
 	equal, err := compare(ctx, store, v, duckOut)
 	check(err)
