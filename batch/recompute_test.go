@@ -3,7 +3,10 @@ package batch
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -13,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lambdalake/lambdalake/internal/hll"
+	"github.com/lambdalake/lambdalake/internal/testenv"
 	"github.com/lambdalake/lambdalake/lake"
 	"github.com/lambdalake/lambdalake/schemas"
 )
@@ -384,4 +388,59 @@ func rcAssertMetric(t *testing.T, reg *prometheus.Registry, name, view string, w
 		}
 	}
 	t.Errorf("no series %s{view=%s}", name, view)
+}
+
+// TestViewFilesInDuckDB checks the views are plain Parquet that DuckDB reads
+// as they are (DESIGN §3): every row and value equals what we decode. It
+// needs DuckDB (`make duckdb`), so it is an integration test.
+func TestViewFilesInDuckDB(t *testing.T) {
+	testenv.Integration(t)
+	python, err := filepath.Abs("../.venv-duckdb/bin/python")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(python); err != nil {
+		t.Fatalf("DuckDB is not installed (%v): run `make duckdb`", err)
+	}
+	v := rcConfig(t).View("traffic") // a bool dimension and int64 metrics
+	dir := t.TempDir()
+	store, err := lake.NewDirStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := rcLog(t, v.Schema, rcHour(0), rcHour(2), 4000, 2, 8, map[string]int{"site": 3, "visitor": 100}, nil)
+	rcWriteFiles(t, store, v.Schema, v.Schema.Topic, recs, 600, 2)
+	rcSetWatermark(t, store, "g", v.Schema.Topic, 2, rcHour(2))
+	if _, err := rcRecomputer(t, store, "g", nil).Recompute(context.Background(), v, RecomputeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ours, _ := rcReadView(t, store, v)
+
+	query := fmt.Sprintf(`SELECT epoch_us(t), site, bot, views, visitors, slowest, load_ms, octet_length(visitors_hll), hr
+		FROM read_parquet('%s/views/%s/*/*/view.parquet', hive_partitioning = 1) ORDER BY 1, 2, 3`, dir, v.Name)
+	script := `import duckdb, json, sys
+print(json.dumps(duckdb.connect().execute(sys.argv[1]).fetchall()))`
+	out, err := exec.Command(python, "-c", script, query).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			t.Fatalf("duckdb: %v: %s", err, ee.Stderr)
+		}
+		t.Fatal(err)
+	}
+	var rows [][]any
+	if err := json.Unmarshal(out, &rows); err != nil {
+		t.Fatalf("duckdb output: %v: %s", err, out)
+	}
+	if len(rows) != len(ours) || len(rows) == 0 {
+		t.Fatalf("DuckDB reads %d rows, we wrote %d", len(rows), len(ours))
+	}
+	for i, r := range rows {
+		o := ours[i]
+		want := []any{float64(o.T), o.Dims[0].Str, o.Dims[1].Int != 0, float64(o.Values[0].Int), float64(o.Values[1].Int),
+			float64(o.Values[2].Int), float64(o.Values[3].Int), float64(len(o.HLL[1])), fmt.Sprintf("%02d", time.UnixMicro(o.T).UTC().Hour())}
+		if got := fmt.Sprint(r); got != fmt.Sprint(want) {
+			t.Fatalf("row %d: DuckDB %v, ours %v", i, got, want)
+		}
+	}
 }
