@@ -24,7 +24,10 @@ type ViewReaderConfig struct {
 	// StateTTL is how long a view's _state.json is reused before it is read
 	// again; default 2s. B and hour versions are at most this stale.
 	StateTTL time.Duration
-	Now      func() time.Time // default time.Now
+	// LoadTimeout bounds one load from the lake, which concurrent
+	// requests share; default 30s.
+	LoadTimeout time.Duration
+	Now         func() time.Time // default time.Now
 }
 
 // ViewReader serves batch view rows to the serving layer. View hours are
@@ -63,6 +66,9 @@ func NewViewReader(cfg ViewReaderConfig) (*ViewReader, error) {
 	if cfg.StateTTL <= 0 {
 		cfg.StateTTL = 2 * time.Second
 	}
+	if cfg.LoadTimeout <= 0 {
+		cfg.LoadTimeout = 30 * time.Second
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -79,6 +85,8 @@ func (r *ViewReader) State(ctx context.Context, view string) (*State, error) {
 		return c.st, nil
 	}
 	v, err, _ := r.loads.Do("state:"+view, func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.LoadTimeout)
+		defer cancel()
 		return ReadState(ctx, r.cfg.Store, view)
 	})
 	if err != nil {
@@ -197,6 +205,10 @@ func (r *ViewReader) hour(ctx context.Context, v *schemas.View, fp string, h tim
 	}
 	r.mu.Unlock()
 	val, err, _ := r.loads.Do(key, func() (any, error) {
+		// Other requests may wait on this load: one caller giving up must
+		// not fail them all.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.LoadTimeout)
+		defer cancel()
 		b, err := lake.ReadAll(ctx, r.cfg.Store, lake.ViewKey(v.Name, h))
 		if err != nil {
 			return nil, fmt.Errorf("batch: read view %s hour %s: %w", v.Name, HourKey(h), err)
