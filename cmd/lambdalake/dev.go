@@ -59,9 +59,9 @@ func runDev(ctx context.Context, args []string) error {
 	redisAddr := fs.String("redis", "127.0.0.1:16379", "address of the embedded Redis server")
 	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP address of the API and dashboard")
 	lakeDir := fs.String("lake-dir", ".lake/dev", "lake folder (an earlier run's is moved to <dir>.prev)")
-	history := fs.Int64("history", 120000, "events of history per schema, spread over the last --span")
+	history := fs.Int64("history", 360000, "events of history per schema, spread over the last --span")
 	span := fs.Duration("span", 6*time.Hour, "how far back the history reaches")
-	rate := fs.Float64("rate", 200, "live events per second per schema (0: none)")
+	rate := fs.Float64("rate", 20, "live events per second per schema (0: none)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
