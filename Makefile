@@ -7,14 +7,14 @@ FUZZTIME ?= 5s
 TEST_TIMEOUT ?= 18m
 BENCHES := decode speed compact recompute serve
 
-.PHONY: run test unit up down lint fuzz duckdb bench $(addprefix bench-,$(BENCHES)) build clean
+.PHONY: run test unit up down lint fuzz duckdb chromium bench $(addprefix bench-,$(BENCHES)) build clean
 
 ## run: everything embedded (Kafka, Redis, lake folder) on the production code paths
 run:
 	$(GO) run ./cmd/lambdalake dev
 
 ## test: start the local stack, then every test (integration included) and the fuzz targets
-test: up duckdb
+test: up duckdb chromium
 	$(GO) vet ./...
 	$(GO) test -count=1 -p 2 -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) fuzz
@@ -28,6 +28,10 @@ duckdb: .venv-duckdb/.duckdb-$(DUCKDB_VERSION)
 	echo '*' > .venv-duckdb/.gitignore
 	.venv-duckdb/bin/pip install -q duckdb==$(DUCKDB_VERSION)
 	touch $@
+
+## chromium: Debian's headless Chromium, for the dashboard test
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 ## unit: the fast tests only (no local stack)
 unit:
