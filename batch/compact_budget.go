@@ -26,14 +26,20 @@ type budget struct {
 type member struct {
 	buffered atomic.Int64
 	flushReq chan struct{} // a request to flush now, buffered 1
+	wake     func()        // interrupts the member's wait for records
 }
 
 func newBudget(limit int64) *budget {
 	return &budget{limit: limit, members: map[*member]struct{}{}, changed: make(chan struct{})}
 }
 
-func (b *budget) join() *member {
-	m := &member{flushReq: make(chan struct{}, 1)}
+// join adds a member; wake (may be nil) makes it notice a flush request
+// while it waits for records.
+func (b *budget) join(wake func()) *member {
+	if wake == nil {
+		wake = func() {}
+	}
+	m := &member{flushReq: make(chan struct{}, 1), wake: wake}
 	b.mu.Lock()
 	b.members[m] = struct{}{}
 	b.mu.Unlock()
@@ -112,6 +118,7 @@ func (b *budget) relieve() {
 	if largest != nil {
 		select {
 		case largest.flushReq <- struct{}{}:
+			largest.wake()
 		default: // already asked
 		}
 	}

@@ -56,9 +56,29 @@ type limits struct {
 type hourFile struct {
 	hour        time.Time
 	buf         *parquet.Buffer
+	pending     []parquet.Row // rows not yet in buf: WriteRows is cheaper per batch
 	first, last int64
 	rows        int
 	bytes       int64
+}
+
+// pendingRows is how many rows an hour file collects before writing them
+// to its buffer in one call.
+const pendingRows = 128
+
+// sync moves the pending rows into the buffer. The rows reference the
+// decoded strings, which stay alive (they are fresh per record) until
+// the buffer has copied them here.
+func (f *hourFile) sync() {
+	if len(f.pending) == 0 {
+		return
+	}
+	if _, err := f.buf.WriteRows(f.pending); err != nil {
+		// Only a row that does not match the layout fails here, which
+		// would be a bug in RawLayout, not bad data.
+		panic(fmt.Sprintf("batch: buffer rows: %v", err))
+	}
+	f.pending = f.pending[:0]
 }
 
 // deadFile collects the undecodable records of one ingest hour.
@@ -80,9 +100,8 @@ type partBuffer struct {
 	partition int32
 	lim       limits
 
-	dec  *schemas.Decoder
-	row  schemas.Row
-	prow parquet.Row
+	dec *schemas.Decoder
+	row schemas.Row
 
 	hours  map[time.Time]*hourFile
 	dead   map[time.Time]*deadFile
@@ -146,17 +165,17 @@ func (p *partBuffer) add(rec record, now time.Time) (dead bool) {
 	h := time.UnixMicro(ts).UTC().Truncate(time.Hour)
 	f := p.hours[h]
 	if f == nil {
-		f = &hourFile{hour: h, buf: parquet.NewBuffer(p.ps, p.sorting), first: rec.Offset}
+		f = &hourFile{hour: h, buf: parquet.NewBuffer(p.ps, p.sorting), first: rec.Offset,
+			pending: make([]parquet.Row, 0, pendingRows)}
 		p.hours[h] = f
 	}
-	p.prow = p.layout.AppendRow(p.prow, &p.row, p.partition, rec.Offset, ingest.UnixMicro())
-	// The buffer copies the row's values, so the decoder's strings and
-	// the scratch row may be reused for the next record.
-	if _, err := f.buf.WriteRows([]parquet.Row{p.prow}); err != nil {
-		// Only a row that does not match the layout fails here, which
-		// would be a bug in RawLayout, not bad data.
-		panic(fmt.Sprintf("batch: buffer row of %s: %v", p.schema.Name, err))
+	n := len(f.pending)
+	if n == cap(f.pending) {
+		f.sync()
+		n = 0
 	}
+	f.pending = f.pending[:n+1]
+	f.pending[n] = p.layout.AppendRow(f.pending[n], &p.row, p.partition, rec.Offset, ingest.UnixMicro())
 	f.last = rec.Offset
 	f.rows++
 	f.bytes += size
@@ -204,6 +223,8 @@ func (p *partBuffer) cut(now time.Time, caughtUp bool) *batch {
 		b.maxEvent = time.UnixMicro(p.maxEvent).UTC()
 	}
 	for _, f := range p.hours {
+		f.sync()
+		f.pending = nil
 		b.files = append(b.files, f)
 	}
 	for _, d := range p.dead {
@@ -240,4 +261,3 @@ func encodeHour(f *hourFile) ([]byte, error) {
 	}
 	return out.Bytes(), nil
 }
-

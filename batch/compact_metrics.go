@@ -19,6 +19,10 @@ type compactMetrics struct {
 	lag         *prometheus.GaugeVec // topic, partition
 	watermark   *prometheus.GaugeVec // topic, partition: Unix seconds
 	buffered    prometheus.GaugeFunc
+	// waiting is time partitions spent not reading because a flush was
+	// still being written (one in flight per partition) or the budget
+	// was reached: the backpressure an S3 outage turns into.
+	waiting *prometheus.CounterVec // reason=flusher|budget
 }
 
 func newCompactMetrics(reg prometheus.Registerer, b *budget) (*compactMetrics, error) {
@@ -41,11 +45,13 @@ func newCompactMetrics(reg prometheus.Registerer, b *budget) (*compactMetrics, e
 			Help: "Records in Kafka not yet consumed by the compactor."}, []string{"topic", "partition"}),
 		watermark: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lambdalake_compact_watermark_seconds",
 			Help: "Published event-time watermark of a partition, Unix seconds."}, []string{"topic", "partition"}),
+		waiting: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lambdalake_compact_backpressure_seconds_total",
+			Help: "Time partitions waited instead of reading: on their flusher or on the memory budget."}, []string{"reason"}),
 		buffered: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lambdalake_compact_memory_bytes",
 			Help: "Bytes held against compact.budget (buffered and in flight)."}, func() float64 { return float64(b.used()) }),
 	}
 	for _, c := range []prometheus.Collector{m.rows, m.bytes, m.files, m.deadletters, m.dirty, m.flushSec,
-		m.flushErrors, m.lag, m.watermark, m.buffered} {
+		m.flushErrors, m.lag, m.watermark, m.buffered, m.waiting} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("batch: register compactor metrics (one compactor per registry): %w", err)
 		}

@@ -3,6 +3,7 @@ package batch
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -26,6 +27,10 @@ type partition struct {
 	hw        int64 // high-water mark seen with the last record; -1: unknown
 	published bool  // a checkpoint exists
 	lastWM    time.Time
+
+	wakeMu sync.Mutex
+	wakeFn context.CancelFunc // cancels the fetch in progress
+	woken  bool               // a wake is pending
 }
 
 // runPartition consumes one partition from its lake checkpoint until ctx
@@ -62,10 +67,11 @@ func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, 
 		log.Error("set offset", "err", err)
 		return
 	}
-	p := &partition{c: c, ti: ti, topic: topic, partition: part, mem: c.budget.join(), jobs: make(chan *batch), hw: -1,
+	p := &partition{c: c, ti: ti, topic: topic, partition: part, jobs: make(chan *batch), hw: -1,
 		published: found, lastWM: cp.Watermark,
 		buf: newPartBuffer(ti.schema, ti.layout, ti.ps, topic, part,
 			limits{maxFileRows: c.cfg.MaxFileRows, maxFileBytes: c.cfg.MaxFileBytes, maxFileAge: c.cfg.MaxFileAge}, next, cp.MaxEvent)}
+	p.mem = c.budget.join(p.wake)
 	defer c.budget.leave(p.mem)
 
 	// The flusher stores batches in order, one at a time, so the
@@ -99,38 +105,8 @@ func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, 
 		}
 	}()
 
-	msgs := make(chan kafka.Message, 512)
-	rctx, rcancel := context.WithCancel(ctx)
-	readerDone := make(chan struct{})
-	go func() {
-		defer close(readerDone)
-		defer close(msgs)
-		for {
-			m, err := r.FetchMessage(rctx)
-			if err != nil {
-				if rctx.Err() != nil {
-					return
-				}
-				log.Warn("fetch", "err", err)
-				select {
-				case <-rctx.Done():
-					return
-				case <-time.After(time.Second):
-				}
-				continue
-			}
-			select {
-			case msgs <- m:
-			case <-rctx.Done():
-				return
-			}
-		}
-	}()
+	p.loop(ctx, r)
 
-	p.loop(ctx, msgs)
-
-	rcancel()
-	<-readerDone
 	// Final flush, bounded: hand over what is buffered, then let the
 	// flusher finish or give up after stopTimeout.
 	stop := time.AfterFunc(stopTimeout, fcancel)
@@ -144,32 +120,41 @@ func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, 
 }
 
 // loop reads records into the buffer and hands batches to the flusher
-// until ctx ends. It keeps the per-record path free of clock reads and
-// timer resets: the timer is re-armed only when the buffer's age deadline
-// moves earlier, and otherwise just re-checks when it fires.
-func (p *partition) loop(ctx context.Context, msgs <-chan kafka.Message) {
+// until ctx ends. Records are fetched in this goroutine, with no channel
+// hop per record; the age timer and other partitions' flush requests
+// interrupt a waiting fetch by cancelling its context (wake). The
+// per-record path reads no clock and resets no timer.
+func (p *partition) loop(ctx context.Context, r *kafka.Reader) {
 	c := p.c
 	idle := max(c.cfg.MaxFileAge, time.Second)
-	timer := time.NewTimer(idle)
-	defer timer.Stop()
 	armed := c.cfg.Now().Add(idle)
+	timer := time.AfterFunc(idle, p.wake)
+	defer timer.Stop()
 	arm := func(at time.Time) {
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
 		timer.Reset(max(time.Until(at), time.Millisecond))
 		armed = at
 	}
 	lagLabel := c.metrics.lag.WithLabelValues(p.topic, fmt.Sprint(p.partition))
+	flushNow := func() {
+		if p.buf.rows > 0 {
+			p.handoff(ctx, p.cut())
+		}
+	}
 	var n int
-	for {
-		select {
-		case m, ok := <-msgs:
-			if !ok {
-				return
+	for ctx.Err() == nil {
+		fctx, cancel := context.WithCancel(ctx)
+		p.setWake(cancel)
+		for {
+			m, err := r.FetchMessage(fctx)
+			if err != nil {
+				if fctx.Err() == nil {
+					c.log.Warn("fetch", "topic", p.topic, "partition", p.partition, "err", err)
+					select {
+					case <-ctx.Done():
+					case <-time.After(time.Second):
+					}
+				}
+				break
 			}
 			var now time.Time
 			wasEmpty := p.buf.rows == 0
@@ -192,21 +177,29 @@ func (p *partition) loop(ctx context.Context, msgs <-chan kafka.Message) {
 			if c.budget.high() {
 				c.budget.relieve()
 			}
+			select {
+			case <-p.mem.flushReq:
+				flushNow()
+			default:
+			}
 			if c.budget.over() {
-				if err := c.budget.waitBelow(ctx, p.mem, func() {
-					if p.buf.rows > 0 {
-						p.handoff(ctx, p.cut())
-					}
-				}); err != nil {
-					return
+				start := time.Now()
+				err := c.budget.waitBelow(ctx, p.mem, flushNow)
+				c.metrics.waiting.WithLabelValues("budget").Add(time.Since(start).Seconds())
+				if err != nil {
+					break
 				}
 			}
+		}
+		p.clearWake()
+		cancel()
+		// Woken: a flush request, the age deadline, or the end.
+		select {
 		case <-p.mem.flushReq:
-			if p.buf.rows > 0 {
-				p.handoff(ctx, p.cut())
-			}
-		case <-timer.C:
-			now := c.cfg.Now()
+			flushNow()
+		default:
+		}
+		if now := c.cfg.Now(); !now.Before(armed) {
 			switch {
 			case p.buf.due(now):
 				p.handoff(ctx, p.cut())
@@ -217,12 +210,44 @@ func (p *partition) loop(ctx context.Context, msgs <-chan kafka.Message) {
 			if d := p.buf.deadline(); !d.IsZero() {
 				next = d
 			}
-			timer.Reset(max(time.Until(next), time.Millisecond))
-			armed = next
-		case <-ctx.Done():
-			return
+			arm(next)
 		}
 	}
+}
+
+// setWake installs the cancel func of the fetch in progress. A wake that
+// came while none was installed cancels the new one at once, so it is not
+// lost.
+func (p *partition) setWake(cancel context.CancelFunc) {
+	p.wakeMu.Lock()
+	defer p.wakeMu.Unlock()
+	if p.woken {
+		p.woken = false
+		cancel()
+		return
+	}
+	p.wakeFn = cancel
+}
+
+// clearWake uninstalls the fetch's cancel func once the fetch is over, so
+// a later wake is remembered instead of spent on it.
+func (p *partition) clearWake() {
+	p.wakeMu.Lock()
+	p.wakeFn = nil
+	p.wakeMu.Unlock()
+}
+
+// wake interrupts the partition's fetch so its loop looks at its timer and
+// flush requests.
+func (p *partition) wake() {
+	p.wakeMu.Lock()
+	defer p.wakeMu.Unlock()
+	if p.wakeFn != nil {
+		p.wakeFn()
+		p.wakeFn = nil
+		return
+	}
+	p.woken = true
 }
 
 // cut takes the buffer's content as a batch, moving its bytes from
@@ -243,14 +268,21 @@ func (p *partition) handoff(ctx context.Context, b *batch) {
 	}
 	select {
 	case p.jobs <- b:
-		p.published = true
-		if wm := nextWatermark(p.lastWM, b, p.ti.lateness); wm.After(p.lastWM) {
-			p.lastWM = wm
+	default:
+		start := time.Now()
+		select {
+		case p.jobs <- b:
+		case <-ctx.Done():
+			// Dropped: its records are above the checkpoint and will
+			// be read again.
+			p.c.budget.release(b.bytes)
+			return
 		}
-	case <-ctx.Done():
-		// Dropped: its records are above the checkpoint and will be
-		// read again.
-		p.c.budget.release(b.bytes)
+		p.c.metrics.waiting.WithLabelValues("flusher").Add(time.Since(start).Seconds())
+	}
+	p.published = true
+	if wm := nextWatermark(p.lastWM, b, p.ti.lateness); wm.After(p.lastWM) {
+		p.lastWM = wm
 	}
 }
 

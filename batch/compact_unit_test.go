@@ -197,7 +197,7 @@ func TestNextWatermark(t *testing.T) {
 func TestBudget(t *testing.T) {
 	t.Run("reaching it asks the largest buffer to flush", func(t *testing.T) {
 		b := newBudget(1000)
-		small, large := b.join(), b.join()
+		small, large := b.join(nil), b.join(nil)
 		b.grow(small, 200)
 		b.grow(large, 800)
 		if !b.over() {
@@ -217,7 +217,7 @@ func TestBudget(t *testing.T) {
 	})
 	t.Run("mostly in flight: wait, do not flush small buffers", func(t *testing.T) {
 		b := newBudget(1000)
-		m := b.join()
+		m := b.join(nil)
 		b.grow(m, 900)
 		b.cut(m, 900)
 		b.grow(m, 100)
@@ -244,7 +244,7 @@ func TestBudget(t *testing.T) {
 	})
 	t.Run("a waiting member still serves flush requests", func(t *testing.T) {
 		b := newBudget(1000)
-		m := b.join()
+		m := b.join(nil)
 		b.grow(m, 1000)
 		flushed := make(chan struct{})
 		err := b.waitBelow(context.Background(), m, func() {
@@ -258,7 +258,7 @@ func TestBudget(t *testing.T) {
 	})
 	t.Run("leave releases what a member had buffered", func(t *testing.T) {
 		b := newBudget(1000)
-		m := b.join()
+		m := b.join(nil)
 		b.grow(m, 400)
 		b.leave(m)
 		if b.used() != 0 {
@@ -284,4 +284,60 @@ func BenchmarkPartBufferAdd(b *testing.B) {
 			p.cut(base, false)
 		}
 	}
+}
+
+// A wake (age timer, flush request) must never be lost, whether it comes
+// while a fetch waits or between two fetches.
+func TestPartitionWakeIsNeverLost(t *testing.T) {
+	tests := []struct {
+		name string
+		run  func(p *partition) context.Context // returns the fetch context that must end
+	}{
+		{"during a fetch", func(p *partition) context.Context {
+			ctx, cancel := context.WithCancel(context.Background())
+			p.setWake(cancel)
+			p.wake()
+			return ctx
+		}},
+		{"between fetches", func(p *partition) context.Context {
+			_, cancel := context.WithCancel(context.Background())
+			p.setWake(cancel)
+			p.clearWake()
+			p.wake() // no fetch in progress: remembered
+			next, cancelNext := context.WithCancel(context.Background())
+			p.setWake(cancelNext)
+			cancel()
+			return next
+		}},
+		{"after the fetch it was meant for ended", func(p *partition) context.Context {
+			_, cancel := context.WithCancel(context.Background())
+			p.setWake(cancel)
+			cancel() // fetch ended for another reason
+			p.clearWake()
+			p.wake()
+			next, cancelNext := context.WithCancel(context.Background())
+			p.setWake(cancelNext)
+			return next
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &partition{}
+			ctx := tt.run(p)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+				t.Fatal("wake lost: the fetch context is still live")
+			}
+		})
+	}
+	t.Run("no wake, no cancel", func(t *testing.T) {
+		p := &partition{}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		p.setWake(cancel)
+		if ctx.Err() != nil {
+			t.Fatal("fetch cancelled without a wake")
+		}
+	})
 }
