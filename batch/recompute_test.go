@@ -47,9 +47,16 @@ func rcRecomputer(t testing.TB, store lake.Store, group string, mirror BoundaryM
 func TestRecomputeExactLocal(t *testing.T) {
 	cfg := rcConfig(t)
 	ctx := context.Background()
-	for _, name := range []string{"revenue", "traffic"} {
+	rev := cfg.View("revenue")
+	// Variants of revenue: no dimensions (one tuple), and three dimensions
+	// including an optional one (null values, three tuple levels).
+	totals, wide := *rev, *rev
+	totals.Name, totals.Dimensions = "totals", nil
+	wide.Name, wide.Dimensions = "wide", []string{"tenant", "coupon", "country"}
+	views := map[string]*schemas.View{"revenue": rev, "traffic": cfg.View("traffic"), "totals": &totals, "wide": &wide}
+	for _, name := range []string{"revenue", "traffic", "totals", "wide"} {
 		t.Run(name, func(t *testing.T) {
-			v := cfg.View(name)
+			v := views[name]
 			store := rcDirStore(t)
 			const parts = 3
 			recs := rcLog(t, v.Schema, rcHour(0), rcHour(2).Add(30*time.Minute), 12000, parts, 11,
