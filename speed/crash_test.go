@@ -147,11 +147,12 @@ func TestCrashSafetyAndRebuild(t *testing.T) {
 		const batch = 2000
 		n := 0
 		defer func() { produced <- n }()
-		for n < len(all) {
+		final := false
+		for n < len(all) && !final {
 			if n >= 200000 {
 				select {
 				case <-killsDone:
-					return
+					final = true // one more batch, so the last restart has work left
 				default:
 				}
 			}

@@ -39,12 +39,19 @@ func OffsetAt(ctx context.Context, brokers []string, topic string, partition int
 		} else {
 			conn.SetDeadline(time.Now().Add(10 * time.Second))
 		}
-		off, err := conn.ReadOffset(t)
-		if err == nil && off < 0 {
-			off, err = conn.ReadLastOffset() // nothing at or after t
+		// The end is read first: if no record is at or after t, every
+		// record below this end is older than t. Reading it afterwards
+		// would skip records written in between.
+		end, err := conn.ReadLastOffset()
+		if err != nil {
+			return 0, fmt.Errorf("speed: end offset of %s/%d: %w", topic, partition, err)
 		}
+		off, err := conn.ReadOffset(t)
 		if err != nil {
 			return 0, fmt.Errorf("speed: offset of %s/%d at %s: %w", topic, partition, t.Format(time.RFC3339), err)
+		}
+		if off < 0 {
+			off = end
 		}
 		return off, nil
 	}

@@ -143,3 +143,51 @@ func TestRedisOutageBackpressure(t *testing.T) {
 	ref := buildReference(t, v, events, func(int64) bool { return true })
 	ref.checkAgainst(t, v, queryAll(t, direct, v, now.Add(-time.Hour), now.Add(time.Hour)), cellUniqTol)
 }
+
+// Workers join and leave one consumer group while records flow: every
+// rebalance hands partitions over (final flush by the old owner, reload by
+// the new), and the figures must still be exact.
+func TestRebalanceExactlyOnce(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	rdb := redisClient(t)
+	topic := testenv.Topic(t, brokers, 4)
+	s := testSchema(t, topic)
+	v := testView(viewName("rebalance"), s, time.Minute, []string{"tenant", "country"})
+	views := []*schemas.View{v}
+	now := time.Now().UTC()
+	events := genEvents(t, s, 80000, now.Add(-40*time.Minute), now, 41,
+		gen.Config{OutOfOrder: 0.1, MaxDelay: 5 * time.Minute, Duplicates: 0.02, Malformed: 0.01})
+	group := testenv.Name("speed")
+
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		for i := 0; i < len(events); i += 4000 {
+			produce(t, brokers, topic, events[i:min(i+4000, len(events))])
+			time.Sleep(400 * time.Millisecond)
+		}
+	}()
+	progress := func(n int64) {
+		deadline := time.Now().Add(60 * time.Second)
+		for sumOffsets(storedOffsets(t, rdb, v, 4)) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("no progress to %d records within 60s", n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	_, stopA := startWorker(t, Config{Brokers: brokers, Group: group, Views: views, Redis: rdb})
+	progress(10000)
+	_, stopB := startWorker(t, Config{Brokers: brokers, Group: group, Views: views, Redis: rdb})
+	progress(30000)
+	stopA()
+	progress(50000)
+	_, stopC := startWorker(t, Config{Brokers: brokers, Group: group, Views: views, Redis: rdb})
+	<-produced
+	end := endOffsets(t, brokers, topic)
+	waitApplied(t, rdb, views, end, 120*time.Second)
+	stopB()
+	stopC()
+	ref := buildReference(t, v, events, func(int64) bool { return true })
+	ref.checkAgainst(t, v, queryAll(t, rdb, v, now.Add(-time.Hour), now.Add(time.Hour)), cellUniqTol)
+}

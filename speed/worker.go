@@ -230,7 +230,8 @@ func (w *Worker) startTopic(gen *kafka.Generation, tv *topicViews, assigned []ka
 		}
 		tr.parts = append(tr.parts, p)
 	}
-	// Boundaries are known before the first event is judged.
+	// The flusher reads the boundaries first; the partition loops wait for
+	// that (started) before judging any event.
 	tr.partsWG.Add(len(tr.parts))
 	gen.Start(tr.flushLoop)
 	for _, p := range tr.parts {
