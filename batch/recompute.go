@@ -168,6 +168,7 @@ func (rc *Recomputer) Recompute(ctx context.Context, v *schemas.View, opt Recomp
 		return res, err
 	}
 	fp := v.Fingerprint()
+	changed := false // whether _state.json needs writing
 	if st.Fingerprint != fp {
 		if st.Fingerprint != "" {
 			rc.log.Info("view definition changed: every retained hour is stale", "view", v.Name, "old", st.Fingerprint, "new", fp)
@@ -179,6 +180,7 @@ func (rc *Recomputer) Recompute(ctx context.Context, v *schemas.View, opt Recomp
 			st.Hours[k] = h
 		}
 		st.Fingerprint = fp
+		changed = true
 	}
 
 	wm, err := Watermark(ctx, store, rc.cfg.Group, v.Schema.Topic)
@@ -205,6 +207,7 @@ func (rc *Recomputer) Recompute(ctx context.Context, v *schemas.View, opt Recomp
 	for k := range st.Hours {
 		if t, _ := time.Parse(time.RFC3339, k); t.Before(cutoff) {
 			delete(st.Hours, k) // the retention job removes the file
+			changed = true
 		}
 	}
 	hours := make([]time.Time, 0, len(byHour))
@@ -298,13 +301,19 @@ func (rc *Recomputer) Recompute(ctx context.Context, v *schemas.View, opt Recomp
 		return res, fmt.Errorf("batch: recompute view=%s: %w", v.Name, err)
 	}
 
-	st.Boundary = boundary(st, hours, wm)
-	res.Boundary = st.Boundary
-	mu.Lock()
-	err = save(ctx)
-	mu.Unlock()
-	if err != nil {
-		return res, err
+	b := boundary(st, hours, wm)
+	changed = changed || res.Hours > 0 || !b.Equal(st.Boundary)
+	st.Boundary = b
+	res.Boundary = b
+	// A run that changed nothing leaves _state.json alone: the recompute
+	// job runs every few minutes.
+	if changed || len(toClear) > 0 {
+		mu.Lock()
+		err = save(ctx)
+		mu.Unlock()
+		if err != nil {
+			return res, err
+		}
 	}
 	if !st.Boundary.IsZero() {
 		rc.metrics.lag.set(v.Name, st.Boundary)

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -101,13 +103,18 @@ func TestRecomputeExactLocal(t *testing.T) {
 			}
 			rcAssertOverlaps(t, store, v.Schema, rcHour(0), rcHour(1))
 
-			// Nothing changed: a second run does nothing.
-			res, err = rc.Recompute(ctx, v, RecomputeOptions{})
+			// Nothing changed: a second run writes nothing.
+			puts := &putCounter{Store: store}
+			rc2, err := NewRecomputer(RecomputerConfig{Store: puts, Group: "g", Registerer: prometheus.NewRegistry()})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Hours != 0 {
-				t.Errorf("second run recomputed %d hours, want 0", res.Hours)
+			res, err = rc2.Recompute(ctx, v, RecomputeOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Hours != 0 || puts.n.Load() != 0 || !res.Boundary.Equal(rcHour(2)) {
+				t.Errorf("second run: %d hours, %d writes, B=%v; want 0, 0, %v", res.Hours, puts.n.Load(), res.Boundary, rcHour(2))
 			}
 		})
 	}
@@ -450,4 +457,15 @@ print(json.dumps(duckdb.connect().execute(sys.argv[1]).fetchall()))`
 			t.Fatalf("row %d: DuckDB %v, ours %v", i, got, want)
 		}
 	}
+}
+
+// putCounter counts writes to a store.
+type putCounter struct {
+	lake.Store
+	n atomic.Int64
+}
+
+func (s *putCounter) Put(ctx context.Context, key string, body io.Reader) error {
+	s.n.Add(1)
+	return s.Store.Put(ctx, key, body)
 }
