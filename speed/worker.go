@@ -114,12 +114,20 @@ func New(cfg Config) (*Worker, error) {
 func (w *Worker) Run(ctx context.Context) error {
 	for _, tv := range w.topics {
 		for _, v := range tv.views {
-			reset, err := checkFingerprint(ctx, ResetConfig{Brokers: w.cfg.Brokers, Redis: w.cfg.Redis, View: v, Now: w.cfg.Now()})
-			if err != nil {
-				return err
-			}
-			if reset {
-				w.log.Info("view definition changed: hot windows reset, replaying from now - hot_retention", "view", v.Name)
+			for attempt := 0; ; attempt++ {
+				reset, err := checkFingerprint(ctx, ResetConfig{Brokers: w.cfg.Brokers, Redis: w.cfg.Redis, View: v, Now: w.cfg.Now()})
+				if err == nil {
+					if reset {
+						w.log.Info("view definition changed: hot windows reset, replaying from now - hot_retention", "view", v.Name)
+					}
+					break
+				}
+				// Redis or Kafka not there yet: wait for them rather than exit.
+				w.m.redisErrors.Inc()
+				w.log.Warn("checking the view's fingerprint failed; retrying", "view", v.Name, "err", err)
+				if !sleep(ctx, backoff(attempt)) {
+					return nil
+				}
 			}
 		}
 	}

@@ -17,6 +17,8 @@
 // 10ms from the view's cells). The n-th counted event is matched to the n-th
 // created one, which assumes roughly FIFO delivery across partitions.
 //
+// LAMBDALAKE_BENCH_CPUPROFILE=file writes the worker's CPU profile.
+//
 // The last line is the DESIGN §7 summary:
 //
 //	bench speed: raw_eps=… eps=… ratio=… fresh_p50_ms=… fresh_p99_ms=… rss_mb=…
