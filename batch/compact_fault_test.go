@@ -35,7 +35,16 @@ func produceInBackground(t *testing.T, brokers []string, s *schemas.Schema, coun
 // progress is the sum of the partitions' checkpointed offsets.
 func progress(t *testing.T, store lake.Store, group, topic string) int64 {
 	t.Helper()
-	cps, err := batch.ReadCheckpoints(context.Background(), store, group, topic)
+	// LocalStack may fail a read that races an overwrite of the same key
+	// (unexpected EOF); the compactor retries such reads, and so does this.
+	var cps map[int32]batch.Checkpoint
+	var err error
+	for range 5 {
+		if cps, err = batch.ReadCheckpoints(context.Background(), store, group, topic); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,19 +142,24 @@ func TestCompactCrashSafety(t *testing.T) {
 		}
 	}()
 
-	wait := produceInBackground(t, brokers, s, 120_000, 6000, 11)
+	// 120k events at 2500/s: production outlasts the three kill cycles
+	// (each waits out the dead member's 6 s session).
+	const total = 120_000
+	wait := produceInBackground(t, brokers, s, total, 2500, 11)
 	var done int64
 	for kill := 1; kill <= 3; kill++ {
 		cmd := start()
 		// This run must itself have stored something before it dies.
 		waitProgress(t, store, group, topic, done, 90*time.Second)
-		time.Sleep(time.Duration(rand.IntN(1200)) * time.Millisecond)
-		if err := cmd.Process.Kill(); err != nil {
-			t.Fatal(err)
-		}
+		// Kill it, preferably in the window between a flush's uploads and
+		// its checkpoint; failing that, at a random moment.
+		inWindow := killInFlushWindow(t, store, s.Name, group, topic, cmd, 8*time.Second)
 		cmd.Wait()
 		done = progress(t, store, group, topic)
-		t.Logf("kill -9 #%d at checkpoint progress %d", kill, done)
+		t.Logf("kill -9 #%d at checkpoint progress %d (between upload and checkpoint: %v)", kill, done, inWindow)
+		if done >= total {
+			t.Errorf("kill #%d came after everything was compacted, not mid-run", kill)
+		}
 	}
 	tr := wait()
 	t.Logf("produced %v", tr.counts)
@@ -167,6 +181,38 @@ func TestCompactCrashSafety(t *testing.T) {
 			t.Errorf("hour %v: lake %+v, generator %+v", h, got, want)
 		}
 	}
+}
+
+// killInFlushWindow polls the lake and kills cmd as soon as some raw file
+// holds offsets beyond its partition's checkpoint: files uploaded, the
+// checkpoint not yet written. After timeout it kills at a random moment.
+func killInFlushWindow(t *testing.T, store lake.Store, schema, group, topic string, cmd *exec.Cmd, timeout time.Duration) bool {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		// Files first, checkpoints after: a file beyond a checkpoint read
+		// later is beyond the latest one.
+		objs, err2 := store.List(ctx, lake.RawPrefix(schema))
+		cps, err1 := batch.ReadCheckpoints(ctx, store, group, topic)
+		if err1 == nil && err2 == nil {
+			for _, o := range objs {
+				f, err := lake.ParseRawKey(o.Key)
+				if err == nil && f.Last >= cps[f.Partition].NextOffset {
+					if err := cmd.Process.Kill(); err != nil {
+						t.Fatal(err)
+					}
+					return true
+				}
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(time.Duration(rand.IntN(1000)) * time.Millisecond)
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	return false
 }
 
 func tail(s string, n int) string {
