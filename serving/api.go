@@ -97,9 +97,17 @@ type API struct {
 	cacheMu sync.Mutex
 	cache   map[string]cacheEntry
 
+	hourMu    sync.Mutex
+	hourCache map[string]*hourRollup
+
 	coldSF    singleflight.Group
 	coldMu    sync.Mutex
 	coldCache map[string]coldEntry
+
+	refreshing map[string]bool // keys being refreshed in the background
+	bg         sync.WaitGroup
+	bgCtx      context.Context
+	bgCancel   context.CancelFunc
 
 	writersMu sync.Mutex
 	writers   map[string]MessageWriter
@@ -142,7 +150,8 @@ func NewAPI(cfg APIConfig) (*API, error) {
 	}
 	a := &API{cfg: cfg, views: map[string]*schemas.View{}, schemas: map[string]*schemas.Schema{},
 		auth: newAuthenticator(cfg.Tokens, cfg.AuthDisabled), log: cfg.Logger.With("role", "serving"),
-		cache: map[string]cacheEntry{}, coldCache: map[string]coldEntry{}, writers: map[string]MessageWriter{}}
+		cache: map[string]cacheEntry{}, refreshing: map[string]bool{}, hourCache: map[string]*hourRollup{}, coldCache: map[string]coldEntry{}, writers: map[string]MessageWriter{}}
+	a.bgCtx, a.bgCancel = context.WithCancel(context.Background())
 	for _, v := range cfg.Views {
 		a.views[v.Name] = v
 	}
@@ -186,8 +195,11 @@ func (a *API) Register(s *Server) {
 	}
 }
 
-// Close closes the Events API's Kafka writers.
+// Close stops background refreshes and closes the Events API's Kafka
+// writers.
 func (a *API) Close() error {
+	a.bgCancel()
+	a.bg.Wait()
 	a.writersMu.Lock()
 	defer a.writersMu.Unlock()
 	var errs []error
@@ -227,40 +239,22 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := q.outputKey() + "|" + strconv.FormatInt(b.UnixMicro(), 10)
-	if e, ok := a.cached(key); ok {
-		a.m.cacheHits.Inc()
+	if e, fresh, ok := a.cached(key); ok {
+		if fresh {
+			a.m.cacheHits.Inc()
+		} else {
+			// Serve the previous answer while one refresh computes the next:
+			// a burst of clients never waits on an expiry.
+			a.m.cacheStale.Inc()
+			a.refresh(key, q, b)
+		}
 		writeBody(w, e.header, e.body)
 		return
 	}
 	// Identical concurrent queries share one computation, which runs on its
 	// own deadline so one caller going away does not fail the others.
-	ch := a.flight.DoChan(key, func() (_ any, err error) {
-		// DoChan runs this on its own goroutine, out of the recover
-		// middleware's reach: a panic here would end the process.
-		defer func() {
-			if p := recover(); p != nil {
-				a.log.Error("serving: panic in query", "query", key, "panic", p, "stack", string(debug.Stack()))
-				err = &apiError{Code: http.StatusInternalServerError, Msg: "internal error"}
-			}
-		}()
-		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.Timeout)
-		defer ccancel()
-		ans, err := a.compute(cctx, q, b)
-		if err != nil {
-			return nil, err
-		}
-		if len(ans.rows) > a.cfg.MaxRows {
-			param := "step"
-			if len(q.groupBy) > 0 {
-				param = "group_by"
-			}
-			return nil, &apiError{Code: 413, Param: param, Msg: fmt.Sprintf("answer has %d rows, more than http.max_rows=%d: narrow the range, raise step or group by fewer dimensions", len(ans.rows), a.cfg.MaxRows)}
-		}
-		h, body := encodeAnswer(q, ans)
-		if a.cfg.CacheTTL > 0 {
-			a.store(key, cacheEntry{body: body, header: h, expires: a.cfg.Now().Add(a.cfg.CacheTTL)})
-		}
-		return cacheEntry{body: body, header: h}, nil
+	ch := a.flight.DoChan(key, func() (any, error) {
+		return a.computeEntry(context.WithoutCancel(ctx), key, q, b)
 	})
 	select {
 	case res := <-ch:
@@ -286,6 +280,59 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// computeEntry computes and encodes an answer and caches it.
+func (a *API) computeEntry(ctx context.Context, key string, q *query, b time.Time) (_ any, err error) {
+	// Flights run on their own goroutines, out of the recover middleware's
+	// reach: a panic here would end the process.
+	defer func() {
+		if p := recover(); p != nil {
+			a.log.Error("serving: panic in query", "query", key, "panic", p, "stack", string(debug.Stack()))
+			err = &apiError{Code: http.StatusInternalServerError, Msg: "internal error"}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.Timeout)
+	defer cancel()
+	ans, err := a.compute(ctx, q, b)
+	if err != nil {
+		return nil, err
+	}
+	if len(ans.rows) > a.cfg.MaxRows {
+		param := "step"
+		if len(q.groupBy) > 0 {
+			param = "group_by"
+		}
+		return nil, &apiError{Code: 413, Param: param, Msg: fmt.Sprintf("answer has %d rows, more than http.max_rows=%d: narrow the range, raise step or group by fewer dimensions", len(ans.rows), a.cfg.MaxRows)}
+	}
+	h, body := encodeAnswer(q, ans)
+	if a.cfg.CacheTTL > 0 {
+		a.store(key, cacheEntry{body: body, header: h, expires: a.cfg.Now().Add(a.cfg.CacheTTL)})
+	}
+	return cacheEntry{body: body, header: h}, nil
+}
+
+// refresh recomputes a cached answer in the background, once at a time
+// per key; Close stops and waits for it.
+func (a *API) refresh(key string, q *query, b time.Time) {
+	a.cacheMu.Lock()
+	if a.refreshing[key] {
+		a.cacheMu.Unlock()
+		return
+	}
+	a.refreshing[key] = true
+	a.cacheMu.Unlock()
+	a.bg.Add(1)
+	go func() {
+		defer a.bg.Done()
+		_, err, _ := a.flight.Do(key, func() (any, error) { return a.computeEntry(a.bgCtx, key, q, b) })
+		if err != nil {
+			a.log.Warn("serving: background refresh failed", "err", err)
+		}
+		a.cacheMu.Lock()
+		delete(a.refreshing, key)
+		a.cacheMu.Unlock()
+	}()
+}
+
 // depFailed answers 503 for a dependency failure, 504 for a timeout.
 func (a *API) depFailed(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, context.DeadlineExceeded) {
@@ -296,17 +343,23 @@ func (a *API) depFailed(w http.ResponseWriter, r *http.Request, err error) {
 	writeError(w, &apiError{Code: http.StatusServiceUnavailable, Msg: "a dependency is unavailable: " + err.Error()})
 }
 
-func (a *API) cached(key string) (cacheEntry, bool) {
+func (a *API) cached(key string) (e cacheEntry, fresh, ok bool) {
 	if a.cfg.CacheTTL <= 0 {
-		return cacheEntry{}, false
+		return cacheEntry{}, false, false
 	}
 	a.cacheMu.Lock()
 	defer a.cacheMu.Unlock()
-	e, ok := a.cache[key]
-	if !ok || !a.cfg.Now().Before(e.expires) {
-		return cacheEntry{}, false
+	e, ok = a.cache[key]
+	if !ok {
+		return cacheEntry{}, false, false
 	}
-	return e, true
+	now := a.cfg.Now()
+	// An expired answer is still served while a refresh runs, for at most
+	// one more http.timeout: then it is dropped and callers wait.
+	if !now.Before(e.expires.Add(a.cfg.Timeout)) {
+		return cacheEntry{}, false, false
+	}
+	return e, now.Before(e.expires), true
 }
 
 // maxCacheEntries bounds the answer cache; answers live a second or so, so
@@ -319,7 +372,7 @@ func (a *API) store(key string, e cacheEntry) {
 	if len(a.cache) >= maxCacheEntries {
 		now := a.cfg.Now()
 		for k, c := range a.cache {
-			if !now.Before(c.expires) {
+			if !now.Before(c.expires.Add(a.cfg.Timeout)) {
 				delete(a.cache, k)
 			}
 		}

@@ -44,7 +44,15 @@ func (f *fakeBatch) Rows(ctx context.Context, v *schemas.View, from, to time.Tim
 }
 
 func (f *fakeBatch) State(ctx context.Context, view string) (*batch.State, error) {
-	return &batch.State{Boundary: f.boundary, Fingerprint: "fp"}, nil
+	st := &batch.State{Boundary: f.boundary, Fingerprint: "fp", Hours: map[string]batch.HourState{}}
+	for _, r := range f.rows {
+		k := batch.HourKey(time.UnixMicro(r.T))
+		h := st.Hours[k]
+		h.Rows++
+		h.Version = 1
+		st.Hours[k] = h
+	}
+	return st, nil
 }
 
 func (f *fakeBatch) StateAtLeast(ctx context.Context, view string, b time.Time) (*batch.State, error) {
@@ -104,6 +112,7 @@ type fixture struct {
 	reg    *prometheus.Registry
 	view   *schemas.View
 	now    time.Time
+	clock  atomic.Int64 // Unix ns of the API's Now, settable by a test
 }
 
 func newFixture(t *testing.T, mod func(*APIConfig)) *fixture {
@@ -122,7 +131,8 @@ func newFixture(t *testing.T, mod func(*APIConfig)) *fixture {
 			{Name: "w", Token: writeTok, Scopes: []string{"write:events"}},
 			{Name: "a", Token: adminTok, Scopes: []string{"admin"}}},
 		MaxRange: 31 * 24 * time.Hour, MaxRows: 1000, Timeout: 5 * time.Second, MaxBody: 4096,
-		Registerer: f.reg, Now: func() time.Time { return now }}
+		Registerer: f.reg, Now: func() time.Time { return time.Unix(0, f.clock.Load()).UTC() }}
+	f.clock.Store(now.UnixNano())
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -449,6 +459,65 @@ func TestAnswerCache(t *testing.T) {
 	if hits := testutil.ToFloat64(f.api.m.cacheHits); hits != 1 {
 		t.Errorf("cache hits = %v", hits)
 	}
+	// Past cache_ttl the old answer is served at once while one background
+	// refresh computes the next; past ttl + timeout it is not served.
+	f.clock.Add(int64(62 * time.Second))
+	for range 3 {
+		if code, _, _ := f.do(t, "GET", url, readTok, nil); code != 200 {
+			t.Fatalf("stale answer: %d", code)
+		}
+	}
+	if stale := testutil.ToFloat64(f.api.m.cacheStale); stale != 3 {
+		t.Errorf("stale answers = %v, want 3", stale)
+	}
+	for deadline := time.Now().Add(5 * time.Second); f.speed.calls.Load() < 3 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	f.api.Close() // waits for the refresh to finish
+	if c := f.speed.calls.Load(); c != 3 {
+		t.Errorf("%d speed reads after the refresh, want 3 (one refresh for three stale hits)", c)
+	}
+	f.clock.Add(int64(time.Hour))
+	f.do(t, "GET", url, readTok, nil)
+	if c := f.speed.calls.Load(); c != 4 {
+		t.Errorf("%d speed reads for a long-expired answer, want 4", c)
+	}
+}
+
+// Batch hours rolled up once are reused while their version holds.
+func TestHourRollupCache(t *testing.T) {
+	f := newFixture(t, nil)
+	f.speedOK()
+	var rows []batch.ViewRow
+	for m := range 180 {
+		rows = append(rows, vrow(time.Date(2026, 11, 27, 6, m, 0, 0, time.UTC).UnixMicro(), "a", "de", 1, 1, 1, 1, m, m+2))
+	}
+	f.batch.rows = rows
+	counting := &countingBatch{fakeBatch: f.batch}
+	f.api.cfg.Batch = counting
+	for i, from := range []string{"06:00", "06:30", "06:31", "06:00"} {
+		q := "/v1/views/revenue/query?from=2026-11-27T" + from + ":00Z&to=2026-11-27T09:00:00Z&step=5m"
+		code, body, _ := f.do(t, "GET", q, readTok, nil)
+		a := decodeAnswer(t, body)
+		if code != 200 || a.Rows[len(a.Rows)-1]["t"] != "2026-11-27T08:55:00Z" {
+			t.Fatalf("query %d: %d %s", i, code, body)
+		}
+	}
+	// 3 hours, then the changed first hour twice (06:30, 06:30 again since
+	// 06:31 floors to 06:30 on the 5m grid), then nothing new.
+	if got := counting.calls.Load(); got != 4 {
+		t.Errorf("%d batch reads, want 4", got)
+	}
+}
+
+type countingBatch struct {
+	*fakeBatch
+	calls atomic.Int64
+}
+
+func (c *countingBatch) Rows(ctx context.Context, v *schemas.View, from, to time.Time, where map[string]string) ([]batch.ViewRow, error) {
+	c.calls.Add(1)
+	return c.fakeBatch.Rows(ctx, v, from, to, where)
 }
 
 func TestPanicIsA500JSON(t *testing.T) {

@@ -1,5 +1,87 @@
-// Package serving is the HTTP face of lambdalake (DESIGN §4): health,
-// readiness and metrics today; the query endpoint that merges batch and
-// speed at the boundary B, and the Events API, as they land. It holds no
-// state of its own, so it scales by replicas.
+// Package serving is the HTTP face of lambdalake (DESIGN §4): the query
+// endpoint that merges the batch views and the speed layer at the boundary
+// B, the Events API that produces to Kafka, the views and job listings,
+// health, readiness, metrics and the OpenAPI document (openapi.yaml, checked
+// against the routes and parameter parsers by a test). It holds no state of
+// its own beyond caches, so it scales by replicas.
+//
+// # A query
+//
+// GET /v1/views/{view}/query reads B once (Redis, where batch mirrors it;
+// the lake's _state.json when Redis has none; none at all: speed answers
+// everything). [from, B) comes from batch view hours (batch.ViewReader,
+// decoded hours cached by version), [B, to) from Redis (speed.Reader). If
+// Redis says B is later than the cached lake state, the state is reread
+// (recompute writes _state.json before it mirrors B), so no hour falls
+// between the two.
+//
+// from is floored and to ceiled to the step (epoch-aligned, as the speed
+// layer rolls up), so every output bucket is whole; the answer echoes the
+// aligned range. Rows are sorted by t then group_by values; buckets without
+// data are omitted. Times are RFC 3339 UTC.
+//
+// Merge: count and sum add, min and max compare. uniq is exact where an
+// output row is exactly one batch row (the stored grain, or a rollup that
+// happens to hold a single row); otherwise it is the estimate of the union
+// of HyperLogLog sketches: batch rows carry Redis-format sketches, the
+// speed side is PFCOUNT over its cells, and in the one step that straddles
+// the start of the speed range (B not on the step grid, e.g. step=1d) the
+// speed cells' sketches are read (speed.Reader.Sketches) and unioned with
+// the batch ones. The answer's "approximate" lists the uniq metrics with at
+// least one estimated figure.
+//
+// # Gaps: never a silent zero
+//
+// An empty bucket in [B, to) is normally just a minute without events. It
+// is lost data instead when
+//   - the bucket has expired from Redis: bucket end + hot_retention is past
+//     (with one granularity of margin for keys expiring while we read); or
+//   - the speed layer is not keeping the view: its offsets hash
+//     (ll:{view}:offsets) is missing (Redis lost its data, or no worker ever
+//     ran), carries another fingerprint, or a rebuild is under way. Then
+//     everything in [B, now) is lost.
+//
+// Also lost: [lake B, B) when Redis holds a B later than the lake's (only
+// if someone set it by hand). Lost ranges of at most http.cold_max_hours
+// hours (default 6) are computed from the raw lake (batch.ComputeHourRows:
+// the recompute path without writing) and reported under sources.cold;
+// longer ones are listed under "gaps" and their buckets are absent from
+// the rows. A cold answer is as fresh as the raw lake (the compactor's
+// max_file_age), and cold hours are kept 10s.
+//
+// # Sharing work
+//
+// Identical concurrent queries (same view, aligned range, step, group_by,
+// where, metrics, format and B) share one computation (singleflight),
+// which runs on its own deadline so one client leaving does not fail the
+// others. The encoded answer is kept for http.cache_ttl (default 1s) and
+// only while B is unchanged: the speed part of an answer is at most that
+// stale. cache_ttl: 0 turns the cache off.
+//
+// # Errors and limits
+//
+// Every error is JSON {"error", "param"}: 400 bad parameter (any unknown
+// parameter too), 401 missing or unknown token, 403 missing scope, 404
+// unknown view, schema or route, 413 range longer than http.max_range,
+// more steps or rows than http.max_rows, or a body over http.max_body, 503
+// a dependency failed, 504 longer than http.timeout. Bad input is always
+// refused before any dependency is touched, so it never yields a 5xx; a
+// panic is recovered, logged and answered 500 as a last resort.
+//
+// # Tokens
+//
+// Authorization: Bearer <token>, with scopes read:views (views, query),
+// write:events (Events API), admin (everything, job history). Tokens are
+// compared as SHA-256 digests with crypto/subtle against every configured
+// token. /healthz, /readyz, /metrics and /v1/openapi.yaml are public.
+// APIConfig.AuthDisabled (only `lambdalake dev`) serves without tokens.
+//
+// # Events API
+//
+// POST /v1/events?schema=S takes NDJSON; each non-blank line is decoded
+// with the schema; valid lines go to the schema's topic and the answer
+// comes after Kafka acknowledged them (acks=all). The answer counts the
+// accepted lines and lists rejected ones by 1-based line number with the
+// reason; strict=true produces nothing unless every line is valid (400).
+// A body where no line is valid is a 400 too.
 package serving

@@ -240,18 +240,23 @@ func merge(v *schemas.View, q *query, in *mergeInput) (rows []outRow, approx []b
 		}
 		rows = append(rows, r)
 	}
+	sortRows(m.types, rows)
+	return rows, approx
+}
+
+// sortRows orders rows by t, then group_by values (types in group_by order).
+func sortRows(types []schemas.Type, rows []outRow) {
 	slices.SortFunc(rows, func(a, b outRow) int {
 		if c := cmp.Compare(a.t, b.t); c != 0 {
 			return c
 		}
 		for k := range a.dims {
-			if c := compareDim(m.types[k], a.dims[k], b.dims[k]); c != 0 {
+			if c := compareDim(types[k], a.dims[k], b.dims[k]); c != 0 {
 				return c
 			}
 		}
 		return 0
 	})
-	return rows, approx
 }
 
 // compareDim orders dimension values: null first, strings bytewise,

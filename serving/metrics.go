@@ -11,10 +11,11 @@ import (
 
 // apiMetrics are the query path's own counters.
 type apiMetrics struct {
-	shared    prometheus.Counter
-	cacheHits prometheus.Counter
-	accepted  prometheus.Counter
-	rejected  prometheus.Counter
+	shared     prometheus.Counter
+	cacheHits  prometheus.Counter
+	cacheStale prometheus.Counter
+	accepted   prometheus.Counter
+	rejected   prometheus.Counter
 }
 
 // httpMetrics are per-route request counts and latencies.
@@ -48,6 +49,7 @@ func newAPIMetrics(reg prometheus.Registerer) (*apiMetrics, error) {
 	}{
 		{&m.shared, "lambdalake_serving_singleflight_shared_total", "Query answers shared with an identical concurrent query instead of computed again."},
 		{&m.cacheHits, "lambdalake_serving_cache_hits_total", "Query answers served from the short answer cache."},
+		{&m.cacheStale, "lambdalake_serving_cache_stale_total", "Query answers served from the cache past cache_ttl while a background refresh ran."},
 		{&m.accepted, "lambdalake_serving_events_accepted_total", "Events API lines produced to Kafka."},
 		{&m.rejected, "lambdalake_serving_events_rejected_total", "Events API lines rejected by the schema."},
 	} {

@@ -275,9 +275,14 @@ func parseQuery(v *schemas.View, vals url.Values, lim limits) (*query, *apiError
 // computeKey identifies what a query computes (not how it is printed):
 // identical keys share one computation.
 func (q *query) computeKey() string {
+	return fmt.Sprintf("%d|%d|", q.from.UnixMicro(), q.to.UnixMicro()) + q.shapeKey()
+}
+
+// shapeKey is computeKey without the range: how rows are rolled up.
+func (q *query) shapeKey() string {
 	var b strings.Builder
 	b.WriteString(q.view.Name)
-	fmt.Fprintf(&b, "|%d|%d|%d|", q.from.UnixMicro(), q.to.UnixMicro(), int64(q.step))
+	fmt.Fprintf(&b, "|%d|", int64(q.step))
 	b.WriteString(strings.Join(q.groupBy, ","))
 	keys := make([]string, 0, len(q.where))
 	for k := range q.where {

@@ -127,6 +127,8 @@ func (a *API) compute(ctx context.Context, q *query, b time.Time) (*answer, erro
 	ans := &answer{boundary: b}
 	in := mergeInput{straddleT: -1}
 	var lost []span
+	var batchRows []outRow
+	var batchApprox []bool
 
 	// [from, B): batch view files.
 	if bEnd := minT(b, q.to); !b.IsZero() && q.from.Before(bEnd) {
@@ -141,11 +143,21 @@ func (a *API) compute(ctx context.Context, q *query, b time.Time) (*answer, erro
 			batchTo = maxT(q.from, st.Boundary)
 		}
 		if q.from.Before(batchTo) {
-			rows, err := a.cfg.Batch.Rows(ctx, v, q.from, batchTo, q.where)
-			if err != nil {
-				return nil, dep(err)
+			if time.Hour%q.step == 0 {
+				// No step crosses an hour: roll each batch hour up on its
+				// own, cached by the hour's version.
+				rows, approx, err := a.batchHours(ctx, q, st, q.from, batchTo)
+				if err != nil {
+					return nil, dep(err)
+				}
+				batchRows, batchApprox = rows, approx
+			} else {
+				rows, err := a.cfg.Batch.Rows(ctx, v, q.from, batchTo, q.where)
+				if err != nil {
+					return nil, dep(err)
+				}
+				in.viewRows = append(in.viewRows, rows)
 			}
-			in.viewRows = append(in.viewRows, rows)
 			ans.batch = &span{q.from, batchTo}
 		}
 		if batchTo.Before(bEnd) {
@@ -205,7 +217,79 @@ func (a *API) compute(ctx context.Context, q *query, b time.Time) (*answer, erro
 		}
 	}
 	ans.rows, ans.approx = merge(v, q, &in)
+	if len(batchRows) > 0 {
+		// Batch steps end at an hour boundary, before anything merged
+		// above: the two sets of steps are disjoint.
+		ans.rows = append(batchRows, ans.rows...)
+		sortRows(groupTypes(q), ans.rows)
+		for i, x := range batchApprox {
+			ans.approx[i] = ans.approx[i] || x
+		}
+	}
 	return ans, nil
+}
+
+func groupTypes(q *query) []schemas.Type {
+	var ts []schemas.Type
+	for _, d := range q.groupBy {
+		f, _ := q.view.Schema.Field(d)
+		ts = append(ts, f.Type)
+	}
+	return ts
+}
+
+// hourRollup is one batch hour rolled up to a query's step, group_by and
+// where: immutable while the hour's version is.
+type hourRollup struct {
+	rows   []outRow
+	approx []bool
+}
+
+// maxHourRollups bounds the rollup cache (entries are an hour of one
+// query shape: a few KB to a few MB).
+const maxHourRollups = 2048
+
+// batchHours rolls [from, to) of the batch view up hour by hour, reusing
+// rollups of hours whose version has not changed. from and to are on the
+// step grid and the step divides an hour, so each step lies in one hour.
+func (a *API) batchHours(ctx context.Context, q *query, st *batch.State, from, to time.Time) ([]outRow, []bool, error) {
+	v := q.view
+	approx := make([]bool, len(v.Metrics))
+	var out []outRow
+	shape := q.shapeKey()
+	for h := from.Truncate(time.Hour); h.Before(to); h = h.Add(time.Hour) {
+		hs, ok := st.Hour(h)
+		if !ok || hs.Rows == 0 {
+			continue
+		}
+		lo, hi := maxT(h, from), minT(h.Add(time.Hour), to)
+		key := fmt.Sprintf("%s|%s|%d|%d|%d|%s", st.Fingerprint, batch.HourKey(h), hs.Version, lo.UnixMicro(), hi.UnixMicro(), shape)
+		a.hourMu.Lock()
+		r, ok := a.hourCache[key]
+		a.hourMu.Unlock()
+		if !ok {
+			rows, err := a.cfg.Batch.Rows(ctx, v, lo, hi, q.where)
+			if err != nil {
+				return nil, nil, err
+			}
+			r = &hourRollup{}
+			r.rows, r.approx = merge(v, q, &mergeInput{viewRows: [][]batch.ViewRow{rows}, straddleT: -1})
+			a.hourMu.Lock()
+			for k := range a.hourCache {
+				if len(a.hourCache) < maxHourRollups {
+					break
+				}
+				delete(a.hourCache, k) // map order is random: a random eviction
+			}
+			a.hourCache[key] = r
+			a.hourMu.Unlock()
+		}
+		out = append(out, r.rows...)
+		for i, x := range r.approx {
+			approx[i] = approx[i] || x
+		}
+	}
+	return out, approx, nil
 }
 
 func hasUniq(v *schemas.View) bool {
