@@ -1,5 +1,5 @@
-// Package batch is the batch layer of DESIGN §2: compaction of Kafka into
-// the raw Parquet lake, and the readers and jobs built on that lake.
+// Compaction, the continuous half of the batch layer (DESIGN §2); the
+// package doc is in doc.go.
 //
 // Compaction (compact*.go) is a Kafka consumer group that writes each
 // partition's records into Parquet files under raw/{schema}/dt=/hr=/, one
@@ -15,6 +15,20 @@
 //
 // Memory is bounded by one byte budget per process; while S3 is down the
 // flushes retry forever and consumption waits instead of growing.
+//
+// Decisions DESIGN.md leaves open:
+//   - A flush writes every buffered hour of its partition at once: the
+//     checkpoint can only move past records that are all stored.
+//   - max_file_rows and max_file_bytes count one hour file's buffered rows
+//     and bytes (the JSON size plus a fixed per-row overhead, the same
+//     measure as the budget), not the compressed Parquet size.
+//   - Half the budget buffered makes the largest partition flush; the whole
+//     budget (buffered plus being written) makes every partition wait.
+//   - A dead letter's hour is its Kafka timestamp's hour (it has no event
+//     time); raw rows' _ingested_at is that Kafka timestamp too, so a
+//     re-read writes identical rows.
+//   - Merge writes one file per (hour, partition), named with the offset
+//     range it covers, so merged files are raw files like any other.
 package batch
 
 import (
