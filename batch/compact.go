@@ -29,6 +29,7 @@
 //     re-read writes identical rows.
 //   - Merge writes one file per (hour, partition), named with the offset
 //     range it covers, so merged files are raw files like any other.
+
 package batch
 
 import (
