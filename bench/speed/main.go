@@ -102,6 +102,13 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	// Others' load on the machine skews every figure; say how much there was.
+	logLoad := func(when string) {
+		if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+			log.Printf("load average %s: %s", when, strings.Join(strings.Fields(string(b))[:3], " "))
+		}
+	}
+	logLoad("at start")
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic := "bench-speed-" + suffix
 	view := benchView(topic, "bench_speed_"+suffix)
@@ -160,6 +167,7 @@ func main() {
 	p50, p99, n := freshness(ctx, rdb, view, *rate, *liveFor)
 	log.Printf("freshness over %d live events at %.0f/s: p50=%s p99=%s", n, *rate, p50, p99)
 
+	logLoad("at end")
 	rss := vmHWM(child.Process.Pid)
 	child.Process.Signal(syscall.SIGTERM)
 	child.Wait()
