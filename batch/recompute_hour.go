@@ -12,10 +12,14 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/lambdalake/lambdalake/lake"
 	"github.com/lambdalake/lambdalake/schemas"
 )
+
+// fileFetchers is how many raw files of one hour are read at once.
+const fileFetchers = 4
 
 // hourStats says what computing one hour read.
 type hourStats struct {
@@ -52,20 +56,33 @@ func viewColumns(v *schemas.View) (need []bool) {
 func computeHour(ctx context.Context, store lake.Store, v *schemas.View, hour time.Time, plan []RawFilePlan) (*viewHour, hourStats, error) {
 	var st hourStats
 	need := viewColumns(v)
-	chunks := make([]*rawChunk, 0, len(plan))
-	var recs []arrow.RecordBatch
+	// Files are fetched and decoded a few at a time: on S3 each is a
+	// round trip, and an hour has several.
+	chunks := make([]*rawChunk, len(plan))
+	recs := make([]arrow.RecordBatch, len(plan))
 	defer func() {
 		for _, r := range recs {
-			r.Release()
+			if r != nil {
+				r.Release()
+			}
 		}
 	}()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(fileFetchers)
 	for i := range plan {
-		c, rec, err := readRawChunk(ctx, store, v.Schema, need, &plan[i])
-		if err != nil {
-			return nil, st, err
-		}
-		recs = append(recs, rec)
-		chunks = append(chunks, c)
+		g.Go(func() error {
+			c, rec, err := readRawChunk(gctx, store, v.Schema, need, &plan[i])
+			if err != nil {
+				return err
+			}
+			chunks[i], recs[i] = c, rec
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, st, err
+	}
+	for _, c := range chunks {
 		st.files++
 		st.read += int64(c.n)
 	}

@@ -43,6 +43,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -57,6 +58,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -90,6 +92,7 @@ func main() {
 	keep := flag.Bool("keep", false, "keep the lake folder")
 	python := flag.String("python", ".venv-duckdb/bin/python", "Python with duckdb installed (make duckdb)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of our recompute to this file")
+	parallel := flag.Int("parallel", 0, "hours recomputed at once (0: the recomputer's default)")
 	flag.Parse()
 	ctx := context.Background()
 
@@ -120,7 +123,7 @@ func main() {
 	runtime.GC()
 	debug.FreeOSMemory()
 	resetPeakRSS()
-	rc, err := batch.NewRecomputer(batch.RecomputerConfig{Store: store, Group: group, Parallelism: 2,
+	rc, err := batch.NewRecomputer(batch.RecomputerConfig{Store: store, Group: group, Parallelism: *parallel,
 		Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	check(err)
 	if *cpuProfile != "" {
@@ -135,11 +138,14 @@ func main() {
 	var ours time.Duration
 	var res batch.RecomputeResult
 	duckS, duckRSS := math.Inf(1), int64(0)
+	oursCPU, duckCPU := math.Inf(1), math.Inf(1)
 	for round := range 2 {
 		t0 = time.Now()
+		c0 := cpuSeconds()
 		r, err := rc.Recompute(ctx, v, batch.RecomputeOptions{Force: round > 0})
 		check(err)
 		d := time.Since(t0)
+		oursCPU = math.Min(oursCPU, cpuSeconds()-c0)
 		if round == 0 {
 			res = r
 			if *cpuProfile != "" {
@@ -153,16 +159,16 @@ func main() {
 		if r.Hours != 24 {
 			log.Fatalf("recomputed %d hours, want 24", r.Hours)
 		}
-		s, rss, err := runDuckDB(*python, dir, duckOut, v)
+		s, cpu, rss, err := runDuckDB(*python, dir, duckOut, v)
 		check(err)
-		log.Printf("duckdb round %d: %.3fs, peak RSS %d MB", round+1, s, rss)
-		duckS, duckRSS = math.Min(duckS, s), max(duckRSS, rss)
+		log.Printf("duckdb round %d: %.3fs (%.3f CPU s), peak RSS %d MB", round+1, s, cpu, rss)
+		duckS, duckRSS, duckCPU = math.Min(duckS, s), max(duckRSS, rss), math.Min(duckCPU, cpu)
 	}
 	rss := peakRSSMB()
 
 	equal, err := compare(ctx, store, v, duckOut)
 	check(err)
-	fmt.Printf("duckdb_rss_mb=%d ours_rows_per_s=%.0f\n", duckRSS, float64(res.Rows)/ours.Seconds())
+	fmt.Printf("ours_cpu_s=%.3f duckdb_cpu_s=%.3f duckdb_rss_mb=%d ours_rows_per_s=%.0f\n", oursCPU, duckCPU, duckRSS, float64(res.Rows)/ours.Seconds())
 	fmt.Printf("bench recompute: events=%d ours_s=%.3f duckdb_s=%.3f ratio=%.2f equal=%v rss_mb=%d\n",
 		*events, ours.Seconds(), duckS, ours.Seconds()/duckS, equal, rss)
 	if !equal {
@@ -324,10 +330,13 @@ lake, out, sql = sys.argv[1], sys.argv[2], sys.argv[3]
 con = duckdb.connect()
 con.execute("SET threads=2")
 con.execute("SET enable_progress_bar=false")
+r0 = resource.getrusage(resource.RUSAGE_SELF)
 t0 = time.perf_counter()
 con.execute("COPY (" + sql + ") TO '" + out + "' (FORMAT parquet)")
 dt = time.perf_counter() - t0
-print(f"{dt:.6f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}")
+r1 = resource.getrusage(resource.RUSAGE_SELF)
+cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+print(f"{dt:.6f} {r1.ru_maxrss // 1024} {cpu:.3f}")
 `
 
 // duckSQL is the view as SQL, with the lake's dedup semantics.
@@ -363,23 +372,34 @@ FROM by_id GROUP BY ALL ORDER BY t, %s`,
 		strings.Join(cols, ", "), dir, s.Name, s.ID, s.Time, g, g, dims, strings.Join(aggs, ", "), dims)
 }
 
-func runDuckDB(python, dir, out string, v *schemas.View) (secs float64, rssMB int64, err error) {
+// runDuckDB returns the query's wall and CPU seconds and DuckDB's peak RSS.
+func runDuckDB(python, dir, out string, v *schemas.View) (secs, cpu float64, rssMB int64, err error) {
 	cmd := exec.Command(python, "-c", duckScript, dir, out, duckSQL(dir, v))
 	cmd.Stderr = os.Stderr
 	b, err := cmd.Output()
 	if err != nil {
-		return 0, 0, fmt.Errorf("duckdb (run `make duckdb` first): %w", err)
+		return 0, 0, 0, fmt.Errorf("duckdb (run `make duckdb` first): %w", err)
 	}
 	f := strings.Fields(string(b))
-	if len(f) != 2 {
-		return 0, 0, fmt.Errorf("duckdb: unexpected output %q", b)
+	if len(f) != 3 {
+		return 0, 0, 0, fmt.Errorf("duckdb: unexpected output %q", b)
 	}
-	secs, err = strconv.ParseFloat(f[0], 64)
-	if err != nil {
-		return 0, 0, err
+	secs, err1 := strconv.ParseFloat(f[0], 64)
+	rssMB, err2 := strconv.ParseInt(f[1], 10, 64)
+	cpu, err3 := strconv.ParseFloat(f[2], 64)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return 0, 0, 0, fmt.Errorf("duckdb: unexpected output %q: %w", b, err)
 	}
-	rssMB, err = strconv.ParseInt(f[1], 10, 64)
-	return secs, rssMB, err
+	return secs, cpu, rssMB, nil
+}
+
+// cpuSeconds is the user+system CPU time this process has used.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // compare reads our view through batch.ViewReader and DuckDB's result file
