@@ -341,3 +341,43 @@ func TestPartitionWakeIsNeverLost(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkEncodeHour is the flush's CPU: sort a file's rows by event time
+// and write them as zstd Parquet.
+func BenchmarkEncodeHour(b *testing.B) {
+	s := testSchema(b)
+	const rows = 50_000
+	vals := make([][]byte, rows)
+	for i := range vals {
+		// Mostly in order, every 20th a few minutes late, as in traffic.
+		at := base.Add(time.Duration(i) * 50 * time.Millisecond)
+		if i%20 == 0 {
+			at = at.Add(-3 * time.Minute)
+		}
+		vals[i] = event(fmt.Sprint("order-", i), at, float64(i%10000)/100)
+	}
+	lim := limits{maxFileRows: 1 << 30, maxFileBytes: 1 << 40, maxFileAge: time.Hour}
+	var size int
+	var spent time.Duration // b.Elapsed counts the stopped setup too
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		p := newPartBuffer(s, s.RawLayout(), rawSchema(s.RawLayout()), "orders", 0, lim, -1, time.Time{})
+		for i, v := range vals {
+			p.add(record{Offset: int64(i), Value: v, Time: base}, base)
+		}
+		batch := p.cut(base, false)
+		b.StartTimer()
+		start := time.Now()
+		for _, f := range batch.files {
+			body, err := encodeHour(f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			size += len(body)
+		}
+		spent += time.Since(start)
+	}
+	b.ReportMetric(float64(spent.Nanoseconds())/float64(b.N*rows), "ns/row")
+	b.ReportMetric(float64(size)/float64(b.N*rows), "bytes/row")
+}
