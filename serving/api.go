@@ -292,6 +292,8 @@ func (a *API) computeEntry(ctx context.Context, key string, q *query, b time.Tim
 	}()
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.Timeout)
 	defer cancel()
+	start := time.Now()
+	defer func() { a.m.compute.Observe(time.Since(start).Seconds()) }()
 	ans, err := a.compute(ctx, q, b)
 	if err != nil {
 		return nil, err

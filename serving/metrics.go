@@ -14,6 +14,7 @@ type apiMetrics struct {
 	shared     prometheus.Counter
 	cacheHits  prometheus.Counter
 	cacheStale prometheus.Counter
+	compute    prometheus.Histogram
 	accepted   prometheus.Counter
 	rejected   prometheus.Counter
 }
@@ -56,6 +57,12 @@ func newAPIMetrics(reg prometheus.Registerer) (*apiMetrics, error) {
 		if *x.dst, err = register(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: x.name, Help: x.help})); err != nil {
 			return nil, err
 		}
+	}
+	if m.compute, err = register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "lambdalake_serving_compute_seconds", Help: "Time to compute and encode one query answer (cache misses and refreshes).",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	})); err != nil {
+		return nil, err
 	}
 	return &m, nil
 }
