@@ -191,3 +191,39 @@ func TestRebalanceExactlyOnce(t *testing.T) {
 	ref := buildReference(t, v, events, func(int64) bool { return true })
 	ref.checkAgainst(t, v, queryAll(t, rdb, v, now.Add(-time.Hour), now.Add(time.Hour)), cellUniqTol)
 }
+
+// Shutdown flushes: with a flush interval longer than the test, nothing
+// reaches Redis until the worker is stopped, and then everything does.
+func TestGracefulShutdownFlushes(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	rdb := redisClient(t)
+	topic := testenv.Topic(t, brokers, 2)
+	s := testSchema(t, topic)
+	v := testView(viewName("shutdown"), s, time.Minute, []string{"tenant"})
+	now := time.Now().UTC()
+	events := genEvents(t, s, 6000, now.Add(-10*time.Minute), now, 51, gen.Config{Malformed: 0.01})
+	produce(t, brokers, topic, events)
+	end := endOffsets(t, brokers, topic)
+	w, stop := startWorker(t, Config{Brokers: brokers, Group: testenv.Name("speed"), Views: []*schemas.View{v}, Redis: rdb,
+		FlushInterval: time.Hour})
+	deadline := time.Now().Add(60 * time.Second)
+	for p := 0; p < 2; {
+		if int64(testutil.ToFloat64(w.m.position.WithLabelValues(topic, strconv.Itoa(p)))) == end[p] {
+			p++
+			continue
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("partition %d not read to its end within 60s", p)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := storedOffsets(t, rdb, v, 2); got[0] != 0 || got[1] != 0 {
+		t.Fatalf("offsets %v applied before any flush was due", got)
+	}
+	stop()
+	if got := storedOffsets(t, rdb, v, 2); got[0] != end[0] || got[1] != end[1] {
+		t.Errorf("after shutdown: offsets %v, want %v", got, end)
+	}
+	ref := buildReference(t, v, events, func(int64) bool { return true })
+	ref.checkAgainst(t, v, queryAll(t, rdb, v, now.Add(-time.Hour), now.Add(time.Hour)), cellUniqTol)
+}
