@@ -70,6 +70,15 @@
 // expires 2 x hot_retention after the view's last flush. The boundary has no
 // TTL: it is the batch layer's state, not a window.
 //
+// # Reading
+//
+// Reader.Query reads a view's cells for [from, to) through the index,
+// filters on dimension values, rolls buckets up to a step and dimensions up
+// to a group_by, and reports which granularity buckets Redis holds any cell
+// for, so the serving layer can tell an empty bucket from a lost one (a gap
+// it may fill from the lake). Reader.Sketches gives the merged uniq sketches
+// per group, for merging with batch's sketches across the boundary.
+//
 // # Numbers
 //
 // count, and sum/min/max over int64 fields, are exact. Sums over float64
@@ -87,7 +96,8 @@
 // rebuilding (running workers pause that view's partitions), deletes the
 // cells found through the index, and sets the offsets to Kafka's offsets at
 // now - hot_retention, so workers replay the hot window (an idle worker
-// notices within a second). A worker that starts and finds a different view
+// notices within a second). The command then goes on consuming as a worker
+// for the views on that view's schema, unless given --exit. A worker that starts and finds a different view
 // fingerprint does the same by itself; workers still running the older
 // definition then stop feeding the view and say so in their log. Stop old
 // workers before deploying a changed view: one flush in flight at the switch
