@@ -54,9 +54,16 @@
 // Identical concurrent queries (same view, aligned range, step, group_by,
 // where, metrics, format and B) share one computation (singleflight),
 // which runs on its own deadline so one client leaving does not fail the
-// others. The encoded answer is kept for http.cache_ttl (default 1s) and
-// only while B is unchanged: the speed part of an answer is at most that
-// stale. cache_ttl: 0 turns the cache off.
+// others. When the step divides an hour, each batch hour is rolled up on
+// its own and that rollup is cached by the hour's version, so a query
+// recomputes only its partial first hour and the speed part.
+//
+// The encoded answer is kept for http.cache_ttl (default 1s; 0: no cache)
+// and only while B is unchanged (B is part of the key: a moved B is a miss,
+// computed at once). Past cache_ttl the previous answer is still served
+// while one background refresh computes the next (stale-while-revalidate),
+// for at most http.timeout more. So the speed part of an answer is at most
+// cache_ttl plus one computation old; its batch part is exact for its B.
 //
 // # Errors and limits
 //

@@ -80,6 +80,7 @@ func main() {
 	duration := flag.Duration("duration", 30*time.Second, "load duration")
 	python := flag.String("python", ".venv-duckdb/bin/python", "Python with duckdb installed (make duckdb)")
 	keep := flag.Bool("keep", false, "keep the lake folder")
+	cacheTTL := flag.String("cache-ttl", "", "http.cache_ttl of the server (default: the config default, 1s)")
 	flag.Parse()
 	ctx := context.Background()
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -103,6 +104,9 @@ func main() {
 			log.Fatalf("example config has no %q", old)
 		}
 		yml = strings.Replace(yml, old, new, 1)
+	}
+	if *cacheTTL != "" {
+		yml = strings.Replace(yml, "http:\n", "http:\n  cache_ttl: "+*cacheTTL+"\n", 1)
 	}
 	cfgPath := filepath.Join(dir, "lambdalake.yaml")
 	check(os.WriteFile(cfgPath, []byte(yml), 0o644))
