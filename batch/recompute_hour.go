@@ -88,7 +88,7 @@ func computeHour(ctx context.Context, store lake.Store, v *schemas.View, hour ti
 	}
 	st.overlap, st.dupIDs = dropDuplicates(v.Schema, chunks, plan)
 
-	agg := newHourAgg(v, hour)
+	agg := newHourAgg(v, hour, int(st.read/2))
 	for _, c := range chunks {
 		if err := ctx.Err(); err != nil {
 			return nil, st, err
@@ -290,7 +290,9 @@ func dropDuplicates(s *schemas.Schema, chunks []*rawChunk, plan []RawFilePlan) (
 		total += c.n
 	}
 	if _, ok := firstID(chunks).(*array.String); ok || firstID(chunks) == nil {
-		seen := make(map[string]loc, total)
+		// The id strings point into the chunks' buffers, alive until we return.
+		seen := newStrIntern(total, false)
+		locs := make([]loc, 0, total)
 		for ci, c := range chunks {
 			sa, ok := c.id.(*array.String)
 			if !ok {
@@ -302,13 +304,11 @@ func dropDuplicates(s *schemas.Schema, chunks []*rawChunk, plan []RawFilePlan) (
 					continue
 				}
 				cur := loc{int32(ci), int32(r)}
-				id := col.at(int32(r))
-				if prev, ok := seen[id]; ok {
-					settle(&prev, cur)
-					seen[id] = prev
-					continue
+				if id, added := seen.id(col.at(int32(r))); added {
+					locs = append(locs, cur)
+				} else {
+					settle(&locs[id], cur)
 				}
-				seen[id] = cur
 			}
 		}
 		return overlap, dup

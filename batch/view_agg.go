@@ -77,13 +77,15 @@ type metricAcc struct {
 // come from sorting them once at the end.
 type uniqAcc struct {
 	typ     schemas.Type
-	strs    map[string]uint32
+	strs    *strIntern
 	ints    map[int64]uint32
 	pattern []hll.Pair // value id → HLL register and rank
 	members []uint64   // group<<32 | value id
 }
 
-func newHourAgg(v *schemas.View, hour time.Time) *hourAgg {
+// newHourAgg starts an hour; sizeHint is about how many distinct values a
+// uniq metric may see (the hour's row count is a fine upper bound).
+func newHourAgg(v *schemas.View, hour time.Time, sizeHint int) *hourAgg {
 	a := &hourAgg{view: v, hour: hour.UnixMicro(), gran: v.Granularity.Microseconds()}
 	a.buckets = int(time.Hour.Microseconds() / a.gran)
 	for _, d := range v.Dimensions {
@@ -105,7 +107,11 @@ func newHourAgg(v *schemas.View, hour time.Time) *hourAgg {
 			f := v.Schema.Fields[acc.col]
 			acc.float = f.Type == schemas.Float64
 			if m.Agg == schemas.Uniq {
-				acc.uniq = &uniqAcc{typ: f.Type, strs: map[string]uint32{}, ints: map[int64]uint32{}}
+				strHint, intHint := sizeHint, 0
+				if f.Type != schemas.String {
+					strHint, intHint = 0, sizeHint
+				}
+				acc.uniq = &uniqAcc{typ: f.Type, strs: newStrIntern(strHint, true), ints: make(map[int64]uint32, intHint)}
 			}
 		}
 		a.metrics = append(a.metrics, acc)
@@ -405,11 +411,8 @@ func (u *uniqAcc) add(arr arrow.Array, sel, grp []int32) {
 				continue
 			}
 			s := col.at(r)
-			id, ok := u.strs[s]
-			if !ok {
-				s = strings.Clone(s)
-				id = uint32(len(u.pattern))
-				u.strs[s] = id
+			id, added := u.strs.id(s)
+			if added {
 				u.pattern = append(u.pattern, hll.Pattern(s))
 			}
 			u.members = append(u.members, uint64(grp[k])<<32|uint64(id))
