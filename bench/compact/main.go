@@ -3,7 +3,9 @@
 // it measures, in the same run:
 //
 //	(a) raw_eps: kafka-go reading every message of every partition (one
-//	    reader per partition, the compactor's reader settings), decoding nothing;
+//	    reader per partition, the compactor's reader settings), decoding
+//	    nothing; run before and after (b), the mean reported, since the
+//	    machine's load drifts;
 //	(b) eps:     `lambdalake compact` (a child process, so its RSS is its
 //	    own) from the moment it holds its partitions until every lake
 //	    checkpoint on LocalStack S3 reaches the end offsets: decode, buffer,
@@ -214,6 +216,16 @@ func run(ctx context.Context, events int64) error {
 	sec := finished.Sub(t0).Seconds()
 	eps := float64(total) / sec
 	log.Printf("compactor: %d records in %.2fs = %.0f/s (group join took %.2fs, not counted)", total, sec, eps, t0.Sub(launched).Seconds())
+
+	// (a) again: the machine is shared, so its load drifts during a run;
+	// the mean of the raw rate before and after brackets the compactor's.
+	start = time.Now()
+	if n, err = rawConsume(ctx, brokers, topic, end); err != nil {
+		return err
+	}
+	rawAfter := float64(n) / time.Since(start).Seconds()
+	log.Printf("raw kafka-go again: %.0f/s (before: %.0f/s)", rawAfter, rawEPS)
+	rawEPS = (rawEPS + rawAfter) / 2
 
 	objs, err := store.List(ctx, lake.RawPrefix(s.Name))
 	if err != nil {
