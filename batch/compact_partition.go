@@ -79,6 +79,10 @@ func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, 
 	// context outlives the generation by up to stopTimeout.
 	fctx, fcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer fcancel()
+	// A batch that cannot be stored stops the partition: returning ends
+	// the group generation, and the rejoin resumes from the checkpoint.
+	pctx, pcancel := context.WithCancel(ctx)
+	defer pcancel()
 	flusherDone := make(chan struct{})
 	go func() {
 		defer close(flusherDone)
@@ -95,6 +99,7 @@ func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, 
 			c.budget.release(b.bytes)
 			if err != nil {
 				failed = true
+				pcancel()
 				log.Warn("flush abandoned; records will be read again from the checkpoint", "err", err)
 				continue
 			}
@@ -105,7 +110,7 @@ func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, 
 		}
 	}()
 
-	p.loop(ctx, r)
+	p.loop(pctx, r)
 
 	// Final flush, bounded: hand over what is buffered, then let the
 	// flusher finish or give up after stopTimeout.
