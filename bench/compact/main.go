@@ -207,6 +207,7 @@ func run(ctx context.Context, events int64) error {
 		peakKB = kb
 	}
 	logMetrics(metricsAddr)
+	log.Printf("compactor CPU time: %.1fs", cpuSeconds(cmd.Process.Pid))
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()
 	t0 := time.Unix(0, assignedAt.Load())
@@ -383,6 +384,22 @@ func vmHWM(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// cpuSeconds is a process's user+system CPU time so far.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces, in parens).
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // clock ticks; 100 per second on Linux
 }
 
 func deleteTopic(brokers []string, topic string) {
