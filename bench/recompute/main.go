@@ -104,7 +104,8 @@ func main() {
 	dir, err := os.MkdirTemp("", "bench-recompute-")
 	check(err)
 	if !*keep {
-		defer os.RemoveAll(dir)
+		cleanup = func() { os.RemoveAll(dir) }
+		defer cleanup()
 	}
 	store, err := lake.NewDirStore(dir)
 	check(err)
@@ -172,12 +173,17 @@ func main() {
 	fmt.Printf("bench recompute: events=%d ours_s=%.3f duckdb_s=%.3f ratio=%.2f equal=%v rss_mb=%d\n",
 		*events, ours.Seconds(), duckS, ours.Seconds()/duckS, equal, rss)
 	if !equal {
+		cleanup()
 		os.Exit(1)
 	}
 }
 
+// cleanup removes the lake folder; check calls it before exiting.
+var cleanup = func() {}
+
 func check(err error) {
 	if err != nil {
+		cleanup()
 		log.Fatal(err)
 	}
 }
