@@ -179,6 +179,25 @@ func run(ctx context.Context, events int64) error {
 		}
 		io.Copy(io.Discard, stderr)
 	}()
+	if out := os.Getenv("BENCH_CPUPROFILE"); out != "" {
+		// A CPU profile of the compactor's run, for finding its costs.
+		go func() {
+			time.Sleep(time.Second)
+			resp, err := http.Get("http://" + metricsAddr + "/debug/pprof/profile?seconds=5")
+			if err != nil {
+				log.Printf("profile: %v", err)
+				return
+			}
+			defer resp.Body.Close()
+			f, err := os.Create(out)
+			if err != nil {
+				log.Printf("profile: %v", err)
+				return
+			}
+			defer f.Close()
+			io.Copy(f, resp.Body)
+		}()
+	}
 	var peakKB int64
 	deadline := time.Now().Add(4 * time.Minute)
 	for {

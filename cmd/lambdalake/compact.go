@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"runtime/debug"
 	"time"
@@ -24,7 +25,7 @@ func init() {
 
 func runCompact(ctx context.Context, args []string) error {
 	fs, path := flagSet("compact")
-	metricsAddr := fs.String("metrics", "", "serve Prometheus /metrics on this address (empty: off)")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus /metrics and /debug/pprof/ on this address (empty: off)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -48,7 +49,12 @@ func runCompact(ctx context.Context, args []string) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	if *metricsAddr != "" {
-		srv := &http.Server{Addr: *metricsAddr, Handler: promhttp.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.Handler())
+		// Profiles of a running compactor, on the same operator-only address.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		srv := &http.Server{Addr: *metricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		g.Go(func() error {
 			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("compact: metrics server: %w", err)
