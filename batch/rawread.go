@@ -140,6 +140,11 @@ func ColumnsOf(s *schemas.Schema) RawColumns {
 // Rows come in the schema's raw layout (see ColumnsOf) and are only valid
 // during the call to fn. This parquet-go reader serves merge and tests;
 // recompute reads the same plan with Arrow.
+//
+// A concurrent Merge may delete a planned file after writing the file
+// that replaces it; the read then fails with an error wrapping
+// lake.ErrNotExist, never counting a record twice, and a new read (with a
+// new plan) sees the merged file.
 func ReadHour(ctx context.Context, store lake.Store, s *schemas.Schema, hour time.Time, fn func(parquet.Row) error) error {
 	plan, err := PlanHour(ctx, store, s.Name, hour)
 	if err != nil {
