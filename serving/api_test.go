@@ -532,3 +532,22 @@ func TestPanicIsA500JSON(t *testing.T) {
 		t.Errorf("request metric missing:\n%s", metrics)
 	}
 }
+
+// A query slower than http.timeout is a 504 with a JSON error; a failing
+// dependency is a 503.
+func TestTimeoutAndDependencyDown(t *testing.T) {
+	f := newFixture(t, func(c *APIConfig) { c.Timeout = 50 * time.Millisecond })
+	f.speedOK()
+	f.speed.gate = make(chan struct{})
+	t.Cleanup(func() { close(f.speed.gate) })
+	code, body, _ := f.do(t, "GET", "/v1/views/revenue/query?from=2026-11-27T09:00:00Z&to=2026-11-27T10:00:00Z", readTok, nil)
+	if code != 504 || !strings.Contains(string(body), "http.timeout") {
+		t.Errorf("slow query: %d %s", code, body)
+	}
+	down := newFixture(t, nil)
+	down.mr.Close() // Redis down
+	code, body, _ = down.do(t, "GET", "/v1/views/revenue/query?from=2026-11-27T09:00:00Z&to=2026-11-27T10:00:00Z", readTok, nil)
+	if code != 503 || !strings.Contains(string(body), `"error":"a dependency is unavailable`) {
+		t.Errorf("Redis down: %d %s", code, body)
+	}
+}
