@@ -80,6 +80,7 @@ func main() {
 	duration := flag.Duration("duration", 30*time.Second, "load duration")
 	python := flag.String("python", ".venv-duckdb/bin/python", "Python with duckdb installed (make duckdb)")
 	keep := flag.Bool("keep", false, "keep the lake folder")
+	metrics := flag.String("metrics", "", "metrics= of the query (default: all of the view's)")
 	cacheTTL := flag.String("cache-ttl", "", "http.cache_ttl of the server (default: the config default, 1s)")
 	flag.Parse()
 	ctx := context.Background()
@@ -193,6 +194,9 @@ func main() {
 	check(waitReady(base))
 
 	q := url.Values{"from": {from.Format(time.RFC3339)}, "to": {to.Format(time.RFC3339)}, "step": {"1m"}}
+	if *metrics != "" {
+		q.Set("metrics", *metrics)
+	}
 	target := base + "/v1/views/" + viewName + "/query?" + q.Encode()
 	check(verify(target, from, B, len(evs)))
 
