@@ -19,8 +19,15 @@ func appendTime(b []byte, t time.Time) []byte {
 }
 
 func appendJSONString(b []byte, s string) []byte {
-	q, _ := json.Marshal(s) // escapes like encoding/json everywhere else
-	return append(b, q...)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // escapes like encoding/json everywhere else
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // appendValue appends a dimension or metric value as JSON.
@@ -67,16 +74,21 @@ func textValue(t schemas.Type, x schemas.Value) string {
 type columns struct {
 	dimTypes    []schemas.Type
 	metricTypes []schemas.Type
+	// ,"name": of each column, encoded once per answer.
+	dimKeys, metricKeys [][]byte
 }
 
 func columnsOf(q *query) columns {
 	var c columns
+	key := func(name string) []byte { return append(appendJSONString([]byte{','}, name), ':') }
 	for _, d := range q.groupBy {
 		f, _ := q.view.Schema.Field(d)
 		c.dimTypes = append(c.dimTypes, f.Type)
+		c.dimKeys = append(c.dimKeys, key(d))
 	}
 	for _, mi := range q.metrics {
 		c.metricTypes = append(c.metricTypes, speed.MetricType(q.view, q.view.Metrics[mi]))
+		c.metricKeys = append(c.metricKeys, key(q.view.Metrics[mi].Name))
 	}
 	return c
 }
@@ -86,16 +98,12 @@ func appendRowJSON(b []byte, q *query, c *columns, r *outRow) []byte {
 	b = append(b, `{"t":"`...)
 	b = appendTime(b, time.UnixMicro(r.t))
 	b = append(b, '"')
-	for k, d := range q.groupBy {
-		b = append(b, ',')
-		b = appendJSONString(b, d)
-		b = append(b, ':')
+	for k := range q.groupBy {
+		b = append(b, c.dimKeys[k]...)
 		b = appendValue(b, c.dimTypes[k], r.dims[k])
 	}
 	for k, mi := range q.metrics {
-		b = append(b, ',')
-		b = appendJSONString(b, q.view.Metrics[mi].Name)
-		b = append(b, ':')
+		b = append(b, c.metricKeys[k]...)
 		b = appendValue(b, c.metricTypes[k], r.vals[mi])
 	}
 	return append(b, '}')
