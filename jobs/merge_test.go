@@ -36,7 +36,7 @@ func TestMergeJobKeepsRecordsAndReducesFiles(t *testing.T) {
 	end := time.Now().UTC().Truncate(time.Hour).Add(-time.Hour)
 	from := end.Add(-4 * time.Hour)
 	writeLake(t, store, s, v, from, end, 40000, 3) // three files per (hour, partition)
-	watermark := end.Add(-time.Hour)                // the last hour stays open
+	watermark := end.Add(-time.Hour)               // the last hour stays open
 	for p := range 4 {
 		cp, _ := json.Marshal(batch.Checkpoint{NextOffset: 1 << 40, Watermark: watermark})
 		lake.PutBytes(ctx, store, lake.CheckpointKey(cfg.Compact.Group, s.Topic, int32(p)), cp)

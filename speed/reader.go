@@ -99,28 +99,9 @@ func (r *Reader) Query(ctx context.Context, q Query) (*Result, error) {
 	if !q.To.After(q.From) {
 		return &Result{}, nil
 	}
-	groupIdx := make([]int, len(q.GroupBy))
-	groupTypes := make([]schemas.Type, len(q.GroupBy))
-	for i, d := range q.GroupBy {
-		groupIdx[i] = slices.Index(v.Dimensions, d)
-		if groupIdx[i] < 0 {
-			return nil, fmt.Errorf("speed: group_by %q is not a dimension of %s", d, v.Name)
-		}
-		f, _ := v.Schema.Field(d)
-		groupTypes[i] = f.Type
-	}
-	where := map[int]string{}
-	for d, val := range q.Where {
-		i := slices.Index(v.Dimensions, d)
-		if i < 0 {
-			return nil, fmt.Errorf("speed: where %q is not a dimension of %s", d, v.Name)
-		}
-		f, _ := v.Schema.Field(d)
-		enc, err := encodeDimString(f.Type, val)
-		if err != nil {
-			return nil, fmt.Errorf("speed: where %s: %w", d, err)
-		}
-		where[i] = enc
+	groupIdx, groupTypes, where, err := resolveFilters(v, q)
+	if err != nil {
+		return nil, err
 	}
 
 	// The index scores are bucket starts; a bucket overlapping From counts.
@@ -345,4 +326,33 @@ func compareValues(t schemas.Type, a, b schemas.Value) int {
 		return strings.Compare(a.Str, b.Str)
 	}
 	return cmp.Compare(a.Int, b.Int)
+}
+
+// resolveFilters maps a query's group_by and where onto the view's
+// dimension positions, with where values in their key encoding.
+func resolveFilters(v *schemas.View, q Query) (groupIdx []int, groupTypes []schemas.Type, where map[int]string, err error) {
+	groupIdx = make([]int, len(q.GroupBy))
+	groupTypes = make([]schemas.Type, len(q.GroupBy))
+	for i, d := range q.GroupBy {
+		groupIdx[i] = slices.Index(v.Dimensions, d)
+		if groupIdx[i] < 0 {
+			return nil, nil, nil, fmt.Errorf("speed: group_by %q is not a dimension of %s", d, v.Name)
+		}
+		f, _ := v.Schema.Field(d)
+		groupTypes[i] = f.Type
+	}
+	where = map[int]string{}
+	for d, val := range q.Where {
+		i := slices.Index(v.Dimensions, d)
+		if i < 0 {
+			return nil, nil, nil, fmt.Errorf("speed: where %q is not a dimension of %s", d, v.Name)
+		}
+		f, _ := v.Schema.Field(d)
+		enc, err := encodeDimString(f.Type, val)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("speed: where %s: %w", d, err)
+		}
+		where[i] = enc
+	}
+	return groupIdx, groupTypes, where, nil
 }

@@ -47,28 +47,9 @@ func (r *Reader) Sketches(ctx context.Context, q Query) ([]SketchRow, error) {
 	if len(uniq) == 0 || !q.To.After(q.From) {
 		return nil, nil
 	}
-	groupIdx := make([]int, len(q.GroupBy))
-	groupTypes := make([]schemas.Type, len(q.GroupBy))
-	for i, d := range q.GroupBy {
-		groupIdx[i] = slices.Index(v.Dimensions, d)
-		if groupIdx[i] < 0 {
-			return nil, fmt.Errorf("speed: group_by %q is not a dimension of %s", d, v.Name)
-		}
-		f, _ := v.Schema.Field(d)
-		groupTypes[i] = f.Type
-	}
-	where := map[int]string{}
-	for d, val := range q.Where {
-		i := slices.Index(v.Dimensions, d)
-		if i < 0 {
-			return nil, fmt.Errorf("speed: where %q is not a dimension of %s", d, v.Name)
-		}
-		f, _ := v.Schema.Field(d)
-		enc, err := encodeDimString(f.Type, val)
-		if err != nil {
-			return nil, fmt.Errorf("speed: where %s: %w", d, err)
-		}
-		where[i] = enc
+	groupIdx, groupTypes, where, err := resolveFilters(v, q)
+	if err != nil {
+		return nil, err
 	}
 	members, err := r.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
 		Key: IndexKey(v.Name), ByScore: true,
