@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -83,7 +82,7 @@ func TestKilledRunnerIsTakenOverAndViewsAreExact(t *testing.T) {
 	start := func(runner string) *proc {
 		cmd := exec.Command(bin, "jobs", "--config", path, "--runner", runner)
 		cmd.Env = env
-		out := &syncBuffer{}
+		out := &testenv.SyncBuffer{}
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -273,23 +272,4 @@ func compareToReference(t *testing.T, v *schemas.View, rows []batch.ViewRow, ref
 		t.Errorf("%d cells in the view, %d in the reference", len(seen), len(ref))
 	}
 	fmt.Fprintf(os.Stderr, "compared %d cells\n", len(seen))
-}
-
-// syncBuffer is a bytes.Buffer safe for a subprocess writing while the test
-// reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -114,7 +113,7 @@ func TestAllOnTheRealStack(t *testing.T) {
 		"--keys", "tenant=3,country=4,user_id=3000", "--out-of-order", "0.05", "--duplicates", "0.02",
 		"--malformed", "0.01", "--seed", "11")
 
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	var all *exec.Cmd
 	exited := make(chan error, 1)
 	startAll := func() {
@@ -388,21 +387,4 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
