@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -271,5 +270,5 @@ func compareToReference(t *testing.T, v *schemas.View, rows []batch.ViewRow, ref
 	if len(seen) != len(ref) {
 		t.Errorf("%d cells in the view, %d in the reference", len(seen), len(ref))
 	}
-	fmt.Fprintf(os.Stderr, "compared %d cells\n", len(seen))
+	t.Logf("compared %d cells", len(seen))
 }
