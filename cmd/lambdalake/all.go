@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
@@ -63,11 +62,7 @@ type rolesOptions struct {
 // HTTP server (API and dashboard) over one config until ctx ends, then
 // shuts each down gracefully (the speed worker and the compactor flush).
 func runRoles(ctx context.Context, cfg *config.Config, store lake.Store, rdb redis.UniversalClient, opt rolesOptions) error {
-	w, err := speed.New(speed.Config{
-		Brokers: cfg.Kafka.Brokers, Group: cfg.Speed.Group, Views: cfg.ViewList, Redis: rdb,
-		FlushInterval: cfg.Speed.FlushInterval.D(), MaxPending: cfg.Speed.MaxPending,
-		SessionTimeout: cfg.Speed.SessionTimeout.D(), Registerer: prometheus.DefaultRegisterer,
-	})
+	w, err := speed.New(speedConfig(cfg, rdb, cfg.ViewList))
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
@@ -83,14 +84,19 @@ func runSpeedRebuild(ctx context.Context, args []string) error {
 	return runSpeedWorker(ctx, cfg, cfg.ViewsOf(v.Schema.Name))
 }
 
-func runSpeedWorker(ctx context.Context, cfg *config.Config, views []*schemas.View) error {
-	rdb := cfg.Redis.Client()
-	defer rdb.Close()
-	w, err := speed.New(speed.Config{
+// speedConfig is the speed worker's configuration for views of cfg.
+func speedConfig(cfg *config.Config, rdb redis.UniversalClient, views []*schemas.View) speed.Config {
+	return speed.Config{
 		Brokers: cfg.Kafka.Brokers, Group: cfg.Speed.Group, Views: views, Redis: rdb,
 		FlushInterval: cfg.Speed.FlushInterval.D(), MaxPending: cfg.Speed.MaxPending,
 		SessionTimeout: cfg.Speed.SessionTimeout.D(), Registerer: prometheus.DefaultRegisterer,
-	})
+	}
+}
+
+func runSpeedWorker(ctx context.Context, cfg *config.Config, views []*schemas.View) error {
+	rdb := cfg.Redis.Client()
+	defer rdb.Close()
+	w, err := speed.New(speedConfig(cfg, rdb, views))
 	if err != nil {
 		return err
 	}
