@@ -3,14 +3,11 @@ package batch_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -222,100 +219,6 @@ func tail(s string, n int) string {
 	return s
 }
 
-// cutProxy is a TCP proxy to LocalStack that the test can cut. LocalStack's
-// S3 here keeps objects in memory only (localstack/up runs it with
-// PERSISTENCE=0), so stopping it with `localstack/down s3` would lose every
-// object, the lake of this test and of every test running beside it. The
-// outage is therefore a cut between the compactor and S3: listener and
-// open connections closed, new connections refused, for as long as the
-// test says; the S3 client sees what it sees when S3 goes away.
-type cutProxy struct {
-	upstream, addr string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-}
-
-func newCutProxy(t *testing.T, upstream string) *cutProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{upstream: upstream, addr: ln.Addr().String(), conns: map[net.Conn]struct{}{}}
-	p.serve(ln)
-	t.Cleanup(func() { p.cut(); p.wg.Wait() })
-	return p
-}
-
-func (p *cutProxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", p.upstream)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			if !p.track(c, up) {
-				return
-			}
-			p.wg.Add(2)
-			go func() { defer p.wg.Done(); io.Copy(up, c); up.Close() }()
-			go func() { defer p.wg.Done(); io.Copy(c, up); c.Close() }()
-		}
-	}()
-}
-
-func (p *cutProxy) track(cs ...net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln == nil {
-		for _, c := range cs {
-			c.Close()
-		}
-		return false
-	}
-	for _, c := range cs {
-		p.conns[c] = struct{}{}
-	}
-	return true
-}
-
-// cut closes the listener and every connection.
-func (p *cutProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		c.Close()
-	}
-	clear(p.conns)
-}
-
-// restore listens again on the same address.
-func (p *cutProxy) restore(t *testing.T) {
-	t.Helper()
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		t.Fatalf("proxy: listen again on %s: %v", p.addr, err)
-	}
-	p.serve(ln)
-}
-
 func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	fams, err := reg.Gather()
@@ -340,8 +243,11 @@ func TestCompactS3Outage(t *testing.T) {
 	topic := testenv.Topic(t, brokers, partitions)
 	s := ordersOn(t, topic)
 	s3cfg := testenv.S3Config(t)
-	proxy := newCutProxy(t, strings.TrimPrefix(s3cfg.Endpoint, "http://"))
-	s3cfg.Endpoint = "http://" + proxy.addr
+	// LocalStack's S3 keeps objects in memory only, so stopping it would
+	// lose this test's lake and every other test's: the outage is a cut
+	// between the compactor and S3 instead.
+	proxy := testenv.NewCutProxy(t, strings.TrimPrefix(s3cfg.Endpoint, "http://"))
+	s3cfg.Endpoint = "http://" + proxy.Addr()
 	s3cfg.MaxAttempts = 2
 	proxied, err := lake.NewS3Store(context.Background(), testenv.Bucket, direct.Prefix(), s3cfg)
 	if err != nil {
@@ -360,7 +266,7 @@ func TestCompactS3Outage(t *testing.T) {
 	waitProgress(t, direct, group, topic, 0, time.Minute)
 	time.Sleep(time.Second)
 
-	proxy.cut()
+	proxy.Cut()
 	t.Log("S3 cut")
 	time.Sleep(time.Second) // a write already past the proxy may still land
 	before, err := batch.ReadCheckpoints(context.Background(), direct, group, topic)
@@ -389,7 +295,7 @@ func TestCompactS3Outage(t *testing.T) {
 	if peak < budget/2 {
 		t.Errorf("held only %.0f bytes during a 25 s outage at 8000 events/s; expected the budget to fill", peak)
 	}
-	proxy.restore(t)
+	proxy.Restore()
 	t.Logf("S3 restored; peak memory held %.1f MiB of %d MiB", peak/(1<<20), budget>>20)
 
 	tr := wait()

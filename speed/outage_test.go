@@ -1,10 +1,7 @@
 package speed
 
 import (
-	"io"
-	"net"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,84 +14,14 @@ import (
 	"github.com/lambdalake/lambdalake/schemas"
 )
 
-// cutProxy forwards TCP to a target until it is cut: then it drops every
-// connection and refuses new ones, which looks like Redis going down to the
-// worker without stopping the Redis other tests share.
-type cutProxy struct {
-	ln     net.Listener
-	target string
-
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]struct{}
-}
-
-func newCutProxy(t *testing.T, target string) *cutProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go p.serve(c)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		p.setCut(true)
-	})
-	return p
-}
-
-func (p *cutProxy) serve(c net.Conn) {
-	p.mu.Lock()
-	if p.cut {
-		p.mu.Unlock()
-		c.Close()
-		return
-	}
-	up, err := net.Dial("tcp", p.target)
-	if err != nil {
-		p.mu.Unlock()
-		c.Close()
-		return
-	}
-	p.conns[c], p.conns[up] = struct{}{}, struct{}{}
-	p.mu.Unlock()
-	go func() { io.Copy(up, c); up.Close() }()
-	io.Copy(c, up)
-	c.Close()
-}
-
-func (p *cutProxy) setCut(cut bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = cut
-	if cut {
-		for c := range p.conns {
-			c.Close()
-		}
-		clear(p.conns)
-	}
-}
-
 // Redis goes away mid-stream: the worker must stop reading (bounded
 // memory), store no offset it did not apply, count the Redis errors, and
 // once Redis is back apply everything exactly once.
 func TestRedisOutageBackpressure(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
 	direct := redisClient(t)
-	proxy := newCutProxy(t, testenv.RedisAddr(t))
-	viaProxy := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{proxy.ln.Addr().String()},
+	proxy := testenv.NewCutProxy(t, testenv.RedisAddr(t))
+	viaProxy := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{proxy.Addr()},
 		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second})
 	t.Cleanup(func() { viaProxy.Close() })
 
@@ -114,7 +41,7 @@ func TestRedisOutageBackpressure(t *testing.T) {
 	applied := endOffsets(t, brokers, topic)
 	waitApplied(t, direct, views, applied, 90*time.Second)
 
-	proxy.setCut(true)
+	proxy.Cut()
 	produce(t, brokers, topic, during)
 	end := endOffsets(t, brokers, topic)
 	time.Sleep(3 * time.Second)
@@ -137,7 +64,7 @@ func TestRedisOutageBackpressure(t *testing.T) {
 		}
 	}
 
-	proxy.setCut(false)
+	proxy.Restore()
 	waitApplied(t, direct, views, end, 90*time.Second)
 	stop()
 	ref := buildReference(t, v, events, func(int64) bool { return true })
