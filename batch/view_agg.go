@@ -266,50 +266,35 @@ func grow[T any](s []T, n int) []T {
 }
 
 func (m *metricAcc) addFloat(arr *array.Float64, sel, grp []int32) {
-	vals := arr.Float64Values()
-	nulls := arr.NullN() > 0
-	for k, r := range sel {
-		if nulls && arr.IsNull(int(r)) {
-			continue
-		}
-		g, x := grp[k], vals[r]
-		switch m.m.Agg {
-		case schemas.Sum:
-			m.f[g] += x
-		case schemas.Min:
-			if !m.has[g] || x < m.f[g] {
-				m.f[g] = x
-			}
-		case schemas.Max:
-			if !m.has[g] || x > m.f[g] {
-				m.f[g] = x
-			}
-		}
-		m.has[g] = true
-	}
+	accumulate(m.m.Agg, arr.Float64Values(), arr, sel, grp, m.f, m.has)
 }
 
 func (m *metricAcc) addInt(arr *array.Int64, sel, grp []int32) {
-	vals := arr.Int64Values()
+	accumulate(m.m.Agg, arr.Int64Values(), arr, sel, grp, m.i, m.has)
+}
+
+// accumulate folds the selected rows' values into their groups' sum, min or
+// max. It is instantiated once per numeric type, so the loop stays typed.
+func accumulate[T int64 | float64](agg schemas.Agg, vals []T, arr arrow.Array, sel, grp []int32, acc []T, has []bool) {
 	nulls := arr.NullN() > 0
 	for k, r := range sel {
 		if nulls && arr.IsNull(int(r)) {
 			continue
 		}
 		g, x := grp[k], vals[r]
-		switch m.m.Agg {
+		switch agg {
 		case schemas.Sum:
-			m.i[g] += x
+			acc[g] += x
 		case schemas.Min:
-			if !m.has[g] || x < m.i[g] {
-				m.i[g] = x
+			if !has[g] || x < acc[g] {
+				acc[g] = x
 			}
 		case schemas.Max:
-			if !m.has[g] || x > m.i[g] {
-				m.i[g] = x
+			if !has[g] || x > acc[g] {
+				acc[g] = x
 			}
 		}
-		m.has[g] = true
+		has[g] = true
 	}
 }
 
