@@ -50,11 +50,39 @@ type Decoder struct {
 	schema *Schema
 	parser fastjson.Parser
 	seen   []bool
+	// keep[i]: field i is converted into the row; the others are checked
+	// as fully (so every layer agrees on what is malformed) but their
+	// values are left zero. nil keeps every field.
+	keep []bool
+	// guess[k] is the field the k-th key of the last event named.
+	// Producers write keys in one order, so one string compare usually
+	// replaces a map lookup.
+	guess  []int
+	intern []internTable // per field; used for String fields
 }
 
-// NewDecoder returns a decoder for s.
+// NewDecoder returns a decoder for s that converts every field.
 func NewDecoder(s *Schema) *Decoder {
-	return &Decoder{schema: s, seen: make([]bool, len(s.Fields))}
+	d := &Decoder{schema: s, seen: make([]bool, len(s.Fields)), intern: make([]internTable, len(s.Fields))}
+	for i := range d.intern {
+		d.intern[i].m = map[string]string{}
+	}
+	return d
+}
+
+// NewFieldDecoder returns a decoder for s that converts only the fields at
+// the given positions (the event-time field always). It rejects exactly the
+// events NewDecoder's rejects, so a consumer that needs a few fields (the
+// speed layer) drops the same malformed records as one that needs all (the
+// compactor), at less cost.
+func NewFieldDecoder(s *Schema, fields []int) *Decoder {
+	d := NewDecoder(s)
+	d.keep = make([]bool, len(s.Fields))
+	d.keep[s.TimeIndex()] = true
+	for _, i := range fields {
+		d.keep[i] = true
+	}
+	return d
 }
 
 // Decode parses one JSON object into row, reusing row's storage. Fields not
@@ -74,20 +102,17 @@ func (d *Decoder) Decode(data []byte, row *Row) error {
 		row.Values = make([]Value, len(fields))
 	}
 	row.Values = row.Values[:len(fields)]
-	for i := range d.seen {
-		d.seen[i] = false
-	}
+	clear(d.seen)
 	var firstErr error
+	k := 0
 	obj.Visit(func(key []byte, jv *fastjson.Value) {
-		if firstErr != nil {
-			return
-		}
-		i, ok := d.schema.index[string(key)]
-		if !ok {
+		i := d.field(k, key)
+		k++
+		if i < 0 || firstErr != nil {
 			return
 		}
 		d.seen[i] = true
-		if err := decodeValue(&fields[i], jv, &row.Values[i]); err != nil {
+		if err := d.decodeValue(i, jv, &row.Values[i]); err != nil {
 			firstErr = err
 		}
 	})
@@ -106,7 +131,61 @@ func (d *Decoder) Decode(data []byte, row *Row) error {
 	return nil
 }
 
-func decodeValue(f *Field, jv *fastjson.Value, out *Value) error {
+// field returns the position of the k-th key's field, or -1 if the key is
+// not in the schema.
+func (d *Decoder) field(k int, key []byte) int {
+	if k < len(d.guess) {
+		if g := d.guess[k]; g >= 0 && d.schema.Fields[g].Name == string(key) {
+			return g
+		}
+	}
+	i, ok := d.schema.index[string(key)]
+	if !ok {
+		i = -1
+	}
+	if k < len(d.guess) {
+		d.guess[k] = i
+	} else if k < 4*len(d.schema.Fields) { // bounded: events may carry many unknown keys
+		for len(d.guess) < k {
+			d.guess = append(d.guess, -1)
+		}
+		d.guess = append(d.guess, i)
+	}
+	return i
+}
+
+// internTable shares the strings of a low-cardinality field (tenants,
+// countries) between events instead of allocating each. It stops growing at
+// maxInterned values and is then left alone: a field with more distinct
+// values than that is an id, and looking ids up would only cost time.
+type internTable struct {
+	m    map[string]string
+	full bool
+}
+
+const maxInterned = 4096
+
+func (t *internTable) get(b []byte) string {
+	if t.full {
+		return string(b)
+	}
+	if s, ok := t.m[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(t.m) >= maxInterned {
+		t.full, t.m = true, nil
+		return s
+	}
+	t.m[s] = s
+	return s
+}
+
+// decodeValue checks one value against field i's type and, if the decoder
+// keeps the field, converts it into out.
+func (d *Decoder) decodeValue(i int, jv *fastjson.Value, out *Value) error {
+	f := &d.schema.Fields[i]
+	keep := d.keep == nil || d.keep[i]
 	*out = Value{}
 	t := jv.Type()
 	if t == fastjson.TypeNull {
@@ -124,7 +203,9 @@ func decodeValue(f *Field, jv *fastjson.Value, out *Value) error {
 		if t != fastjson.TypeString {
 			return bad("got " + t.String())
 		}
-		out.Str = string(jv.GetStringBytes())
+		if keep {
+			out.Str = d.intern[i].get(jv.GetStringBytes())
+		}
 	case Int64:
 		if t != fastjson.TypeNumber {
 			return bad("got " + t.String())
@@ -155,14 +236,11 @@ func decodeValue(f *Field, jv *fastjson.Value, out *Value) error {
 	case Timestamp:
 		switch t {
 		case fastjson.TypeString:
-			ts, err := time.Parse(time.RFC3339Nano, string(jv.GetStringBytes()))
-			if err != nil {
-				return bad("not RFC 3339")
+			us, err := parseTimestamp(jv.GetStringBytes())
+			if err != "" {
+				return bad(err)
 			}
-			if ts.Year() < 1 || ts.Year() > 9999 {
-				return bad("out of range")
-			}
-			out.Int = ts.UnixMicro()
+			out.Int = us
 		case fastjson.TypeNumber:
 			ms, err := jv.Int64()
 			if err != nil {
@@ -179,6 +257,82 @@ func decodeValue(f *Field, jv *fastjson.Value, out *Value) error {
 		return bad("unsupported type")
 	}
 	return nil
+}
+
+// parseTimestamp reads an RFC 3339 time as Unix microseconds; on failure
+// it returns the reason. The common UTC form ("2026-11-27T10:30:15.123Z")
+// takes a fast path: time.Parse costs more than the rest of an event's
+// decoding, and producers almost always write this form.
+func parseTimestamp(b []byte) (int64, string) {
+	if us, ok := parseUTC(b); ok {
+		return us, ""
+	}
+	ts, err := time.Parse(time.RFC3339Nano, string(b))
+	if err != nil {
+		return 0, "not RFC 3339"
+	}
+	if ts.Year() < 1 || ts.Year() > 9999 {
+		return 0, "out of range"
+	}
+	return ts.UnixMicro(), ""
+}
+
+// parseUTC parses exactly YYYY-MM-DDTHH:MM:SS[.F{1,9}]Z with every part in
+// range; anything else (offsets, 10+ fraction digits, year 0, errors) is
+// left to time.Parse. FuzzParseTimestamp holds it to time.Parse's answers.
+func parseUTC(b []byte) (int64, bool) {
+	n := len(b)
+	if n < 20 || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' || b[n-1] != 'Z' {
+		return 0, false
+	}
+	year, month, day := digits(b[0:4]), digits(b[5:7]), digits(b[8:10])
+	hour, minute, sec := digits(b[11:13]), digits(b[14:16]), digits(b[17:19])
+	if year < 1 || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
+		hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 59 {
+		return 0, false
+	}
+	var micros int
+	if n > 20 {
+		frac := b[20 : n-1]
+		if b[19] != '.' || len(frac) < 1 || len(frac) > 9 {
+			return 0, false
+		}
+		f := digits(frac)
+		if f < 0 {
+			return 0, false
+		}
+		for range 9 - len(frac) {
+			f *= 10
+		}
+		micros = f / 1000 // nanoseconds truncated, as time.Time.UnixMicro does
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC)
+	return t.Unix()*1_000_000 + int64(micros), true
+}
+
+// digits is the decimal value of b, or -1 if b is not all ASCII digits.
+func digits(b []byte) int {
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return -1
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }
 
 // Epoch-millisecond timestamps are accepted between 1970 and the end of 9999;

@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -167,9 +168,17 @@ func FuzzDecode(f *testing.F) {
 	}
 	s := ordersSchema(f)
 	d := NewDecoder(s)
+	// A decoder keeping two fields must judge every input alike and agree
+	// on what it keeps: the speed layer uses one, the compactor the other.
+	kept := []int{s.FieldIndex("tenant"), s.FieldIndex("amount"), s.TimeIndex()}
+	fd := NewFieldDecoder(s, kept[:2])
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var r Row
-		if err := d.Decode(data, &r); err != nil {
+		var r, fr Row
+		err, ferr := d.Decode(data, &r), fd.Decode(data, &fr)
+		if (err == nil) != (ferr == nil) || (err != nil && err.Error() != ferr.Error()) {
+			t.Fatalf("full decoder says %v, field decoder says %v", err, ferr)
+		}
+		if err != nil {
 			var de *DecodeError
 			if !errors.As(err, &de) {
 				t.Fatalf("error of type %T: %v", err, err)
@@ -184,19 +193,127 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("required field %s is null", f.Name)
 			}
 		}
+		for _, i := range kept {
+			if r.Values[i] != fr.Values[i] {
+				t.Fatalf("field %s: full decoder %+v, field decoder %+v", s.Fields[i].Name, r.Values[i], fr.Values[i])
+			}
+		}
 	})
 }
 
+// FuzzParseTimestamp holds the fast UTC path to time.Parse: whatever it
+// accepts, time.Parse accepts as the same instant.
+func FuzzParseTimestamp(f *testing.F) {
+	for _, s := range []string{"2026-11-27T10:30:15Z", "2026-11-27T10:30:15.123456789Z", "2024-02-29T23:59:59.5Z",
+		"2026-02-29T10:30:00Z", "0000-01-01T00:00:00Z", "2026-11-27T10:30:15+02:00", "2026-11-27T10:30:15.Z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		us, ok := parseUTC([]byte(s))
+		if !ok {
+			return
+		}
+		ts, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatalf("fast path accepts %q, time.Parse says %v", s, err)
+		}
+		if ts.Year() < 1 || ts.Year() > 9999 || ts.UnixMicro() != us {
+			t.Fatalf("%q: fast path %d, time.Parse %d (year %d)", s, us, ts.UnixMicro(), ts.Year())
+		}
+	})
+}
+
+func TestParseTimestamp(t *testing.T) {
+	tests := []struct {
+		in     string
+		want   time.Time
+		reason string // "" when valid
+	}{
+		{"2026-11-27T10:30:15Z", time.Date(2026, 11, 27, 10, 30, 15, 0, time.UTC), ""},
+		{"2026-11-27T10:30:15.123456789Z", time.Date(2026, 11, 27, 10, 30, 15, 123456000, time.UTC), ""},
+		{"2026-11-27T10:30:15.1Z", time.Date(2026, 11, 27, 10, 30, 15, 100000000, time.UTC), ""},
+		{"2024-02-29T00:00:00Z", time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC), ""},
+		{"0001-01-01T00:00:00.000001Z", time.Date(1, 1, 1, 0, 0, 0, 1000, time.UTC), ""},
+		{"9999-12-31T23:59:59.999999999Z", time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC), ""},
+		// Left to time.Parse: offsets, a comma, ten fraction digits.
+		{"2026-11-27T12:30:15+02:00", time.Date(2026, 11, 27, 10, 30, 15, 0, time.UTC), ""},
+		{"2026-11-27T10:30:15,5Z", time.Date(2026, 11, 27, 10, 30, 15, 500000000, time.UTC), ""},
+		{"2026-11-27T10:30:15.1234567891Z", time.Date(2026, 11, 27, 10, 30, 15, 123456000, time.UTC), ""},
+		{"2026-02-29T10:30:00Z", time.Time{}, "not RFC 3339"},
+		{"2026-11-27T24:00:00Z", time.Time{}, "not RFC 3339"},
+		{"2026-11-27T10:60:00Z", time.Time{}, "not RFC 3339"},
+		{"2026-11-27T10:30:60Z", time.Time{}, "not RFC 3339"},
+		{"2026-13-01T10:30:00Z", time.Time{}, "not RFC 3339"},
+		{"2026-11-27T10:30:15.Z", time.Time{}, "not RFC 3339"},
+		{"2026-11-27t10:30:15Z", time.Time{}, "not RFC 3339"},
+		{"2026-11-27T10:30:1xZ", time.Time{}, "not RFC 3339"},
+		{"0000-01-01T00:00:00Z", time.Time{}, "out of range"},
+	}
+	for _, tt := range tests {
+		us, reason := parseTimestamp([]byte(tt.in))
+		if reason != tt.reason {
+			t.Errorf("%q: reason %q, want %q", tt.in, reason, tt.reason)
+			continue
+		}
+		if reason == "" && us != tt.want.UnixMicro() {
+			t.Errorf("%q: %s, want %s", tt.in, time.UnixMicro(us).UTC(), tt.want)
+		}
+	}
+}
+
+// BenchmarkDecode decodes events whose ids differ, as real ones do (a
+// single repeated event would flatter the string interning).
 func BenchmarkDecode(b *testing.B) {
 	s := ordersSchema(b)
-	event := []byte(`{"order_id":"orders-1-123456","ts":"2026-11-27T10:30:15.123Z","tenant":"tenant-3","qty":7,"amount":412.37,"paid":true,"coupon":"coupon-2"}`)
+	events := make([][]byte, 8192)
+	size := 0
+	for i := range events {
+		events[i] = fmt.Appendf(nil, `{"order_id":"orders-1-%06d","ts":"2026-11-27T10:%02d:%02d.%03dZ","tenant":"tenant-%d","qty":%d,"amount":%d.%02d,"paid":%t,"coupon":"coupon-%d"}`,
+			100000+i*7, i%60, i*7%60, i%1000, i%10, i%9+1, i*37%1000, i%100, i%3 == 0, i%5)
+		size += len(events[i])
+	}
+	for _, bc := range []struct {
+		name string
+		dec  *Decoder
+	}{
+		{"all", NewDecoder(s)},
+		// What the speed layer keeps for a view on tenant with sum(amount).
+		{"fields", NewFieldDecoder(s, []int{s.FieldIndex("tenant"), s.FieldIndex("amount")})},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			var r Row
+			b.SetBytes(int64(size / len(events)))
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if err := bc.dec.Decode(events[i%len(events)], &r); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// The decoder shares the strings of low-cardinality fields between events
+// until a field proves to be high-cardinality; either way every event gets
+// its own value.
+func TestDecodeInternedStrings(t *testing.T) {
+	s := ordersSchema(t)
 	d := NewDecoder(s)
+	tenant := s.FieldIndex("tenant")
 	var r Row
-	b.SetBytes(int64(len(event)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := d.Decode(event, &r); err != nil {
-			b.Fatal(err)
+	for i := range 2 * maxInterned {
+		want := fmt.Sprintf("tenant-%d", i%(maxInterned+10))
+		ev := fmt.Appendf(nil, `{"order_id":"o-%d","ts":"2026-11-27T10:30:15Z","tenant":%q,"qty":1,"amount":1.5,"paid":true}`, i, want)
+		if err := d.Decode(ev, &r); err != nil {
+			t.Fatal(err)
 		}
+		if got := r.Values[tenant].Str; got != want {
+			t.Fatalf("event %d: tenant %q, want %q", i, got, want)
+		}
+	}
+	if !d.intern[tenant].full {
+		t.Errorf("tenant took %d distinct values; its table should have stopped at %d", maxInterned+10, maxInterned)
 	}
 }

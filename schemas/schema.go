@@ -63,7 +63,8 @@ type Schema struct {
 	// Retention is how long raw files and dead letters are kept; 0 = forever.
 	Retention time.Duration
 
-	index map[string]int
+	index   map[string]int
+	timeIdx int // position of Time, cached: the hot paths ask per event
 }
 
 // NewSchema builds a schema and its field index. It checks only what the
@@ -86,6 +87,7 @@ func NewSchema(name, topic, timeField, idField string, fields []Field) (*Schema,
 	if fields[ti].Type != Timestamp || fields[ti].Optional {
 		return nil, fmt.Errorf("schema %s: time field %q must be a required timestamp", name, timeField)
 	}
+	s.timeIdx = ti
 	if idField != "" {
 		ii, ok := s.index[idField]
 		if !ok {
@@ -107,7 +109,7 @@ func (s *Schema) FieldIndex(name string) int {
 }
 
 // TimeIndex is the position of the event-time field.
-func (s *Schema) TimeIndex() int { return s.index[s.Time] }
+func (s *Schema) TimeIndex() int { return s.timeIdx }
 
 // Field returns the named field.
 func (s *Schema) Field(name string) (Field, bool) {
@@ -135,7 +137,7 @@ type Row struct {
 }
 
 // TimeMicros returns the event time of a row of schema s, in Unix microseconds.
-func (s *Schema) TimeMicros(r *Row) int64 { return r.Values[s.TimeIndex()].Int }
+func (s *Schema) TimeMicros(r *Row) int64 { return r.Values[s.timeIdx].Int }
 
 // EventTime returns the event time of a row of schema s.
 func (s *Schema) EventTime(r *Row) time.Time { return time.UnixMicro(s.TimeMicros(r)).UTC() }
