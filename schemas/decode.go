@@ -58,16 +58,12 @@ type Decoder struct {
 	// Producers write keys in one order, so one string compare usually
 	// replaces a map lookup.
 	guess  []int
-	intern []internTable // per field; used for String fields
+	intern []internCache // per field; used for String fields
 }
 
 // NewDecoder returns a decoder for s that converts every field.
 func NewDecoder(s *Schema) *Decoder {
-	d := &Decoder{schema: s, seen: make([]bool, len(s.Fields)), intern: make([]internTable, len(s.Fields))}
-	for i := range d.intern {
-		d.intern[i].m = map[string]string{}
-	}
-	return d
+	return &Decoder{schema: s, seen: make([]bool, len(s.Fields)), intern: make([]internCache, len(s.Fields))}
 }
 
 // NewFieldDecoder returns a decoder for s that converts only the fields at
@@ -154,30 +150,23 @@ func (d *Decoder) field(k int, key []byte) int {
 	return i
 }
 
-// internTable shares the strings of a low-cardinality field (tenants,
-// countries) between events instead of allocating each. It stops growing at
-// maxInterned values and is then left alone: a field with more distinct
-// values than that is an id, and looking ids up would only cost time.
-type internTable struct {
-	m    map[string]string
-	full bool
-}
+// internCache shares the strings of low-cardinality fields (tenants,
+// countries) between events instead of allocating one per event. It is
+// direct-mapped on a cheap hash of a few bytes: a hit costs one compare, a
+// miss (an id field, a collision) one allocation as without the cache.
+type internCache [256]string
 
-const maxInterned = 4096
-
-func (t *internTable) get(b []byte) string {
-	if t.full {
-		return string(b)
+func (c *internCache) get(b []byte) string {
+	n := len(b)
+	if n == 0 {
+		return ""
 	}
-	if s, ok := t.m[string(b)]; ok {
+	h := (uint(n)*151 + uint(b[n-1])*31 + uint(b[n/2])*7 + uint(b[0])) & 255
+	if s := c[h]; s == string(b) {
 		return s
 	}
 	s := string(b)
-	if len(t.m) >= maxInterned {
-		t.full, t.m = true, nil
-		return s
-	}
-	t.m[s] = s
+	c[h] = s
 	return s
 }
 

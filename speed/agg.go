@@ -77,8 +77,34 @@ type cell struct {
 type aggregator struct {
 	plan  *plan
 	cells map[string]*cell
+	free  []*cell // cells of earlier flushes, reused with their storage
 	buf   []byte
 	vals  int // uniq values held, to bound memory
+}
+
+// maxReusedReps bounds the uniq storage a reused cell keeps, so one burst
+// into a single cell does not pin its memory for good.
+const maxReusedReps = 4096
+
+// newCell returns an empty cell, reusing a free one when there is one: a
+// flush interval touches about the same cells as the last, and reusing
+// them spares the allocator and the collector per-cell work.
+func (a *aggregator) newCell(member string, bucket int64) *cell {
+	n := len(a.free)
+	if n == 0 {
+		return &cell{member: member, bucket: bucket, accs: make([]acc, len(a.plan.metrics))}
+	}
+	c := a.free[n-1]
+	a.free = a.free[:n-1]
+	c.member, c.bucket = member, bucket
+	for i := range c.accs {
+		reps := c.accs[i].reps[:0]
+		if cap(reps) > maxReusedReps {
+			reps = nil
+		}
+		c.accs[i] = acc{reps: reps}
+	}
+	return c
 }
 
 func newAggregator(p *plan) *aggregator {
@@ -104,7 +130,7 @@ func (a *aggregator) add(r *schemas.Row, bucket int64) {
 	a.buf = b
 	c, ok := a.cells[string(b)] // no allocation for the lookup
 	if !ok {
-		c = &cell{member: string(b), bucket: bucket, accs: make([]acc, len(p.metrics))}
+		c = a.newCell(string(b), bucket)
 		a.cells[c.member] = c
 	}
 	for i := range p.metrics {
@@ -177,6 +203,9 @@ func uniqElement(t schemas.Type, v *schemas.Value) string {
 func (a *aggregator) size() int { return len(a.cells) + a.vals }
 
 func (a *aggregator) reset() {
+	for _, c := range a.cells {
+		a.free = append(a.free, c)
+	}
 	clear(a.cells)
 	a.vals = 0
 }

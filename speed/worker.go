@@ -44,6 +44,21 @@ type topicViews struct {
 	plans  []*plan
 }
 
+// fields are the positions of the fields the views read (dimensions and
+// metric fields); the decoder converts only these, and checks the rest.
+func (tv *topicViews) fields() []int {
+	var out []int
+	for _, p := range tv.plans {
+		out = append(out, p.dimIdx...)
+		for _, m := range p.metrics {
+			if m.field >= 0 {
+				out = append(out, m.field)
+			}
+		}
+	}
+	return out
+}
+
 // Worker consumes Kafka and keeps the views' hot windows in Redis.
 type Worker struct {
 	cfg    Config
@@ -193,10 +208,15 @@ type topicRun struct {
 	gen      *kafka.Generation
 	parts    []*partition
 	boundary []atomic.Int64 // per view, µs; math.MinInt64 when none
-	kick     chan struct{}  // a partition is full: flush now
-	started  chan struct{}  // closed once the boundaries are known
-	partsWG  sync.WaitGroup
-	log      *slog.Logger
+	// now is the clock (Unix µs) events are judged late or early by,
+	// refreshed by the flusher every flush interval: reading the clock per
+	// event costs more than a flush interval of staleness matters against
+	// hot_retention.
+	now     atomic.Int64
+	kick    chan struct{} // a partition is full: flush now
+	started chan struct{} // closed once the boundaries are known
+	partsWG sync.WaitGroup
+	log     *slog.Logger
 
 	lastCommit, lastCheck time.Time
 }
@@ -255,7 +275,7 @@ func (tr *topicRun) consume(ctx context.Context, p *partition) {
 	w := tr.w
 	r := kafka.NewReader(PartitionReaderConfig(w.cfg.Brokers, tr.tv.topic, p.id))
 	defer r.Close()
-	dec := schemas.NewDecoder(tr.tv.schema)
+	dec := schemas.NewFieldDecoder(tr.tv.schema, tr.tv.fields())
 	var row schemas.Row
 	lag := w.m.lag.WithLabelValues(tr.tv.topic, strconv.Itoa(p.id))
 	position := w.m.position.WithLabelValues(tr.tv.topic, strconv.Itoa(p.id))
@@ -307,7 +327,7 @@ func (tr *topicRun) consume(ctx context.Context, p *partition) {
 				p.mu.Unlock()
 				break
 			}
-			now := w.cfg.Now().UnixMicro()
+			now := tr.now.Load()
 			decoded, bad := false, false
 			for i, a := range p.aggs {
 				if m.Offset < p.from[i] {
@@ -388,6 +408,7 @@ func (tr *topicRun) load(ctx context.Context, p *partition) (next []int64, ok bo
 // has stopped, it flushes the rest.
 func (tr *topicRun) flushLoop(ctx context.Context) {
 	w := tr.w
+	tr.now.Store(w.cfg.Now().UnixMicro())
 	if tr.refreshBoundaries(ctx) {
 		close(tr.started)
 	}
@@ -411,6 +432,7 @@ func (tr *topicRun) flushLoop(ctx context.Context) {
 		case <-t.C:
 		case <-tr.kick:
 		}
+		tr.now.Store(w.cfg.Now().UnixMicro())
 		if err := tr.flush(ctx); err != nil && ctx.Err() == nil {
 			tr.log.Warn("flush refused; partitions reload their offsets", "err", err)
 		}

@@ -143,8 +143,10 @@ func main() {
 
 	// (a) raw consume, measured before and after (b) and averaged, so that
 	// load from elsewhere on the machine weighs on both sides alike.
+	cpu0 := selfCPU()
 	rawBefore := rawConsume(ctx, topic, end, total)
-	log.Printf("(a) raw kafka-go consume: %d records, %.0f/s", total, rawBefore)
+	rawCPU := (selfCPU() - cpu0).Seconds() * 1e6 / float64(total)
+	log.Printf("(a) raw kafka-go consume: %d records, %.0f/s, %.2f µs CPU each", total, rawBefore, rawCPU)
 
 	// (b) the speed layer, in a child process.
 	child, assigned := startChild(topic, view.Name, "bench-speed-"+suffix)
@@ -155,10 +157,14 @@ func main() {
 	case <-time.After(60 * time.Second):
 		log.Fatal("worker got no partitions within 60s")
 	}
+	cpu0 = procCPU(child.Process.Pid)
 	waitOffsets(ctx, rdb, view, end, 5*time.Minute)
 	el := time.Since(t0)
 	eps := float64(total) / el.Seconds()
-	log.Printf("(b) speed layer end to end: %d records in %s, %.0f/s", total, el.Round(time.Millisecond), eps)
+	// CPU per record is steadier than rates on a shared machine; Redis'
+	// and the broker's share is not in it.
+	workerCPU := (procCPU(child.Process.Pid) - cpu0).Seconds() * 1e6 / float64(total)
+	log.Printf("(b) speed layer end to end: %d records in %s, %.0f/s, %.2f µs worker CPU each", total, el.Round(time.Millisecond), eps, workerCPU)
 	rawAfter := rawConsume(ctx, topic, end, total)
 	rawEPS := (rawBefore + rawAfter) / 2
 	log.Printf("(a) raw kafka-go consume again: %.0f/s; mean %.0f/s", rawAfter, rawEPS)
@@ -409,6 +415,29 @@ done:
 	}
 	slices.Sort(lat)
 	return lat[len(lat)/2], lat[len(lat)*99/100], int64(len(lat))
+}
+
+// selfCPU is the user+system CPU this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		log.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU is the user+system CPU another process has used (from
+// /proc/PID/stat, in clock ticks of 10ms).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // vmHWM is a process's peak resident set size in bytes.
