@@ -258,7 +258,12 @@ func (c *Compactor) store(ctx context.Context, ti *topicInfo, b *batch, prev Che
 			if err != nil {
 				return fmt.Errorf("batch: encode %s: %w", b.key(f), err)
 			}
-			f.buf = nil // the encoded file is all that is needed now
+			// The encoded file is all that is needed now; the columns'
+			// chunks go back to the pool for the next buffers.
+			if f.cols != nil {
+				f.cols.Release()
+			}
+			f.buf, f.cols = nil, nil
 			if err := c.retry(gctx, b.key(f), func(ctx context.Context) error {
 				return lake.PutBytes(ctx, c.cfg.Store, b.key(f), body)
 			}); err != nil {

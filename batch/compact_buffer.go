@@ -21,8 +21,8 @@ type record struct {
 }
 
 // rowOverhead approximates what a buffered row costs beyond its JSON bytes
-// (parquet-go keeps 8 bytes or more per fixed-width cell, plus offsets for
-// strings). The JSON length already over-counts the column data, since it
+// (schemas.RawBuffer keeps 8 bytes per fixed-width cell and per string's
+// end, besides the string bytes, and the offset and Kafka time). The JSON length already over-counts the column data, since it
 // carries the field names, so len(value)+rowOverhead bounds real use well.
 const rowOverhead = 64
 
@@ -31,13 +31,26 @@ const rowOverhead = 64
 // compaction is CPU-bound; merge rewrites closed hours anyway.
 var fastZstd = &zstd.Codec{Level: zstd.SpeedFastest}
 
-// rawSchema is the raw layout's Parquet schema with every column
-// compressed by fastZstd. Column order (by name) and types are the
-// layout's, so rows built by RawLayout.AppendRow fit it as they are.
+// rawSchema is the raw layout's Parquet schema as the compactor writes it:
+// every column compressed by fastZstd, integers and timestamps
+// delta-encoded, strings delta-encoded (prefixes shared with the value
+// before). Sorted event times, offsets and Kafka timestamps then shrink to
+// a few bits per row and ids to their differing suffix, so zstd gets a
+// fraction of the bytes: on the example orders this cut encoding CPU by
+// about a quarter and the file by a tenth against plain encoding.
+// Dictionary encoding was slower and larger with ids in the file. Column
+// order (by name) and types are the layout's.
 func rawSchema(l *schemas.RawLayout) *parquet.Schema {
 	g := parquet.Group{}
 	for _, f := range l.Schema.Fields() {
-		g[f.Name()] = parquet.Compressed(f, fastZstd)
+		n := parquet.Node(f)
+		switch f.Type().Kind() {
+		case parquet.Int64, parquet.Int32:
+			n = parquet.Encoded(n, &parquet.DeltaBinaryPacked)
+		case parquet.ByteArray:
+			n = parquet.Encoded(n, &parquet.DeltaByteArray)
+		}
+		g[f.Name()] = parquet.Compressed(n, fastZstd)
 	}
 	return parquet.NewSchema(l.Schema.Name(), g)
 }
@@ -54,31 +67,17 @@ type limits struct {
 // holds every record of this hour in [first, last] of the flush's range,
 // which is what lets readers drop an overlap by offset alone.
 type hourFile struct {
-	hour        time.Time
+	hour      time.Time
+	ps        *parquet.Schema // rawSchema(layout)
+	sorting   parquet.WriterOption
+	timeField int // schema index of the event time field
+	cols      *schemas.RawBuffer
+	// buf holds the rows instead of cols when Merge (merge.go) builds
+	// the file from parquet.Rows read back from the lake.
 	buf         *parquet.Buffer
-	pending     []parquet.Row // rows not yet in buf: WriteRows is cheaper per batch
 	first, last int64
 	rows        int
 	bytes       int64
-}
-
-// pendingRows is how many rows an hour file collects before writing them
-// to its buffer in one call.
-const pendingRows = 128
-
-// sync moves the pending rows into the buffer. The rows reference the
-// decoded strings, which stay alive (they are fresh per record) until
-// the buffer has copied them here.
-func (f *hourFile) sync() {
-	if len(f.pending) == 0 {
-		return
-	}
-	if _, err := f.buf.WriteRows(f.pending); err != nil {
-		// Only a row that does not match the layout fails here, which
-		// would be a bug in RawLayout, not bad data.
-		panic(fmt.Sprintf("batch: buffer rows: %v", err))
-	}
-	f.pending = f.pending[:0]
 }
 
 // deadFile collects the undecodable records of one ingest hour.
@@ -95,7 +94,7 @@ type partBuffer struct {
 	schema    *schemas.Schema
 	layout    *schemas.RawLayout
 	ps        *parquet.Schema // rawSchema(layout)
-	sorting   parquet.RowGroupOption
+	sorting   parquet.WriterOption
 	topic     string
 	partition int32
 	lim       limits
@@ -119,7 +118,7 @@ func newPartBuffer(s *schemas.Schema, layout *schemas.RawLayout, ps *parquet.Sch
 		schema: s, layout: layout, ps: ps, topic: topic, partition: partition, lim: lim,
 		// Rows of a file are sorted by event time; the offset breaks ties
 		// so a file's content is deterministic.
-		sorting: parquet.SortingRowGroupConfig(parquet.SortingColumns(
+		sorting: parquet.SortingWriterConfig(parquet.SortingColumns(
 			parquet.Ascending(s.Time), parquet.Ascending(schemas.ColOffset))),
 		dec:   schemas.NewDecoder(s),
 		hours: map[time.Time]*hourFile{},
@@ -165,17 +164,11 @@ func (p *partBuffer) add(rec record, now time.Time) (dead bool) {
 	h := time.UnixMicro(ts).UTC().Truncate(time.Hour)
 	f := p.hours[h]
 	if f == nil {
-		f = &hourFile{hour: h, buf: parquet.NewBuffer(p.ps, p.sorting), first: rec.Offset,
-			pending: make([]parquet.Row, 0, pendingRows)}
+		f = &hourFile{hour: h, ps: p.ps, sorting: p.sorting, timeField: p.schema.TimeIndex(),
+			cols: p.layout.NewBuffer(p.partition), first: rec.Offset}
 		p.hours[h] = f
 	}
-	n := len(f.pending)
-	if n == cap(f.pending) {
-		f.sync()
-		n = 0
-	}
-	f.pending = f.pending[:n+1]
-	f.pending[n] = p.layout.AppendRow(f.pending[n], &p.row, p.partition, rec.Offset, ingest.UnixMicro())
+	f.cols.Append(&p.row, rec.Offset, ingest.UnixMicro())
 	f.last = rec.Offset
 	f.rows++
 	f.bytes += size
@@ -223,8 +216,6 @@ func (p *partBuffer) cut(now time.Time, caughtUp bool) *batch {
 		b.maxEvent = time.UnixMicro(p.maxEvent).UTC()
 	}
 	for _, f := range p.hours {
-		f.sync()
-		f.pending = nil
 		b.files = append(b.files, f)
 	}
 	for _, d := range p.dead {
@@ -247,13 +238,31 @@ func (b *batch) deadKey(d *deadFile) string {
 	return lake.DeadletterKey(b.schema.Name, d.hour, b.topic, b.partition, d.first, d.last)
 }
 
-// encodeHour writes an hour file's rows, sorted by event time, as Parquet.
+// encodeHour writes an hour file's rows, sorted by event time then
+// offset, as Parquet.
 func encodeHour(f *hourFile) ([]byte, error) {
-	sort.Sort(f.buf)
 	var out bytes.Buffer
 	out.Grow(int(f.bytes / 8))
-	w := parquet.NewWriter(&out, f.buf.Schema())
-	if _, err := w.WriteRowGroup(f.buf); err != nil {
+	if f.cols == nil { // a merge's rows
+		sort.Sort(f.buf)
+		w := parquet.NewWriter(&out, f.buf.Schema())
+		if _, err := w.WriteRowGroup(f.buf); err != nil {
+			return nil, fmt.Errorf("write rows: %w", err)
+		}
+		if err := w.Close(); err != nil {
+			return nil, fmt.Errorf("close: %w", err)
+		}
+		return out.Bytes(), nil
+	}
+	// Sorting a permutation moves 4 bytes per row instead of every
+	// column's cells, and the columns are then written in that order
+	// straight into the writer, with no intermediate row or buffer.
+	order := sortedOrder(f.cols.Int64s(f.timeField, nil), f.cols.Offsets(nil))
+	// Page headers carry no statistics: the column index and the chunk
+	// statistics hold the same bounds, and computing them twice per page
+	// cost about a tenth of the encoding.
+	w := parquet.NewWriter(&out, f.ps, f.sorting, parquet.DataPageStatistics(false))
+	if err := f.cols.WriteColumns(w.ColumnWriters(), order); err != nil {
 		return nil, fmt.Errorf("write rows: %w", err)
 	}
 	if err := w.Close(); err != nil {

@@ -1,8 +1,11 @@
 package batch
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +14,9 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lambdalake/lambdalake"
+	"github.com/lambdalake/lambdalake/internal/config"
+	"github.com/lambdalake/lambdalake/internal/gen"
 	"github.com/lambdalake/lambdalake/lake"
 	"github.com/lambdalake/lambdalake/schemas"
 )
@@ -343,28 +349,40 @@ func TestPartitionWakeIsNeverLost(t *testing.T) {
 }
 
 // BenchmarkEncodeHour is the flush's CPU: sort a file's rows by event time
-// and write them as zstd Parquet.
+// and write them as zstd Parquet. The rows are the example orders, with
+// bench/compact's cardinalities and late share, so that the encodings and
+// zstd see realistic columns.
 func BenchmarkEncodeHour(b *testing.B) {
-	s := testSchema(b)
-	const rows = 50_000
+	cfg, err := config.Parse(lambdalake.ExampleConfig, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	o := cfg.Schema("orders")
+	s, err := schemas.NewSchema(o.Name, o.Topic, o.Time, o.ID, o.Fields)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const rows = 100_000
+	g, err := gen.New(gen.Config{Schema: s, From: base, To: base.Add(time.Hour), Count: rows,
+		OutOfOrder: 0.05, MaxDelay: 10 * time.Minute, Seed: 42,
+		Cardinality: map[string]int{"tenant": 20, "country": 50, "user_id": 100_000}})
+	if err != nil {
+		b.Fatal(err)
+	}
 	vals := make([][]byte, rows)
 	for i := range vals {
-		// Mostly in order, every 20th a few minutes late, as in traffic.
-		at := base.Add(time.Duration(i) * 50 * time.Millisecond)
-		if i%20 == 0 {
-			at = at.Add(-3 * time.Minute)
-		}
-		vals[i] = event(fmt.Sprint("order-", i), at, float64(i%10000)/100)
+		vals[i] = g.Next(base).Value
 	}
+	layout := s.RawLayout()
 	lim := limits{maxFileRows: 1 << 30, maxFileBytes: 1 << 40, maxFileAge: time.Hour}
 	var size int
 	var spent time.Duration // b.Elapsed counts the stopped setup too
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
-		p := newPartBuffer(s, s.RawLayout(), rawSchema(s.RawLayout()), "orders", 0, lim, -1, time.Time{})
+		p := newPartBuffer(s, layout, rawSchema(layout), "orders", 0, lim, -1, time.Time{})
 		for i, v := range vals {
-			p.add(record{Offset: int64(i), Value: v, Time: base}, base)
+			p.add(record{Offset: int64(i), Value: v, Time: base.Add(time.Duration(i) * time.Millisecond)}, base)
 		}
 		batch := p.cut(base, false)
 		b.StartTimer()
@@ -375,9 +393,150 @@ func BenchmarkEncodeHour(b *testing.B) {
 				b.Fatal(err)
 			}
 			size += len(body)
+			f.cols.Release()
 		}
 		spent += time.Since(start)
 	}
 	b.ReportMetric(float64(spent.Nanoseconds())/float64(b.N*rows), "ns/row")
 	b.ReportMetric(float64(size)/float64(b.N*rows), "bytes/row")
+}
+
+// sortedOrder must give the rows by (event time, offset) whatever the
+// arrival order; the offsets need not arrive in order either.
+func TestSortedOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	nearlySorted := func(n int) ([]int64, []int64) {
+		ts, off := make([]int64, n), make([]int64, n)
+		for i := range n {
+			ts[i], off[i] = int64(i)*10, int64(i)
+			if rng.IntN(20) == 0 { // late by up to 50 rows
+				ts[i] -= rng.Int64N(500)
+			}
+		}
+		return ts, off
+	}
+	tests := []struct {
+		name    string
+		ts, off []int64
+	}{
+		{"empty", nil, nil},
+		{"one", []int64{5}, []int64{9}},
+		{"sorted", []int64{1, 2, 3, 4}, []int64{10, 11, 12, 13}},
+		{"reversed", []int64{4, 3, 2, 1}, []int64{10, 11, 12, 13}},
+		{"ties broken by offset", []int64{2, 1, 2, 1, 2}, []int64{14, 13, 12, 11, 10}},
+		{"late rows", []int64{10, 20, 5, 30, 20, 40, 1}, []int64{1, 2, 3, 4, 5, 6, 7}},
+		{"early outlier", []int64{100, 1, 2, 3, 4, 5}, []int64{1, 2, 3, 4, 5, 6}},
+		{"all equal", []int64{7, 7, 7, 7}, []int64{3, 1, 4, 2}},
+	}
+	ts, off := nearlySorted(10_000)
+	tests = append(tests, struct {
+		name    string
+		ts, off []int64
+	}{"nearly sorted, 5% late", ts, off})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := sortedOrder(tt.ts, tt.off)
+			want := make([]int32, len(tt.ts))
+			for i := range want {
+				want[i] = int32(i)
+			}
+			slices.SortFunc(want, func(a, b int32) int {
+				return cmp.Or(cmp.Compare(tt.ts[a], tt.ts[b]), cmp.Compare(tt.off[a], tt.off[b]))
+			})
+			if !slices.Equal(got, want) {
+				t.Errorf("order = %v\nwant    %v", got[:min(len(got), 20)], want[:min(len(want), 20)])
+			}
+		})
+	}
+}
+
+// A file encoded from rows that arrived out of order holds exactly those
+// rows, sorted by event time then offset, and says so in its metadata.
+func TestEncodeHourSortsRows(t *testing.T) {
+	s := testSchema(t)
+	layout := s.RawLayout()
+	ps := rawSchema(layout)
+	tests := []struct {
+		name string
+		rows int
+		late int // every late-th row is up to 20 minutes late; 0: none
+	}{
+		{"in order", 100, 0},
+		{"some late", 5000, 20},
+		{"all shuffled", 3000, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(1, uint64(tt.rows)))
+			p := newPartBuffer(s, layout, ps, "orders", 2, limits{maxFileRows: 1 << 30, maxFileBytes: 1 << 40, maxFileAge: time.Hour}, -1, time.Time{})
+			type row struct {
+				ts     time.Time
+				offset int64
+				id     string
+			}
+			var want []row
+			for i := range tt.rows {
+				// Event times within 10:20-11:00, several rows per
+				// millisecond so that ties need the offset.
+				at := base.Add(20*time.Minute + time.Duration(i/3)*time.Millisecond)
+				if tt.late > 0 && i%tt.late == 0 {
+					at = base.Add(time.Duration(rng.Int64N(int64(40 * time.Minute)))).Truncate(time.Microsecond)
+				}
+				id := fmt.Sprint("o", i)
+				p.add(record{Offset: int64(500 + i), Value: event(id, at, float64(i)), Time: base}, base)
+				want = append(want, row{at, int64(500 + i), id})
+			}
+			slices.SortFunc(want, func(a, b row) int {
+				return cmp.Or(a.ts.Compare(b.ts), cmp.Compare(a.offset, b.offset))
+			})
+			b := p.cut(base, false)
+			if len(b.files) != 1 {
+				t.Fatalf("%d files, want 1", len(b.files))
+			}
+			body, err := encodeHour(b.files[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := parquet.OpenFile(bytes.NewReader(body), int64(len(body)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rgs := f.RowGroups()
+			if len(rgs) != 1 {
+				t.Fatalf("%d row groups, want 1", len(rgs))
+			}
+			var sorting []string
+			for _, sc := range rgs[0].SortingColumns() {
+				sorting = append(sorting, strings.Join(sc.Path(), "."))
+			}
+			if !slices.Equal(sorting, []string{"ts", schemas.ColOffset}) {
+				t.Errorf("sorting columns = %v, want [ts _offset]", sorting)
+			}
+			cols := ColumnsOf(s)
+			rows := parquet.NewRowGroupReader(rgs[0])
+			defer rows.Close()
+			buf := make([]parquet.Row, 64)
+			var got []row
+			for {
+				n, err := rows.ReadRows(buf)
+				for _, r := range buf[:n] {
+					got = append(got, row{time.UnixMicro(r[cols.Fields[1]].Int64()).UTC(), r[cols.Offset].Int64(), r[cols.Fields[0]].String()})
+					if r[cols.Partition].Int32() != 2 || r[cols.IngestedAt].Int64() != base.UnixMicro() {
+						t.Fatalf("row %d: _partition %d _ingested_at %d", len(got), r[cols.Partition].Int32(), r[cols.IngestedAt].Int64())
+					}
+				}
+				if err != nil {
+					break
+				}
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%d rows, want %d", len(got), len(want))
+			}
+			for i := range want {
+				if !got[i].ts.Equal(want[i].ts) || got[i].offset != want[i].offset || got[i].id != want[i].id {
+					t.Fatalf("row %d = %+v, want %+v", i, got[i], want[i])
+				}
+			}
+		})
+	}
 }

@@ -2,6 +2,9 @@ package schemas
 
 import (
 	"fmt"
+	"slices"
+	"strings"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/parquet-go/parquet-go"
@@ -140,4 +143,331 @@ func (l *RawLayout) AppendRow(buf parquet.Row, r *Row, partition int32, offset, 
 	buf[l.offCol] = parquet.Int64Value(offset).Level(0, 0, l.offCol)
 	buf[l.ingestCol] = parquet.Int64Value(ingestedMicros).Level(0, 0, l.ingestCol)
 	return buf
+}
+
+// RawBuffer holds raw lake rows column by column, in typed Go values, until
+// they are written out in the order the caller chooses (the compactor sorts
+// by event time). Appending a row costs one typed store per cell, with no
+// parquet.Row; parquet.Values are made only when the rows are written, once
+// per cell, straight into the writer's columns. Strings are copied, so the
+// decoded Row may be reused at once.
+//
+// Columns grow by fixed chunks, never by copying, and Release returns the
+// chunks to a pool for the next buffer: a compactor fills and drops buffers
+// of hundreds of thousands of rows all the time.
+//
+// A buffer holds at most 2^31 rows and about 2 GiB of string bytes per
+// column; callers keep their files far below that.
+type RawBuffer struct {
+	l         *RawLayout
+	partition int32
+	n         int
+	cols      []rawColumn // schema field order
+	offsets   chunks[int64]
+	ingested  chunks[int64]
+}
+
+// rawColumn is one schema field's values; which member is used depends on
+// the field's type.
+type rawColumn struct {
+	ints   chunks[int64]   // Int64, Timestamp, Bool (0/1); 0 if null
+	floats chunks[float64] // Float64; 0 if null
+	str    strColumn       // String; "" if null
+	nulls  chunks[bool]    // optional fields: the row's value is null
+}
+
+// NewBuffer returns an empty buffer for rows of one Kafka partition: the
+// _partition column is the same for all of them.
+func (l *RawLayout) NewBuffer(partition int32) *RawBuffer {
+	return &RawBuffer{l: l, partition: partition, cols: make([]rawColumn, len(l.fieldCol))}
+}
+
+// Len is the number of rows buffered.
+func (b *RawBuffer) Len() int { return b.n }
+
+// Offsets appends the rows' Kafka offsets, in the order the rows were
+// appended, to dst.
+func (b *RawBuffer) Offsets(dst []int64) []int64 { return b.offsets.appendTo(dst) }
+
+// Int64s appends the values of an Int64, Timestamp or Bool field (by schema
+// field index), in the order the rows were appended, to dst; a null is 0.
+func (b *RawBuffer) Int64s(field int, dst []int64) []int64 { return b.cols[field].ints.appendTo(dst) }
+
+// Append adds one decoded event.
+func (b *RawBuffer) Append(r *Row, offset, ingestedMicros int64) {
+	for i := range b.cols {
+		v := &r.Values[i]
+		c := &b.cols[i]
+		null := false
+		if b.l.optional[i] {
+			null = v.Null
+			c.nulls.add(null)
+		}
+		switch b.l.types[i] {
+		case String:
+			if null {
+				c.str.add("")
+			} else {
+				c.str.add(v.Str)
+			}
+		case Float64:
+			f := v.Float
+			if null {
+				f = 0
+			}
+			c.floats.add(f)
+		default: // Int64, Timestamp, Bool
+			n := v.Int
+			if null {
+				n = 0
+			}
+			c.ints.add(n)
+		}
+	}
+	b.offsets.add(offset)
+	b.ingested.add(ingestedMicros)
+	b.n++
+}
+
+// Release returns the buffer's memory to the pool. The buffer is empty
+// afterwards.
+func (b *RawBuffer) Release() {
+	for i := range b.cols {
+		c := &b.cols[i]
+		c.ints.release()
+		c.floats.release()
+		c.str.release()
+		c.nulls.release()
+	}
+	b.offsets.release()
+	b.ingested.release()
+	b.n = 0
+}
+
+// writeChunk is how many values go to a column writer per call.
+const writeChunk = 1024
+
+// WriteColumns writes the rows, in the given order of row indexes, into the
+// column writers of a parquet.Writer whose schema has the layout's columns
+// (any compression or encoding). The caller then closes the writer.
+func (b *RawBuffer) WriteColumns(cws []*parquet.ColumnWriter, order []int32) error {
+	if len(cws) != len(b.cols)+3 {
+		return fmt.Errorf("schemas: raw buffer: writer has %d columns, layout %d", len(cws), len(b.cols)+3)
+	}
+	vals := make([]parquet.Value, writeChunk)
+	write := func(leaf int, fill func(vals []parquet.Value, rows []int32)) error {
+		for start := 0; start < len(order); start += writeChunk {
+			rows := order[start:min(start+writeChunk, len(order))]
+			v := vals[:len(rows)]
+			fill(v, rows)
+			if _, err := cws[leaf].WriteRowValues(v); err != nil {
+				return fmt.Errorf("schemas: write column %d: %w", leaf, err)
+			}
+		}
+		return nil
+	}
+	for i := range b.cols {
+		c := &b.cols[i]
+		leaf := b.l.fieldCol[i]
+		var fill func(vals []parquet.Value, rows []int32)
+		switch b.l.types[i] {
+		case String:
+			fill = func(vals []parquet.Value, rows []int32) {
+				for j, r := range rows {
+					vals[j] = parquet.ByteArrayValue(c.str.at(r))
+				}
+			}
+		case Float64:
+			fill = func(vals []parquet.Value, rows []int32) {
+				for j, r := range rows {
+					vals[j] = parquet.DoubleValue(c.floats.at(r))
+				}
+			}
+		case Bool:
+			fill = func(vals []parquet.Value, rows []int32) {
+				for j, r := range rows {
+					vals[j] = parquet.BooleanValue(c.ints.at(r) != 0)
+				}
+			}
+		default: // Int64, Timestamp
+			fill = func(vals []parquet.Value, rows []int32) {
+				for j, r := range rows {
+					vals[j] = parquet.Int64Value(c.ints.at(r))
+				}
+			}
+		}
+		// A required column's values need nothing else: parquet-go's leaf
+		// buffers read only the value. An optional one's need their
+		// definition level, which is what makes a null.
+		if b.l.optional[i] {
+			values := fill
+			fill = func(vals []parquet.Value, rows []int32) {
+				values(vals, rows)
+				for j, r := range rows {
+					if c.nulls.at(r) {
+						vals[j] = parquet.NullValue().Level(0, 0, leaf)
+					} else {
+						vals[j] = vals[j].Level(0, 1, leaf)
+					}
+				}
+			}
+		}
+		if err := write(leaf, fill); err != nil {
+			return err
+		}
+	}
+	part := parquet.Int32Value(b.partition)
+	if err := write(b.l.partCol, func(vals []parquet.Value, _ []int32) {
+		for j := range vals {
+			vals[j] = part
+		}
+	}); err != nil {
+		return err
+	}
+	if err := write(b.l.offCol, func(vals []parquet.Value, rows []int32) {
+		for j, r := range rows {
+			vals[j] = parquet.Int64Value(b.offsets.at(r))
+		}
+	}); err != nil {
+		return err
+	}
+	return write(b.l.ingestCol, func(vals []parquet.Value, rows []int32) {
+		for j, r := range rows {
+			vals[j] = parquet.Int64Value(b.ingested.at(r))
+		}
+	})
+}
+
+// chunkShift sets the values per chunk of a fixed-width column: 4096, so
+// 32 KiB for an int64 column.
+const (
+	chunkShift = 12
+	chunkLen   = 1 << chunkShift
+)
+
+// chunks is a growable column of fixed-width values, in pooled chunks.
+type chunks[T int64 | float64 | bool] struct {
+	c []*[chunkLen]T
+	n int
+}
+
+// Pools of chunks, one per value type.
+var (
+	int64Chunks   = sync.Pool{New: func() any { return new([chunkLen]int64) }}
+	float64Chunks = sync.Pool{New: func() any { return new([chunkLen]float64) }}
+	boolChunks    = sync.Pool{New: func() any { return new([chunkLen]bool) }}
+	byteChunks    = sync.Pool{New: func() any { return new([byteChunkLen]byte) }}
+)
+
+func chunkPool[T int64 | float64 | bool]() *sync.Pool {
+	var zero T
+	switch any(zero).(type) {
+	case int64:
+		return &int64Chunks
+	case float64:
+		return &float64Chunks
+	default:
+		return &boolChunks
+	}
+}
+
+func (c *chunks[T]) add(v T) {
+	i := c.n & (chunkLen - 1)
+	if i == 0 && c.n>>chunkShift == len(c.c) {
+		c.c = append(c.c, chunkPool[T]().Get().(*[chunkLen]T))
+	}
+	c.c[c.n>>chunkShift][i] = v
+	c.n++
+}
+
+func (c *chunks[T]) at(i int32) T { return c.c[i>>chunkShift][i&(chunkLen-1)] }
+
+func (c *chunks[T]) appendTo(dst []T) []T {
+	dst = slices.Grow(dst, c.n)
+	for k, ch := range c.c {
+		dst = append(dst, ch[:min(chunkLen, c.n-k*chunkLen)]...)
+	}
+	return dst
+}
+
+func (c *chunks[T]) release() {
+	pool := chunkPool[T]()
+	for _, ch := range c.c {
+		pool.Put(ch)
+	}
+	c.c, c.n = nil, 0
+}
+
+// byteChunkLen is the size of a string column's byte chunks. A string
+// never spans two chunks; one longer than a chunk is kept apart.
+const (
+	byteChunkShift = 16
+	byteChunkLen   = 1 << byteChunkShift
+)
+
+// strColumn is a growable column of strings. The bytes sit in pooled
+// chunks; ends[i] is where row i's bytes end, as a position over all chunks
+// (chunk k starts at k*byteChunkLen). A row's bytes start where the row
+// before ended, or at the start of the chunk its end is in, when it did not
+// fit in the rest of the previous one.
+type strColumn struct {
+	bufs []*[byteChunkLen]byte
+	ends chunks[int64]
+	end  int64            // position after the last row's bytes
+	big  map[int32]string // rows whose string is longer than a chunk (rare)
+}
+
+func (c *strColumn) add(s string) {
+	row := int32(c.ends.n)
+	if len(s) > byteChunkLen {
+		if c.big == nil {
+			c.big = map[int32]string{}
+		}
+		c.big[row] = strings.Clone(s)
+		c.ends.add(c.end) // empty in the chunks
+		return
+	}
+	if len(s) > 0 {
+		k := int(c.end >> byteChunkShift)
+		off := int(c.end & (byteChunkLen - 1))
+		if off+len(s) > byteChunkLen || k == len(c.bufs) { // start a new chunk
+			if k < len(c.bufs) {
+				k++
+			}
+			off = 0
+			c.bufs = append(c.bufs, byteChunks.Get().(*[byteChunkLen]byte))
+			c.end = int64(k) << byteChunkShift
+		}
+		copy(c.bufs[k][off:], s)
+		c.end += int64(len(s))
+	}
+	c.ends.add(c.end)
+}
+
+// at returns row i's bytes, which stay valid until release.
+func (c *strColumn) at(i int32) []byte {
+	end := c.ends.at(i)
+	start := int64(0)
+	if i > 0 {
+		start = c.ends.at(i - 1)
+	}
+	if end == start {
+		if c.big != nil {
+			if s, ok := c.big[i]; ok {
+				return unsafeBytes(s)
+			}
+		}
+		return nil
+	}
+	k := (end - 1) >> byteChunkShift
+	start = max(start, k<<byteChunkShift)
+	return c.bufs[k][start&(byteChunkLen-1) : start&(byteChunkLen-1)+(end-start)]
+}
+
+func (c *strColumn) release() {
+	for _, b := range c.bufs {
+		byteChunks.Put(b)
+	}
+	c.ends.release()
+	*c = strColumn{}
 }

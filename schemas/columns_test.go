@@ -3,6 +3,10 @@ package schemas
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -92,5 +96,133 @@ func TestRawLayoutRoundTripThroughArrow(t *testing.T) {
 	}
 	if got := col(ColOffset).(*array.Int64).Value(1); got != 101 {
 		t.Errorf("_offset[1] = %d", got)
+	}
+}
+
+// rawBufferSchema has a field of every type, and optional ones of every
+// type, so that nulls are exercised in each column kind.
+func rawBufferSchema(t testing.TB) *Schema {
+	t.Helper()
+	s, err := NewSchema("events", "events", "ts", "id", []Field{
+		{Name: "id", Type: String},
+		{Name: "ts", Type: Timestamp},
+		{Name: "n", Type: Int64, Optional: true},
+		{Name: "x", Type: Float64},
+		{Name: "y", Type: Float64, Optional: true},
+		{Name: "ok", Type: Bool, Optional: true},
+		{Name: "note", Type: String, Optional: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// rawBufferRow is row i of a test: nulls, empty strings and the given id.
+func rawBufferRow(i int, id string) Row {
+	return Row{Values: []Value{
+		{Str: id},
+		{Int: 1_800_000_000_000_000 + int64(i)*1000},
+		{Int: int64(i) - 7, Null: i%3 == 0},
+		{Float: float64(i) / 4},
+		{Float: -float64(i), Null: i%2 == 1},
+		{Int: int64(i % 2), Null: i%5 == 0},
+		{Str: []string{"", "", "n" + id}[i%3], Null: i%4 == 0},
+	}}
+}
+
+// RawBuffer must write exactly the rows AppendRow makes, in the order
+// asked for, whatever chunks its columns and strings span.
+func TestRawBufferWritesRowsInOrder(t *testing.T) {
+	short := func(i int) string { return fmt.Sprintf("id-%06d", i) }
+	identity := func(n int) []int32 {
+		o := make([]int32, n)
+		for i := range o {
+			o[i] = int32(i)
+		}
+		return o
+	}
+	reversed := func(n int) []int32 {
+		o := identity(n)
+		slices.Reverse(o)
+		return o
+	}
+	shuffled := func(n int) []int32 {
+		o := identity(n)
+		rand.New(rand.NewPCG(1, 2)).Shuffle(n, func(i, j int) { o[i], o[j] = o[j], o[i] })
+		return o
+	}
+	tests := []struct {
+		name  string
+		rows  int
+		id    func(i int) string
+		order func(n int) []int32
+	}{
+		{"one row", 1, short, identity},
+		{"in order", 10, short, identity},
+		{"reversed, across value chunks", 3*4096 + 7, short, reversed},
+		{"shuffled, strings across byte chunks", 300, func(i int) string { return strings.Repeat(string(rune('a'+i%26)), 900+i) }, shuffled},
+		{"strings longer than a byte chunk", 6, func(i int) string { return strings.Repeat("z", (i%2)*70_000+i) }, reversed},
+		{"a subset of the rows", 50, short, func(n int) []int32 { return []int32{49, 0, 25, 3} }},
+	}
+	s := rawBufferSchema(t)
+	layout := s.RawLayout()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rows := make([]Row, tt.rows)
+			for i := range rows {
+				rows[i] = rawBufferRow(i, tt.id(i))
+			}
+			rb := layout.NewBuffer(5)
+			// Fill and release once first: pooled chunks come back dirty.
+			for i := range rows {
+				rb.Append(&rows[len(rows)-1-i], 1, 2)
+			}
+			rb.Release()
+			if rb.Len() != 0 {
+				t.Fatalf("Len after Release = %d", rb.Len())
+			}
+			for i := range rows {
+				rb.Append(&rows[i], int64(1000+i), int64(5000+i))
+			}
+			if rb.Len() != len(rows) {
+				t.Fatalf("Len = %d, want %d", rb.Len(), len(rows))
+			}
+			if got := rb.Offsets(nil); len(got) != len(rows) || got[len(got)-1] != int64(999+len(rows)) {
+				t.Errorf("Offsets: %d values, last %d", len(got), got[len(got)-1])
+			}
+			if got := rb.Int64s(1, nil); got[len(got)-1] != rows[len(rows)-1].Values[1].Int {
+				t.Errorf("Int64s(ts): last %d, want %d", got[len(got)-1], rows[len(rows)-1].Values[1].Int)
+			}
+			order := tt.order(len(rows))
+
+			var file bytes.Buffer
+			w := parquet.NewWriter(&file, layout.Schema)
+			if err := rb.WriteColumns(w.ColumnWriters(), order); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			r := parquet.NewReader(bytes.NewReader(file.Bytes()))
+			defer r.Close()
+			if r.NumRows() != int64(len(order)) {
+				t.Fatalf("file holds %d rows, want %d", r.NumRows(), len(order))
+			}
+			got := make([]parquet.Row, len(order))
+			for read := 0; read < len(got); {
+				n, err := r.ReadRows(got[read:])
+				read += n
+				if n == 0 && err != nil {
+					t.Fatalf("read rows after %d: %v", read, err)
+				}
+			}
+			for k, i := range order {
+				want := layout.AppendRow(nil, &rows[i], 5, int64(1000+i), int64(5000+i))
+				if !want.Equal(got[k]) {
+					t.Fatalf("row %d (appended %d):\n got %v\nwant %v", k, i, got[k], want)
+				}
+			}
+		})
 	}
 }

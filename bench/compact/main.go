@@ -65,6 +65,7 @@ func main() {
 	events := flag.Int64("events", 2_000_000, "events to produce")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
+	logLoad("start")
 	if err := run(context.Background(), *events); err != nil {
 		log.Fatalf("bench compact: %v", err)
 	}
@@ -142,6 +143,11 @@ func run(ctx context.Context, events int64) error {
 	}
 	defer os.RemoveAll(filepath.Dir(bin))
 	cfgPath := filepath.Join(filepath.Dir(bin), "lambdalake.yaml")
+	if other := os.Getenv("BENCH_BINARY"); other != "" {
+		// A prebuilt lambdalake, to compare two builds on the same data
+		// and the same machine load.
+		bin = other
+	}
 	yaml := fmt.Sprintf(benchConfig, strings.Join(brokers, ", "), prefix, endpoint, group,
 		cfg.Compact.Budget>>20, cfg.Compact.MaxFileRows, cfg.Compact.MaxFileBytes>>20, topic)
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
@@ -183,7 +189,7 @@ func run(ctx context.Context, events int64) error {
 		// A CPU profile of the compactor's run, for finding its costs.
 		go func() {
 			time.Sleep(time.Second)
-			resp, err := http.Get("http://" + metricsAddr + "/debug/pprof/profile?seconds=5")
+			resp, err := http.Get("http://" + metricsAddr + "/debug/pprof/profile?seconds=3")
 			if err != nil {
 				log.Printf("profile: %v", err)
 				return
@@ -226,7 +232,8 @@ func run(ctx context.Context, events int64) error {
 		peakKB = kb
 	}
 	logMetrics(metricsAddr)
-	log.Printf("compactor CPU time: %.1fs", cpuSeconds(cmd.Process.Pid))
+	cpu := cpuSeconds(cmd.Process.Pid)
+	log.Printf("compactor CPU time: %.1fs = %.2f µs/record", cpu, cpu*1e6/float64(total))
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()
 	t0 := time.Unix(0, assignedAt.Load())
@@ -256,6 +263,7 @@ func run(ctx context.Context, events int64) error {
 		bytes += o.Size
 	}
 	stored := counts.Valid + counts.Duplicate
+	logLoad("end")
 	log.Printf("raw lake: %d files, %.1f MiB for %d records", len(objs), float64(bytes)/(1<<20), stored)
 
 	fmt.Printf("bench compact: raw_eps=%.0f eps=%.0f ratio=%.2f bytes_per_event=%.1f rss_mb=%.0f\n",
@@ -303,6 +311,16 @@ views:
       orders: {agg: count}
     lateness: 5m
 `
+
+// logLoad prints the load average: the machine is shared, and a busy
+// neighbour slows both rates.
+func logLoad(when string) {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return
+	}
+	log.Printf("load average at %s: %s", when, strings.TrimSpace(string(b)))
+}
 
 func freeAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
