@@ -84,7 +84,7 @@ type aggregator struct {
 
 // maxReusedReps bounds the uniq storage a reused cell keeps, so one burst
 // into a single cell does not pin its memory for good.
-const maxReusedReps = 4096
+const maxReusedReps = 1024
 
 // newCell returns an empty cell, reusing a free one when there is one: a
 // flush interval touches about the same cells as the last, and reusing
