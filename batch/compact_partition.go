@@ -54,19 +54,8 @@ func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, 
 	}
 	log.Info("partition start", "checkpoint", found, "offset", start, "watermark", cp.Watermark)
 
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:   c.cfg.Brokers,
-		Topic:     topic,
-		Partition: int(part),
-		MinBytes:  1,
-		MaxBytes:  16 << 20,
-		MaxWait:   250 * time.Millisecond,
-	})
-	defer r.Close()
-	if err := r.SetOffset(start); err != nil {
-		log.Error("set offset", "err", err)
-		return
-	}
+	r := newFetcher(c.cfg.Brokers, topic, int(part), start, func(err error) { log.Warn("fetch", "err", err) })
+	defer r.close()
 	p := &partition{c: c, ti: ti, topic: topic, partition: part, jobs: make(chan *batch), hw: -1,
 		published: found, lastWM: cp.Watermark,
 		buf: newPartBuffer(ti.schema, ti.layout, ti.ps, topic, part,
@@ -129,7 +118,7 @@ func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, 
 // hop per record; the age timer and other partitions' flush requests
 // interrupt a waiting fetch by cancelling its context (wake). The
 // per-record path reads no clock and resets no timer.
-func (p *partition) loop(ctx context.Context, r *kafka.Reader) {
+func (p *partition) loop(ctx context.Context, r *fetcher) {
 	c := p.c
 	idle := max(c.cfg.MaxFileAge, time.Second)
 	armed := c.cfg.Now().Add(idle)
@@ -150,16 +139,9 @@ func (p *partition) loop(ctx context.Context, r *kafka.Reader) {
 		fctx, cancel := context.WithCancel(ctx)
 		p.setWake(cancel)
 		for {
-			m, err := r.FetchMessage(fctx)
+			m, err := r.next(fctx)
 			if err != nil {
-				if fctx.Err() == nil {
-					c.log.Warn("fetch", "topic", p.topic, "partition", p.partition, "err", err)
-					select {
-					case <-ctx.Done():
-					case <-time.After(time.Second):
-					}
-				}
-				break
+				break // woken or stopped: the fetcher retries failures itself
 			}
 			var now time.Time
 			wasEmpty := p.buf.rows == 0

@@ -1,0 +1,115 @@
+package batch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/lambdalake/lambdalake/internal/stream"
+	"github.com/lambdalake/lambdalake/internal/testenv"
+)
+
+// The fetcher against the real broker: every record once and in order from
+// where it starts, whether or not it is woken (its context cancelled) in
+// the middle of a fetch, during an idle wait, or between fetches.
+func TestFetcherReadsEveryRecordOnce(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	topic := testenv.Topic(t, brokers, 1)
+	const n = 5000
+	produce := func(from, to int) {
+		t.Helper()
+		w := stream.NewWriter(brokers, topic)
+		defer w.Close()
+		msgs := make([]kafka.Message, 0, to-from)
+		for i := from; i < to; i++ {
+			msgs = append(msgs, kafka.Message{Value: fmt.Appendf(nil, "v-%d", i)})
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := w.WriteMessages(ctx, msgs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produce(0, n)
+
+	tests := []struct {
+		name  string
+		start int64
+		// wakeEvery cancels the context after this many records (0:
+		// never), as the age timer or a flush request does.
+		wakeEvery int
+	}{
+		{"from the first offset", kafka.FirstOffset, 0},
+		{"from an offset", 1234, 0},
+		{"woken often", kafka.FirstOffset, 100},
+		{"woken rarely, from an offset", 4000, 700},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var errs []error
+			f := newFetcher(brokers, topic, 0, tt.start, func(err error) { errs = append(errs, err) })
+			defer f.close()
+			want := max(tt.start, 0)
+			deadline := time.Now().Add(30 * time.Second)
+			for want < n && time.Now().Before(deadline) {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				for got := 0; ; got++ {
+					if tt.wakeEvery > 0 && got == tt.wakeEvery {
+						cancel()
+					}
+					m, err := f.next(ctx)
+					if err != nil {
+						if !errors.Is(err, context.Canceled) {
+							t.Fatalf("next: %v", err)
+						}
+						break
+					}
+					if m.Offset != want || string(m.Value) != fmt.Sprintf("v-%d", want) {
+						t.Fatalf("record at offset %d %q, want offset %d", m.Offset, m.Value, want)
+					}
+					want++
+					if want == n {
+						break
+					}
+				}
+				cancel()
+			}
+			if want != n {
+				t.Fatalf("read up to offset %d, want %d", want, n)
+			}
+			if len(errs) > 0 {
+				t.Errorf("fetch errors on a healthy broker: %v", errs)
+			}
+		})
+	}
+
+	t.Run("an idle wait ends when woken, then goes on", func(t *testing.T) {
+		f := newFetcher(brokers, topic, 0, n-1, func(err error) { t.Logf("fetch: %v", err) })
+		defer f.close()
+		if m, err := f.next(context.Background()); err != nil || m.Offset != n-1 {
+			t.Fatalf("next = offset %d, %v; want %d", m.Offset, err, n-1)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		if _, err := f.next(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("next on a caught-up partition = %v, want the context's error", err)
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("woken after %v", took)
+		}
+		produce(n, n+10)
+		ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for want := int64(n); want < n+10; want++ {
+			m, err := f.next(ctx)
+			if err != nil || m.Offset != want {
+				t.Fatalf("after the wake: offset %d, %v; want %d", m.Offset, err, want)
+			}
+		}
+	})
+}
