@@ -33,7 +33,8 @@ type fetcher struct {
 	batch    *kafka.Batch
 	offset   int64 // next offset to read; kafka.FirstOffset until known
 	failures int   // consecutive failures, for the back-off
-	n        int
+	n        int   // records returned, for checkEvery
+	fetches  int   // fetch requests sent
 }
 
 // fetchReadTimeout bounds reading one fetch response, past the broker's
@@ -67,7 +68,7 @@ func (f *fetcher) next(ctx context.Context) (kafka.Message, error) {
 			// Close reports nil at the batch's normal end.
 			err = f.batch.Close()
 			f.batch = nil
-			if err != nil {
+			if err != nil && !errors.Is(err, kafka.RequestTimedOut) {
 				f.fail(ctx, err)
 				continue
 			}
@@ -91,6 +92,7 @@ func (f *fetcher) fetch(ctx context.Context) error {
 	if _, err := f.conn.Seek(f.offset, kafka.SeekAbsolute); err != nil {
 		return fmt.Errorf("seek %d: %w", f.offset, err)
 	}
+	f.fetches++
 	conn := f.conn
 	conn.SetReadDeadline(time.Now().Add(f.maxWait + fetchReadTimeout))
 	// The broker holds an empty fetch up to maxWait: a cancel cuts that
@@ -104,6 +106,9 @@ func (f *fetcher) fetch(ctx context.Context) error {
 	}
 	if err := b.Err(); err != nil {
 		b.Close()
+		if errors.Is(err, kafka.RequestTimedOut) {
+			return nil // kafka-go's word for a fetch that found no records in time
+		}
 		return err
 	}
 	f.batch = b

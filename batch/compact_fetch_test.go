@@ -88,19 +88,29 @@ func TestFetcherReadsEveryRecordOnce(t *testing.T) {
 	}
 
 	t.Run("an idle wait ends when woken, then goes on", func(t *testing.T) {
-		f := newFetcher(brokers, topic, 0, n-1, func(err error) { t.Logf("fetch: %v", err) })
+		var errs []error
+		f := newFetcher(brokers, topic, 0, n-1, func(err error) { errs = append(errs, err) })
 		defer f.close()
 		if m, err := f.next(context.Background()); err != nil || m.Offset != n-1 {
 			t.Fatalf("next = offset %d, %v; want %d", m.Offset, err, n-1)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		// Several empty fetches (each waits up to 250 ms on the broker),
+		// then a wake in the middle of one.
+		ctx, cancel := context.WithTimeout(context.Background(), 1100*time.Millisecond)
 		defer cancel()
 		start := time.Now()
 		if _, err := f.next(ctx); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("next on a caught-up partition = %v, want the context's error", err)
 		}
-		if took := time.Since(start); took > 2*time.Second {
+		if took := time.Since(start); took > 3*time.Second {
 			t.Errorf("woken after %v", took)
+		}
+		if len(errs) > 0 {
+			t.Errorf("empty fetches reported errors: %v", errs)
+		}
+		// The broker holds each empty fetch: no busy loop.
+		if fetches := f.fetches; fetches > 12 {
+			t.Errorf("%d fetches in 1.1 s of waiting, want a few (250 ms each)", fetches)
 		}
 		produce(n, n+10)
 		ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
