@@ -129,8 +129,14 @@ func (p *partition) loop(ctx context.Context, r *fetcher) {
 		armed = at
 	}
 	lagLabel := c.metrics.lag.WithLabelValues(p.topic, fmt.Sprint(p.partition))
+	// flushNow serves a flush request from the budget. A request can be
+	// stale: it was sent while this buffer was the largest, and the
+	// buffer has been cut since (it filled up, or another request was
+	// served). Serving it then would write a file of a few rows and hold
+	// the flusher; the budget's rule (half of it buffered makes the
+	// largest buffer flush) is checked again instead.
 	flushNow := func() {
-		if p.buf.rows > 0 {
+		if p.buf.rows > 0 && c.budget.high() {
 			p.handoff(ctx, p.cut())
 		}
 	}
