@@ -25,6 +25,7 @@ type partition struct {
 	mem       *member
 	jobs      chan *batch
 	hw        int64 // high-water mark seen with the last record; -1: unknown
+	unsettled int64 // buffered bytes not yet added to the budget (settle)
 	published bool  // a checkpoint exists
 	lastWM    time.Time
 
@@ -117,7 +118,8 @@ func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, 
 // until ctx ends. Records are fetched in this goroutine, with no channel
 // hop per record; the age timer and other partitions' flush requests
 // interrupt a waiting fetch by cancelling its context (wake). The
-// per-record path reads no clock and resets no timer.
+// per-record path reads no clock, resets no timer and touches the shared
+// budget only every settleBytes.
 func (p *partition) loop(ctx context.Context, r *fetcher) {
 	c := p.c
 	idle := max(c.cfg.MaxFileAge, time.Second)
@@ -155,7 +157,7 @@ func (p *partition) loop(ctx context.Context, r *fetcher) {
 				now = c.cfg.Now() // the buffer's age starts now
 			}
 			p.buf.add(record{Offset: m.Offset, Value: m.Value, Time: m.Time}, now)
-			c.budget.grow(p.mem, int64(len(m.Value))+rowOverhead)
+			p.unsettled += int64(len(m.Value)) + rowOverhead
 			p.hw = m.HighWaterMark
 			if n++; n%1024 == 0 {
 				lagLabel.Set(float64(max(p.hw-p.buf.next, 0)))
@@ -167,6 +169,10 @@ func (p *partition) loop(ctx context.Context, r *fetcher) {
 					arm(d)
 				}
 			}
+			if p.unsettled < settleBytes {
+				continue
+			}
+			p.settle()
 			if c.budget.high() {
 				c.budget.relieve()
 			}
@@ -243,9 +249,22 @@ func (p *partition) wake() {
 	p.woken = true
 }
 
+// settleBytes is how many buffered bytes a partition collects before it
+// adds them to the budget and looks at the budget: the budget's counters
+// are shared by every partition, and touching them per record cost more
+// than the 64 KiB (per partition) it may now overshoot by.
+const settleBytes = 64 << 10
+
+// settle adds the bytes buffered since the last settle to the budget.
+func (p *partition) settle() {
+	p.c.budget.grow(p.mem, p.unsettled)
+	p.unsettled = 0
+}
+
 // cut takes the buffer's content as a batch, moving its bytes from
 // buffered to in flight.
 func (p *partition) cut() *batch {
+	p.settle()
 	caughtUp := p.hw >= 0 && p.buf.next >= p.hw
 	b := p.buf.cut(p.c.cfg.Now(), caughtUp)
 	p.c.budget.cut(p.mem, b.bytes)
