@@ -23,7 +23,14 @@
 //     and bytes (the JSON size plus a fixed per-row overhead, the same
 //     measure as the budget), not the compressed Parquet size.
 //   - Half the budget buffered makes the largest partition flush; the whole
-//     budget (buffered plus being written) makes every partition wait.
+//     budget (buffered plus being written) makes every partition wait. A
+//     partition adds its bytes to the budget every 64 KiB, so the budget
+//     may be overshot by that much per partition.
+//   - Raw files hold one row group sorted by (event time, offset). Integer
+//     and timestamp columns are DELTA_BINARY_PACKED, strings
+//     DELTA_BYTE_ARRAY, all zstd (fastest level): sorted times and offsets
+//     shrink to a few bits per row before zstd sees them. DuckDB, Spark,
+//     Trino and Arrow read these encodings.
 //   - A dead letter's hour is its Kafka timestamp's hour (it has no event
 //     time); raw rows' _ingested_at is that Kafka timestamp too, so a
 //     re-read writes identical rows.
