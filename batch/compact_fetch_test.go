@@ -122,4 +122,32 @@ func TestFetcherReadsEveryRecordOnce(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("an offset past the end is waited for", func(t *testing.T) {
+		var errs []error
+		// The topic holds n+10 records now; start 5 past its end.
+		f := newFetcher(brokers, topic, 0, n+15, func(err error) { errs = append(errs, err) })
+		defer f.close()
+		done := make(chan kafka.Message, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			m, err := f.next(ctx)
+			if err != nil {
+				t.Errorf("next: %v", err)
+			}
+			done <- m
+		}()
+		time.Sleep(500 * time.Millisecond)
+		produce(n+10, n+20)
+		m := <-done
+		if m.Offset != n+15 || string(m.Value) != fmt.Sprintf("v-%d", n+15) {
+			t.Fatalf("first record = offset %d %q, want %d", m.Offset, m.Value, n+15)
+		}
+		for _, err := range errs {
+			if !errors.Is(err, kafka.OffsetOutOfRange) {
+				t.Errorf("unexpected fetch error: %v", err)
+			}
+		}
+	})
 }
