@@ -399,75 +399,69 @@ func (c *chunks[T]) release() {
 }
 
 // byteChunkLen is the size of a string column's byte chunks. A string
-// never spans two chunks; one longer than a chunk is kept apart.
+// never spans two chunks; one of a chunk's length or longer is kept apart.
 const (
 	byteChunkShift = 16
 	byteChunkLen   = 1 << byteChunkShift
 )
 
 // strColumn is a growable column of strings. The bytes sit in pooled
-// chunks; ends[i] is where row i's bytes end, as a position over all chunks
-// (chunk k starts at k*byteChunkLen). A row's bytes start where the row
-// before ended, or at the start of the chunk its end is in, when it did not
-// fit in the rest of the previous one.
+// chunks; refs[i] locates row i's: its position over all chunks (chunk k
+// starts at k*byteChunkLen) shifted left 16 bits, or'ed with its length.
+// 0 is the empty string, bigRef a string kept in big.
 type strColumn struct {
 	bufs []*[byteChunkLen]byte
-	ends chunks[int64]
+	refs chunks[int64]
 	end  int64            // position after the last row's bytes
-	big  map[int32]string // rows whose string is longer than a chunk (rare)
+	big  map[int32]string // rows whose string is too long for a chunk (rare)
 }
 
+const bigRef = -1
+
 func (c *strColumn) add(s string) {
-	row := int32(c.ends.n)
-	if len(s) > byteChunkLen {
+	n := len(s)
+	switch {
+	case n == 0:
+		c.refs.add(0)
+		return
+	case n >= byteChunkLen:
 		if c.big == nil {
 			c.big = map[int32]string{}
 		}
-		c.big[row] = strings.Clone(s)
-		c.ends.add(c.end) // empty in the chunks
+		c.big[int32(c.refs.n)] = strings.Clone(s)
+		c.refs.add(bigRef)
 		return
 	}
-	if len(s) > 0 {
-		k := int(c.end >> byteChunkShift)
-		off := int(c.end & (byteChunkLen - 1))
-		if off+len(s) > byteChunkLen || k == len(c.bufs) { // start a new chunk
-			if k < len(c.bufs) {
-				k++
-			}
-			off = 0
-			c.bufs = append(c.bufs, byteChunks.Get().(*[byteChunkLen]byte))
-			c.end = int64(k) << byteChunkShift
-		}
-		copy(c.bufs[k][off:], s)
-		c.end += int64(len(s))
+	k := int(c.end >> byteChunkShift)
+	off := int(c.end & (byteChunkLen - 1))
+	if k == len(c.bufs) || off+n > byteChunkLen { // start a new chunk
+		k, off = len(c.bufs), 0
+		c.bufs = append(c.bufs, byteChunks.Get().(*[byteChunkLen]byte))
+		c.end = int64(k) << byteChunkShift
 	}
-	c.ends.add(c.end)
+	copy(c.bufs[k][off:], s)
+	c.refs.add(c.end<<16 | int64(n))
+	c.end += int64(n)
 }
 
 // at returns row i's bytes, which stay valid until release.
 func (c *strColumn) at(i int32) []byte {
-	end := c.ends.at(i)
-	start := int64(0)
-	if i > 0 {
-		start = c.ends.at(i - 1)
-	}
-	if end == start {
-		if c.big != nil {
-			if s, ok := c.big[i]; ok {
-				return unsafeBytes(s)
-			}
+	ref := c.refs.at(i)
+	if ref <= 0 {
+		if ref == bigRef {
+			return unsafeBytes(c.big[i])
 		}
 		return nil
 	}
-	k := (end - 1) >> byteChunkShift
-	start = max(start, k<<byteChunkShift)
-	return c.bufs[k][start&(byteChunkLen-1) : start&(byteChunkLen-1)+(end-start)]
+	pos, n := ref>>16, ref&0xffff
+	off := pos & (byteChunkLen - 1)
+	return c.bufs[pos>>byteChunkShift][off : off+n]
 }
 
 func (c *strColumn) release() {
 	for _, b := range c.bufs {
 		byteChunks.Put(b)
 	}
-	c.ends.release()
+	c.refs.release()
 	*c = strColumn{}
 }

@@ -162,7 +162,9 @@ func TestRawBufferWritesRowsInOrder(t *testing.T) {
 		{"in order", 10, short, identity},
 		{"reversed, across value chunks", 3*4096 + 7, short, reversed},
 		{"shuffled, strings across byte chunks", 300, func(i int) string { return strings.Repeat(string(rune('a'+i%26)), 900+i) }, shuffled},
-		{"strings longer than a byte chunk", 6, func(i int) string { return strings.Repeat("z", (i%2)*70_000+i) }, reversed},
+		{"strings around a byte chunk's size", 7, func(i int) string {
+			return strings.Repeat(string(rune('k'+i)), []int{65535, 65536, 70_000, 3, 0, 65534, 1}[i])
+		}, reversed},
 		{"a subset of the rows", 50, short, func(n int) []int32 { return []int32{49, 0, 25, 3} }},
 	}
 	s := rawBufferSchema(t)
