@@ -107,7 +107,9 @@ func TestAggregateApplyQuery(t *testing.T) {
 
 func TestRollUp(t *testing.T) {
 	_, rdb := newMiniRedis(t)
-	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	// An hour boundary, so the hourly query below is one row; recent,
+	// because keys expire by the wall clock (hot_retention is 2h here).
+	now := time.Now().UTC().Truncate(time.Hour)
 	s := testSchema(t, "orders")
 	events := genEvents(t, s, 4000, now.Add(-20*time.Minute), now, 3, gen.Config{})
 	v := withoutUniq(testView(viewName("rollup"), s, time.Minute, []string{"tenant", "country"}))

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/lambdalake/lambdalake/internal/stream"
 	"github.com/lambdalake/lambdalake/schemas"
 )
 
@@ -185,16 +186,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
-// PartitionReaderConfig is how the worker reads one partition (exported so
-// the benchmark's raw-consume baseline reads the same way).
-func PartitionReaderConfig(brokers []string, topic string, partition int) kafka.ReaderConfig {
-	return kafka.ReaderConfig{
-		Brokers: brokers, Topic: topic, Partition: partition,
-		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond,
-		QueueCapacity: 2000, ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: time.Second,
-	}
-}
-
 // topicRun is one generation's work on one topic: a loop per assigned
 // partition that decodes and pre-aggregates, and one flusher that, every
 // flush interval, takes what every partition holds and applies it per view
@@ -273,8 +264,9 @@ func (w *Worker) startTopic(gen *kafka.Generation, tv *topicViews, assigned []ka
 // consume reads one partition until the generation ends.
 func (tr *topicRun) consume(ctx context.Context, p *partition) {
 	w := tr.w
-	r := kafka.NewReader(PartitionReaderConfig(w.cfg.Brokers, tr.tv.topic, p.id))
-	defer r.Close()
+	f := stream.NewFetcher(stream.FetcherConfig{Brokers: w.cfg.Brokers, Topic: tr.tv.topic, Partition: p.id,
+		Offset: kafka.FirstOffset, OnError: func(err error) { p.log.Warn("fetch failed; retrying", "err", err) }})
+	defer f.Close()
 	dec := schemas.NewFieldDecoder(tr.tv.schema, tr.tv.fields())
 	var row schemas.Row
 	lag := w.m.lag.WithLabelValues(tr.tv.topic, strconv.Itoa(p.id))
@@ -291,10 +283,7 @@ func (tr *topicRun) consume(ctx context.Context, p *partition) {
 			return
 		}
 		pos := slices.Min(next)
-		if err := r.SetOffset(pos); err != nil {
-			p.log.Error("seek failed", "offset", pos, "err", err)
-			return
-		}
+		f.SetOffset(pos)
 		fctx, cancel := context.WithCancel(ctx)
 		p.mu.Lock()
 		for i := range p.aggs {
@@ -306,13 +295,8 @@ func (tr *topicRun) consume(ctx context.Context, p *partition) {
 		p.log.Info("partition assigned", "offset", pos)
 
 		for {
-			m, err := r.FetchMessage(fctx)
+			m, err := f.Next(fctx) // fails only when fctx ends
 			if err != nil {
-				if fctx.Err() == nil {
-					p.log.Warn("fetch failed", "err", err)
-					sleep(fctx, 100*time.Millisecond)
-					continue
-				}
 				break // generation over, or a reload is due
 			}
 			p.mu.Lock()

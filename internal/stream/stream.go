@@ -1,6 +1,7 @@
 // Package stream is the Kafka plumbing shared by the producers and consumers
-// of DESIGN §2: topic creation with a configured partition count, and a
-// producer tuned for throughput. It wraps segmentio/kafka-go; the consumer
+// of DESIGN §2: topic creation with a configured partition count, a
+// producer tuned for throughput, and a partition Fetcher the speed worker
+// and the compactor read through. It wraps segmentio/kafka-go; the consumer
 // loops themselves live with their layer (speed, batch).
 package stream
 
