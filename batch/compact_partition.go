@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/lambdalake/lambdalake/internal/stream"
 )
 
 // stopTimeout bounds the final flush when a partition is revoked or the
@@ -55,8 +57,9 @@ func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, 
 	}
 	log.Info("partition start", "checkpoint", found, "offset", start, "watermark", cp.Watermark)
 
-	r := newFetcher(c.cfg.Brokers, topic, int(part), start, func(err error) { log.Warn("fetch", "err", err) })
-	defer r.close()
+	r := stream.NewFetcher(stream.FetcherConfig{Brokers: c.cfg.Brokers, Topic: topic, Partition: int(part), Offset: start,
+		OnError: func(err error) { log.Warn("fetch", "err", err) }})
+	defer r.Close()
 	p := &partition{c: c, ti: ti, topic: topic, partition: part, jobs: make(chan *batch), hw: -1,
 		published: found, lastWM: cp.Watermark,
 		buf: newPartBuffer(ti.schema, ti.layout, ti.ps, topic, part,
@@ -120,7 +123,7 @@ func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, 
 // interrupt a waiting fetch by cancelling its context (wake). The
 // per-record path reads no clock, resets no timer and touches the shared
 // budget only every settleBytes.
-func (p *partition) loop(ctx context.Context, r *fetcher) {
+func (p *partition) loop(ctx context.Context, r *stream.Fetcher) {
 	c := p.c
 	idle := max(c.cfg.MaxFileAge, time.Second)
 	armed := c.cfg.Now().Add(idle)
@@ -147,7 +150,7 @@ func (p *partition) loop(ctx context.Context, r *fetcher) {
 		fctx, cancel := context.WithCancel(ctx)
 		p.setWake(cancel)
 		for {
-			m, err := r.next(fctx)
+			m, err := r.Next(fctx)
 			if err != nil {
 				break // woken or stopped: the fetcher retries failures itself
 			}
