@@ -85,6 +85,9 @@ func (f *Fetcher) Next(ctx context.Context) (kafka.Message, error) {
 				f.failures = 0
 				return m, nil
 			}
+			// The batch may end past its last record (compacted records,
+			// transaction markers): go on from there, as kafka.Reader does.
+			f.offset = max(f.offset, f.batch.Offset())
 			// Close reports nil at the batch's normal end.
 			err = f.batch.Close()
 			f.batch = nil
@@ -109,7 +112,9 @@ func (f *Fetcher) fetch(ctx context.Context) error {
 			return err
 		}
 	}
-	if _, err := f.conn.Seek(f.offset, kafka.SeekAbsolute); err != nil {
+	// No range check here (it costs a request): a fetch out of range
+	// fails with OffsetOutOfRange, which fail handles.
+	if _, err := f.conn.Seek(f.offset, kafka.SeekAbsolute|kafka.SeekDontCheck); err != nil {
 		return fmt.Errorf("seek %d: %w", f.offset, err)
 	}
 	f.fetches++
