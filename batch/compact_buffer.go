@@ -201,6 +201,14 @@ func (p *partBuffer) due(now time.Time) bool {
 	return p.full || (p.rows > 0 && now.Sub(p.oldest) >= p.lim.maxFileAge)
 }
 
+// drainable reports whether the buffer is large enough to be written as
+// soon as its partition catches up and goes quiet: an eighth of a file's
+// row or byte limit, which a backlog reaches at once and a slow stream
+// does not, so a lull in a slow stream writes no small file.
+func (p *partBuffer) drainable() bool {
+	return p.rows >= p.lim.maxFileRows/8 || p.bytes >= p.lim.maxFileBytes/8
+}
+
 // deadline is when the age limit will make the buffer due (zero if empty).
 func (p *partBuffer) deadline() time.Time {
 	if p.rows == 0 {

@@ -228,3 +228,33 @@ print(json.dumps([[r[0], int(r[1]), int(r[2]), float(r[3]), int(r[4])] for r in 
 	}
 	t.Logf("duckdb: %d hours over %d files match the generator", len(got), len(objs))
 }
+
+// A backlog is written as soon as each partition has drained it and gone
+// quiet, not max_file_age (an hour here) later: every record is in the lake
+// and checkpointed long before that.
+func TestCompactWritesADrainedBacklogBeforeItsAge(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	store, _ := testenv.S3Lake(t)
+	topic := testenv.Topic(t, brokers, partitions)
+	s := ordersOn(t, topic)
+	ctx := context.Background()
+	// 15k records a partition: under a file's 80k rows, over the eighth
+	// of it that makes a buffer drainable.
+	tr := produce(ctx, t, brokers, s, 60_000, 0, 11)
+	end := endOffsets(t, brokers, topic)
+	ref := readBack(t, brokers, s, end)
+
+	group := testenv.Name("compact")
+	stop := runCompactor(t, batch.CompactorConfig{Brokers: brokers, Group: group, Store: store,
+		Schemas: []*schemas.Schema{s}, Lateness: map[string]time.Duration{s.Name: 5 * time.Minute},
+		Budget: 256 << 20, MaxFileRows: 80_000, MaxFileBytes: 64 << 20, MaxFileAge: time.Hour,
+		SessionTimeout: 6 * time.Second})
+	waitCompacted(t, store, group, topic, end, time.Minute)
+	stop()
+	rep := verifyLake(t, store, s, ref)
+	for h, want := range tr.hours {
+		if got := rep.hours[h]; got != want {
+			t.Errorf("hour %v: lake %+v, generator %+v", h, got, want)
+		}
+	}
+}

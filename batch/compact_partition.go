@@ -145,6 +145,15 @@ func (p *partition) loop(ctx context.Context, r *stream.Fetcher) {
 			p.handoff(ctx, p.cut())
 		}
 	}
+	// A large buffer whose partition has caught up is written once the
+	// partition has been quiet for drainQuiet (no record past drainNext),
+	// not up to max_file_age later: after a backlog, its data is durable
+	// and its hours can close sooner.
+	var (
+		drainArmed bool
+		drainAt    time.Time
+		drainNext  int64
+	)
 	var n int
 	for ctx.Err() == nil {
 		fctx, cancel := context.WithCancel(ctx)
@@ -170,6 +179,12 @@ func (p *partition) loop(ctx context.Context, r *stream.Fetcher) {
 			} else if wasEmpty {
 				if d := p.buf.deadline(); d.Before(armed) {
 					arm(d)
+				}
+			}
+			if !drainArmed && m.Offset+1 >= p.hw && p.buf.drainable() {
+				drainArmed, drainAt, drainNext = true, c.cfg.Now().Add(drainQuiet), p.buf.next
+				if drainAt.Before(armed) {
+					arm(drainAt)
 				}
 			}
 			if p.unsettled < settleBytes {
@@ -202,8 +217,14 @@ func (p *partition) loop(ctx context.Context, r *stream.Fetcher) {
 		default:
 		}
 		if now := c.cfg.Now(); !now.Before(armed) {
+			quiet := false
+			if drainArmed && !now.Before(drainAt) {
+				// Quiet if nothing came after the catch-up; else the
+				// next catch-up arms the check again.
+				quiet, drainArmed = p.buf.rows > 0 && p.buf.next == drainNext, false
+			}
 			switch {
-			case p.buf.due(now):
+			case p.buf.due(now) || quiet:
 				p.handoff(ctx, p.cut())
 			case p.buf.rows == 0:
 				p.tick(ctx, lagLabel)
@@ -211,6 +232,9 @@ func (p *partition) loop(ctx context.Context, r *stream.Fetcher) {
 			next := c.cfg.Now().Add(idle)
 			if d := p.buf.deadline(); !d.IsZero() {
 				next = d
+			}
+			if drainArmed && drainAt.Before(next) {
+				next = drainAt
 			}
 			arm(next)
 		}
@@ -251,6 +275,10 @@ func (p *partition) wake() {
 	}
 	p.woken = true
 }
+
+// drainQuiet is how long a partition that caught up with a drainable
+// buffer must stay quiet before that buffer is written ahead of its age.
+const drainQuiet = 250 * time.Millisecond
 
 // settleBytes is how many buffered bytes a partition collects before it
 // adds them to the budget and looks at the budget: the budget's counters
