@@ -115,6 +115,9 @@ type partBuffer struct {
 	bytes    int64
 	full     bool      // some hour file reached max rows or bytes
 	oldest   time.Time // wall time the oldest buffered record arrived
+	// backlog: the buffer's first record was read with at least
+	// backlogLag records behind it in the partition.
+	backlog bool
 
 	next     int64 // offset after the last record consumed; -1: none yet
 	maxEvent int64 // Unix µs of the latest event time seen; 0: none
@@ -201,12 +204,16 @@ func (p *partBuffer) due(now time.Time) bool {
 	return p.full || (p.rows > 0 && now.Sub(p.oldest) >= p.lim.maxFileAge)
 }
 
-// drainable reports whether the buffer is large enough to be written as
-// soon as its partition catches up and goes quiet: an eighth of a file's
-// row or byte limit, which a backlog reaches at once and a slow stream
-// does not, so a lull in a slow stream writes no small file.
+// backlogLag is how far behind its partition's end a buffer's first
+// record must be read for the buffer to count as part of a backlog.
+const backlogLag = 1000
+
+// drainable reports whether the buffer is worth writing as soon as its
+// partition catches up and goes quiet: it began in a backlog, or it holds
+// an eighth of a file's row or byte limit. A slow stream's buffer is
+// neither, so a lull in a slow stream writes no small file.
 func (p *partBuffer) drainable() bool {
-	return p.rows >= p.lim.maxFileRows/8 || p.bytes >= p.lim.maxFileBytes/8
+	return p.backlog || p.rows >= p.lim.maxFileRows/8 || p.bytes >= p.lim.maxFileBytes/8
 }
 
 // deadline is when the age limit will make the buffer due (zero if empty).
@@ -251,7 +258,7 @@ func (p *partBuffer) cut(now time.Time, caughtUp bool) *batch {
 	p.hours = map[time.Time]*hourFile{}
 	p.lastFile = nil
 	p.dead = map[time.Time]*deadFile{}
-	p.rows, p.bytes, p.full, p.oldest = 0, 0, false, time.Time{}
+	p.rows, p.bytes, p.full, p.oldest, p.backlog = 0, 0, false, time.Time{}, false
 	return b
 }
 

@@ -169,6 +169,9 @@ func (p *partition) loop(ctx context.Context, r *stream.Fetcher) {
 				now = c.cfg.Now() // the buffer's age starts now
 			}
 			p.buf.add(record{Offset: m.Offset, Value: m.Value, Time: m.Time}, now)
+			if wasEmpty && m.HighWaterMark-m.Offset-1 >= backlogLag {
+				p.buf.backlog = true
+			}
 			p.unsettled += int64(len(m.Value)) + rowOverhead
 			p.hw = m.HighWaterMark
 			if n++; n%1024 == 0 {

@@ -84,6 +84,40 @@ func TestPartBufferDue(t *testing.T) {
 	}
 }
 
+// Only a buffer that began in a backlog or holds an eighth of a file's
+// limits is written ahead of its age when its partition goes quiet.
+func TestPartBufferDrainable(t *testing.T) {
+	s := testSchema(t)
+	lim := limits{maxFileRows: 800, maxFileBytes: 1 << 30, maxFileAge: time.Minute}
+	tests := []struct {
+		name    string
+		records int
+		backlog bool
+		want    bool
+	}{
+		{"a slow stream's few records", 10, false, false},
+		{"just under an eighth of the rows", 99, false, false},
+		{"an eighth of the rows", 100, false, true},
+		{"a backlog's remainder", 10, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPartBuffer(s, s.RawLayout(), rawSchema(s.RawLayout()), "orders", 0, lim, -1, time.Time{})
+			for i := range tt.records {
+				p.add(record{Offset: int64(i), Value: event(fmt.Sprint(i), base, 1)}, base)
+			}
+			p.backlog = tt.backlog
+			if got := p.drainable(); got != tt.want {
+				t.Errorf("drainable = %v, want %v", got, tt.want)
+			}
+			p.cut(base, true)
+			if p.drainable() {
+				t.Error("an empty buffer is drainable after a cut")
+			}
+		})
+	}
+}
+
 // A flush writes one file per event hour named with its own records'
 // offsets, rows sorted by event time, dead letters apart, and a
 // checkpoint at the offset after the last record.
