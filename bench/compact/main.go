@@ -381,41 +381,34 @@ func endOffsets(ctx context.Context, brokers []string, topic string) (map[int32]
 	return end, nil
 }
 
-// rawConsume reads every partition to its end, as fast as kafka-go goes.
+// rawConsume reads every partition to its end with kafka.Reader.
 func rawConsume(ctx context.Context, brokers []string, topic string, end map[int32]int64) (int64, error) {
-	var n atomic.Int64
-	g, gctx := errgroup.WithContext(ctx)
-	for p, last := range end {
-		g.Go(func() error {
-			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: int(p),
-				MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 250 * time.Millisecond})
-			defer r.Close()
-			for {
-				m, err := r.FetchMessage(gctx)
-				if err != nil {
-					return err
-				}
-				n.Add(1)
-				if m.Offset >= last-1 {
-					return nil
-				}
-			}
-		})
-	}
-	err := g.Wait()
-	return n.Load(), err
+	return consumeAll(ctx, end, func(p int) (next func(context.Context) (kafka.Message, error), close func()) {
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p,
+			MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 250 * time.Millisecond})
+		return r.FetchMessage, func() { r.Close() }
+	})
 }
 
 // rawFetchConsume is rawConsume through stream.Fetcher, the compactor's path.
 func rawFetchConsume(ctx context.Context, brokers []string, topic string, end map[int32]int64) (int64, error) {
+	return consumeAll(ctx, end, func(p int) (next func(context.Context) (kafka.Message, error), close func()) {
+		f := stream.NewFetcher(stream.FetcherConfig{Brokers: brokers, Topic: topic, Partition: p, Offset: kafka.FirstOffset})
+		return f.Next, f.Close
+	})
+}
+
+// consumeAll reads every partition from its first record to its end, one
+// goroutine each, through what open returns, and counts the records.
+func consumeAll(ctx context.Context, end map[int32]int64, open func(p int) (next func(context.Context) (kafka.Message, error), close func())) (int64, error) {
 	var n atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	for p, last := range end {
 		g.Go(func() error {
-			f := stream.NewFetcher(stream.FetcherConfig{Brokers: brokers, Topic: topic, Partition: int(p), Offset: kafka.FirstOffset})
-			defer f.Close()
+			next, close := open(int(p))
+			defer close()
 			for {
-				m, err := f.Next(gctx)
+				m, err := next(gctx)
 				if err != nil {
 					return err
 				}

@@ -201,51 +201,39 @@ func endOffsets(ctx context.Context, topic string) []int64 {
 	return end
 }
 
-// rawConsume reads every partition to its end with kafka.Reader
-// settings, one goroutine per partition, and returns records per second.
+// rawConsume reads every partition to its end with kafka.Reader (the
+// worker's former settings), one goroutine per partition, and returns
+// records per second.
 func rawConsume(ctx context.Context, topic string, end []int64, total int64) float64 {
-	start := time.Now()
-	eg, ectx := errgroup.WithContext(ctx)
-	for p := range end {
-		eg.Go(func() error {
-			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p,
-				MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond, QueueCapacity: 2000})
-			defer r.Close()
-			if err := r.SetOffset(kafka.FirstOffset); err != nil {
-				return err
-			}
-			var bytes int
-			for {
-				m, err := r.FetchMessage(ectx)
-				if err != nil {
-					return fmt.Errorf("raw consume partition %d: %w", p, err)
-				}
-				bytes += len(m.Value) // touch the value, decode nothing
-				if m.Offset+1 >= end[p] {
-					return nil
-				}
-			}
-		})
-	}
-	if err := eg.Wait(); err != nil {
-		log.Fatal(err)
-	}
-	return float64(total) / time.Since(start).Seconds()
+	return consumeAll(ctx, end, total, func(p int) (next func(context.Context) (kafka.Message, error), close func()) {
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p,
+			MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond, QueueCapacity: 2000})
+		return r.FetchMessage, func() { r.Close() }
+	})
 }
 
 // rawFetchConsume is rawConsume through stream.Fetcher, the worker's path.
 func rawFetchConsume(ctx context.Context, topic string, end []int64, total int64) float64 {
+	return consumeAll(ctx, end, total, func(p int) (next func(context.Context) (kafka.Message, error), close func()) {
+		f := stream.NewFetcher(stream.FetcherConfig{Brokers: brokers, Topic: topic, Partition: p, Offset: kafka.FirstOffset})
+		return f.Next, f.Close
+	})
+}
+
+// consumeAll reads every partition from its first record to its end, one
+// goroutine each, through what open returns, and returns records per second.
+func consumeAll(ctx context.Context, end []int64, total int64, open func(p int) (next func(context.Context) (kafka.Message, error), close func())) float64 {
 	start := time.Now()
 	eg, ectx := errgroup.WithContext(ctx)
 	for p := range end {
 		eg.Go(func() error {
-			f := stream.NewFetcher(stream.FetcherConfig{Brokers: brokers, Topic: topic, Partition: p, Offset: kafka.FirstOffset})
-			defer f.Close()
+			next, close := open(p)
+			defer close()
 			var bytes int
 			for {
-				m, err := f.Next(ectx)
+				m, err := next(ectx)
 				if err != nil {
-					return fmt.Errorf("raw fetch partition %d: %w", p, err)
+					return fmt.Errorf("raw consume partition %d: %w", p, err)
 				}
 				bytes += len(m.Value) // touch the value, decode nothing
 				if m.Offset+1 >= end[p] {
