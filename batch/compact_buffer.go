@@ -130,7 +130,7 @@ func newPartBuffer(s *schemas.Schema, layout *schemas.RawLayout, ps *parquet.Sch
 		// so a file's content is deterministic.
 		sorting: parquet.SortingWriterConfig(parquet.SortingColumns(
 			parquet.Ascending(s.Time), parquet.Ascending(schemas.ColOffset))),
-		dec:   schemas.NewDecoder(s),
+		dec:   schemas.NewBorrowingDecoder(s), // rows are copied into their columns at once
 		hours: map[time.Time]*hourFile{},
 		dead:  map[time.Time]*deadFile{},
 		next:  next,

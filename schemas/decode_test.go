@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -172,11 +173,19 @@ func FuzzDecode(f *testing.F) {
 	// on what it keeps: the speed layer uses one, the compactor the other.
 	kept := []int{s.FieldIndex("tenant"), s.FieldIndex("amount"), s.TimeIndex()}
 	fd := NewFieldDecoder(s, kept[:2])
+	// And a borrowing decoder must decode every value as the full one does.
+	bd := NewBorrowingDecoder(s)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var r, fr Row
-		err, ferr := d.Decode(data, &r), fd.Decode(data, &fr)
+		var r, fr, br Row
+		err, ferr, berr := d.Decode(data, &r), fd.Decode(data, &fr), bd.Decode(data, &br)
 		if (err == nil) != (ferr == nil) || (err != nil && err.Error() != ferr.Error()) {
 			t.Fatalf("full decoder says %v, field decoder says %v", err, ferr)
+		}
+		if (err == nil) != (berr == nil) || (err != nil && err.Error() != berr.Error()) {
+			t.Fatalf("full decoder says %v, borrowing decoder says %v", err, berr)
+		}
+		if err == nil && !slices.Equal(r.Values, br.Values) {
+			t.Fatalf("full decoder %+v, borrowing decoder %+v", r.Values, br.Values)
 		}
 		if err != nil {
 			var de *DecodeError
@@ -279,6 +288,8 @@ func BenchmarkDecode(b *testing.B) {
 		{"all", NewDecoder(s)},
 		// What the speed layer keeps for a view on tenant with sum(amount).
 		{"fields", NewFieldDecoder(s, []int{s.FieldIndex("tenant"), s.FieldIndex("amount")})},
+		// What the compactor uses: it copies each row into its columns.
+		{"borrow", NewBorrowingDecoder(s)},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			var r Row

@@ -8,3 +8,12 @@ import "unsafe"
 func unsafeBytes(s string) []byte {
 	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
+
+// borrowString views bytes as a string without copying; the caller must not
+// change b while the string is in use (NewBorrowingDecoder's contract).
+func borrowString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
