@@ -269,6 +269,7 @@ func (tr *topicRun) consume(ctx context.Context, p *partition) {
 	defer f.Close()
 	dec := schemas.NewFieldDecoder(tr.tv.schema, tr.tv.fields())
 	var row schemas.Row
+	buf := make([]byte, 0, 64<<10) // record values are read into it, not allocated
 	lag := w.m.lag.WithLabelValues(tr.tv.topic, strconv.Itoa(p.id))
 	position := w.m.position.WithLabelValues(tr.tv.topic, strconv.Itoa(p.id))
 	select {
@@ -295,7 +296,7 @@ func (tr *topicRun) consume(ctx context.Context, p *partition) {
 		p.log.Info("partition assigned", "offset", pos)
 
 		for {
-			m, err := f.Next(fctx) // fails only when fctx ends
+			m, err := f.NextValue(fctx, buf) // fails only when fctx ends
 			if err != nil {
 				break // generation over, or a reload is due
 			}
@@ -318,7 +319,7 @@ func (tr *topicRun) consume(ctx context.Context, p *partition) {
 					continue // this view applied it before a restart
 				}
 				if !decoded {
-					bad = dec.Decode(m.Value, &row) != nil
+					bad = dec.Decode(m.Bytes, &row) != nil
 					decoded = true
 				}
 				c := &p.counts[i]
@@ -341,6 +342,7 @@ func (tr *topicRun) consume(ctx context.Context, p *partition) {
 				}
 			}
 			p.pos = m.Offset + 1
+			buf = m.Bytes[:0] // the decoder copied what it keeps
 			p.events++
 			p.mu.Unlock()
 			lag.Set(float64(m.HighWaterMark - m.Offset - 1))

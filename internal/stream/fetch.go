@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -74,16 +75,73 @@ func NewFetcher(cfg FetcherConfig) *Fetcher {
 // Next returns the partition's next record, waiting for one until ctx ends;
 // then it returns ctx's error. Failures are retried, never returned.
 func (f *Fetcher) Next(ctx context.Context) (kafka.Message, error) {
+	var m kafka.Message
+	err := f.next(ctx, func(b *kafka.Batch) (int64, error) {
+		var err error
+		m, err = b.ReadMessage()
+		return m.Offset, err
+	})
+	return m, err
+}
+
+// Value is a record as NextValue reads it: its offset, its value, and the
+// partition's high-water mark when it was fetched.
+type Value struct {
+	Offset, HighWaterMark int64
+	Bytes                 []byte
+}
+
+// NextValue is Next for a consumer that needs only a record's offset and
+// value (the speed worker): the value is read into buf's storage, grown when
+// too small, instead of a new allocation per record, so it is valid only
+// until the next call. Pass the last Value's Bytes[:0] as buf.
+func (f *Fetcher) NextValue(ctx context.Context, buf []byte) (Value, error) {
+	var v Value
+	err := f.next(ctx, func(b *kafka.Batch) (int64, error) {
+		for {
+			n, err := b.Read(buf[:cap(buf)])
+			if errors.Is(err, io.ErrShortBuffer) {
+				// Read does not say how large the value is: double, and
+				// read it again (the batch is spent).
+				buf = make([]byte, 0, max(2*cap(buf), n, 4096))
+				return 0, err
+			}
+			if err != nil {
+				return 0, err
+			}
+			off := b.Offset() - 1
+			// A fetch may start with records before the offset asked for
+			// (the broker sends whole record batches); ReadMessage skips
+			// them itself, Read does not.
+			if off < f.offset {
+				continue
+			}
+			v = Value{Offset: off, HighWaterMark: b.HighWaterMark(), Bytes: buf[:n]}
+			return off, nil
+		}
+	})
+	return v, err
+}
+
+// next reads the partition's next record with read, fetching and retrying
+// as needed, until ctx ends.
+func (f *Fetcher) next(ctx context.Context, read func(*kafka.Batch) (int64, error)) error {
 	for {
 		if f.batch != nil {
 			if f.n++; f.n%checkEvery == 0 && ctx.Err() != nil {
-				return kafka.Message{}, ctx.Err()
+				return ctx.Err()
 			}
-			m, err := f.batch.ReadMessage()
+			off, err := read(f.batch)
 			if err == nil {
-				f.offset = m.Offset + 1
+				f.offset = off + 1
 				f.failures = 0
-				return m, nil
+				return nil
+			}
+			if errors.Is(err, io.ErrShortBuffer) {
+				// The value did not fit: fetch it again into a larger buffer.
+				f.batch.Close()
+				f.batch = nil
+				continue
 			}
 			// The batch may end past its last record (compacted records,
 			// transaction markers): go on from there, as kafka.Reader does.
@@ -97,7 +155,7 @@ func (f *Fetcher) Next(ctx context.Context) (kafka.Message, error) {
 			}
 		}
 		if err := ctx.Err(); err != nil {
-			return kafka.Message{}, err
+			return err
 		}
 		if err := f.fetch(ctx); err != nil {
 			f.fail(ctx, err)

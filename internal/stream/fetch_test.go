@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -150,4 +151,50 @@ func TestFetcherReadsEveryRecordOnce(t *testing.T) {
 			}
 		}
 	})
+}
+
+// NextValue reads what Next reads: every record once, in order, from where
+// it starts (a fetch may begin before that offset), growing a buffer that
+// is too small for a value.
+func TestFetcherNextValue(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	topic := testenv.Topic(t, brokers, 1)
+	const n = 3000
+	w := stream.NewWriter(brokers, topic)
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		// Values of growing size, so a small buffer is outgrown more than once.
+		msgs[i] = kafka.Message{Value: fmt.Appendf(nil, "v-%d-%s", i, strings.Repeat("x", i/10))}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	for _, start := range []int64{kafka.FirstOffset, 1234, n - 1} {
+		t.Run(fmt.Sprint("from ", start), func(t *testing.T) {
+			var errs []error
+			f := stream.NewFetcher(stream.FetcherConfig{Brokers: brokers, Topic: topic, Offset: start,
+				OnError: func(err error) { errs = append(errs, err) }})
+			defer f.Close()
+			buf := make([]byte, 0, 2)
+			for want := max(start, 0); want < n; want++ {
+				v, err := f.NextValue(ctx, buf)
+				if err != nil {
+					t.Fatalf("NextValue: %v", err)
+				}
+				if v.Offset != want || string(v.Bytes) != string(msgs[want].Value) {
+					t.Fatalf("record at offset %d %q, want offset %d %q", v.Offset, v.Bytes, want, msgs[want].Value)
+				}
+				if v.HighWaterMark != n {
+					t.Fatalf("high-water mark %d, want %d", v.HighWaterMark, n)
+				}
+				buf = v.Bytes[:0]
+			}
+			if len(errs) > 0 {
+				t.Errorf("fetch errors on a healthy broker: %v", errs)
+			}
+		})
+	}
 }
