@@ -468,8 +468,9 @@ func cpuSeconds(pid int) float64 {
 }
 
 func deleteTopic(brokers []string, topic string) {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
-	client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{topic}})
+	if err := stream.DeleteTopic(context.Background(), brokers, topic); err != nil {
+		log.Printf("cleanup: %v", err)
+	}
 }
 
 // cleanLake deletes the bench's prefix: LocalStack keeps objects in memory.

@@ -502,6 +502,7 @@ func cleanupRedis(ctx context.Context, rdb redis.UniversalClient, view string) {
 }
 
 func deleteTopic(brokers []string, topic string) {
-	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
-	c.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{topic}})
+	if err := stream.DeleteTopic(context.Background(), brokers, topic); err != nil {
+		log.Printf("cleanup: %v", err)
+	}
 }

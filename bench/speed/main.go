@@ -480,10 +480,12 @@ func vmHWM(pid int) int64 {
 	return 0
 }
 
-// cleanup deletes the benchmark view's keys; the topic is left to Kafka's
-// retention.
+// cleanup deletes the benchmark view's keys and its topic.
 func cleanup(rdb redis.UniversalClient, v *schemas.View) {
 	ctx := context.Background()
+	if err := stream.DeleteTopic(ctx, brokers, v.Schema.Topic); err != nil {
+		log.Printf("cleanup: %v", err)
+	}
 	speed.Reset(ctx, speed.ResetConfig{Brokers: brokers, Redis: rdb, View: v, Now: time.Now().Add(time.Hour)})
 	rdb.Del(ctx, speed.OffsetsKey(v.Name))
 }

@@ -46,6 +46,20 @@ func EnsureTopic(ctx context.Context, brokers []string, topic string, partitions
 	}
 }
 
+// DeleteTopic deletes topic and its data. Tests and benchmarks delete what
+// they create, so repeated runs do not fill the broker's disk.
+func DeleteTopic(ctx context.Context, brokers []string, topic string) error {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	resp, err := client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{topic}})
+	if err != nil {
+		return fmt.Errorf("stream: delete topic %s: %w", topic, err)
+	}
+	if err := resp.Errors[topic]; err != nil {
+		return fmt.Errorf("stream: delete topic %s: %w", topic, err)
+	}
+	return nil
+}
+
 // PartitionCount returns how many partitions a topic has.
 func PartitionCount(ctx context.Context, brokers []string, topic string) (int, error) {
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}

@@ -120,5 +120,12 @@ func Topic(t testing.TB, brokers []string, partitions int) string {
 	if err := stream.EnsureTopic(ctx, brokers, topic, partitions); err != nil {
 		t.Fatalf("create topic: %v", err)
 	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := stream.DeleteTopic(ctx, brokers, topic); err != nil {
+			t.Logf("delete topic: %v", err)
+		}
+	})
 	return topic
 }
