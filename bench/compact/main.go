@@ -2,10 +2,11 @@
 // (DESIGN §7). On one fresh 4-partition topic holding ≥2M generated orders
 // it measures, in the same run:
 //
-//	(a) raw_eps: kafka-go reading every message of every partition (one
-//	    reader per partition, the compactor's reader settings), decoding
-//	    nothing; run before and after (b), the mean reported, since the
-//	    machine's load drifts;
+//	(a) raw_eps: kafka-go's kafka.Reader reading every message of every
+//	    partition (one reader per partition), decoding nothing; run before
+//	    and after (b), the mean reported, since the machine's load drifts;
+//	    logged besides: the raw rate through stream.Fetcher, the
+//	    compactor's own read path, and the ratio against it;
 //	(b) eps:     `lambdalake compact` (a child process, so its RSS is its
 //	    own) from the moment it holds its partitions until every lake
 //	    checkpoint on LocalStack S3 reaches the end offsets: decode, buffer,
@@ -13,9 +14,8 @@
 //
 // then the raw lake's Parquet bytes per event and the compactor's peak RSS
 // (VmHWM). The compactor runs with the example config's compact settings
-// (budget 256 MiB, 1M rows or 64 MiB per file) except max_file_age 2s, so
-// the last partial files are not held for the default minute, and on the
-// orders schema only.
+// (budget 256 MiB, 1M rows or 64 MiB per file) except max_file_age 2s, and
+// on the orders schema only.
 //
 // The last line is the DESIGN §7 summary:
 //

@@ -2,10 +2,13 @@
 // §7). On one fresh 4-partition topic of ≥2M generated orders it measures,
 // in the same run:
 //
-//	(a) raw_eps: kafka-go reading every message of every partition, decoding
-//	             nothing (run before and after (b), the mean is reported);
+//	(a) raw_eps: kafka-go's kafka.Reader reading every message of every
+//	             partition, decoding nothing (run before and after (b), the
+//	             mean is reported);
 //	(b) eps:     the speed layer end to end (consume, decode, aggregate, apply
 //	             to Redis with offsets) until the stored offsets reach the end;
+//	(a')         logged only: the raw rate through stream.Fetcher, the
+//	             worker's own read path, and the ratio against it;
 //
 // then, with the worker caught up, the freshness of live traffic produced
 // at 50k events/s: time from an event's creation to its being counted in
