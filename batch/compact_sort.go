@@ -16,9 +16,13 @@ import (
 // is one pass; at worst (an early outlier) it degrades to a full sort.
 func sortedOrder(ts, off []int64) []int32 {
 	n := len(ts)
-	before := func(i, j int32) bool { // row i sorts before row j
-		return ts[i] < ts[j] || (ts[i] == ts[j] && off[i] < off[j])
+	compare := func(i, j int32) int { // by event time, then offset
+		if c := cmp.Compare(ts[i], ts[j]); c != 0 {
+			return c
+		}
+		return cmp.Compare(off[i], off[j])
 	}
+	before := func(i, j int32) bool { return compare(i, j) < 0 }
 	run := make([]int32, 0, n)
 	var late []int32
 	for i := range int32(n) {
@@ -31,12 +35,7 @@ func sortedOrder(ts, off []int64) []int32 {
 	if len(late) == 0 {
 		return run
 	}
-	slices.SortFunc(late, func(i, j int32) int {
-		if c := cmp.Compare(ts[i], ts[j]); c != 0 {
-			return c
-		}
-		return cmp.Compare(off[i], off[j])
-	})
+	slices.SortFunc(late, compare)
 	out := make([]int32, 0, n)
 	a, b := 0, 0
 	for a < len(run) && b < len(late) {
