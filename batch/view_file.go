@@ -60,14 +60,6 @@ func dimArrowType(t schemas.Type) arrow.DataType {
 	return arrow.PrimitiveTypes.Int64
 }
 
-func metricFloat(v *schemas.View, m schemas.Metric) bool {
-	if m.Agg == schemas.Count || m.Agg == schemas.Uniq {
-		return false
-	}
-	f, _ := v.Schema.Field(m.Field)
-	return f.Type == schemas.Float64
-}
-
 func viewArrowSchema(v *schemas.View, version int64) *arrow.Schema {
 	fs := []arrow.Field{{Name: TimeColumn, Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}}}
 	for _, d := range v.Dimensions {
@@ -78,7 +70,7 @@ func viewArrowSchema(v *schemas.View, version int64) *arrow.Schema {
 		switch {
 		case m.Agg == schemas.Count || m.Agg == schemas.Uniq:
 			fs = append(fs, arrow.Field{Name: m.Name, Type: arrow.PrimitiveTypes.Int64})
-		case metricFloat(v, m):
+		case v.MetricType(m) == schemas.Float64:
 			fs = append(fs, arrow.Field{Name: m.Name, Type: arrow.PrimitiveTypes.Float64, Nullable: true})
 		default:
 			fs = append(fs, arrow.Field{Name: m.Name, Type: arrow.PrimitiveTypes.Int64, Nullable: true})
@@ -157,7 +149,7 @@ func encodeViewFile(v *schemas.View, h *viewHour, version int64) ([]byte, error)
 	}
 	for i, m := range v.Metrics {
 		c := &h.metrics[i]
-		if metricFloat(v, m) {
+		if v.MetricType(m) == schemas.Float64 {
 			b := array.NewFloat64Builder(mem)
 			b.AppendValues(c.floats, c.valid)
 			cols = append(cols, b.NewArray())

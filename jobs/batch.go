@@ -11,9 +11,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/internal/boundary"
 	"github.com/lambdalake/lambdalake/lake"
 	"github.com/lambdalake/lambdalake/schemas"
-	"github.com/lambdalake/lambdalake/speed"
 )
 
 // Names of the batch jobs.
@@ -71,10 +71,16 @@ func recomputeJobs(cfg BatchConfig) (recompute, backfill Job, err error) {
 		Store: store, Group: cfg.Group, Parallelism: cfg.Parallelism, Progress: cfg.Progress,
 		Registerer: cfg.Registerer, Logger: cfg.Logger, Now: cfg.Now,
 		Mirror: batch.MirrorFunc(func(ctx context.Context, view string, b time.Time) error {
+			// A runner that lost its lease publishes nothing; the mirror
+			// itself also refuses to move back (internal/boundary).
 			if err := store.check(ctx); err != nil {
 				return err
 			}
-			return speed.SetBoundary(ctx, cfg.Redis, view, b)
+			held, err := boundary.Publish(ctx, cfg.Redis, view, b)
+			if err == nil && held.After(b) {
+				cfg.Logger.Warn("jobs: the boundary mirror holds a later B than the lake; left as it is", "view", view, "lake", b, "mirror", held)
+			}
+			return err
 		}),
 	})
 	if err != nil {

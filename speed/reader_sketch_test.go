@@ -64,7 +64,7 @@ func TestSketchesMatchPFCOUNT(t *testing.T) {
 		{"5m totals", Query{View: v, From: base, To: base.Add(10 * time.Minute), Step: 5 * time.Minute},
 			map[string][]int{"0|": {0, 1, 2}, "5|": {3, 4, 5}}},
 		{"5m by tenant, where country", Query{View: v, From: base, To: base.Add(10 * time.Minute), Step: 5 * time.Minute,
-			GroupBy: []string{"tenant"}, Where: map[string]string{"country": "de"}},
+			GroupBy: []string{"tenant"}, Where: map[string]schemas.Value{"country": {Str: "de"}}},
 			map[string][]int{"0|a": {0}, "0|b": {2}, "5|a": {3, 5}}},
 		{"narrow range", Query{View: v, From: base.Add(time.Minute), To: base.Add(6 * time.Minute), Step: 10 * time.Minute},
 			map[string][]int{"0|": {1, 2, 3}}},

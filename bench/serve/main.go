@@ -64,6 +64,7 @@ import (
 
 	"github.com/lambdalake/lambdalake"
 	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/internal/boundary"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/gen"
 	"github.com/lambdalake/lambdalake/internal/stream"
@@ -142,7 +143,10 @@ func main() {
 	cp, _ := json.Marshal(batch.Checkpoint{NextOffset: int64(len(evs)), Watermark: B})
 	check(lake.PutBytes(ctx, store, lake.CheckpointKey(cfg.Compact.Group, topic, 0), cp))
 	rc, err := batch.NewRecomputer(batch.RecomputerConfig{Store: store, Group: cfg.Compact.Group, Registerer: prometheus.NewRegistry(), Logger: quiet,
-		Mirror: batch.MirrorFunc(func(ctx context.Context, view string, b time.Time) error { return speed.SetBoundary(ctx, rdb, view, b) })})
+		Mirror: batch.MirrorFunc(func(ctx context.Context, view string, b time.Time) error {
+			_, err := boundary.Publish(ctx, rdb, view, b)
+			return err
+		})})
 	check(err)
 	t0 = time.Now()
 	res, err := rc.Recompute(ctx, v, batch.RecomputeOptions{})
