@@ -95,7 +95,7 @@ func recomputeJobs(cfg BatchConfig) (recompute, backfill Job, err error) {
 			res, err := rc.Recompute(ctx, v, opt)
 			run.Done(int64(res.Hours))
 			if err != nil {
-				return fmt.Errorf("view %s: %w", v.Name, err)
+				return err // batch's error names the view
 			}
 		}
 		return nil

@@ -57,6 +57,8 @@ type MessageWriter interface {
 	Close() error
 }
 
+var _ MessageWriter = (*kafka.Writer)(nil)
+
 // APIConfig configures the API.
 type APIConfig struct {
 	Views   []*schemas.View

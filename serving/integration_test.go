@@ -46,7 +46,7 @@ func TestMergeAtBoundary(t *testing.T) {
 
 	produce(t, st.brokers, topic, events)
 	stopSpeed := runSpeed(t, st, v)
-	waitSpeed(t, st, v, endOffsets(t, st.brokers, topic))
+	waitSpeed(t, st, v, events, from, now)
 
 	writeRaw(t, st.store, s, events)
 	group := testenv.Name("compact")
@@ -323,7 +323,7 @@ func TestEventsReachKafkaAndViews(t *testing.T) {
 		t.Fatalf("Kafka holds %d messages, want the %d accepted lines", len(got), len(wantValues))
 	}
 	// And then in the view.
-	waitSpeed(t, st, v, end)
+	waitSpeed(t, st, v, events, now.Add(-time.Hour), now.Add(time.Minute))
 	ans := get(t, hs.URL, v.Name, url.Values{"from": {now.Add(-time.Hour).Format(time.RFC3339)}, "to": {now.Add(time.Minute).Format(time.RFC3339)}, "step": {"1h"}})
 	if n := totalOrders(ans); n != int64(len(wantValues)) || len(ans.Gaps) != 0 {
 		t.Errorf("view counts %d orders (gaps %v), want %d", n, ans.Gaps, len(wantValues))

@@ -82,6 +82,8 @@ type statusWriter struct {
 	code int
 }
 
+var _ http.ResponseWriter = (*statusWriter)(nil)
+
 func (w *statusWriter) WriteHeader(code int) {
 	if w.code == 0 {
 		w.code = code

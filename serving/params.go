@@ -20,6 +20,8 @@ type apiError struct {
 	Param string `json:"param,omitempty"`
 }
 
+var _ error = (*apiError)(nil)
+
 func (e *apiError) Error() string { return e.Msg }
 
 func badParam(param, format string, args ...any) *apiError {

@@ -32,6 +32,8 @@ type answer struct {
 // depError marks a failure of a dependency (Redis, the lake): 503.
 type depError struct{ err error }
 
+var _ error = (*depError)(nil)
+
 func (e *depError) Error() string { return e.err.Error() }
 func (e *depError) Unwrap() error { return e.err }
 

@@ -410,35 +410,6 @@ func offsetsWhole(v *schemas.View, m map[string]string) bool {
 	return n > 0
 }
 
-// Applied returns, per partition of the view's topic, the next offset the
-// speed layer will apply for the view (every record below it is in
-// Redis; -1 while a rebuild is under way). Partitions the speed layer has
-// not started are absent. Tools and tests use it to wait for the speed
-// layer to catch up.
-func (r *Reader) Applied(ctx context.Context, v *schemas.View) (map[int]int64, error) {
-	m, err := r.rdb.HGetAll(ctx, OffsetsKey(v.Name)).Result()
-	if err != nil {
-		return nil, fmt.Errorf("speed: read offsets view=%s: %w", v.Name, err)
-	}
-	out := make(map[int]int64, len(m))
-	for k, val := range m {
-		topic, p, ok := strings.Cut(k, ":")
-		if k == fingerprintField || !ok || topic != v.Schema.Topic {
-			continue
-		}
-		part, err := strconv.Atoi(p)
-		if err != nil {
-			return nil, fmt.Errorf("speed: offsets view=%s: bad field %q", v.Name, k)
-		}
-		off, err := strconv.ParseInt(val, 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("speed: offsets view=%s %s: bad offset %q", v.Name, k, val)
-		}
-		out[part] = off
-	}
-	return out, nil
-}
-
 // HotRange returns the first bucket Redis holds for the view and the end of
 // the last one; ok is false when it holds none.
 func (r *Reader) HotRange(ctx context.Context, v *schemas.View) (first, end time.Time, ok bool, err error) {
