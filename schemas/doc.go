@@ -13,7 +13,9 @@
 // step (Floor, View.Bucket), a metric's value type (View.MetricType), the
 // order min and max keep (Replaces), the order of dimension values
 // (CompareValues), the text a uniq value is hashed under (UniqElement), and
-// reading a where value into a typed dimension value (ParseDimValue).
+// reading a where value into a typed dimension value (ParseDimValue); and,
+// in admission.go and sum.go, which event times are admitted and when a sum
+// overflows.
 // internal/agreement feeds the same events to both layers' aggregations and
 // checks their cells are equal.
 package schemas
