@@ -289,3 +289,28 @@ func FuzzDims(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkAggregate(b *testing.B) {
+	now := time.Now().UTC()
+	s := testSchema(b, "orders")
+	v := testView("bench", s, time.Minute, []string{"tenant", "country"})
+	events := genEvents(b, s, 10000, now.Add(-10*time.Minute), now, 1, gen.Config{})
+	p, _ := newPlan(v)
+	a := newAggregator(p)
+	d := schemas.NewDecoder(s)
+	rows := make([]schemas.Row, len(events))
+	for i, e := range events {
+		if err := d.Decode(e.Value, &rows[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		r := &rows[i%len(rows)]
+		a.add(r, a.bucket(r))
+		if i%len(rows) == 0 {
+			a.reset()
+		}
+	}
+}
