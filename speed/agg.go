@@ -288,7 +288,7 @@ func flushArgs(p *plan, aggs []*aggregator, spans []span, nowMs int64) (keys []s
 				continue
 			}
 			reps = compactReps(reps)
-			add := hllAdd{key: UniqKey(v.Name, m, p.metrics[i].name), expMs: exp, vals: make([]any, len(reps))}
+			add := hllAdd{key: uniqKey(v.Name, m, p.metrics[i].name), expMs: exp, vals: make([]any, len(reps))}
 			for j, r := range reps {
 				add.vals[j] = r.v
 			}

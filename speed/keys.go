@@ -18,8 +18,8 @@ func viewPrefix(view string) string { return "ll:{" + view + "}:" }
 // per count/sum/min/max metric.
 func BucketKey(view string, member string) string { return viewPrefix(view) + "b:" + member }
 
-// UniqKey is the HyperLogLog of one uniq metric in one (bucket, dimensions) cell.
-func UniqKey(view string, member string, metric string) string {
+// uniqKey is the HyperLogLog of one uniq metric in one (bucket, dimensions) cell.
+func uniqKey(view string, member string, metric string) string {
 	return viewPrefix(view) + "u:" + member + ":" + metric
 }
 

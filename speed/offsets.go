@@ -195,7 +195,7 @@ func deleteCells(ctx context.Context, rdb redis.UniversalClient, v *schemas.View
 		for i, m := range members {
 			keys = append(keys, BucketKey(v.Name, m))
 			for _, u := range uniq {
-				keys = append(keys, UniqKey(v.Name, m, u))
+				keys = append(keys, uniqKey(v.Name, m, u))
 			}
 			zm[i] = m
 		}

@@ -90,7 +90,7 @@ func (r *Reader) Query(ctx context.Context, q Query) (*Result, error) {
 		}
 		for mi, m := range v.Metrics {
 			if m.Agg == schemas.Uniq {
-				hlls[c.group][mi] = append(hlls[c.group][mi], UniqKey(v.Name, c.member, m.Name))
+				hlls[c.group][mi] = append(hlls[c.group][mi], uniqKey(v.Name, c.member, m.Name))
 				continue
 			}
 			s, ok := h[m.Name]

@@ -50,7 +50,7 @@ func (r *Reader) Sketches(ctx context.Context, q Query) ([]SketchRow, error) {
 	keys := make([]hllKey, 0, len(sc.cells)*len(uniq))
 	for _, c := range sc.cells {
 		for _, mi := range uniq {
-			keys = append(keys, hllKey{UniqKey(v.Name, c.member, v.Metrics[mi].Name), c.group, mi})
+			keys = append(keys, hllKey{uniqKey(v.Name, c.member, v.Metrics[mi].Name), c.group, mi})
 		}
 	}
 	sk := make([][]*hll.Sketch, len(sc.groups))

@@ -36,7 +36,7 @@ func TestSketchesMatchPFCOUNT(t *testing.T) {
 		b := base.Add(time.Duration(c.min) * time.Minute).UnixMicro()
 		m := member(b, c.tenant+","+c.country)
 		rdb.ZAdd(ctx, IndexKey(v.Name), redis.Z{Score: float64(b), Member: m})
-		k := UniqKey(v.Name, m, "buyers")
+		k := uniqKey(v.Name, m, "buyers")
 		keys = append(keys, k)
 		var els []any
 		for i := c.lo; i < c.hi; i++ {
