@@ -5,7 +5,7 @@ GO ?= go
 FUZZ_TARGETS := ./schemas:FuzzDecode ./schemas:FuzzParseTimestamp ./speed:FuzzDims ./internal/hll:FuzzUnmarshal ./batch:FuzzParseState ./serving:FuzzParseQuery
 FUZZTIME ?= 5s
 TEST_TIMEOUT ?= 18m
-BENCHES := decode speed compact recompute serve mixed
+BENCHES := decode speed compact recompute serve serve-lag mixed
 
 .PHONY: run test unit up down lint fuzz duckdb chromium bench $(addprefix bench-,$(BENCHES)) bench-chart peer build clean
 
@@ -84,6 +84,10 @@ bench-recompute: duckdb
 
 bench-serve: up duckdb
 	$(GO) run ./bench/serve $(BENCH_FLAGS)
+
+## bench-serve-lag: bench-serve with the batch side six hours behind
+bench-serve-lag: up duckdb
+	$(GO) run ./bench/serve -mode lag $(BENCH_FLAGS)
 
 bench-mixed: up
 	$(GO) run ./bench/mixed $(BENCH_FLAGS)

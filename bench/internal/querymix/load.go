@@ -191,7 +191,7 @@ func Scrape(ctx context.Context, url string) (map[string]float64, error) {
 	return out, sc.Err()
 }
 
-// ScrapeSeries sums the series starting with prefix' value from a scrape's text, e.g.
+// ScrapeSeries sums the values of the series whose line starts with prefix, e.g.
 // `lambdalake_job_runs_total{job="recompute",outcome="ok"}`.
 func ScrapeSeries(ctx context.Context, url, prefix string) (float64, error) {
 	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
