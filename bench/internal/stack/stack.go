@@ -65,7 +65,13 @@ func DeleteTopics(brokers []string, topics ...string) {
 // DeleteRedisView deletes every key of a view (its hash tag, DESIGN §3),
 // in pages, never the whole database.
 func DeleteRedisView(ctx context.Context, rdb redis.UniversalClient, view string) {
-	iter := rdb.Scan(ctx, 0, "ll:{"+view+"}*", 1000).Iterator()
+	DeleteRedisKeys(ctx, rdb, "ll:{"+view+"}*")
+}
+
+// DeleteRedisKeys deletes the keys matching pattern, which must name
+// something unique to the run (a suffix), in pages.
+func DeleteRedisKeys(ctx context.Context, rdb redis.UniversalClient, pattern string) {
+	iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
 	var keys []string
 	for iter.Next(ctx) {
 		keys = append(keys, iter.Val())
