@@ -17,8 +17,9 @@
 //	           else — the least any speed layer must do (floor_ratio);
 //	peer_eps:  the Kafka Streams peer (bench/peer, Java 17, Kafka Streams
 //	           4.4.0, exactly_once_v2) computing the same view from the same
-//	           topic, from its first record read to its last aggregate in its
-//	           window store (peer_ratio = eps ÷ peer_eps).
+//	           topic, from its first record read until every result is in its
+//	           window store and committed (peer_ratio = eps ÷ peer_eps);
+//	           flags -peer-* set its tuning (bench/peer/README.md).
 //
 // Both sides' results are checked: every valid event (duplicates included:
 // the speed layer counts what arrives) is counted once by ours, and the
@@ -218,8 +219,8 @@ func main() {
 			p.Stop()
 			log.Fatal(err)
 		}
-		log.Printf("peer (Kafka Streams): %d records read, %d malformed, %d aggregated, %.0f dropped, %.0f/s (%.0f/s to the next commit), %.2f µs CPU each, peak RSS %d MB",
-			pr.Read, pr.Malformed, pr.Aggregated, pr.Dropped, pr.EPS, pr.CommittedEPS, perRecord(pr.CPU, total), pr.PeakRSS>>20)
+		log.Printf("peer (Kafka Streams): %d records read, %d malformed, %d aggregated, %.0f dropped, %.0f/s to the store and committed (%.0f/s to the last aggregate update), %.2f µs CPU each (JVM start included), peak RSS %d MB",
+			pr.Read, pr.Malformed, pr.Aggregated, pr.Dropped, pr.EPS, pr.AggregatedEPS, perRecord(pr.CPU, total), pr.PeakRSS>>20)
 		peerEPS = pr.EPS
 		theirs, err := p.Windows(ctx)
 		p.Stop()

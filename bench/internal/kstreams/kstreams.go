@@ -43,12 +43,17 @@ type Config struct {
 // Result is the peer's own account of its run.
 type Result struct {
 	Read, Malformed, Aggregated int64
-	Dropped                     float64 // Kafka Streams' dropped-records-total (late records among them)
-	Elapsed                     time.Duration
-	EPS                         float64 // Read / Elapsed: first record read to last aggregate in the store
-	CommittedEPS                float64 // to the commit after that
-	PeakRSS                     int64
-	CPU                         time.Duration
+	Dropped                     float64       // Kafka Streams' dropped-records-total (late records among them)
+	Elapsed                     time.Duration // first record read to the commit after the last aggregate
+	// EPS is Read / Elapsed: from the first record read until the results
+	// of all are in the window store and committed with their offsets
+	// (exactly_once_v2), as ours is counted until Redis holds them.
+	EPS float64
+	// AggregatedEPS ends at the last aggregate update instead (for the
+	// write-back buffer, before it reaches the store).
+	AggregatedEPS float64
+	PeakRSS       int64
+	CPU           time.Duration
 }
 
 // Peer is a running peer.
@@ -119,8 +124,8 @@ func (p *Peer) stdout(line string) {
 		}
 		num := func(k string) float64 { x, _ := strconv.ParseFloat(kv[k], 64); return x }
 		r := Result{Read: int64(num("read")), Malformed: int64(num("malformed")), Aggregated: int64(num("aggregated")),
-			Dropped: num("dropped"), Elapsed: time.Duration(num("elapsed_s") * float64(time.Second)),
-			EPS: num("eps"), CommittedEPS: num("committed_eps"),
+			Dropped: num("dropped"), Elapsed: time.Duration(num("committed_s") * float64(time.Second)),
+			EPS: num("committed_eps"), AggregatedEPS: num("eps"),
 			PeakRSS: procstat.PeakRSS(p.proc.Pid()), CPU: procstat.CPU(p.proc.Pid())}
 		fmt.Fprintln(os.Stderr, line)
 		p.done <- r

@@ -80,6 +80,7 @@ import org.apache.kafka.streams.state.WindowStore;
  */
 public final class RevenuePeer {
   static final String STORE = "revenue";
+  static final String BUFFER = "revenue-buffer";
   static final String REPARTITION = "by-tenant-country";
 
   static final LongAdder READ = new LongAdder();
@@ -130,16 +131,23 @@ public final class RevenuePeer {
     private final OrderParser parser = new OrderParser();
     private final OrderParser.Parsed row = new OrderParser.Parsed();
     private final int lgK;
+    private final boolean buffered;
     private WindowStore<GroupKey, Revenue> store;
+    private AggregateBuffer buffer;
     private long observed = Long.MIN_VALUE;
 
-    LocalAggregate(int lgK) {
+    LocalAggregate(int lgK, boolean buffered) {
       this.lgK = lgK;
+      this.buffered = buffered;
     }
 
     @Override
     public void init(ProcessorContext<Void, Void> ctx) {
       store = ctx.getStateStore(STORE);
+      if (buffered) {
+        buffer = ctx.getStateStore(BUFFER);
+        buffer.target(store);
+      }
     }
 
     @Override
@@ -160,11 +168,16 @@ public final class RevenuePeer {
         return;
       }
       GroupKey k = new GroupKey(row.tenant, row.country);
-      Revenue agg = store.fetch(k, start);
-      if (agg == null) {
-        agg = new Revenue(lgK);
+      Order o = new Order(row.amount, Types.hash(row.userId));
+      if (buffered) {
+        buffer.get(new AggregateBuffer.Key(start, k), lgK).add(o);
+      } else {
+        Revenue agg = store.fetch(k, start);
+        if (agg == null) {
+          agg = new Revenue(lgK);
+        }
+        store.put(k, agg.add(o), start);
       }
-      store.put(k, agg.add(new Order(row.amount, Types.hash(row.userId))), start);
       AGGREGATED.increment();
       lastAggregate = System.nanoTime();
     }
@@ -208,10 +221,11 @@ public final class RevenuePeer {
     p.put(StreamsConfig.producerPrefix(ProducerConfig.COMPRESSION_TYPE_CONFIG), a.getOrDefault("compression", "none"));
 
     String shape = a.getOrDefault("topology", "local");
+    boolean buffered = Boolean.parseBoolean(a.getOrDefault("buffer", "true"));
     Topology topology =
         "repartition".equals(shape)
             ? repartitionTopology(topic, lgK, storeKind, cacheBytes > 0)
-            : localTopology(topic, lgK, storeKind, cacheBytes > 0);
+            : localTopology(topic, lgK, storeKind, cacheBytes > 0, buffered);
     System.err.println(topology.describe());
     KafkaStreams streams = new KafkaStreams(topology, p);
     CountDownLatch running = new CountDownLatch(1);
@@ -227,8 +241,8 @@ public final class RevenuePeer {
     Runtime.getRuntime().addShutdownHook(new Thread(stop::countDown));
     HttpServer http = serve(streams, Integer.parseInt(a.getOrDefault("port", "0")));
     System.out.println("peer: listening on 127.0.0.1:" + http.getAddress().getPort() + " app " + appId);
-    System.out.printf(Locale.ROOT, "peer: topology=%s threads=%d cache_bytes=%d commit_ms=%d guarantee=%s store=%s hll_lgk=%d max_poll=%d%n",
-        shape, threads, cacheBytes, commitMs, guarantee, storeKind, lgK, maxPoll);
+    System.out.printf(Locale.ROOT, "peer: topology=%s buffer=%s threads=%d cache_bytes=%d commit_ms=%d guarantee=%s store=%s hll_lgk=%d max_poll=%d%n",
+        shape, buffered && !"repartition".equals(shape), threads, cacheBytes, commitMs, guarantee, storeKind, lgK, maxPoll);
     System.out.flush();
     streams.start();
 
@@ -275,14 +289,21 @@ public final class RevenuePeer {
   }
 
   /** Per-partition aggregation (the default): see LocalAggregate. */
-  static Topology localTopology(String topic, int lgK, String storeKind, boolean caching) {
+  static Topology localTopology(String topic, int lgK, String storeKind, boolean caching, boolean buffered) {
     StoreBuilder<WindowStore<GroupKey, Revenue>> store =
         Stores.windowStoreBuilder(storeSupplier(storeKind), Types.groupKeySerde(), Types.revenueSerde());
     store = caching ? store.withCachingEnabled() : store.withCachingDisabled();
     StreamsBuilder b = new StreamsBuilder();
+    if (buffered) {
+      b.addStateStore(AggregateBuffer.builder(BUFFER)); // registered first: see AggregateBuffer
+    }
     b.addStateStore(store);
-    b.stream(topic, Consumed.with(Serdes.ByteArray(), Serdes.ByteArray()))
-        .process(() -> new LocalAggregate(lgK), Named.as("parse-aggregate"), STORE);
+    KStream<byte[], byte[]> src = b.stream(topic, Consumed.with(Serdes.ByteArray(), Serdes.ByteArray()));
+    if (buffered) {
+      src.process(() -> new LocalAggregate(lgK, true), Named.as("parse-aggregate"), BUFFER, STORE);
+    } else {
+      src.process(() -> new LocalAggregate(lgK, false), Named.as("parse-aggregate"), STORE);
+    }
     return b.build();
   }
 
