@@ -47,6 +47,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -102,11 +103,12 @@ func main() {
 	rate := flag.Float64("rate", 50000, "live events per second for the freshness phase")
 	liveFor := flag.Duration("live", 15*time.Second, "how long the live phase produces")
 	peer := flag.Bool("peer", true, "run the Kafka Streams peer (bench/peer, `make peer`)")
-	peerThreads := flag.Int("peer-threads", partitions, "the peer's num.stream.threads")
+	peerThreads := flag.Int("peer-threads", runtime.NumCPU(), "the peer's num.stream.threads (default: cores, the best measured; see bench/peer/README.md)")
 	peerCache := flag.Int64("peer-cache-bytes", 64<<20, "the peer's statestore.cache.max.bytes")
 	peerCommit := flag.Int("peer-commit-ms", 100, "the peer's commit.interval.ms")
 	peerStore := flag.String("peer-store", "memory", "the peer's window store: memory or rocksdb")
 	peerTopology := flag.String("peer-topology", "local", "the peer's topology: local (per-partition windows, merged by the query) or repartition (groupByKey through a repartition topic)")
+	peerBuffer := flag.Bool("peer-buffer", true, "the peer's write-back buffer of live aggregates (local topology)")
 	peerGuarantee := flag.String("peer-guarantee", "exactly_once_v2", "the peer's processing.guarantee")
 	peerJVM := flag.String("peer-jvm", "-Xms1g -Xmx1g -XX:+UseParallelGC", "JVM options of the peer")
 	flag.Parse()
@@ -212,7 +214,8 @@ func main() {
 		p, err := kstreams.Start(kstreams.Config{Bootstrap: strings.Join(brokers, ","), Topic: topic, AppID: appID, Expect: want,
 			JVMArgs: strings.Fields(*peerJVM),
 			Settings: map[string]string{"threads": strconv.Itoa(*peerThreads), "cache-bytes": strconv.FormatInt(*peerCache, 10),
-				"commit-ms": strconv.Itoa(*peerCommit), "store": *peerStore, "guarantee": *peerGuarantee, "topology": *peerTopology}})
+				"commit-ms": strconv.Itoa(*peerCommit), "store": *peerStore, "guarantee": *peerGuarantee, "topology": *peerTopology,
+				"buffer": strconv.FormatBool(*peerBuffer)}})
 		check(err)
 		pr, err := p.Wait(ctx, 10*time.Minute)
 		if err != nil {

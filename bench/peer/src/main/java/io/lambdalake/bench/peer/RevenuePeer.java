@@ -63,20 +63,20 @@ import org.apache.kafka.streams.state.WindowStore;
  * event time with 5 minutes grace, grouped by tenant and country, count, sum,
  * min and max of amount and uniq(user_id) as a DataSketches HLL — with
  * exactly_once_v2, materialized in a window store that interactive queries
- * read over HTTP.
+ * read over HTTP. See bench/peer/README.md for the design and the settings
+ * measured.
  *
- * <p>Topology: source (bytes) → parse (Jackson streaming; re-keys by
- * (tenant, country) and re-stamps the record with its event time) →
- * repartition by key → windowed aggregate into the store "revenue". The
- * repartition is what Kafka Streams needs to group an unkeyed topic; the
- * producer writes no key, as ours does.
+ * <p>Topologies ({@code --topology}): "local" (default) parses and
+ * aggregates each source partition in its own task (LocalAggregate, with the
+ * AggregateBuffer in front of the window store unless {@code --buffer=false});
+ * "repartition" is the textbook DSL (re-key, repartition, windowed
+ * aggregate), kept to measure it.
  *
- * <p>Throughput is counted from the first record read to the last aggregate
- * written to the store ({@code --expect} records aggregated); the time until
- * the next commit (results durable) is reported beside it.
+ * <p>Throughput runs from the first record read until the results of
+ * {@code --expect} records are in the store and committed with their offsets.
  *
  * <p>HTTP (127.0.0.1, {@code --port}): GET /status (counters, JSON), GET
- * /windows (every window of the store through interactive queries, NDJSON).
+ * /windows (every window through interactive queries, tasks merged, NDJSON).
  */
 public final class RevenuePeer {
   static final String STORE = "revenue";
