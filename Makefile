@@ -67,7 +67,7 @@ PEER_SRC := $(PEER_DIR)/pom.xml $(shell find $(PEER_DIR)/src -name '*.java' 2>/d
 peer: $(PEER_DIR)/target/.built
 
 $(PEER_DIR)/target/.built: $(PEER_SRC)
-	cd $(PEER_DIR) && { mvn -o -q -B -ntp clean package 2>/dev/null || mvn -q -B -ntp clean package; }
+	cd $(PEER_DIR) && { mvn -o -q -B -ntp clean package >/dev/null 2>&1 || mvn -q -B -ntp clean package; }
 	touch $@
 
 bench-decode:
