@@ -25,7 +25,8 @@
 // the speed layer counts what arrives) is counted once by ours, and the
 // peer's store, read through its interactive queries, equals our Redis cells
 // window by window (count, min, max exactly, sum to 1e-9, uniq — two HLLs
-// with different hashes — within 2% + 2). A mismatch fails the run.
+// with different hashes — within 4% + 3, see compare). A mismatch fails
+// the run.
 //
 // Then, with the worker caught up, the freshness of live traffic produced
 // at 50k events/s: time from an event's creation to its being counted in
