@@ -40,6 +40,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -173,7 +174,7 @@ func run(ctx context.Context, events int64, threads int, python string) (bool, e
 	// BENCH_MAX_FILE_AGE (default 2s) is for experiments only: the last
 	// partial files wait that long, which is part of what eps measures.
 	yaml := fmt.Sprintf(benchConfig, strings.Join(brokers, ", "), prefix, endpoint, group,
-		cfg.Compact.Budget>>20, cfg.Compact.MaxFileRows, cfg.Compact.MaxFileBytes>>20, env("BENCH_MAX_FILE_AGE", "2s"), topic)
+		cfg.Compact.Budget>>20, cfg.Compact.MaxFileRows, cfg.Compact.MaxFileBytes>>20, cmp.Or(os.Getenv("BENCH_MAX_FILE_AGE"), "2s"), topic)
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
 		return false, err
 	}
@@ -201,25 +202,20 @@ func run(ctx context.Context, events int64, threads int, python string) (bool, e
 		go profile(metricsAddr, out)
 	}
 	var peak int64
-	deadline := time.Now().Add(4 * time.Minute)
-	for {
+	err = kafkaref.WaitCaughtUp(ctx, end, 4*time.Minute, func(ctx context.Context) ([]int64, error) {
 		peak = max(peak, procstat.PeakRSS(proc.Pid()))
 		cps, err := batch.ReadCheckpoints(ctx, store, group, topic)
-		if err == nil && len(cps) == partitions {
-			done := true
-			for p, e := range end {
-				if cps[int32(p)].NextOffset < e {
-					done = false
-				}
-			}
-			if done {
-				break
-			}
+		if err != nil {
+			return nil, err
 		}
-		if time.Now().After(deadline) {
-			return false, fmt.Errorf("compactor did not reach the end offsets in 4 minutes: %+v", cps)
+		next := make([]int64, len(end))
+		for p := range next {
+			next[p] = cps[int32(p)].NextOffset
 		}
-		time.Sleep(50 * time.Millisecond)
+		return next, nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("the compactor's checkpoints: %w", err)
 	}
 	finished := time.Now()
 	peak = max(peak, procstat.PeakRSS(proc.Pid()))
@@ -287,13 +283,6 @@ func run(ctx context.Context, events int64, threads int, python string) (bool, e
 	fmt.Printf("bench compact: raw_eps=%.0f eps=%.0f ratio=%.2f fetch_eps=%.0f fetch_ratio=%.2f peer_eps=%.0f peer_ratio=%.2f equal=%v threads=%d bytes_per_event=%.1f rss_mb=%d\n",
 		rawEPS, eps, eps/rawEPS, fetch.EPS(), eps/fetch.EPS(), peerEPS, eps/peerEPS, equal, threads, float64(bytes)/float64(stored), peak>>20)
 	return equal, nil
-}
-
-func env(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }
 
 // teeSink sends each batch to Kafka, then to the NDJSON file.

@@ -49,7 +49,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -65,11 +64,11 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/lambdalake/lambdalake/batch"
 	"github.com/lambdalake/lambdalake/bench/internal/duck"
+	"github.com/lambdalake/lambdalake/bench/internal/kafkaref"
 	"github.com/lambdalake/lambdalake/bench/internal/launch"
 	"github.com/lambdalake/lambdalake/bench/internal/procstat"
 	"github.com/lambdalake/lambdalake/bench/internal/querymix"
@@ -204,7 +203,9 @@ func main() {
 	check(err)
 	defer worker.Stop(10 * time.Second)
 	for _, d := range sets {
-		check(waitSpeed(ctx, rdb, d.view, d.view.Schema.Topic, int64(len(d.hot))))
+		end, err := kafkaref.EndOffsets(ctx, brokers, d.view.Schema.Topic)
+		check(err)
+		check(kafkaref.WaitCaughtUp(ctx, end, 3*time.Minute, kafkaref.SpeedApplied(rdb, d.view, len(end))))
 	}
 	log.Printf("speed layer applied %d + %d events from %s in %v", len(sets[0].hot), len(sets[1].hot), B.Format(time.RFC3339), time.Since(t0).Round(time.Millisecond))
 
@@ -478,27 +479,4 @@ func writeRaw(ctx context.Context, store lake.Store, s *schemas.Schema, evs [][]
 		files++
 	}
 	return hot, files, nil
-}
-
-// waitSpeed waits until the view's stored offsets cover n records.
-func waitSpeed(ctx context.Context, rdb redis.UniversalClient, v *schemas.View, topic string, n int64) error {
-	deadline := time.Now().Add(3 * time.Minute)
-	for time.Now().Before(deadline) {
-		m, err := rdb.HGetAll(ctx, speed.OffsetsKey(v.Name)).Result()
-		if err != nil {
-			return err
-		}
-		var sum int64
-		for k, val := range m {
-			if strings.HasPrefix(k, topic+":") {
-				x, _ := strconv.ParseInt(val, 10, 64)
-				sum += x
-			}
-		}
-		if sum >= n {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return errors.New("speed layer did not catch up in 3 minutes")
 }

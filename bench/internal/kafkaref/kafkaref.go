@@ -9,6 +9,9 @@
 //     use (fetch_eps: the like-for-like reference);
 //   - Floor: Fetcher plus the schema's field decoder on the fields a view
 //     reads, the least any speed layer must do (floor_eps).
+//
+// It also tells where a consumer under test stands against a topic's end
+// (WaitCaughtUp), which is when a bench stops its clock.
 package kafkaref
 
 import (
