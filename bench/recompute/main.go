@@ -3,8 +3,9 @@
 //
 // It generates one day of orders (≥5M events by default: internal/gen,
 // tenants ×10, countries ×20, user_id ~100k, 5% out of order, 1% exact
-// duplicates) into a raw lake laid out as the compactor writes it: 4
-// partitions, files per (partition, hour, flush) sorted by event time, and
+// duplicates) into a raw lake laid out as the compactor writes it
+// (bench/internal/rawfiles, zstd): 4 partitions, files per (partition,
+// hour, flush) sorted by event time, and
 // every 8th flush re-reading a third of the previous one, so overlapping
 // files are present. Generation is not timed.
 //
@@ -67,7 +68,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
-	"github.com/parquet-go/parquet-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
@@ -75,6 +75,7 @@ import (
 	"github.com/lambdalake/lambdalake/batch"
 	"github.com/lambdalake/lambdalake/bench/internal/duck"
 	"github.com/lambdalake/lambdalake/bench/internal/procstat"
+	"github.com/lambdalake/lambdalake/bench/internal/rawfiles"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/gen"
 	"github.com/lambdalake/lambdalake/lake"
@@ -195,14 +196,9 @@ func check(err error) {
 	}
 }
 
-type record struct {
-	off   int64
-	value []byte
-}
-
 type flush struct {
 	part int32
-	recs []record
+	recs []rawfiles.Record
 }
 
 // generate writes the day's events as raw files and returns how many.
@@ -221,7 +217,7 @@ func generate(ctx context.Context, store lake.Store, s *schemas.Schema, n int64)
 		eg.Go(func() error {
 			written := 0
 			for f := range work {
-				k, err := writeFlush(ectx, store, s, f)
+				k, err := rawfiles.WriteFlush(ectx, store, s, f.part, f.recs)
 				if err != nil {
 					return err
 				}
@@ -233,8 +229,8 @@ func generate(ctx context.Context, store lake.Store, s *schemas.Schema, n int64)
 	}
 	eg.Go(func() error {
 		defer close(work)
-		bufs := make([][]record, partitions)
-		prev := make([][]record, partitions)
+		bufs := make([][]rawfiles.Record, partitions)
+		prev := make([][]rawfiles.Record, partitions)
 		nflush := make([]int, partitions)
 		next := make([]int64, partitions)
 		send := func(p int) error {
@@ -246,7 +242,7 @@ func generate(ctx context.Context, store lake.Store, s *schemas.Schema, n int64)
 			}
 			nflush[p]++
 			prev[p] = bufs[p]
-			bufs[p] = make([]record, 0, flushRecords)
+			bufs[p] = make([]rawfiles.Record, 0, flushRecords)
 			select {
 			case work <- flush{int32(p), recs}:
 				return nil
@@ -257,7 +253,7 @@ func generate(ctx context.Context, store lake.Store, s *schemas.Schema, n int64)
 		for i := int64(0); i < n; i++ {
 			e := g.Next(time.Time{})
 			p := int(i % partitions)
-			bufs[p] = append(bufs[p], record{next[p], e.Value})
+			bufs[p] = append(bufs[p], rawfiles.Record{Offset: next[p], Value: e.Value})
 			next[p]++
 			if len(bufs[p]) == flushRecords {
 				if err := send(p); err != nil {
@@ -283,57 +279,6 @@ func generate(ctx context.Context, store lake.Store, s *schemas.Schema, n int64)
 		total += c
 	}
 	return total, nil
-}
-
-// writeFlush writes one flush as the compactor does: a file per event
-// hour, named with the offsets it holds, rows sorted by event time.
-func writeFlush(ctx context.Context, store lake.Store, s *schemas.Schema, f flush) (int, error) {
-	type hrow struct {
-		t   int64
-		row parquet.Row
-	}
-	type hourFile struct {
-		rows        []hrow
-		first, last int64
-	}
-	dec := schemas.NewDecoder(s)
-	layout := s.RawLayout()
-	hours := map[time.Time]*hourFile{}
-	for _, r := range f.recs {
-		var row schemas.Row
-		if err := dec.Decode(r.value, &row); err != nil {
-			continue // would go to dead letters
-		}
-		ts := s.TimeMicros(&row)
-		h := time.UnixMicro(ts).UTC().Truncate(time.Hour)
-		hf := hours[h]
-		if hf == nil {
-			hf = &hourFile{first: r.off, last: r.off}
-			hours[h] = hf
-		}
-		hf.first, hf.last = min(hf.first, r.off), max(hf.last, r.off)
-		hf.rows = append(hf.rows, hrow{ts, layout.AppendRow(nil, &row, f.part, r.off, ts)})
-	}
-	for h, hf := range hours {
-		slices.SortStableFunc(hf.rows, func(a, b hrow) int { return int(a.t - b.t) })
-		rows := make([]parquet.Row, len(hf.rows))
-		for i := range hf.rows {
-			rows[i] = hf.rows[i].row
-		}
-		var buf bytes.Buffer
-		w := parquet.NewWriter(&buf, layout.Schema)
-		if _, err := w.WriteRows(rows); err != nil {
-			return 0, err
-		}
-		if err := w.Close(); err != nil {
-			return 0, err
-		}
-		key := lake.RawFile{Schema: s.Name, Hour: h, Topic: s.Topic, Partition: f.part, First: hf.first, Last: hf.last}.Key()
-		if err := lake.PutBytes(ctx, store, key, buf.Bytes()); err != nil {
-			return 0, err
-		}
-	}
-	return len(hours), nil
 }
 
 // duckScript times the query inside DuckDB and reports its peak RSS.

@@ -45,8 +45,6 @@
 package main
 
 import (
-	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -62,7 +60,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/parquet-go/parquet-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
@@ -72,6 +69,7 @@ import (
 	"github.com/lambdalake/lambdalake/bench/internal/launch"
 	"github.com/lambdalake/lambdalake/bench/internal/procstat"
 	"github.com/lambdalake/lambdalake/bench/internal/querymix"
+	"github.com/lambdalake/lambdalake/bench/internal/rawfiles"
 	"github.com/lambdalake/lambdalake/bench/internal/stack"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/gen"
@@ -433,50 +431,19 @@ func duckSQL(dir string, v *schemas.View, q querymix.Query) string {
 		strings.Join(sel, ", "), dir, s.Name, where)
 }
 
-// writeRaw writes one raw file per event hour (partition 0, offsets in
-// generation order, rows sorted by event time) and returns the events at
-// or after b, which the speed layer gets.
+// writeRaw writes the events as raw files of partition 0 (offsets in
+// generation order, one file per event hour) and returns the events at or
+// after b, which the speed layer gets.
 func writeRaw(ctx context.Context, store lake.Store, s *schemas.Schema, evs [][]byte, b time.Time) (hot [][]byte, files int, err error) {
+	recs := make([]rawfiles.Record, len(evs))
 	dec := schemas.NewDecoder(s)
-	layout := s.RawLayout()
-	type hrow struct {
-		t, off int64
-		row    parquet.Row
-	}
-	hours := map[time.Time][]hrow{}
+	var row schemas.Row
 	for i, e := range evs {
-		var row schemas.Row
-		if dec.Decode(e, &row) != nil {
-			continue
-		}
-		ts := s.TimeMicros(&row)
-		if ts >= b.UnixMicro() {
+		recs[i] = rawfiles.Record{Offset: int64(i), Value: e}
+		if dec.Decode(e, &row) == nil && s.TimeMicros(&row) >= b.UnixMicro() {
 			hot = append(hot, e)
 		}
-		h := time.UnixMicro(ts).UTC().Truncate(time.Hour)
-		hours[h] = append(hours[h], hrow{ts, int64(i), layout.AppendRow(nil, &row, 0, int64(i), ts)})
 	}
-	for h, rows := range hours {
-		slices.SortFunc(rows, func(a, b hrow) int { return cmp.Compare(a.t, b.t) })
-		first, last := int64(math.MaxInt64), int64(-1)
-		prows := make([]parquet.Row, len(rows))
-		for i, r := range rows {
-			first, last = min(first, r.off), max(last, r.off)
-			prows[i] = r.row
-		}
-		var buf bytes.Buffer
-		w := parquet.NewWriter(&buf, layout.Schema, parquet.Compression(&parquet.Zstd))
-		if _, err := w.WriteRows(prows); err != nil {
-			return nil, 0, err
-		}
-		if err := w.Close(); err != nil {
-			return nil, 0, err
-		}
-		key := lake.RawFile{Schema: s.Name, Hour: h, Topic: s.Topic, Partition: 0, First: first, Last: last}.Key()
-		if err := lake.PutBytes(ctx, store, key, buf.Bytes()); err != nil {
-			return nil, 0, err
-		}
-		files++
-	}
-	return hot, files, nil
+	files, err = rawfiles.WriteFlush(ctx, store, s, 0, recs)
+	return hot, files, err
 }
