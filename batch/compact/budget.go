@@ -1,4 +1,4 @@
-package batch
+package compact
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 )
 
 // budget bounds the bytes a compactor process holds: records buffered in
-// every partition plus batches being written. Reaching it makes the largest
+// every partition plus flushes being written. Reaching it makes the largest
 // buffer flush; while the bytes are in flight (S3 slow or down) the
 // partitions wait instead of reading more, which is the backpressure that
 // keeps memory flat during an outage.
@@ -77,7 +77,7 @@ func (b *budget) cut(m *member, n int64) {
 	b.inflight.Add(n)
 }
 
-// release frees n in-flight bytes (a batch was stored, or dropped).
+// release frees n in-flight bytes (a flush was stored, or dropped).
 func (b *budget) release(n int64) {
 	b.inflight.Add(-n)
 	b.signal()

@@ -1,4 +1,4 @@
-package batch
+package compact
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/zstd"
 
+	"github.com/lambdalake/lambdalake/batch/raw"
 	"github.com/lambdalake/lambdalake/lake"
 	"github.com/lambdalake/lambdalake/schemas"
 )
@@ -88,13 +89,13 @@ type hourFile struct {
 // deadFile collects the undecodable records of one ingest hour.
 type deadFile struct {
 	hour        time.Time
-	recs        []DeadLetter
+	recs        []raw.DeadLetter
 	first, last int64
 }
 
 // partBuffer buffers one Kafka partition's records between flushes: rows by
 // event hour, dead letters by ingest hour. It does no I/O; cut hands its
-// content to the flusher as a batch. Not safe for concurrent use.
+// content to the flusher as a flush. Not safe for concurrent use.
 type partBuffer struct {
 	schema    *schemas.Schema
 	layout    *schemas.RawLayout
@@ -163,7 +164,7 @@ func (p *partBuffer) add(rec record, now time.Time) (dead bool) {
 			p.dead[h] = d
 		}
 		d.last = rec.Offset
-		d.recs = append(d.recs, DeadLetter{Topic: p.topic, Partition: p.partition, Offset: rec.Offset,
+		d.recs = append(d.recs, raw.DeadLetter{Topic: p.topic, Partition: p.partition, Offset: rec.Offset,
 			Error: err.Error(), Raw: bytes.Clone(rec.Value), IngestedAt: ingest.UTC().Truncate(time.Microsecond)})
 		return true
 	}
@@ -224,9 +225,9 @@ func (p *partBuffer) deadline() time.Time {
 	return p.oldest.Add(p.lim.maxFileAge)
 }
 
-// batch is what one flush of one partition writes: its hour files and dead
+// flush is what one flush of one partition writes: its hour files and dead
 // letters, then the checkpoint that says everything below next is stored.
-type batch struct {
+type flush struct {
 	schema    *schemas.Schema
 	topic     string
 	partition int32
@@ -240,9 +241,9 @@ type batch struct {
 	cutAt     time.Time // wall time of the cut
 }
 
-// cut moves the buffered records into a batch and empties the buffer.
-func (p *partBuffer) cut(now time.Time, caughtUp bool) *batch {
-	b := &batch{schema: p.schema, topic: p.topic, partition: p.partition, rows: p.rows, bytes: p.bytes,
+// cut moves the buffered records into a flush and empties the buffer.
+func (p *partBuffer) cut(now time.Time, caughtUp bool) *flush {
+	b := &flush{schema: p.schema, topic: p.topic, partition: p.partition, rows: p.rows, bytes: p.bytes,
 		next: p.next, caughtUp: caughtUp, cutAt: now}
 	if p.maxEvent != 0 {
 		b.maxEvent = time.UnixMicro(p.maxEvent).UTC()
@@ -263,11 +264,11 @@ func (p *partBuffer) cut(now time.Time, caughtUp bool) *batch {
 }
 
 // key is the lake key of an hour file.
-func (b *batch) key(f *hourFile) string {
+func (b *flush) key(f *hourFile) string {
 	return lake.RawFile{Schema: b.schema.Name, Hour: f.hour, Topic: b.topic, Partition: b.partition, First: f.first, Last: f.last}.Key()
 }
 
-func (b *batch) deadKey(d *deadFile) string {
+func (b *flush) deadKey(d *deadFile) string {
 	return lake.DeadletterKey(b.schema.Name, d.hour, b.topic, b.partition, d.first, d.last)
 }
 
@@ -297,6 +298,19 @@ func encodeHour(f *hourFile) ([]byte, error) {
 	w := parquet.NewWriter(&out, f.ps, f.sorting, parquet.DataPageStatistics(false))
 	if err := f.cols.WriteColumns(w.ColumnWriters(), order); err != nil {
 		return nil, fmt.Errorf("write rows: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("close: %w", err)
+	}
+	return out.Bytes(), nil
+}
+
+// encodeDead writes dead letters as Parquet.
+func encodeDead(d *deadFile) ([]byte, error) {
+	var out bytes.Buffer
+	w := parquet.NewGenericWriter[raw.DeadLetter](&out)
+	if _, err := w.Write(d.recs); err != nil {
+		return nil, fmt.Errorf("write dead letters: %w", err)
 	}
 	if err := w.Close(); err != nil {
 		return nil, fmt.Errorf("close: %w", err)

@@ -1,46 +1,8 @@
-// Compaction, the continuous half of the batch layer (DESIGN §2); the
-// package doc is in doc.go.
-//
-// Compaction (compact*.go) is a Kafka consumer group that writes each
-// partition's records into Parquet files under raw/{schema}/dt=/hr=/, one
-// file per (partition, event hour, flush), named with the offsets it holds.
-// A flush uploads the files, then writes the partition's checkpoint
-// (_checkpoints/..., the source of truth for where to resume, with the
-// partition's event-time watermark), then commits the Kafka offsets, which
-// are advisory. A crash between upload and checkpoint re-reads from the old
-// checkpoint and writes files that overlap the earlier ones; readers
-// (rawread.go) drop records whose (partition, offset) an earlier file holds,
-// and Merge (merge.go) later rewrites an hour's files into one per
-// partition. Undecodable records go to deadletter/ (deadletter.go).
-//
-// Memory is bounded by one byte budget per process; while S3 is down the
-// flushes retry forever and consumption waits instead of growing.
-//
-// Decisions DESIGN.md leaves open:
-//   - A flush writes every buffered hour of its partition at once: the
-//     checkpoint can only move past records that are all stored.
-//   - max_file_rows and max_file_bytes count one hour file's buffered rows
-//     and bytes (the JSON size plus a fixed per-row overhead, the same
-//     measure as the budget), not the compressed Parquet size.
-//   - Half the budget buffered makes the largest partition flush; the whole
-//     budget (buffered plus being written) makes every partition wait. A
-//     partition adds its bytes to the budget every 64 KiB, so the budget
-//     may be overshot by that much per partition.
-//   - Raw files hold one row group sorted by (event time, offset). Integer
-//     and timestamp columns are DELTA_BINARY_PACKED, strings
-//     DELTA_BYTE_ARRAY, all zstd (fastest level): sorted times and offsets
-//     shrink to a few bits per row before zstd sees them. DuckDB, Spark,
-//     Trino and Arrow read these encodings.
-//   - A dead letter's hour is its Kafka timestamp's hour (it has no event
-//     time); raw rows' _ingested_at is that Kafka timestamp too, so a
-//     re-read writes identical rows.
-//   - Merge writes one file per (hour, partition), named with the offset
-//     range it covers, so merged files are raw files like any other.
-
-package batch
+package compact
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -54,12 +16,13 @@ import (
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/lambdalake/lambdalake/batch/raw"
 	"github.com/lambdalake/lambdalake/lake"
 	"github.com/lambdalake/lambdalake/schemas"
 )
 
-// CompactorConfig configures a Compactor.
-type CompactorConfig struct {
+// Config configures a Compactor.
+type Config struct {
 	Brokers []string
 	Group   string // consumer group; also names the lake checkpoints
 	Store   lake.Store
@@ -85,7 +48,7 @@ type CompactorConfig struct {
 
 // Compactor runs compaction for a set of schemas. Run it once.
 type Compactor struct {
-	cfg     CompactorConfig
+	cfg     Config
 	log     *slog.Logger
 	byTopic map[string]*topicInfo
 	budget  *budget
@@ -100,19 +63,19 @@ type topicInfo struct {
 	lateness time.Duration
 }
 
-// NewCompactor checks cfg and returns a compactor.
-func NewCompactor(cfg CompactorConfig) (*Compactor, error) {
+// New checks cfg and returns a compactor.
+func New(cfg Config) (*Compactor, error) {
 	if len(cfg.Brokers) == 0 {
-		return nil, errors.New("batch: compactor: no brokers")
+		return nil, errors.New("compact: no brokers")
 	}
 	if cfg.Group == "" {
-		return nil, errors.New("batch: compactor: no group")
+		return nil, errors.New("compact: no group")
 	}
 	if cfg.Store == nil {
-		return nil, errors.New("batch: compactor: no lake store")
+		return nil, errors.New("compact: no lake store")
 	}
 	if len(cfg.Schemas) == 0 {
-		return nil, errors.New("batch: compactor: no schemas")
+		return nil, errors.New("compact: no schemas")
 	}
 	if cfg.Budget <= 0 {
 		cfg.Budget = 256 << 20
@@ -142,7 +105,7 @@ func NewCompactor(cfg CompactorConfig) (*Compactor, error) {
 		budget: newBudget(cfg.Budget), client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second}}
 	for _, s := range cfg.Schemas {
 		if prev, dup := c.byTopic[s.Topic]; dup {
-			return nil, fmt.Errorf("batch: compactor: schemas %s and %s share topic %s", prev.schema.Name, s.Name, s.Topic)
+			return nil, fmt.Errorf("compact: schemas %s and %s share topic %s", prev.schema.Name, s.Name, s.Topic)
 		}
 		layout := s.RawLayout()
 		c.byTopic[s.Topic] = &topicInfo{schema: s, layout: layout, ps: rawSchema(layout), lateness: cfg.Lateness[s.Name]}
@@ -172,7 +135,7 @@ func (c *Compactor) Run(ctx context.Context) error {
 		Timeout: 10 * time.Second,
 	})
 	if err != nil {
-		return fmt.Errorf("batch: compactor: consumer group %s: %w", c.cfg.Group, err)
+		return fmt.Errorf("compact: consumer group %s: %w", c.cfg.Group, err)
 	}
 	c.log.Info("compactor started", "group", c.cfg.Group, "topics", topics, "budget", c.cfg.Budget)
 	for {
@@ -182,7 +145,7 @@ func (c *Compactor) Run(ctx context.Context) error {
 				break
 			}
 			if errors.Is(err, kafka.ErrGroupClosed) {
-				return fmt.Errorf("batch: compactor: %w", err)
+				return fmt.Errorf("compact: %w", err)
 			}
 			// kafka-go rejoins by itself after a back-off.
 			c.log.Warn("consumer group generation failed", "err", err)
@@ -221,10 +184,26 @@ func describe(a map[string][]kafka.PartitionAssignment) map[string][]int {
 	return out
 }
 
-// retry runs op until it succeeds or ctx ends, backing off up to 5 s. The
-// lake store already retries each request; this outer loop is what carries
-// a flush through an outage of any length.
+// retry runs op until it succeeds or ctx ends. The lake store already
+// retries each request; this outer loop is what carries a flush through an
+// outage of any length. Each failure is counted and logged (the first and
+// every tenth at warn level).
 func (c *Compactor) retry(ctx context.Context, what string, op func(context.Context) error) error {
+	return retryForever(ctx, op, func(attempt int, err error) {
+		c.metrics.flushErrors.Inc()
+		lvl := slog.LevelDebug
+		if attempt == 1 || attempt%10 == 0 {
+			lvl = slog.LevelWarn
+		}
+		c.log.Log(ctx, lvl, "lake write failed; retrying", "what", what, "attempt", attempt, "err", err)
+	})
+}
+
+// retryForever calls op until it succeeds or ctx ends; after each failure
+// it calls failed, then waits from 100 ms doubling up to 5 s. It is the
+// compactor's whole backoff policy, kept in one function for a backoff
+// helper shared with the speed layer to replace.
+func retryForever(ctx context.Context, op func(context.Context) error, failed func(attempt int, err error)) error {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := op(ctx)
@@ -234,12 +213,7 @@ func (c *Compactor) retry(ctx context.Context, what string, op func(context.Cont
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		c.metrics.flushErrors.Inc()
-		lvl := slog.LevelDebug
-		if attempt == 1 || attempt%10 == 0 {
-			lvl = slog.LevelWarn
-		}
-		c.log.Log(ctx, lvl, "lake write failed; retrying", "what", what, "attempt", attempt, "err", err)
+		failed(attempt, err)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -249,10 +223,10 @@ func (c *Compactor) retry(ctx context.Context, what string, op func(context.Cont
 	}
 }
 
-// store writes one batch: hour files and dead letters (in parallel), dirty
+// store writes one flush: hour files and dead letters (in parallel), dirty
 // markers for hours already closed, then the checkpoint. Only then is the
-// batch's progress durable. prev is the checkpoint published before it.
-func (c *Compactor) store(ctx context.Context, ti *topicInfo, b *batch, prev Checkpoint) (Checkpoint, error) {
+// flush's progress durable. prev is the checkpoint published before it.
+func (c *Compactor) store(ctx context.Context, ti *topicInfo, b *flush, prev raw.Checkpoint) (raw.Checkpoint, error) {
 	start := time.Now()
 	name := ti.schema.Name
 	g, gctx := errgroup.WithContext(ctx)
@@ -263,7 +237,7 @@ func (c *Compactor) store(ctx context.Context, ti *topicInfo, b *batch, prev Che
 		g.Go(func() error {
 			body, err := encodeHour(f)
 			if err != nil {
-				return fmt.Errorf("batch: encode %s: %w", b.key(f), err)
+				return fmt.Errorf("encode %s: %w", b.key(f), err)
 			}
 			// The encoded file is all that is needed now; the columns'
 			// chunks go back to the pool for the next buffers.
@@ -274,7 +248,7 @@ func (c *Compactor) store(ctx context.Context, ti *topicInfo, b *batch, prev Che
 			if err := c.retry(gctx, b.key(f), func(ctx context.Context) error {
 				return lake.PutBytes(ctx, c.cfg.Store, b.key(f), body)
 			}); err != nil {
-				return fmt.Errorf("batch: upload %s: %w", b.key(f), err)
+				return fmt.Errorf("upload: %w", err)
 			}
 			mu.Lock()
 			uploaded += int64(len(body))
@@ -288,12 +262,12 @@ func (c *Compactor) store(ctx context.Context, ti *topicInfo, b *batch, prev Che
 		g.Go(func() error {
 			body, err := encodeDead(d)
 			if err != nil {
-				return fmt.Errorf("batch: encode %s: %w", b.deadKey(d), err)
+				return fmt.Errorf("encode %s: %w", b.deadKey(d), err)
 			}
 			if err := c.retry(gctx, b.deadKey(d), func(ctx context.Context) error {
 				return lake.PutBytes(ctx, c.cfg.Store, b.deadKey(d), body)
 			}); err != nil {
-				return fmt.Errorf("batch: upload %s: %w", b.deadKey(d), err)
+				return fmt.Errorf("upload: %w", err)
 			}
 			mu.Lock()
 			uploaded += int64(len(body))
@@ -320,20 +294,20 @@ func (c *Compactor) store(ctx context.Context, ti *topicInfo, b *batch, prev Che
 		if err := c.retry(ctx, key, func(ctx context.Context) error {
 			return lake.PutBytes(ctx, c.cfg.Store, key, nil)
 		}); err != nil {
-			return prev, fmt.Errorf("batch: mark dirty %s: %w", key, err)
+			return prev, fmt.Errorf("mark dirty: %w", err)
 		}
 		c.metrics.dirty.WithLabelValues(name).Inc()
 	}
 
-	cp := Checkpoint{NextOffset: b.next, Watermark: nextWatermark(prev.Watermark, b, ti.lateness), MaxEvent: prev.MaxEvent}
+	cp := raw.Checkpoint{NextOffset: b.next, Watermark: nextWatermark(prev.Watermark, b, ti.lateness), MaxEvent: prev.MaxEvent}
 	if b.maxEvent.After(cp.MaxEvent) {
 		cp.MaxEvent = b.maxEvent
 	}
 	key := lake.CheckpointKey(c.cfg.Group, b.topic, b.partition)
 	if err := c.retry(ctx, key, func(ctx context.Context) error {
-		return putCheckpoint(ctx, c.cfg.Store, c.cfg.Group, b.topic, b.partition, cp)
+		return writeCheckpoint(ctx, c.cfg.Store, c.cfg.Group, b.topic, b.partition, cp)
 	}); err != nil {
-		return prev, fmt.Errorf("batch: checkpoint %s: %w", key, err)
+		return prev, fmt.Errorf("checkpoint: %w", err)
 	}
 	if !cp.Watermark.IsZero() {
 		c.metrics.watermark.WithLabelValues(b.topic, fmt.Sprint(b.partition)).Set(float64(cp.Watermark.UnixMilli()) / 1000)
@@ -344,11 +318,11 @@ func (c *Compactor) store(ctx context.Context, ti *topicInfo, b *batch, prev Che
 	return cp, nil
 }
 
-// nextWatermark is the partition's watermark after a batch: its latest
+// nextWatermark is the partition's watermark after a flush: its latest
 // event time (or the wall clock at the cut, if the partition was caught up,
 // so idle partitions do not hold hours open) minus lateness, never moving
 // back.
-func nextWatermark(prev time.Time, b *batch, lateness time.Duration) time.Time {
+func nextWatermark(prev time.Time, b *flush, lateness time.Duration) time.Time {
 	base := b.maxEvent
 	if b.caughtUp && b.cutAt.After(base) {
 		base = b.cutAt
@@ -361,4 +335,13 @@ func nextWatermark(prev time.Time, b *batch, lateness time.Duration) time.Time {
 		return prev
 	}
 	return wm
+}
+
+// writeCheckpoint stores a partition's checkpoint (package raw reads it).
+func writeCheckpoint(ctx context.Context, store lake.Store, group, topic string, partition int32, cp raw.Checkpoint) error {
+	b, err := json.Marshal(cp)
+	if err != nil {
+		return err
+	}
+	return lake.PutBytes(ctx, store, lake.CheckpointKey(group, topic, partition), b)
 }

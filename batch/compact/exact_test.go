@@ -1,4 +1,4 @@
-package batch_test
+package compact_test
 
 import (
 	"context"
@@ -14,7 +14,8 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/compact"
+	"github.com/lambdalake/lambdalake/batch/raw"
 	"github.com/lambdalake/lambdalake/internal/testenv"
 	"github.com/lambdalake/lambdalake/lake"
 	"github.com/lambdalake/lambdalake/schemas"
@@ -40,7 +41,7 @@ func TestCompactExactlyOnce(t *testing.T) {
 	t.Logf("read back in %v", time.Since(start))
 
 	group := testenv.Name("compact")
-	stop := runCompactor(t, batch.CompactorConfig{Brokers: brokers, Group: group, Store: store,
+	stop := runCompactor(t, compact.Config{Brokers: brokers, Group: group, Store: store,
 		Schemas: []*schemas.Schema{s}, Lateness: map[string]time.Duration{s.Name: 5 * time.Minute},
 		Budget: 16 << 20, MaxFileRows: 3_000, MaxFileBytes: 64 << 20, MaxFileAge: 2 * time.Second,
 		SessionTimeout: 6 * time.Second})
@@ -63,7 +64,7 @@ func TestCompactExactlyOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ts := batch.ColumnsOf(s).Fields[s.TimeIndex()]
+		ts := raw.ColumnsOf(s).Fields[s.TimeIndex()]
 		for _, o := range objs[:min(len(objs), 10)] {
 			b, err := lake.ReadAll(ctx, store, o.Key)
 			if err != nil {
@@ -104,7 +105,7 @@ func TestCompactExactlyOnce(t *testing.T) {
 				t.Errorf("dirty marker for hour %v, which has no data", h)
 			}
 		}
-		wm, err := batch.Watermark(ctx, store, group, topic)
+		wm, err := raw.Watermark(ctx, store, group, topic)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,15 +125,15 @@ func TestCompactExactlyOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		for h := range rep.hours {
-			res, err := batch.Merge(ctx, store, s, h)
+			res, err := compact.Merge(ctx, store, s, h)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if res.Written != partitions {
 				t.Errorf("merge %v: wrote %d files, want one per partition (%d)", h, res.Written, partitions)
 			}
-			again, err := batch.Merge(ctx, store, s, h)
-			if err != nil || again != (batch.MergeResult{}) {
+			again, err := compact.Merge(ctx, store, s, h)
+			if err != nil || again != (compact.MergeResult{}) {
 				t.Errorf("second merge of %v did %+v (%v), want nothing", h, again, err)
 			}
 		}
@@ -160,13 +161,7 @@ func TestCompactExactlyOnce(t *testing.T) {
 // equal the generator's.
 func duckdbHours(t *testing.T, store lake.Store, schema string, want map[time.Time]hourSum) {
 	t.Helper()
-	python, err := filepath.Abs("../.venv-duckdb/bin/python")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(python); err != nil {
-		t.Fatalf("DuckDB is not installed (%v): run `make duckdb`", err)
-	}
+	python := testenv.DuckDBPython(t)
 	ctx := context.Background()
 	dir := t.TempDir()
 	objs, err := store.List(ctx, lake.RawPrefix(schema))
@@ -245,7 +240,7 @@ func TestCompactWritesADrainedBacklogBeforeItsAge(t *testing.T) {
 	ref := readBack(t, brokers, s, end)
 
 	group := testenv.Name("compact")
-	stop := runCompactor(t, batch.CompactorConfig{Brokers: brokers, Group: group, Store: store,
+	stop := runCompactor(t, compact.Config{Brokers: brokers, Group: group, Store: store,
 		Schemas: []*schemas.Schema{s}, Lateness: map[string]time.Duration{s.Name: 5 * time.Minute},
 		Budget: 256 << 20, MaxFileRows: 80_000, MaxFileBytes: 64 << 20, MaxFileAge: time.Hour,
 		SessionTimeout: 6 * time.Second})

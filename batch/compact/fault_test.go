@@ -1,4 +1,4 @@
-package batch_test
+package compact_test
 
 import (
 	"context"
@@ -14,7 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/compact"
+	"github.com/lambdalake/lambdalake/batch/raw"
 	"github.com/lambdalake/lambdalake/internal/testenv"
 	"github.com/lambdalake/lambdalake/lake"
 	"github.com/lambdalake/lambdalake/schemas"
@@ -34,10 +35,10 @@ func progress(t *testing.T, store lake.Store, group, topic string) int64 {
 	t.Helper()
 	// LocalStack may fail a read that races an overwrite of the same key
 	// (unexpected EOF); the compactor retries such reads, and so does this.
-	var cps map[int32]batch.Checkpoint
+	var cps map[int32]raw.Checkpoint
 	var err error
 	for range 5 {
-		if cps, err = batch.ReadCheckpoints(context.Background(), store, group, topic); err == nil {
+		if cps, err = raw.ReadCheckpoints(context.Background(), store, group, topic); err == nil {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -191,7 +192,7 @@ func killInFlushWindow(t *testing.T, store lake.Store, schema, group, topic stri
 		// Files first, checkpoints after: a file beyond a checkpoint read
 		// later is beyond the latest one.
 		objs, err2 := store.List(ctx, lake.RawPrefix(schema))
-		cps, err1 := batch.ReadCheckpoints(ctx, store, group, topic)
+		cps, err1 := raw.ReadCheckpoints(ctx, store, group, topic)
 		if err1 == nil && err2 == nil {
 			for _, o := range objs {
 				f, err := lake.ParseRawKey(o.Key)
@@ -260,7 +261,7 @@ func TestCompactS3Outage(t *testing.T) {
 	wait := produceInBackground(t, brokers, s, 200_000, 8000, 13)
 	// Files large and slow to age, so the budget, not the file limits,
 	// is what forces flushes and what stops consumption during the outage.
-	stop := runCompactor(t, batch.CompactorConfig{Brokers: brokers, Group: group, Store: proxied,
+	stop := runCompactor(t, compact.Config{Brokers: brokers, Group: group, Store: proxied,
 		Schemas: []*schemas.Schema{s}, Lateness: map[string]time.Duration{s.Name: 5 * time.Minute},
 		Budget: budget, MaxFileRows: 1_000_000, MaxFileAge: 10 * time.Second, SessionTimeout: 6 * time.Second, Registerer: reg})
 	waitProgress(t, direct, group, topic, 0, time.Minute)
@@ -269,14 +270,14 @@ func TestCompactS3Outage(t *testing.T) {
 	proxy.Cut()
 	t.Log("S3 cut")
 	time.Sleep(time.Second) // a write already past the proxy may still land
-	before, err := batch.ReadCheckpoints(context.Background(), direct, group, topic)
+	before, err := raw.ReadCheckpoints(context.Background(), direct, group, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var peak float64
 	for range 25 {
 		time.Sleep(time.Second)
-		now, err := batch.ReadCheckpoints(context.Background(), direct, group, topic)
+		now, err := raw.ReadCheckpoints(context.Background(), direct, group, topic)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package batch_test
+package compact_test
 
 import (
 	"context"
@@ -12,7 +12,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/lambdalake/lambdalake"
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/compact"
+	"github.com/lambdalake/lambdalake/batch/raw"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/gen"
 	"github.com/lambdalake/lambdalake/internal/stream"
@@ -190,7 +191,7 @@ func waitCompacted(t *testing.T, store lake.Store, group, topic string, end map[
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		cps, err := batch.ReadCheckpoints(context.Background(), store, group, topic)
+		cps, err := raw.ReadCheckpoints(context.Background(), store, group, topic)
 		done := err == nil
 		for p, last := range end {
 			if cps[p].NextOffset < last {
@@ -231,11 +232,11 @@ func verifyLake(t *testing.T, store lake.Store, s *schemas.Schema, ref map[recKe
 		}
 		hours[rf.Hour] = true
 	}
-	cols := batch.ColumnsOf(s)
+	cols := raw.ColumnsOf(s)
 	amount, ts := cols.Fields[s.FieldIndex("amount")], cols.Fields[s.TimeIndex()]
 	seen := map[recKey]bool{}
 	for h := range hours {
-		plan, err := batch.PlanHour(ctx, store, s.Name, h)
+		plan, _, err := raw.PlanHour(ctx, store, s.Name, h)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -246,7 +247,7 @@ func verifyLake(t *testing.T, store lake.Store, s *schemas.Schema, ref map[recKe
 				rep.dropped += int(d.Last - d.First + 1)
 			}
 		}
-		err = batch.ReadHour(ctx, store, s, h, func(r parquet.Row) error {
+		err = raw.ReadHour(ctx, store, s, h, func(r parquet.Row) error {
 			k := recKey{r[cols.Partition].Int32(), r[cols.Offset].Int64()}
 			want, ok := ref[k]
 			switch {
@@ -287,7 +288,7 @@ func verifyLake(t *testing.T, store lake.Store, s *schemas.Schema, ref map[recKe
 		t.Errorf("lake holds %d records, Kafka %d decodable ones", len(seen), valid)
 	}
 
-	dead, err := batch.ReadDeadLetters(ctx, store, s.Name)
+	dead, err := raw.ReadDeadLetters(ctx, store, s.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,12 +314,12 @@ func verifyLake(t *testing.T, store lake.Store, s *schemas.Schema, ref map[recKe
 
 // runCompactor runs a compactor in the test process; stop ends it and
 // waits for its final flush.
-func runCompactor(t *testing.T, cfg batch.CompactorConfig) (stop func()) {
+func runCompactor(t *testing.T, cfg compact.Config) (stop func()) {
 	t.Helper()
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
-	c, err := batch.NewCompactor(cfg)
+	c, err := compact.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package batch
+package compact
 
 import (
 	"cmp"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 
+	"github.com/lambdalake/lambdalake/batch/raw"
 	"github.com/lambdalake/lambdalake/lake"
 	"github.com/lambdalake/lambdalake/schemas"
 )
@@ -32,9 +33,17 @@ type MergeResult struct {
 // Merge holds one partition's hour in memory at a time. It should run on
 // closed hours; a late file that lands during a merge is left for the next.
 func Merge(ctx context.Context, store lake.Store, s *schemas.Schema, hour time.Time) (MergeResult, error) {
-	var res MergeResult
 	hour = hour.UTC().Truncate(time.Hour)
-	plan, redundant, err := planHour(ctx, store, s.Name, hour)
+	res, err := merge(ctx, store, s, hour)
+	if err != nil {
+		return res, fmt.Errorf("compact: merge %s %s: %w", s.Name, lake.HourPath(hour), err)
+	}
+	return res, nil
+}
+
+func merge(ctx context.Context, store lake.Store, s *schemas.Schema, hour time.Time) (MergeResult, error) {
+	var res MergeResult
+	plan, redundant, err := raw.PlanHour(ctx, store, s.Name, hour)
 	if err != nil {
 		return res, err
 	}
@@ -42,8 +51,8 @@ func Merge(ctx context.Context, store lake.Store, s *schemas.Schema, hour time.T
 		topic string
 		part  int32
 	}
-	groups := map[tp][]RawFilePlan{}
-	stale := map[tp][]RawFilePlan{}
+	groups := map[tp][]raw.FilePlan{}
+	stale := map[tp][]raw.FilePlan{}
 	for _, f := range plan {
 		k := tp{f.Topic, f.Partition}
 		groups[k] = append(groups[k], f)
@@ -60,7 +69,6 @@ func Merge(ctx context.Context, store lake.Store, s *schemas.Schema, hour time.T
 
 	layout := s.RawLayout()
 	ps := rawSchema(layout)
-	cols := ColumnsOf(s)
 	sorting := parquet.SortingRowGroupConfig(parquet.SortingColumns(
 		parquet.Ascending(s.Time), parquet.Ascending(schemas.ColOffset)))
 	for _, k := range keys {
@@ -73,21 +81,21 @@ func Merge(ctx context.Context, store lake.Store, s *schemas.Schema, hour time.T
 			for i := range files {
 				merged.First = min(merged.First, files[i].First)
 				merged.Last = max(merged.Last, files[i].Last)
-				err := readRawFile(ctx, store, layout, cols.Offset, &files[i], func(row parquet.Row) error {
+				err := raw.ReadFile(ctx, store, layout, &files[i], func(row parquet.Row) error {
 					_, err := buf.WriteRows([]parquet.Row{row})
 					return err
 				})
 				if err != nil {
-					return res, fmt.Errorf("batch: merge %s: %w", lake.RawHourPrefix(s.Name, hour), err)
+					return res, err
 				}
 			}
 			f := &hourFile{hour: hour, buf: buf, rows: buf.Len()}
 			body, err := encodeHour(f)
 			if err != nil {
-				return res, fmt.Errorf("batch: merge encode %s: %w", merged.Key(), err)
+				return res, fmt.Errorf("encode %s: %w", merged.Key(), err)
 			}
 			if err := lake.PutBytes(ctx, store, merged.Key(), body); err != nil {
-				return res, fmt.Errorf("batch: merge: %w", err)
+				return res, fmt.Errorf("write merged file: %w", err)
 			}
 			res.Written++
 			res.Rows += int64(f.rows)
@@ -101,10 +109,40 @@ func Merge(ctx context.Context, store lake.Store, s *schemas.Schema, hour time.T
 		}
 		for _, f := range remove {
 			if err := store.Delete(ctx, f.Key); err != nil {
-				return res, fmt.Errorf("batch: merge: remove replaced file: %w", err)
+				return res, fmt.Errorf("remove replaced file: %w", err)
 			}
 			res.Removed++
 		}
 	}
 	return res, nil
+}
+
+// HoursToMerge lists the hours closed by watermark that hold several files
+// of one Kafka partition: the ones Merge makes smaller. This is the merge
+// job's plan.
+func HoursToMerge(ctx context.Context, store lake.Store, schema string, watermark time.Time) ([]time.Time, error) {
+	objs, err := store.List(ctx, lake.RawPrefix(schema))
+	if err != nil {
+		return nil, fmt.Errorf("compact: hours to merge: %w", err)
+	}
+	type hp struct {
+		hour time.Time
+		part string
+	}
+	files := map[hp]int{}
+	var hours []time.Time
+	seen := map[time.Time]bool{}
+	for _, o := range objs {
+		f, err := lake.ParseRawKey(o.Key)
+		if err != nil || f.Hour.Add(time.Hour).After(watermark) {
+			continue
+		}
+		k := hp{f.Hour, fmt.Sprintf("%s-%d", f.Topic, f.Partition)}
+		files[k]++
+		if files[k] == 2 && !seen[f.Hour] {
+			seen[f.Hour] = true
+			hours = append(hours, f.Hour)
+		}
+	}
+	return hours, nil
 }

@@ -1,4 +1,4 @@
-package batch
+package compact
 
 import (
 	"context"
@@ -6,79 +6,15 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
 
+	"github.com/lambdalake/lambdalake/batch/raw"
 	"github.com/lambdalake/lambdalake/lake"
 )
-
-func TestPlanHourDropsOverlaps(t *testing.T) {
-	hour := base
-	key := func(p int32, first, last int64) string {
-		return lake.RawFile{Schema: "orders", Hour: hour, Topic: "orders", Partition: p, First: first, Last: last}.Key()
-	}
-	tests := []struct {
-		name      string
-		files     []string
-		plan      map[string][]OffsetRange // key → dropped ranges
-		redundant []string
-	}{
-		{"disjoint files keep everything",
-			[]string{key(0, 0, 9), key(0, 20, 29), key(1, 0, 9)},
-			map[string][]OffsetRange{key(0, 0, 9): nil, key(0, 20, 29): nil, key(1, 0, 9): nil}, nil},
-		{"a crash re-read overlaps the tail",
-			[]string{key(0, 0, 9), key(0, 5, 14)},
-			map[string][]OffsetRange{key(0, 0, 9): nil, key(0, 5, 14): {{5, 9}}}, nil},
-		{"a merged file makes the files it replaced redundant",
-			[]string{key(0, 0, 9), key(0, 0, 29), key(0, 20, 29)},
-			map[string][]OffsetRange{key(0, 0, 29): nil}, []string{key(0, 0, 9), key(0, 20, 29)}},
-		{"a wide re-read covers a later small file",
-			[]string{key(0, 0, 9), key(0, 12, 19), key(0, 5, 30)},
-			map[string][]OffsetRange{key(0, 0, 9): nil, key(0, 5, 30): {{5, 9}}}, []string{key(0, 12, 19)}},
-		{"overlap across two earlier files",
-			[]string{key(0, 0, 9), key(0, 12, 19), key(0, 15, 30), key(0, 16, 16)},
-			map[string][]OffsetRange{key(0, 0, 9): nil, key(0, 12, 19): nil, key(0, 15, 30): {{15, 19}}}, []string{key(0, 16, 16)}},
-		{"partitions do not overlap each other",
-			[]string{key(0, 0, 9), key(1, 0, 9)},
-			map[string][]OffsetRange{key(0, 0, 9): nil, key(1, 0, 9): nil}, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			store, err := lake.NewDirStore(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, k := range tt.files {
-				if err := lake.PutBytes(context.Background(), store, k, []byte("x")); err != nil {
-					t.Fatal(err)
-				}
-			}
-			plan, redundant, err := planHour(context.Background(), store, "orders", hour)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := map[string][]OffsetRange{}
-			for _, f := range plan {
-				got[f.Key] = f.Drop
-			}
-			if fmt.Sprint(got) != fmt.Sprint(tt.plan) {
-				t.Errorf("plan = %v, want %v", got, tt.plan)
-			}
-			var red []string
-			for _, f := range redundant {
-				red = append(red, f.Key)
-			}
-			slices.Sort(red)
-			if !slices.Equal(red, tt.redundant) {
-				t.Errorf("redundant = %v, want %v", red, tt.redundant)
-			}
-		})
-	}
-}
 
 // failingStore fails every Put under a prefix: a crash between a flush's
 // uploads and its checkpoint.
@@ -112,7 +48,7 @@ func TestOverlapAfterCrashReadsOnceAndMerges(t *testing.T) {
 	value := func(off int64) []byte {
 		return event(fmt.Sprint("o", off), base.Add(time.Duration(off%2)*time.Hour+time.Duration(off)*time.Second), float64(off)/100)
 	}
-	flush := func(p *partBuffer, from, to int64, prev Checkpoint) (Checkpoint, error) {
+	flushRange := func(p *partBuffer, from, to int64, prev raw.Checkpoint) (raw.Checkpoint, error) {
 		for off := from; off < to; off++ {
 			p.add(record{Offset: off, Value: value(off), Time: base}, base)
 		}
@@ -121,7 +57,7 @@ func TestOverlapAfterCrashReadsOnceAndMerges(t *testing.T) {
 		return c.store(sctx, ti, p.cut(base, false), prev)
 	}
 	p := newPartBuffer(s, ti.layout, ti.ps, "orders", 0, lim, -1, time.Time{})
-	cp, err := flush(p, 0, 100, Checkpoint{})
+	cp, err := flushRange(p, 0, 100, raw.Checkpoint{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +67,7 @@ func TestOverlapAfterCrashReadsOnceAndMerges(t *testing.T) {
 	// store retries a failing write until its context ends.
 	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
-	if _, err := (&crashing).store(cctx, ti, func() *batch {
+	if _, err := (&crashing).store(cctx, ti, func() *flush {
 		for off := int64(100); off < 200; off++ {
 			p.add(record{Offset: off, Value: value(off), Time: base}, base)
 		}
@@ -139,25 +75,25 @@ func TestOverlapAfterCrashReadsOnceAndMerges(t *testing.T) {
 	}(), cp); err == nil {
 		t.Fatal("store with a failing checkpoint succeeded")
 	}
-	got, _, _ := ReadCheckpoint(ctx, dir, "g", "orders", 0)
+	got, _, _ := raw.ReadCheckpoint(ctx, dir, "g", "orders", 0)
 	if got.NextOffset != 100 {
 		t.Fatalf("checkpoint = %d after the crash, want 100", got.NextOffset)
 	}
 	// The restart reads from 100 again and flushes [100, 250) at once.
 	p = newPartBuffer(s, ti.layout, ti.ps, "orders", 0, lim, got.NextOffset, got.MaxEvent)
-	if _, err := flush(p, 100, 250, got); err != nil {
+	if _, err := flushRange(p, 100, 250, got); err != nil {
 		t.Fatal(err)
 	}
 
 	read := func() (n int, sum uint64, files int) {
 		t.Helper()
-		cols := ColumnsOf(s)
+		cols := raw.ColumnsOf(s)
 		seen := map[int64]bool{}
 		for h := range 2 {
 			hour := base.Add(time.Duration(h) * time.Hour)
 			objs, _ := dir.List(ctx, lake.RawHourPrefix("orders", hour))
 			files += len(objs)
-			err := ReadHour(ctx, dir, s, hour, func(r parquet.Row) error {
+			err := raw.ReadHour(ctx, dir, s, hour, func(r parquet.Row) error {
 				off := r[cols.Offset].Int64()
 				if seen[off] {
 					t.Errorf("offset %d read twice", off)
@@ -185,7 +121,7 @@ func TestOverlapAfterCrashReadsOnceAndMerges(t *testing.T) {
 		t.Fatalf("read %d records from %d files, want 250 from 6 (two overlapping)", n, files)
 	}
 	// The re-read file covers the crashed one, which the plan leaves out.
-	plan, redundant, err := planHour(ctx, dir, "orders", base)
+	plan, redundant, err := raw.PlanHour(ctx, dir, "orders", base)
 	if err != nil {
 		t.Fatal(err)
 	}

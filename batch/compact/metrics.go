@@ -1,4 +1,4 @@
-package batch
+package compact
 
 import (
 	"fmt"
@@ -53,7 +53,7 @@ func newCompactMetrics(reg prometheus.Registerer, b *budget) (*compactMetrics, e
 	for _, c := range []prometheus.Collector{m.rows, m.bytes, m.files, m.deadletters, m.dirty, m.flushSec,
 		m.flushErrors, m.lag, m.watermark, m.buffered, m.waiting} {
 		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("batch: register compactor metrics (one compactor per registry): %w", err)
+			return nil, fmt.Errorf("compact: register metrics (one compactor per registry): %w", err)
 		}
 	}
 	return m, nil

@@ -1,4 +1,4 @@
-package batch
+package compact
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/lambdalake/lambdalake/batch/raw"
 	"github.com/lambdalake/lambdalake/internal/stream"
 )
 
@@ -25,7 +26,7 @@ type partition struct {
 	partition int32
 	buf       *partBuffer
 	mem       *member
-	jobs      chan *batch
+	jobs      chan *flush
 	hw        int64 // high-water mark seen with the last record; -1: unknown
 	unsettled int64 // buffered bytes not yet added to the budget (settle)
 	published bool  // a checkpoint exists
@@ -42,10 +43,10 @@ type partition struct {
 func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, commit func(next int64) error) {
 	ti := c.byTopic[topic]
 	log := c.log.With("topic", topic, "partition", part)
-	var cp Checkpoint
+	var cp raw.Checkpoint
 	var found bool
 	if err := c.retry(ctx, "read checkpoint", func(ctx context.Context) (err error) {
-		cp, found, err = ReadCheckpoint(ctx, c.cfg.Store, c.cfg.Group, topic, part)
+		cp, found, err = raw.ReadCheckpoint(ctx, c.cfg.Store, c.cfg.Group, topic, part)
 		return err
 	}); err != nil {
 		return // generation ended before the lake answered
@@ -60,19 +61,19 @@ func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, 
 	r := stream.NewFetcher(stream.FetcherConfig{Brokers: c.cfg.Brokers, Topic: topic, Partition: int(part), Offset: start,
 		OnError: func(err error) { log.Warn("fetch", "err", err) }})
 	defer r.Close()
-	p := &partition{c: c, ti: ti, topic: topic, partition: part, jobs: make(chan *batch), hw: -1,
+	p := &partition{c: c, ti: ti, topic: topic, partition: part, jobs: make(chan *flush), hw: -1,
 		published: found, lastWM: cp.Watermark,
 		buf: newPartBuffer(ti.schema, ti.layout, ti.ps, topic, part,
 			limits{maxFileRows: c.cfg.MaxFileRows, maxFileBytes: c.cfg.MaxFileBytes, maxFileAge: c.cfg.MaxFileAge}, next, cp.MaxEvent)}
 	p.mem = c.budget.join(p.wake)
 	defer c.budget.leave(p.mem)
 
-	// The flusher stores batches in order, one at a time, so the
+	// The flusher stores flushes in order, one at a time, so the
 	// checkpoint only ever follows files that are already stored. Its
 	// context outlives the generation by up to stopTimeout.
 	fctx, fcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer fcancel()
-	// A batch that cannot be stored stops the partition: returning ends
+	// A flush that cannot be stored stops the partition: returning ends
 	// the group generation, and the rejoin resumes from the checkpoint.
 	pctx, pcancel := context.WithCancel(ctx)
 	defer pcancel()
@@ -82,8 +83,8 @@ func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, 
 		prev := cp
 		failed := false
 		for b := range p.jobs {
-			// After one batch fails no later one may be stored: its
-			// checkpoint would claim the failed batch's records.
+			// After one flush fails no later one may be stored: its
+			// checkpoint would claim the failed flush's records.
 			if failed || fctx.Err() != nil {
 				c.budget.release(b.bytes)
 				continue
@@ -117,7 +118,7 @@ func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, 
 	log.Info("partition stop", "next_offset", p.buf.next)
 }
 
-// loop reads records into the buffer and hands batches to the flusher
+// loop reads records into the buffer and hands flushes to the flusher
 // until ctx ends. Records are fetched in this goroutine, with no channel
 // hop per record; the age timer and other partitions' flush requests
 // interrupt a waiting fetch by cancelling its context (wake). The
@@ -295,9 +296,9 @@ func (p *partition) settle() {
 	p.unsettled = 0
 }
 
-// cut takes the buffer's content as a batch, moving its bytes from
+// cut takes the buffer's content as a flush, moving its bytes from
 // buffered to in flight.
-func (p *partition) cut() *batch {
+func (p *partition) cut() *flush {
 	p.settle()
 	caughtUp := p.hw >= 0 && p.buf.next >= p.hw
 	b := p.buf.cut(p.c.cfg.Now(), caughtUp)
@@ -305,9 +306,9 @@ func (p *partition) cut() *batch {
 	return b
 }
 
-// handoff gives a batch to the flusher, waiting while the previous one is
+// handoff gives a flush to the flusher, waiting while the previous one is
 // still being written: that wait is the backpressure on consumption.
-func (p *partition) handoff(ctx context.Context, b *batch) {
+func (p *partition) handoff(ctx context.Context, b *flush) {
 	if b.next < 0 {
 		p.c.budget.release(b.bytes)
 		return

@@ -1,4 +1,4 @@
-package batch
+package compact
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lambdalake/lambdalake"
+	"github.com/lambdalake/lambdalake/batch/raw"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/gen"
 	"github.com/lambdalake/lambdalake/lake"
@@ -47,7 +48,7 @@ func event(id string, at time.Time, amount float64) []byte {
 
 func newTestCompactor(t *testing.T, store lake.Store, s *schemas.Schema) *Compactor {
 	t.Helper()
-	c, err := NewCompactor(CompactorConfig{Brokers: []string{"unused:9092"}, Group: "g", Store: store,
+	c, err := New(Config{Brokers: []string{"unused:9092"}, Group: "g", Store: store,
 		Schemas: []*schemas.Schema{s}, Lateness: map[string]time.Duration{s.Name: 5 * time.Minute},
 		Registerer: prometheus.NewRegistry()})
 	if err != nil {
@@ -150,7 +151,7 @@ func TestFlushSplitsHoursAndCheckpoints(t *testing.T) {
 		t.Fatalf("buffer not empty after cut: rows=%d", p.rows)
 	}
 	// The previous watermark closed hour 09:00, so its file marks it dirty.
-	prev := Checkpoint{NextOffset: 100, Watermark: base.Add(time.Minute)}
+	prev := raw.Checkpoint{NextOffset: 100, Watermark: base.Add(time.Minute)}
 	cp, err := c.store(context.Background(), ti, b, prev)
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +162,7 @@ func TestFlushSplitsHoursAndCheckpoints(t *testing.T) {
 	if want := base.Add(70*time.Minute - 5*time.Minute); !cp.Watermark.Equal(want) {
 		t.Errorf("watermark = %v, want %v", cp.Watermark, want)
 	}
-	got, ok, err := ReadCheckpoint(context.Background(), store, "g", "orders", 3)
+	got, ok, err := raw.ReadCheckpoint(context.Background(), store, "g", "orders", 3)
 	if err != nil || !ok || got.NextOffset != 107 || !got.Watermark.Equal(cp.Watermark) {
 		t.Errorf("stored checkpoint = %+v %v %v", got, ok, err)
 	}
@@ -184,10 +185,10 @@ func TestFlushSplitsHoursAndCheckpoints(t *testing.T) {
 		t.Errorf("lake keys:\n%s\nwant:\n%s", strings.Join(keys, "\n"), strings.Join(want, "\n"))
 	}
 
-	cols := ColumnsOf(s)
+	cols := raw.ColumnsOf(s)
 	var ids []string
 	var offsets []int64
-	if err := ReadHour(context.Background(), store, s, base, func(r parquet.Row) error {
+	if err := raw.ReadHour(context.Background(), store, s, base, func(r parquet.Row) error {
 		ids = append(ids, r[cols.Fields[0]].String())
 		offsets = append(offsets, r[cols.Offset].Int64())
 		if r[cols.Partition].Int32() != 3 {
@@ -201,7 +202,7 @@ func TestFlushSplitsHoursAndCheckpoints(t *testing.T) {
 		t.Errorf("hour 10:00 rows = %v offsets %v, want [c a] [102 100] (sorted by event time)", ids, offsets)
 	}
 
-	dead, err := ReadDeadLetters(context.Background(), store, "orders")
+	dead, err := raw.ReadDeadLetters(context.Background(), store, "orders")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,14 +217,14 @@ func TestNextWatermark(t *testing.T) {
 	tests := []struct {
 		name string
 		prev time.Time
-		b    batch
+		b    flush
 		want time.Time
 	}{
-		{"from the latest event", time.Time{}, batch{maxEvent: base}, base.Add(-late)},
-		{"never moves back", base, batch{maxEvent: base.Add(-time.Hour)}, base},
-		{"caught up uses the wall clock", time.Time{}, batch{maxEvent: base, caughtUp: true, cutAt: base.Add(time.Hour)}, base.Add(time.Hour - late)},
-		{"lagging ignores the wall clock", time.Time{}, batch{maxEvent: base, cutAt: base.Add(time.Hour)}, base.Add(-late)},
-		{"nothing seen keeps the previous", base, batch{}, base},
+		{"from the latest event", time.Time{}, flush{maxEvent: base}, base.Add(-late)},
+		{"never moves back", base, flush{maxEvent: base.Add(-time.Hour)}, base},
+		{"caught up uses the wall clock", time.Time{}, flush{maxEvent: base, caughtUp: true, cutAt: base.Add(time.Hour)}, base.Add(time.Hour - late)},
+		{"lagging ignores the wall clock", time.Time{}, flush{maxEvent: base, cutAt: base.Add(time.Hour)}, base.Add(-late)},
+		{"nothing seen keeps the previous", base, flush{}, base},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -546,7 +547,7 @@ func TestEncodeHourSortsRows(t *testing.T) {
 			if !slices.Equal(sorting, []string{"ts", schemas.ColOffset}) {
 				t.Errorf("sorting columns = %v, want [ts _offset]", sorting)
 			}
-			cols := ColumnsOf(s)
+			cols := raw.ColumnsOf(s)
 			rows := parquet.NewRowGroupReader(rgs[0])
 			defer rows.Close()
 			buf := make([]parquet.Row, 64)

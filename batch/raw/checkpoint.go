@@ -1,4 +1,4 @@
-package batch
+package raw
 
 import (
 	"context"
@@ -35,10 +35,10 @@ func ReadCheckpoint(ctx context.Context, store lake.Store, group, topic string, 
 		return Checkpoint{}, false, nil
 	}
 	if err != nil {
-		return Checkpoint{}, false, fmt.Errorf("batch: read checkpoint %s: %w", key, err)
+		return Checkpoint{}, false, fmt.Errorf("raw: read checkpoint: %w", err)
 	}
 	if err := json.Unmarshal(b, &cp); err != nil {
-		return Checkpoint{}, false, fmt.Errorf("batch: decode checkpoint %s: %w", key, err)
+		return Checkpoint{}, false, fmt.Errorf("raw: decode checkpoint %s: %w", key, err)
 	}
 	return cp, true, nil
 }
@@ -49,7 +49,7 @@ func ReadCheckpoints(ctx context.Context, store lake.Store, group, topic string)
 	prefix := lake.CheckpointPrefix(group, topic)
 	objs, err := store.List(ctx, prefix)
 	if err != nil {
-		return nil, fmt.Errorf("batch: list checkpoints %s: %w", prefix, err)
+		return nil, fmt.Errorf("raw: list checkpoints: %w", err)
 	}
 	out := make(map[int32]Checkpoint, len(objs))
 	for _, o := range objs {
@@ -71,7 +71,7 @@ func ReadCheckpoints(ctx context.Context, store lake.Store, group, topic string)
 
 // ErrNoWatermark is returned by Watermark while no partition of the topic
 // has published a watermark yet.
-var ErrNoWatermark = errors.New("batch: no partition has published a watermark yet")
+var ErrNoWatermark = errors.New("raw: no watermark published yet")
 
 // Watermark is the compactor group's event-time watermark for a topic: the
 // minimum over its partitions' checkpoints (DESIGN §2). An hour whose end is
@@ -87,22 +87,14 @@ func Watermark(ctx context.Context, store lake.Store, group, topic string) (time
 	var wm time.Time
 	for p, cp := range cps {
 		if cp.Watermark.IsZero() {
-			return time.Time{}, fmt.Errorf("batch: watermark %s partition %d: %w", topic, p, ErrNoWatermark)
+			return time.Time{}, fmt.Errorf("%w: topic %s partition %d", ErrNoWatermark, topic, p)
 		}
 		if wm.IsZero() || cp.Watermark.Before(wm) {
 			wm = cp.Watermark
 		}
 	}
 	if wm.IsZero() {
-		return time.Time{}, fmt.Errorf("batch: watermark %s: %w", topic, ErrNoWatermark)
+		return time.Time{}, fmt.Errorf("%w: topic %s", ErrNoWatermark, topic)
 	}
 	return wm.UTC(), nil
-}
-
-func putCheckpoint(ctx context.Context, store lake.Store, group, topic string, partition int32, cp Checkpoint) error {
-	b, err := json.Marshal(cp)
-	if err != nil {
-		return err
-	}
-	return lake.PutBytes(ctx, store, lake.CheckpointKey(group, topic, partition), b)
 }

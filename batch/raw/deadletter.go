@@ -1,4 +1,4 @@
-package batch
+package raw
 
 import (
 	"bytes"
@@ -23,19 +23,6 @@ type DeadLetter struct {
 	IngestedAt time.Time `parquet:"ingested_at,timestamp(microsecond),zstd"`
 }
 
-// encodeDead writes dead letters as Parquet.
-func encodeDead(d *deadFile) ([]byte, error) {
-	var out bytes.Buffer
-	w := parquet.NewGenericWriter[DeadLetter](&out)
-	if _, err := w.Write(d.recs); err != nil {
-		return nil, fmt.Errorf("write dead letters: %w", err)
-	}
-	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("close: %w", err)
-	}
-	return out.Bytes(), nil
-}
-
 // ReadDeadLetters reads every dead letter of a schema. A crash between
 // upload and checkpoint can store a record twice, as with raw files;
 // entries repeating a (topic, partition, offset) already returned are
@@ -44,7 +31,7 @@ func ReadDeadLetters(ctx context.Context, store lake.Store, schema string) ([]De
 	prefix := lake.DeadletterPrefix(schema)
 	objs, err := store.List(ctx, prefix)
 	if err != nil {
-		return nil, fmt.Errorf("batch: list dead letters %s: %w", prefix, err)
+		return nil, fmt.Errorf("raw: list dead letters: %w", err)
 	}
 	type id struct {
 		topic     string
@@ -56,11 +43,11 @@ func ReadDeadLetters(ctx context.Context, store lake.Store, schema string) ([]De
 	for _, o := range objs {
 		b, err := lake.ReadAll(ctx, store, o.Key)
 		if err != nil {
-			return nil, fmt.Errorf("batch: read dead letters: %w", err)
+			return nil, fmt.Errorf("raw: read dead letters: %w", err)
 		}
 		recs, err := parquet.Read[DeadLetter](bytes.NewReader(b), int64(len(b)))
 		if err != nil {
-			return nil, fmt.Errorf("batch: decode dead letters %s: %w", o.Key, err)
+			return nil, fmt.Errorf("raw: decode dead letters %s: %w", o.Key, err)
 		}
 		for _, r := range recs {
 			k := id{r.Topic, r.Partition, r.Offset}

@@ -1,25 +1,19 @@
-package batch
+package raw
 
 import (
-	"bytes"
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"time"
 
-	"github.com/parquet-go/parquet-go"
-
 	"github.com/lambdalake/lambdalake/lake"
-	"github.com/lambdalake/lambdalake/schemas"
 )
 
 // OffsetRange is an inclusive range of Kafka offsets.
 type OffsetRange struct{ First, Last int64 }
 
-// RawFilePlan is one raw file of an hour and which of its rows to keep.
+// FilePlan is one raw file of an hour and which of its rows to keep.
 //
 // Why offsets are enough: a flush covers a contiguous offset range of its
 // partition, and its file for an hour holds every record of that range in
@@ -27,7 +21,7 @@ type OffsetRange struct{ First, Last int64 }
 // with offsets in [first, last]. Each record has one event hour, so within
 // an hour a record already held by an earlier file is exactly one whose
 // offset lies in that file's range.
-type RawFilePlan struct {
+type FilePlan struct {
 	Key  string
 	Size int64
 	lake.RawFile
@@ -37,7 +31,7 @@ type RawFilePlan struct {
 }
 
 // Keep reports whether the row with this offset is read from this file.
-func (f *RawFilePlan) Keep(offset int64) bool {
+func (f *FilePlan) Keep(offset int64) bool {
 	for _, d := range f.Drop {
 		if offset >= d.First && offset <= d.Last {
 			return false
@@ -48,30 +42,25 @@ func (f *RawFilePlan) Keep(offset int64) bool {
 
 // PlanHour lists an hour's raw files in read order and says, for each,
 // which offsets an earlier file already holds. Files that hold nothing new
-// (left behind by a crash, or by a merge not yet cleaned up) are left out.
-func PlanHour(ctx context.Context, store lake.Store, schema string, hour time.Time) ([]RawFilePlan, error) {
-	plan, _, err := planHour(ctx, store, schema, hour)
-	return plan, err
-}
-
-// planHour also returns the redundant files it left out.
-func planHour(ctx context.Context, store lake.Store, schema string, hour time.Time) (plan, redundant []RawFilePlan, err error) {
+// (left behind by a crash, or by a merge not yet cleaned up) are left out
+// of plan and returned as redundant: readers skip them, merge deletes them.
+func PlanHour(ctx context.Context, store lake.Store, schema string, hour time.Time) (plan, redundant []FilePlan, err error) {
 	prefix := lake.RawHourPrefix(schema, hour)
 	objs, err := store.List(ctx, prefix)
 	if err != nil {
-		return nil, nil, fmt.Errorf("batch: list %s: %w", prefix, err)
+		return nil, nil, fmt.Errorf("raw: plan hour: %w", err)
 	}
-	files := make([]RawFilePlan, 0, len(objs))
+	files := make([]FilePlan, 0, len(objs))
 	for _, o := range objs {
 		rf, err := lake.ParseRawKey(o.Key)
 		if err != nil {
 			continue // not a raw file (a stray object); readers ignore it
 		}
-		files = append(files, RawFilePlan{Key: o.Key, Size: o.Size, RawFile: rf})
+		files = append(files, FilePlan{Key: o.Key, Size: o.Size, RawFile: rf})
 	}
 	// Per partition by first offset; the widest file first, so a merged
 	// file makes the files it replaced redundant.
-	slices.SortFunc(files, func(a, b RawFilePlan) int {
+	slices.SortFunc(files, func(a, b FilePlan) int {
 		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition),
 			cmp.Compare(a.First, b.First), -cmp.Compare(a.Last, b.Last))
 	})
@@ -110,85 +99,4 @@ func union(rs []OffsetRange, r OffsetRange) []OffsetRange {
 		return rs
 	}
 	return append(rs, r)
-}
-
-// RawColumns locates the lake columns in the rows ReadHour returns.
-type RawColumns struct {
-	Partition, Offset, IngestedAt int
-	Fields                        []int // schema field index → column index
-}
-
-// ColumnsOf returns where each column of the schema's raw rows is.
-func ColumnsOf(s *schemas.Schema) RawColumns {
-	ps := s.RawLayout().Schema
-	col := func(name string) int {
-		leaf, ok := ps.Lookup(name)
-		if !ok {
-			panic("batch: raw layout has no column " + name)
-		}
-		return leaf.ColumnIndex
-	}
-	c := RawColumns{Partition: col(schemas.ColPartition), Offset: col(schemas.ColOffset), IngestedAt: col(schemas.ColIngestedAt)}
-	for _, f := range s.Fields {
-		c.Fields = append(c.Fields, col(f.Name))
-	}
-	return c
-}
-
-// ReadHour reads the rows of an hour of the raw lake, each record once:
-// rows that an earlier file already holds are dropped (see RawFilePlan).
-// Rows come in the schema's raw layout (see ColumnsOf) and are only valid
-// during the call to fn. This parquet-go reader serves merge and tests;
-// recompute reads the same plan with Arrow.
-//
-// A concurrent Merge may delete a planned file after writing the file
-// that replaces it; the read then fails with an error wrapping
-// lake.ErrNotExist, never counting a record twice, and a new read (with a
-// new plan) sees the merged file.
-func ReadHour(ctx context.Context, store lake.Store, s *schemas.Schema, hour time.Time, fn func(parquet.Row) error) error {
-	plan, err := PlanHour(ctx, store, s.Name, hour)
-	if err != nil {
-		return err
-	}
-	layout := s.RawLayout()
-	offCol := ColumnsOf(s).Offset
-	for i := range plan {
-		if err := readRawFile(ctx, store, layout, offCol, &plan[i], fn); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func readRawFile(ctx context.Context, store lake.Store, layout *schemas.RawLayout, offCol int, f *RawFilePlan, fn func(parquet.Row) error) error {
-	b, err := lake.ReadAll(ctx, store, f.Key)
-	if err != nil {
-		return fmt.Errorf("batch: read %s: %w", f.Key, err)
-	}
-	pf, err := parquet.OpenFile(bytes.NewReader(b), int64(len(b)))
-	if err != nil {
-		return fmt.Errorf("batch: open %s: %w", f.Key, err)
-	}
-	// Reading through the current layout converts files written before a
-	// compatible schema change (a new optional field reads as null).
-	r := parquet.NewReader(pf, layout.Schema)
-	defer r.Close()
-	rows := make([]parquet.Row, 256)
-	for {
-		n, err := r.ReadRows(rows)
-		for _, row := range rows[:n] {
-			if !f.Keep(row[offCol].Int64()) {
-				continue
-			}
-			if err := fn(row); err != nil {
-				return err
-			}
-		}
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("batch: read rows of %s: %w", f.Key, err)
-		}
-	}
 }

@@ -1,4 +1,4 @@
-package batch
+package recompute
 
 import (
 	"cmp"
@@ -12,6 +12,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 
+	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/hll"
 	"github.com/lambdalake/lambdalake/schemas"
 )
@@ -131,10 +132,26 @@ type rawChunk struct {
 	n     int
 }
 
-// add aggregates the kept rows of c.
+// add aggregates the kept rows of c, a stage at a time over the whole
+// chunk: the rows in the hour and their buckets, their dimension tuples,
+// their groups, then every metric.
 func (a *hourAgg) add(c *rawChunk) {
-	sel := a.sel[:0]
-	bkt := a.bkt[:0]
+	sel, bkt := a.selectRows(c)
+	if len(sel) == 0 {
+		return
+	}
+	tup := a.tuples(c, sel)
+	grp := a.groups(sel, bkt, tup)
+	for _, g := range grp {
+		a.rows[g]++
+	}
+	a.addMetrics(c, sel, grp)
+}
+
+// selectRows returns the kept rows of c whose time lies in the hour, and
+// their bucket indexes; rows outside the hour are counted as misplaced.
+func (a *hourAgg) selectRows(c *rawChunk) (sel, bkt []int32) {
+	sel, bkt = a.sel[:0], a.bkt[:0]
 	end := a.hour + time.Hour.Microseconds()
 	for r := 0; r < c.n; r++ {
 		if !c.keep[r] {
@@ -149,11 +166,13 @@ func (a *hourAgg) add(c *rawChunk) {
 		bkt = append(bkt, int32((t-a.hour)/a.gran))
 	}
 	a.sel, a.bkt = sel, bkt
-	if len(sel) == 0 {
-		return
-	}
+	return sel, bkt
+}
 
-	// Dimension tuples.
+// tuples returns the id of each selected row's dimension tuple: each
+// dimension's value is interned, and level d combines the tuple of the
+// dimensions before it with dimension d.
+func (a *hourAgg) tuples(c *rawChunk, sel []int32) []uint32 {
 	tup := grow(a.tup, len(sel))
 	if len(a.dims) == 0 {
 		clear(tup)
@@ -185,8 +204,12 @@ func (a *hourAgg) add(c *rawChunk) {
 	case len(a.dims) > 1:
 		a.ntup = len(a.levels[len(a.dims)-1].parents)
 	}
+	return tup
+}
 
-	// Groups.
+// groups returns the group of each selected row, (tuple, bucket), adding
+// the groups not seen yet.
+func (a *hourAgg) groups(sel, bkt []int32, tup []uint32) []int32 {
 	if need := a.ntup * a.buckets; a.slotMap == nil && len(a.slot) < need {
 		if need > maxDenseSlots {
 			a.slotMap = make(map[uint64]int32, len(a.groupB))
@@ -233,10 +256,12 @@ func (a *hourAgg) add(c *rawChunk) {
 		grp[k] = g
 	}
 	a.grp = grp
-	for _, g := range grp {
-		a.rows[g]++
-	}
+	return grp
+}
 
+// addMetrics folds the selected rows' values into their groups' metrics
+// (count is the group's row count, kept apart).
+func (a *hourAgg) addMetrics(c *rawChunk, sel, grp []int32) {
 	for i := range a.metrics {
 		m := &a.metrics[i]
 		switch m.m.Agg {
@@ -345,7 +370,7 @@ func int64Of(arr arrow.Array) func(i int) int64 {
 		v := a.Int32Values()
 		return func(i int) int64 { return int64(v[i]) }
 	}
-	panic("batch: unsupported column type " + arr.DataType().String())
+	panic("recompute: unsupported column type " + arr.DataType().String())
 }
 
 // intern writes the id of each selected row's value into out.
@@ -434,28 +459,8 @@ func UniqElement(t schemas.Type, x int64) string {
 	return strconv.FormatInt(x, 10)
 }
 
-// viewHour is one hour of a view at its grain, rows sorted by t then
-// dimensions: what a view file holds.
-type viewHour struct {
-	t       []int64 // bucket start, Unix µs
-	dims    [][]schemas.Value
-	metrics []metricColumn
-}
-
-// metricColumn holds one metric's values; which slice is used depends on the
-// metric (ints for count, uniq and int fields; floats for float fields).
-// valid is false where sum/min/max saw no value (all null).
-type metricColumn struct {
-	ints   []int64
-	floats []float64
-	valid  []bool
-	hll    [][]byte // uniq only
-}
-
-func (h *viewHour) len() int { return len(h.t) }
-
 // finish sorts the groups and returns the hour's rows.
-func (a *hourAgg) finish() *viewHour {
+func (a *hourAgg) finish() *views.Columns {
 	n := len(a.groupB)
 	// Dimension ids in value order, so groups sort by value.
 	ranks := make([][]uint32, len(a.dims))
@@ -501,40 +506,40 @@ func (a *hourAgg) finish() *viewHour {
 		return 0
 	})
 
-	h := &viewHour{t: make([]int64, n), dims: make([][]schemas.Value, nd), metrics: make([]metricColumn, len(a.metrics))}
-	for d := range h.dims {
-		h.dims[d] = make([]schemas.Value, n)
+	h := &views.Columns{T: make([]int64, n), Dims: make([][]schemas.Value, nd), Metrics: make([]views.MetricColumn, len(a.metrics))}
+	for d := range h.Dims {
+		h.Dims[d] = make([]schemas.Value, n)
 	}
 	for k, g := range order {
-		h.t[k] = a.hour + int64(a.groupB[g])*a.gran
+		h.T[k] = a.hour + int64(a.groupB[g])*a.gran
 		for d := 0; d < nd; d++ {
-			h.dims[d][k] = a.dims[d].values[gdims[int(g)*nd+d]]
+			h.Dims[d][k] = a.dims[d].values[gdims[int(g)*nd+d]]
 		}
 	}
 	for i := range a.metrics {
 		m := &a.metrics[i]
-		col := &h.metrics[i]
+		col := &h.Metrics[i]
 		switch m.m.Agg {
 		case schemas.Count:
-			col.ints = make([]int64, n)
+			col.Ints = make([]int64, n)
 			for k, g := range order {
-				col.ints[k] = a.rows[g]
+				col.Ints[k] = a.rows[g]
 			}
 		case schemas.Uniq:
-			col.ints, col.hll = m.uniq.finish(n, order, &a.pair)
+			col.Ints, col.HLL = m.uniq.finish(n, order, &a.pair)
 		default:
-			col.valid = make([]bool, n)
+			col.Valid = make([]bool, n)
 			if m.float {
-				col.floats = make([]float64, n)
+				col.Floats = make([]float64, n)
 			} else {
-				col.ints = make([]int64, n)
+				col.Ints = make([]int64, n)
 			}
 			for k, g := range order {
-				col.valid[k] = m.has[g]
+				col.Valid[k] = m.has[g]
 				if m.float {
-					col.floats[k] = m.f[g]
+					col.Floats[k] = m.f[g]
 				} else {
-					col.ints[k] = m.i[g]
+					col.Ints[k] = m.i[g]
 				}
 			}
 		}

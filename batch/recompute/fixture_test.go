@@ -1,4 +1,4 @@
-package batch
+package recompute
 
 import (
 	"bytes"
@@ -16,6 +16,8 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/lambdalake/lambdalake"
+	"github.com/lambdalake/lambdalake/batch/raw"
+	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/gen"
 	"github.com/lambdalake/lambdalake/internal/hll"
@@ -150,7 +152,7 @@ func rcPutFlush(t testing.TB, store lake.Store, s *schemas.Schema, topic string,
 func rcSetWatermark(t testing.TB, store lake.Store, group, topic string, partitions int, wm time.Time) {
 	t.Helper()
 	for p := 0; p < partitions; p++ {
-		b, err := json.Marshal(Checkpoint{NextOffset: 1, Watermark: wm})
+		b, err := json.Marshal(raw.Checkpoint{NextOffset: 1, Watermark: wm})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -257,7 +259,7 @@ const rcRelTol = 1e-9
 
 // rcCompare checks view rows against the reference, exactly but for float
 // sums (rcRelTol), including each uniq sketch's registers.
-func rcCompare(t testing.TB, v *schemas.View, rows []ViewRow, ref map[string]*rcRef) {
+func rcCompare(t testing.TB, v *schemas.View, rows []views.Row, ref map[string]*rcRef) {
 	t.Helper()
 	seen := map[string]bool{}
 	errs := 0
@@ -335,7 +337,7 @@ func rcCompare(t testing.TB, v *schemas.View, rows []ViewRow, ref map[string]*rc
 	}
 }
 
-func rcLess(v *schemas.View, a, b *ViewRow) bool {
+func rcLess(v *schemas.View, a, b *views.Row) bool {
 	if a.T != b.T {
 		return a.T < b.T
 	}
@@ -349,7 +351,7 @@ func rcLess(v *schemas.View, a, b *ViewRow) bool {
 }
 
 // rcReadView reads every view file of a view, sorted by hour.
-func rcReadView(t testing.TB, store lake.Store, v *schemas.View) (rows []ViewRow, hours []time.Time) {
+func rcReadView(t testing.TB, store lake.Store, v *schemas.View) (rows []views.Row, hours []time.Time) {
 	t.Helper()
 	ctx := context.Background()
 	objs, err := store.List(ctx, lake.ViewPrefix(v.Name))
@@ -366,7 +368,7 @@ func rcReadView(t testing.TB, store lake.Store, v *schemas.View) (rows []ViewRow
 		if err != nil {
 			t.Fatal(err)
 		}
-		rs, info, err := decodeViewFile(ctx, v, b)
+		rs, info, err := views.Decode(ctx, v, b)
 		if err != nil {
 			t.Fatalf("%s: %v", o.Key, err)
 		}
@@ -393,7 +395,7 @@ func rcFmt(ts []time.Time) string {
 func rcAssertOverlaps(t testing.TB, store lake.Store, s *schemas.Schema, hours ...time.Time) {
 	t.Helper()
 	for _, h := range hours {
-		plan, err := PlanHour(context.Background(), store, s.Name, h)
+		plan, _, err := raw.PlanHour(context.Background(), store, s.Name, h)
 		if err != nil {
 			t.Fatal(err)
 		}

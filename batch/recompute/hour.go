@@ -1,10 +1,9 @@
-package batch
+package recompute
 
 import (
 	"bytes"
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -14,6 +13,8 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/lambdalake/lambdalake/batch/raw"
+	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/lake"
 	"github.com/lambdalake/lambdalake/schemas"
 )
@@ -53,7 +54,7 @@ func viewColumns(v *schemas.View) (need []bool) {
 
 // computeHour reads an hour's raw files (plan order) with Arrow, drops
 // overlapping offsets and duplicate ids, and aggregates the rest.
-func computeHour(ctx context.Context, store lake.Store, v *schemas.View, hour time.Time, plan []RawFilePlan) (*viewHour, hourStats, error) {
+func computeHour(ctx context.Context, store lake.Store, v *schemas.View, hour time.Time, plan []raw.FilePlan) (*views.Columns, hourStats, error) {
 	var st hourStats
 	need := viewColumns(v)
 	// Files are fetched and decoded a few at a time: on S3 each is a
@@ -73,7 +74,7 @@ func computeHour(ctx context.Context, store lake.Store, v *schemas.View, hour ti
 		g.Go(func() error {
 			c, rec, err := readRawChunk(gctx, store, v.Schema, need, &plan[i])
 			if err != nil {
-				return err
+				return fmt.Errorf("raw file %s: %w", plan[i].Key, err)
 			}
 			chunks[i], recs[i] = c, rec
 			return nil
@@ -103,23 +104,38 @@ func computeHour(ctx context.Context, store lake.Store, v *schemas.View, hour ti
 // readRawChunk reads the columns a view needs from one raw file, in one
 // record. The object is downloaded whole: raw files are bounded by
 // compact.max_file_bytes, and Parquet wants random access.
-func readRawChunk(ctx context.Context, store lake.Store, s *schemas.Schema, need []bool, f *RawFilePlan) (*rawChunk, arrow.RecordBatch, error) {
+func readRawChunk(ctx context.Context, store lake.Store, s *schemas.Schema, need []bool, f *raw.FilePlan) (*rawChunk, arrow.RecordBatch, error) {
 	b, err := lake.ReadAll(ctx, store, f.Key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("batch: read raw file %s: %w", f.Key, err)
+		return nil, nil, fmt.Errorf("read: %w", err)
 	}
 	pf, err := file.NewParquetReader(bytes.NewReader(b))
 	if err != nil {
-		return nil, nil, fmt.Errorf("batch: open raw file %s: %w", f.Key, err)
+		return nil, nil, fmt.Errorf("open: %w", err)
 	}
 	defer pf.Close()
-	mem := memory.DefaultAllocator
-	// BatchSize 0: one record for the whole file, so every column is one array.
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, mem)
+	idx, err := chunkColumns(pf, s, need)
 	if err != nil {
-		return nil, nil, fmt.Errorf("batch: open raw file %s: %w", f.Key, err)
+		return nil, nil, err
 	}
-	nrows := int(pf.NumRows())
+	rec, err := readRecord(ctx, pf, idx)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := bindChunk(rec, s, need)
+	if err != nil {
+		rec.Release()
+		return nil, nil, err
+	}
+	// The record owns the columns; drop the extra references bindChunk
+	// took once the record goes, by releasing them with it.
+	return c, &chunkRecord{RecordBatch: rec, cols: c.cols}, nil
+}
+
+// chunkColumns returns the file's column indexes to read: the fields the
+// view needs (a missing optional one reads as null) and the partition and
+// offset columns.
+func chunkColumns(pf *file.Reader, s *schemas.Schema, need []bool) ([]int, error) {
 	psch := pf.MetaData().Schema
 	var idx []int
 	for i, fl := range s.Fields {
@@ -129,7 +145,7 @@ func readRawChunk(ctx context.Context, store lake.Store, s *schemas.Schema, need
 		ci := psch.ColumnIndexByName(fl.Name)
 		if ci < 0 {
 			if !fl.Optional {
-				return nil, nil, fmt.Errorf("batch: raw file %s has no column %q", f.Key, fl.Name)
+				return nil, fmt.Errorf("no column %q", fl.Name)
 			}
 			continue // written before the field existed: reads as null
 		}
@@ -138,34 +154,55 @@ func readRawChunk(ctx context.Context, store lake.Store, s *schemas.Schema, need
 	for _, name := range []string{schemas.ColPartition, schemas.ColOffset} {
 		ci := psch.ColumnIndexByName(name)
 		if ci < 0 {
-			return nil, nil, fmt.Errorf("batch: raw file %s has no column %q", f.Key, name)
+			return nil, fmt.Errorf("no column %q", name)
 		}
 		idx = append(idx, ci)
 	}
-	c := &rawChunk{cols: make([]arrow.Array, len(s.Fields)), n: nrows}
-	var rec arrow.RecordBatch
-	if nrows > 0 {
-		rr, err := fr.GetRecordReader(ctx, idx, nil)
-		if err != nil {
-			return nil, nil, fmt.Errorf("batch: read raw file %s: %w", f.Key, err)
-		}
-		defer rr.Release()
-		if !rr.Next() {
-			err := rr.Err()
-			if err == nil {
-				err = fmt.Errorf("no rows")
-			}
-			return nil, nil, fmt.Errorf("batch: read raw file %s: %w", f.Key, err)
-		}
-		rec = rr.RecordBatch()
-		rec.Retain()
-		if int(rec.NumRows()) != nrows {
-			rec.Release()
-			return nil, nil, fmt.Errorf("batch: read raw file %s: got %d of %d rows in one batch", f.Key, rec.NumRows(), nrows)
-		}
-	} else {
-		rec = array.NewRecordBatch(arrow.NewSchema(nil, nil), nil, 0)
+	return idx, nil
+}
+
+// readRecord reads the columns idx of the whole file as one record.
+func readRecord(ctx context.Context, pf *file.Reader, idx []int) (arrow.RecordBatch, error) {
+	// BatchSize 0: one record for the whole file, so every column is one array.
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+	if err != nil {
+		return nil, fmt.Errorf("open: %w", err)
 	}
+	nrows := pf.NumRows()
+	if nrows == 0 {
+		return array.NewRecordBatch(arrow.NewSchema(nil, nil), nil, 0), nil
+	}
+	rr, err := fr.GetRecordReader(ctx, idx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	defer rr.Release()
+	if !rr.Next() {
+		err := rr.Err()
+		if err == nil {
+			err = fmt.Errorf("no rows")
+		}
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	rec := rr.RecordBatch()
+	rec.Retain()
+	if rec.NumRows() != nrows {
+		rec.Release()
+		return nil, fmt.Errorf("read: got %d of %d rows in one batch", rec.NumRows(), nrows)
+	}
+	return rec, nil
+}
+
+// bindChunk points a chunk at the record's columns, checking their types,
+// and keeps every row. The chunk holds a reference to each field column.
+func bindChunk(rec arrow.RecordBatch, s *schemas.Schema, need []bool) (c *rawChunk, err error) {
+	nrows := int(rec.NumRows())
+	c = &rawChunk{cols: make([]arrow.Array, len(s.Fields)), n: nrows}
+	defer func() {
+		if err != nil {
+			c.releaseCols()
+		}
+	}()
 	sc := rec.Schema()
 	get := func(name string) arrow.Array {
 		if is := sc.FieldIndices(name); len(is) > 0 {
@@ -173,22 +210,21 @@ func readRawChunk(ctx context.Context, store lake.Store, s *schemas.Schema, need
 		}
 		return nil
 	}
-	fail := func(what string, a arrow.Array) (*rawChunk, arrow.RecordBatch, error) {
-		rec.Release()
+	badType := func(what string, a arrow.Array) error {
 		typ := "missing"
 		if a != nil {
 			typ = a.DataType().String()
 		}
-		return nil, nil, fmt.Errorf("batch: raw file %s: column %s has type %s", f.Key, what, typ)
+		return fmt.Errorf("column %s has type %s", what, typ)
 	}
 	if nrows > 0 {
 		pa, ok := get(schemas.ColPartition).(*array.Int32)
 		if !ok {
-			return fail(schemas.ColPartition, get(schemas.ColPartition))
+			return nil, badType(schemas.ColPartition, get(schemas.ColPartition))
 		}
 		oa, ok := get(schemas.ColOffset).(*array.Int64)
 		if !ok {
-			return fail(schemas.ColOffset, get(schemas.ColOffset))
+			return nil, badType(schemas.ColOffset, get(schemas.ColOffset))
 		}
 		c.part, c.off = pa.Int32Values(), oa.Int64Values()
 	}
@@ -198,18 +234,18 @@ func readRawChunk(ctx context.Context, store lake.Store, s *schemas.Schema, need
 		}
 		a := get(fl.Name)
 		if a == nil {
-			a = array.MakeArrayOfNull(mem, schemas.ArrowType(fl.Type), nrows)
+			a = array.MakeArrayOfNull(memory.DefaultAllocator, schemas.ArrowType(fl.Type), nrows)
 			defer a.Release() // the chunk keeps its own reference below
 		}
 		if !arrow.TypeEqual(a.DataType(), schemas.ArrowType(fl.Type), arrow.CheckMetadata()) && !sameKind(a.DataType(), fl.Type) {
-			return fail(fl.Name, a)
+			return nil, badType(fl.Name, a)
 		}
 		a.Retain()
 		c.cols[i] = a
 	}
 	ts, ok := c.cols[s.TimeIndex()].(*array.Timestamp)
 	if !ok {
-		return fail(s.Time, c.cols[s.TimeIndex()])
+		return nil, badType(s.Time, c.cols[s.TimeIndex()])
 	}
 	c.times = ts.TimestampValues()
 	if s.ID != "" {
@@ -219,11 +255,7 @@ func readRawChunk(ctx context.Context, store lake.Store, s *schemas.Schema, need
 	for r := range c.keep {
 		c.keep[r] = true
 	}
-	// The record owns the columns; drop the extra references taken above
-	// once the record goes, by releasing them with it.
-	release := rec
-	rec = &chunkRecord{RecordBatch: release, cols: c.cols}
-	return c, rec, nil
+	return c, nil
 }
 
 // sameKind accepts a timestamp column whatever its time zone annotation
@@ -240,18 +272,25 @@ type chunkRecord struct {
 }
 
 func (r *chunkRecord) Release() {
-	for _, a := range r.cols {
+	releaseAll(r.cols)
+	r.RecordBatch.Release()
+}
+
+// releaseCols drops the chunk's references to its columns.
+func (c *rawChunk) releaseCols() { releaseAll(c.cols) }
+
+func releaseAll(cols []arrow.Array) {
+	for _, a := range cols {
 		if a != nil {
 			a.Release()
 		}
 	}
-	r.RecordBatch.Release()
 }
 
 // dropDuplicates clears keep for rows an earlier file already holds (the
 // plan's offset ranges) and for repeated event ids, keeping the occurrence
 // with the smallest (partition, offset) — exactly, whatever the file order.
-func dropDuplicates(s *schemas.Schema, chunks []*rawChunk, plan []RawFilePlan) (overlap, dup int64) {
+func dropDuplicates(s *schemas.Schema, chunks []*rawChunk, plan []raw.FilePlan) (overlap, dup int64) {
 	for i, c := range chunks {
 		if len(plan[i].Drop) == 0 {
 			continue
@@ -343,21 +382,4 @@ func firstID(chunks []*rawChunk) arrow.Array {
 		}
 	}
 	return nil
-}
-
-// rawHours groups listed raw objects by their hour; objects that are not
-// raw files are left out, as readers leave them out.
-func rawHours(objs []lake.Object) map[time.Time][]lake.Object {
-	out := map[time.Time][]lake.Object{}
-	for _, o := range objs {
-		if !strings.HasSuffix(o.Key, ".parquet") {
-			continue
-		}
-		rf, err := lake.ParseRawKey(o.Key)
-		if err != nil {
-			continue
-		}
-		out[rf.Hour] = append(out[rf.Hour], o)
-	}
-	return out
 }

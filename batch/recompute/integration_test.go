@@ -1,4 +1,4 @@
-package batch
+package recompute
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/gen"
 	"github.com/lambdalake/lambdalake/internal/testenv"
 	"github.com/lambdalake/lambdalake/lake"
@@ -42,14 +43,14 @@ func TestRecomputeOnS3(t *testing.T) {
 		return speed.SetBoundary(ctx, rdb, view, b)
 	})
 	rc := rcRecomputer(t, store, group, mirror)
-	reader, err := NewViewReader(ViewReaderConfig{Store: store, StateTTL: time.Nanosecond, CacheBytes: 64 << 20})
+	reader, err := views.NewReader(views.ReaderConfig{Store: store, StateTTL: time.Nanosecond, CacheBytes: 64 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
 	closed := func(h time.Time) bool { return h.Before(rcHour(4)) }
 
-	versions := func() map[string]HourState {
-		st, err := ReadState(ctx, store, v.Name)
+	versions := func() map[string]views.HourState {
+		st, err := views.ReadState(ctx, store, v.Name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,7 +65,7 @@ func TestRecomputeOnS3(t *testing.T) {
 	}
 
 	t.Run("exact", func(t *testing.T) {
-		res, err := rc.Recompute(ctx, &v, RecomputeOptions{})
+		res, err := rc.Recompute(ctx, &v, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +141,7 @@ func TestRecomputeOnS3(t *testing.T) {
 		}
 		recs = append(recs, late...)
 
-		res, err := rc.Recompute(ctx, &v, RecomputeOptions{})
+		res, err := rc.Recompute(ctx, &v, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -151,12 +152,12 @@ func TestRecomputeOnS3(t *testing.T) {
 			t.Errorf("B moved to %v, want it to stay at %v", res.Boundary, rcHour(4))
 		}
 		after := versions()
-		k1 := HourKey(rcHour(1))
+		k1 := views.HourKey(rcHour(1))
 		if after[k1].Version != before[k1].Version+1 {
 			t.Errorf("hour 1 version %d → %d, want +1", before[k1].Version, after[k1].Version)
 		}
 		for _, h := range []int{0, 3} {
-			k := HourKey(rcHour(h))
+			k := views.HourKey(rcHour(h))
 			if after[k] != before[k] {
 				t.Errorf("hour %d state changed: %+v → %+v", h, before[k], after[k])
 			}
@@ -183,7 +184,7 @@ func TestRecomputeOnS3(t *testing.T) {
 		if v2.Fingerprint() == v.Fingerprint() {
 			t.Fatal("adding a metric did not change the fingerprint")
 		}
-		res, err := rc.Recompute(ctx, &v2, RecomputeOptions{})
+		res, err := rc.Recompute(ctx, &v2, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -192,7 +193,7 @@ func TestRecomputeOnS3(t *testing.T) {
 		}
 		after := versions()
 		for _, h := range []int{0, 1, 3} {
-			k := HourKey(rcHour(h))
+			k := views.HourKey(rcHour(h))
 			if after[k].Version != before[k].Version+1 {
 				t.Errorf("hour %d version %d → %d, want rewritten", h, before[k].Version, after[k].Version)
 			}
@@ -212,7 +213,7 @@ func TestRecomputeOnS3(t *testing.T) {
 
 	t.Run("backfill range", func(t *testing.T) {
 		before := versions()
-		res, err := rc.Recompute(ctx, &v, RecomputeOptions{From: rcHour(0), To: rcHour(2), Force: true})
+		res, err := rc.Recompute(ctx, &v, Options{From: rcHour(0), To: rcHour(2), Force: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -221,7 +222,7 @@ func TestRecomputeOnS3(t *testing.T) {
 			t.Errorf("backfilled %d hours, want 2", res.Hours)
 		}
 		for h, bump := range map[int]int64{0: 1, 1: 1, 3: 0} {
-			k := HourKey(rcHour(h))
+			k := views.HourKey(rcHour(h))
 			if after[k].Version != before[k].Version+bump {
 				t.Errorf("hour %d version %d → %d, want +%d", h, before[k].Version, after[k].Version, bump)
 			}

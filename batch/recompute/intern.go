@@ -1,4 +1,4 @@
-package batch
+package recompute
 
 import (
 	"hash/maphash"

@@ -1,4 +1,4 @@
-package batch
+package recompute
 
 import (
 	"fmt"
@@ -59,7 +59,7 @@ func newRecomputeMetrics(reg prometheus.Registerer, now func() time.Time) (*reco
 	}
 	for _, c := range []prometheus.Collector{m.hours, m.rows, m.misplaced, m.hourSec, m.lag} {
 		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("batch: register recompute metrics (one recomputer per registry): %w", err)
+			return nil, fmt.Errorf("recompute: register metrics (one recomputer per registry): %w", err)
 		}
 	}
 	return m, nil

@@ -1,4 +1,4 @@
-package batch
+package recompute
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lambdalake/lambdalake/batch/raw"
+	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/lake"
 )
 
@@ -33,11 +35,11 @@ func TestViewReaderCache(t *testing.T) {
 	rcWriteFiles(t, base, v.Schema, v.Schema.Topic, recs, 500, 0)
 	rcSetWatermark(t, base, "g", v.Schema.Topic, 2, rcHour(3))
 	ctx := context.Background()
-	if _, err := rcRecomputer(t, base, "g", nil).Recompute(ctx, v, RecomputeOptions{}); err != nil {
+	if _, err := rcRecomputer(t, base, "g", nil).Recompute(ctx, v, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	store := &countingStore{Store: base}
-	r, err := NewViewReader(ViewReaderConfig{Store: store})
+	r, err := views.NewReader(views.ReaderConfig{Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +84,7 @@ func TestViewReaderCache(t *testing.T) {
 	})
 
 	t.Run("eviction bounds the cache", func(t *testing.T) {
-		small, err := NewViewReader(ViewReaderConfig{Store: store, CacheBytes: 1})
+		small, err := views.NewReader(views.ReaderConfig{Store: store, CacheBytes: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,7 +123,7 @@ func BenchmarkComputeHour(b *testing.B) {
 		map[string]int{"tenant": 10, "country": 20, "user_id": 100_000}, nil)
 	rcWriteFiles(b, store, v.Schema, v.Schema.Topic, recs, 50_000, 0)
 	ctx := context.Background()
-	plan, err := PlanHour(ctx, store, v.Schema.Name, rcHour(0))
+	plan, _, err := raw.PlanHour(ctx, store, v.Schema.Name, rcHour(0))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -144,7 +146,7 @@ func BenchmarkEncodeViewFile(b *testing.B) {
 		map[string]int{"tenant": 10, "country": 20, "user_id": 100_000}, nil)
 	rcWriteFiles(b, store, v.Schema, v.Schema.Topic, recs, 50_000, 0)
 	ctx := context.Background()
-	plan, err := PlanHour(ctx, store, v.Schema.Name, rcHour(0))
+	plan, _, err := raw.PlanHour(ctx, store, v.Schema.Name, rcHour(0))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -154,7 +156,7 @@ func BenchmarkEncodeViewFile(b *testing.B) {
 	}
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := encodeViewFile(v, vh, 1); err != nil {
+		if _, err := views.Encode(v, vh, 1); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,4 +1,4 @@
-package batch
+package recompute
 
 // Recompute (DESIGN §2): for each closed or dirty hour of a view, read the
 // hour's raw files with Arrow, drop overlapping offsets and duplicate ids,
@@ -28,6 +28,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/lambdalake/lambdalake/batch/raw"
+	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/lake"
 	"github.com/lambdalake/lambdalake/schemas"
 )
@@ -45,8 +47,8 @@ func (f MirrorFunc) SetBoundary(ctx context.Context, view string, b time.Time) e
 	return f(ctx, view, b)
 }
 
-// RecomputerConfig configures a Recomputer.
-type RecomputerConfig struct {
+// Config configures a Recomputer.
+type Config struct {
 	Store lake.Store
 	// Group is the compactor's consumer group, whose checkpoints carry the
 	// watermark that closes hours.
@@ -77,18 +79,18 @@ type Progress struct {
 // Recomputer recomputes batch views. Safe for concurrent use on different
 // views; runs on the same view must not overlap (the jobs lock sees to it).
 type Recomputer struct {
-	cfg     RecomputerConfig
+	cfg     Config
 	log     *slog.Logger
 	metrics *recomputeMetrics
 }
 
-// NewRecomputer checks cfg and registers the metrics.
-func NewRecomputer(cfg RecomputerConfig) (*Recomputer, error) {
+// New checks cfg and registers the metrics.
+func New(cfg Config) (*Recomputer, error) {
 	if cfg.Store == nil {
-		return nil, errors.New("batch: recomputer needs a store")
+		return nil, errors.New("recompute: no lake store")
 	}
 	if cfg.Group == "" {
-		return nil, errors.New("batch: recomputer needs the compactor group")
+		return nil, errors.New("recompute: no compactor group")
 	}
 	if cfg.Parallelism <= 0 {
 		cfg.Parallelism = runtime.GOMAXPROCS(0)
@@ -112,8 +114,8 @@ func NewRecomputer(cfg RecomputerConfig) (*Recomputer, error) {
 	return &Recomputer{cfg: cfg, log: cfg.Logger, metrics: m}, nil
 }
 
-// RecomputeOptions narrows or widens one run.
-type RecomputeOptions struct {
+// Options narrows or widens one run.
+type Options struct {
 	// From, To limit the run to hours in [From, To); zero means unbounded.
 	From, To time.Time
 	// Force recomputes every hour with raw files in the range, changed or
@@ -122,8 +124,8 @@ type RecomputeOptions struct {
 	Force bool
 }
 
-// RecomputeResult summarizes one run.
-type RecomputeResult struct {
+// Result summarizes one run.
+type Result struct {
 	Hours    int   // hours recomputed
 	Rows     int64 // raw rows aggregated
 	ViewRows int64 // rows written to view files
@@ -133,7 +135,7 @@ type RecomputeResult struct {
 
 // checkView rejects a view whose sketch columns would collide with a name.
 func checkView(v *schemas.View) error {
-	names := map[string]bool{TimeColumn: true}
+	names := map[string]bool{views.TimeColumn: true}
 	for _, d := range v.Dimensions {
 		names[d] = true
 	}
@@ -141,8 +143,8 @@ func checkView(v *schemas.View) error {
 		names[m.Name] = true
 	}
 	for _, m := range v.Metrics {
-		if m.Agg == schemas.Uniq && names[HLLColumn(m.Name)] {
-			return fmt.Errorf("batch: view %s: column %q of uniq metric %s clashes with a dimension or metric", v.Name, HLLColumn(m.Name), m.Name)
+		if m.Agg == schemas.Uniq && names[views.HLLColumn(m.Name)] {
+			return fmt.Errorf("column %q of uniq metric %s clashes with a dimension or metric", views.HLLColumn(m.Name), m.Name)
 		}
 	}
 	return nil
@@ -156,132 +158,181 @@ type hourJob struct {
 }
 
 // Recompute brings a view's batch hours up to date and advances B.
-func (rc *Recomputer) Recompute(ctx context.Context, v *schemas.View, opt RecomputeOptions) (RecomputeResult, error) {
-	start := rc.cfg.Now()
-	var res RecomputeResult
-	if err := checkView(v); err != nil {
-		return res, err
-	}
-	store := rc.cfg.Store
-	st, err := ReadState(ctx, store, v.Name)
+func (rc *Recomputer) Recompute(ctx context.Context, v *schemas.View, opt Options) (Result, error) {
+	res, err := rc.recompute(ctx, v, opt)
 	if err != nil {
-		return res, err
+		return res, fmt.Errorf("recompute: view %s: %w", v.Name, err)
 	}
-	fp := v.Fingerprint()
-	changed := false // whether _state.json needs writing
-	if st.Fingerprint != fp {
-		if st.Fingerprint != "" {
-			rc.log.Info("view definition changed: every retained hour is stale", "view", v.Name, "old", st.Fingerprint, "new", fp)
-		}
-		// Keep versions counting up (readers cache by version) and Final
-		// (B does not move back); an empty input makes each hour stale.
-		for k, h := range st.Hours {
-			h.Input = ""
-			st.Hours[k] = h
-		}
-		st.Fingerprint = fp
-		changed = true
-	}
+	return res, nil
+}
 
-	wm, err := Watermark(ctx, store, rc.cfg.Group, v.Schema.Topic)
-	if err != nil && !errors.Is(err, ErrNoWatermark) {
-		return res, fmt.Errorf("batch: recompute view=%s: %w", v.Name, err)
+// viewRun is one Recompute of one view, stage by stage.
+type viewRun struct {
+	rc      *Recomputer
+	v       *schemas.View
+	start   time.Time
+	st      *views.State
+	changed bool // whether _state.json needs writing
+
+	wm     time.Time                   // the compactor's watermark; zero: none yet
+	byHour map[time.Time][]lake.Object // raw files by hour
+	hours  []time.Time                 // retained hours with raw files, sorted
+	dirty  map[time.Time]string        // hour → its dirty marker's key
+
+	// While hours are computed in parallel, mu guards st, res and the rest.
+	mu       sync.Mutex
+	res      Result
+	done     int
+	lastSave time.Time
+	toClear  []string // dirty markers covered by the state being saved
+}
+
+func (rc *Recomputer) recompute(ctx context.Context, v *schemas.View, opt Options) (Result, error) {
+	if err := checkView(v); err != nil {
+		return Result{}, err
 	}
-	objs, err := store.List(ctx, lake.RawPrefix(v.Schema.Name))
+	r := &viewRun{rc: rc, v: v, start: rc.cfg.Now()}
+	r.lastSave = r.start
+	if err := r.readState(ctx); err != nil {
+		return r.res, err
+	}
+	if err := r.listInputs(ctx); err != nil {
+		return r.res, err
+	}
+	r.dropExpired()
+	if err := r.computeHours(ctx, r.stale(opt)); err != nil {
+		return r.res, err
+	}
+	if err := r.advanceBoundary(ctx); err != nil {
+		return r.res, err
+	}
+	r.res.Elapsed = rc.cfg.Now().Sub(r.start)
+	rc.log.Info("recompute done", "view", v.Name, "hours", r.res.Hours, "rows", r.res.Rows, "view_rows", r.res.ViewRows,
+		"boundary", r.st.Boundary.Format(time.RFC3339), "elapsed", r.res.Elapsed.Round(time.Millisecond))
+	return r.res, nil
+}
+
+// readState reads the view's state; after a change of the view definition
+// every hour in it is stale.
+func (r *viewRun) readState(ctx context.Context) error {
+	st, err := views.ReadState(ctx, r.rc.cfg.Store, r.v.Name)
 	if err != nil {
-		return res, fmt.Errorf("batch: recompute view=%s: list raw files: %w", v.Name, err)
+		return err
 	}
-	byHour := rawHours(objs)
-	dirtyObjs, err := store.List(ctx, lake.DirtyPrefix(v.Schema.Name))
+	r.st = st
+	fp := r.v.Fingerprint()
+	if st.Fingerprint == fp {
+		return nil
+	}
+	if st.Fingerprint != "" {
+		r.rc.log.Info("view definition changed: every retained hour is stale", "view", r.v.Name, "old", st.Fingerprint, "new", fp)
+	}
+	// Keep versions counting up (readers cache by version) and Final
+	// (B does not move back); an empty input makes each hour stale.
+	for k, h := range st.Hours {
+		h.Input = ""
+		st.Hours[k] = h
+	}
+	st.Fingerprint = fp
+	r.changed = true
+	return nil
+}
+
+// listInputs reads the watermark and lists the raw files and dirty markers.
+func (r *viewRun) listInputs(ctx context.Context) error {
+	store, s := r.rc.cfg.Store, r.v.Schema
+	wm, err := raw.Watermark(ctx, store, r.rc.cfg.Group, s.Topic)
+	if err != nil && !errors.Is(err, raw.ErrNoWatermark) {
+		return err
+	}
+	r.wm = wm
+	objs, err := store.List(ctx, lake.RawPrefix(s.Name))
 	if err != nil {
-		return res, fmt.Errorf("batch: recompute view=%s: list dirty markers: %w", v.Name, err)
+		return fmt.Errorf("list raw files: %w", err)
 	}
-	dirty := map[time.Time]string{}
+	r.byHour = rawHours(objs)
+	dirtyObjs, err := store.List(ctx, lake.DirtyPrefix(s.Name))
+	if err != nil {
+		return fmt.Errorf("list dirty markers: %w", err)
+	}
+	r.dirty = map[time.Time]string{}
 	for _, o := range dirtyObjs {
 		if _, h, err := lake.ParseDirtyKey(o.Key); err == nil {
-			dirty[h] = o.Key
+			r.dirty[h] = o.Key
 		}
 	}
+	return nil
+}
 
-	cutoff := retentionCutoff(v, rc.cfg.Now())
-	for k := range st.Hours {
+// dropExpired forgets the hours before the view's retention (the retention
+// job removes their files) and keeps the retained hours with raw files.
+func (r *viewRun) dropExpired() {
+	cutoff := retentionCutoff(r.v, r.rc.cfg.Now())
+	for k := range r.st.Hours {
 		if t, _ := time.Parse(time.RFC3339, k); t.Before(cutoff) {
-			delete(st.Hours, k) // the retention job removes the file
-			changed = true
+			delete(r.st.Hours, k)
+			r.changed = true
 		}
 	}
-	hours := make([]time.Time, 0, len(byHour))
-	for h := range byHour {
+	r.hours = make([]time.Time, 0, len(r.byHour))
+	for h := range r.byHour {
 		if !h.Before(cutoff) {
-			hours = append(hours, h)
+			r.hours = append(r.hours, h)
 		}
 	}
-	slices.SortFunc(hours, func(a, b time.Time) int { return a.Compare(b) })
+	slices.SortFunc(r.hours, func(a, b time.Time) int { return a.Compare(b) })
+}
 
+// stale returns the hours to compute: in opt's range, closed and changed
+// since they were computed, or all of them if opt.Force.
+func (r *viewRun) stale(opt Options) []hourJob {
 	var jobs []hourJob
-	for _, h := range hours {
+	for _, h := range r.hours {
 		if !opt.From.IsZero() && h.Before(opt.From.Truncate(time.Hour)) || !opt.To.IsZero() && !h.Before(opt.To) {
 			continue
 		}
-		closed := !wm.IsZero() && !h.Add(time.Hour).After(wm)
-		e, ok := st.Hours[HourKey(h)]
-		_, isDirty := dirty[h]
-		stale := !ok || e.Input != inputFingerprint(byHour[h]) || isDirty || !e.Final
+		closed := !r.wm.IsZero() && !h.Add(time.Hour).After(r.wm)
+		e, ok := r.st.Hours[views.HourKey(h)]
+		_, isDirty := r.dirty[h]
+		stale := !ok || e.Input != inputFingerprint(r.byHour[h]) || isDirty || !e.Final
 		if opt.Force || closed && stale {
 			jobs = append(jobs, hourJob{hour: h, closed: closed, dirty: isDirty})
 		}
 	}
+	return jobs
+}
 
-	// Compute hours in parallel; save the state now and then.
-	var (
-		mu        sync.Mutex
-		done      int
-		lastSave  = rc.cfg.Now()
-		toClear   []string // dirty markers covered by the state being saved
-		saveErr   error
-		rowsTotal int64
-	)
-	save := func(ctx context.Context) error {
-		// Called with mu held.
-		if err := writeState(ctx, store, v.Name, st); err != nil {
-			return err
-		}
-		for _, k := range toClear {
-			if err := store.Delete(ctx, k); err != nil {
-				return fmt.Errorf("batch: remove dirty marker %s: %w", k, err)
-			}
-		}
-		toClear = toClear[:0]
-		lastSave = rc.cfg.Now()
-		return nil
-	}
+// computeHours computes the jobs in parallel and saves the state now and
+// then. On failure it still saves the hours that finished: their files
+// are written.
+func (r *viewRun) computeHours(ctx context.Context, jobs []hourJob) error {
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(rc.cfg.Parallelism)
+	g.SetLimit(r.rc.cfg.Parallelism)
+	var saveErr error
 	for _, j := range jobs {
 		g.Go(func() error {
-			mu.Lock()
-			prev := st.Hours[HourKey(j.hour)]
-			mu.Unlock()
-			hs, stats, err := rc.recomputeHour(gctx, v, j, prev)
+			r.mu.Lock()
+			prev := r.st.Hours[views.HourKey(j.hour)]
+			r.mu.Unlock()
+			hs, stats, err := r.rc.recomputeHour(gctx, r.v, j, prev)
 			if err != nil {
 				return err
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			st.Hours[HourKey(j.hour)] = hs
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.st.Hours[views.HourKey(j.hour)] = hs
 			if j.dirty {
-				toClear = append(toClear, dirty[j.hour])
+				r.toClear = append(r.toClear, r.dirty[j.hour])
 			}
-			done++
-			res.Hours++
-			res.Rows += stats.kept
-			res.ViewRows += hs.Rows
-			rowsTotal += stats.kept
-			if rc.cfg.Progress != nil {
-				rc.cfg.Progress(Progress{View: v.Name, Done: done, Total: len(jobs), Rows: rowsTotal, Elapsed: rc.cfg.Now().Sub(start)})
+			r.done++
+			r.res.Hours++
+			r.res.Rows += stats.kept
+			r.res.ViewRows += hs.Rows
+			if r.rc.cfg.Progress != nil {
+				r.rc.cfg.Progress(Progress{View: r.v.Name, Done: r.done, Total: len(jobs), Rows: r.res.Rows, Elapsed: r.rc.cfg.Now().Sub(r.start)})
 			}
-			if rc.cfg.Now().Sub(lastSave) >= rc.cfg.StateEvery {
-				if err := save(gctx); err != nil {
+			if r.rc.cfg.Now().Sub(r.lastSave) >= r.rc.cfg.StateEvery {
+				if err := r.save(gctx); err != nil {
 					saveErr = err
 					return err
 				}
@@ -289,52 +340,71 @@ func (rc *Recomputer) Recompute(ctx context.Context, v *schemas.View, opt Recomp
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		// Keep what finished: those hours' files are written.
-		mu.Lock()
-		if saveErr == nil && ctx.Err() == nil {
-			if serr := save(context.WithoutCancel(ctx)); serr != nil {
-				rc.log.Warn("save view state after failure", "view", v.Name, "err", serr)
-			}
-		}
-		mu.Unlock()
-		return res, fmt.Errorf("batch: recompute view=%s: %w", v.Name, err)
+	err := g.Wait()
+	if err == nil {
+		return nil
 	}
+	r.mu.Lock()
+	if saveErr == nil && ctx.Err() == nil {
+		if serr := r.save(context.WithoutCancel(ctx)); serr != nil {
+			r.rc.log.Warn("save view state after failure", "view", r.v.Name, "err", serr)
+		}
+	}
+	r.mu.Unlock()
+	return err
+}
 
-	b := boundary(st, hours, wm)
-	changed = changed || res.Hours > 0 || !b.Equal(st.Boundary)
-	st.Boundary = b
-	res.Boundary = b
-	// A run that changed nothing leaves _state.json alone: the recompute
-	// job runs every few minutes.
-	if changed || len(toClear) > 0 {
-		mu.Lock()
-		err = save(ctx)
-		mu.Unlock()
+// advanceBoundary moves B, saves the state if anything changed (the job
+// runs every few minutes; a run that changed nothing writes nothing) and
+// mirrors B.
+func (r *viewRun) advanceBoundary(ctx context.Context) error {
+	b := boundary(r.st, r.hours, r.wm)
+	r.changed = r.changed || r.res.Hours > 0 || !b.Equal(r.st.Boundary)
+	r.st.Boundary = b
+	r.res.Boundary = b
+	if r.changed || len(r.toClear) > 0 {
+		r.mu.Lock()
+		err := r.save(ctx)
+		r.mu.Unlock()
 		if err != nil {
-			return res, err
+			return err
 		}
 	}
-	if !st.Boundary.IsZero() {
-		rc.metrics.lag.set(v.Name, st.Boundary)
-		if rc.cfg.Mirror != nil {
-			if err := rc.cfg.Mirror.SetBoundary(ctx, v.Name, st.Boundary); err != nil {
-				return res, fmt.Errorf("batch: recompute view=%s: mirror boundary: %w", v.Name, err)
-			}
+	if r.st.Boundary.IsZero() {
+		return nil
+	}
+	r.rc.metrics.lag.set(r.v.Name, r.st.Boundary)
+	if r.rc.cfg.Mirror != nil {
+		if err := r.rc.cfg.Mirror.SetBoundary(ctx, r.v.Name, r.st.Boundary); err != nil {
+			return fmt.Errorf("mirror boundary: %w", err)
 		}
 	}
-	res.Elapsed = rc.cfg.Now().Sub(start)
-	rc.log.Info("recompute done", "view", v.Name, "hours", res.Hours, "rows", res.Rows, "view_rows", res.ViewRows,
-		"boundary", st.Boundary.Format(time.RFC3339), "elapsed", res.Elapsed.Round(time.Millisecond))
-	return res, nil
+	return nil
+}
+
+// save writes _state.json, then removes the dirty markers it covers.
+// Called with mu held.
+func (r *viewRun) save(ctx context.Context) error {
+	store := r.rc.cfg.Store
+	if err := views.WriteState(ctx, store, r.v.Name, r.st); err != nil {
+		return err
+	}
+	for _, k := range r.toClear {
+		if err := store.Delete(ctx, k); err != nil {
+			return fmt.Errorf("remove dirty marker: %w", err)
+		}
+	}
+	r.toClear = r.toClear[:0]
+	r.lastSave = r.rc.cfg.Now()
+	return nil
 }
 
 // recomputeHour computes and writes one hour and returns its new state.
-func (rc *Recomputer) recomputeHour(ctx context.Context, v *schemas.View, j hourJob, prev HourState) (HourState, hourStats, error) {
+func (rc *Recomputer) recomputeHour(ctx context.Context, v *schemas.View, j hourJob, prev views.HourState) (views.HourState, hourStats, error) {
 	t0 := time.Now()
-	plan, redundant, err := planHour(ctx, rc.cfg.Store, v.Schema.Name, j.hour)
+	plan, redundant, err := raw.PlanHour(ctx, rc.cfg.Store, v.Schema.Name, j.hour)
 	if err != nil {
-		return prev, hourStats{}, err
+		return prev, hourStats{}, fmt.Errorf("hour %s: %w", views.HourKey(j.hour), err)
 	}
 	// The input is every raw file of the hour, as the run's listing saw it.
 	objs := make([]lake.Object, 0, len(plan)+len(redundant))
@@ -343,21 +413,21 @@ func (rc *Recomputer) recomputeHour(ctx context.Context, v *schemas.View, j hour
 	}
 	vh, stats, err := computeHour(ctx, rc.cfg.Store, v, j.hour, plan)
 	if err != nil {
-		return prev, stats, fmt.Errorf("hour %s: %w", HourKey(j.hour), err)
+		return prev, stats, fmt.Errorf("hour %s: %w", views.HourKey(j.hour), err)
 	}
-	hs := HourState{Input: inputFingerprint(objs), Rows: int64(vh.len()), Version: prev.Version + 1, Final: j.closed}
+	hs := views.HourState{Input: inputFingerprint(objs), Rows: int64(vh.Len()), Version: prev.Version + 1, Final: j.closed}
 	key := lake.ViewKey(v.Name, j.hour)
-	if vh.len() == 0 {
+	if vh.Len() == 0 {
 		if err := rc.cfg.Store.Delete(ctx, key); err != nil {
-			return prev, stats, fmt.Errorf("hour %s: remove empty view file: %w", HourKey(j.hour), err)
+			return prev, stats, fmt.Errorf("hour %s: remove empty view file: %w", views.HourKey(j.hour), err)
 		}
 	} else {
-		b, err := encodeViewFile(v, vh, hs.Version)
+		b, err := views.Encode(v, vh, hs.Version)
 		if err != nil {
-			return prev, stats, fmt.Errorf("hour %s: %w", HourKey(j.hour), err)
+			return prev, stats, fmt.Errorf("hour %s: %w", views.HourKey(j.hour), err)
 		}
 		if err := lake.PutBytes(ctx, rc.cfg.Store, key, b); err != nil {
-			return prev, stats, fmt.Errorf("hour %s: write view file: %w", HourKey(j.hour), err)
+			return prev, stats, fmt.Errorf("hour %s: write view file: %w", views.HourKey(j.hour), err)
 		}
 	}
 	rc.metrics.hours.WithLabelValues(v.Name).Inc()
@@ -365,9 +435,9 @@ func (rc *Recomputer) recomputeHour(ctx context.Context, v *schemas.View, j hour
 	rc.metrics.hourSec.WithLabelValues(v.Name).Observe(time.Since(t0).Seconds())
 	if stats.misplaced > 0 {
 		rc.metrics.misplaced.WithLabelValues(v.Name).Add(float64(stats.misplaced))
-		rc.log.Warn("raw rows outside their file's hour skipped", "view", v.Name, "hour", HourKey(j.hour), "rows", stats.misplaced)
+		rc.log.Warn("raw rows outside their file's hour skipped", "view", v.Name, "hour", views.HourKey(j.hour), "rows", stats.misplaced)
 	}
-	rc.log.Debug("hour recomputed", "view", v.Name, "hour", HourKey(j.hour), "files", stats.files, "read", stats.read,
+	rc.log.Debug("hour recomputed", "view", v.Name, "hour", views.HourKey(j.hour), "files", stats.files, "read", stats.read,
 		"overlap", stats.overlap, "dup_ids", stats.dupIDs, "rows", hs.Rows, "version", hs.Version, "final", hs.Final,
 		"elapsed", time.Since(t0).Round(time.Millisecond))
 	return hs, stats, nil
@@ -385,7 +455,7 @@ func retentionCutoff(v *schemas.View, now time.Time) time.Time {
 // never before the last B. hours are the retained hours with raw files,
 // sorted; an hour without files has nothing to serve and blocks nothing, but
 // no hour the watermark has not closed is final.
-func boundary(st *State, hours []time.Time, wm time.Time) time.Time {
+func boundary(st *views.State, hours []time.Time, wm time.Time) time.Time {
 	if wm.IsZero() {
 		return st.Boundary
 	}
@@ -394,7 +464,7 @@ func boundary(st *State, hours []time.Time, wm time.Time) time.Time {
 		if !h.Before(b) {
 			break
 		}
-		if e, ok := st.Hours[HourKey(h)]; !ok || !e.Final {
+		if e, ok := st.Hours[views.HourKey(h)]; !ok || !e.Final {
 			b = h
 			break
 		}

@@ -1,4 +1,4 @@
-package batch
+package recompute
 
 import (
 	"context"
@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +15,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lambdalake/lambdalake/batch/raw"
+	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/hll"
 	"github.com/lambdalake/lambdalake/internal/testenv"
 	"github.com/lambdalake/lambdalake/lake"
@@ -36,7 +36,7 @@ func rcDirStore(t testing.TB) lake.Store {
 
 func rcRecomputer(t testing.TB, store lake.Store, group string, mirror BoundaryMirror) *Recomputer {
 	t.Helper()
-	rc, err := NewRecomputer(RecomputerConfig{Store: store, Group: group, Mirror: mirror, Parallelism: 2,
+	rc, err := New(Config{Store: store, Group: group, Mirror: mirror, Parallelism: 2,
 		Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
@@ -67,12 +67,12 @@ func TestRecomputeExactLocal(t *testing.T) {
 			rcSetWatermark(t, store, "g", v.Schema.Topic, parts, rcHour(2).Add(10*time.Minute))
 			reg := prometheus.NewRegistry()
 			now := rcHour(3)
-			rc, err := NewRecomputer(RecomputerConfig{Store: store, Group: "g", Parallelism: 2, Registerer: reg,
+			rc, err := New(Config{Store: store, Group: "g", Parallelism: 2, Registerer: reg,
 				Now: func() time.Time { return now }})
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := rc.Recompute(ctx, v, RecomputeOptions{})
+			res, err := rc.Recompute(ctx, v, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -105,11 +105,11 @@ func TestRecomputeExactLocal(t *testing.T) {
 
 			// Nothing changed: a second run writes nothing.
 			puts := &putCounter{Store: store}
-			rc2, err := NewRecomputer(RecomputerConfig{Store: puts, Group: "g", Registerer: prometheus.NewRegistry()})
+			rc2, err := New(Config{Store: puts, Group: "g", Registerer: prometheus.NewRegistry()})
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err = rc2.Recompute(ctx, v, RecomputeOptions{})
+			res, err = rc2.Recompute(ctx, v, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -145,7 +145,7 @@ func TestDropDuplicates(t *testing.T) {
 	tests := []struct {
 		name         string
 		chunks       []*rawChunk
-		drops        [][]OffsetRange
+		drops        [][]raw.OffsetRange
 		want         [][]bool
 		overlap, dup int64
 	}{
@@ -158,11 +158,11 @@ func TestDropDuplicates(t *testing.T) {
 		{"rows out of offset order within a file", []*rawChunk{chunk(row{0, 7, "a"}, row{0, 3, "a"}, row{0, 5, "a"})}, nil,
 			[][]bool{{false, true, false}}, 0, 2},
 		{"overlap dropped before ids count", []*rawChunk{chunk(row{0, 1, "a"}, row{0, 2, "b"}), chunk(row{0, 2, "b"}, row{0, 3, "c"})},
-			[][]OffsetRange{nil, {{1, 2}}}, [][]bool{{true, true}, {false, true}}, 1, 0},
+			[][]raw.OffsetRange{nil, {{First: 1, Last: 2}}}, [][]bool{{true, true}, {false, true}}, 1, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			plan := make([]RawFilePlan, len(tc.chunks))
+			plan := make([]raw.FilePlan, len(tc.chunks))
 			for i := range plan {
 				if tc.drops != nil {
 					plan[i].Drop = tc.drops[i]
@@ -212,7 +212,7 @@ func TestAggregateNulls(t *testing.T) {
 	}
 	rcPutFlush(t, store, s, "e", 0, recs)
 	rcSetWatermark(t, store, "g", "e", 1, rcHour(1))
-	if _, err := rcRecomputer(t, store, "g", nil).Recompute(context.Background(), v, RecomputeOptions{}); err != nil {
+	if _, err := rcRecomputer(t, store, "g", nil).Recompute(context.Background(), v, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	rows, _ := rcReadView(t, store, v)
@@ -224,7 +224,7 @@ func TestAggregateNulls(t *testing.T) {
 		}
 		return sk.Marshal()
 	}
-	want := []ViewRow{
+	want := []views.Row{
 		{T: rcHour(0).UnixMicro(), Dims: []schemas.Value{null},
 			Values: []schemas.Value{{Int: 2}, {Float: 2}, {Int: 7}, {Float: 2}, {Int: 1}}, HLL: [][]byte{nil, nil, nil, nil, uniq(7)}},
 		{T: rcHour(0).UnixMicro(), Dims: []schemas.Value{{Str: "a"}},
@@ -252,26 +252,26 @@ func TestAggregateNulls(t *testing.T) {
 }
 
 func TestBoundary(t *testing.T) {
-	final := HourState{Input: "x", Rows: 1, Version: 1, Final: true}
-	open := HourState{Input: "x", Rows: 1, Version: 1}
+	final := views.HourState{Input: "x", Rows: 1, Version: 1, Final: true}
+	open := views.HourState{Input: "x", Rows: 1, Version: 1}
 	tests := []struct {
 		name  string
 		prev  time.Time
-		hours map[int]HourState // by hour of day; only hours with files
+		hours map[int]views.HourState // by hour of day; only hours with files
 		wm    time.Time
 		want  time.Time
 	}{
-		{"no watermark keeps B", rcHour(3), map[int]HourState{0: final}, time.Time{}, rcHour(3)},
-		{"all final: B at the watermark's hour", time.Time{}, map[int]HourState{0: final, 1: final}, rcHour(3).Add(20 * time.Minute), rcHour(3)},
-		{"first not final", time.Time{}, map[int]HourState{0: final, 1: open, 2: final}, rcHour(4), rcHour(1)},
-		{"uncomputed hour blocks", time.Time{}, map[int]HourState{0: final, 2: {}}, rcHour(4), rcHour(2)},
-		{"hour without files does not block", time.Time{}, map[int]HourState{0: final, 3: final}, rcHour(5), rcHour(5)},
-		{"never backwards", rcHour(4), map[int]HourState{0: final, 1: open}, rcHour(5), rcHour(4)},
-		{"not past an open hour", time.Time{}, map[int]HourState{0: final}, rcHour(1), rcHour(1)},
+		{"no watermark keeps B", rcHour(3), map[int]views.HourState{0: final}, time.Time{}, rcHour(3)},
+		{"all final: B at the watermark's hour", time.Time{}, map[int]views.HourState{0: final, 1: final}, rcHour(3).Add(20 * time.Minute), rcHour(3)},
+		{"first not final", time.Time{}, map[int]views.HourState{0: final, 1: open, 2: final}, rcHour(4), rcHour(1)},
+		{"uncomputed hour blocks", time.Time{}, map[int]views.HourState{0: final, 2: {}}, rcHour(4), rcHour(2)},
+		{"hour without files does not block", time.Time{}, map[int]views.HourState{0: final, 3: final}, rcHour(5), rcHour(5)},
+		{"never backwards", rcHour(4), map[int]views.HourState{0: final, 1: open}, rcHour(5), rcHour(4)},
+		{"not past an open hour", time.Time{}, map[int]views.HourState{0: final}, rcHour(1), rcHour(1)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			st := &State{Boundary: tc.prev, Hours: map[string]HourState{}}
+			st := &views.State{Boundary: tc.prev, Hours: map[string]views.HourState{}}
 			var hours []time.Time
 			for h := 0; h < 24; h++ {
 				hs, ok := tc.hours[h]
@@ -279,8 +279,8 @@ func TestBoundary(t *testing.T) {
 					continue
 				}
 				hours = append(hours, rcHour(h))
-				if hs != (HourState{}) {
-					st.Hours[HourKey(rcHour(h))] = hs
+				if hs != (views.HourState{}) {
+					st.Hours[views.HourKey(rcHour(h))] = hs
 				}
 			}
 			if got := boundary(st, hours, tc.wm); !got.Equal(tc.want) {
@@ -288,64 +288,6 @@ func TestBoundary(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestParseState(t *testing.T) {
-	tests := []struct {
-		name, file string
-		ok         bool
-	}{
-		{"valid", "state_valid.json", true},
-		{"hour not whole", "state_bad_hour.json", false},
-		{"negative rows", "state_negative.json", false},
-		{"not json", "state_truncated.json", false},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			b, err := os.ReadFile(filepath.Join("testdata", tc.file))
-			if err != nil {
-				t.Fatal(err)
-			}
-			st, err := ParseState(b)
-			if (err == nil) != tc.ok {
-				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
-			}
-			if tc.ok {
-				h, ok := st.Hour(rcHour(9))
-				if !ok || h.Rows != 120 || h.Version != 3 || !h.Final || !st.Boundary.Equal(rcHour(10)) {
-					t.Errorf("decoded %+v", st)
-				}
-			}
-		})
-	}
-}
-
-func FuzzParseState(f *testing.F) {
-	for _, name := range []string{"state_valid.json", "state_bad_hour.json"} {
-		b, err := os.ReadFile(filepath.Join("testdata", name))
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		st, err := ParseState(b)
-		if err != nil {
-			return
-		}
-		// What parses survives a round trip.
-		out, err := json.Marshal(st)
-		if err != nil {
-			t.Fatal(err)
-		}
-		back, err := ParseState(out)
-		if err != nil {
-			t.Fatalf("re-encoded state does not parse: %v", err)
-		}
-		if len(back.Hours) != len(st.Hours) || !back.Boundary.Equal(st.Boundary) {
-			t.Fatal("round trip changed the state")
-		}
-	})
 }
 
 func TestCheckView(t *testing.T) {
@@ -361,10 +303,10 @@ func TestCheckView(t *testing.T) {
 }
 
 func TestRecomputeNeedsGroupAndStore(t *testing.T) {
-	if _, err := NewRecomputer(RecomputerConfig{Group: "g", Registerer: prometheus.NewRegistry()}); err == nil {
+	if _, err := New(Config{Group: "g", Registerer: prometheus.NewRegistry()}); err == nil {
 		t.Error("no store accepted")
 	}
-	if _, err := NewRecomputer(RecomputerConfig{Store: rcDirStore(t), Registerer: prometheus.NewRegistry()}); err == nil {
+	if _, err := New(Config{Store: rcDirStore(t), Registerer: prometheus.NewRegistry()}); err == nil {
 		t.Error("no group accepted")
 	}
 }
@@ -409,13 +351,7 @@ func rcAssertMetric(t *testing.T, reg *prometheus.Registry, name, view string, w
 // needs DuckDB (`make duckdb`), so it is an integration test.
 func TestViewFilesInDuckDB(t *testing.T) {
 	testenv.Integration(t)
-	python, err := filepath.Abs("../.venv-duckdb/bin/python")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(python); err != nil {
-		t.Fatalf("DuckDB is not installed (%v): run `make duckdb`", err)
-	}
+	python := testenv.DuckDBPython(t)
 	v := rcConfig(t).View("traffic") // a bool dimension and int64 metrics
 	dir := t.TempDir()
 	store, err := lake.NewDirStore(dir)
@@ -425,7 +361,7 @@ func TestViewFilesInDuckDB(t *testing.T) {
 	recs := rcLog(t, v.Schema, rcHour(0), rcHour(2), 4000, 2, 8, map[string]int{"site": 3, "visitor": 100}, nil)
 	rcWriteFiles(t, store, v.Schema, v.Schema.Topic, recs, 600, 2)
 	rcSetWatermark(t, store, "g", v.Schema.Topic, 2, rcHour(2))
-	if _, err := rcRecomputer(t, store, "g", nil).Recompute(context.Background(), v, RecomputeOptions{}); err != nil {
+	if _, err := rcRecomputer(t, store, "g", nil).Recompute(context.Background(), v, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	ours, _ := rcReadView(t, store, v)

@@ -1,4 +1,10 @@
-package batch
+// Package retention is the batch layer's retention job (DESIGN §2, jobs):
+// it deletes the hour partitions of the raw lake (raw files, dirty markers,
+// dead letters) and of the views that are older than their retention. It
+// works on the lake layout alone; B comes from the caller. Raw hours and
+// view hours at or after a view's B stay whatever their age: recompute has
+// not finished with them.
+package retention
 
 import (
 	"context"
@@ -9,8 +15,8 @@ import (
 	"github.com/lambdalake/lambdalake/schemas"
 )
 
-// RetentionConfig says what the retention job may remove.
-type RetentionConfig struct {
+// Config says what the retention job may remove.
+type Config struct {
 	Store   lake.Store
 	Schemas []*schemas.Schema // Retention applies to raw files, dead letters and dirty markers
 	Views   []*schemas.View   // Retention applies to view files
@@ -20,25 +26,25 @@ type RetentionConfig struct {
 	Now      time.Time
 }
 
-// RetentionResult counts what was removed.
-type RetentionResult struct {
+// Result counts what was removed.
+type Result struct {
 	Partitions int // hour partitions emptied
 	Objects    int // objects deleted
 }
 
-// ApplyRetention deletes the hour partitions older than their retention
+// Apply deletes the hour partitions older than their retention
 // (DESIGN §2, the retention job). An hour goes only when it ended before
 // now − retention, so an open hour never goes; raw hours and view hours
 // also stay while they are at or after the boundary of a view that reads
 // them. Deletions are per object, so a crash leaves a partition partly
 // removed, and the next run finishes it.
-func ApplyRetention(ctx context.Context, cfg RetentionConfig) (RetentionResult, error) {
-	var res RetentionResult
+func Apply(ctx context.Context, cfg Config) (Result, error) {
+	var res Result
 	bounds := map[string]time.Time{} // view → B; absent = no boundary yet
 	for _, v := range cfg.Views {
 		b, ok, err := cfg.Boundary(ctx, v.Name)
 		if err != nil {
-			return res, fmt.Errorf("batch: retention: boundary of %s: %w", v.Name, err)
+			return res, fmt.Errorf("retention: boundary of %s: %w", v.Name, err)
 		}
 		if ok {
 			bounds[v.Name] = b
@@ -93,13 +99,13 @@ func ApplyRetention(ctx context.Context, cfg RetentionConfig) (RetentionResult, 
 
 // removeBefore deletes every object under prefix in an hour partition that
 // ended at or before limit (zero limit: nothing).
-func removeBefore(ctx context.Context, store lake.Store, prefix string, limit time.Time, res *RetentionResult) error {
+func removeBefore(ctx context.Context, store lake.Store, prefix string, limit time.Time, res *Result) error {
 	if limit.IsZero() {
 		return nil
 	}
 	objs, err := store.List(ctx, prefix)
 	if err != nil {
-		return fmt.Errorf("batch: retention: %w", err)
+		return fmt.Errorf("retention: %w", err)
 	}
 	emptied := map[time.Time]bool{}
 	for _, o := range objs {
@@ -111,7 +117,7 @@ func removeBefore(ctx context.Context, store lake.Store, prefix string, limit ti
 			return err // a safe point: every delete so far is complete
 		}
 		if err := store.Delete(ctx, o.Key); err != nil {
-			return fmt.Errorf("batch: retention: %w", err)
+			return fmt.Errorf("retention: %w", err)
 		}
 		res.Objects++
 		emptied[hour] = true

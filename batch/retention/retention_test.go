@@ -1,4 +1,4 @@
-package batch
+package retention
 
 import (
 	"context"
@@ -43,7 +43,7 @@ func TestRetentionRemovesExactlyTheExpiredPartitions(t *testing.T) {
 		}
 	}
 
-	res, err := ApplyRetention(ctx, RetentionConfig{Store: store, Schemas: []*schemas.Schema{orders},
+	res, err := Apply(ctx, Config{Store: store, Schemas: []*schemas.Schema{orders},
 		Views: []*schemas.View{revenue}, Now: now,
 		Boundary: func(ctx context.Context, view string) (time.Time, bool, error) { return boundary, true, nil }})
 	if err != nil {
@@ -104,7 +104,7 @@ func TestRetentionKeepsRawWithoutBoundary(t *testing.T) {
 	for _, k := range []string{raw, dl, view} {
 		lake.PutBytes(ctx, store, k, []byte("x"))
 	}
-	_, err = ApplyRetention(ctx, RetentionConfig{Store: store, Schemas: []*schemas.Schema{s}, Views: []*schemas.View{v}, Now: now,
+	_, err = Apply(ctx, Config{Store: store, Schemas: []*schemas.Schema{s}, Views: []*schemas.View{v}, Now: now,
 		Boundary: func(context.Context, string) (time.Time, bool, error) { return time.Time{}, false, nil }})
 	if err != nil {
 		t.Fatal(err)

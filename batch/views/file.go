@@ -1,4 +1,4 @@
-package batch
+package views
 
 import (
 	"bytes"
@@ -42,8 +42,30 @@ const (
 	metaVersion     = "lambdalake.version"
 )
 
-// ViewRow is one (bucket, dimensions) row of a batch view hour.
-type ViewRow struct {
+// Columns is one hour of a view at its grain, rows sorted by t then
+// dimensions, a column per slice: what recompute's aggregation produces and
+// a view file holds.
+type Columns struct {
+	T       []int64           // bucket start, Unix µs
+	Dims    [][]schemas.Value // by dimension, in View.Dimensions order
+	Metrics []MetricColumn    // in View.Metrics order
+}
+
+// MetricColumn holds one metric's values; which slice is used depends on the
+// metric (Ints for count, uniq and int fields; Floats for float fields).
+// Valid is false where sum/min/max saw no value (all null).
+type MetricColumn struct {
+	Ints   []int64
+	Floats []float64
+	Valid  []bool
+	HLL    [][]byte // uniq only
+}
+
+// Len is the number of rows.
+func (c *Columns) Len() int { return len(c.T) }
+
+// Row is one (bucket, dimensions) row of a batch view hour.
+type Row struct {
 	T      int64           // bucket start, Unix µs
 	Dims   []schemas.Value // in View.Dimensions order
 	Values []schemas.Value // in View.Metrics order: Int for count, uniq and int64 fields, Float for float64 fields; Null when no value
@@ -93,21 +115,33 @@ func viewArrowSchema(v *schemas.View, version int64) *arrow.Schema {
 	return arrow.NewSchema(fs, &md)
 }
 
-// encodeViewFile writes an hour's rows as a view Parquet file.
-func encodeViewFile(v *schemas.View, h *viewHour, version int64) ([]byte, error) {
-	mem := memory.DefaultAllocator
+// Encode writes an hour's rows as a view Parquet file.
+func Encode(v *schemas.View, h *Columns, version int64) ([]byte, error) {
 	sc := viewArrowSchema(v, version)
-	n := h.len()
-	cols := make([]arrow.Array, 0, sc.NumFields())
+	cols := arrowColumns(v, h, sc)
 	defer func() {
 		for _, c := range cols {
 			c.Release()
 		}
 	}()
+	rec := array.NewRecordBatch(sc, cols, int64(h.Len()))
+	defer rec.Release()
+	b, err := writeParquet(v, rec)
+	if err != nil {
+		return nil, fmt.Errorf("views: encode view file: %w", err)
+	}
+	return b, nil
+}
 
+// arrowColumns builds the file's columns in schema order: t, dimensions,
+// metrics, then the uniq metrics' sketches.
+func arrowColumns(v *schemas.View, h *Columns, sc *arrow.Schema) []arrow.Array {
+	mem := memory.DefaultAllocator
+	n := h.Len()
+	cols := make([]arrow.Array, 0, sc.NumFields())
 	tb := array.NewTimestampBuilder(mem, sc.Field(0).Type.(*arrow.TimestampType))
 	tb.Reserve(n)
-	for _, t := range h.t {
+	for _, t := range h.T {
 		tb.UnsafeAppend(arrow.Timestamp(t))
 	}
 	cols = append(cols, tb.NewArray())
@@ -115,56 +149,18 @@ func encodeViewFile(v *schemas.View, h *viewHour, version int64) ([]byte, error)
 
 	for d, name := range v.Dimensions {
 		f, _ := v.Schema.Field(name)
-		vals := h.dims[d]
-		switch f.Type {
-		case schemas.String:
-			b := array.NewStringBuilder(mem)
-			b.Reserve(n)
-			for _, x := range vals {
-				if x.Null {
-					b.AppendNull()
-				} else {
-					b.Append(x.Str)
-				}
-			}
-			cols = append(cols, b.NewArray())
-			b.Release()
-		case schemas.Bool:
-			b := array.NewBooleanBuilder(mem)
-			b.Reserve(n)
-			for _, x := range vals {
-				if x.Null {
-					b.AppendNull()
-				} else {
-					b.Append(x.Int != 0)
-				}
-			}
-			cols = append(cols, b.NewArray())
-			b.Release()
-		default:
-			b := array.NewInt64Builder(mem)
-			b.Reserve(n)
-			for _, x := range vals {
-				if x.Null {
-					b.AppendNull()
-				} else {
-					b.Append(x.Int)
-				}
-			}
-			cols = append(cols, b.NewArray())
-			b.Release()
-		}
+		cols = append(cols, dimColumn(mem, f.Type, h.Dims[d]))
 	}
 	for i, m := range v.Metrics {
-		c := &h.metrics[i]
+		c := &h.Metrics[i]
 		if metricFloat(v, m) {
 			b := array.NewFloat64Builder(mem)
-			b.AppendValues(c.floats, c.valid)
+			b.AppendValues(c.Floats, c.Valid)
 			cols = append(cols, b.NewArray())
 			b.Release()
 		} else {
 			b := array.NewInt64Builder(mem)
-			b.AppendValues(c.ints, c.valid)
+			b.AppendValues(c.Ints, c.Valid)
 			cols = append(cols, b.NewArray())
 			b.Release()
 		}
@@ -174,13 +170,56 @@ func encodeViewFile(v *schemas.View, h *viewHour, version int64) ([]byte, error)
 			continue
 		}
 		b := array.NewBinaryBuilder(mem, arrow.BinaryTypes.Binary)
-		b.AppendValues(h.metrics[i].hll, nil)
+		b.AppendValues(h.Metrics[i].HLL, nil)
 		cols = append(cols, b.NewArray())
 		b.Release()
 	}
+	return cols
+}
 
-	rec := array.NewRecordBatch(sc, cols, int64(n))
-	defer rec.Release()
+// dimColumn builds a dimension's column from its values.
+func dimColumn(mem memory.Allocator, t schemas.Type, vals []schemas.Value) arrow.Array {
+	switch t {
+	case schemas.String:
+		b := array.NewStringBuilder(mem)
+		defer b.Release()
+		b.Reserve(len(vals))
+		for _, x := range vals {
+			if x.Null {
+				b.AppendNull()
+			} else {
+				b.Append(x.Str)
+			}
+		}
+		return b.NewArray()
+	case schemas.Bool:
+		b := array.NewBooleanBuilder(mem)
+		defer b.Release()
+		b.Reserve(len(vals))
+		for _, x := range vals {
+			if x.Null {
+				b.AppendNull()
+			} else {
+				b.Append(x.Int != 0)
+			}
+		}
+		return b.NewArray()
+	}
+	b := array.NewInt64Builder(mem)
+	defer b.Release()
+	b.Reserve(len(vals))
+	for _, x := range vals {
+		if x.Null {
+			b.AppendNull()
+		} else {
+			b.Append(x.Int)
+		}
+	}
+	return b.NewArray()
+}
+
+// writeParquet writes the record as one zstd Parquet file.
+func writeParquet(v *schemas.View, rec arrow.RecordBatch) ([]byte, error) {
 	var buf bytes.Buffer
 	// zstd at its fastest level: view files are written on every recompute
 	// and are small next to the raw lake. Dictionaries pay off only for the
@@ -197,38 +236,46 @@ func encodeViewFile(v *schemas.View, h *viewHour, version int64) ([]byte, error)
 		}
 	}
 	props := parquet.NewWriterProperties(opts...)
-	w, err := pqarrow.NewFileWriter(sc, &buf, props, pqarrow.DefaultWriterProps())
+	w, err := pqarrow.NewFileWriter(rec.Schema(), &buf, props, pqarrow.DefaultWriterProps())
 	if err != nil {
-		return nil, fmt.Errorf("batch: view file writer: %w", err)
+		return nil, fmt.Errorf("writer: %w", err)
 	}
 	if err := w.Write(rec); err != nil {
 		w.Close()
-		return nil, fmt.Errorf("batch: write view rows: %w", err)
+		return nil, fmt.Errorf("write rows: %w", err)
 	}
 	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("batch: close view file: %w", err)
+		return nil, fmt.Errorf("close: %w", err)
 	}
 	return buf.Bytes(), nil
 }
 
-// viewFileInfo is what a view file says about itself.
-type viewFileInfo struct {
+// FileInfo is what a view file says about itself.
+type FileInfo struct {
 	Fingerprint string
 	Version     int64
 }
 
-// decodeViewFile reads a view file into rows. Columns are found by name, so
-// a file written before a metric was added reads that metric as null.
-func decodeViewFile(ctx context.Context, v *schemas.View, b []byte) ([]ViewRow, viewFileInfo, error) {
-	var info viewFileInfo
+// Decode reads a view file into rows. Columns are found by name, so a file
+// written before a metric was added reads that metric as null.
+func Decode(ctx context.Context, v *schemas.View, b []byte) ([]Row, FileInfo, error) {
+	rows, info, err := decode(ctx, v, b)
+	if err != nil {
+		return nil, info, fmt.Errorf("views: decode view file: %w", err)
+	}
+	return rows, info, nil
+}
+
+func decode(ctx context.Context, v *schemas.View, b []byte) ([]Row, FileInfo, error) {
+	var info FileInfo
 	pf, err := file.NewParquetReader(bytes.NewReader(b))
 	if err != nil {
-		return nil, info, fmt.Errorf("batch: open view file: %w", err)
+		return nil, info, fmt.Errorf("open: %w", err)
 	}
 	defer pf.Close()
 	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 1 << 16}, memory.DefaultAllocator)
 	if err != nil {
-		return nil, info, fmt.Errorf("batch: open view file: %w", err)
+		return nil, info, fmt.Errorf("open: %w", err)
 	}
 	kv := pf.MetaData().KeyValueMetadata()
 	if fp := kv.FindValue(metaFingerprint); fp != nil {
@@ -239,12 +286,12 @@ func decodeViewFile(ctx context.Context, v *schemas.View, b []byte) ([]ViewRow, 
 	}
 	tbl, err := fr.ReadTable(ctx)
 	if err != nil {
-		return nil, info, fmt.Errorf("batch: read view file: %w", err)
+		return nil, info, fmt.Errorf("read: %w", err)
 	}
 	defer tbl.Release()
 	tr := array.NewTableReader(tbl, tbl.NumRows()+1)
 	defer tr.Release()
-	rows := make([]ViewRow, 0, tbl.NumRows())
+	rows := make([]Row, 0, tbl.NumRows())
 	sc := tbl.Schema()
 	col := func(rec arrow.RecordBatch, name string) arrow.Array {
 		idx := sc.FieldIndices(name)
@@ -257,12 +304,12 @@ func decodeViewFile(ctx context.Context, v *schemas.View, b []byte) ([]ViewRow, 
 		rec := tr.RecordBatch()
 		ts, ok := col(rec, TimeColumn).(*array.Timestamp)
 		if !ok {
-			return nil, info, fmt.Errorf("batch: view file has no %s timestamp column", TimeColumn)
+			return nil, info, fmt.Errorf("no %s timestamp column", TimeColumn)
 		}
 		dims := make([]arrow.Array, len(v.Dimensions))
 		for d, name := range v.Dimensions {
 			if dims[d] = col(rec, name); dims[d] == nil {
-				return nil, info, fmt.Errorf("batch: view file has no dimension %q", name)
+				return nil, info, fmt.Errorf("no dimension %q", name)
 			}
 		}
 		mets := make([]arrow.Array, len(v.Metrics))
@@ -280,7 +327,7 @@ func decodeViewFile(ctx context.Context, v *schemas.View, b []byte) ([]ViewRow, 
 		metVals := make([]schemas.Value, n*nm)
 		hllVals := make([][]byte, n*nm)
 		for r := 0; r < n; r++ {
-			row := ViewRow{T: int64(ts.Value(r)), Dims: dimVals[r*nd : (r+1)*nd : (r+1)*nd],
+			row := Row{T: int64(ts.Value(r)), Dims: dimVals[r*nd : (r+1)*nd : (r+1)*nd],
 				Values: metVals[r*nm : (r+1)*nm : (r+1)*nm], HLL: hllVals[r*nm : (r+1)*nm : (r+1)*nm]}
 			for d, a := range dims {
 				row.Dims[d] = valueAt(a, r)
@@ -299,7 +346,7 @@ func decodeViewFile(ctx context.Context, v *schemas.View, b []byte) ([]ViewRow, 
 		}
 	}
 	if err := tr.Err(); err != nil {
-		return nil, info, fmt.Errorf("batch: read view file: %w", err)
+		return nil, info, fmt.Errorf("read: %w", err)
 	}
 	return rows, info, nil
 }

@@ -1,4 +1,4 @@
-package batch
+package views
 
 import (
 	"container/list"
@@ -15,8 +15,8 @@ import (
 	"github.com/lambdalake/lambdalake/schemas"
 )
 
-// ViewReaderConfig configures a ViewReader.
-type ViewReaderConfig struct {
+// ReaderConfig configures a Reader.
+type ReaderConfig struct {
 	Store lake.Store
 	// CacheBytes bounds the decoded view hours kept in memory (roughly);
 	// default 256 MiB.
@@ -30,12 +30,12 @@ type ViewReaderConfig struct {
 	Now         func() time.Time // default time.Now
 }
 
-// ViewReader serves batch view rows to the serving layer. View hours are
+// Reader serves batch view rows to the serving layer. View hours are
 // immutable per (fingerprint, version), so decoded hours are cached in an
 // LRU bounded by size; concurrent misses on one hour load it once. Safe for
 // concurrent use.
-type ViewReader struct {
-	cfg    ViewReaderConfig
+type Reader struct {
+	cfg    ReaderConfig
 	loads  singleflight.Group
 	mu     sync.Mutex
 	lru    *list.List // of *cachedHour, most recent first
@@ -46,7 +46,7 @@ type ViewReader struct {
 
 type cachedHour struct {
 	key  string
-	rows []ViewRow
+	rows []Row
 	size int64
 }
 
@@ -55,10 +55,10 @@ type cachedState struct {
 	at time.Time
 }
 
-// NewViewReader returns a reader over a lake.
-func NewViewReader(cfg ViewReaderConfig) (*ViewReader, error) {
+// NewReader returns a reader over a lake.
+func NewReader(cfg ReaderConfig) (*Reader, error) {
 	if cfg.Store == nil {
-		return nil, errors.New("batch: view reader needs a store")
+		return nil, errors.New("views: reader needs a store")
 	}
 	if cfg.CacheBytes <= 0 {
 		cfg.CacheBytes = 256 << 20
@@ -72,11 +72,11 @@ func NewViewReader(cfg ViewReaderConfig) (*ViewReader, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &ViewReader{cfg: cfg, lru: list.New(), byKey: map[string]*list.Element{}, states: map[string]cachedState{}}, nil
+	return &Reader{cfg: cfg, lru: list.New(), byKey: map[string]*list.Element{}, states: map[string]cachedState{}}, nil
 }
 
 // State returns a view's state, reread at most every StateTTL.
-func (r *ViewReader) State(ctx context.Context, view string) (*State, error) {
+func (r *Reader) State(ctx context.Context, view string) (*State, error) {
 	now := r.cfg.Now()
 	r.mu.Lock()
 	c, ok := r.states[view]
@@ -99,14 +99,28 @@ func (r *ViewReader) State(ctx context.Context, view string) (*State, error) {
 	return st, nil
 }
 
-// Boundary returns the view's B as the lake records it (zero: batch serves
-// nothing yet).
-func (r *ViewReader) Boundary(ctx context.Context, view string) (time.Time, error) {
+// StateAtLeast returns the view's state, read again from the lake (not the
+// cache) when the cached boundary is before b. The serving layer reads B
+// from Redis, which recompute writes after _state.json; a state cached a
+// moment earlier would cut batch rows short of that B.
+func (r *Reader) StateAtLeast(ctx context.Context, view string, b time.Time) (*State, error) {
 	st, err := r.State(ctx, view)
-	if err != nil {
-		return time.Time{}, err
+	if err != nil || !st.Boundary.Before(b) {
+		return st, err
 	}
-	return st.Boundary, nil
+	v, err, _ := r.loads.Do("state!:"+view, func() (any, error) {
+		return ReadState(ctx, r.cfg.Store, view)
+	})
+	if err != nil {
+		return nil, err
+	}
+	fresh := v.(*State)
+	r.mu.Lock()
+	if c, ok := r.states[view]; !ok || !fresh.Boundary.Before(c.st.Boundary) {
+		r.states[view] = cachedState{st: fresh, at: r.cfg.Now()}
+	}
+	r.mu.Unlock()
+	return fresh, nil
 }
 
 // Rows returns the view's batch rows with buckets in [from, to), cut at B,
@@ -114,7 +128,7 @@ func (r *ViewReader) Boundary(ctx context.Context, view string) (time.Time, erro
 // strings as they are, int64 in decimal, bools true/false). Rows come
 // sorted by t then dimensions. The returned rows are shared with the cache:
 // callers must not modify them.
-func (r *ViewReader) Rows(ctx context.Context, v *schemas.View, from, to time.Time, where map[string]string) ([]ViewRow, error) {
+func (r *Reader) Rows(ctx context.Context, v *schemas.View, from, to time.Time, where map[string]string) ([]Row, error) {
 	type cond struct {
 		dim int
 		val schemas.Value
@@ -128,12 +142,12 @@ func (r *ViewReader) Rows(ctx context.Context, v *schemas.View, from, to time.Ti
 			}
 		}
 		if d < 0 {
-			return nil, fmt.Errorf("batch: view %s has no dimension %q", v.Name, name)
+			return nil, fmt.Errorf("views: view %s has no dimension %q", v.Name, name)
 		}
 		f, _ := v.Schema.Field(name)
 		val, err := parseDimValue(f.Type, text)
 		if err != nil {
-			return nil, fmt.Errorf("batch: where %s: %w", name, err)
+			return nil, fmt.Errorf("views: where %s: %w", name, err)
 		}
 		conds = append(conds, cond{d, val})
 	}
@@ -145,7 +159,7 @@ func (r *ViewReader) Rows(ctx context.Context, v *schemas.View, from, to time.Ti
 		to = st.Boundary
 	}
 	fromUS, toUS := from.UnixMicro(), to.UnixMicro()
-	var out []ViewRow
+	var out []Row
 	for h := from.UTC().Truncate(time.Hour); h.Before(to); h = h.Add(time.Hour) {
 		hs, ok := st.Hour(h)
 		if !ok || hs.Rows == 0 {
@@ -194,7 +208,7 @@ func parseDimValue(t schemas.Type, s string) (schemas.Value, error) {
 }
 
 // hour returns an hour's rows from the cache or the lake.
-func (r *ViewReader) hour(ctx context.Context, v *schemas.View, fp string, h time.Time, version int64) ([]ViewRow, error) {
+func (r *Reader) hour(ctx context.Context, v *schemas.View, fp string, h time.Time, version int64) ([]Row, error) {
 	key := v.Name + "/" + fp + "/" + HourKey(h) + "/" + strconv.FormatInt(version, 10)
 	r.mu.Lock()
 	if el, ok := r.byKey[key]; ok {
@@ -211,11 +225,11 @@ func (r *ViewReader) hour(ctx context.Context, v *schemas.View, fp string, h tim
 		defer cancel()
 		b, err := lake.ReadAll(ctx, r.cfg.Store, lake.ViewKey(v.Name, h))
 		if err != nil {
-			return nil, fmt.Errorf("batch: read view %s hour %s: %w", v.Name, HourKey(h), err)
+			return nil, fmt.Errorf("views: read view %s hour %s: %w", v.Name, HourKey(h), err)
 		}
-		rows, _, err := decodeViewFile(ctx, v, b)
+		rows, _, err := decode(ctx, v, b)
 		if err != nil {
-			return nil, fmt.Errorf("batch: view %s hour %s: %w", v.Name, HourKey(h), err)
+			return nil, fmt.Errorf("views: decode view %s hour %s: %w", v.Name, HourKey(h), err)
 		}
 		// A newer version may already have replaced the file; it is newer
 		// data, so serve it, but cache it under the version that was asked
@@ -226,12 +240,12 @@ func (r *ViewReader) hour(ctx context.Context, v *schemas.View, fp string, h tim
 	if err != nil {
 		return nil, err
 	}
-	return val.([]ViewRow), nil
+	return val.([]Row), nil
 }
 
 // rowsSize estimates the memory an hour's rows hold: the row headers and
 // values plus the file's bytes, which strings and sketches point into.
-func rowsSize(rows []ViewRow, fileBytes int) int64 {
+func rowsSize(rows []Row, fileBytes int) int64 {
 	if len(rows) == 0 {
 		return int64(fileBytes)
 	}
@@ -245,7 +259,7 @@ func rowsSize(rows []ViewRow, fileBytes int) int64 {
 	return int64(len(rows)*per + sketches + fileBytes)
 }
 
-func (r *ViewReader) put(c *cachedHour) {
+func (r *Reader) put(c *cachedHour) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.byKey[c.key]; ok {
@@ -263,7 +277,7 @@ func (r *ViewReader) put(c *cachedHour) {
 }
 
 // CacheStats reports the cache's entries and estimated bytes.
-func (r *ViewReader) CacheStats() (entries int, bytes int64) {
+func (r *Reader) CacheStats() (entries int, bytes int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.lru.Len(), r.size

@@ -1,14 +1,10 @@
-package batch
+package views
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
-	"strconv"
 	"time"
 
 	"github.com/lambdalake/lambdalake/lake"
@@ -52,7 +48,7 @@ func (s *State) Hour(hour time.Time) (HourState, bool) {
 func ParseState(b []byte) (*State, error) {
 	var s State
 	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("batch: decode view state: %w", err)
+		return nil, fmt.Errorf("views: decode state: %w", err)
 	}
 	if s.Hours == nil {
 		s.Hours = map[string]HourState{}
@@ -60,10 +56,10 @@ func ParseState(b []byte) (*State, error) {
 	for k, h := range s.Hours {
 		t, err := time.Parse(time.RFC3339, k)
 		if err != nil || HourKey(t) != k {
-			return nil, fmt.Errorf("batch: view state: bad hour %q", k)
+			return nil, fmt.Errorf("views: state: bad hour %q", k)
 		}
 		if h.Rows < 0 || h.Version < 0 {
-			return nil, fmt.Errorf("batch: view state: hour %s has negative rows or version", k)
+			return nil, fmt.Errorf("views: state: hour %s has negative rows or version", k)
 		}
 	}
 	s.Boundary = s.Boundary.UTC()
@@ -78,7 +74,7 @@ func ReadState(ctx context.Context, store lake.Store, view string) (*State, erro
 		return &State{Hours: map[string]HourState{}}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("batch: read %s: %w", key, err)
+		return nil, fmt.Errorf("views: read state: %w", err)
 	}
 	s, err := ParseState(b)
 	if err != nil {
@@ -87,29 +83,14 @@ func ReadState(ctx context.Context, store lake.Store, view string) (*State, erro
 	return s, nil
 }
 
-// writeState stores a view's state in one PUT.
-func writeState(ctx context.Context, store lake.Store, view string, s *State) error {
+// WriteState stores a view's state in one PUT.
+func WriteState(ctx context.Context, store lake.Store, view string, s *State) error {
 	b, err := json.MarshalIndent(s, "", " ")
 	if err != nil {
-		return fmt.Errorf("batch: encode view state %s: %w", view, err)
+		return fmt.Errorf("views: encode state of %s: %w", view, err)
 	}
 	if err := lake.PutBytes(ctx, store, lake.ViewStateKey(view), b); err != nil {
-		return fmt.Errorf("batch: write view state %s: %w", view, err)
+		return fmt.Errorf("views: write state: %w", err)
 	}
 	return nil
-}
-
-// inputFingerprint hashes the keys and sizes of an hour's raw files: a new,
-// rewritten or removed file changes it.
-func inputFingerprint(objs []lake.Object) string {
-	keys := make([]string, len(objs))
-	for i, o := range objs {
-		keys[i] = o.Key + " " + strconv.FormatInt(o.Size, 10) + "\n"
-	}
-	sort.Strings(keys)
-	h := sha256.New()
-	for _, k := range keys {
-		h.Write([]byte(k))
-	}
-	return hex.EncodeToString(h.Sum(nil)[:12])
 }
