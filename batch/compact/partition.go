@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/lambdalake/lambdalake/batch/raw"
@@ -120,128 +121,172 @@ func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, 
 
 // loop reads records into the buffer and hands flushes to the flusher
 // until ctx ends. Records are fetched in this goroutine, with no channel
-// hop per record; the age timer and other partitions' flush requests
+// hop per record; the loop's timer and other partitions' flush requests
 // interrupt a waiting fetch by cancelling its context (wake). The
 // per-record path reads no clock, resets no timer and touches the shared
 // budget only every settleBytes.
 func (p *partition) loop(ctx context.Context, r *stream.Fetcher) {
 	c := p.c
-	idle := max(c.cfg.MaxFileAge, time.Second)
-	armed := c.cfg.Now().Add(idle)
-	timer := time.AfterFunc(idle, p.wake)
-	defer timer.Stop()
-	arm := func(at time.Time) {
-		timer.Reset(max(time.Until(at), time.Millisecond))
-		armed = at
+	l := &loopState{idle: max(c.cfg.MaxFileAge, time.Second),
+		lagLabel: c.metrics.lag.WithLabelValues(p.topic, fmt.Sprint(p.partition))}
+	l.armed = c.cfg.Now().Add(l.idle)
+	l.timer = time.AfterFunc(l.idle, p.wake)
+	defer l.timer.Stop()
+	for ctx.Err() == nil {
+		fctx, cancel := context.WithCancel(ctx)
+		p.setWake(cancel)
+		p.fetch(ctx, fctx, r, l)
+		p.clearWake()
+		cancel()
+		p.afterWake(ctx, l)
 	}
-	lagLabel := c.metrics.lag.WithLabelValues(p.topic, fmt.Sprint(p.partition))
-	// flushNow serves a flush request from the budget. A request can be
-	// stale: it was sent while this buffer was the largest, and the
-	// buffer has been cut since (it filled up, or another request was
-	// served). Serving it then would write a file of a few rows and hold
-	// the flusher; the budget's rule (half of it buffered makes the
-	// largest buffer flush) is checked again instead.
-	flushNow := func() {
-		if p.buf.rows > 0 && c.budget.high() {
-			p.handoff(ctx, p.cut())
-		}
-	}
+}
+
+// loopState is the loop's timing. One timer wakes the fetch at the
+// earliest of the buffer's age deadline, the drain check and the idle
+// tick; armed is when it fires.
+type loopState struct {
+	idle     time.Duration
+	timer    *time.Timer
+	armed    time.Time
+	lagLabel prometheus.Gauge
+	n        int // records read, to sample the lag gauge
 	// A large buffer whose partition has caught up is written once the
 	// partition has been quiet for drainQuiet (no record past drainNext),
 	// not up to max_file_age later: after a backlog, its data is durable
 	// and its hours can close sooner.
-	var (
-		drainArmed bool
-		drainAt    time.Time
-		drainNext  int64
-	)
-	var n int
-	for ctx.Err() == nil {
-		fctx, cancel := context.WithCancel(ctx)
-		p.setWake(cancel)
-		for {
-			m, err := r.Next(fctx)
-			if err != nil {
-				break // woken or stopped: the fetcher retries failures itself
-			}
-			var now time.Time
-			wasEmpty := p.buf.rows == 0
-			if wasEmpty || m.Time.IsZero() {
-				now = c.cfg.Now() // the buffer's age starts now
-			}
-			p.buf.add(record{Offset: m.Offset, Value: m.Value, Time: m.Time}, now)
-			if wasEmpty && m.HighWaterMark-m.Offset-1 >= backlogLag {
-				p.buf.backlog = true
-			}
-			p.unsettled += int64(len(m.Value)) + rowOverhead
-			p.hw = m.HighWaterMark
-			if n++; n%1024 == 0 {
-				lagLabel.Set(float64(max(p.hw-p.buf.next, 0)))
-			}
-			if p.buf.full {
-				p.handoff(ctx, p.cut())
-			} else if wasEmpty {
-				if d := p.buf.deadline(); d.Before(armed) {
-					arm(d)
-				}
-			}
-			if !drainArmed && m.Offset+1 >= p.hw && p.buf.drainable() {
-				drainArmed, drainAt, drainNext = true, c.cfg.Now().Add(drainQuiet), p.buf.next
-				if drainAt.Before(armed) {
-					arm(drainAt)
-				}
-			}
-			if p.unsettled < settleBytes {
-				continue
-			}
-			p.settle()
-			if c.budget.high() {
-				c.budget.relieve()
-			}
-			select {
-			case <-p.mem.flushReq:
-				flushNow()
-			default:
-			}
-			if c.budget.over() {
-				start := time.Now()
-				err := c.budget.waitBelow(ctx, p.mem, flushNow)
-				c.metrics.waiting.WithLabelValues("budget").Add(time.Since(start).Seconds())
-				if err != nil {
-					break
-				}
-			}
+	drainArmed bool
+	drainAt    time.Time
+	drainNext  int64
+}
+
+func (l *loopState) arm(at time.Time) {
+	l.timer.Reset(max(time.Until(at), time.Millisecond))
+	l.armed = at
+}
+
+// fetch reads records into the buffer until the fetch context fctx is
+// woken or ctx ends.
+func (p *partition) fetch(ctx, fctx context.Context, r *stream.Fetcher, l *loopState) {
+	for {
+		m, err := r.Next(fctx)
+		if err != nil {
+			return // woken or stopped: the fetcher retries failures itself
 		}
-		p.clearWake()
-		cancel()
-		// Woken: a flush request, the age deadline, or the end.
-		select {
-		case <-p.mem.flushReq:
-			flushNow()
-		default:
+		p.take(ctx, &m, l)
+		if p.unsettled < settleBytes {
+			continue
 		}
-		if now := c.cfg.Now(); !now.Before(armed) {
-			quiet := false
-			if drainArmed && !now.Before(drainAt) {
-				// Quiet if nothing came after the catch-up; else the
-				// next catch-up arms the check again.
-				quiet, drainArmed = p.buf.rows > 0 && p.buf.next == drainNext, false
-			}
-			switch {
-			case p.buf.due(now) || quiet:
-				p.handoff(ctx, p.cut())
-			case p.buf.rows == 0:
-				p.tick(ctx, lagLabel)
-			}
-			next := c.cfg.Now().Add(idle)
-			if d := p.buf.deadline(); !d.IsZero() {
-				next = d
-			}
-			if drainArmed && drainAt.Before(next) {
-				next = drainAt
-			}
-			arm(next)
+		if !p.settleBudget(ctx) {
+			return
 		}
+	}
+}
+
+// take buffers one record, hands the buffer over when a file is full, and
+// arms the timer for what the record starts: the buffer's age, or the drain
+// check once the partition has caught up.
+func (p *partition) take(ctx context.Context, m *kafka.Message, l *loopState) {
+	c := p.c
+	var now time.Time
+	wasEmpty := p.buf.rows == 0
+	if wasEmpty || m.Time.IsZero() {
+		now = c.cfg.Now() // the buffer's age starts now
+	}
+	p.buf.add(record{Offset: m.Offset, Value: m.Value, Time: m.Time}, now)
+	if wasEmpty && m.HighWaterMark-m.Offset-1 >= backlogLag {
+		p.buf.backlog = true
+	}
+	p.unsettled += int64(len(m.Value)) + rowOverhead
+	p.hw = m.HighWaterMark
+	if l.n++; l.n%1024 == 0 {
+		l.lagLabel.Set(float64(max(p.hw-p.buf.next, 0)))
+	}
+	if p.buf.full {
+		p.handoff(ctx, p.cut())
+	} else if wasEmpty {
+		if d := p.buf.deadline(); d.Before(l.armed) {
+			l.arm(d)
+		}
+	}
+	if !l.drainArmed && m.Offset+1 >= p.hw && p.buf.drainable() {
+		l.drainArmed, l.drainAt, l.drainNext = true, c.cfg.Now().Add(drainQuiet), p.buf.next
+		if l.drainAt.Before(l.armed) {
+			l.arm(l.drainAt)
+		}
+	}
+}
+
+// settleBudget adds the bytes read since the last settle to the budget,
+// then keeps the budget: at half of it the largest buffer is asked to
+// flush, a flush request to this partition is served, and while all of it
+// is used the partition waits. It reports false if ctx ended while waiting.
+func (p *partition) settleBudget(ctx context.Context) bool {
+	c := p.c
+	p.settle()
+	if c.budget.high() {
+		c.budget.relieve()
+	}
+	select {
+	case <-p.mem.flushReq:
+		p.flushNow(ctx)
+	default:
+	}
+	if !c.budget.over() {
+		return true
+	}
+	start := time.Now()
+	err := c.budget.waitBelow(ctx, p.mem, func() { p.flushNow(ctx) })
+	c.metrics.waiting.WithLabelValues("budget").Add(time.Since(start).Seconds())
+	return err == nil
+}
+
+// afterWake runs after a fetch was interrupted (a flush request, the timer, or
+// the end): it serves a flush request and, once the timer is due, writes a
+// buffer that reached its age or drained and stayed quiet, ticks an empty
+// one, and arms the timer again.
+func (p *partition) afterWake(ctx context.Context, l *loopState) {
+	c := p.c
+	select {
+	case <-p.mem.flushReq:
+		p.flushNow(ctx)
+	default:
+	}
+	now := c.cfg.Now()
+	if now.Before(l.armed) {
+		return
+	}
+	quiet := false
+	if l.drainArmed && !now.Before(l.drainAt) {
+		// Quiet if nothing came after the catch-up; else the next
+		// catch-up arms the check again.
+		quiet, l.drainArmed = p.buf.rows > 0 && p.buf.next == l.drainNext, false
+	}
+	switch {
+	case p.buf.due(now) || quiet:
+		p.handoff(ctx, p.cut())
+	case p.buf.rows == 0:
+		p.tick(ctx, l.lagLabel)
+	}
+	next := c.cfg.Now().Add(l.idle)
+	if d := p.buf.deadline(); !d.IsZero() {
+		next = d
+	}
+	if l.drainArmed && l.drainAt.Before(next) {
+		next = l.drainAt
+	}
+	l.arm(next)
+}
+
+// flushNow serves a flush request from the budget. A request can be stale:
+// it was sent while this buffer was the largest, and the buffer has been
+// cut since (it filled up, or another request was served). Serving it then
+// would write a file of a few rows and hold the flusher; the budget's rule
+// (half of it buffered makes the largest buffer flush) is checked again
+// instead.
+func (p *partition) flushNow(ctx context.Context) {
+	if p.buf.rows > 0 && p.c.budget.high() {
+		p.handoff(ctx, p.cut())
 	}
 }
 
