@@ -240,7 +240,7 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 // growing memory, and once S3 is back the lake ends exact.
 func TestCompactS3Outage(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
-	direct, _ := testenv.S3Lake(t)
+	direct, url := testenv.S3Lake(t)
 	topic := testenv.Topic(t, brokers, partitions)
 	s := ordersOn(t, topic)
 	s3cfg := testenv.S3Config(t)
@@ -250,7 +250,7 @@ func TestCompactS3Outage(t *testing.T) {
 	proxy := testenv.NewCutProxy(t, strings.TrimPrefix(s3cfg.Endpoint, "http://"))
 	s3cfg.Endpoint = "http://" + proxy.Addr()
 	s3cfg.MaxAttempts = 2
-	proxied, err := lake.NewS3Store(context.Background(), testenv.Bucket, direct.Prefix(), s3cfg)
+	proxied, err := lake.Open(context.Background(), lake.Config{URL: url, S3: s3cfg})
 	if err != nil {
 		t.Fatal(err)
 	}

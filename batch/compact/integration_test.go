@@ -65,6 +65,8 @@ type hourSum struct {
 
 func cents(x float64) int64 { return int64(math.Round(x * 100)) }
 
+var _ gen.Sink = (*captureSink)(nil)
+
 // captureSink passes events to Kafka and tallies, per event hour, what the
 // generator made decodable (valid events and their duplicates).
 type captureSink struct {

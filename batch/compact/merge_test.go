@@ -16,6 +16,8 @@ import (
 	"github.com/lambdalake/lambdalake/lake"
 )
 
+var _ lake.Store = failingStore{}
+
 // failingStore fails every Put under a prefix: a crash between a flush's
 // uploads and its checkpoint.
 type failingStore struct {

@@ -40,6 +40,5 @@ func computeHourRows(ctx context.Context, store lake.Store, v *schemas.View, hou
 	if err != nil {
 		return nil, err
 	}
-	rows, _, err := views.Decode(ctx, v, b)
-	return rows, err
+	return views.Decode(ctx, v, b)
 }

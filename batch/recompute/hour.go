@@ -265,6 +265,8 @@ func sameKind(dt arrow.DataType, t schemas.Type) bool {
 	return ok && t == schemas.Timestamp && ts.Unit == arrow.Microsecond
 }
 
+var _ arrow.RecordBatch = (*chunkRecord)(nil)
+
 // chunkRecord releases the chunk's column references with the record.
 type chunkRecord struct {
 	arrow.RecordBatch

@@ -17,6 +17,8 @@ type recomputeMetrics struct {
 	lag       *lagCollector            // view: now − B, seconds, computed at scrape
 }
 
+var _ prometheus.Collector = (*lagCollector)(nil)
+
 // lagCollector reports now − B per view when scraped, so the lag keeps
 // growing between runs when recompute falls behind.
 type lagCollector struct {

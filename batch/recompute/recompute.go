@@ -40,6 +40,8 @@ type BoundaryMirror interface {
 	SetBoundary(ctx context.Context, view string, b time.Time) error
 }
 
+var _ BoundaryMirror = MirrorFunc(nil)
+
 // MirrorFunc adapts a function to BoundaryMirror.
 type MirrorFunc func(ctx context.Context, view string, b time.Time) error
 

@@ -395,6 +395,8 @@ print(json.dumps(duckdb.connect().execute(sys.argv[1]).fetchall()))`
 	}
 }
 
+var _ lake.Store = (*putCounter)(nil)
+
 // putCounter counts writes to a store.
 type putCounter struct {
 	lake.Store

@@ -29,7 +29,8 @@ import (
 //
 // Plain Parquet (zstd), so DuckDB and friends read the views as they are.
 // The file's key-value metadata records the view fingerprint and the
-// version, which _state.json also holds.
+// version, which _state.json also holds (readers go by _state.json; the
+// metadata is for whoever reads the files alone).
 
 // TimeColumn is the bucket column of view files.
 const TimeColumn = "t"
@@ -250,43 +251,29 @@ func writeParquet(v *schemas.View, rec arrow.RecordBatch) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// FileInfo is what a view file says about itself.
-type FileInfo struct {
-	Fingerprint string
-	Version     int64
-}
-
 // Decode reads a view file into rows. Columns are found by name, so a file
 // written before a metric was added reads that metric as null.
-func Decode(ctx context.Context, v *schemas.View, b []byte) ([]Row, FileInfo, error) {
-	rows, info, err := decode(ctx, v, b)
+func Decode(ctx context.Context, v *schemas.View, b []byte) ([]Row, error) {
+	rows, err := decode(ctx, v, b)
 	if err != nil {
-		return nil, info, fmt.Errorf("views: decode view file: %w", err)
+		return nil, fmt.Errorf("views: decode view file: %w", err)
 	}
-	return rows, info, nil
+	return rows, nil
 }
 
-func decode(ctx context.Context, v *schemas.View, b []byte) ([]Row, FileInfo, error) {
-	var info FileInfo
+func decode(ctx context.Context, v *schemas.View, b []byte) ([]Row, error) {
 	pf, err := file.NewParquetReader(bytes.NewReader(b))
 	if err != nil {
-		return nil, info, fmt.Errorf("open: %w", err)
+		return nil, fmt.Errorf("open: %w", err)
 	}
 	defer pf.Close()
 	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 1 << 16}, memory.DefaultAllocator)
 	if err != nil {
-		return nil, info, fmt.Errorf("open: %w", err)
-	}
-	kv := pf.MetaData().KeyValueMetadata()
-	if fp := kv.FindValue(metaFingerprint); fp != nil {
-		info.Fingerprint = *fp
-	}
-	if ver := kv.FindValue(metaVersion); ver != nil {
-		info.Version, _ = strconv.ParseInt(*ver, 10, 64)
+		return nil, fmt.Errorf("open: %w", err)
 	}
 	tbl, err := fr.ReadTable(ctx)
 	if err != nil {
-		return nil, info, fmt.Errorf("read: %w", err)
+		return nil, fmt.Errorf("read: %w", err)
 	}
 	defer tbl.Release()
 	tr := array.NewTableReader(tbl, tbl.NumRows()+1)
@@ -304,12 +291,12 @@ func decode(ctx context.Context, v *schemas.View, b []byte) ([]Row, FileInfo, er
 		rec := tr.RecordBatch()
 		ts, ok := col(rec, TimeColumn).(*array.Timestamp)
 		if !ok {
-			return nil, info, fmt.Errorf("no %s timestamp column", TimeColumn)
+			return nil, fmt.Errorf("no %s timestamp column", TimeColumn)
 		}
 		dims := make([]arrow.Array, len(v.Dimensions))
 		for d, name := range v.Dimensions {
 			if dims[d] = col(rec, name); dims[d] == nil {
-				return nil, info, fmt.Errorf("no dimension %q", name)
+				return nil, fmt.Errorf("no dimension %q", name)
 			}
 		}
 		mets := make([]arrow.Array, len(v.Metrics))
@@ -346,9 +333,9 @@ func decode(ctx context.Context, v *schemas.View, b []byte) ([]Row, FileInfo, er
 		}
 	}
 	if err := tr.Err(); err != nil {
-		return nil, info, fmt.Errorf("read: %w", err)
+		return nil, fmt.Errorf("read: %w", err)
 	}
-	return rows, info, nil
+	return rows, nil
 }
 
 func valueAt(a arrow.Array, i int) schemas.Value {

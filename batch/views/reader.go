@@ -227,7 +227,7 @@ func (r *Reader) hour(ctx context.Context, v *schemas.View, fp string, h time.Ti
 		if err != nil {
 			return nil, fmt.Errorf("views: read view %s hour %s: %w", v.Name, HourKey(h), err)
 		}
-		rows, _, err := decode(ctx, v, b)
+		rows, err := decode(ctx, v, b)
 		if err != nil {
 			return nil, fmt.Errorf("views: decode view %s hour %s: %w", v.Name, HourKey(h), err)
 		}
@@ -276,8 +276,8 @@ func (r *Reader) put(c *cachedHour) {
 	}
 }
 
-// CacheStats reports the cache's entries and estimated bytes.
-func (r *Reader) CacheStats() (entries int, bytes int64) {
+// cacheStats reports the cache's entries and estimated bytes.
+func (r *Reader) cacheStats() (entries int, bytes int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.lru.Len(), r.size

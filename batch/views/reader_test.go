@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/lambdalake/lambdalake/lake"
+	"github.com/lambdalake/lambdalake/schemas"
 )
 
 func dirStore(t testing.TB) lake.Store {
@@ -47,5 +48,51 @@ func TestStateAtLeastRereads(t *testing.T) {
 	}
 	if _, err := lake.ReadAll(ctx, store, lake.ViewStateKey("v")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The cache is bounded by its byte budget: with a 1-byte budget it keeps
+// only the hour read last. (Moved from the recompute tests, which hold the
+// reader's tests that need recomputed hours.)
+func TestReaderCacheEviction(t *testing.T) {
+	ctx := context.Background()
+	store := dirStore(t)
+	s, err := schemas.NewSchema("e", "e", "ts", "", []schemas.Field{{Name: "ts", Type: schemas.Timestamp}, {Name: "k", Type: schemas.String}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &schemas.View{Name: "v", Schema: s, Granularity: time.Minute, Dimensions: []string{"k"},
+		Metrics: []schemas.Metric{{Name: "c", Agg: schemas.Count}}}
+	st := &State{Fingerprint: v.Fingerprint(), Boundary: hour(3), Hours: map[string]HourState{}}
+	for h := range 3 {
+		cols := &Columns{T: []int64{hour(h).UnixMicro()}, Dims: [][]schemas.Value{{{Str: "a"}}},
+			Metrics: []MetricColumn{{Ints: []int64{int64(h + 1)}}}}
+		b, err := Encode(v, cols, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := lake.PutBytes(ctx, store, lake.ViewKey(v.Name, hour(h)), b); err != nil {
+			t.Fatal(err)
+		}
+		st.Hours[HourKey(hour(h))] = HourState{Input: "x", Rows: 1, Version: 1, Final: true}
+	}
+	if err := WriteState(ctx, store, v.Name, st); err != nil {
+		t.Fatal(err)
+	}
+	small, err := NewReader(ReaderConfig{Store: store, CacheBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		rows, err := small.Rows(ctx, v, hour(0), hour(3), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 3 {
+			t.Fatalf("%d rows, want one per hour", len(rows))
+		}
+	}
+	if n, _ := small.cacheStats(); n != 1 {
+		t.Errorf("%d hours cached with a 1-byte budget, want only the latest", n)
 	}
 }

@@ -43,9 +43,9 @@ func (s *State) Hour(hour time.Time) (HourState, bool) {
 	return h, ok
 }
 
-// ParseState decodes a _state.json. It checks what readers rely on: hour
+// parseState decodes a _state.json. It checks what readers rely on: hour
 // keys are whole UTC hours and counts are not negative.
-func ParseState(b []byte) (*State, error) {
+func parseState(b []byte) (*State, error) {
 	var s State
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, fmt.Errorf("views: decode state: %w", err)
@@ -76,7 +76,7 @@ func ReadState(ctx context.Context, store lake.Store, view string) (*State, erro
 	if err != nil {
 		return nil, fmt.Errorf("views: read state: %w", err)
 	}
-	s, err := ParseState(b)
+	s, err := parseState(b)
 	if err != nil {
 		return nil, fmt.Errorf("%w (%s)", err, key)
 	}

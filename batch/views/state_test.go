@@ -26,7 +26,7 @@ func TestParseState(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			st, err := ParseState(b)
+			st, err := parseState(b)
 			if (err == nil) != tc.ok {
 				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
 			}
@@ -49,7 +49,7 @@ func FuzzParseState(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		st, err := ParseState(b)
+		st, err := parseState(b)
 		if err != nil {
 			return
 		}
@@ -58,7 +58,7 @@ func FuzzParseState(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		back, err := ParseState(out)
+		back, err := parseState(out)
 		if err != nil {
 			t.Fatalf("re-encoded state does not parse: %v", err)
 		}
