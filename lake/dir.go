@@ -75,7 +75,7 @@ func (s *DirStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	}
 	f, err := os.Open(s.path(key))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("lake: get %s: %w", key, ErrNotExist)
+		return nil, fmt.Errorf("%w: %s", ErrNotExist, key)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("lake: get %s: %w", key, err)

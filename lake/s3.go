@@ -118,7 +118,7 @@ func (s *S3Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key(key))})
 	if err != nil {
 		if isNotFound(err) {
-			return nil, fmt.Errorf("lake: get s3://%s/%s: %w", s.bucket, s.key(key), ErrNotExist)
+			return nil, fmt.Errorf("%w: s3://%s/%s", ErrNotExist, s.bucket, s.key(key))
 		}
 		return nil, fmt.Errorf("lake: get s3://%s/%s: %w", s.bucket, s.key(key), err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -285,6 +286,45 @@ func TestBoundary(t *testing.T) {
 			}
 			if got := boundary(st, hours, tc.wm); !got.Equal(tc.want) {
 				t.Errorf("B = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// A failed read of a raw file leaves the package with the package prefix
+// once, naming the view, the hour and the file.
+func TestErrorNamesWhatFailedOnce(t *testing.T) {
+	v := rcConfig(t).View("revenue")
+	store := rcDirStore(t)
+	ctx := context.Background()
+	key := lake.RawFile{Schema: v.Schema.Name, Hour: rcHour(0), Topic: v.Schema.Topic, First: 0, Last: 9}.Key()
+	if err := lake.PutBytes(ctx, store, key, []byte("not parquet")); err != nil {
+		t.Fatal(err)
+	}
+	rcSetWatermark(t, store, "g", v.Schema.Topic, 1, rcHour(2))
+	hour := views.HourKey(rcHour(0))
+	tests := []struct {
+		name, prefix string
+		run          func() error
+	}{
+		{"recompute", "recompute: view revenue: hour " + hour + ": raw file " + key + ": ", func() error {
+			_, err := rcRecomputer(t, store, "g", nil).Recompute(ctx, v, Options{})
+			return err
+		}},
+		{"cold path", "recompute: cold view revenue hour " + hour + ": raw file " + key + ": ", func() error {
+			_, err := ComputeHourRows(ctx, store, v, rcHour(0))
+			return err
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.run()
+			if err == nil {
+				t.Fatal("a corrupt raw file read without error")
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, tc.prefix) || strings.Count(msg, "recompute:") != 1 || strings.Count(msg, key) != 1 {
+				t.Errorf("error %q\nwant it to start %q, with the package prefix and the key once", msg, tc.prefix)
 			}
 		})
 	}
