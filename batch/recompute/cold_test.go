@@ -8,8 +8,10 @@ import (
 	"github.com/lambdalake/lambdalake/batch/views"
 )
 
-// ComputeHourRows (the serving layer's cold fallback) must give exactly the
-// rows recompute writes for the hour: same dedup, same figures, same order.
+// ComputeHourRows (the serving layer's cold fallback) must give the
+// independent reference's figures on a lake with overlapping files and
+// duplicate ids, and exactly the rows recompute writes for the hour: same
+// dedup, same figures, same order.
 func TestComputeHourRowsEqualsRecompute(t *testing.T) {
 	cfg := rcConfig(t)
 	ctx := context.Background()
@@ -31,6 +33,13 @@ func TestComputeHourRowsEqualsRecompute(t *testing.T) {
 		}
 		got = append(got, rows...)
 	}
+	// Both drops are exercised: hour 0 has overlapping files, both hours
+	// repeated ids.
+	rcAssertOverlaps(t, store, v.Schema, rcHour(0))
+	rcAssertDuplicates(t, v.Schema, recs, rcHour(0), rcHour(1))
+	inRange := func(h time.Time) bool { return !h.Before(rcHour(0)) && h.Before(rcHour(2)) }
+	rcCompare(t, v, got, rcReference(t, v, recs, inRange))
+
 	if len(got) != len(want) || len(got) == 0 {
 		t.Fatalf("%d cold rows, recompute wrote %d", len(got), len(want))
 	}

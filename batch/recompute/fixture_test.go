@@ -425,3 +425,24 @@ func rcAssertOverlaps(t testing.TB, store lake.Store, s *schemas.Schema, hours .
 		}
 	}
 }
+
+// rcAssertDuplicates checks the simulated log really repeats ids (the
+// generator's duplicates: a valid event sent again) in the given hours, so
+// exactness tests exercise the id dedup.
+func rcAssertDuplicates(t testing.TB, s *schemas.Schema, recs []rcRecord, hours ...time.Time) {
+	t.Helper()
+	dec := schemas.NewDecoder(s)
+	dups := map[time.Time]int{}
+	for _, r := range recs {
+		var row schemas.Row
+		if r.kind != gen.Duplicate || dec.Decode(r.value, &row) != nil {
+			continue
+		}
+		dups[time.UnixMicro(s.TimeMicros(&row)).UTC().Truncate(time.Hour)]++
+	}
+	for _, h := range hours {
+		if dups[h] == 0 {
+			t.Errorf("hour %v: no duplicate ids in the log; the test does not exercise the id dedup", h)
+		}
+	}
+}
