@@ -4,10 +4,15 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -107,9 +112,13 @@ views:
 `
 
 // The compactor is killed with SIGKILL three times while it consumes a
-// topic that is still being written, each time after it has made progress
-// and at a random moment, so kills land between uploads and checkpoints.
-// Restarted, it resumes from the lake checkpoints; the lake ends exact.
+// topic that is still being written, each time after it has made progress.
+// The first and the third kill land between a flush's uploads and its
+// checkpoint: the test holds the compactor there by failing its checkpoint
+// writes until a raw file lies beyond its partition's checkpoint. The
+// second kill lands at a random moment. Restarted, the compactor resumes
+// from the lake checkpoints; the lake ends exact, and the overlaps the
+// crashes left are read once.
 func TestCompactCrashSafety(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
 	store, url := testenv.S3Lake(t)
@@ -117,7 +126,8 @@ func TestCompactCrashSafety(t *testing.T) {
 	s := ordersOn(t, topic)
 	bin := testenv.Binary(t)
 	group := testenv.Name("compact")
-	cfgPath := testenv.WriteConfig(t, fmt.Sprintf(subprocessConfig, strings.Join(brokers, ", "), url, testenv.S3Endpoint(t), group, topic))
+	gate := newCheckpointGate(t, testenv.S3Endpoint(t))
+	cfgPath := testenv.WriteConfig(t, fmt.Sprintf(subprocessConfig, strings.Join(brokers, ", "), url, gate.URL(), group, topic))
 	logPath := filepath.Join(t.TempDir(), "compact.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -145,16 +155,34 @@ func TestCompactCrashSafety(t *testing.T) {
 	const total = 120_000
 	wait := produceInBackground(t, brokers, s, total, 2500, 11)
 	var done int64
+	inWindow := 0 // kills that left a file beyond its partition's checkpoint
 	for kill := 1; kill <= 3; kill++ {
 		cmd := start()
 		// This run must itself have stored something before it dies.
 		waitProgress(t, store, group, topic, done, 90*time.Second)
-		// Kill it, preferably in the window between a flush's uploads and
-		// its checkpoint; failing that, at a random moment.
-		inWindow := killInFlushWindow(t, store, s.Name, group, topic, cmd, 8*time.Second)
+		window := kill != 2
+		if window {
+			gate.Close()
+			waitBeyondCheckpoint(t, store, s.Name, group, topic, 30*time.Second)
+		} else {
+			time.Sleep(time.Duration(rand.IntN(1000)) * time.Millisecond)
+		}
+		if err := cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
 		cmd.Wait()
+		gate.Open()
+		// Dead, it left files beyond a checkpoint if some raw file holds
+		// offsets its partition's checkpoint does not cover.
+		left := beyondCheckpoint(t, store, s.Name, group, topic)
+		if left {
+			inWindow++
+		}
 		done = progress(t, store, group, topic)
-		t.Logf("kill -9 #%d at checkpoint progress %d (between upload and checkpoint: %v)", kill, done, inWindow)
+		t.Logf("kill -9 #%d at checkpoint progress %d (held between upload and checkpoint: %v; files beyond a checkpoint: %v)", kill, done, window, left)
+		if window && !left {
+			t.Errorf("kill #%d: no file beyond its checkpoint, though the checkpoints were held back", kill)
+		}
 		if done >= total {
 			t.Errorf("kill #%d came after everything was compacted, not mid-run", kill)
 		}
@@ -179,38 +207,79 @@ func TestCompactCrashSafety(t *testing.T) {
 			t.Errorf("hour %v: lake %+v, generator %+v", h, got, want)
 		}
 	}
+	// A file left beyond its checkpoint is overlapped by the restart's
+	// files: the lake must hold overlaps, which readers dropped above.
+	if inWindow == 0 || rep.redundant+rep.dropped == 0 {
+		t.Errorf("%d kills left files beyond their checkpoint; the lake has %d redundant files and %d overlapping offsets: want both above zero",
+			inWindow, rep.redundant, rep.dropped)
+	}
 }
 
-// killInFlushWindow polls the lake and kills cmd as soon as some raw file
-// holds offsets beyond its partition's checkpoint: files uploaded, the
-// checkpoint not yet written. After timeout it kills at a random moment.
-func killInFlushWindow(t *testing.T, store lake.Store, schema, group, topic string, cmd *exec.Cmd, timeout time.Duration) bool {
+// checkpointGate is a reverse proxy to S3 that can refuse checkpoint
+// writes: while it is closed, the compactor behind it uploads its files
+// but cannot write their checkpoint, so it stays in the window a crash
+// must survive.
+type checkpointGate struct {
+	srv    *httptest.Server
+	closed atomic.Bool
+}
+
+func newCheckpointGate(t *testing.T, endpoint string) *checkpointGate {
 	t.Helper()
-	ctx := context.Background()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		// Files first, checkpoints after: a file beyond a checkpoint read
-		// later is beyond the latest one.
-		objs, err2 := store.List(ctx, lake.RawPrefix(schema))
-		cps, err1 := raw.ReadCheckpoints(ctx, store, group, topic)
-		if err1 == nil && err2 == nil {
-			for _, o := range objs {
-				f, err := lake.ParseRawKey(o.Key)
-				if err == nil && f.Last >= cps[f.Partition].NextOffset {
-					if err := cmd.Process.Kill(); err != nil {
-						t.Fatal(err)
-					}
-					return true
-				}
-			}
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(time.Duration(rand.IntN(1000)) * time.Millisecond)
-	if err := cmd.Process.Kill(); err != nil {
+	target, err := neturl.Parse(endpoint)
+	if err != nil {
 		t.Fatal(err)
 	}
+	g := &checkpointGate{}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	g.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if g.closed.Load() && r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/_checkpoints/") {
+			http.Error(w, "checkpoint writes held by the test", http.StatusServiceUnavailable)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(g.srv.Close)
+	return g
+}
+
+func (g *checkpointGate) URL() string { return g.srv.URL }
+func (g *checkpointGate) Close()      { g.closed.Store(true) }
+func (g *checkpointGate) Open()       { g.closed.Store(false) }
+
+// beyondCheckpoint reports whether some raw file holds offsets beyond its
+// partition's checkpoint. Files are listed first: a file beyond a
+// checkpoint read later is beyond the latest one.
+func beyondCheckpoint(t *testing.T, store lake.Store, schema, group, topic string) bool {
+	t.Helper()
+	ctx := context.Background()
+	objs, err := store.List(ctx, lake.RawPrefix(schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cps, err := raw.ReadCheckpoints(ctx, store, group, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if f, err := lake.ParseRawKey(o.Key); err == nil && f.Last >= cps[f.Partition].NextOffset {
+			return true
+		}
+	}
 	return false
+}
+
+// waitBeyondCheckpoint waits until some raw file holds offsets beyond its
+// partition's checkpoint.
+func waitBeyondCheckpoint(t *testing.T, store lake.Store, schema, group, topic string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !beyondCheckpoint(t, store, schema, group, topic) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no raw file beyond its checkpoint in %v while checkpoint writes were refused", timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func tail(s string, n int) string {

@@ -294,8 +294,14 @@ func verifyLake(t *testing.T, store lake.Store, s *schemas.Schema, ref map[recKe
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The dead letters are compared as sets with the undecodable records:
+	// a duplicated dead letter must not hide a missing one.
+	deadSeen := map[recKey]int{}
 	for _, d := range dead {
 		k := recKey{d.Partition, d.Offset}
+		if deadSeen[k]++; deadSeen[k] == 2 {
+			t.Errorf("dead letter %+v returned twice", k)
+		}
 		want, ok := ref[k]
 		switch {
 		case !ok || want.valid:
@@ -304,6 +310,11 @@ func verifyLake(t *testing.T, store lake.Store, s *schemas.Schema, ref map[recKe
 			t.Errorf("dead letter %+v: raw %q, want %q", k, d.Raw, want.raw)
 		case d.Error == "" || d.Topic != s.Topic:
 			t.Errorf("dead letter %+v: error %q topic %q", k, d.Error, d.Topic)
+		}
+	}
+	for k, r := range ref {
+		if !r.valid && deadSeen[k] == 0 {
+			t.Errorf("undecodable record %+v missing from the dead letters", k)
 		}
 	}
 	if len(dead) != malformed {

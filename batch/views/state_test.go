@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -62,8 +63,8 @@ func FuzzParseState(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoded state does not parse: %v", err)
 		}
-		if len(back.Hours) != len(st.Hours) || !back.Boundary.Equal(st.Boundary) {
-			t.Fatal("round trip changed the state")
+		if !reflect.DeepEqual(back, st) {
+			t.Fatalf("round trip changed the state:\n got %+v\nwant %+v", back, st)
 		}
 	})
 }
