@@ -150,3 +150,47 @@ func TestOverlapAfterCrashReadsOnceAndMerges(t *testing.T) {
 		}
 	}
 }
+
+// The merge job's plan: closed hours holding several files of one
+// partition, each once; open hours and hours with one file per partition
+// are left alone.
+func TestHoursToMerge(t *testing.T) {
+	h := func(i int) time.Time { return base.Add(time.Duration(i) * time.Hour) }
+	key := func(hour time.Time, p int32, first int64) string {
+		return lake.RawFile{Schema: "orders", Hour: hour, Topic: "orders", Partition: p, First: first, Last: first + 9}.Key()
+	}
+	tests := []struct {
+		name      string
+		files     []string
+		watermark time.Time
+		want      []time.Time
+	}{
+		{"one file per partition", []string{key(h(0), 0, 0), key(h(0), 1, 0)}, h(3), nil},
+		{"two files of a partition", []string{key(h(0), 0, 0), key(h(0), 0, 10), key(h(1), 0, 20)}, h(3), []time.Time{h(0)}},
+		{"each hour once", []string{key(h(0), 0, 0), key(h(0), 0, 10), key(h(0), 1, 0), key(h(0), 1, 10), key(h(1), 2, 0), key(h(1), 2, 10)}, h(3),
+			[]time.Time{h(0), h(1)}},
+		{"an open hour waits", []string{key(h(0), 0, 0), key(h(0), 0, 10), key(h(2), 0, 20), key(h(2), 0, 30)}, h(2).Add(59 * time.Minute),
+			[]time.Time{h(0)}},
+		{"closed at its end", []string{key(h(2), 0, 20), key(h(2), 0, 30)}, h(3), []time.Time{h(2)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store, err := lake.NewDirStore(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range tt.files {
+				if err := lake.PutBytes(context.Background(), store, k, []byte("x")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := HoursToMerge(context.Background(), store, "orders", tt.watermark)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("hours = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
