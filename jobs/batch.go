@@ -83,9 +83,9 @@ func recomputeJobs(cfg BatchConfig) (recomputeJob, backfillJob Job, err error) {
 	if err != nil {
 		return Job{}, Job{}, err
 	}
-	runViews := func(ctx context.Context, run *Run, views []*schemas.View, opt recompute.Options) error {
+	runViews := func(ctx context.Context, run *Run, vs []*schemas.View, opt recompute.Options) error {
 		store.lease.Store(run.Lease)
-		for _, v := range views {
+		for _, v := range vs {
 			if ctx.Err() != nil {
 				return ctx.Err() // a safe point: every finished hour is saved
 			}
@@ -101,11 +101,11 @@ func recomputeJobs(cfg BatchConfig) (recomputeJob, backfillJob Job, err error) {
 		return runViews(ctx, run, cfg.Views, recompute.Options{})
 	}}
 	backfillJob = Job{Name: JobBackfill, Lock: JobRecompute, Run: func(ctx context.Context, run *Run) error {
-		views := cfg.Views
+		vs := cfg.Views
 		if cfg.Backfill.Views != nil {
-			views = cfg.Backfill.Views
+			vs = cfg.Backfill.Views
 		}
-		return runViews(ctx, run, views, recompute.Options{Force: true, From: cfg.Backfill.From, To: cfg.Backfill.To})
+		return runViews(ctx, run, vs, recompute.Options{Force: true, From: cfg.Backfill.From, To: cfg.Backfill.To})
 	}}
 	return recomputeJob, backfillJob, nil
 }

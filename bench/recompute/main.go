@@ -466,7 +466,7 @@ func diff(v *schemas.View, a, b *views.Row) string {
 	return ""
 }
 
-// readDuck reads DuckDB's result into ViewRows (dimensions as strings,
+// readDuck reads DuckDB's result into views.Rows (dimensions as strings,
 // metrics by the view's types).
 func readDuck(ctx context.Context, path string, v *schemas.View) ([]views.Row, error) {
 	b, err := os.ReadFile(path)
