@@ -57,7 +57,7 @@ import (
 	"time"
 
 	"github.com/lambdalake/lambdalake"
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/raw"
 	"github.com/lambdalake/lambdalake/bench/internal/duck"
 	"github.com/lambdalake/lambdalake/bench/internal/kafkaref"
 	"github.com/lambdalake/lambdalake/bench/internal/launch"
@@ -204,7 +204,7 @@ func run(ctx context.Context, events int64, threads int, python string) (bool, e
 	var peak int64
 	err = kafkaref.WaitCaughtUp(ctx, end, 4*time.Minute, func(ctx context.Context) ([]int64, error) {
 		peak = max(peak, procstat.PeakRSS(proc.Pid()))
-		cps, err := batch.ReadCheckpoints(ctx, store, group, topic)
+		cps, err := raw.ReadCheckpoints(ctx, store, group, topic)
 		if err != nil {
 			return nil, err
 		}

@@ -5,7 +5,7 @@
 // Preparation (not timed): a folder lake (a temp dir; DuckDB cannot reach
 // LocalStack S3 here) gets raw Parquet files for the last 24 hours of
 // orders (-events) and pageviews (-pageviews), written as the compactor lays
-// them out; batch.Recomputer computes the hours before B for both views
+// them out; recompute.Recomputer computes the hours before B for both views
 // (revenue, traffic). B is one hour before the current hour (-mode
 // default: batch serves all but the last two hours) or six hours before it
 // (-mode lag: batch six hours behind). A `lambdalake speed` child consumes
@@ -63,7 +63,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/raw"
+	"github.com/lambdalake/lambdalake/batch/recompute"
 	"github.com/lambdalake/lambdalake/bench/internal/duck"
 	"github.com/lambdalake/lambdalake/bench/internal/kafkaref"
 	"github.com/lambdalake/lambdalake/bench/internal/launch"
@@ -153,8 +154,8 @@ func main() {
 	counts := []int64{*events, *pageviews}
 
 	// Raw lake for 24 hours; recompute the hours before B.
-	rc, err := batch.NewRecomputer(batch.RecomputerConfig{Store: store, Group: cfg.Compact.Group, Registerer: prometheus.NewRegistry(),
-		Mirror: batch.MirrorFunc(func(ctx context.Context, view string, b time.Time) error { return speed.SetBoundary(ctx, rdb, view, b) })})
+	rc, err := recompute.New(recompute.Config{Store: store, Group: cfg.Compact.Group, Registerer: prometheus.NewRegistry(),
+		Mirror: recompute.MirrorFunc(func(ctx context.Context, view string, b time.Time) error { return speed.SetBoundary(ctx, rdb, view, b) })})
 	check(err)
 	for i, d := range sets {
 		s := d.view.Schema
@@ -171,10 +172,10 @@ func main() {
 			d.filter = append(d.filter, d.view.Dimensions[0]+"-"+strconv.Itoa(k))
 		}
 		log.Printf("%s: %d events into %d raw files in %v", s.Name, len(d.events), files, time.Since(t0).Round(time.Millisecond))
-		cp, _ := json.Marshal(batch.Checkpoint{NextOffset: int64(len(d.events)), Watermark: B})
+		cp, _ := json.Marshal(raw.Checkpoint{NextOffset: int64(len(d.events)), Watermark: B})
 		check(lake.PutBytes(ctx, store, lake.CheckpointKey(cfg.Compact.Group, s.Topic, 0), cp))
 		t0 = time.Now()
-		res, err := rc.Recompute(ctx, d.view, batch.RecomputeOptions{})
+		res, err := rc.Recompute(ctx, d.view, recompute.Options{})
 		check(err)
 		if !res.Boundary.Equal(B) {
 			log.Fatalf("%s: B = %s, want %s", d.view.Name, res.Boundary, B)
