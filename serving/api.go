@@ -18,7 +18,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/jobs"
 	"github.com/lambdalake/lambdalake/schemas"
@@ -37,18 +37,18 @@ type SpeedReader interface {
 
 var _ SpeedReader = (*speed.Reader)(nil)
 
-// BatchReader is what the API reads of the batch views (batch.ViewReader).
+// BatchReader is what the API reads of the batch views (views.Reader).
 type BatchReader interface {
-	Rows(ctx context.Context, v *schemas.View, from, to time.Time, where map[string]schemas.Value) ([]batch.ViewRow, error)
-	State(ctx context.Context, view string) (*batch.State, error)
-	StateAtLeast(ctx context.Context, view string, b time.Time) (*batch.State, error)
+	Rows(ctx context.Context, v *schemas.View, from, to time.Time, where map[string]schemas.Value) ([]views.Row, error)
+	State(ctx context.Context, view string) (*views.State, error)
+	StateAtLeast(ctx context.Context, view string, b time.Time) (*views.State, error)
 }
 
-var _ BatchReader = (*batch.ViewReader)(nil)
+var _ BatchReader = (*views.Reader)(nil)
 
 // ColdFunc computes one hour of a view from the raw lake
-// (batch.ComputeHourRows over a store).
-type ColdFunc func(ctx context.Context, v *schemas.View, hour time.Time) ([]batch.ViewRow, error)
+// (recompute.ComputeHourRows over a store).
+type ColdFunc func(ctx context.Context, v *schemas.View, hour time.Time) ([]views.Row, error)
 
 // MessageWriter produces to one Kafka topic and returns once the broker
 // acknowledged (kafka.Writer with RequiredAcks set).

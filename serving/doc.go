@@ -12,7 +12,7 @@
 // and hands those to both layers. It reads B once (boundary.Read: the Redis
 // mirror batch publishes; the lake's _state.json when Redis has none; none
 // at all: speed answers everything). [from, B) comes from batch view hours
-// (batch.ViewReader, decoded hours cached by version), [B, to) from the
+// (views.Reader, decoded hours cached by version), [B, to) from the
 // speed layer through its API (speed.Reader; serving reads none of speed's
 // keys itself). If Redis says B is later than the cached lake state, the
 // state is reread (recompute writes _state.json before it publishes B), so
@@ -46,7 +46,7 @@
 //
 // Also lost: [lake B, B) when Redis holds a B later than the lake's (only
 // if someone set it by hand). Lost ranges of at most http.cold_max_hours
-// hours (default 6) are computed from the raw lake (batch.ComputeHourRows:
+// hours (default 6) are computed from the raw lake (recompute.ComputeHourRows:
 // the recompute path without writing) and reported under sources.cold;
 // longer ones are listed under "gaps" and their buckets are absent from
 // the rows. A cold answer is as fresh as the raw lake (the compactor's

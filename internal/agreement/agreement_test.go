@@ -18,7 +18,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/recompute"
+	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/stream"
 	"github.com/lambdalake/lambdalake/internal/testenv"
 	"github.com/lambdalake/lambdalake/lake"
@@ -183,9 +184,9 @@ func TestSpeedAndBatchCellsAgree(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeRaw(t, store, s, events)
-	var batchRows []batch.ViewRow
+	var batchRows []views.Row
 	for h := from; h.Before(to); h = h.Add(time.Hour) {
-		rows, err := batch.ComputeHourRows(ctx, store, v, h)
+		rows, err := recompute.ComputeHourRows(ctx, store, v, h)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -234,7 +235,7 @@ func cellKey(v *schemas.View, t int64, dims []schemas.Value) string {
 	return b.String()
 }
 
-func compareCells(t *testing.T, v *schemas.View, batchRows []batch.ViewRow, speedRows []speed.Row, sketches []speed.SketchRow) {
+func compareCells(t *testing.T, v *schemas.View, batchRows []views.Row, speedRows []speed.Row, sketches []speed.SketchRow) {
 	t.Helper()
 	speedByKey := map[string]*speed.Row{}
 	for i := range speedRows {

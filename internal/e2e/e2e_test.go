@@ -21,7 +21,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/lambdalake/lambdalake"
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/raw"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/stream"
 	"github.com/lambdalake/lambdalake/internal/testenv"
@@ -240,7 +240,7 @@ func TestAllOnTheRealStack(t *testing.T) {
 
 	// The dead-letter area holds exactly the malformed records: each once,
 	// none missing, nothing else.
-	dead, err := batch.ReadDeadLetters(ctx, store, s.Name)
+	dead, err := raw.ReadDeadLetters(ctx, store, s.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +358,7 @@ type progress struct{ compact, speed map[int]int64 }
 func readProgress(t *testing.T, store lake.Store, rdb *redis.Client, group string, s *schemas.Schema, v *schemas.View) progress {
 	t.Helper()
 	ctx := context.Background()
-	cps, err := batch.ReadCheckpoints(ctx, store, group, s.Topic)
+	cps, err := raw.ReadCheckpoints(ctx, store, group, s.Topic)
 	if err != nil {
 		t.Fatal(err)
 	}
