@@ -16,8 +16,8 @@ import (
 	"github.com/lambdalake/lambdalake/schemas"
 )
 
-// EventsParams are the parameters POST /v1/events accepts.
-var EventsParams = []string{"schema", "strict"}
+// eventsParams are the parameters POST /v1/events accepts.
+var eventsParams = []string{"schema", "strict"}
 
 // maxRejectedListed bounds the rejected lines an answer lists one by one.
 const maxRejectedListed = 1000
@@ -42,7 +42,7 @@ type eventsAnswer struct {
 func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	vals := r.URL.Query()
 	for k := range vals {
-		if !slices.Contains(EventsParams, k) {
+		if !slices.Contains(eventsParams, k) {
 			writeError(w, badParam(paramName(k), "unknown parameter %q (want schema, strict)", clip(k)))
 			return
 		}
