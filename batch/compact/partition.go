@@ -65,7 +65,9 @@ func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, 
 	p := &partition{c: c, ti: ti, topic: topic, partition: part, jobs: make(chan *flush), hw: -1,
 		published: found, lastWM: cp.Watermark,
 		buf: newPartBuffer(ti.schema, ti.layout, ti.ps, topic, part,
-			limits{maxFileRows: c.cfg.MaxFileRows, maxFileBytes: c.cfg.MaxFileBytes, maxFileAge: c.cfg.MaxFileAge}, next, cp.MaxEvent)}
+			limits{maxFileRows: c.cfg.MaxFileRows, maxFileBytes: c.cfg.MaxFileBytes, maxFileAge: c.cfg.MaxFileAge}, next,
+			saneMaxEvent(cp.MaxEvent, c.cfg.Now(), ti.schema))}
+	p.buf.wall.read = c.cfg.Now
 	p.mem = c.budget.join(p.wake)
 	defer c.budget.leave(p.mem)
 
@@ -192,6 +194,11 @@ func (p *partition) take(ctx context.Context, m *kafka.Message, l *loopState) {
 	wasEmpty := p.buf.rows == 0
 	if wasEmpty || m.Time.IsZero() {
 		now = c.cfg.Now() // the buffer's age starts now
+	}
+	// Admission's clock reading: refreshed every few records, and at once
+	// when a record was written after it (the first after a quiet spell).
+	if l.n%64 == 0 || m.Time.UnixMicro() > p.buf.wall.us {
+		p.buf.wall.refresh()
 	}
 	p.buf.add(record{Offset: m.Offset, Value: m.Value, Time: m.Time}, now)
 	if wasEmpty && m.HighWaterMark-m.Offset-1 >= backlogLag {
@@ -373,9 +380,9 @@ func (p *partition) handoff(ctx context.Context, b *flush) {
 		p.c.metrics.waiting.WithLabelValues("flusher").Add(time.Since(start).Seconds())
 	}
 	p.published = true
-	if wm := nextWatermark(p.lastWM, b, p.ti.lateness); wm.After(p.lastWM) {
-		p.lastWM = wm
-	}
+	// nextWatermark moves forward only, or back from a watermark past the
+	// wall clock (see there).
+	p.lastWM = nextWatermark(p.lastWM, b, p.ti.lateness)
 }
 
 // tick runs when the buffer is empty for a while: it learns whether the
@@ -414,8 +421,9 @@ func (p *partition) tick(ctx context.Context, lagLabel interface{ Set(float64) }
 		p.c.budget.release(b.bytes)
 		return
 	}
-	// Publish only when it moves the watermark or none exists yet.
-	if wm := nextWatermark(p.lastWM, b, p.ti.lateness); p.published && !wm.After(p.lastWM) {
+	// Publish only when it moves the watermark (forward, or back from past
+	// the wall clock) or none exists yet.
+	if wm := nextWatermark(p.lastWM, b, p.ti.lateness); p.published && wm.Equal(p.lastWM) {
 		p.c.budget.release(b.bytes)
 		return
 	}

@@ -135,7 +135,8 @@ type Result struct {
 	Elapsed  time.Duration
 }
 
-// checkView rejects a view whose sketch columns would collide with a name.
+// checkView rejects a view whose sketch or overflow columns would collide
+// with a name.
 func checkView(v *schemas.View) error {
 	names := map[string]bool{views.TimeColumn: true}
 	for _, d := range v.Dimensions {
@@ -144,10 +145,11 @@ func checkView(v *schemas.View) error {
 	for _, m := range v.Metrics {
 		names[m.Name] = true
 	}
-	for _, m := range v.Metrics {
-		if m.Agg == schemas.Uniq && names[views.HLLColumn(m.Name)] {
-			return fmt.Errorf("column %q of uniq metric %s clashes with a dimension or metric", views.HLLColumn(m.Name), m.Name)
+	for _, c := range views.ExtraColumns(v) {
+		if names[c] {
+			return fmt.Errorf("view file column %q clashes with a dimension, a metric or another column", c)
 		}
+		names[c] = true
 	}
 	return nil
 }
