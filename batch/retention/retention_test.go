@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lambdalake/lambdalake/batch/raw"
 	"github.com/lambdalake/lambdalake/internal/testenv"
 	"github.com/lambdalake/lambdalake/lake"
 	"github.com/lambdalake/lambdalake/schemas"
@@ -86,6 +87,9 @@ func TestRetentionRemovesExactlyTheExpiredPartitions(t *testing.T) {
 				}
 				want = append(want, k)
 			}
+			// The raw hours it deleted are sealed first: every hour
+			// before the raw limit's.
+			want = append(want, raw.SealKey("orders"))
 			slices.Sort(want)
 			objs, err := store.List(ctx, "")
 			if err != nil {
@@ -98,7 +102,11 @@ func TestRetentionRemovesExactlyTheExpiredPartitions(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Errorf("after retention:\n got %v\nwant %v", got, want)
 			}
-			if wantRemoved := len(all) - len(want); res.Objects != wantRemoved {
+			seal, _, err := raw.ReadSeal(ctx, store, "orders")
+			if err != nil || !seal.Before.Equal(tc.rawLimit.Truncate(time.Hour)) {
+				t.Errorf("seal %+v (%v), want every hour before %v sealed", seal, err, tc.rawLimit.Truncate(time.Hour))
+			}
+			if wantRemoved := len(all) + 1 - len(want); res.Objects != wantRemoved {
 				t.Errorf("removed %d objects, want %d", res.Objects, wantRemoved)
 			}
 		})

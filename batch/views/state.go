@@ -32,6 +32,27 @@ type HourState struct {
 	Version int64 `json:"version"`
 	// Final: computed after the hour closed, from every file it had then.
 	Final bool `json:"final"`
+	// Fingerprint is the view definition the hour's file was computed
+	// with; empty in states written before it was recorded, where it is
+	// State.Fingerprint. It differs from State.Fingerprint only for a
+	// sealed hour after the definition changed: such an hour is never
+	// recomputed, and readers refuse to serve it under the new definition
+	// (ErrSealedDefinition) rather than answer wrong or zero numbers.
+	Fingerprint string `json:"fingerprint,omitempty"`
+	// Sealed: retention has begun deleting the hour's raw data
+	// (raw.Seal), so recompute never rebuilds it from what is left.
+	Sealed bool `json:"sealed,omitempty"`
+}
+
+// ErrSealedDefinition is returned by Reader.Rows for a range holding a
+// sealed hour computed under an earlier view definition: its raw data is
+// past retention, so it cannot be recomputed under the current one.
+var ErrSealedDefinition = errors.New("views: a sealed hour was computed under an earlier view definition and cannot be recomputed (its raw data is past retention)")
+
+// Servable reports whether the hour's file answers the state's current
+// definition: false only for a sealed hour computed under another one.
+func (s *State) Servable(h HourState) bool {
+	return h.Fingerprint == "" || h.Fingerprint == s.Fingerprint || !h.Sealed
 }
 
 // HourKey is an hour's key in State.Hours.
