@@ -75,6 +75,9 @@ type APIConfig struct {
 	ColdMaxHours int
 	// Producer opens a writer for a topic (Events API); nil disables it.
 	Producer func(topic string) MessageWriter
+	// DeadLetters summarises the lake's dead letters (GET /v1/deadletters,
+	// deadletters.go); nil answers 503.
+	DeadLetters DeadLetterCounter
 
 	Tokens []config.Token
 	// AuthDisabled serves without tokens: `lambdalake dev` only.
@@ -191,6 +194,7 @@ func (a *API) routes() []route {
 		{"GET /v1/views/{view}/query", "read:views", a.query},
 		{"POST /v1/events", "write:events", a.events},
 		{"GET /v1/jobs", "admin", a.jobs},
+		{"GET /v1/deadletters", "admin", a.deadLetters},
 		{"GET /v1/openapi.yaml", "", a.openapi},
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lambdalake/lambdalake/batch/raw"
 	"github.com/lambdalake/lambdalake/batch/recompute"
 	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/config"
@@ -78,6 +79,7 @@ func newServing(cfg *config.Config, store lake.Store, rdb redis.UniversalClient,
 		Producer: func(topic string) serving.MessageWriter {
 			return stream.NewWriter(cfg.Kafka.Brokers, topic)
 		},
+		DeadLetters: raw.NewDeadLetterSummary(store),
 		Tokens: cfg.HTTP.Tokens, AuthDisabled: opt.AuthDisabled,
 		MaxRange: cfg.HTTP.MaxRange.D(), MaxRows: cfg.HTTP.MaxRows, Timeout: cfg.HTTP.Timeout.D(),
 		MaxBody: int64(cfg.HTTP.MaxBody), CacheTTL: cfg.HTTP.CacheTTL.D(), JobsNamespace: cfg.Jobs.Namespace,
