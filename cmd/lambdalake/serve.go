@@ -80,7 +80,7 @@ func newServing(cfg *config.Config, store lake.Store, rdb redis.UniversalClient,
 			return stream.NewWriter(cfg.Kafka.Brokers, topic)
 		},
 		DeadLetters: raw.NewDeadLetterSummary(store),
-		Tokens: cfg.HTTP.Tokens, AuthDisabled: opt.AuthDisabled,
+		Tokens:      cfg.HTTP.Tokens, AuthDisabled: opt.AuthDisabled,
 		MaxRange: cfg.HTTP.MaxRange.D(), MaxRows: cfg.HTTP.MaxRows, Timeout: cfg.HTTP.Timeout.D(),
 		MaxBody: int64(cfg.HTTP.MaxBody), CacheTTL: cfg.HTTP.CacheTTL.D(), JobsNamespace: cfg.Jobs.Namespace,
 		Registerer: opt.Registerer,
