@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/lambdalake/lambdalake/batch"
 	"github.com/lambdalake/lambdalake/internal/config"
+	"github.com/lambdalake/lambdalake/internal/stream"
 	"github.com/lambdalake/lambdalake/jobs"
 	"github.com/lambdalake/lambdalake/schemas"
 	"github.com/lambdalake/lambdalake/speed"
@@ -66,12 +66,25 @@ type APIConfig struct {
 	Producer func(topic string) MessageWriter
 
 	Tokens []config.Token
+	// JWT accepts signed tokens besides Tokens (jwt.go); nil: none.
+	JWT *JWTConfig
 	// AuthDisabled serves without tokens: `lambdalake dev` only.
 	AuthDisabled bool
 	MaxRange     time.Duration
 	MaxRows      int
 	Timeout      time.Duration // per request
 	MaxBody      int64         // Events API body, bytes
+	// BodyTimeout is the deadline for reading a request body (default 30s).
+	BodyTimeout time.Duration
+	// MaxEventBytes is the longest Events API line (default
+	// stream.MaxValueBytes: what one Kafka message takes).
+	MaxEventBytes int
+	// MaxQueries and MaxTokenQueries bound the queries served at once, in
+	// all and per token (limits.go); MaxCold the raw-lake hours computed
+	// at once.
+	MaxQueries      int
+	MaxTokenQueries int
+	MaxCold         int
 	// CacheTTL keeps an encoded answer this long (and only while B is
 	// unchanged); 0 disables the cache.
 	CacheTTL time.Duration
@@ -90,6 +103,7 @@ type API struct {
 	views   map[string]*schemas.View
 	schemas map[string]*schemas.Schema
 	auth    *authenticator
+	slots   *querySlots
 	m       *apiMetrics
 	log     *slog.Logger
 
@@ -139,6 +153,13 @@ func NewAPI(cfg APIConfig) (*API, error) {
 	if cfg.ColdMaxHours < 0 {
 		cfg.ColdMaxHours = 0
 	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 30 * time.Second
+	}
+	if cfg.MaxEventBytes <= 0 {
+		cfg.MaxEventBytes = stream.MaxValueBytes
+	}
+	cfg.Cold = newColdSlots(cfg.MaxCold).wrap(cfg.Cold)
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.DefaultRegisterer
 	}
@@ -149,7 +170,8 @@ func NewAPI(cfg APIConfig) (*API, error) {
 		cfg.Now = time.Now
 	}
 	a := &API{cfg: cfg, views: map[string]*schemas.View{}, schemas: map[string]*schemas.Schema{},
-		auth: newAuthenticator(cfg.Tokens, cfg.AuthDisabled), log: cfg.Logger.With("role", "serving"),
+		auth:  newAuthenticator(cfg.Tokens, newJWTVerifier(cfg.JWT, cfg.Now), cfg.AuthDisabled, cfg.Now),
+		slots: newQuerySlots(cfg.MaxQueries, cfg.MaxTokenQueries), log: cfg.Logger.With("role", "serving"),
 		cache: map[string]cacheEntry{}, refreshing: map[string]bool{}, hourCache: map[string]*hourRollup{}, coldCache: map[string]coldEntry{}, writers: map[string]MessageWriter{}}
 	a.bgCtx, a.bgCancel = context.WithCancel(context.Background())
 	for _, v := range cfg.Views {
@@ -172,15 +194,16 @@ type route struct {
 	pattern string
 	scope   string // "" = public
 	h       http.HandlerFunc
+	params  paramRule // the query parameters it takes (rawquery.go)
 }
 
 func (a *API) routes() []route {
 	return []route{
-		{"GET /v1/views", "read:views", a.listViews},
-		{"GET /v1/views/{view}/query", "read:views", a.query},
-		{"POST /v1/events", "write:events", a.events},
-		{"GET /v1/jobs", "admin", a.jobs},
-		{"GET /v1/openapi.yaml", "", a.openapi},
+		{"GET /v1/views", "read:views", a.listViews, noParams},
+		{"GET /v1/views/{view}/query", "read:views", a.query, queryRule},
+		{"POST /v1/events", "write:events", a.events, eventsRule},
+		{"GET /v1/jobs", "admin", a.jobs, jobsRule},
+		{"GET /v1/openapi.yaml", "", a.openapi, noParams},
 	}
 }
 
@@ -188,11 +211,16 @@ func (a *API) routes() []route {
 func (a *API) Register(s *Server) {
 	for _, r := range a.routes() {
 		var h http.Handler = r.h
+		if r.pattern == "GET /v1/views/{view}/query" {
+			h = a.slots.limit(h)
+		}
+		h = strictParams(r.params, h)
 		if r.scope != "" {
 			h = a.auth.require(r.scope, h)
 		}
 		s.Handle(r.pattern, h)
 	}
+	s.setAdmin(a.auth.isAdmin)
 }
 
 // Close stops background refreshes and closes the Events API's Kafka
@@ -216,6 +244,11 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	if e.Code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="lambdalake"`)
 	}
+	// Every 429 and 503 says when to come back (the rate limiter sets its
+	// own figure first).
+	if (e.Code == http.StatusTooManyRequests || e.Code == http.StatusServiceUnavailable) && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "1")
+	}
 	writeJSON(w, e.Code, e)
 }
 
@@ -226,7 +259,20 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{Code: 404, Param: "view", Msg: fmt.Sprintf("no view %q", clip(r.PathValue("view")))})
 		return
 	}
-	q, perr := parseQuery(v, r.URL.Query(), limits{maxRange: a.cfg.MaxRange, maxRows: a.cfg.MaxRows})
+	vals, perr := parseRawQuery(r.URL.RawQuery, queryRule)
+	if perr != nil {
+		writeError(w, perr)
+		return
+	}
+	p := principalFrom(r.Context())
+	if vals, perr = bindQuery(p, v, vals); perr != nil {
+		writeError(w, perr)
+		return
+	}
+	q, perr := parseQuery(v, vals, limits{maxRange: a.cfg.MaxRange, maxRows: a.cfg.MaxRows})
+	if perr == nil {
+		perr = checkBound(p, q)
+	}
 	if perr != nil {
 		writeError(w, perr)
 		return
@@ -335,14 +381,23 @@ func (a *API) refresh(key string, q *query, b time.Time) {
 	}()
 }
 
-// depFailed answers 503 for a dependency failure, 504 for a timeout.
+// depFailed answers 503 for a dependency failure, 504 for a timeout. The
+// dependency's own error text goes to the log, and to admin callers only.
 func (a *API) depFailed(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, context.DeadlineExceeded) {
 		writeError(w, &apiError{Code: http.StatusGatewayTimeout, Msg: fmt.Sprintf("query took longer than http.timeout %s", a.cfg.Timeout)})
 		return
 	}
 	a.log.Warn("dependency failed", "path", r.URL.Path, "err", err)
-	writeError(w, &apiError{Code: http.StatusServiceUnavailable, Msg: "a dependency is unavailable: " + err.Error()})
+	writeError(w, &apiError{Code: http.StatusServiceUnavailable, Msg: a.detail(r, "a dependency is unavailable (see /readyz)", err)})
+}
+
+// detail appends err's text to msg for an admin caller only.
+func (a *API) detail(r *http.Request, msg string, err error) string {
+	if p := principalFrom(r.Context()); a.cfg.AuthDisabled || p != nil && p.has("admin") {
+		return msg + ": " + err.Error()
+	}
+	return msg
 }
 
 func (a *API) cached(key string) (e cacheEntry, fresh, ok bool) {
@@ -419,6 +474,9 @@ func (a *API) listViews(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	out := make([]viewInfo, 0, len(a.cfg.Views))
 	for _, v := range a.cfg.Views {
+		if !canQuery(principalFrom(r.Context()), v) {
+			continue // a tenant-scoped token sees the views it can query
+		}
 		vi := viewInfo{Name: v.Name, Schema: v.Schema.Name, Granularity: formatStep(v.Granularity), Dimensions: v.Dimensions,
 			Fingerprint: v.Fingerprint(), HotRetention: formatStep(v.HotRetention)}
 		if vi.Dimensions == nil {
@@ -466,13 +524,12 @@ var JobsParams = []string{"limit"}
 
 func (a *API) jobs(w http.ResponseWriter, r *http.Request) {
 	n := 100
-	for k := range r.URL.Query() {
-		if !slices.Contains(JobsParams, k) {
-			writeError(w, badParam(paramName(k), "unknown parameter %q (want limit)", clip(k)))
-			return
-		}
+	vals, perr := parseRawQuery(r.URL.RawQuery, jobsRule)
+	if perr != nil {
+		writeError(w, perr)
+		return
 	}
-	if s := r.URL.Query().Get("limit"); s != "" {
+	if s := vals.Get("limit"); s != "" {
 		v, err := strconv.Atoi(s)
 		if err != nil || v < 1 || v > jobs.DefaultHistoryCap {
 			writeError(w, badParam("limit", "limit: want an integer in 1..%d, got %q", jobs.DefaultHistoryCap, clip(s)))

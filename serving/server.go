@@ -25,6 +25,16 @@ type Check func(ctx context.Context) error
 type Config struct {
 	Addr     string
 	Checks   map[string]Check // for /readyz, by dependency name
+	// Timeouts against slow and idle clients (defaults 5s, 30s, 1m, 1m):
+	// ReadHeaderTimeout for a request's headers; BodyTimeout for its body
+	// (the server's read timeout is both together, and the Events API sets
+	// its own body deadline); WriteTimeout from the end of the headers to
+	// the end of the answer; IdleTimeout for a keep-alive connection
+	// between requests.
+	ReadHeaderTimeout time.Duration
+	BodyTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
 	Gatherer prometheus.Gatherer
 	// Registerer receives the per-route request metrics; default
 	// prometheus.DefaultRegisterer.
@@ -39,9 +49,14 @@ type Server struct {
 	handler http.Handler
 	routes  []string
 
-	mu   sync.Mutex
-	addr net.Addr
+	mu    sync.Mutex
+	addr  net.Addr
+	admin func(*http.Request) bool // set by API.Register
 }
+
+// maxHeaderBytes bounds a request's headers and query string; no route
+// needs more, and net/http answers 431 past it.
+const maxHeaderBytes = 64 << 10
 
 // New returns a server; Handle adds routes before Run.
 func New(cfg Config) *Server {
@@ -53,6 +68,15 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.DefaultRegisterer
+	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&cfg.ReadHeaderTimeout, 5 * time.Second}, {&cfg.BodyTimeout, 30 * time.Second},
+		{&cfg.WriteTimeout, time.Minute}, {&cfg.IdleTimeout, time.Minute}} {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	s.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -110,6 +134,24 @@ func (s *Server) Addr() net.Addr {
 	return s.addr
 }
 
+// setAdmin tells the server how to recognize an admin caller, to whom
+// /readyz shows the dependencies' errors.
+func (s *Server) setAdmin(f func(*http.Request) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.admin = f
+}
+
+func (s *Server) isAdmin(r *http.Request) bool {
+	s.mu.Lock()
+	f := s.admin
+	s.mu.Unlock()
+	return f != nil && f(r)
+}
+
+// readyz answers 200 when every dependency answers, else 503; each
+// dependency is "ok" or "down", and only an admin caller also gets the
+// error text (it names hosts, ports and credentials' owners).
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -119,13 +161,18 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	sort.Strings(names)
 	status := map[string]string{}
+	admin := s.isAdmin(r)
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	for _, n := range names {
 		g.Go(func() error {
 			res := "ok"
 			if err := s.cfg.Checks[n](gctx); err != nil {
-				res = err.Error()
+				res = "down"
+				if admin {
+					res = "down: " + err.Error()
+				}
+				s.cfg.Logger.Warn("serving: readiness check failed", "dependency", n, "err", err)
 			}
 			mu.Lock()
 			status[n] = res
@@ -153,7 +200,10 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.addr = ln.Addr()
 	s.mu.Unlock()
-	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:  s.cfg.ReadHeaderTimeout + s.cfg.BodyTimeout,
+		WriteTimeout: s.cfg.WriteTimeout, IdleTimeout: s.cfg.IdleTimeout, MaxHeaderBytes: maxHeaderBytes,
+		ErrorLog: slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelDebug)}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
