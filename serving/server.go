@@ -23,8 +23,8 @@ type Check func(ctx context.Context) error
 
 // Config configures a Server.
 type Config struct {
-	Addr     string
-	Checks   map[string]Check // for /readyz, by dependency name
+	Addr   string
+	Checks map[string]Check // for /readyz, by dependency name
 	// Timeouts against slow and idle clients (defaults 5s, 30s, 1m, 1m):
 	// ReadHeaderTimeout for a request's headers; BodyTimeout for its body
 	// (the server's read timeout is both together, and the Events API sets
@@ -35,7 +35,7 @@ type Config struct {
 	BodyTimeout       time.Duration
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
-	Gatherer prometheus.Gatherer
+	Gatherer          prometheus.Gatherer
 	// Registerer receives the per-route request metrics; default
 	// prometheus.DefaultRegisterer.
 	Registerer prometheus.Registerer
