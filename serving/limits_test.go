@@ -1,0 +1,136 @@
+package serving
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/internal/config"
+	"github.com/lambdalake/lambdalake/schemas"
+)
+
+const (
+	read2Tok = "read2-token-0123456789"
+	read3Tok = "read3-token-0123456789"
+)
+
+// The server runs at most http.max_queries queries, a token at most
+// http.max_token_queries: past the token's share a 429, past the server's
+// a 503, both with Retry-After, after waiting slotWait for a slot.
+func TestQuerySlots(t *testing.T) {
+	f := newFixture(t, func(c *APIConfig) {
+		c.MaxQueries, c.MaxTokenQueries = 2, 1
+		c.Tokens = append(c.Tokens, config.Token{Name: "r2", Token: read2Tok, Scopes: []string{"read:views"}},
+			config.Token{Name: "r3", Token: read3Tok, Scopes: []string{"read:views"}})
+	})
+	f.speedOK()
+	f.speed.gate = make(chan struct{})
+	type result struct {
+		code  int
+		retry string
+	}
+	run := func(tok, from string) <-chan result {
+		ch := make(chan result, 1)
+		go func() {
+			code, _, hdr := f.do(t, "GET", "/v1/views/revenue/query?from=2026-11-27T"+from+"Z&to=2026-11-27T10:00:00Z", tok, nil)
+			ch <- result{code, hdr.Get("Retry-After")}
+		}()
+		return ch
+	}
+	waitCalls := func(n int64) {
+		for deadline := time.Now().Add(5 * time.Second); f.speed.calls.Load() < n; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d computations started, want %d", f.speed.calls.Load(), n)
+			}
+		}
+	}
+	a := run(readTok, "09:00:00") // holds r's slot and one of the server's
+	waitCalls(1)
+	c := run(read2Tok, "09:01:00") // holds the server's second slot
+	waitCalls(2)
+	start := time.Now()
+	b := run(readTok, "09:02:00") // r is at its share
+	d := run(read3Tok, "09:03:00") // the server is full
+	var rb, rd result
+	select {
+	case rb = <-b:
+		rd = <-d
+	case <-time.After(5 * slotWait):
+		close(f.speed.gate)
+		t.Fatal("queries over the limits were not refused")
+	}
+	if rb.code != 429 || rb.retry == "" || rd.code != 503 || rd.retry == "" {
+		t.Errorf("over the token's share: %+v, want 429; over the server's: %+v, want 503; both with Retry-After", rb, rd)
+	}
+	if waited := time.Since(start); waited < slotWait/2 || waited > 3*slotWait {
+		t.Errorf("refused after %v, want about slotWait (%v)", waited, slotWait)
+	}
+	// A query that frees its slot in time lets a waiter in.
+	e := run(read3Tok, "09:04:00")
+	time.Sleep(50 * time.Millisecond)
+	close(f.speed.gate)
+	for name, ch := range map[string]<-chan result{"a": a, "c": c, "e": e} {
+		if r := <-ch; r.code != 200 {
+			t.Errorf("query %s: %+v", name, r)
+		}
+	}
+	if n := len(f.api.slots.tokens); n != 0 {
+		t.Errorf("%d per-token entries left after every query ended", n)
+	}
+}
+
+// Cold computations: at most max at once, a bounded queue behind them,
+// and a refusal (503) past the queue or the caller's deadline.
+func TestColdSlots(t *testing.T) {
+	c := newColdSlots(1)
+	gate := make(chan struct{})
+	var running, peak atomic.Int64
+	f := c.wrap(func(ctx context.Context, v *schemas.View, hour time.Time) ([]batch.ViewRow, error) {
+		n := running.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		<-gate
+		running.Add(-1)
+		return nil, nil
+	})
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 1 + 4 { // one running, four queued
+		wg.Add(1)
+		go func() { defer wg.Done(); _, err := f(context.Background(), nil, time.Time{}); errs <- err }()
+	}
+	for deadline := time.Now().Add(5 * time.Second); c.waiting.Load() < 4 || running.Load() < 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting %d running %d", c.waiting.Load(), running.Load())
+		}
+	}
+	_, err := f(context.Background(), nil, time.Time{})
+	var ae *apiError
+	if !errors.As(err, &ae) || ae.Code != 503 {
+		t.Errorf("past the queue: %v, want a 503", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	c.maxWaiting++ // room for one more, whose deadline passes in the queue
+	if _, err := f(ctx, nil, time.Time{}); !errors.As(err, &ae) || ae.Code != 503 {
+		t.Errorf("deadline in the queue: %v, want a 503", err)
+	}
+	close(gate)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("queued computation: %v", err)
+		}
+	}
+	if p := peak.Load(); p != 1 {
+		t.Errorf("%d cold computations at once, limit 1", p)
+	}
+	if c.wrap(nil) != nil {
+		t.Error("no cold function must stay none (gaps)")
+	}
+}
