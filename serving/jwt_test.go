@@ -48,7 +48,9 @@ func TestJWT(t *testing.T) {
 	})
 	f.speedOK()
 	now := f.now
-	hs := func(mod func(jwt.MapClaims)) string { return sign(t, jwt.SigningMethodHS256, []byte(jwtSecret), claims(now, mod)) }
+	hs := func(mod func(jwt.MapClaims)) string {
+		return sign(t, jwt.SigningMethodHS256, []byte(jwtSecret), claims(now, mod))
+	}
 	q := "/v1/views/revenue/query?from=2026-11-27T09:00:00Z&to=2026-11-27T10:00:00Z"
 	tests := []struct {
 		name      string

@@ -53,7 +53,7 @@ func TestQuerySlots(t *testing.T) {
 	c := run(read2Tok, "09:01:00") // holds the server's second slot
 	waitCalls(2)
 	start := time.Now()
-	b := run(readTok, "09:02:00") // r is at its share
+	b := run(readTok, "09:02:00")  // r is at its share
 	d := run(read3Tok, "09:03:00") // the server is full
 	var rb, rd result
 	select {

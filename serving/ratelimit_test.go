@@ -37,7 +37,7 @@ func TestRateLimitPerToken(t *testing.T) {
 		{500 * time.Millisecond, q, limitedTok, 200, "3", "0", "2", ""},
 		{250 * time.Millisecond, q, limitedTok, 429, "3", "0", "2", "1"},
 		{2 * time.Second, "/v1/views", limitedTok, 200, "3", "2", "1", ""}, // refilled (capped at burst)
-		{0, q, writeTok, 403, "", "", "", ""},                               // refused before the limiter
+		{0, q, writeTok, 403, "", "", "", ""},                              // refused before the limiter
 	}
 	for i, s := range steps {
 		f.clock.Add(int64(s.advance))
