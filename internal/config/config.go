@@ -176,6 +176,9 @@ type SchemaSpec struct {
 	ID        string               `yaml:"id"`
 	Fields    map[string]FieldSpec `yaml:"fields"`
 	Retention Duration             `yaml:"retention"` // raw lake and dead letters; 0 = keep
+	// MaxFuture: how far ahead of the wall clock an event time may be;
+	// later events are dead-lettered (future) by both layers. 0 = 15m.
+	MaxFuture Duration `yaml:"max_future"`
 }
 
 // FieldSpec is written either as a bare type ("string") or as
@@ -449,6 +452,11 @@ func validateSchemas(d *decoder, c *Config, at func(string, string, ...any)) {
 		if spec.Retention < 0 {
 			at(p+".retention", "must not be negative")
 		}
+		if spec.MaxFuture < 0 {
+			at(p+".max_future", "must not be negative")
+		} else if spec.MaxFuture.D() > 24*time.Hour {
+			at(p+".max_future", "%s is too long: at most 24h (an event further ahead is a wrong clock, and would hold hours open)", spec.MaxFuture)
+		}
 		if !ok {
 			continue
 		}
@@ -458,6 +466,10 @@ func validateSchemas(d *decoder, c *Config, at func(string, string, ...any)) {
 			continue
 		}
 		s.Retention = spec.Retention.D()
+		s.MaxFuture = spec.MaxFuture.D()
+		if s.MaxFuture == 0 {
+			s.MaxFuture = schemas.DefaultMaxFuture
+		}
 		c.SchemaList = append(c.SchemaList, s)
 	}
 }

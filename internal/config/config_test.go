@@ -78,6 +78,9 @@ func TestDefaultsForViews(t *testing.T) {
 	if v.HotRetention != 48*time.Hour || v.Lateness != 5*time.Minute {
 		t.Errorf("defaults: hot_retention=%v lateness=%v", v.HotRetention, v.Lateness)
 	}
+	if got := cfg.Schema("orders").MaxFuture; got != schemas.DefaultMaxFuture {
+		t.Errorf("default max_future = %v, want %v", got, schemas.DefaultMaxFuture)
+	}
 }
 
 // Each broken config must fail, and the error must name the offending key
@@ -103,6 +106,8 @@ func TestBrokenConfigsNameTheKey(t *testing.T) {
 		{"compact session timeout too short", "compact:\n  session_timeout: 100ms\n" + base, nil, "compact.session_timeout", 2, "between 1s and 5m"},
 		{"bad lake scheme", "lake:\n  url: gs://b/p\n" + base, nil, "lake.url", 2, "not supported"},
 		{"unknown field type", strings.Replace(base, "qty: int64", "qty: integer", 1), nil, "schemas.orders.fields.qty", 12, "unknown type"},
+		{"max_future negative", strings.Replace(base, "time: ts", "time: ts\n    max_future: -1m", 1), nil, "schemas.orders.max_future", 0, "must not be negative"},
+		{"max_future too long", strings.Replace(base, "time: ts", "time: ts\n    max_future: 2d", 1), nil, "schemas.orders.max_future", 0, "too long"},
 		{"time field missing", strings.Replace(base, "time: ts", "time: when", 1), nil, "schemas.orders.time", 4, `no field "when"`},
 		{"time field not a timestamp", strings.Replace(base, "time: ts", "time: tenant", 1), nil, "schemas.orders.time", 4, "required timestamp"},
 		{"id field missing", strings.Replace(base, "id: order_id", "id: oid", 1), nil, "schemas.orders.id", 5, `no field "oid"`},
