@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
 	"runtime/debug"
 	"sort"
 	"sync"
@@ -89,7 +90,7 @@ func New(cfg Config) *Server {
 		writeError(w, &apiError{Code: http.StatusNotFound, Msg: "no such endpoint: " + r.Method + " " + clip(r.URL.Path)})
 	})
 	// Recover inside the metrics, so a panic is counted as the 500 it becomes.
-	s.handler = recoverer(cfg.Logger, s.mux)
+	s.handler = recoverer(cfg.Logger, canonical(s.mux))
 	if m, err := newHTTPMetrics(cfg.Registerer); err != nil {
 		cfg.Logger.Warn("serving: HTTP metrics not registered", "err", err)
 	} else {
@@ -109,6 +110,20 @@ func (s *Server) Routes() []string { return append([]string(nil), s.routes...) }
 
 // Handler is the server's routes with its middleware, for tests.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// canonical answers a path with dot segments or doubled slashes with a
+// JSON 404, as any unknown path, where the mux would redirect it (a 301
+// to /v1/jobs for /v1/views/../jobs).
+func canonical(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if c := path.Clean(p); p == "" || c != p && c+"/" != p {
+			writeError(w, &apiError{Code: http.StatusNotFound, Msg: "no such endpoint: " + r.Method + " " + clip(p)})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
 
 // recoverer turns a panic into a logged 500 JSON answer: a last resort,
 // since bad input is answered with a 4xx before anything can panic.

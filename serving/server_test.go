@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -157,4 +159,25 @@ func httpRequests(t *testing.T, f *fixture, route, code string) prometheus.Colle
 		t.Fatal(err)
 	}
 	return m.requests.WithLabelValues(route, code)
+}
+
+// Paths the mux would redirect are a 404 like any unknown one.
+func TestNonCanonicalPaths(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, p := range []string{"/v1/views/../jobs", "//v1/views", "/v1/./views", "/v1/views/revenue/../../jobs", "/v1/views/%2e%2e/jobs"} {
+		req := httptest.NewRequest("GET", "http://x/", nil)
+		req.URL.Path = p
+		if u, err := url.PathUnescape(p); err == nil {
+			req.URL.Path = u
+		}
+		req.Header.Set("Authorization", "Bearer "+adminTok)
+		rec := httptest.NewRecorder()
+		f.srv.Handler().ServeHTTP(rec, req)
+		if rec.Code != 404 || !strings.Contains(rec.Body.String(), `"error":"no such endpoint`) {
+			t.Errorf("%s: %d %s", p, rec.Code, rec.Body)
+		}
+	}
+	if code, _, _ := f.do(t, "GET", "/v1/views/", readTok, nil); code != 404 {
+		t.Errorf("/v1/views/: %d", code)
+	}
 }
