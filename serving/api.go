@@ -159,7 +159,8 @@ func NewAPI(cfg APIConfig) (*API, error) {
 	if cfg.MaxEventBytes <= 0 {
 		cfg.MaxEventBytes = stream.MaxValueBytes
 	}
-	cfg.Cold = newColdSlots(cfg.MaxCold).wrap(cfg.Cold)
+	cold := newColdSlots(cfg.MaxCold)
+	cfg.Cold = cold.wrap(cfg.Cold)
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.DefaultRegisterer
 	}
@@ -185,6 +186,8 @@ func NewAPI(cfg APIConfig) (*API, error) {
 		return nil, err
 	}
 	a.m = m
+	refused := func(reason string) { m.refused.WithLabelValues(reason).Inc() }
+	a.auth.refused, a.slots.refused, cold.refused = refused, refused, refused
 	return a, nil
 }
 

@@ -45,6 +45,7 @@ type authenticator struct {
 	jwt      *jwtVerifier // nil: JWTs are not accepted
 	limits   *rateLimits
 	now      func() time.Time
+	refused  func(reason string) // counts refusals (metrics); nil: none
 }
 
 type tokenEntry struct {
@@ -127,10 +128,17 @@ func (a *authenticator) require(scope string, h http.Handler) http.Handler {
 			return
 		}
 		if p.limit != nil && !p.limit.allow(w.Header(), a.now()) {
+			a.count(refusedRate)
 			writeError(w, &apiError{Code: http.StatusTooManyRequests, Param: "Authorization",
 				Msg: "token " + p.name + " is over its rate limit; retry after Retry-After seconds"})
 			return
 		}
 		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	})
+}
+
+func (a *authenticator) count(reason string) {
+	if a.refused != nil {
+		a.refused(reason)
+	}
 }

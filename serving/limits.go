@@ -31,6 +31,8 @@ type querySlots struct {
 
 	mu     sync.Mutex
 	tokens map[string]*tokenSlots
+
+	refused func(reason string) // counts refusals (metrics); nil: none
 }
 
 type tokenSlots struct {
@@ -70,12 +72,14 @@ func (s *querySlots) acquire(ctx context.Context, who string) (release func(), _
 	defer cancel()
 	if ts.sem.Acquire(wctx, 1) != nil {
 		leave()
+		count(s.refused, refusedTokenSlots)
 		return nil, &apiError{Code: http.StatusTooManyRequests, Param: "Authorization",
 			Msg: fmt.Sprintf("token %s already has %d queries running (http.max_token_queries)", who, s.perToken)}
 	}
 	if s.global.Acquire(wctx, 1) != nil {
 		ts.sem.Release(1)
 		leave()
+		count(s.refused, refusedServerSlots)
 		return nil, &apiError{Code: http.StatusServiceUnavailable,
 			Msg: fmt.Sprintf("the server is running %d queries, its limit (http.max_queries); retry shortly", s.max)}
 	}
@@ -116,6 +120,7 @@ type coldSlots struct {
 	max        int
 	waiting    atomic.Int64
 	maxWaiting int64
+	refused    func(reason string) // counts refusals (metrics); nil: none
 }
 
 func newColdSlots(max int) *coldSlots {
@@ -146,6 +151,13 @@ func (c *coldSlots) wrap(f ColdFunc) ColdFunc {
 }
 
 func (c *coldSlots) busy() *apiError {
+	count(c.refused, refusedCold)
 	return &apiError{Code: http.StatusServiceUnavailable,
 		Msg: fmt.Sprintf("too many hours are being computed from the raw lake (http.max_cold=%d); retry shortly", c.max)}
+}
+
+func count(f func(string), reason string) {
+	if f != nil {
+		f(reason)
+	}
 }

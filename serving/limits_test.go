@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/lambdalake/lambdalake/batch"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/schemas"
@@ -77,6 +79,9 @@ func TestQuerySlots(t *testing.T) {
 		if r := <-ch; r.code != 200 {
 			t.Errorf("query %s: %+v", name, r)
 		}
+	}
+	if tok, srv := testutil.ToFloat64(f.api.m.refused.WithLabelValues(refusedTokenSlots)), testutil.ToFloat64(f.api.m.refused.WithLabelValues(refusedServerSlots)); tok != 1 || srv != 1 {
+		t.Errorf("refused metric: token_slots %v, server_slots %v; want 1 and 1", tok, srv)
 	}
 	if n := len(f.api.slots.tokens); n != 0 {
 		t.Errorf("%d per-token entries left after every query ended", n)

@@ -17,7 +17,20 @@ type apiMetrics struct {
 	compute    prometheus.Histogram
 	accepted   prometheus.Counter
 	rejected   prometheus.Counter
+	// refused counts requests turned away to protect the server, by
+	// reason: rate (a token over its rate), token_slots (over its share of
+	// concurrent queries), server_slots (all query slots taken), cold
+	// (raw-lake computations full).
+	refused *prometheus.CounterVec
 }
+
+// Reasons of lambdalake_serving_refused_total.
+const (
+	refusedRate        = "rate"
+	refusedTokenSlots  = "token_slots"
+	refusedServerSlots = "server_slots"
+	refusedCold        = "cold"
+)
 
 // httpMetrics are per-route request counts and latencies.
 type httpMetrics struct {
@@ -57,6 +70,11 @@ func newAPIMetrics(reg prometheus.Registerer) (*apiMetrics, error) {
 		if *x.dst, err = register(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: x.name, Help: x.help})); err != nil {
 			return nil, err
 		}
+	}
+	if m.refused, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "lambdalake_serving_refused_total", Help: "Requests refused to protect the server, by reason (rate, token_slots, server_slots, cold).",
+	}, []string{"reason"})); err != nil {
+		return nil, err
 	}
 	if m.compute, err = register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "lambdalake_serving_compute_seconds", Help: "Time to compute and encode one query answer (cache misses and refreshes).",

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/lambdalake/lambdalake/internal/config"
 )
 
@@ -50,6 +52,9 @@ func TestRateLimitPerToken(t *testing.T) {
 		if code == 429 && !strings.Contains(string(body), `"param":"Authorization"`) {
 			t.Errorf("step %d: 429 body %s", i, body)
 		}
+	}
+	if n := testutil.ToFloat64(f.api.m.refused.WithLabelValues(refusedRate)); n != 2 {
+		t.Errorf("refused{reason=rate} = %v, want 2", n)
 	}
 }
 
