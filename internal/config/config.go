@@ -329,7 +329,7 @@ func validate(d *decoder, c *Config) {
 	if c.HTTP.Addr == "" {
 		at("http.addr", "required")
 	}
-	validateHTTP(c, at)
+	validateHTTPAccess(c, at)
 	if c.HTTP.MaxRows < 1 {
 		at("http.max_rows", "must be at least 1")
 	}

@@ -15,8 +15,9 @@ import (
 	"strings"
 )
 
-// validateHTTP checks the http section's tokens, limits and timeouts.
-func validateHTTP(c *Config, at func(string, string, ...any)) {
+// validateHTTPAccess checks the http section's tokens, JWT settings, limits
+// and timeouts.
+func validateHTTPAccess(c *Config, at func(string, string, ...any)) {
 	h := &c.HTTP
 	names := map[string]int{}
 	tokens := map[string]int{}
