@@ -17,7 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/stream"
 	"github.com/lambdalake/lambdalake/jobs"
@@ -31,16 +31,16 @@ type SpeedReader interface {
 	Sketches(ctx context.Context, q speed.Query) ([]speed.SketchRow, error)
 }
 
-// BatchReader is what the API reads of the batch views (batch.ViewReader).
+// BatchReader is what the API reads of the batch views (views.Reader).
 type BatchReader interface {
-	Rows(ctx context.Context, v *schemas.View, from, to time.Time, where map[string]string) ([]batch.ViewRow, error)
-	State(ctx context.Context, view string) (*batch.State, error)
-	StateAtLeast(ctx context.Context, view string, b time.Time) (*batch.State, error)
+	Rows(ctx context.Context, v *schemas.View, from, to time.Time, where map[string]string) ([]views.Row, error)
+	State(ctx context.Context, view string) (*views.State, error)
+	StateAtLeast(ctx context.Context, view string, b time.Time) (*views.State, error)
 }
 
 // ColdFunc computes one hour of a view from the raw lake
-// (batch.ComputeHourRows over a store).
-type ColdFunc func(ctx context.Context, v *schemas.View, hour time.Time) ([]batch.ViewRow, error)
+// (recompute.ComputeHourRows over a store).
+type ColdFunc func(ctx context.Context, v *schemas.View, hour time.Time) ([]views.Row, error)
 
 // MessageWriter produces to one Kafka topic and returns once the broker
 // acknowledged (kafka.Writer with RequiredAcks set).

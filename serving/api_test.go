@@ -19,7 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/schemas"
 	"github.com/lambdalake/lambdalake/speed"
@@ -30,11 +30,11 @@ import (
 
 type fakeBatch struct {
 	boundary time.Time
-	rows     []batch.ViewRow
+	rows     []views.Row
 }
 
-func (f *fakeBatch) Rows(ctx context.Context, v *schemas.View, from, to time.Time, where map[string]string) ([]batch.ViewRow, error) {
-	var out []batch.ViewRow
+func (f *fakeBatch) Rows(ctx context.Context, v *schemas.View, from, to time.Time, where map[string]string) ([]views.Row, error) {
+	var out []views.Row
 	for _, r := range f.rows {
 		if r.T >= from.UnixMicro() && r.T < to.UnixMicro() && r.T < f.boundary.UnixMicro() {
 			out = append(out, r)
@@ -43,10 +43,10 @@ func (f *fakeBatch) Rows(ctx context.Context, v *schemas.View, from, to time.Tim
 	return out, nil
 }
 
-func (f *fakeBatch) State(ctx context.Context, view string) (*batch.State, error) {
-	st := &batch.State{Boundary: f.boundary, Fingerprint: "fp", Hours: map[string]batch.HourState{}}
+func (f *fakeBatch) State(ctx context.Context, view string) (*views.State, error) {
+	st := &views.State{Boundary: f.boundary, Fingerprint: "fp", Hours: map[string]views.HourState{}}
 	for _, r := range f.rows {
-		k := batch.HourKey(time.UnixMicro(r.T))
+		k := views.HourKey(time.UnixMicro(r.T))
 		h := st.Hours[k]
 		h.Rows++
 		h.Version = 1
@@ -55,7 +55,7 @@ func (f *fakeBatch) State(ctx context.Context, view string) (*batch.State, error
 	return st, nil
 }
 
-func (f *fakeBatch) StateAtLeast(ctx context.Context, view string, b time.Time) (*batch.State, error) {
+func (f *fakeBatch) StateAtLeast(ctx context.Context, view string, b time.Time) (*views.State, error) {
 	return f.State(ctx, view)
 }
 
@@ -256,7 +256,7 @@ func TestQueryAnswerShapeAndFormats(t *testing.T) {
 	f := newFixture(t, nil)
 	f.speedOK()
 	b := f.batch.boundary
-	f.batch.rows = []batch.ViewRow{vrow(b.Add(-2*time.Minute).UnixMicro(), "a", "de", 3, 30, 20, 1, 0, 100),
+	f.batch.rows = []views.Row{vrow(b.Add(-2*time.Minute).UnixMicro(), "a", "de", 3, 30, 20, 1, 0, 100),
 		vrow(b.Add(-time.Minute).UnixMicro(), "b", "fr", 1, 2.5, 2.5, 2.5, 0, 1)}
 	f.speed.rows = []speed.Row{{T: b, Values: []schemas.Value{{Int: 5}, {Float: 9}, {Float: 6}, {Float: 0.25}, {Int: 4}, {Int: 1}}}}
 	f.mr.Set(speed.BoundaryKey("revenue"), fmt.Sprint(b.UnixMicro()))
@@ -307,9 +307,9 @@ func TestGapsAndCold(t *testing.T) {
 	var asked []time.Time
 	fc := newFixture(t, func(c *APIConfig) {
 		c.ColdMaxHours = 6
-		c.Cold = func(ctx context.Context, v *schemas.View, hour time.Time) ([]batch.ViewRow, error) {
+		c.Cold = func(ctx context.Context, v *schemas.View, hour time.Time) ([]views.Row, error) {
 			asked = append(asked, hour)
-			return []batch.ViewRow{vrow(hour.Add(5*time.Minute).UnixMicro(), "a", "de", 2, 1, 1, 1, 0, 2)}, nil
+			return []views.Row{vrow(hour.Add(5*time.Minute).UnixMicro(), "a", "de", 2, 1, 1, 1, 0, 2)}, nil
 		}
 	})
 	code, body, _ = fc.do(t, "GET", "/v1/views/revenue/query?from=2026-11-27T08:00:00Z&to=2026-11-27T12:00:00Z&step=1h&metrics=orders", readTok, nil)
@@ -493,7 +493,7 @@ func TestAnswerCache(t *testing.T) {
 func TestHourRollupCache(t *testing.T) {
 	f := newFixture(t, nil)
 	f.speedOK()
-	var rows []batch.ViewRow
+	var rows []views.Row
 	for m := range 180 {
 		rows = append(rows, vrow(time.Date(2026, 11, 27, 6, m, 0, 0, time.UTC).UnixMicro(), "a", "de", 1, 1, 1, 1, m, m+2))
 	}
@@ -520,7 +520,7 @@ type countingBatch struct {
 	calls atomic.Int64
 }
 
-func (c *countingBatch) Rows(ctx context.Context, v *schemas.View, from, to time.Time, where map[string]string) ([]batch.ViewRow, error) {
+func (c *countingBatch) Rows(ctx context.Context, v *schemas.View, from, to time.Time, where map[string]string) ([]views.Row, error) {
 	c.calls.Add(1)
 	return c.fakeBatch.Rows(ctx, v, from, to, where)
 }

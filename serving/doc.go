@@ -9,7 +9,7 @@
 //
 // GET /v1/views/{view}/query reads B once (Redis, where batch mirrors it;
 // the lake's _state.json when Redis has none; none at all: speed answers
-// everything). [from, B) comes from batch view hours (batch.ViewReader,
+// everything). [from, B) comes from batch view hours (views.Reader,
 // decoded hours cached by version), [B, to) from Redis (speed.Reader). If
 // Redis says B is later than the cached lake state, the state is reread
 // (recompute writes _state.json before it mirrors B), so no hour falls
@@ -43,7 +43,7 @@
 //
 // Also lost: [lake B, B) when Redis holds a B later than the lake's (only
 // if someone set it by hand). Lost ranges of at most http.cold_max_hours
-// hours (default 6) are computed from the raw lake (batch.ComputeHourRows:
+// hours (default 6) are computed from the raw lake (recompute.ComputeHourRows:
 // the recompute path without writing) and reported under sources.cold;
 // longer ones are listed under "gaps" and their buckets are absent from
 // the rows. A cold answer is as fresh as the raw lake (the compactor's

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/hll"
 	"github.com/lambdalake/lambdalake/schemas"
 	"github.com/lambdalake/lambdalake/speed"
@@ -27,7 +27,7 @@ type outRow struct {
 // one step that straddles the start of the speed range (straddleT; -1 when
 // none), whose uniq must be the union of both sides.
 type mergeInput struct {
-	viewRows  [][]batch.ViewRow
+	viewRows  [][]views.Row
 	speedRows []speed.Row
 	sketches  []speed.SketchRow
 	straddleT int64
@@ -145,7 +145,7 @@ func (a *macc) foldSketch(b []byte) {
 	}
 }
 
-func (m *merger) addViewRow(r *batch.ViewRow) {
+func (m *merger) addViewRow(r *views.Row) {
 	g := m.group(m.stepOf(r.T), len(m.groupIdx), func(k int) schemas.Value { return r.Dims[m.groupIdx[k]] })
 	for mi, mt := range m.v.Metrics {
 		a := &g.acc[mi]

@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/schemas"
 	"github.com/lambdalake/lambdalake/speed"
 )
@@ -252,7 +252,7 @@ const maxHourRollups = 2048
 // batchHours rolls [from, to) of the batch view up hour by hour, reusing
 // rollups of hours whose version has not changed. from and to are on the
 // step grid and the step divides an hour, so each step lies in one hour.
-func (a *API) batchHours(ctx context.Context, q *query, st *batch.State, from, to time.Time) ([]outRow, []bool, error) {
+func (a *API) batchHours(ctx context.Context, q *query, st *views.State, from, to time.Time) ([]outRow, []bool, error) {
 	v := q.view
 	approx := make([]bool, len(v.Metrics))
 	var out []outRow
@@ -263,7 +263,7 @@ func (a *API) batchHours(ctx context.Context, q *query, st *batch.State, from, t
 			continue
 		}
 		lo, hi := maxT(h, from), minT(h.Add(time.Hour), to)
-		key := fmt.Sprintf("%s|%s|%d|%d|%d|%s", st.Fingerprint, batch.HourKey(h), hs.Version, lo.UnixMicro(), hi.UnixMicro(), shape)
+		key := fmt.Sprintf("%s|%s|%d|%d|%d|%s", st.Fingerprint, views.HourKey(h), hs.Version, lo.UnixMicro(), hi.UnixMicro(), shape)
 		a.hourMu.Lock()
 		r, ok := a.hourCache[key]
 		a.hourMu.Unlock()
@@ -273,7 +273,7 @@ func (a *API) batchHours(ctx context.Context, q *query, st *batch.State, from, t
 				return nil, nil, err
 			}
 			r = &hourRollup{}
-			r.rows, r.approx = merge(v, q, &mergeInput{viewRows: [][]batch.ViewRow{rows}, straddleT: -1})
+			r.rows, r.approx = merge(v, q, &mergeInput{viewRows: [][]views.Row{rows}, straddleT: -1})
 			a.hourMu.Lock()
 			for k := range a.hourCache {
 				if len(a.hourCache) < maxHourRollups {
@@ -328,12 +328,12 @@ func hoursOf(s []span) []time.Time {
 
 // coldRows computes the hours from raw files and keeps the rows inside the
 // lost spans that match where.
-func (a *API) coldRows(ctx context.Context, v *schemas.View, hours []time.Time, lost []span, where map[string]string) ([]batch.ViewRow, error) {
+func (a *API) coldRows(ctx context.Context, v *schemas.View, hours []time.Time, lost []span, where map[string]string) ([]views.Row, error) {
 	match, err := whereMatcher(v, where)
 	if err != nil {
 		return nil, err
 	}
-	parts := make([][]batch.ViewRow, len(hours))
+	parts := make([][]views.Row, len(hours))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(2)
 	for i, h := range hours {
@@ -346,7 +346,7 @@ func (a *API) coldRows(ctx context.Context, v *schemas.View, hours []time.Time, 
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	var out []batch.ViewRow
+	var out []views.Row
 	for _, p := range parts {
 		for _, r := range p {
 			if !match(r.Dims) {
@@ -366,7 +366,7 @@ func (a *API) coldRows(ctx context.Context, v *schemas.View, hours []time.Time, 
 
 // coldHour computes one hour from the raw lake, shared by concurrent
 // requests and kept for coldTTL: a Redis outage makes every query ask.
-func (a *API) coldHour(ctx context.Context, v *schemas.View, h time.Time) ([]batch.ViewRow, error) {
+func (a *API) coldHour(ctx context.Context, v *schemas.View, h time.Time) ([]views.Row, error) {
 	key := v.Name + "/" + strconv.FormatInt(h.Unix(), 10)
 	now := a.cfg.Now()
 	a.coldMu.Lock()
@@ -393,14 +393,14 @@ func (a *API) coldHour(ctx context.Context, v *schemas.View, h time.Time) ([]bat
 	if err != nil {
 		return nil, err
 	}
-	return val.([]batch.ViewRow), nil
+	return val.([]views.Row), nil
 }
 
 // coldTTL is how long an hour computed from raw files is reused.
 const coldTTL = 10 * time.Second
 
 type coldEntry struct {
-	rows    []batch.ViewRow
+	rows    []views.Row
 	expires time.Time
 }
 

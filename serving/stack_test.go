@@ -21,7 +21,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/raw"
+	"github.com/lambdalake/lambdalake/batch/recompute"
+	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/gen"
 	"github.com/lambdalake/lambdalake/internal/stream"
@@ -208,13 +210,13 @@ func writeRaw(t *testing.T, store lake.Store, s *schemas.Schema, events []gen.Ev
 
 // recomputeTo publishes watermark wm for the compactor group and runs
 // recompute, which advances B to wm's hour and mirrors it into Redis.
-func recomputeTo(t *testing.T, st *stack, rc *batch.Recomputer, group string, v *schemas.View, wm time.Time) {
+func recomputeTo(t *testing.T, st *stack, rc *recompute.Recomputer, group string, v *schemas.View, wm time.Time) {
 	t.Helper()
-	b, _ := json.Marshal(batch.Checkpoint{NextOffset: 1, Watermark: wm})
+	b, _ := json.Marshal(raw.Checkpoint{NextOffset: 1, Watermark: wm})
 	if err := lake.PutBytes(context.Background(), st.store, lake.CheckpointKey(group, v.Schema.Topic, 0), b); err != nil {
 		t.Fatal(err)
 	}
-	res, err := rc.Recompute(context.Background(), v, batch.RecomputeOptions{})
+	res, err := rc.Recompute(context.Background(), v, recompute.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,19 +226,19 @@ func recomputeTo(t *testing.T, st *stack, rc *batch.Recomputer, group string, v 
 }
 
 // newStackAPI serves the real readers over HTTP.
-func newStackAPI(t *testing.T, st *stack, views []*schemas.View, mod func(*APIConfig)) *httptest.Server {
+func newStackAPI(t *testing.T, st *stack, vs []*schemas.View, mod func(*APIConfig)) *httptest.Server {
 	t.Helper()
-	vr, err := batch.NewViewReader(batch.ViewReaderConfig{Store: st.store})
+	vr, err := views.NewReader(views.ReaderConfig{Store: st.store})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var ss []*schemas.Schema
-	for _, v := range views {
+	for _, v := range vs {
 		ss = append(ss, v.Schema)
 	}
-	cfg := APIConfig{Views: views, Schemas: ss, Redis: st.rdb, Speed: speed.NewReader(speed.ReaderConfig{Redis: st.rdb}), Batch: vr,
-		Cold: func(ctx context.Context, v *schemas.View, hour time.Time) ([]batch.ViewRow, error) {
-			return batch.ComputeHourRows(ctx, st.store, v, hour)
+	cfg := APIConfig{Views: vs, Schemas: ss, Redis: st.rdb, Speed: speed.NewReader(speed.ReaderConfig{Redis: st.rdb}), Batch: vr,
+		Cold: func(ctx context.Context, v *schemas.View, hour time.Time) ([]views.Row, error) {
+			return recompute.ComputeHourRows(ctx, st.store, v, hour)
 		},
 		ColdMaxHours: 6,
 		Producer:     func(topic string) MessageWriter { return stream.NewWriter(st.brokers, topic) },

@@ -44,7 +44,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lambdalake/lambdalake"
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/raw"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/gen"
 	"github.com/lambdalake/lambdalake/internal/stream"
@@ -212,7 +212,7 @@ func run(ctx context.Context, events int64) error {
 		if kb := vmHWM(cmd.Process.Pid); kb > peakKB {
 			peakKB = kb
 		}
-		cps, err := batch.ReadCheckpoints(ctx, store, group, topic)
+		cps, err := raw.ReadCheckpoints(ctx, store, group, topic)
 		if err == nil && len(cps) == partitions {
 			done := true
 			for p, e := range end {

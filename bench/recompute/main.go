@@ -10,7 +10,7 @@
 //
 // Then, in one run and on the same files:
 //
-//	ours:   batch.Recomputer over all 24 hours of the `revenue` view
+//	ours:   recompute.Recomputer over all 24 hours of the `revenue` view
 //	        (2 hours at a time): Arrow reads, overlap and id dedup,
 //	        aggregation, one view Parquet file per hour, _state.json;
 //	duckdb: DuckDB 2.0.0 (Python, .venv-duckdb, `make duckdb`, 2 threads)
@@ -71,7 +71,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lambdalake/lambdalake"
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/raw"
+	"github.com/lambdalake/lambdalake/batch/recompute"
+	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/gen"
 	"github.com/lambdalake/lambdalake/lake"
@@ -116,7 +118,7 @@ func main() {
 	log.Printf("generated %d events into %d raw files in %v (%s)", *events, files, time.Since(t0).Round(time.Millisecond), dir)
 	// Every partition's watermark is past the day: all 24 hours are closed.
 	for p := int32(0); p < partitions; p++ {
-		b, _ := json.Marshal(batch.Checkpoint{NextOffset: 1, Watermark: day.Add(25 * time.Hour)})
+		b, _ := json.Marshal(raw.Checkpoint{NextOffset: 1, Watermark: day.Add(25 * time.Hour)})
 		check(lake.PutBytes(ctx, store, lake.CheckpointKey(group, s.Topic, p), b))
 	}
 
@@ -124,7 +126,7 @@ func main() {
 	runtime.GC()
 	debug.FreeOSMemory()
 	resetPeakRSS()
-	rc, err := batch.NewRecomputer(batch.RecomputerConfig{Store: store, Group: group, Parallelism: *parallel,
+	rc, err := recompute.New(recompute.Config{Store: store, Group: group, Parallelism: *parallel,
 		Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	check(err)
 	if *cpuProfile != "" {
@@ -137,13 +139,13 @@ func main() {
 	// either side. Round 2 of ours is a backfill (every hour again).
 	duckOut := filepath.Join(dir, "duckdb.parquet")
 	var ours time.Duration
-	var res batch.RecomputeResult
+	var res recompute.Result
 	duckS, duckRSS := math.Inf(1), int64(0)
 	oursCPU, duckCPU := math.Inf(1), math.Inf(1)
 	for round := range 2 {
 		t0 = time.Now()
 		c0 := cpuSeconds()
-		r, err := rc.Recompute(ctx, v, batch.RecomputeOptions{Force: round > 0})
+		r, err := rc.Recompute(ctx, v, recompute.Options{Force: round > 0})
 		check(err)
 		d := time.Since(t0)
 		oursCPU = math.Min(oursCPU, cpuSeconds()-c0)
@@ -408,10 +410,10 @@ func cpuSeconds() float64 {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
-// compare reads our view through batch.ViewReader and DuckDB's result file
+// compare reads our view through views.Reader and DuckDB's result file
 // and compares them row by row.
 func compare(ctx context.Context, store lake.Store, v *schemas.View, duckOut string) (bool, error) {
-	r, err := batch.NewViewReader(batch.ViewReaderConfig{Store: store, CacheBytes: 1 << 30})
+	r, err := views.NewReader(views.ReaderConfig{Store: store, CacheBytes: 1 << 30})
 	if err != nil {
 		return false, err
 	}
@@ -439,7 +441,7 @@ func compare(ctx context.Context, store lake.Store, v *schemas.View, duckOut str
 	return bad == 0, nil
 }
 
-func diff(v *schemas.View, a, b *batch.ViewRow) string {
+func diff(v *schemas.View, a, b *views.Row) string {
 	if a.T != b.T {
 		return fmt.Sprintf("t %d vs %d", a.T, b.T)
 	}
@@ -464,9 +466,9 @@ func diff(v *schemas.View, a, b *batch.ViewRow) string {
 	return ""
 }
 
-// readDuck reads DuckDB's result into ViewRows (dimensions as strings,
+// readDuck reads DuckDB's result into views.Rows (dimensions as strings,
 // metrics by the view's types).
-func readDuck(ctx context.Context, path string, v *schemas.View) ([]batch.ViewRow, error) {
+func readDuck(ctx context.Context, path string, v *schemas.View) ([]views.Row, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -500,7 +502,7 @@ func readDuck(ctx context.Context, path string, v *schemas.View) ([]batch.ViewRo
 		return nil, err
 	}
 	n := int(tbl.NumRows())
-	rows := make([]batch.ViewRow, n)
+	rows := make([]views.Row, n)
 	for i := range rows {
 		rows[i].T = t.(*array.Int64).Value(i)
 		rows[i].Dims = make([]schemas.Value, len(v.Dimensions))

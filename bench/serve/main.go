@@ -6,7 +6,7 @@
 // Preparation (not timed): a folder lake (a temp dir; DuckDB cannot reach
 // LocalStack S3 here, see bench/recompute) gets raw Parquet files for the
 // last 24 hours of orders (internal/gen, -events of them), written as the
-// compactor lays them out. batch.Recomputer computes the closed hours, so
+// compactor lays them out. recompute.Recomputer computes the closed hours, so
 // B = end - 2h and batch serves the first 22 hours; a speed.Worker
 // consumes a fresh Kafka topic holding the events from B on, so the last
 // two hours are Redis cells. The view gets a unique name so its Redis keys
@@ -63,7 +63,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/lambdalake/lambdalake"
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/raw"
+	"github.com/lambdalake/lambdalake/batch/recompute"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/gen"
 	"github.com/lambdalake/lambdalake/internal/stream"
@@ -139,13 +140,13 @@ func main() {
 	hot, files, err := writeRaw(ctx, store, s, evs, B)
 	check(err)
 	log.Printf("generated %d events into %d raw files in %v (%s)", len(evs), files, time.Since(t0).Round(time.Millisecond), dir)
-	cp, _ := json.Marshal(batch.Checkpoint{NextOffset: int64(len(evs)), Watermark: B})
+	cp, _ := json.Marshal(raw.Checkpoint{NextOffset: int64(len(evs)), Watermark: B})
 	check(lake.PutBytes(ctx, store, lake.CheckpointKey(cfg.Compact.Group, topic, 0), cp))
-	rc, err := batch.NewRecomputer(batch.RecomputerConfig{Store: store, Group: cfg.Compact.Group, Registerer: prometheus.NewRegistry(), Logger: quiet,
-		Mirror: batch.MirrorFunc(func(ctx context.Context, view string, b time.Time) error { return speed.SetBoundary(ctx, rdb, view, b) })})
+	rc, err := recompute.New(recompute.Config{Store: store, Group: cfg.Compact.Group, Registerer: prometheus.NewRegistry(), Logger: quiet,
+		Mirror: recompute.MirrorFunc(func(ctx context.Context, view string, b time.Time) error { return speed.SetBoundary(ctx, rdb, view, b) })})
 	check(err)
 	t0 = time.Now()
-	res, err := rc.Recompute(ctx, v, batch.RecomputeOptions{})
+	res, err := rc.Recompute(ctx, v, recompute.Options{})
 	check(err)
 	if !res.Boundary.Equal(B) {
 		log.Fatalf("B = %s, want %s", res.Boundary, B)

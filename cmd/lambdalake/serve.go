@@ -8,7 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/recompute"
+	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/stream"
 	"github.com/lambdalake/lambdalake/lake"
@@ -62,7 +63,7 @@ type servingOptions struct {
 // batch view reader (cached hours), the speed reader, the cold fallback
 // and the Events API producer.
 func newServing(cfg *config.Config, store lake.Store, rdb redis.UniversalClient, opt servingOptions) (*serving.Server, *serving.API, error) {
-	views, err := batch.NewViewReader(batch.ViewReaderConfig{Store: store})
+	viewReader, err := views.NewReader(views.ReaderConfig{Store: store})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -73,9 +74,9 @@ func newServing(cfg *config.Config, store lake.Store, rdb redis.UniversalClient,
 	api, err := serving.NewAPI(serving.APIConfig{
 		Views: cfg.ViewList, Schemas: cfg.SchemaList, Redis: rdb,
 		Speed: speed.NewReader(speed.ReaderConfig{Redis: rdb}),
-		Batch: views,
-		Cold: func(ctx context.Context, v *schemas.View, hour time.Time) ([]batch.ViewRow, error) {
-			return batch.ComputeHourRows(ctx, store, v, hour)
+		Batch: viewReader,
+		Cold: func(ctx context.Context, v *schemas.View, hour time.Time) ([]views.Row, error) {
+			return recompute.ComputeHourRows(ctx, store, v, hour)
 		},
 		ColdMaxHours: cfg.HTTP.ColdMaxHours,
 		Producer: func(topic string) serving.MessageWriter {

@@ -20,7 +20,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/lambdalake/lambdalake"
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/raw"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/stream"
 	"github.com/lambdalake/lambdalake/internal/testenv"
@@ -233,7 +233,7 @@ func TestAllOnTheRealStack(t *testing.T) {
 		t.Errorf("answer has %d batch and %d speed rows: both layers must serve", batchRows, speedRows)
 	}
 
-	dead, err := batch.ReadDeadLetters(ctx, store, s.Name)
+	dead, err := raw.ReadDeadLetters(ctx, store, s.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +337,7 @@ func waitCaughtUp(t *testing.T, store lake.Store, rdb *redis.Client, group strin
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		var behind []string
-		cps, err := batch.ReadCheckpoints(ctx, store, group, s.Topic)
+		cps, err := raw.ReadCheckpoints(ctx, store, group, s.Topic)
 		if err != nil {
 			t.Fatal(err)
 		}
