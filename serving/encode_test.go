@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/schemas"
 )
 
@@ -60,7 +60,7 @@ func TestCSVFormulaEscape(t *testing.T) {
 	f := newFixture(t, nil)
 	f.speedOK()
 	b := f.batch.boundary
-	f.batch.rows = []batch.ViewRow{vrow(b.Add(-2*time.Minute).UnixMicro(), "=cmd|' /C calc'!A0", "-de", 3, -30, -20, -1, 0, 100)}
+	f.batch.rows = []views.Row{vrow(b.Add(-2*time.Minute).UnixMicro(), "=cmd|' /C calc'!A0", "-de", 3, -30, -20, -1, 0, 100)}
 	code, body, _ := f.do(t, "GET", "/v1/views/revenue/query?from=2026-11-27T08:58:00Z&to=2026-11-27T08:59:00Z&group_by=tenant,country&metrics=orders,revenue&format=csv", readTok, nil)
 	want := "t,tenant,country,orders,revenue\n2026-11-27T08:58:00Z,'=cmd|' /C calc'!A0,'-de,3,-30\n"
 	if code != 200 || string(body) != want {

@@ -13,7 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/compact"
+	"github.com/lambdalake/lambdalake/batch/raw"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/stream"
 	"github.com/lambdalake/lambdalake/internal/testenv"
@@ -180,7 +181,7 @@ func TestEventsLimitsOnStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := batch.NewCompactor(batch.CompactorConfig{Brokers: st.brokers, Group: testenv.Name("compact"), Store: st.store,
+	c, err := compact.New(compact.Config{Brokers: st.brokers, Group: testenv.Name("compact"), Store: st.store,
 		Schemas: []*schemas.Schema{s}, MaxFileAge: 200 * time.Millisecond, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
@@ -198,9 +199,9 @@ func TestEventsLimitsOnStack(t *testing.T) {
 		}
 	}()
 	waitSpeed(t, st, v, end)
-	var dead []batch.DeadLetter
+	var dead []raw.DeadLetter
 	for deadline := time.Now().Add(60 * time.Second); len(dead) == 0; time.Sleep(200 * time.Millisecond) {
-		if dead, err = batch.ReadDeadLetters(context.Background(), st.store, s.Name); err != nil {
+		if dead, err = raw.ReadDeadLetters(context.Background(), st.store, s.Name); err != nil {
 			t.Fatal(err)
 		}
 		if time.Now().After(deadline) {

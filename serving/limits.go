@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sync/semaphore"
 
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/schemas"
 )
 
@@ -135,7 +135,7 @@ func (c *coldSlots) wrap(f ColdFunc) ColdFunc {
 	if f == nil {
 		return nil
 	}
-	return func(ctx context.Context, v *schemas.View, hour time.Time) ([]batch.ViewRow, error) {
+	return func(ctx context.Context, v *schemas.View, hour time.Time) ([]views.Row, error) {
 		if n := c.waiting.Add(1); n > c.maxWaiting {
 			c.waiting.Add(-1)
 			return nil, c.busy()

@@ -10,7 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/schemas"
 )
@@ -94,7 +94,7 @@ func TestColdSlots(t *testing.T) {
 	c := newColdSlots(1)
 	gate := make(chan struct{})
 	var running, peak atomic.Int64
-	f := c.wrap(func(ctx context.Context, v *schemas.View, hour time.Time) ([]batch.ViewRow, error) {
+	f := c.wrap(func(ctx context.Context, v *schemas.View, hour time.Time) ([]views.Row, error) {
 		n := running.Add(1)
 		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
 		}

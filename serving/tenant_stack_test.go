@@ -17,7 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/recompute"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/testenv"
 	"github.com/lambdalake/lambdalake/schemas"
@@ -45,8 +45,8 @@ func TestTenantTokenOnStack(t *testing.T) {
 	waitSpeed(t, st, v, endOffsets(t, st.brokers, topic))
 	writeRaw(t, st.store, s, events)
 	group := testenv.Name("compact")
-	rc, err := batch.NewRecomputer(batch.RecomputerConfig{Store: st.store, Group: group, Registerer: prometheus.NewRegistry(),
-		Mirror: batch.MirrorFunc(func(ctx context.Context, view string, b time.Time) error {
+	rc, err := recompute.New(recompute.Config{Store: st.store, Group: group, Registerer: prometheus.NewRegistry(),
+		Mirror: recompute.MirrorFunc(func(ctx context.Context, view string, b time.Time) error {
 			return speed.SetBoundary(ctx, st.rdb, view, b)
 		})})
 	if err != nil {

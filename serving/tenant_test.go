@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/schemas"
 	"github.com/lambdalake/lambdalake/speed"
@@ -33,7 +33,7 @@ func (r *recordingReaders) note(w map[string]string) {
 	r.mu.Unlock()
 }
 
-func (r *recordingReaders) Rows(ctx context.Context, v *schemas.View, from, to time.Time, where map[string]string) ([]batch.ViewRow, error) {
+func (r *recordingReaders) Rows(ctx context.Context, v *schemas.View, from, to time.Time, where map[string]string) ([]views.Row, error) {
 	r.note(where)
 	return r.fakeBatch.Rows(ctx, v, from, to, where)
 }
@@ -56,7 +56,7 @@ func TestTenantTokenBinding(t *testing.T) {
 	f.api.cfg.Batch, f.api.cfg.Speed = rec, rec
 	f.speedOK()
 	b := f.batch.boundary
-	f.batch.rows = []batch.ViewRow{vrow(b.Add(-2*time.Hour).UnixMicro(), "t07", "de", 3, 30, 20, 1, 0, 100)}
+	f.batch.rows = []views.Row{vrow(b.Add(-2*time.Hour).UnixMicro(), "t07", "de", 3, 30, 20, 1, 0, 100)}
 	base := "/v1/views/revenue/query?from=2026-11-27T06:00:00Z&to=2026-11-27T10:00:00Z&step="
 	tests := []struct {
 		name, target, token string
