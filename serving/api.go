@@ -172,7 +172,7 @@ func NewAPI(cfg APIConfig) (*API, error) {
 	}
 	a := &API{cfg: cfg, views: map[string]*schemas.View{}, schemas: map[string]*schemas.Schema{},
 		auth:  newAuthenticator(cfg.Tokens, newJWTVerifier(cfg.JWT, cfg.Now), cfg.AuthDisabled, cfg.Now),
-		slots: newQuerySlots(cfg.MaxQueries, cfg.MaxTokenQueries), log: cfg.Logger.With("role", "serving"),
+		slots: newQuerySlots(cfg.MaxQueries, cfg.MaxTokenQueries, cfg.Timeout/2), log: cfg.Logger.With("role", "serving"),
 		cache: map[string]cacheEntry{}, refreshing: map[string]bool{}, hourCache: map[string]*hourRollup{}, coldCache: map[string]coldEntry{}, writers: map[string]MessageWriter{}}
 	a.bgCtx, a.bgCancel = context.WithCancel(context.Background())
 	for _, v := range cfg.Views {

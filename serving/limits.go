@@ -14,20 +14,20 @@ import (
 	"github.com/lambdalake/lambdalake/schemas"
 )
 
-// slotWait is how long a query waits for a free slot before it is
-// refused: long enough to ride out a burst of cheap queries (cache hits
-// take well under a millisecond), short enough that a client learns at
-// once that the server is full.
-const slotWait = time.Second
-
-// querySlots bounds the queries served at once: max in all (503 past it:
-// the server is full) and perToken for one principal (429 past it: that
-// client is asking too much), so one token can never hold every slot.
-// Waiters are served in order (semaphore.Weighted is FIFO).
+// querySlots bounds the queries served at once: max in all and perToken
+// for one principal, so one token can never hold every slot. A query
+// over either waits for a slot in order (semaphore.Weighted is FIFO), up
+// to wait (half of http.timeout): waiting costs no CPU, and a busy dashboard's
+// burst is served late rather than refused. The queues are bounded: past
+// queueFactor times the slots waiting, or past the wait, a query is
+// refused at once — 429 over its token's share (that client asks too
+// much), 503 over the server's (the server is full).
 type querySlots struct {
 	global   *semaphore.Weighted
 	max      int64
 	perToken int64
+	wait     time.Duration
+	waiting  atomic.Int64 // queries waiting for a server slot
 
 	mu     sync.Mutex
 	tokens map[string]*tokenSlots
@@ -35,24 +35,40 @@ type querySlots struct {
 	refused func(reason string) // counts refusals (metrics); nil: none
 }
 
+// queueFactor bounds the waiting queries: queueFactor × the slots.
+const queueFactor = 4
+
 type tokenSlots struct {
 	sem   *semaphore.Weighted
-	users int // holders and waiters; the entry goes when none is left
+	users int64 // holders and waiters; the entry goes when none is left
 }
 
-func newQuerySlots(max, perToken int) *querySlots {
+func newQuerySlots(max, perToken int, wait time.Duration) *querySlots {
 	if max <= 0 {
 		max = 32
 	}
 	if perToken <= 0 || perToken > max {
 		perToken = max
 	}
-	return &querySlots{global: semaphore.NewWeighted(int64(max)), max: int64(max), perToken: int64(perToken), tokens: map[string]*tokenSlots{}}
+	if wait <= 0 {
+		wait = 10 * time.Second
+	}
+	return &querySlots{global: semaphore.NewWeighted(int64(max)), max: int64(max), perToken: int64(perToken), wait: wait,
+		tokens: map[string]*tokenSlots{}}
 }
 
-// acquire takes a slot for who, waiting at most slotWait; release gives
-// it back.
+// acquire takes a slot for who; release gives it back.
 func (s *querySlots) acquire(ctx context.Context, who string) (release func(), _ *apiError) {
+	overToken := func() *apiError {
+		count(s.refused, refusedTokenSlots)
+		return &apiError{Code: http.StatusTooManyRequests, Param: "Authorization",
+			Msg: fmt.Sprintf("token %s has %d queries running and more waiting (http.max_token_queries)", who, s.perToken)}
+	}
+	overServer := func() *apiError {
+		count(s.refused, refusedServerSlots)
+		return &apiError{Code: http.StatusServiceUnavailable,
+			Msg: fmt.Sprintf("the server is running %d queries, its limit (http.max_queries), and more are waiting; retry shortly", s.max)}
+	}
 	s.mu.Lock()
 	ts := s.tokens[who]
 	if ts == nil {
@@ -60,6 +76,7 @@ func (s *querySlots) acquire(ctx context.Context, who string) (release func(), _
 		s.tokens[who] = ts
 	}
 	ts.users++
+	full := ts.users > s.perToken*(1+queueFactor)
 	s.mu.Unlock()
 	leave := func() {
 		s.mu.Lock()
@@ -68,20 +85,28 @@ func (s *querySlots) acquire(ctx context.Context, who string) (release func(), _
 		}
 		s.mu.Unlock()
 	}
-	wctx, cancel := context.WithTimeout(ctx, slotWait)
+	if full {
+		leave()
+		return nil, overToken()
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.wait)
 	defer cancel()
 	if ts.sem.Acquire(wctx, 1) != nil {
 		leave()
-		count(s.refused, refusedTokenSlots)
-		return nil, &apiError{Code: http.StatusTooManyRequests, Param: "Authorization",
-			Msg: fmt.Sprintf("token %s already has %d queries running (http.max_token_queries)", who, s.perToken)}
+		return nil, overToken()
 	}
-	if s.global.Acquire(wctx, 1) != nil {
+	if n := s.waiting.Add(1); n > s.max*queueFactor {
+		s.waiting.Add(-1)
 		ts.sem.Release(1)
 		leave()
-		count(s.refused, refusedServerSlots)
-		return nil, &apiError{Code: http.StatusServiceUnavailable,
-			Msg: fmt.Sprintf("the server is running %d queries, its limit (http.max_queries); retry shortly", s.max)}
+		return nil, overServer()
+	}
+	err := s.global.Acquire(wctx, 1)
+	s.waiting.Add(-1)
+	if err != nil {
+		ts.sem.Release(1)
+		leave()
+		return nil, overServer()
 	}
 	return func() {
 		s.global.Release(1)

@@ -3,6 +3,7 @@ package serving
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,10 +23,12 @@ const (
 
 // The server runs at most http.max_queries queries, a token at most
 // http.max_token_queries: past the token's share a 429, past the server's
-// a 503, both with Retry-After, after waiting slotWait for a slot.
+// a 503, both with Retry-After, after waiting half of http.timeout for a
+// slot.
 func TestQuerySlots(t *testing.T) {
 	f := newFixture(t, func(c *APIConfig) {
 		c.MaxQueries, c.MaxTokenQueries = 2, 1
+		c.Timeout = 2 * time.Second
 		c.Tokens = append(c.Tokens, config.Token{Name: "r2", Token: read2Tok, Scopes: []string{"read:views"}},
 			config.Token{Name: "r3", Token: read3Tok, Scopes: []string{"read:views"}})
 	})
@@ -61,15 +64,15 @@ func TestQuerySlots(t *testing.T) {
 	select {
 	case rb = <-b:
 		rd = <-d
-	case <-time.After(5 * slotWait):
+	case <-time.After(5 * time.Second):
 		close(f.speed.gate)
 		t.Fatal("queries over the limits were not refused")
 	}
 	if rb.code != 429 || rb.retry == "" || rd.code != 503 || rd.retry == "" {
 		t.Errorf("over the token's share: %+v, want 429; over the server's: %+v, want 503; both with Retry-After", rb, rd)
 	}
-	if waited := time.Since(start); waited < slotWait/2 || waited > 3*slotWait {
-		t.Errorf("refused after %v, want about slotWait (%v)", waited, slotWait)
+	if waited, wait := time.Since(start), f.api.slots.wait; waited < wait/2 || waited > 3*wait {
+		t.Errorf("refused after %v, want about the slot wait (%v)", waited, wait)
 	}
 	// A query that frees its slot in time lets a waiter in.
 	e := run(read3Tok, "09:04:00")
@@ -85,6 +88,49 @@ func TestQuerySlots(t *testing.T) {
 	}
 	if n := len(f.api.slots.tokens); n != 0 {
 		t.Errorf("%d per-token entries left after every query ended", n)
+	}
+}
+
+// The queue behind a token's slots is bounded: past queueFactor × its
+// share waiting, a query is refused at once.
+func TestQuerySlotQueueBounded(t *testing.T) {
+	f := newFixture(t, func(c *APIConfig) { c.MaxQueries, c.MaxTokenQueries = 4, 1 })
+	f.speedOK()
+	f.speed.gate = make(chan struct{})
+	var wg sync.WaitGroup
+	codes := make([]int, 1+queueFactor)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i], _, _ = f.do(t, "GET", fmt.Sprintf("/v1/views/revenue/query?from=2026-11-27T09:%02d:00Z&to=2026-11-27T10:00:00Z", i), readTok, nil)
+		}()
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		f.api.slots.mu.Lock()
+		var users int64
+		if ts := f.api.slots.tokens["r"]; ts != nil {
+			users = ts.users
+		}
+		f.api.slots.mu.Unlock()
+		if users == int64(len(codes)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d queries in the token's queue, want %d", users, len(codes))
+		}
+	}
+	start := time.Now()
+	code, _, hdr := f.do(t, "GET", "/v1/views/revenue/query?from=2026-11-27T09:30:00Z&to=2026-11-27T10:00:00Z", readTok, nil)
+	if code != 429 || hdr.Get("Retry-After") == "" || time.Since(start) > time.Second {
+		t.Errorf("past the queue: %d after %v, want an immediate 429 with Retry-After", code, time.Since(start))
+	}
+	close(f.speed.gate)
+	wg.Wait()
+	for i, c := range codes {
+		if c != 200 {
+			t.Errorf("queued query %d: %d", i, c)
+		}
 	}
 }
 

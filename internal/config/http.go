@@ -73,8 +73,8 @@ func validateHTTPAccess(c *Config, at func(string, string, ...any)) {
 			at(p, "must be positive")
 		}
 	}
-	if h.WriteTimeout > 0 && h.Timeout > 0 && h.WriteTimeout <= h.Timeout {
-		at("http.write_timeout", "%s must be longer than http.timeout (%s), or answers computed in time could not be sent", h.WriteTimeout, h.Timeout)
+	if h.WriteTimeout > 0 && h.Timeout > 0 && h.WriteTimeout < 2*h.Timeout {
+		at("http.write_timeout", "%s must be at least twice http.timeout (%s): a query may wait half of it for a slot, then compute for all of it, and must still be sent", h.WriteTimeout, h.Timeout)
 	}
 	if h.MaxQueries < 1 {
 		at("http.max_queries", "must be at least 1")
