@@ -14,9 +14,9 @@ import (
 	"github.com/lambdalake/lambdalake/batch/recompute"
 	"github.com/lambdalake/lambdalake/batch/retention"
 	"github.com/lambdalake/lambdalake/batch/views"
+	"github.com/lambdalake/lambdalake/internal/boundary"
 	"github.com/lambdalake/lambdalake/lake"
 	"github.com/lambdalake/lambdalake/schemas"
-	"github.com/lambdalake/lambdalake/speed"
 )
 
 // Names of the batch jobs.
@@ -74,10 +74,16 @@ func recomputeJobs(cfg BatchConfig) (recomputeJob, backfillJob Job, err error) {
 		Store: store, Group: cfg.Group, Parallelism: cfg.Parallelism, Progress: cfg.Progress,
 		Registerer: cfg.Registerer, Logger: cfg.Logger, Now: cfg.Now,
 		Mirror: recompute.MirrorFunc(func(ctx context.Context, view string, b time.Time) error {
+			// A runner that lost its lease publishes nothing; the mirror
+			// itself also refuses to move back (internal/boundary).
 			if err := store.check(ctx); err != nil {
 				return err
 			}
-			return speed.SetBoundary(ctx, cfg.Redis, view, b)
+			held, err := boundary.Publish(ctx, cfg.Redis, view, b)
+			if err == nil && held.After(b) {
+				cfg.Logger.Warn("jobs: the boundary mirror holds a later B than the lake; left as it is", "view", view, "lake", b, "mirror", held)
+			}
+			return err
 		}),
 	})
 	if err != nil {

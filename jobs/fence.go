@@ -21,6 +21,8 @@ type fencedStore struct {
 	lease atomic.Pointer[Lease]
 }
 
+var _ lake.Store = (*fencedStore)(nil)
+
 func (s *fencedStore) check(ctx context.Context) error {
 	if l := s.lease.Load(); l != nil {
 		return l.Check(ctx)

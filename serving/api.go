@@ -25,18 +25,26 @@ import (
 	"github.com/lambdalake/lambdalake/speed"
 )
 
-// SpeedReader is what the API reads of the speed layer (speed.Reader).
+// SpeedReader is what the API reads of the speed layer (speed.Reader):
+// figures and sketches for [B, to), whether the hot windows are whole (else
+// an empty bucket may be lost data), and the range they hold.
 type SpeedReader interface {
 	Query(ctx context.Context, q speed.Query) (*speed.Result, error)
 	Sketches(ctx context.Context, q speed.Query) ([]speed.SketchRow, error)
+	Whole(ctx context.Context, v *schemas.View) (bool, error)
+	HotRange(ctx context.Context, v *schemas.View) (first, end time.Time, ok bool, err error)
 }
+
+var _ SpeedReader = (*speed.Reader)(nil)
 
 // BatchReader is what the API reads of the batch views (views.Reader).
 type BatchReader interface {
-	Rows(ctx context.Context, v *schemas.View, from, to time.Time, where map[string]string) ([]views.Row, error)
+	Rows(ctx context.Context, v *schemas.View, from, to time.Time, where map[string]schemas.Value) ([]views.Row, error)
 	State(ctx context.Context, view string) (*views.State, error)
 	StateAtLeast(ctx context.Context, view string, b time.Time) (*views.State, error)
 }
+
+var _ BatchReader = (*views.Reader)(nil)
 
 // ColdFunc computes one hour of a view from the raw lake
 // (recompute.ComputeHourRows over a store).
@@ -49,11 +57,14 @@ type MessageWriter interface {
 	Close() error
 }
 
+var _ MessageWriter = (*kafka.Writer)(nil)
+
 // APIConfig configures the API.
 type APIConfig struct {
 	Views   []*schemas.View
 	Schemas []*schemas.Schema
-	// Redis holds the mirrored boundary, the speed offsets and job history.
+	// Redis holds the mirrored boundary (internal/boundary) and the job
+	// history; the speed layer's keys are Speed's business.
 	Redis redis.UniversalClient
 	Speed SpeedReader
 	Batch BatchReader
@@ -305,6 +316,10 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 	ch := a.flight.DoChan(key, func() (any, error) {
 		return a.computeEntry(context.WithoutCancel(ctx), key, q, b)
 	})
+	// Counted once DoChan returned: by then this request has joined the
+	// flight (tests wait on it to know every request shares one).
+	a.m.waiting.Inc()
+	defer a.m.waiting.Dec()
 	select {
 	case res := <-ch:
 		if res.Shared {
@@ -502,28 +517,21 @@ func (a *API) listViews(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		vi.BatchVersion = st.Fingerprint
-		first, err := a.cfg.Redis.ZRangeWithScores(ctx, speed.IndexKey(v.Name), 0, 0).Result()
+		first, end, ok, err := a.cfg.Speed.HotRange(ctx, v)
 		if err != nil {
 			a.depFailed(w, r, err)
 			return
 		}
-		last, err := a.cfg.Redis.ZRangeWithScores(ctx, speed.IndexKey(v.Name), -1, -1).Result()
-		if err != nil {
-			a.depFailed(w, r, err)
-			return
-		}
-		if len(first) > 0 && len(last) > 0 {
-			f := time.UnixMicro(int64(first[0].Score)).UTC()
-			l := time.UnixMicro(int64(last[0].Score)).UTC().Add(v.Granularity)
-			vi.Hot = &[2]string{f.Format(time.RFC3339), l.Format(time.RFC3339)}
+		if ok {
+			vi.Hot = &[2]string{first.Format(time.RFC3339), end.Format(time.RFC3339)}
 		}
 		out = append(out, vi)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"views": out})
 }
 
-// JobsParams are the parameters GET /v1/jobs accepts.
-var JobsParams = []string{"limit"}
+// jobsParams are the parameters GET /v1/jobs accepts.
+var jobsParams = []string{"limit"}
 
 func (a *API) jobs(w http.ResponseWriter, r *http.Request) {
 	n := 100

@@ -7,13 +7,16 @@
 //
 // # A query
 //
-// GET /v1/views/{view}/query reads B once (Redis, where batch mirrors it;
-// the lake's _state.json when Redis has none; none at all: speed answers
-// everything). [from, B) comes from batch view hours (views.Reader,
-// decoded hours cached by version), [B, to) from Redis (speed.Reader). If
-// Redis says B is later than the cached lake state, the state is reread
-// (recompute writes _state.json before it mirrors B), so no hour falls
-// between the two.
+// GET /v1/views/{view}/query parses its parameters once into typed values
+// (where values with schemas.ParseDimValue, the rule both layers share)
+// and hands those to both layers. It reads B once (boundary.Read: the Redis
+// mirror batch publishes; the lake's _state.json when Redis has none; none
+// at all: speed answers everything). [from, B) comes from batch view hours
+// (views.Reader, decoded hours cached by version), [B, to) from the
+// speed layer through its API (speed.Reader; serving reads none of speed's
+// keys itself). If Redis says B is later than the cached lake state, the
+// state is reread (recompute writes _state.json before it publishes B), so
+// no hour falls between the two.
 //
 // from is floored and to ceiled to the step (epoch-aligned, as the speed
 // layer rolls up), so every output bucket is whole; the answer echoes the
@@ -36,10 +39,10 @@
 // is lost data instead when
 //   - the bucket has expired from Redis: bucket end + hot_retention is past
 //     (with one granularity of margin for keys expiring while we read); or
-//   - the speed layer is not keeping the view: its offsets hash
-//     (ll:{view}:offsets) is missing (Redis lost its data, or no worker ever
-//     ran), carries another fingerprint, or a rebuild is under way. Then
-//     everything in [B, now) is lost.
+//   - the speed layer is not keeping the view whole (speed.Reader.Whole is
+//     false: Redis lost its data, no worker ever ran, a worker with another
+//     definition wrote it, or a rebuild is under way). Then everything in
+//     [B, now) is lost.
 //
 // Also lost: [lake B, B) when Redis holds a B later than the lake's (only
 // if someone set it by hand). Lost ranges of at most http.cold_max_hours

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/lambdalake/lambdalake/schemas"
-	"github.com/lambdalake/lambdalake/speed"
 )
 
 // Times in answers are RFC 3339 in UTC, to the second when whole (buckets
@@ -88,7 +87,7 @@ func columnsOf(q *query) columns {
 		c.dimKeys = append(c.dimKeys, key(d))
 	}
 	for _, mi := range q.metrics {
-		c.metricTypes = append(c.metricTypes, speed.MetricType(q.view, q.view.Metrics[mi]))
+		c.metricTypes = append(c.metricTypes, q.view.MetricType(q.view.Metrics[mi]))
 		c.metricKeys = append(c.metricKeys, key(q.view.Metrics[mi].Name))
 	}
 	return c

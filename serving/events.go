@@ -17,8 +17,8 @@ import (
 	"github.com/lambdalake/lambdalake/schemas"
 )
 
-// EventsParams are the parameters POST /v1/events accepts.
-var EventsParams = []string{"schema", "strict"}
+// eventsParams are the parameters POST /v1/events accepts.
+var eventsParams = []string{"schema", "strict"}
 
 // maxRejectedListed bounds the rejected lines an answer lists one by one.
 const maxRejectedListed = 1000

@@ -16,6 +16,7 @@ import (
 	"github.com/lambdalake/lambdalake/batch/compact"
 	"github.com/lambdalake/lambdalake/batch/raw"
 	"github.com/lambdalake/lambdalake/internal/config"
+	"github.com/lambdalake/lambdalake/internal/gen"
 	"github.com/lambdalake/lambdalake/internal/stream"
 	"github.com/lambdalake/lambdalake/internal/testenv"
 	"github.com/lambdalake/lambdalake/schemas"
@@ -173,7 +174,6 @@ func TestEventsLimitsOnStack(t *testing.T) {
 
 	// The same bytes straight into Kafka, as a producer without the API.
 	produceRaw(t, st.brokers, topic, bad)
-	end := endOffsets(t, st.brokers, topic)
 
 	reg := prometheus.NewRegistry()
 	w, err := speed.New(speed.Config{Brokers: st.brokers, Group: testenv.Name("speed"), Views: []*schemas.View{v}, Redis: st.rdb,
@@ -198,7 +198,8 @@ func TestEventsLimitsOnStack(t *testing.T) {
 			}
 		}
 	}()
-	waitSpeed(t, st, v, end)
+	accepted := []gen.Event{{Value: []byte(ev(1, "a"))}, {Value: []byte(ev(4, "b"))}}
+	waitSpeed(t, st, v, accepted, now.Add(-time.Hour), now.Add(time.Hour))
 	var dead []raw.DeadLetter
 	for deadline := time.Now().Add(60 * time.Second); len(dead) == 0; time.Sleep(200 * time.Millisecond) {
 		if dead, err = raw.ReadDeadLetters(context.Background(), st.store, s.Name); err != nil {
@@ -211,6 +212,18 @@ func TestEventsLimitsOnStack(t *testing.T) {
 	if len(dead) != 1 || string(dead[0].Raw) != bad || dead[0].Error != apiReason {
 		t.Errorf("dead letters %d: %q, reason %q; want the raw event with the Events API's reason %q", len(dead), dead[0].Raw, dead[0].Error, apiReason)
 	}
+	n := -1.0
+	for deadline := time.Now().Add(60 * time.Second); n != 1 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		n = skippedMalformed(t, reg, v.Name)
+	}
+	if n != 1 {
+		t.Errorf("speed skipped %v events as malformed, want 1", n)
+	}
+}
+
+// skippedMalformed reads lambdalake_speed_skipped_total{view, reason=malformed}.
+func skippedMalformed(t *testing.T, reg *prometheus.Registry, view string) float64 {
+	t.Helper()
 	skipped, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -225,14 +238,12 @@ func TestEventsLimitsOnStack(t *testing.T) {
 			for _, l := range m.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
 			}
-			if labels["view"] == v.Name && labels["reason"] == speed.SkipMalformed {
+			if labels["view"] == view && labels["reason"] == speed.SkipMalformed {
 				n = m.GetCounter().GetValue()
 			}
 		}
 	}
-	if n != 1 {
-		t.Errorf("speed skipped %v events as malformed, want 1", n)
-	}
+	return n
 }
 
 func produceRaw(t *testing.T, brokers []string, topic string, values ...string) {

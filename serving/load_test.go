@@ -22,7 +22,10 @@ import (
 // (tenant, country) pair, so a query's cost grows with its range and
 // group_by as on a real view: a day grouped by both dimensions is 288,000
 // cells to roll up, an hour of totals 60.
-type synthSpeed struct{ tenants, countries int }
+type synthSpeed struct {
+	*fakeSpeed         // health and hot range
+	tenants, countries int
+}
 
 func (s *synthSpeed) Query(ctx context.Context, q speed.Query) (*speed.Result, error) {
 	var rows []speed.Row
@@ -82,7 +85,7 @@ func TestLoadCheapQueryUnderHammering(t *testing.T) {
 	}
 	limits := os.Getenv("LAMBDALAKE_LOAD_NOLIMITS") == ""
 	f := newFixture(t, func(c *APIConfig) {
-		c.Speed = &synthSpeed{tenants: 20, countries: 10}
+		c.Speed = &synthSpeed{fakeSpeed: c.Speed.(*fakeSpeed), tenants: 20, countries: 10}
 		c.MaxRows = 1_000_000
 		c.Timeout = 30 * time.Second
 		heavy := config.Token{Name: "heavy", Token: heavyTok, Scopes: []string{"read:views"}}

@@ -58,9 +58,9 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 		t.Errorf("routes registered:\n  %s\ndocumented:\n  %s", strings.Join(registered, "\n  "), strings.Join(documented, "\n  "))
 	}
 	accepted := map[string][]string{
-		"GET /v1/views/{view}/query": QueryParams,
-		"POST /v1/events":            EventsParams,
-		"GET /v1/jobs":               JobsParams,
+		"GET /v1/views/{view}/query": queryParams,
+		"POST /v1/events":            eventsParams,
+		"GET /v1/jobs":               jobsParams,
 	}
 	for route, got := range params {
 		want := slices.Clone(accepted[route])

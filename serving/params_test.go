@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lambdalake/lambdalake/schemas"
 )
 
 func TestParseQuery(t *testing.T) {
@@ -49,12 +51,12 @@ func TestParseQuery(t *testing.T) {
 			}
 		}},
 		{"where and metrics", "from=0&to=3600000&where=tenant:acme&where=country:de&metrics=orders,buyers&format=csv", 0, "", func(t *testing.T, q *query) {
-			if q.where["tenant"] != "acme" || q.where["country"] != "de" || len(q.metrics) != 2 || q.metrics[1] != 4 || q.format != "csv" {
+			if q.where["tenant"] != (schemas.Value{Str: "acme"}) || q.where["country"] != (schemas.Value{Str: "de"}) || len(q.metrics) != 2 || q.metrics[1] != 4 || q.format != "csv" {
 				t.Errorf("parsed %+v", q)
 			}
 		}},
 		{"where value with colon", "from=0&to=3600000&where=tenant:a:b", 0, "", func(t *testing.T, q *query) {
-			if q.where["tenant"] != "a:b" {
+			if q.where["tenant"] != (schemas.Value{Str: "a:b"}) {
 				t.Errorf("where = %v", q.where)
 			}
 		}},

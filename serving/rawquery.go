@@ -16,9 +16,9 @@ type paramRule struct {
 }
 
 var (
-	queryRule  = paramRule{known: QueryParams, repeatable: []string{"group_by", "where", "metrics"}}
-	eventsRule = paramRule{known: EventsParams}
-	jobsRule   = paramRule{known: JobsParams}
+	queryRule  = paramRule{known: queryParams, repeatable: []string{"group_by", "where", "metrics"}}
+	eventsRule = paramRule{known: eventsParams}
+	jobsRule   = paramRule{known: jobsParams}
 	noParams   = paramRule{}
 )
 

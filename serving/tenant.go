@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/lambdalake/lambdalake/schemas"
@@ -81,7 +80,9 @@ func checkBound(p *principal, q *query) *apiError {
 		return nil
 	}
 	for _, d := range sortedFilters(p) {
-		if got, ok := q.where[d]; !ok || !sameValue(q.view, d, got, p.filters[d]) {
+		f, _ := q.view.Schema.Field(d)
+		want, err := schemas.ParseDimValue(f.Type, p.filters[d])
+		if got, ok := q.where[d]; !ok || err != nil || got != want {
 			return &apiError{Code: http.StatusForbidden, Param: "where", Msg: fmt.Sprintf("token %s is bound to %s=%s", p.name, d, clip(p.filters[d]))}
 		}
 	}
@@ -89,20 +90,12 @@ func checkBound(p *principal, q *query) *apiError {
 }
 
 // sameValue compares two texts of dimension d as values of its type
-// ("007" and "7" are one int64).
+// ("007" and "7" are one int64), as the query's where is compared.
 func sameValue(v *schemas.View, d, a, b string) bool {
 	f, _ := v.Schema.Field(d)
-	switch f.Type {
-	case schemas.Int64:
-		x, err1 := strconv.ParseInt(a, 10, 64)
-		y, err2 := strconv.ParseInt(b, 10, 64)
-		return err1 == nil && err2 == nil && x == y
-	case schemas.Bool:
-		x, err1 := strconv.ParseBool(a)
-		y, err2 := strconv.ParseBool(b)
-		return err1 == nil && err2 == nil && x == y
-	}
-	return a == b
+	x, err1 := schemas.ParseDimValue(f.Type, a)
+	y, err2 := schemas.ParseDimValue(f.Type, b)
+	return err1 == nil && err2 == nil && x == y
 }
 
 // boundField checks one decoded event against p's filters (Events API): a
@@ -114,34 +107,12 @@ func boundField(p *principal, s *schemas.Schema, row *schemas.Row) string {
 	}
 	for _, d := range sortedFilters(p) {
 		i := s.FieldIndex(d)
-		want := p.filters[d]
-		x := row.Values[i]
-		var got string
-		switch s.Fields[i].Type {
-		case schemas.String:
-			got = x.Str
-		case schemas.Bool:
-			got = strconv.FormatBool(x.Int != 0)
-		default:
-			got = strconv.FormatInt(x.Int, 10)
-		}
-		if x.Null || !sameFieldValue(s.Fields[i].Type, got, want) {
-			return fmt.Sprintf("field %q: token %s is bound to %s=%s", d, p.name, d, clip(want))
+		want, err := schemas.ParseDimValue(s.Fields[i].Type, p.filters[d])
+		if x := row.Values[i]; x.Null || err != nil || x != want {
+			return fmt.Sprintf("field %q: token %s is bound to %s=%s", d, p.name, d, clip(p.filters[d]))
 		}
 	}
 	return ""
-}
-
-func sameFieldValue(t schemas.Type, got, want string) bool {
-	switch t {
-	case schemas.Int64:
-		y, err := strconv.ParseInt(want, 10, 64)
-		return err == nil && strconv.FormatInt(y, 10) == got
-	case schemas.Bool:
-		y, err := strconv.ParseBool(want)
-		return err == nil && strconv.FormatBool(y) == got
-	}
-	return got == want
 }
 
 // schemaBindable reports whether every filter of p is a field of s, so

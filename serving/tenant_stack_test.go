@@ -18,10 +18,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lambdalake/lambdalake/batch/recompute"
+	"github.com/lambdalake/lambdalake/internal/boundary"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/testenv"
 	"github.com/lambdalake/lambdalake/schemas"
-	"github.com/lambdalake/lambdalake/speed"
 )
 
 // TestTenantTokenOnStack: data of five tenants in batch view files, in
@@ -39,15 +39,16 @@ func TestTenantTokenOnStack(t *testing.T) {
 	now := time.Now().UTC()
 	H := now.Truncate(time.Hour)
 	from, to := H.Add(-3*time.Hour), H.Add(time.Hour)
-	events := genEvents(t, s, 6000, from, now.Add(-time.Second), 11, 0.01)
+	events := genEvents(t, s, 6000, from, now.Add(-time.Second), 11, 0.01, 0)
 	produce(t, st.brokers, topic, events)
 	runSpeed(t, st, v)
-	waitSpeed(t, st, v, endOffsets(t, st.brokers, topic))
+	waitSpeed(t, st, v, events, from, now)
 	writeRaw(t, st.store, s, events)
 	group := testenv.Name("compact")
 	rc, err := recompute.New(recompute.Config{Store: st.store, Group: group, Registerer: prometheus.NewRegistry(),
 		Mirror: recompute.MirrorFunc(func(ctx context.Context, view string, b time.Time) error {
-			return speed.SetBoundary(ctx, st.rdb, view, b)
+			_, err := boundary.Publish(ctx, st.rdb, view, b)
+			return err
 		})})
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +122,7 @@ func TestTenantTokenOnStack(t *testing.T) {
 							where[d] = val
 						}
 						want := int64(0)
-						for _, r := range reference(t, view, events, time.Hour, nil, where, from, to) {
+						for _, r := range reference(t, view, events, time.Hour, nil, where, from, to, time.Time{}) {
 							want += r.orders
 						}
 						if orders != want || want == 0 {
@@ -148,11 +149,11 @@ func TestTenantTokenOnStack(t *testing.T) {
 	}
 	// And nobody's total leaks: the unbound total is larger.
 	all := int64(0)
-	for _, r := range reference(t, v, events, time.Hour, nil, nil, from, to) {
+	for _, r := range reference(t, v, events, time.Hour, nil, nil, from, to, time.Time{}) {
 		all += r.orders
 	}
 	one := int64(0)
-	for _, r := range reference(t, v, events, time.Hour, nil, map[string]string{"tenant": bound}, from, to) {
+	for _, r := range reference(t, v, events, time.Hour, nil, map[string]string{"tenant": bound}, from, to, time.Time{}) {
 		one += r.orders
 	}
 	if one == 0 || one >= all {

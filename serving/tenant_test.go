@@ -3,7 +3,6 @@ package serving
 import (
 	"context"
 	"encoding/json"
-	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -27,13 +26,17 @@ type recordingReaders struct {
 	wheres []map[string]string
 }
 
-func (r *recordingReaders) note(w map[string]string) {
+func (r *recordingReaders) note(w map[string]schemas.Value) {
+	m := map[string]string{}
+	for d, v := range w {
+		m[d] = v.Str
+	}
 	r.mu.Lock()
-	r.wheres = append(r.wheres, maps.Clone(w))
+	r.wheres = append(r.wheres, m)
 	r.mu.Unlock()
 }
 
-func (r *recordingReaders) Rows(ctx context.Context, v *schemas.View, from, to time.Time, where map[string]string) ([]views.Row, error) {
+func (r *recordingReaders) Rows(ctx context.Context, v *schemas.View, from, to time.Time, where map[string]schemas.Value) ([]views.Row, error) {
 	r.note(where)
 	return r.fakeBatch.Rows(ctx, v, from, to, where)
 }

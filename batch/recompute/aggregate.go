@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unsafe"
@@ -310,12 +309,8 @@ func accumulate[T int64 | float64](agg schemas.Agg, vals []T, arr arrow.Array, s
 		switch agg {
 		case schemas.Sum:
 			acc[g] += x
-		case schemas.Min:
-			if !has[g] || x < acc[g] {
-				acc[g] = x
-			}
-		case schemas.Max:
-			if !has[g] || x > acc[g] {
+		case schemas.Min, schemas.Max:
+			if !has[g] || schemas.Replaces(agg, x, acc[g]) {
 				acc[g] = x
 			}
 		}
@@ -423,7 +418,7 @@ func (u *uniqAcc) add(arr arrow.Array, sel, grp []int32) {
 			s := col.at(r)
 			id, added := u.strs.id(s)
 			if added {
-				u.pattern = append(u.pattern, hll.Pattern(s))
+				u.pattern = append(u.pattern, hll.Pattern(schemas.UniqElement(u.typ, &schemas.Value{Str: s})))
 			}
 			u.members = append(u.members, uint64(grp[k])<<32|uint64(id))
 		}
@@ -439,24 +434,12 @@ func (u *uniqAcc) add(arr arrow.Array, sel, grp []int32) {
 		if !ok {
 			id = uint32(len(u.pattern))
 			u.ints[x] = id
-			u.pattern = append(u.pattern, hll.Pattern(UniqElement(u.typ, x)))
+			// x is int64Of's reading (a float by its bits): set both
+			// members, the rule reads the one of u.typ.
+			u.pattern = append(u.pattern, hll.Pattern(schemas.UniqElement(u.typ, &schemas.Value{Int: x, Float: math.Float64frombits(uint64(x))})))
 		}
 		u.members = append(u.members, uint64(grp[k])<<32|uint64(id))
 	}
-}
-
-// UniqElement is the text a non-string value is counted under in a
-// HyperLogLog, the same as the speed layer's PFADD arguments: numbers in
-// decimal (floats shortest 'g'), bools as true/false, timestamps as Unix µs.
-// x is the value as int64Of reads it.
-func UniqElement(t schemas.Type, x int64) string {
-	switch t {
-	case schemas.Float64:
-		return strconv.FormatFloat(math.Float64frombits(uint64(x)), 'g', -1, 64)
-	case schemas.Bool:
-		return strconv.FormatBool(x != 0)
-	}
-	return strconv.FormatInt(x, 10)
 }
 
 // finish sorts the groups and returns the hour's rows.
@@ -470,7 +453,7 @@ func (a *hourAgg) finish() *views.Columns {
 		for i := range order {
 			order[i] = uint32(i)
 		}
-		slices.SortFunc(order, func(x, y uint32) int { return compareValue(dd.typ, dd.values[x], dd.values[y]) })
+		slices.SortFunc(order, func(x, y uint32) int { return schemas.CompareValues(dd.typ, dd.values[x], dd.values[y]) })
 		ranks[d] = make([]uint32, len(order))
 		for r, id := range order {
 			ranks[d][id] = uint32(r)
@@ -591,21 +574,4 @@ func (u *uniqAcc) finish(n int, order []int32, scratch *[]hll.Pair) ([]int64, []
 		}
 	}
 	return outC, outS
-}
-
-// compareValue orders dimension values: null first, then by value.
-func compareValue(t schemas.Type, x, y schemas.Value) int {
-	if x.Null || y.Null {
-		switch {
-		case x.Null && y.Null:
-			return 0
-		case x.Null:
-			return -1
-		}
-		return 1
-	}
-	if t == schemas.String {
-		return strings.Compare(x.Str, y.Str)
-	}
-	return cmp.Compare(x.Int, y.Int)
 }

@@ -344,7 +344,7 @@ func rcLess(v *schemas.View, a, b *views.Row) bool {
 	}
 	for d, name := range v.Dimensions {
 		f, _ := v.Schema.Field(name)
-		if c := compareValue(f.Type, a.Dims[d], b.Dims[d]); c != 0 {
+		if c := schemas.CompareValues(f.Type, a.Dims[d], b.Dims[d]); c != 0 {
 			return c < 0
 		}
 	}

@@ -9,11 +9,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lambdalake/lambdalake/batch/views"
+	bound "github.com/lambdalake/lambdalake/internal/boundary" // recompute has a func boundary
 	"github.com/lambdalake/lambdalake/internal/gen"
 	"github.com/lambdalake/lambdalake/internal/testenv"
 	"github.com/lambdalake/lambdalake/lake"
 	"github.com/lambdalake/lambdalake/schemas"
-	"github.com/lambdalake/lambdalake/speed"
 )
 
 // TestRecomputeOnS3 runs recompute against LocalStack S3 and mirrors B into
@@ -28,7 +28,7 @@ func TestRecomputeOnS3(t *testing.T) {
 	base := rcConfig(t).View("revenue")
 	v := *base
 	v.Name = testenv.Name("revenue") // Redis keys are shared with other tests
-	t.Cleanup(func() { rdb.Del(context.Background(), speed.BoundaryKey(v.Name)) })
+	t.Cleanup(func() { rdb.Del(context.Background(), bound.Key(v.Name)) })
 	s := v.Schema
 	const parts = 3
 	const group = "compact"
@@ -40,7 +40,8 @@ func TestRecomputeOnS3(t *testing.T) {
 	rcSetWatermark(t, store, group, s.Topic, parts, rcHour(4).Add(10*time.Minute))
 
 	mirror := MirrorFunc(func(ctx context.Context, view string, b time.Time) error {
-		return speed.SetBoundary(ctx, rdb, view, b)
+		_, err := bound.Publish(ctx, rdb, view, b)
+		return err
 	})
 	rc := rcRecomputer(t, store, group, mirror)
 	reader, err := views.NewReader(views.ReaderConfig{Store: store, StateTTL: time.Nanosecond, CacheBytes: 64 << 20})
@@ -80,7 +81,7 @@ func TestRecomputeOnS3(t *testing.T) {
 		rcCompare(t, &v, rows, ref)
 		rcAssertOverlaps(t, store, s, rcHour(0), rcHour(1), rcHour(3))
 
-		b, ok, err := speed.Boundary(ctx, rdb, v.Name)
+		b, ok, err := bound.Read(ctx, rdb, v.Name)
 		if err != nil || !ok || !b.Equal(rcHour(4)) {
 			t.Errorf("Redis boundary = %v, %v, %v; want %v", b, ok, err, rcHour(4))
 		}
@@ -91,7 +92,7 @@ func TestRecomputeOnS3(t *testing.T) {
 		}
 		rcCompare(t, &v, got, ref)
 		// ... and filters by dimension.
-		where, err := reader.Rows(ctx, &v, rcHour(1), rcHour(2), map[string]string{"tenant": "tenant-1"})
+		where, err := reader.Rows(ctx, &v, rcHour(1), rcHour(2), map[string]schemas.Value{"tenant": {Str: "tenant-1"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +110,7 @@ func TestRecomputeOnS3(t *testing.T) {
 				t.Fatalf("filtered row has tenant %q", r.Dims[0].Str)
 			}
 		}
-		if _, err := reader.Rows(ctx, &v, rcHour(0), rcHour(1), map[string]string{"nope": "x"}); err == nil {
+		if _, err := reader.Rows(ctx, &v, rcHour(0), rcHour(1), map[string]schemas.Value{"nope": {Str: "x"}}); err == nil {
 			t.Error("unknown dimension accepted")
 		}
 	})

@@ -12,6 +12,7 @@ import (
 	"github.com/lambdalake/lambdalake/batch/raw"
 	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/lake"
+	"github.com/lambdalake/lambdalake/schemas"
 )
 
 var _ lake.Store = (*countingStore)(nil)
@@ -86,16 +87,16 @@ func TestViewReaderCache(t *testing.T) {
 	})
 
 	t.Run("bad where", func(t *testing.T) {
-		tests := map[string]map[string]string{
-			"unknown dimension": {"city": "x"},
+		tests := map[string]map[string]schemas.Value{
+			"unknown dimension": {"city": {Str: "x"}},
 		}
 		for name, where := range tests {
 			if _, err := r.Rows(ctx, v, rcHour(0), rcHour(1), where); err == nil {
 				t.Errorf("%s: accepted", name)
 			}
 		}
-		tv := rcConfig(t).View("traffic")
-		if _, err := r.Rows(ctx, tv, rcHour(0), rcHour(1), map[string]string{"bot": "maybe"}); err == nil {
+		// Where values arrive typed; the text rule is schemas.ParseDimValue.
+		if _, err := schemas.ParseDimValue(schemas.Bool, "maybe"); err == nil {
 			t.Error("a bool dimension accepted \"maybe\"")
 		}
 	})

@@ -35,7 +35,7 @@ import (
 )
 
 // BoundaryMirror publishes a view's boundary where the speed layer and the
-// serving replicas read it (Redis; see speed.SetBoundary).
+// serving replicas read it (Redis; see internal/boundary.Publish).
 type BoundaryMirror interface {
 	SetBoundary(ctx context.Context, view string, b time.Time) error
 }

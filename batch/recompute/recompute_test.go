@@ -221,7 +221,7 @@ func TestAggregateNulls(t *testing.T) {
 	uniq := func(vals ...int64) []byte {
 		var sk hll.Sketch
 		for _, x := range vals {
-			sk.Add(UniqElement(schemas.Int64, x))
+			sk.Add(schemas.UniqElement(schemas.Int64, &schemas.Value{Int: x}))
 		}
 		return sk.Marshal()
 	}

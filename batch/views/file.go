@@ -83,14 +83,6 @@ func dimArrowType(t schemas.Type) arrow.DataType {
 	return arrow.PrimitiveTypes.Int64
 }
 
-func metricFloat(v *schemas.View, m schemas.Metric) bool {
-	if m.Agg == schemas.Count || m.Agg == schemas.Uniq {
-		return false
-	}
-	f, _ := v.Schema.Field(m.Field)
-	return f.Type == schemas.Float64
-}
-
 func viewArrowSchema(v *schemas.View, version int64) *arrow.Schema {
 	fs := []arrow.Field{{Name: TimeColumn, Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}}}
 	for _, d := range v.Dimensions {
@@ -101,7 +93,7 @@ func viewArrowSchema(v *schemas.View, version int64) *arrow.Schema {
 		switch {
 		case m.Agg == schemas.Count || m.Agg == schemas.Uniq:
 			fs = append(fs, arrow.Field{Name: m.Name, Type: arrow.PrimitiveTypes.Int64})
-		case metricFloat(v, m):
+		case v.MetricType(m) == schemas.Float64:
 			fs = append(fs, arrow.Field{Name: m.Name, Type: arrow.PrimitiveTypes.Float64, Nullable: true})
 		default:
 			fs = append(fs, arrow.Field{Name: m.Name, Type: arrow.PrimitiveTypes.Int64, Nullable: true})
@@ -154,7 +146,7 @@ func arrowColumns(v *schemas.View, h *Columns, sc *arrow.Schema) []arrow.Array {
 	}
 	for i, m := range v.Metrics {
 		c := &h.Metrics[i]
-		if metricFloat(v, m) {
+		if v.MetricType(m) == schemas.Float64 {
 			b := array.NewFloat64Builder(mem)
 			b.AppendValues(c.Floats, c.Valid)
 			cols = append(cols, b.NewArray())

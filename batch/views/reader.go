@@ -124,17 +124,17 @@ func (r *Reader) StateAtLeast(ctx context.Context, view string, b time.Time) (*S
 }
 
 // Rows returns the view's batch rows with buckets in [from, to), cut at B,
-// whose dimensions equal where's values (dimension name → value as text:
-// strings as they are, int64 in decimal, bools true/false). Rows come
-// sorted by t then dimensions. The returned rows are shared with the cache:
-// callers must not modify them.
-func (r *Reader) Rows(ctx context.Context, v *schemas.View, from, to time.Time, where map[string]string) ([]Row, error) {
+// whose dimensions equal where's values (dimension name → value, typed as
+// the field: schemas.ParseDimValue). Rows come sorted by t then
+// dimensions. The returned rows are shared with the cache: callers must not
+// modify them.
+func (r *Reader) Rows(ctx context.Context, v *schemas.View, from, to time.Time, where map[string]schemas.Value) ([]Row, error) {
 	type cond struct {
 		dim int
 		val schemas.Value
 	}
 	var conds []cond
-	for name, text := range where {
+	for name, val := range where {
 		d := -1
 		for i, dn := range v.Dimensions {
 			if dn == name {
@@ -143,11 +143,6 @@ func (r *Reader) Rows(ctx context.Context, v *schemas.View, from, to time.Time, 
 		}
 		if d < 0 {
 			return nil, fmt.Errorf("views: view %s has no dimension %q", v.Name, name)
-		}
-		f, _ := v.Schema.Field(name)
-		val, err := parseDimValue(f.Type, text)
-		if err != nil {
-			return nil, fmt.Errorf("views: where %s: %w", name, err)
 		}
 		conds = append(conds, cond{d, val})
 	}
@@ -184,27 +179,6 @@ func (r *Reader) Rows(ctx context.Context, v *schemas.View, from, to time.Time, 
 		}
 	}
 	return out, nil
-}
-
-func parseDimValue(t schemas.Type, s string) (schemas.Value, error) {
-	switch t {
-	case schemas.String:
-		return schemas.Value{Str: s}, nil
-	case schemas.Bool:
-		b, err := strconv.ParseBool(s)
-		if err != nil {
-			return schemas.Value{}, fmt.Errorf("want true or false, got %q", s)
-		}
-		if b {
-			return schemas.Value{Int: 1}, nil
-		}
-		return schemas.Value{}, nil
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return schemas.Value{}, fmt.Errorf("want an integer, got %q", s)
-	}
-	return schemas.Value{Int: n}, nil
 }
 
 // hour returns an hour's rows from the cache or the lake.

@@ -337,7 +337,7 @@ func probe(ctx context.Context, brokers []string, rdb redis.UniversalClient, v *
 	start := time.Now().Add(-time.Minute)
 	r := speed.NewReader(speed.ReaderConfig{Redis: rdb})
 	count := func(ctx context.Context) (int64, error) {
-		res, err := r.Query(ctx, speed.Query{View: v, From: start, To: time.Now().Add(time.Minute), Where: map[string]string{"tenant": tenant}, Step: time.Hour})
+		res, err := r.Query(ctx, speed.Query{View: v, From: start, To: time.Now().Add(time.Minute), Where: map[string]schemas.Value{"tenant": {Str: tenant}}, Step: time.Hour})
 		if err != nil {
 			return 0, err
 		}

@@ -72,12 +72,12 @@ import (
 	"github.com/lambdalake/lambdalake/bench/internal/querymix"
 	"github.com/lambdalake/lambdalake/bench/internal/rawfiles"
 	"github.com/lambdalake/lambdalake/bench/internal/stack"
+	"github.com/lambdalake/lambdalake/internal/boundary"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/gen"
 	"github.com/lambdalake/lambdalake/internal/stream"
 	"github.com/lambdalake/lambdalake/lake"
 	"github.com/lambdalake/lambdalake/schemas"
-	"github.com/lambdalake/lambdalake/speed"
 )
 
 const token = "change-me-read-only-token" // the example config's read:views token
@@ -155,7 +155,10 @@ func main() {
 
 	// Raw lake for 24 hours; recompute the hours before B.
 	rc, err := recompute.New(recompute.Config{Store: store, Group: cfg.Compact.Group, Registerer: prometheus.NewRegistry(),
-		Mirror: recompute.MirrorFunc(func(ctx context.Context, view string, b time.Time) error { return speed.SetBoundary(ctx, rdb, view, b) })})
+		Mirror: recompute.MirrorFunc(func(ctx context.Context, view string, b time.Time) error {
+			_, err := boundary.Publish(ctx, rdb, view, b)
+			return err
+		})})
 	check(err)
 	for i, d := range sets {
 		s := d.view.Schema

@@ -13,8 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lambdalake/lambdalake/batch/recompute"
+	"github.com/lambdalake/lambdalake/internal/boundary"
 	"github.com/lambdalake/lambdalake/schemas"
-	"github.com/lambdalake/lambdalake/speed"
 )
 
 func init() {
@@ -79,7 +79,8 @@ func runBatch(ctx context.Context, args []string) error {
 		rdb := cfg.Redis.Client()
 		defer rdb.Close()
 		rcfg.Mirror = recompute.MirrorFunc(func(ctx context.Context, view string, b time.Time) error {
-			return speed.SetBoundary(ctx, rdb, view, b)
+			_, err := boundary.Publish(ctx, rdb, view, b) // forward only: a later B stays
+			return err
 		})
 	}
 	rc, err := recompute.New(rcfg)

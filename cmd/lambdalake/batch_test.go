@@ -16,10 +16,10 @@ import (
 	"github.com/lambdalake/lambdalake/batch/raw"
 	"github.com/lambdalake/lambdalake/batch/recompute"
 	"github.com/lambdalake/lambdalake/batch/views"
+	"github.com/lambdalake/lambdalake/internal/boundary"
 	"github.com/lambdalake/lambdalake/internal/testenv"
 	"github.com/lambdalake/lambdalake/lake"
 	"github.com/lambdalake/lambdalake/schemas"
-	"github.com/lambdalake/lambdalake/speed"
 )
 
 func TestParseHourFlag(t *testing.T) {
@@ -101,7 +101,7 @@ views:
 `, redisAddr, dir, view))
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
 	defer rdb.Close()
-	t.Cleanup(func() { rdb.Del(context.Background(), speed.BoundaryKey(view)) })
+	t.Cleanup(func() { rdb.Del(context.Background(), boundary.Key(view)) })
 
 	ctx := context.Background()
 	store, err := lake.NewDirStore(dir)
@@ -151,7 +151,7 @@ views:
 	if len(st.Hours) != 2 || !st.Boundary.Equal(h0.Add(2*time.Hour)) {
 		t.Fatalf("state after recompute: %d hours, B=%v; want 2 hours, B=%v", len(st.Hours), st.Boundary, h0.Add(2*time.Hour))
 	}
-	b, ok, err := speed.Boundary(ctx, rdb, view)
+	b, ok, err := boundary.Read(ctx, rdb, view)
 	if err != nil || !ok || !b.Equal(st.Boundary) {
 		t.Errorf("Redis boundary %v %v %v, want %v", b, ok, err, st.Boundary)
 	}
