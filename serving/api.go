@@ -311,10 +311,13 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 		writeBody(w, e.header, e.body)
 		return
 	}
-	// Identical concurrent queries share one computation, which runs on its
-	// own deadline so one caller going away does not fail the others.
-	ch := a.flight.DoChan(key, func() (any, error) {
-		return a.computeEntry(context.WithoutCancel(ctx), key, q, b)
+	// Concurrent queries that differ at most in format or metrics (or
+	// their order) share one computation: an answer holds every metric,
+	// and each request prints its own. It runs on its own deadline so one
+	// caller going away does not fail the others.
+	ckey := q.computeKey() + "|" + strconv.FormatInt(b.UnixMicro(), 10)
+	ch := a.flight.DoChan(ckey, func() (any, error) {
+		return a.computeAnswer(context.WithoutCancel(ctx), ckey, q, b)
 	})
 	// Counted once DoChan returned: by then this request has joined the
 	// flight (tests wait on it to know every request shares one).
@@ -334,7 +337,7 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 			a.depFailed(w, r, res.Err)
 			return
 		}
-		e := res.Val.(cacheEntry)
+		e := a.encodeEntry(key, q, res.Val.(*answer))
 		writeBody(w, e.header, e.body)
 	case <-ctx.Done():
 		if r.Context().Err() != nil {
@@ -344,8 +347,9 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// computeEntry computes and encodes an answer and caches it.
-func (a *API) computeEntry(ctx context.Context, key string, q *query, b time.Time) (_ any, err error) {
+// computeAnswer computes the answer of q's computeKey (every metric, no
+// format) at B.
+func (a *API) computeAnswer(ctx context.Context, key string, q *query, b time.Time) (_ any, err error) {
 	// Flights run on their own goroutines, out of the recover middleware's
 	// reach: a panic here would end the process.
 	defer func() {
@@ -369,11 +373,17 @@ func (a *API) computeEntry(ctx context.Context, key string, q *query, b time.Tim
 		}
 		return nil, &apiError{Code: 413, Param: param, Msg: fmt.Sprintf("answer has %d rows, more than http.max_rows=%d: narrow the range, raise step or group by fewer dimensions", len(ans.rows), a.cfg.MaxRows)}
 	}
+	return ans, nil
+}
+
+// encodeEntry prints a computed answer as q asks (format, metrics and
+// their order) and caches the bytes under q's outputKey.
+func (a *API) encodeEntry(key string, q *query, ans *answer) cacheEntry {
 	h, body := encodeAnswer(q, ans)
 	if a.cfg.CacheTTL > 0 {
 		a.store(key, cacheEntry{body: body, header: h, expires: a.cfg.Now().Add(a.cfg.CacheTTL)})
 	}
-	return cacheEntry{body: body, header: h}, nil
+	return cacheEntry{body: body, header: h}
 }
 
 // refresh recomputes a cached answer in the background, once at a time
@@ -389,9 +399,12 @@ func (a *API) refresh(key string, q *query, b time.Time) {
 	a.bg.Add(1)
 	go func() {
 		defer a.bg.Done()
-		_, err, _ := a.flight.Do(key, func() (any, error) { return a.computeEntry(a.bgCtx, key, q, b) })
+		ckey := q.computeKey() + "|" + strconv.FormatInt(b.UnixMicro(), 10)
+		ans, err, _ := a.flight.Do(ckey, func() (any, error) { return a.computeAnswer(a.bgCtx, ckey, q, b) })
 		if err != nil {
 			a.log.Warn("serving: background refresh failed", "err", err)
+		} else {
+			a.encodeEntry(key, q, ans.(*answer))
 		}
 		a.cacheMu.Lock()
 		delete(a.refreshing, key)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/schemas"
+	"github.com/lambdalake/lambdalake/speed"
 )
 
 const (
@@ -183,5 +185,59 @@ func TestColdSlots(t *testing.T) {
 	}
 	if c.wrap(nil) != nil {
 		t.Error("no cold function must stay none (gaps)")
+	}
+}
+
+// Requests that differ only in format or in which metrics they show (and
+// their order) share one computation; each gets its own printing.
+func TestOneComputationAcrossFormatsAndMetrics(t *testing.T) {
+	f := newFixture(t, func(c *APIConfig) { c.CacheTTL = time.Minute })
+	f.speedOK()
+	b := f.batch.boundary
+	f.speed.rows = []speed.Row{{T: b, Values: []schemas.Value{{Int: 5}, {Float: 9}, {Float: 6}, {Float: 0.25}, {Int: 4}, {Int: 1}}}}
+	f.speed.gate = make(chan struct{})
+	base := "/v1/views/revenue/query?from=2026-11-27T09:00:00Z&to=2026-11-27T09:01:00Z"
+	variants := map[string]string{
+		"":                                      `"rows":[{"t":"2026-11-27T09:00:00Z","orders":5,"revenue":9,"biggest":6,"smallest":0.25,"buyers":4,"qty":1}]`,
+		"&metrics=orders,revenue":               `"rows":[{"t":"2026-11-27T09:00:00Z","orders":5,"revenue":9}]`,
+		"&metrics=revenue,orders":               `"rows":[{"t":"2026-11-27T09:00:00Z","revenue":9,"orders":5}]`,
+		"&metrics=revenue,orders&format=csv":    "t,revenue,orders\n2026-11-27T09:00:00Z,9,5\n",
+		"&metrics=orders&format=ndjson":         `{"t":"2026-11-27T09:00:00Z","orders":5}` + "\n",
+		"&format=csv&metrics=qty,buyers,orders": "t,qty,buyers,orders\n2026-11-27T09:00:00Z,1,4,5\n",
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	got := map[string]string{}
+	for suffix := range variants {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, body, _ := f.do(t, "GET", base+suffix, readTok, nil)
+			mu.Lock()
+			got[suffix] = fmt.Sprint(code, " ", string(body))
+			mu.Unlock()
+		}()
+	}
+	// Every request has joined the one computation before it may finish.
+	for deadline := time.Now().Add(5 * time.Second); testutil.ToFloat64(f.api.m.waiting) < float64(len(variants)); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v requests waiting on a computation, want %d", testutil.ToFloat64(f.api.m.waiting), len(variants))
+		}
+	}
+	close(f.speed.gate)
+	wg.Wait()
+	for suffix, want := range variants {
+		if g := got[suffix]; !strings.HasPrefix(g, "200 ") || !strings.Contains(g, want) {
+			t.Errorf("%q: %s\nwant %s", suffix, g, want)
+		}
+	}
+	if n := f.speed.calls.Load(); n != 1 {
+		t.Errorf("%d computations for %d requests differing only in format and metrics, want 1", n, len(variants))
+	}
+	// Each printing is cached under its own request: asked again, no
+	// computation and the same bytes.
+	code, body, _ := f.do(t, "GET", base+"&metrics=revenue,orders&format=csv", readTok, nil)
+	if code != 200 || string(body) != variants["&metrics=revenue,orders&format=csv"] || f.speed.calls.Load() != 1 {
+		t.Errorf("cached csv: %d %q after %d computations", code, body, f.speed.calls.Load())
 	}
 }
