@@ -99,6 +99,10 @@ type APIConfig struct {
 	// CacheTTL keeps an encoded answer this long (and only while B is
 	// unchanged); 0 disables the cache.
 	CacheTTL time.Duration
+	// CacheBytes bounds the encoded answers kept (default 64 MiB);
+	// RollupCacheBytes the batch hours kept rolled up (default 256 MiB).
+	CacheBytes       int64
+	RollupCacheBytes int64
 	// JobsNamespace is the jobs runners' namespace ("" for the default).
 	JobsNamespace string
 
@@ -119,11 +123,9 @@ type API struct {
 	log     *slog.Logger
 
 	flight  singleflight.Group
-	cacheMu sync.Mutex
-	cache   map[string]cacheEntry
-
-	hourMu    sync.Mutex
-	hourCache map[string]*hourRollup
+	cacheMu sync.Mutex // guards refreshing
+	answers *byteCache[cacheEntry]
+	rollups *byteCache[*hourRollup]
 
 	coldSF    singleflight.Group
 	coldMu    sync.Mutex
@@ -167,6 +169,12 @@ func NewAPI(cfg APIConfig) (*API, error) {
 	if cfg.BodyTimeout <= 0 {
 		cfg.BodyTimeout = 30 * time.Second
 	}
+	if cfg.CacheBytes <= 0 {
+		cfg.CacheBytes = 64 << 20
+	}
+	if cfg.RollupCacheBytes <= 0 {
+		cfg.RollupCacheBytes = 256 << 20
+	}
 	if cfg.MaxEventBytes <= 0 {
 		cfg.MaxEventBytes = stream.MaxValueBytes
 	}
@@ -184,7 +192,8 @@ func NewAPI(cfg APIConfig) (*API, error) {
 	a := &API{cfg: cfg, views: map[string]*schemas.View{}, schemas: map[string]*schemas.Schema{},
 		auth:  newAuthenticator(cfg.Tokens, newJWTVerifier(cfg.JWT, cfg.Now), cfg.AuthDisabled, cfg.Now),
 		slots: newQuerySlots(cfg.MaxQueries, cfg.MaxTokenQueries, cfg.Timeout/2), log: cfg.Logger.With("role", "serving"),
-		cache: map[string]cacheEntry{}, refreshing: map[string]bool{}, hourCache: map[string]*hourRollup{}, coldCache: map[string]coldEntry{}, writers: map[string]MessageWriter{}}
+		answers: newByteCache[cacheEntry](cfg.CacheBytes), rollups: newByteCache[*hourRollup](cfg.RollupCacheBytes),
+		refreshing: map[string]bool{}, coldCache: map[string]coldEntry{}, writers: map[string]MessageWriter{}}
 	a.bgCtx, a.bgCancel = context.WithCancel(context.Background())
 	for _, v := range cfg.Views {
 		a.views[v.Name] = v
@@ -435,9 +444,7 @@ func (a *API) cached(key string) (e cacheEntry, fresh, ok bool) {
 	if a.cfg.CacheTTL <= 0 {
 		return cacheEntry{}, false, false
 	}
-	a.cacheMu.Lock()
-	defer a.cacheMu.Unlock()
-	e, ok = a.cache[key]
+	e, ok = a.answers.get(key)
 	if !ok {
 		return cacheEntry{}, false, false
 	}
@@ -445,30 +452,23 @@ func (a *API) cached(key string) (e cacheEntry, fresh, ok bool) {
 	// An expired answer is still served while a refresh runs, for at most
 	// one more http.timeout: then it is dropped and callers wait.
 	if !now.Before(e.expires.Add(a.cfg.Timeout)) {
+		a.answers.delete(key)
 		return cacheEntry{}, false, false
 	}
 	return e, now.Before(e.expires), true
 }
 
-// maxCacheEntries bounds the answer cache; answers live a second or so, so
-// a sweep of the expired ones keeps it small.
-const maxCacheEntries = 1024
-
+// store keeps an encoded answer; the cache is bounded by http.cache_bytes
+// (least recently used answers go first).
 func (a *API) store(key string, e cacheEntry) {
-	a.cacheMu.Lock()
-	defer a.cacheMu.Unlock()
-	if len(a.cache) >= maxCacheEntries {
-		now := a.cfg.Now()
-		for k, c := range a.cache {
-			if !now.Before(c.expires.Add(a.cfg.Timeout)) {
-				delete(a.cache, k)
-			}
-		}
-		if len(a.cache) >= maxCacheEntries {
-			clear(a.cache)
+	size := int64(len(e.body))
+	for k, vs := range e.header {
+		size += int64(len(k))
+		for _, v := range vs {
+			size += int64(len(v))
 		}
 	}
-	a.cache[key] = e
+	a.answers.put(key, e, size)
 }
 
 func writeBody(w http.ResponseWriter, h http.Header, body []byte) {

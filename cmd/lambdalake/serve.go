@@ -86,7 +86,8 @@ func newServing(cfg *config.Config, store lake.Store, rdb redis.UniversalClient,
 		MaxRange: cfg.HTTP.MaxRange.D(), MaxRows: cfg.HTTP.MaxRows, Timeout: cfg.HTTP.Timeout.D(),
 		MaxBody: int64(cfg.HTTP.MaxBody), BodyTimeout: cfg.HTTP.BodyTimeout.D(),
 		MaxQueries: cfg.HTTP.MaxQueries, MaxTokenQueries: cfg.HTTP.MaxTokenQueries, MaxCold: cfg.HTTP.MaxCold,
-		CacheTTL: cfg.HTTP.CacheTTL.D(), JobsNamespace: cfg.Jobs.Namespace,
+		CacheTTL: cfg.HTTP.CacheTTL.D(), CacheBytes: int64(cfg.HTTP.CacheBytes), RollupCacheBytes: int64(cfg.HTTP.RollupCacheBytes),
+		JobsNamespace: cfg.Jobs.Namespace,
 		Registerer: opt.Registerer,
 	})
 	if err != nil {

@@ -99,6 +99,10 @@ type HTTP struct {
 	MaxCold int `yaml:"max_cold"`
 	// JWT: signed tokens accepted besides the static ones.
 	JWT JWT `yaml:"jwt"`
+	// CacheBytes bounds the encoded answers kept for cache_ttl;
+	// RollupCacheBytes the batch hours kept rolled up to a query's shape.
+	CacheBytes       ByteSize `yaml:"cache_bytes"`
+	RollupCacheBytes ByteSize `yaml:"rollup_cache_bytes"`
 }
 
 type Token struct {
@@ -219,7 +223,8 @@ func Defaults() Config {
 			Timeout: Duration(10 * time.Second), MaxBody: 10 << 20, CacheTTL: Duration(time.Second), ColdMaxHours: 6,
 			ReadHeaderTimeout: Duration(5 * time.Second), BodyTimeout: Duration(30 * time.Second),
 			WriteTimeout: Duration(time.Minute), IdleTimeout: Duration(time.Minute),
-			MaxQueries: 32, MaxTokenQueries: 16, MaxCold: 2, JWT: JWT{MaxTTL: Duration(24 * time.Hour)}},
+			MaxQueries: 32, MaxTokenQueries: 16, MaxCold: 2, JWT: JWT{MaxTTL: Duration(24 * time.Hour)},
+			CacheBytes: 64 << 20, RollupCacheBytes: 256 << 20},
 		Speed: Speed{Group: "lambdalake-speed", FlushInterval: Duration(200 * time.Millisecond),
 			MaxPending: 100_000, SessionTimeout: Duration(10 * time.Second), MetricsAddr: "127.0.0.1:9464"},
 		Compact: Compact{Group: "lambdalake-compact", Budget: 256 << 20, MaxFileRows: 1_000_000,

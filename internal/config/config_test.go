@@ -137,6 +137,8 @@ func TestBrokenConfigsNameTheKey(t *testing.T) {
 		{"idle timeout zero", "http:\n  idle_timeout: 0s\n" + base, nil, "http.idle_timeout", 2, "must be positive"},
 		{"body timeout bad", "http:\n  body_timeout: slow\n" + base, nil, "http.body_timeout", 2, "bad duration"},
 		{"token queries above max queries", "http:\n  max_queries: 4\n  max_token_queries: 8\n" + base, nil, "http.max_token_queries", 3, "between 1 and http.max_queries"},
+		{"cache bytes too small", "http:\n  cache_bytes: 1KiB\n" + base, nil, "http.cache_bytes", 2, "at least 1MiB"},
+		{"rollup cache bytes not a size", "http:\n  rollup_cache_bytes: lots\n" + base, nil, "http.rollup_cache_bytes", 2, "bad size"},
 		{"max cold zero", "http:\n  max_cold: 0\n" + base, nil, "http.max_cold", 2, "at least 1"},
 		{"jwt secret too short", "http:\n  jwt:\n    secret: short\n" + base, nil, "http.jwt.secret", 3, "at least 32 bytes"},
 		{"jwt public key missing", "http:\n  jwt:\n    public_key_file: /nonexistent/key.pem\n" + base, nil, "http.jwt.public_key_file", 3, "no such file"},
@@ -254,7 +256,8 @@ func TestHTTPTokensAndLimits(t *testing.T) {
 		t.Errorf("tokens = %+v", h.Tokens)
 	}
 	if h.BodyTimeout.D() != 20*time.Second || h.IdleTimeout.D() != 30*time.Second || h.ReadHeaderTimeout.D() != 5*time.Second ||
-		h.WriteTimeout.D() != time.Minute || h.MaxQueries != 32 || h.MaxTokenQueries != 16 || h.MaxCold != 2 {
+		h.WriteTimeout.D() != time.Minute || h.MaxQueries != 32 || h.MaxTokenQueries != 16 || h.MaxCold != 2 ||
+		h.CacheBytes != 64<<20 || h.RollupCacheBytes != 256<<20 {
 		t.Errorf("http = %+v", h)
 	}
 	if !h.JWT.Enabled() || h.JWT.Issuer != "acme" || h.JWT.Rate != 5 || h.JWT.MaxTTL.D() != 24*time.Hour {

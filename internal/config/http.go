@@ -85,6 +85,12 @@ func validateHTTPAccess(c *Config, at func(string, string, ...any)) {
 	if h.MaxCold < 1 {
 		at("http.max_cold", "must be at least 1")
 	}
+	if h.CacheBytes < 1<<20 {
+		at("http.cache_bytes", "must be at least 1MiB")
+	}
+	if h.RollupCacheBytes < 1<<20 {
+		at("http.rollup_cache_bytes", "must be at least 1MiB")
+	}
 	j := h.JWT
 	if j.Secret != "" && len(j.Secret) < 32 {
 		at("http.jwt.secret", "must be at least 32 bytes (HS256 wants a key as long as its hash)")
