@@ -88,7 +88,7 @@ func newServing(cfg *config.Config, store lake.Store, rdb redis.UniversalClient,
 		MaxQueries: cfg.HTTP.MaxQueries, MaxTokenQueries: cfg.HTTP.MaxTokenQueries, MaxCold: cfg.HTTP.MaxCold,
 		CacheTTL: cfg.HTTP.CacheTTL.D(), CacheBytes: int64(cfg.HTTP.CacheBytes), RollupCacheBytes: int64(cfg.HTTP.RollupCacheBytes),
 		JobsNamespace: cfg.Jobs.Namespace,
-		Registerer: opt.Registerer,
+		Registerer:    opt.Registerer,
 	})
 	if err != nil {
 		return nil, nil, err
