@@ -320,6 +320,11 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 		writeBody(w, e.header, e.body)
 		return
 	}
+	// An answer estimated too large is refused before any work.
+	if perr := a.refuseTooLarge(ctx, q); perr != nil {
+		writeError(w, perr)
+		return
+	}
 	// Concurrent queries that differ at most in format or metrics (or
 	// their order) share one computation: an answer holds every metric,
 	// and each request prints its own. It runs on its own deadline so one

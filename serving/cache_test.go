@@ -2,6 +2,7 @@ package serving
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,5 +94,53 @@ func TestCachesBoundedInBytes(t *testing.T) {
 	one = append(one, outRow{t: 1, dims: []schemas.Value{{Str: "tenant-1"}}, vals: make([]schemas.Value, 6)})
 	if n := rowsBytes(one); n < 7*valueBytes+8 {
 		t.Errorf("rowsBytes of one row = %d, less than its values", n)
+	}
+}
+
+// An answer estimated over http.max_rows is refused with the estimate
+// before anything is read: the issue's 31 days at 1m grouped by two
+// dimensions is never computed.
+func TestEstimateBeforeCompute(t *testing.T) {
+	f := newFixture(t, func(c *APIConfig) { c.MaxRows = 100_000; c.MaxRange = 32 * 24 * time.Hour })
+	f.speedOK()
+	// A batch hour of 1200 rows at the 1m grain: 20 combinations per bucket.
+	var rows []views.Row
+	for m := range 60 {
+		for k := range 20 {
+			rows = append(rows, vrow(time.Date(2026, 11, 27, 7, m, 0, 0, time.UTC).UnixMicro(), fmt.Sprintf("t%d", k%5), fmt.Sprintf("c%d", k/5), 1, 1, 1, 1, 0, 1))
+		}
+	}
+	f.batch.rows = rows
+	counting := &countingBatch{fakeBatch: f.batch}
+	f.api.cfg.Batch = counting
+	tests := []struct {
+		name     string
+		query    string
+		wantCode int
+		wantMsg  string
+	}{
+		{"31 days, 1m, two dimensions", "from=2026-10-27T00:00:00Z&to=2026-11-27T00:00:00Z&group_by=tenant,country", 413, "about 892800 rows (44640 steps of 1m × about 20 groups per step)"},
+		{"31 days, 1h, two dimensions", "from=2026-10-27T00:00:00Z&to=2026-11-27T00:00:00Z&group_by=tenant,country&step=1h", 200, ""},
+		{"31 days, 1m, totals", "from=2026-10-27T00:00:00Z&to=2026-11-27T00:00:00Z", 200, ""},
+		{"31 days, 1m, group_by fixed by where", "from=2026-10-27T00:00:00Z&to=2026-11-27T00:00:00Z&group_by=tenant&where=tenant:t1", 200, ""},
+		{"3 days, 1m, two dimensions", "from=2026-11-24T00:00:00Z&to=2026-11-27T00:00:00Z&group_by=tenant,country", 200, ""},
+		{"4 days, 1m, two dimensions", "from=2026-11-23T00:00:00Z&to=2026-11-27T00:00:00Z&group_by=tenant,country", 413, "about 115200 rows"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := counting.calls.Load() + f.speed.calls.Load()
+			code, body, _ := f.do(t, "GET", "/v1/views/revenue/query?"+tt.query, readTok, nil)
+			if code != tt.wantCode || !strings.Contains(string(body), tt.wantMsg) {
+				t.Fatalf("%d %.300s; want %d with %q", code, body, tt.wantCode, tt.wantMsg)
+			}
+			if code == 413 {
+				if read := counting.calls.Load() + f.speed.calls.Load() - before; read != 0 {
+					t.Errorf("%d reads for a query refused by its estimate", read)
+				}
+				if !strings.Contains(string(body), `"param":"group_by"`) {
+					t.Errorf("413 without param group_by: %s", body)
+				}
+			}
+		})
 	}
 }

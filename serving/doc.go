@@ -54,13 +54,18 @@
 //
 // # Sharing work
 //
-// Identical concurrent queries (same view, aligned range, step, group_by,
-// where, metrics, format and B) share one computation (singleflight),
-// which runs on its own deadline so one client leaving does not fail the
+// Concurrent queries with the same view, aligned range, step, group_by,
+// where and B share one computation (singleflight) whatever their format
+// and metrics: an answer holds every metric, each request prints its own.
+// It runs on its own deadline so one client leaving does not fail the
 // others. When the step divides an hour, each batch hour is rolled up on
 // its own and that rollup is cached by the hour's version, so a query
-// recomputes only its partial first hour and the speed part.
+// recomputes only its partial first hour and the speed part. Before any
+// of it, the answer's rows are estimated (estimate.go) and a query over
+// http.max_rows is refused (413) with the estimate.
 //
+// Both caches are bounded in bytes, least recently used first (cache.go):
+// rollups by http.rollup_cache_bytes, encoded answers by http.cache_bytes.
 // The encoded answer is kept for http.cache_ttl (default 1s; 0: no cache)
 // and only while B is unchanged (B is part of the key: a moved B is a miss,
 // computed at once). Past cache_ttl the previous answer is still served
