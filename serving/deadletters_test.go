@@ -4,8 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers/legacy"
 
 	"github.com/lambdalake/lambdalake/batch/raw"
 )
@@ -49,12 +54,36 @@ func TestDeadLettersEndpoint(t *testing.T) {
 		{"the lake fails", "/v1/deadletters", adminTok, &fakeDeadLetters{err: errors.New("s3 down")}, 503, nil},
 		{"no lake", "/v1/deadletters", adminTok, nil, 503, nil},
 	}
+	doc, err := openapi3.NewLoader().LoadFromData(openapiDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc.Servers = nil // match any host
+	router, err := legacy.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, func(c *APIConfig) { c.DeadLetters = tc.counter })
-			code, body, _ := f.do(t, "GET", tc.target, tc.token, nil)
+			code, body, hdr := f.do(t, "GET", tc.target, tc.token, nil)
 			if code != tc.code {
 				t.Fatalf("%s: %d %s, want %d", tc.target, code, body, tc.code)
+			}
+			// Every answer is as serving/openapi.yaml documents it.
+			req := httptest.NewRequest("GET", tc.target, nil)
+			route, params, err := router.FindRoute(req)
+			if err != nil {
+				t.Fatalf("not in the document: %v", err)
+			}
+			in := &openapi3filter.ResponseValidationInput{
+				RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
+				Status:                 code, Header: hdr,
+				Options: &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+			}
+			in.SetBodyBytes(body)
+			if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
+				t.Errorf("%d answer not as documented: %v", code, err)
 			}
 			if code != 200 {
 				var e struct{ Error string }
