@@ -28,8 +28,9 @@ type ConditionalStore interface {
 	// there is none.
 	ReadWithETag(ctx context.Context, key string) (body []byte, etag string, err error)
 	// PutIfMatch replaces the object under key with body only if its ETag
-	// is still etag, and returns the new ETag. ErrPreconditionFailed if
-	// the object changed; if it was deleted, the error is also ErrNotExist.
+	// is still etag (not empty: see PutVersion), and returns the new ETag.
+	// ErrPreconditionFailed if the object changed; if it was deleted, the
+	// error is also ErrNotExist.
 	PutIfMatch(ctx context.Context, key string, body []byte, etag string) (string, error)
 	// PutIfAbsent creates key with body only if no object is there, and
 	// returns the new ETag; ErrPreconditionFailed if one is.
