@@ -2,7 +2,6 @@ package compact
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -204,8 +203,12 @@ func (c *Compactor) retry(ctx context.Context, what string, op func(context.Cont
 
 // store writes one flush: hour files and dead letters (in parallel), dirty
 // markers for hours already closed, then the checkpoint. Only then is the
-// flush's progress durable. prev is the checkpoint published before it.
-func (c *Compactor) store(ctx context.Context, ti *topicInfo, b *flush, prev raw.Checkpoint) (raw.Checkpoint, error) {
+// flush's progress durable. prev is the checkpoint published before it and
+// etag the ETag of its object ("": none yet): the checkpoint is written only
+// over that version, so a compactor that lost the partition to another
+// (which wrote since) fails here instead of moving it. It returns the new
+// checkpoint and its ETag.
+func (c *Compactor) store(ctx context.Context, ti *topicInfo, b *flush, prev raw.Checkpoint, etag string) (raw.Checkpoint, string, error) {
 	start := time.Now()
 	name := ti.schema.Name
 	g, gctx := errgroup.WithContext(ctx)
@@ -259,7 +262,7 @@ func (c *Compactor) store(ctx context.Context, ti *topicInfo, b *flush, prev raw
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return prev, err
+		return prev, etag, err
 	}
 	c.metrics.bytes.WithLabelValues(name).Add(float64(uploaded))
 
@@ -275,7 +278,7 @@ func (c *Compactor) store(ctx context.Context, ti *topicInfo, b *flush, prev raw
 		if err := c.retry(ctx, key, func(ctx context.Context) error {
 			return lake.PutBytes(ctx, c.cfg.Store, key, nil)
 		}); err != nil {
-			return prev, fmt.Errorf("mark dirty: %w", err)
+			return prev, etag, fmt.Errorf("mark dirty: %w", err)
 		}
 		c.metrics.dirty.WithLabelValues(name).Inc()
 	}
@@ -287,9 +290,17 @@ func (c *Compactor) store(ctx context.Context, ti *topicInfo, b *flush, prev raw
 	}
 	key := lake.CheckpointKey(c.cfg.Group, b.topic, b.partition)
 	if err := c.retry(ctx, key, func(ctx context.Context) error {
-		return writeCheckpoint(ctx, c.cfg.Store, c.cfg.Group, b.topic, b.partition, cp)
+		next, err := raw.WriteCheckpoint(ctx, c.cfg.Store, c.cfg.Group, b.topic, b.partition, cp, etag)
+		if errors.Is(err, lake.ErrPreconditionFailed) {
+			return backoff.Permanent(err) // another owner wrote it: retrying changes nothing
+		}
+		etag = next
+		return err
 	}); err != nil {
-		return prev, fmt.Errorf("checkpoint: %w", err)
+		if errors.Is(err, lake.ErrPreconditionFailed) {
+			c.metrics.fenced.Inc()
+		}
+		return prev, etag, fmt.Errorf("checkpoint: %w", err)
 	}
 	if !cp.Watermark.IsZero() {
 		c.metrics.watermark.WithLabelValues(b.topic, fmt.Sprint(b.partition)).Set(float64(cp.Watermark.UnixMilli()) / 1000)
@@ -297,7 +308,7 @@ func (c *Compactor) store(ctx context.Context, ti *topicInfo, b *flush, prev raw
 	c.metrics.flushSec.Observe(time.Since(start).Seconds())
 	c.log.Debug("flushed", "topic", b.topic, "partition", b.partition, "rows", b.rows, "files", len(b.files),
 		"dead_files", len(b.dead), "bytes", uploaded, "next_offset", cp.NextOffset, "took", time.Since(start), "since_cut", time.Since(b.cutAt))
-	return cp, nil
+	return cp, etag, nil
 }
 
 // nextWatermark is the partition's watermark after a flush: its latest
@@ -338,13 +349,4 @@ func saneMaxEvent(t, now time.Time, s *schemas.Schema) time.Time {
 		return time.Time{}
 	}
 	return t
-}
-
-// writeCheckpoint stores a partition's checkpoint (package raw reads it).
-func writeCheckpoint(ctx context.Context, store lake.Store, group, topic string, partition int32, cp raw.Checkpoint) error {
-	b, err := json.Marshal(cp)
-	if err != nil {
-		return err
-	}
-	return lake.PutBytes(ctx, store, lake.CheckpointKey(group, topic, partition), b)
 }

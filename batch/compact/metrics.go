@@ -16,6 +16,7 @@ type compactMetrics struct {
 	dirty       *prometheus.CounterVec // schema: late records in closed hours
 	flushSec    prometheus.Histogram
 	flushErrors prometheus.Counter
+	fenced      prometheus.Counter // checkpoint writes refused: another compactor owns the partition now
 	lag         *prometheus.GaugeVec // topic, partition
 	watermark   *prometheus.GaugeVec // topic, partition: Unix seconds
 	buffered    prometheus.GaugeFunc
@@ -41,6 +42,8 @@ func newCompactMetrics(reg prometheus.Registerer, b *budget) (*compactMetrics, e
 			Help: "Time from cut to checkpoint of one partition flush.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
 		flushErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "lambdalake_compact_flush_errors_total",
 			Help: "Failed lake writes during flushes (each is retried)."}),
+		fenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "lambdalake_compact_checkpoints_refused_total",
+			Help: "Checkpoint writes refused because another compactor wrote the checkpoint since (this one lost the partition)."}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lambdalake_compact_lag",
 			Help: "Records in Kafka not yet consumed by the compactor."}, []string{"topic", "partition"}),
 		watermark: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lambdalake_compact_watermark_seconds",
@@ -74,6 +77,9 @@ func newCompactMetrics(reg prometheus.Registerer, b *budget) (*compactMetrics, e
 		return nil, err
 	}
 	if m.flushErrors, err = prom.Register(reg, m.flushErrors); err != nil {
+		return nil, err
+	}
+	if m.fenced, err = prom.Register(reg, m.fenced); err != nil {
 		return nil, err
 	}
 	if m.lag, err = prom.Register(reg, m.lag); err != nil {

@@ -45,9 +45,10 @@ func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, 
 	ti := c.byTopic[topic]
 	log := c.log.With("topic", topic, "partition", part)
 	var cp raw.Checkpoint
+	var etag string // of the checkpoint's object: its writes are conditional on it
 	var found bool
 	if err := c.retry(ctx, "read checkpoint", func(ctx context.Context) (err error) {
-		cp, found, err = raw.ReadCheckpoint(ctx, c.cfg.Store, c.cfg.Group, topic, part)
+		cp, etag, found, err = raw.ReadCheckpointVersion(ctx, c.cfg.Store, c.cfg.Group, topic, part)
 		return err
 	}); err != nil {
 		return // generation ended before the lake answered
@@ -92,7 +93,7 @@ func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, 
 				c.budget.release(b.bytes)
 				continue
 			}
-			next, err := c.store(fctx, ti, b, prev)
+			next, nextTag, err := c.store(fctx, ti, b, prev, etag)
 			c.budget.release(b.bytes)
 			if err != nil {
 				failed = true
@@ -100,7 +101,7 @@ func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, 
 				log.Warn("flush abandoned; records will be read again from the checkpoint", "err", err)
 				continue
 			}
-			prev = next
+			prev, etag = next, nextTag
 			if err := commit(b.next); err != nil {
 				log.Debug("commit offsets (advisory)", "err", err)
 			}

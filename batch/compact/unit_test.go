@@ -155,7 +155,7 @@ func TestFlushSplitsHoursAndCheckpoints(t *testing.T) {
 	}
 	// The previous watermark closed hour 09:00, so its file marks it dirty.
 	prev := raw.Checkpoint{NextOffset: 100, Watermark: base.Add(time.Minute)}
-	cp, err := c.store(context.Background(), ti, b, prev)
+	cp, _, err := c.store(context.Background(), ti, b, prev, "")
 	if err != nil {
 		t.Fatal(err)
 	}
