@@ -73,7 +73,15 @@ func BatchJobs(cfg BatchConfig) ([]Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []Job{recomputeJob, mergeJob(cfg), retentionJob(cfg), backfillJob, repairJob}, nil
+	merge, err := mergeJob(cfg)
+	if err != nil {
+		return nil, err
+	}
+	retention, err := retentionJob(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return []Job{recomputeJob, merge, retention, backfillJob, repairJob}, nil
 }
 
 // RepairReport is what the repair job did to one view.
@@ -93,7 +101,10 @@ type RepairReport struct {
 // the on-demand boundary repair. They share one lock (they write the same
 // view state) and so one Recomputer and one fenced store.
 func recomputeJobs(cfg BatchConfig) (recomputeJob, backfillJob, repairJob Job, err error) {
-	store := &fencedStore{Store: cfg.Store}
+	store, err := newFencedStore(cfg.Store)
+	if err != nil {
+		return Job{}, Job{}, Job{}, err
+	}
 	rc, err := recompute.New(recompute.Config{
 		Store: store, Group: cfg.Group, Parallelism: cfg.Parallelism, Progress: cfg.Progress,
 		Registerer: cfg.Registerer, Logger: cfg.Logger, Now: cfg.Now,
@@ -199,8 +210,11 @@ func repairView(ctx context.Context, cfg BatchConfig, rc *recompute.Recomputer, 
 
 // mergeJob merges the raw files of every closed hour that has more than one
 // file for a partition into one sorted file per partition.
-func mergeJob(cfg BatchConfig) Job {
-	store := &fencedStore{Store: cfg.Store}
+func mergeJob(cfg BatchConfig) (Job, error) {
+	store, err := newFencedStore(cfg.Store)
+	if err != nil {
+		return Job{}, err
+	}
 	return Job{Name: JobMerge, Schedule: cfg.Merge, Run: func(ctx context.Context, run *Run) error {
 		store.lease.Store(run.Lease)
 		for _, s := range cfg.Schemas {
@@ -229,11 +243,14 @@ func mergeJob(cfg BatchConfig) Job {
 			}
 		}
 		return nil
-	}}
+	}}, nil
 }
 
-func retentionJob(cfg BatchConfig) Job {
-	store := &fencedStore{Store: cfg.Store}
+func retentionJob(cfg BatchConfig) (Job, error) {
+	store, err := newFencedStore(cfg.Store)
+	if err != nil {
+		return Job{}, err
+	}
 	return Job{Name: JobRetention, Schedule: cfg.Retention, Run: func(ctx context.Context, run *Run) error {
 		store.lease.Store(run.Lease)
 		res, err := retention.Apply(ctx, retention.Config{
@@ -249,5 +266,5 @@ func retentionJob(cfg BatchConfig) Job {
 		})
 		run.Done(int64(res.Partitions))
 		return err
-	}}
+	}}, nil
 }

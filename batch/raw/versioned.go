@@ -16,13 +16,15 @@ import (
 // successor's work. A store without conditional writes is refused, never
 // silently written unconditionally.
 
-// readVersioned reads a whole object and its ETag.
+// readVersioned reads a whole object and its ETag. A store without
+// conditional writes is read plainly (etag ""): reading is safe, the write
+// is what needs the condition.
 func readVersioned(ctx context.Context, store lake.Store, key string) ([]byte, string, error) {
-	cs, err := conditional(store)
-	if err != nil {
-		return nil, "", err
+	if cs, ok := store.(lake.ConditionalStore); ok {
+		return cs.ReadWithETag(ctx, key)
 	}
-	return cs.ReadWithETag(ctx, key)
+	b, err := lake.ReadAll(ctx, store, key)
+	return b, "", err
 }
 
 // writeVersioned writes body over the version etag names ("" creates the
