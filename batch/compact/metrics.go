@@ -16,7 +16,7 @@ type compactMetrics struct {
 	dirty       *prometheus.CounterVec // schema: late records in closed hours
 	flushSec    prometheus.Histogram
 	flushErrors prometheus.Counter
-	fenced      prometheus.Counter // checkpoint writes refused: another compactor owns the partition now
+	fenced      prometheus.Counter   // checkpoint writes refused: another compactor owns the partition now
 	lag         *prometheus.GaugeVec // topic, partition
 	watermark   *prometheus.GaugeVec // topic, partition: Unix seconds
 	buffered    prometheus.GaugeFunc
