@@ -114,7 +114,7 @@ func recomputeJobs(cfg BatchConfig) (recomputeJob, backfillJob, repairJob Job, e
 			if err := store.check(ctx); err != nil {
 				return err
 			}
-			held, err := boundary.Publish(ctx, cfg.Redis, view, b)
+			held, err := boundary.PublishAt(ctx, cfg.Redis, view, b, cfg.Now())
 			if err == nil && held.After(b) {
 				cfg.Logger.Warn("jobs: the boundary mirror holds a later B than the lake; left as it is", "view", view, "lake", b, "mirror", held)
 			}
@@ -196,7 +196,7 @@ func repairView(ctx context.Context, cfg BatchConfig, rc *recompute.Recomputer, 
 	if err := store.check(ctx); err != nil {
 		return rep, err
 	}
-	prev, had, err := boundary.Override(ctx, cfg.Redis, v.Name, res.Boundary)
+	prev, had, err := boundary.Override(ctx, cfg.Redis, v.Name, res.Boundary, cfg.Now())
 	if err != nil {
 		return rep, fmt.Errorf("jobs: repair boundary of view %s: %w", v.Name, err)
 	}

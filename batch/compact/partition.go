@@ -130,7 +130,7 @@ func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, 
 // budget only every settleBytes.
 func (p *partition) loop(ctx context.Context, r *stream.Fetcher) {
 	c := p.c
-	l := &loopState{idle: max(c.cfg.MaxFileAge, time.Second),
+	l := &loopState{idle: max(c.cfg.MaxFileAge, time.Second), now: c.cfg.Now,
 		lagLabel: c.metrics.lag.WithLabelValues(p.topic, fmt.Sprint(p.partition))}
 	l.armed = c.cfg.Now().Add(l.idle)
 	l.timer = time.AfterFunc(l.idle, p.wake)
@@ -149,6 +149,7 @@ func (p *partition) loop(ctx context.Context, r *stream.Fetcher) {
 // earliest of the buffer's age deadline, the drain check and the idle
 // tick; armed is when it fires.
 type loopState struct {
+	now      func() time.Time // the compactor's clock (Config.Now)
 	idle     time.Duration
 	timer    *time.Timer
 	armed    time.Time
@@ -163,8 +164,11 @@ type loopState struct {
 	drainNext  int64
 }
 
+// arm sets the timer to fire at at, a time of the compactor's clock (Now),
+// which need not be the process's: a test's clock that jumped days ahead
+// must not make the wait days long.
 func (l *loopState) arm(at time.Time) {
-	l.timer.Reset(max(time.Until(at), time.Millisecond))
+	l.timer.Reset(max(at.Sub(l.now()), time.Millisecond))
 	l.armed = at
 }
 

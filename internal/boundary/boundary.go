@@ -73,9 +73,9 @@ const MaxClockSkew = 5 * time.Minute
 // (beyond MaxClockSkew): no data may move B there.
 var ErrAhead = errors.New("boundary: B is past the wall clock")
 
-// checkNotAhead refuses a B past the wall clock.
-func checkNotAhead(view string, b time.Time) error {
-	if now := time.Now(); b.After(now.Add(MaxClockSkew)) {
+// checkNotAhead refuses a B past the wall clock now.
+func checkNotAhead(view string, b, now time.Time) error {
+	if b.After(now.Add(MaxClockSkew)) {
 		return fmt.Errorf("%w: view=%s B=%s, now %s", ErrAhead, view, b.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
 	return nil
@@ -86,7 +86,13 @@ func checkNotAhead(view string, b time.Time) error {
 // is left as it is and the caller may log that it is behind). A b past the
 // wall clock is refused (ErrAhead) and the mirror left as it is.
 func Publish(ctx context.Context, rdb Client, view string, b time.Time) (time.Time, error) {
-	if err := checkNotAhead(view, b); err != nil {
+	return PublishAt(ctx, rdb, view, b, time.Now())
+}
+
+// PublishAt is Publish judging b against the wall clock reading now (a
+// caller's injected clock).
+func PublishAt(ctx context.Context, rdb Client, view string, b, now time.Time) (time.Time, error) {
+	if err := checkNotAhead(view, b, now); err != nil {
 		return time.Time{}, err
 	}
 	s, err := publishScript.Run(ctx, rdb, []string{Key(view)}, b.UnixMicro()).Text()
@@ -116,9 +122,9 @@ return cur
 // in _state.json from the lake state, under the recompute lock). Moving B
 // back hands [b, old B) back to the speed layer, which skipped those
 // buckets meanwhile: the repair tells the operator to rebuild the view's
-// speed windows. A b past the wall clock is refused (ErrAhead).
-func Override(ctx context.Context, rdb Client, view string, b time.Time) (prev time.Time, had bool, err error) {
-	if err := checkNotAhead(view, b); err != nil {
+// speed windows. A b past the wall clock reading now is refused (ErrAhead).
+func Override(ctx context.Context, rdb Client, view string, b, now time.Time) (prev time.Time, had bool, err error) {
+	if err := checkNotAhead(view, b, now); err != nil {
 		return time.Time{}, false, err
 	}
 	s, err := overrideScript.Run(ctx, rdb, []string{Key(view)}, b.UnixMicro()).Text()

@@ -162,7 +162,7 @@ func TestPublishRefusesABPastTheWallClock(t *testing.T) {
 			if got, _, err := Read(ctx, rdb, v); err != nil || !got.Equal(want) {
 				t.Errorf("mirror holds %s (%v), want %s", got, err, want)
 			}
-			if _, _, err := Override(ctx, rdb, v, tc.publish); errors.Is(err, ErrAhead) != tc.refused {
+			if _, _, err := Override(ctx, rdb, v, tc.publish, time.Now()); errors.Is(err, ErrAhead) != tc.refused {
 				t.Errorf("Override(%s): err %v, want refused=%v", tc.publish, err, tc.refused)
 			}
 		})
@@ -177,7 +177,7 @@ func TestOverrideMovesBack(t *testing.T) {
 	v := freshView(t, rdb)
 	hour := time.Now().UTC().Truncate(time.Hour)
 	wrong := time.Date(9999, 12, 31, 22, 0, 0, 0, time.UTC)
-	if _, had, err := Override(ctx, rdb, v, hour.Add(-time.Hour)); err != nil || had {
+	if _, had, err := Override(ctx, rdb, v, hour.Add(-time.Hour), time.Now()); err != nil || had {
 		t.Fatalf("Override of a view never published: had=%v err=%v", had, err)
 	}
 	// A B from before admission existed, set as the old plain SET did.
@@ -185,7 +185,7 @@ func TestOverrideMovesBack(t *testing.T) {
 	if held, err := Publish(ctx, rdb, v, hour); err != nil || !held.Equal(wrong) {
 		t.Fatalf("Publish over a wrong B: held %s (%v); the forward-only rule should keep %s", held, err, wrong)
 	}
-	prev, had, err := Override(ctx, rdb, v, hour)
+	prev, had, err := Override(ctx, rdb, v, hour, time.Now())
 	if err != nil || !had || !prev.Equal(wrong) {
 		t.Fatalf("Override: prev %s had=%v err=%v, want %s", prev, had, err, wrong)
 	}
