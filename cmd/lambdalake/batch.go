@@ -168,9 +168,12 @@ func printRepair(w io.Writer, rep jobs.RepairReport) {
 	}
 	fmt.Fprintf(w, "%s: B was %s, now %s (lake _state.json and Redis mirror, which was %s)\n",
 		rep.View, formatBoundary(res.Previous), formatBoundary(res.Boundary), mirror)
-	if len(res.Reset) > 0 {
-		fmt.Fprintf(w, "  %d view hours could not be final under the wall clock and were reset: %s … %s\n", len(res.Reset),
-			res.Reset[0].Format(time.RFC3339), res.Reset[len(res.Reset)-1].Format(time.RFC3339))
+	switch n := len(res.Reset); {
+	case n == 1:
+		fmt.Fprintf(w, "  1 view hour could not be final under the wall clock and was reset: %s\n", res.Reset[0].Format(time.RFC3339))
+	case n > 1:
+		fmt.Fprintf(w, "  %d view hours could not be final under the wall clock and were reset: %s … %s\n", n,
+			res.Reset[0].Format(time.RFC3339), res.Reset[n-1].Format(time.RFC3339))
 	}
 	fmt.Fprintf(w, "  %d closed hours recomputed, %d raw rows\n", res.Hours, res.Rows)
 	fmt.Fprintf(w, "  the speed layer skipped every event while B was ahead: replay them with `lambdalake speed rebuild --view %s`\n", rep.View)
