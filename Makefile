@@ -6,9 +6,10 @@ GO ?= go
 FUZZ_TARGETS := \
 	./schemas:FuzzDecode \
 	./schemas:FuzzParseTimestamp \
+	./schemas:FuzzParseDimValue \
 	./speed:FuzzDims \
 	./internal/hll:FuzzUnmarshal \
-	./batch:FuzzParseState \
+	./batch/views:FuzzParseState \
 	./serving:FuzzParseQuery
 FUZZTIME ?= 5s
 # niceness of the fuzz build beside the tests in `make test`: 0 shares the CPU
@@ -17,9 +18,9 @@ FUZZTIME ?= 5s
 FUZZ_NICE ?= 0
 export GO FUZZTIME
 TEST_TIMEOUT ?= 18m
-BENCHES := decode speed compact recompute serve
+BENCHES := decode speed compact recompute serve serve-lag mixed
 
-.PHONY: run test test-go unit up down lint fuzz fuzz-build duckdb chromium bench $(addprefix bench-,$(BENCHES)) build clean
+.PHONY: run test test-go unit up down lint fuzz fuzz-build duckdb chromium bench $(addprefix bench-,$(BENCHES)) bench-chart peer build clean
 
 ## run: everything embedded (Kafka, Redis, lake folder) on the production code paths
 run:
@@ -80,23 +81,50 @@ lint:
 build:
 	$(GO) build -o bin/lambdalake ./cmd/lambdalake
 
-## bench: every benchmark against the local stack; bench-NAME runs one
+## bench: every benchmark against the local stack; bench-NAME runs one (BENCH_FLAGS: flags for it)
 bench: $(addprefix bench-,$(BENCHES))
 
+## peer: the Kafka Streams peer of bench-speed (Java 17, Maven Central); offline once fetched
+PEER_DIR := bench/peer
+PEER_SRC := $(PEER_DIR)/pom.xml $(shell find $(PEER_DIR)/src -name '*.java' 2>/dev/null)
+peer: $(PEER_DIR)/target/.built
+
+$(PEER_DIR)/target/.built: $(PEER_SRC)
+	cd $(PEER_DIR) && { mvn -o -q -B -ntp clean package >/dev/null 2>&1 || mvn -q -B -ntp clean package; }
+	touch $@
+
 bench-decode:
-	$(GO) run ./bench/decode
+	$(GO) run ./bench/decode $(BENCH_FLAGS)
 
-bench-speed: up
-	$(GO) run ./bench/speed
+bench-speed: up peer
+	$(GO) run ./bench/speed $(BENCH_FLAGS)
 
-bench-compact: up
-	$(GO) run ./bench/compact
+bench-compact: up duckdb
+	$(GO) run ./bench/compact $(BENCH_FLAGS)
 
 bench-recompute: duckdb
-	$(GO) run ./bench/recompute
+	$(GO) run ./bench/recompute $(BENCH_FLAGS)
 
-bench-serve: up
-	$(GO) run ./bench/serve
+bench-serve: up duckdb
+	$(GO) run ./bench/serve $(BENCH_FLAGS)
+
+## bench-serve-lag: bench-serve with the batch side six hours behind
+bench-serve-lag: up duckdb
+	$(GO) run ./bench/serve -mode lag $(BENCH_FLAGS)
+
+bench-mixed: up
+	$(GO) run ./bench/mixed $(BENCH_FLAGS)
+
+## bench-chart: docs/bench.png (ours vs the peers) from the summary lines in docs/bench-results.txt
+MATPLOTLIB_VERSION := 3.11.2
+bench-chart: .venv-chart/.matplotlib-$(MATPLOTLIB_VERSION)
+	.venv-chart/bin/python bench/chart/chart.py docs/bench-results.txt docs/bench.png
+
+.venv-chart/.matplotlib-$(MATPLOTLIB_VERSION):
+	python3 -m venv .venv-chart
+	echo '*' > .venv-chart/.gitignore
+	.venv-chart/bin/pip install -q matplotlib==$(MATPLOTLIB_VERSION)
+	touch $@
 
 clean:
 	rm -rf bin .lake

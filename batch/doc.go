@@ -1,24 +1,21 @@
-// Package batch is the batch layer of DESIGN §2: it turns Kafka into a raw
-// Parquet lake (compaction) and the raw lake into exact, hour-by-hour views
-// (recompute), and serves those views to the serving layer.
+// Package batch is the batch layer of DESIGN §2. It holds no code: its
+// stages live in sub-packages, which talk to each other only through lake
+// files.
 //
-// Compaction (compact*.go, deadletter.go, merge.go, rawread.go) is a Kafka
-// consumer group writing raw/{schema}/dt=/hr=/ files named with the offsets
-// they hold, then the partition's checkpoint with its event-time watermark.
-// PlanHour lists an hour's files and which offsets an earlier file already
-// holds, so overlaps left by a crash are read once.
+//   - raw: the raw lake's format, shared by its writer and its readers —
+//     file naming and the per-hour read plan that drops overlapping offsets,
+//     the partitions' checkpoints and watermark, dead letters.
+//   - compact: the compactor, the batch side's only Kafka consumer (Kafka →
+//     raw Parquet files, checkpoints, dead letters, dirty markers), and the
+//     merge of a closed hour's small files.
+//   - recompute: raw → view hours with Arrow (dedup, aggregation), the
+//     boundary B, and the cold path that serving uses for a range Redis no
+//     longer holds.
+//   - views: the view lake's format (view.parquet, _state.json) and the
+//     cached Reader the serving layer reads [from, B) through.
+//   - retention: the retention job, deleting hour partitions past their
+//     retention but never at or after B.
 //
-// Recompute (recompute*.go) takes each closed hour (the watermark passed
-// its end) whose input changed, that is dirty (late data), or — after the
-// view's fingerprint changed — every retained hour. It reads the hour with
-// Arrow (only the columns the view needs), drops overlapping offsets and
-// duplicate ids, aggregates to bucket × dimensions (view_agg.go), writes
-// views/{view}/dt=/hr=/view.parquet in one PUT (view_file.go), records the
-// hour in views/{view}/_state.json (state.go) and advances the boundary B,
-// mirrored to Redis. Uniq metrics carry an exact count and a Redis-format
-// HyperLogLog (internal/hll) so queries that roll rows up can merge them
-// with the speed layer's sketches.
-//
-// ViewReader (view_reader.go) gives the serving layer a view's rows for
-// [from, B), from an in-memory cache of immutable hour versions.
+// Serving depends on views (and, through cmd, on recompute's cold path),
+// never on compact.
 package batch

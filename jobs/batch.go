@@ -3,17 +3,20 @@ package jobs
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/compact"
+	"github.com/lambdalake/lambdalake/batch/raw"
+	"github.com/lambdalake/lambdalake/batch/recompute"
+	"github.com/lambdalake/lambdalake/batch/retention"
+	"github.com/lambdalake/lambdalake/batch/views"
+	"github.com/lambdalake/lambdalake/internal/boundary"
 	"github.com/lambdalake/lambdalake/lake"
 	"github.com/lambdalake/lambdalake/schemas"
-	"github.com/lambdalake/lambdalake/speed"
 )
 
 // Names of the batch jobs.
@@ -40,7 +43,7 @@ type BatchConfig struct {
 	}
 	// Parallelism of recompute (hours at once); 0: one per core.
 	Parallelism int
-	Progress    func(batch.Progress)
+	Progress    func(recompute.Progress)
 	Registerer  prometheus.Registerer
 	Logger      *slog.Logger
 	Now         func() time.Time
@@ -55,56 +58,62 @@ func BatchJobs(cfg BatchConfig) ([]Job, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	recompute, backfill, err := recomputeJobs(cfg)
+	recomputeJob, backfillJob, err := recomputeJobs(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return []Job{recompute, mergeJob(cfg), retentionJob(cfg), backfill}, nil
+	return []Job{recomputeJob, mergeJob(cfg), retentionJob(cfg), backfillJob}, nil
 }
 
 // recomputeJobs returns the scheduled recompute and the on-demand backfill.
 // They share one lock (they write the same view state) and so one
 // Recomputer and one fenced store.
-func recomputeJobs(cfg BatchConfig) (recompute, backfill Job, err error) {
+func recomputeJobs(cfg BatchConfig) (recomputeJob, backfillJob Job, err error) {
 	store := &fencedStore{Store: cfg.Store}
-	rc, err := batch.NewRecomputer(batch.RecomputerConfig{
+	rc, err := recompute.New(recompute.Config{
 		Store: store, Group: cfg.Group, Parallelism: cfg.Parallelism, Progress: cfg.Progress,
 		Registerer: cfg.Registerer, Logger: cfg.Logger, Now: cfg.Now,
-		Mirror: batch.MirrorFunc(func(ctx context.Context, view string, b time.Time) error {
+		Mirror: recompute.MirrorFunc(func(ctx context.Context, view string, b time.Time) error {
+			// A runner that lost its lease publishes nothing; the mirror
+			// itself also refuses to move back (internal/boundary).
 			if err := store.check(ctx); err != nil {
 				return err
 			}
-			return speed.SetBoundary(ctx, cfg.Redis, view, b)
+			held, err := boundary.Publish(ctx, cfg.Redis, view, b)
+			if err == nil && held.After(b) {
+				cfg.Logger.Warn("jobs: the boundary mirror holds a later B than the lake; left as it is", "view", view, "lake", b, "mirror", held)
+			}
+			return err
 		}),
 	})
 	if err != nil {
 		return Job{}, Job{}, err
 	}
-	runViews := func(ctx context.Context, run *Run, views []*schemas.View, opt batch.RecomputeOptions) error {
+	runViews := func(ctx context.Context, run *Run, vs []*schemas.View, opt recompute.Options) error {
 		store.lease.Store(run.Lease)
-		for _, v := range views {
+		for _, v := range vs {
 			if ctx.Err() != nil {
 				return ctx.Err() // a safe point: every finished hour is saved
 			}
 			res, err := rc.Recompute(ctx, v, opt)
 			run.Done(int64(res.Hours))
 			if err != nil {
-				return fmt.Errorf("view %s: %w", v.Name, err)
+				return err // it names the view
 			}
 		}
 		return nil
 	}
-	recompute = Job{Name: JobRecompute, Schedule: cfg.Recompute, Run: func(ctx context.Context, run *Run) error {
-		return runViews(ctx, run, cfg.Views, batch.RecomputeOptions{})
+	recomputeJob = Job{Name: JobRecompute, Schedule: cfg.Recompute, Run: func(ctx context.Context, run *Run) error {
+		return runViews(ctx, run, cfg.Views, recompute.Options{})
 	}}
-	backfill = Job{Name: JobBackfill, Lock: JobRecompute, Run: func(ctx context.Context, run *Run) error {
-		views := cfg.Views
+	backfillJob = Job{Name: JobBackfill, Lock: JobRecompute, Run: func(ctx context.Context, run *Run) error {
+		vs := cfg.Views
 		if cfg.Backfill.Views != nil {
-			views = cfg.Backfill.Views
+			vs = cfg.Backfill.Views
 		}
-		return runViews(ctx, run, views, batch.RecomputeOptions{Force: true, From: cfg.Backfill.From, To: cfg.Backfill.To})
+		return runViews(ctx, run, vs, recompute.Options{Force: true, From: cfg.Backfill.From, To: cfg.Backfill.To})
 	}}
-	return recompute, backfill, nil
+	return recomputeJob, backfillJob, nil
 }
 
 // mergeJob merges the raw files of every closed hour that has more than one
@@ -114,14 +123,14 @@ func mergeJob(cfg BatchConfig) Job {
 	return Job{Name: JobMerge, Schedule: cfg.Merge, Run: func(ctx context.Context, run *Run) error {
 		store.lease.Store(run.Lease)
 		for _, s := range cfg.Schemas {
-			wm, err := batch.Watermark(ctx, cfg.Store, cfg.Group, s.Topic)
-			if errors.Is(err, batch.ErrNoWatermark) {
+			wm, err := raw.Watermark(ctx, cfg.Store, cfg.Group, s.Topic)
+			if errors.Is(err, raw.ErrNoWatermark) {
 				continue // nothing has closed yet
 			}
 			if err != nil {
 				return err
 			}
-			hours, err := hoursToMerge(ctx, cfg.Store, s.Name, wm)
+			hours, err := compact.HoursToMerge(ctx, cfg.Store, s.Name, wm)
 			if err != nil {
 				return err
 			}
@@ -129,9 +138,9 @@ func mergeJob(cfg BatchConfig) Job {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				res, err := batch.Merge(ctx, store, s, hour)
+				res, err := compact.Merge(ctx, store, s, hour)
 				if err != nil {
-					return fmt.Errorf("merge %s %s: %w", s.Name, lake.HourPath(hour), err)
+					return err // it names the schema and hour
 				}
 				if res.Written > 0 {
 					run.Done(1)
@@ -142,44 +151,15 @@ func mergeJob(cfg BatchConfig) Job {
 	}}
 }
 
-// hoursToMerge lists the closed hours holding several files of one Kafka
-// partition: the ones merging makes smaller.
-func hoursToMerge(ctx context.Context, store lake.Store, schema string, watermark time.Time) ([]time.Time, error) {
-	objs, err := store.List(ctx, lake.RawPrefix(schema))
-	if err != nil {
-		return nil, fmt.Errorf("merge: %w", err)
-	}
-	type hp struct {
-		hour time.Time
-		part string
-	}
-	files := map[hp]int{}
-	var hours []time.Time
-	seen := map[time.Time]bool{}
-	for _, o := range objs {
-		f, err := lake.ParseRawKey(o.Key)
-		if err != nil || f.Hour.Add(time.Hour).After(watermark) {
-			continue
-		}
-		k := hp{f.Hour, fmt.Sprintf("%s-%d", f.Topic, f.Partition)}
-		files[k]++
-		if files[k] == 2 && !seen[f.Hour] {
-			seen[f.Hour] = true
-			hours = append(hours, f.Hour)
-		}
-	}
-	return hours, nil
-}
-
 func retentionJob(cfg BatchConfig) Job {
 	store := &fencedStore{Store: cfg.Store}
 	return Job{Name: JobRetention, Schedule: cfg.Retention, Run: func(ctx context.Context, run *Run) error {
 		store.lease.Store(run.Lease)
-		res, err := batch.ApplyRetention(ctx, batch.RetentionConfig{
+		res, err := retention.Apply(ctx, retention.Config{
 			Store: store, Schemas: cfg.Schemas, Views: cfg.Views, Now: cfg.Now(),
 			// B from the lake, the source of truth, not its Redis mirror.
 			Boundary: func(ctx context.Context, view string) (time.Time, bool, error) {
-				st, err := batch.ReadState(ctx, cfg.Store, view)
+				st, err := views.ReadState(ctx, cfg.Store, view)
 				if err != nil {
 					return time.Time{}, false, err
 				}

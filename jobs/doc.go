@@ -6,6 +6,10 @@
 // job's context cancelled so it stops writing. Every run is recorded in a
 // capped Redis list, read by `lambdalake jobs status` and GET /v1/jobs.
 //
+// After each recompute run the job publishes the view's new boundary B to
+// its Redis mirror (internal/boundary.Publish, forward only), first checking
+// it still holds the lease, so the speed layer and serving replicas see it.
+//
 // Redis keys (all under the hash tag {jobs}, or {<namespace>} when one is
 // configured, so the lock scripts stay in one Cluster slot):
 //

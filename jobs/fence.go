@@ -8,6 +8,8 @@ import (
 	"github.com/lambdalake/lambdalake/lake"
 )
 
+var _ lake.Store = (*fencedStore)(nil)
+
 // fencedStore is a lake.Store whose writes first check that the current
 // run still holds its lease. S3 has no compare-and-set a fencing token could
 // ride on, so the check is the next best thing: a runner that lost its lease
@@ -18,6 +20,8 @@ type fencedStore struct {
 	lake.Store
 	lease atomic.Pointer[Lease]
 }
+
+var _ lake.Store = (*fencedStore)(nil)
 
 func (s *fencedStore) check(ctx context.Context) error {
 	if l := s.lease.Load(); l != nil {

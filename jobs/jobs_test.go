@@ -209,10 +209,17 @@ func TestDeadRunnerIsTakenOverAfterLease(t *testing.T) {
 func TestRunNowWaitsForTheLock(t *testing.T) {
 	ns := testenv.Name("jobs")
 	rdb := redisClient(t)
-	rdb.Set(context.Background(), keys{ns: ns}.lock("backfill"), "other:1", 1500*time.Millisecond)
+	lock := keys{ns: ns}.lock("backfill")
+	const held = 1500 * time.Millisecond
+	taken := time.Now()
+	rdb.Set(context.Background(), lock, "other:1", held)
 	n := 0
+	var started time.Time
+	var holder string // the lock's value when the run started
 	r := newRunner(t, ns, "a", 2*time.Second, Job{Name: "backfill", Run: func(ctx context.Context, run *Run) error {
 		n++
+		started = time.Now()
+		holder, _ = rdb.Get(ctx, lock).Result()
 		run.Done(24)
 		return nil
 	}})
@@ -221,6 +228,13 @@ func TestRunNowWaitsForTheLock(t *testing.T) {
 	rec, err := r.RunNow(ctx, "backfill")
 	if err != nil || n != 1 || rec.Items != 24 || rec.Outcome != OutcomeOK || !rec.Slot.IsZero() {
 		t.Fatalf("RunNow = %+v, %v (ran %d times)", rec, err, n)
+	}
+	// The other runner's lock expires held after it was set (Redis' clock
+	// counts in ms, hence the 50 ms); the run may only start after that,
+	// holding the lock itself.
+	if waited := started.Sub(taken); waited < held-50*time.Millisecond || holder == "other:1" || !strings.HasPrefix(holder, "a:") {
+		t.Errorf("the run started %v after the other runner took the lock for %v, with the lock held by %q: it did not wait for the release",
+			waited, held, holder)
 	}
 	if _, err := r.RunNow(ctx, "nope"); err == nil {
 		t.Error("RunNow of an unknown job succeeded")

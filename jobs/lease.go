@@ -20,6 +20,8 @@ type errNotAcquired struct{ reason string }
 
 func (e *errNotAcquired) Error() string { return "jobs: not acquired: " + e.reason }
 
+var _ error = (*errNotAcquired)(nil)
+
 var acquireScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0, 'busy'} end
 if ARGV[3] ~= '' then

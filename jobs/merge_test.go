@@ -12,7 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lambdalake/lambdalake"
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/raw"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/testenv"
 	"github.com/lambdalake/lambdalake/jobs"
@@ -38,7 +38,7 @@ func TestMergeJobKeepsRecordsAndReducesFiles(t *testing.T) {
 	writeLake(t, store, s, v, from, end, 40000, 3) // three files per (hour, partition)
 	watermark := end.Add(-time.Hour)               // the last hour stays open
 	for p := range 4 {
-		cp, _ := json.Marshal(batch.Checkpoint{NextOffset: 1 << 40, Watermark: watermark})
+		cp, _ := json.Marshal(raw.Checkpoint{NextOffset: 1 << 40, Watermark: watermark})
 		lake.PutBytes(ctx, store, lake.CheckpointKey(cfg.Compact.Group, s.Topic, int32(p)), cp)
 	}
 
@@ -55,7 +55,7 @@ func TestMergeJobKeepsRecordsAndReducesFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			sm := summary{files: len(objs)}
-			err = batch.ReadHour(ctx, store, s, h, func(r parquet.Row) error {
+			err = raw.ReadHour(ctx, store, s, h, func(r parquet.Row) error {
 				f := fnv.New64a()
 				for _, v := range r {
 					f.Write([]byte(v.String()))

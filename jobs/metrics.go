@@ -1,10 +1,9 @@
 package jobs
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lambdalake/lambdalake/internal/prom"
 )
 
 type metrics struct {
@@ -31,34 +30,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"job"}),
 	}
 	var err error
-	if m.runs, err = register(reg, m.runs); err != nil {
+	if m.runs, err = prom.Register(reg, m.runs); err != nil {
 		return nil, err
 	}
-	if m.duration, err = register(reg, m.duration); err != nil {
+	if m.duration, err = prom.Register(reg, m.duration); err != nil {
 		return nil, err
 	}
-	if m.items, err = register(reg, m.items); err != nil {
+	if m.items, err = prom.Register(reg, m.items); err != nil {
 		return nil, err
 	}
-	if m.running, err = register(reg, m.running); err != nil {
+	if m.running, err = prom.Register(reg, m.running); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under
-// its name: several runners in one process (tests, `all`) share metrics.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, fmt.Errorf("jobs: register metrics: %w", err)
-	}
-	return c, nil
 }
 
 func (m *metrics) observe(r Record) {

@@ -14,6 +14,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/robfig/cron/v3"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/lambdalake/lambdalake/internal/backoff"
 )
 
 // Job is one kind of batch work.
@@ -36,16 +38,10 @@ type Run struct {
 	Slot   time.Time // zero for a manual run
 	Lease  *Lease
 	items  atomic.Int64
-	onItem func(total int64)
 }
 
 // Done adds n finished items (hours, files) to the run's count.
-func (r *Run) Done(n int64) {
-	t := r.items.Add(n)
-	if r.onItem != nil {
-		r.onItem(t)
-	}
-}
+func (r *Run) Done(n int64) { r.items.Add(n) }
 
 // Items is the run's count so far.
 func (r *Run) Items() int64 { return r.items.Load() }
@@ -60,8 +56,6 @@ type Config struct {
 	Jobs       []Job
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // default prometheus.DefaultRegisterer
-	// OnItem, if set, is told each job's running item count (for progress).
-	OnItem func(job string, total int64)
 }
 
 // Runner schedules jobs and runs each at most once per slot across every
@@ -75,8 +69,8 @@ type Runner struct {
 
 var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
-// ParseSchedule parses a job's cron expression.
-func ParseSchedule(expr string) (cron.Schedule, error) { return cronParser.Parse(expr) }
+// parseSchedule parses a job's cron expression.
+func parseSchedule(expr string) (cron.Schedule, error) { return cronParser.Parse(expr) }
 
 // New checks the config; a bad cron expression fails naming the job.
 func New(cfg Config) (*Runner, error) {
@@ -112,7 +106,7 @@ func New(cfg Config) (*Runner, error) {
 		if j.Schedule == "" {
 			continue
 		}
-		s, err := ParseSchedule(j.Schedule)
+		s, err := parseSchedule(j.Schedule)
 		if err != nil {
 			return nil, fmt.Errorf("jobs: job %q: bad schedule %q: %w", j.Name, j.Schedule, err)
 		}
@@ -167,6 +161,9 @@ func (r *Runner) loop(ctx context.Context, j Job, s cron.Schedule) error {
 	}
 }
 
+// lockPoll is how often RunNow tries a lock another runner holds.
+var lockPoll = backoff.Policy{Initial: time.Second, Max: time.Second}
+
 // RunNow runs a job once, now, outside its schedule (a manual run or a
 // backfill). It waits for the lock up to ctx's deadline.
 func (r *Runner) RunNow(ctx context.Context, name string) (Record, error) {
@@ -174,18 +171,19 @@ func (r *Runner) RunNow(ctx context.Context, name string) (Record, error) {
 		if j.Name != name {
 			continue
 		}
-		for {
-			rec, err := r.run(ctx, j, time.Time{})
-			var na *errNotAcquired
-			if !errors.As(err, &na) {
-				return rec, err
+		var rec Record
+		err := backoff.Retry(ctx, lockPoll, func(ctx context.Context) error {
+			var err error
+			rec, err = r.run(ctx, j, time.Time{})
+			if _, busy := errors.AsType[*errNotAcquired](err); busy {
+				return err // held elsewhere: wait and try again
 			}
-			select {
-			case <-ctx.Done():
-				return rec, fmt.Errorf("jobs: %s is running elsewhere: %w", name, ctx.Err())
-			case <-time.After(time.Second):
-			}
+			return backoff.Permanent(err)
+		}, nil)
+		if _, busy := errors.AsType[*errNotAcquired](err); busy {
+			return rec, fmt.Errorf("jobs: %s is running elsewhere: %w", name, ctx.Err())
 		}
+		return rec, err
 	}
 	return Record{}, fmt.Errorf("jobs: no job %q", name)
 }
@@ -202,9 +200,6 @@ func (r *Runner) run(ctx context.Context, j Job, slot time.Time) (Record, error)
 	}
 	rec := Record{Job: j.Name, Runner: r.cfg.RunnerID, Token: lease.Token(), Slot: slot, Start: time.Now().UTC()}
 	run := &Run{Job: j.Name, Runner: r.cfg.RunnerID, Slot: slot, Lease: lease}
-	if r.cfg.OnItem != nil {
-		run.onItem = func(t int64) { r.cfg.OnItem(j.Name, t) }
-	}
 	jctx, cancel := context.WithCancelCause(ctx)
 	stopWatch := make(chan struct{})
 	go func() {

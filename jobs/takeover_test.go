@@ -16,7 +16,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lambdalake/lambdalake"
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/raw"
+	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/gen"
 	"github.com/lambdalake/lambdalake/internal/testenv"
@@ -66,7 +67,7 @@ func TestKilledRunnerIsTakenOverAndViewsAreExact(t *testing.T) {
 	from := end.Add(-12 * time.Hour)
 	ref := writeLake(t, store, s, v, from, end, 240000, 1)
 	for p := range 4 {
-		cp, _ := json.Marshal(batch.Checkpoint{NextOffset: 1 << 40, Watermark: end})
+		cp, _ := json.Marshal(raw.Checkpoint{NextOffset: 1 << 40, Watermark: end})
 		if err := lake.PutBytes(ctx, store, lake.CheckpointKey(cfg.Compact.Group, s.Topic, int32(p)), cp); err != nil {
 			t.Fatal(err)
 		}
@@ -150,14 +151,14 @@ func TestKilledRunnerIsTakenOverAndViewsAreExact(t *testing.T) {
 		t.Error("runner b did not stop within 30 s of SIGTERM")
 	}
 
-	st, err := batch.ReadState(ctx, store, view)
+	st, err := views.ReadState(ctx, store, view)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !st.Boundary.Equal(end) {
 		t.Errorf("boundary %v, want %v (every written hour closed and final)", st.Boundary, end)
 	}
-	reader, err := batch.NewViewReader(batch.ViewReaderConfig{Store: store})
+	reader, err := views.NewReader(views.ReaderConfig{Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +242,7 @@ func writeLake(t *testing.T, store lake.Store, s *schemas.Schema, v *schemas.Vie
 	return ref
 }
 
-func compareToReference(t *testing.T, v *schemas.View, rows []batch.ViewRow, ref map[cell]*agg) {
+func compareToReference(t *testing.T, v *schemas.View, rows []views.Row, ref map[cell]*agg) {
 	t.Helper()
 	idx := map[string]int{}
 	for i, m := range v.Metrics {

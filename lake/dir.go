@@ -17,6 +17,8 @@ import (
 // leaves debris but never a visible half object.
 const tmpPrefix = ".tmp-"
 
+var _ Store = (*DirStore)(nil)
+
 // DirStore is a Store in a local folder. Put writes a temporary file and
 // renames it into place, which is atomic on POSIX file systems. Conditional
 // writes (ConditionalStore) compare and rename under a flock on one lock
@@ -37,9 +39,6 @@ func NewDirStore(root string) (*DirStore, error) {
 	}
 	return &DirStore{root: abs}, nil
 }
-
-// Root is the folder the lake lives in.
-func (s *DirStore) Root() string { return s.root }
 
 func (s *DirStore) path(key string) string { return filepath.Join(s.root, filepath.FromSlash(key)) }
 
@@ -89,7 +88,7 @@ func (s *DirStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	}
 	f, err := os.Open(s.path(key))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("lake: get %s: %w", key, ErrNotExist)
+		return nil, fmt.Errorf("%w: %s", ErrNotExist, key)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("lake: get %s: %w", key, err)
@@ -158,6 +157,8 @@ func (s *DirStore) Delete(ctx context.Context, key string) error {
 	}
 	return nil
 }
+
+var _ io.Reader = ctxReader{}
 
 // ctxReader stops a long copy when the context ends.
 type ctxReader struct {

@@ -2,7 +2,6 @@ package lake
 
 import (
 	"fmt"
-	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -15,8 +14,8 @@ const hourLayout = "dt=2006-01-02/hr=15"
 // HourPath is the Hive-style partition of an hour: dt=YYYY-MM-DD/hr=HH.
 func HourPath(hour time.Time) string { return hour.UTC().Truncate(time.Hour).Format(hourLayout) }
 
-// ParseHourPath reads dt=YYYY-MM-DD/hr=HH back into an hour.
-func ParseHourPath(p string) (time.Time, error) {
+// parseHourPath reads dt=YYYY-MM-DD/hr=HH back into an hour.
+func parseHourPath(p string) (time.Time, error) {
 	t, err := time.Parse(hourLayout, p)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("lake: bad hour partition %q", p)
@@ -56,7 +55,7 @@ func ParseRawKey(key string) (RawFile, error) {
 	if len(parts) != 5 || parts[0] != "raw" {
 		return RawFile{}, bad
 	}
-	hour, err := ParseHourPath(parts[2] + "/" + parts[3])
+	hour, err := parseHourPath(parts[2] + "/" + parts[3])
 	if err != nil {
 		return RawFile{}, bad
 	}
@@ -101,7 +100,7 @@ func ParseDirtyKey(key string) (schema string, hour time.Time, err error) {
 	if !ok || !ok2 {
 		return "", time.Time{}, fmt.Errorf("lake: not a dirty key: %q", key)
 	}
-	hour, err = ParseHourPath(hp)
+	hour, err = parseHourPath(hp)
 	return schema, hour, err
 }
 
@@ -133,9 +132,6 @@ func PartitionHour(key string) (time.Time, bool) {
 	if i < 0 || len(key) < i+len("dt=YYYY-MM-DD/hr=HH") {
 		return time.Time{}, false
 	}
-	h, err := ParseHourPath(key[i : i+len("dt=YYYY-MM-DD/hr=HH")])
+	h, err := parseHourPath(key[i : i+len("dt=YYYY-MM-DD/hr=HH")])
 	return h, err == nil
 }
-
-// Base is the last element of a key.
-func Base(key string) string { return path.Base(key) }

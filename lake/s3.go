@@ -34,6 +34,8 @@ type S3Config struct {
 	PartSize        int64 // objects above this are uploaded in parts
 }
 
+var _ Store = (*S3Store)(nil)
+
 // S3Store is a Store in an S3 bucket under a key prefix. A single PutObject
 // or a completed multipart upload is atomic in S3, which gives Put its
 // all-or-nothing visibility. Conditional writes (ConditionalStore) are
@@ -97,10 +99,6 @@ func NewS3Store(ctx context.Context, bucket, prefix string, cfg S3Config) (*S3St
 
 func (s *S3Store) key(k string) string { return s.prefix + k }
 
-// Bucket and Prefix locate the lake, e.g. for tools that read it directly.
-func (s *S3Store) Bucket() string { return s.bucket }
-func (s *S3Store) Prefix() string { return s.prefix }
-
 func (s *S3Store) Put(ctx context.Context, key string, body io.Reader) error {
 	if err := checkKey(key); err != nil {
 		return err
@@ -123,7 +121,7 @@ func (s *S3Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key(key))})
 	if err != nil {
 		if isNotFound(err) {
-			return nil, fmt.Errorf("lake: get s3://%s/%s: %w", s.bucket, s.key(key), ErrNotExist)
+			return nil, fmt.Errorf("%w: s3://%s/%s", ErrNotExist, s.bucket, s.key(key))
 		}
 		return nil, fmt.Errorf("lake: get s3://%s/%s: %w", s.bucket, s.key(key), err)
 	}

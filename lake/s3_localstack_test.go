@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -20,7 +21,9 @@ import (
 // the condition fails, 404 NoSuchKey for If-Match on a missing object. The
 // store's error mapping rests on these answers.
 func TestS3ConditionalAnswers(t *testing.T) {
-	s, _ := testenv.S3Lake(t)
+	s, url := testenv.S3Lake(t)
+	bucket, prefix, _ := strings.Cut(strings.TrimPrefix(url, "s3://"), "/")
+	prefix += "/"
 	ctx := context.Background()
 	client := lake.S3Client(s)
 	etag, err := s.PutIfAbsent(ctx, "answers/obj", []byte("v0"))
@@ -43,7 +46,7 @@ func TestS3ConditionalAnswers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := &s3.PutObjectInput{Bucket: aws.String(s.Bucket()), Key: aws.String(s.Prefix() + tt.key),
+			in := &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(prefix + tt.key),
 				Body: bytes.NewReader([]byte("v1"))}
 			if tt.ifMatch != "" {
 				in.IfMatch = aws.String(tt.ifMatch)

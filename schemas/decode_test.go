@@ -1,6 +1,8 @@
 package schemas
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func ordersSchema(t testing.TB) *Schema {
@@ -124,6 +127,10 @@ func TestDecodeErrors(t *testing.T) {
 		{"fractional epoch", `{` + ok + `,"ts":1.5}`, "ts", "must be an integer"},
 		{"optional wrong type", `{` + ok + `,"coupon":7}`, "coupon", "got number"},
 		{"object as string", `{` + ok + `,"tenant":{"a":1}}`, "tenant", "got object"},
+		{"invalid UTF-8 in a string", `{` + ok + `,"tenant":"t` + "\xff" + `07"}`, "tenant", `invalid UTF-8, want string: "\"t\xff07\""`},
+		{"truncated UTF-8 sequence", `{` + ok + `,"order_id":"o` + "\xe2\x82" + `"}`, "order_id", "invalid UTF-8"},
+		{"UTF-16 surrogate as raw bytes", `{` + ok + `,"tenant":"` + "\xed\xa0\x80" + `"}`, "tenant", "invalid UTF-8"},
+		{"invalid UTF-8 in an optional string", `{` + ok + `,"coupon":"` + "\xc0\xaf" + `"}`, "coupon", "invalid UTF-8"},
 	}
 	d := NewDecoder(s)
 	for _, tt := range tests {
@@ -201,13 +208,89 @@ func FuzzDecode(f *testing.F) {
 			if r.Values[i].Null && !f.Optional {
 				t.Fatalf("required field %s is null", f.Name)
 			}
+			if f.Type == String && !utf8.ValidString(r.Values[i].Str) {
+				t.Fatalf("field %s accepted as invalid UTF-8 %q", f.Name, r.Values[i].Str)
+			}
 		}
 		for _, i := range kept {
 			if r.Values[i] != fr.Values[i] {
 				t.Fatalf("field %s: full decoder %+v, field decoder %+v", s.Fields[i].Name, r.Values[i], fr.Values[i])
 			}
 		}
+		checkAgainstEncodingJSON(t, s, data, &r)
 	})
+}
+
+// checkAgainstEncodingJSON compares an accepted event's values with what
+// encoding/json reads from the same bytes, where it accepts them too: our
+// decoder (fastjson, a fast path for timestamps) must read the same
+// strings, numbers, bools and instants. Strings that are not valid UTF-8
+// (raw bytes, lone surrogate escapes) are the one known difference:
+// encoding/json replaces them with U+FFFD, ours keeps the bytes.
+func checkAgainstEncodingJSON(t *testing.T, s *Schema, data []byte, r *Row) {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var obj map[string]any
+	if dec.Decode(&obj) != nil || dec.InputOffset() != int64(len(bytes.TrimRight(data, " \t\r\n"))) {
+		return // encoding/json refuses it, or reads only a prefix
+	}
+	for i, f := range s.Fields {
+		got := r.Values[i]
+		jv, present := obj[f.Name]
+		if !present || jv == nil {
+			if !got.Null {
+				t.Fatalf("field %s: encoding/json has no value, decoder %+v", f.Name, got)
+			}
+			continue
+		}
+		if got.Null {
+			t.Fatalf("field %s: decoder null, encoding/json %v", f.Name, jv)
+		}
+		switch f.Type {
+		case String:
+			str, _ := jv.(string)
+			if !utf8.ValidString(got.Str) || strings.ContainsRune(str, utf8.RuneError) {
+				continue
+			}
+			if str != got.Str {
+				t.Fatalf("field %s: decoder %q, encoding/json %q", f.Name, got.Str, str)
+			}
+		case Int64:
+			n, err := jv.(json.Number).Int64()
+			if err != nil || n != got.Int {
+				t.Fatalf("field %s: decoder %d, encoding/json %v (%v)", f.Name, got.Int, jv, err)
+			}
+		case Float64:
+			x, err := jv.(json.Number).Float64()
+			if err != nil || x != got.Float {
+				t.Fatalf("field %s: decoder %v, encoding/json %v (%v)", f.Name, got.Float, jv, err)
+			}
+		case Bool:
+			if b, _ := jv.(bool); b != (got.Int == 1) || got.Int > 1 {
+				t.Fatalf("field %s: decoder %d, encoding/json %v", f.Name, got.Int, jv)
+			}
+		case Timestamp:
+			var us int64
+			switch x := jv.(type) {
+			case string:
+				ts, err := time.Parse(time.RFC3339Nano, x)
+				if err != nil {
+					t.Fatalf("field %s: decoder accepts %q, time.Parse: %v", f.Name, x, err)
+				}
+				us = ts.UnixMicro()
+			case json.Number:
+				ms, err := x.Int64()
+				if err != nil {
+					t.Fatalf("field %s: decoder accepts %v as epoch ms: %v", f.Name, x, err)
+				}
+				us = ms * 1000
+			}
+			if us != got.Int {
+				t.Fatalf("field %s: decoder %d µs, encoding/json + time.Parse %d (%v)", f.Name, got.Int, us, jv)
+			}
+		}
+	}
 }
 
 // FuzzParseTimestamp holds the fast UTC path to time.Parse: whatever it

@@ -7,4 +7,15 @@
 // ParquetSchema; recompute reads them back with the schema's ArrowSchema and
 // aggregates by the View. A View's Fingerprint changes exactly when its
 // definition does, which is what tells both layers to rebuild.
+//
+// It also holds, once, the rules the two layers must apply identically for
+// their figures to merge at the boundary B (rules.go): flooring a time to a
+// step (Floor, View.Bucket), a metric's value type (View.MetricType), the
+// order min and max keep (Replaces), the order of dimension values
+// (CompareValues), the text a uniq value is hashed under (UniqElement), and
+// reading a where value into a typed dimension value (ParseDimValue); and,
+// in admission.go and sum.go, which event times are admitted and when a sum
+// overflows.
+// internal/agreement feeds the same events to both layers' aggregations and
+// checks their cells are equal.
 package schemas

@@ -62,6 +62,9 @@ type Schema struct {
 	Fields []Field
 	// Retention is how long raw files and dead letters are kept; 0 = forever.
 	Retention time.Duration
+	// MaxFuture is how far ahead of the wall clock an event time may be
+	// (see Admit); 0 means DefaultMaxFuture.
+	MaxFuture time.Duration
 
 	index   map[string]int
 	timeIdx int // position of Time, cached: the hot paths ask per event

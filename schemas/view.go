@@ -61,14 +61,10 @@ type View struct {
 	Retention    time.Duration // how long batch view hours are kept; 0 = forever
 }
 
-// Bucket returns the start of the bucket holding t (Unix microseconds).
+// Bucket returns the start of the bucket holding micros (Unix
+// microseconds): Floor to the granularity.
 func (v *View) Bucket(micros int64) int64 {
-	g := v.Granularity.Microseconds()
-	b := micros - micros%g
-	if micros < 0 && micros%g != 0 {
-		b -= g
-	}
-	return b
+	return Floor(micros, v.Granularity.Microseconds())
 }
 
 // Metric returns the named metric.

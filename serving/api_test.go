@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,7 +20,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/views"
+	"github.com/lambdalake/lambdalake/internal/boundary"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/schemas"
 	"github.com/lambdalake/lambdalake/speed"
@@ -30,11 +32,11 @@ import (
 
 type fakeBatch struct {
 	boundary time.Time
-	rows     []batch.ViewRow
+	rows     []views.Row
 }
 
-func (f *fakeBatch) Rows(ctx context.Context, v *schemas.View, from, to time.Time, where map[string]string) ([]batch.ViewRow, error) {
-	var out []batch.ViewRow
+func (f *fakeBatch) Rows(ctx context.Context, v *schemas.View, from, to time.Time, where map[string]schemas.Value) ([]views.Row, error) {
+	var out []views.Row
 	for _, r := range f.rows {
 		if r.T >= from.UnixMicro() && r.T < to.UnixMicro() && r.T < f.boundary.UnixMicro() {
 			out = append(out, r)
@@ -43,10 +45,10 @@ func (f *fakeBatch) Rows(ctx context.Context, v *schemas.View, from, to time.Tim
 	return out, nil
 }
 
-func (f *fakeBatch) State(ctx context.Context, view string) (*batch.State, error) {
-	st := &batch.State{Boundary: f.boundary, Fingerprint: "fp", Hours: map[string]batch.HourState{}}
+func (f *fakeBatch) State(ctx context.Context, view string) (*views.State, error) {
+	st := &views.State{Boundary: f.boundary, Fingerprint: "fp", Hours: map[string]views.HourState{}}
 	for _, r := range f.rows {
-		k := batch.HourKey(time.UnixMicro(r.T))
+		k := views.HourKey(time.UnixMicro(r.T))
 		h := st.Hours[k]
 		h.Rows++
 		h.Version = 1
@@ -55,12 +57,13 @@ func (f *fakeBatch) State(ctx context.Context, view string) (*batch.State, error
 	return st, nil
 }
 
-func (f *fakeBatch) StateAtLeast(ctx context.Context, view string, b time.Time) (*batch.State, error) {
+func (f *fakeBatch) StateAtLeast(ctx context.Context, view string, b time.Time) (*views.State, error) {
 	return f.State(ctx, view)
 }
 
 type fakeSpeed struct {
 	rows  []speed.Row
+	whole bool // the speed layer keeps the view (see speed.Reader.Whole)
 	calls atomic.Int64
 	gate  chan struct{} // if set, Query waits on it
 }
@@ -81,6 +84,15 @@ func (f *fakeSpeed) Query(ctx context.Context, q speed.Query) (*speed.Result, er
 
 func (f *fakeSpeed) Sketches(ctx context.Context, q speed.Query) ([]speed.SketchRow, error) {
 	return nil, nil
+}
+
+func (f *fakeSpeed) Whole(ctx context.Context, v *schemas.View) (bool, error) { return f.whole, nil }
+
+func (f *fakeSpeed) HotRange(ctx context.Context, v *schemas.View) (first, end time.Time, ok bool, err error) {
+	if len(f.rows) == 0 {
+		return time.Time{}, time.Time{}, false, nil
+	}
+	return f.rows[0].T, f.rows[len(f.rows)-1].T.Add(v.Granularity), true, nil
 }
 
 type fakeWriter struct {
@@ -158,10 +170,8 @@ func (f *fixture) do(t *testing.T, method, target, token string, body []byte) (i
 	return rec.Code, rec.Body.Bytes(), rec.Header()
 }
 
-// speedOK marks the view's speed offsets as present (the speed layer runs).
-func (f *fixture) speedOK() {
-	f.mr.HSet(speed.OffsetsKey(f.view.Name), "orders:0", "100", "_fp", f.view.Fingerprint())
-}
+// speedOK says the speed layer keeps the view whole (a worker runs).
+func (f *fixture) speedOK() { f.speed.whole = true }
 
 func TestBadRequests(t *testing.T) {
 	f := newFixture(t, nil)
@@ -256,10 +266,10 @@ func TestQueryAnswerShapeAndFormats(t *testing.T) {
 	f := newFixture(t, nil)
 	f.speedOK()
 	b := f.batch.boundary
-	f.batch.rows = []batch.ViewRow{vrow(b.Add(-2*time.Minute).UnixMicro(), "a", "de", 3, 30, 20, 1, 0, 100),
+	f.batch.rows = []views.Row{vrow(b.Add(-2*time.Minute).UnixMicro(), "a", "de", 3, 30, 20, 1, 0, 100),
 		vrow(b.Add(-time.Minute).UnixMicro(), "b", "fr", 1, 2.5, 2.5, 2.5, 0, 1)}
 	f.speed.rows = []speed.Row{{T: b, Values: []schemas.Value{{Int: 5}, {Float: 9}, {Float: 6}, {Float: 0.25}, {Int: 4}, {Int: 1}}}}
-	f.mr.Set(speed.BoundaryKey("revenue"), fmt.Sprint(b.UnixMicro()))
+	f.mr.Set(boundary.Key("revenue"), fmt.Sprint(b.UnixMicro()))
 	code, body, _ := f.do(t, "GET", "/v1/views/revenue/query?from=2026-11-27T08:58:00Z&to=2026-11-27T09:01:00Z&metrics=orders,revenue,buyers", readTok, nil)
 	if code != 200 {
 		t.Fatalf("%d %s", code, body)
@@ -275,12 +285,17 @@ func TestQueryAnswerShapeAndFormats(t *testing.T) {
 	if strings.Join(a.Approximate, ",") != "buyers" {
 		t.Errorf("approximate = %v, want buyers (the speed row's uniq is an HLL)", a.Approximate)
 	}
-	want := `[{"t":"2026-11-27T08:58:00Z","orders":3,"revenue":30,"buyers":100},{"t":"2026-11-27T08:59:00Z","orders":1,"revenue":2.5,"buyers":1},{"t":"2026-11-27T09:00:00Z","orders":5,"revenue":9,"buyers":4}]`
-	if got, _ := json.Marshal(a.Rows); string(got) != want {
-		// json.Marshal sorts map keys; compare on the raw body instead.
-		if !bytes.Contains(body, []byte(`"rows":[{"t":"2026-11-27T08:58:00Z","orders":3,"revenue":30,"buyers":100},{"t":"2026-11-27T08:59:00Z","orders":1,"revenue":2.5,"buyers":1},{"t":"2026-11-27T09:00:00Z","orders":5,"revenue":9,"buyers":4}]`)) {
-			t.Errorf("rows:\n%s", body)
-		}
+	want := []map[string]any{
+		{"t": "2026-11-27T08:58:00Z", "orders": 3.0, "revenue": 30.0, "buyers": 100.0},
+		{"t": "2026-11-27T08:59:00Z", "orders": 1.0, "revenue": 2.5, "buyers": 1.0},
+		{"t": "2026-11-27T09:00:00Z", "orders": 5.0, "revenue": 9.0, "buyers": 4.0},
+	}
+	if !reflect.DeepEqual(a.Rows, want) {
+		t.Errorf("rows = %v\nwant   %v", a.Rows, want)
+	}
+	// Keys come in a fixed order: t, group_by, then metrics as requested.
+	if !bytes.Contains(body, []byte(`{"t":"2026-11-27T08:58:00Z","orders":3,"revenue":30,"buyers":100}`)) {
+		t.Errorf("row keys not in t, metrics order:\n%s", body)
 	}
 
 	code, body, hdr := f.do(t, "GET", "/v1/views/revenue/query?from=2026-11-27T08:58:00Z&to=2026-11-27T09:00:00Z&metrics=orders,smallest&group_by=tenant&format=csv", readTok, nil)
@@ -307,9 +322,9 @@ func TestGapsAndCold(t *testing.T) {
 	var asked []time.Time
 	fc := newFixture(t, func(c *APIConfig) {
 		c.ColdMaxHours = 6
-		c.Cold = func(ctx context.Context, v *schemas.View, hour time.Time) ([]batch.ViewRow, error) {
+		c.Cold = func(ctx context.Context, v *schemas.View, hour time.Time) ([]views.Row, error) {
 			asked = append(asked, hour)
-			return []batch.ViewRow{vrow(hour.Add(5*time.Minute).UnixMicro(), "a", "de", 2, 1, 1, 1, 0, 2)}, nil
+			return []views.Row{vrow(hour.Add(5*time.Minute).UnixMicro(), "a", "de", 2, 1, 1, 1, 0, 2)}, nil
 		}
 	})
 	code, body, _ = fc.do(t, "GET", "/v1/views/revenue/query?from=2026-11-27T08:00:00Z&to=2026-11-27T12:00:00Z&step=1h&metrics=orders", readTok, nil)
@@ -405,7 +420,9 @@ func TestEventsAcceptAndReject(t *testing.T) {
 	}
 }
 
-// Identical concurrent queries run once; the others share the answer.
+// Identical concurrent queries run once; the others share the answer. The
+// one computation is held at the speed read until every request has
+// joined it, so nothing but singleflight can make them share.
 func TestSingleflight(t *testing.T) {
 	f := newFixture(t, nil) // CacheTTL 0: every request reaches the flight group
 	f.speedOK()
@@ -420,12 +437,14 @@ func TestSingleflight(t *testing.T) {
 			codes[i], _, _ = f.do(t, "GET", "/v1/views/revenue/query?from=2026-11-27T09:00:00Z&to=2026-11-27T10:00:00Z", readTok, nil)
 		}()
 	}
-	// Let the first computation start, give the others time to join it.
-	deadline := time.Now().Add(5 * time.Second)
-	for f.speed.calls.Load() == 0 && time.Now().Before(deadline) {
+	deadline := time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(f.api.m.waiting) < n || f.speed.calls.Load() == 0 {
+		if time.Now().After(deadline) {
+			close(f.speed.gate)
+			t.Fatalf("after 10s %v of %d requests wait, %d computations started", testutil.ToFloat64(f.api.m.waiting), n, f.speed.calls.Load())
+		}
 		time.Sleep(time.Millisecond)
 	}
-	time.Sleep(100 * time.Millisecond)
 	close(f.speed.gate)
 	wg.Wait()
 	for i, c := range codes {
@@ -433,11 +452,14 @@ func TestSingleflight(t *testing.T) {
 			t.Errorf("request %d: %d", i, c)
 		}
 	}
-	if calls := f.speed.calls.Load(); calls >= n {
-		t.Errorf("%d speed reads for %d identical concurrent queries", calls, n)
+	if calls := f.speed.calls.Load(); calls != 1 {
+		t.Errorf("%d speed reads for %d identical concurrent queries, want 1", calls, n)
 	}
-	if shared := testutil.ToFloat64(f.api.m.shared); shared < 1 {
-		t.Errorf("shared metric = %v", shared)
+	if shared := testutil.ToFloat64(f.api.m.shared); shared != n {
+		t.Errorf("shared metric = %v, want %d (every request got the shared answer)", shared, n)
+	}
+	if w := testutil.ToFloat64(f.api.m.waiting); w != 0 {
+		t.Errorf("waiting gauge = %v after every answer", w)
 	}
 }
 
@@ -451,7 +473,7 @@ func TestAnswerCache(t *testing.T) {
 	if c := f.speed.calls.Load(); c != 1 {
 		t.Errorf("%d speed reads, want 1 (second answer cached)", c)
 	}
-	f.mr.Set(speed.BoundaryKey("revenue"), fmt.Sprint(time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC).UnixMicro()))
+	f.mr.Set(boundary.Key("revenue"), fmt.Sprint(time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC).UnixMicro()))
 	f.do(t, "GET", url, readTok, nil)
 	if c := f.speed.calls.Load(); c != 2 {
 		t.Errorf("%d speed reads after B was set, want 2", c)
@@ -493,7 +515,7 @@ func TestAnswerCache(t *testing.T) {
 func TestHourRollupCache(t *testing.T) {
 	f := newFixture(t, nil)
 	f.speedOK()
-	var rows []batch.ViewRow
+	var rows []views.Row
 	for m := range 180 {
 		rows = append(rows, vrow(time.Date(2026, 11, 27, 6, m, 0, 0, time.UTC).UnixMicro(), "a", "de", 1, 1, 1, 1, m, m+2))
 	}
@@ -520,7 +542,7 @@ type countingBatch struct {
 	calls atomic.Int64
 }
 
-func (c *countingBatch) Rows(ctx context.Context, v *schemas.View, from, to time.Time, where map[string]string) ([]batch.ViewRow, error) {
+func (c *countingBatch) Rows(ctx context.Context, v *schemas.View, from, to time.Time, where map[string]schemas.Value) ([]views.Row, error) {
 	c.calls.Add(1)
 	return c.fakeBatch.Rows(ctx, v, from, to, where)
 }

@@ -5,22 +5,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/hll"
 	"github.com/lambdalake/lambdalake/schemas"
 )
 
 // benchRows is one hour of a view at 1m grain with 200 dimension tuples
 // per minute, each with a small uniq sketch: what a batch hour holds.
-func benchRows(b *testing.B) []batch.ViewRow {
-	var rows []batch.ViewRow
+func benchRows(b *testing.B) []views.Row {
+	var rows []views.Row
 	for m := range 60 {
 		for d := range 200 {
 			var s hll.Sketch
 			for u := range 4 {
 				s.Add(fmt.Sprintf("u%d", (m*7+d*13+u)%5000))
 			}
-			rows = append(rows, batch.ViewRow{T: int64(m) * minute,
+			rows = append(rows, views.Row{T: int64(m) * minute,
 				Dims:   []schemas.Value{{Str: fmt.Sprintf("t%d", d%10)}, {Str: fmt.Sprintf("c%d", d/10)}},
 				Values: []schemas.Value{{Int: 4}, {Float: 12.5}, {Float: 9}, {Float: 1}, {Int: 4}, {Int: 3}},
 				HLL:    [][]byte{nil, nil, nil, nil, s.Marshal(), nil}})
@@ -37,7 +37,7 @@ func BenchmarkMergeHourTotals(b *testing.B) {
 	q := mq(v, time.Minute)
 	b.ReportAllocs()
 	for b.Loop() {
-		out, _ := merge(v, q, &mergeInput{viewRows: [][]batch.ViewRow{rows}, straddleT: -1})
+		out, _ := merge(v, q, &mergeInput{viewRows: [][]views.Row{rows}, straddleT: -1})
 		if len(out) != 60 {
 			b.Fatal(len(out))
 		}

@@ -6,10 +6,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lambdalake/lambdalake/schemas"
-	"github.com/lambdalake/lambdalake/speed"
 )
 
 // Times in answers are RFC 3339 in UTC, to the second when whole (buckets
@@ -60,7 +60,7 @@ func textValue(t schemas.Type, x schemas.Value) string {
 	}
 	switch t {
 	case schemas.String:
-		return x.Str
+		return csvSafe(x.Str)
 	case schemas.Bool:
 		return strconv.FormatBool(x.Int != 0)
 	case schemas.Float64:
@@ -87,7 +87,7 @@ func columnsOf(q *query) columns {
 		c.dimKeys = append(c.dimKeys, key(d))
 	}
 	for _, mi := range q.metrics {
-		c.metricTypes = append(c.metricTypes, speed.MetricType(q.view, q.view.Metrics[mi]))
+		c.metricTypes = append(c.metricTypes, q.view.MetricType(q.view.Metrics[mi]))
 		c.metricKeys = append(c.metricKeys, key(q.view.Metrics[mi].Name))
 	}
 	return c
@@ -226,4 +226,16 @@ func encodeAnswer(q *query, ans *answer) (http.Header, []byte) {
 	}
 	b = append(b, "]}\n"...)
 	return h, b
+}
+
+// csvSafe defuses formula injection: a spreadsheet opening the CSV runs a
+// cell that starts with =, +, - or @ (or a tab or CR before one) as a
+// formula, and event values are whatever producers sent. Such a cell gets
+// a leading apostrophe (OWASP's advice), which spreadsheets hide. Only
+// string values are touched: numbers stay numbers.
+func csvSafe(s string) string {
+	if s != "" && strings.IndexByte("=+-@\t\r", s[0]) >= 0 {
+		return "'" + s
+	}
+	return s
 }

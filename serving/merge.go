@@ -5,9 +5,8 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"strings"
 
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/hll"
 	"github.com/lambdalake/lambdalake/schemas"
 	"github.com/lambdalake/lambdalake/speed"
@@ -27,7 +26,7 @@ type outRow struct {
 // one step that straddles the start of the speed range (straddleT; -1 when
 // none), whose uniq must be the union of both sides.
 type mergeInput struct {
-	viewRows  [][]batch.ViewRow
+	viewRows  [][]views.Row
 	speedRows []speed.Row
 	sketches  []speed.SketchRow
 	straddleT int64
@@ -73,7 +72,7 @@ func newMerger(v *schemas.View, q *query) *merger {
 		m.types = append(m.types, f.Type)
 	}
 	for _, mt := range v.Metrics {
-		m.float = append(m.float, speed.MetricType(v, mt) == schemas.Float64)
+		m.float = append(m.float, v.MetricType(mt) == schemas.Float64)
 	}
 	return m
 }
@@ -109,7 +108,7 @@ func (m *merger) group(t int64, n int, dim func(int) schemas.Value) *mgroup {
 	return g
 }
 
-func (m *merger) stepOf(t int64) int64 { return t - ((t%m.stepUs)+m.stepUs)%m.stepUs }
+func (m *merger) stepOf(t int64) int64 { return schemas.Floor(t, m.stepUs) }
 
 // foldValue folds a count/sum/min/max value into a.
 func foldValue(a *macc, agg schemas.Agg, float bool, x schemas.Value) {
@@ -120,12 +119,8 @@ func foldValue(a *macc, agg schemas.Agg, float bool, x schemas.Value) {
 	case schemas.Count, schemas.Sum:
 		a.i += x.Int
 		a.f += x.Float
-	case schemas.Min:
-		if !a.has || (float && x.Float < a.f) || (!float && x.Int < a.i) {
-			a.i, a.f = x.Int, x.Float
-		}
-	case schemas.Max:
-		if !a.has || (float && x.Float > a.f) || (!float && x.Int > a.i) {
+	case schemas.Min, schemas.Max:
+		if !a.has || (float && schemas.Replaces(agg, x.Float, a.f)) || (!float && schemas.Replaces(agg, x.Int, a.i)) {
 			a.i, a.f = x.Int, x.Float
 		}
 	}
@@ -145,7 +140,7 @@ func (a *macc) foldSketch(b []byte) {
 	}
 }
 
-func (m *merger) addViewRow(r *batch.ViewRow) {
+func (m *merger) addViewRow(r *views.Row) {
 	g := m.group(m.stepOf(r.T), len(m.groupIdx), func(k int) schemas.Value { return r.Dims[m.groupIdx[k]] })
 	for mi, mt := range m.v.Metrics {
 		a := &g.acc[mi]
@@ -251,31 +246,12 @@ func sortRows(types []schemas.Type, rows []outRow) {
 			return c
 		}
 		for k := range a.dims {
-			if c := compareDim(types[k], a.dims[k], b.dims[k]); c != 0 {
+			if c := schemas.CompareValues(types[k], a.dims[k], b.dims[k]); c != 0 {
 				return c
 			}
 		}
 		return 0
 	})
-}
-
-// compareDim orders dimension values: null first, strings bytewise,
-// numbers and bools numerically.
-func compareDim(t schemas.Type, a, b schemas.Value) int {
-	if a.Null || b.Null {
-		return cmp.Compare(boolInt(!a.Null), boolInt(!b.Null))
-	}
-	if t == schemas.String {
-		return strings.Compare(a.Str, b.Str)
-	}
-	return cmp.Compare(a.Int, b.Int)
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // finite guards JSON, which has no NaN or infinities.

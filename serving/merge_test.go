@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/hll"
 	"github.com/lambdalake/lambdalake/schemas"
 	"github.com/lambdalake/lambdalake/speed"
@@ -33,15 +33,15 @@ func unionEstimate(ranges ...[2]int) int64 {
 const minute = int64(time.Minute / time.Microsecond)
 
 // vrow is a batch row: count, revenue, biggest, smallest, buyers, qty.
-func vrow(t int64, tenant, country string, n int64, rev, hi, lo float64, ulo, uhi int) batch.ViewRow {
+func vrow(t int64, tenant, country string, n int64, rev, hi, lo float64, ulo, uhi int) views.Row {
 	sk, exact := users(ulo, uhi)
-	return batch.ViewRow{T: t, Dims: []schemas.Value{{Str: tenant}, {Str: country}},
+	return views.Row{T: t, Dims: []schemas.Value{{Str: tenant}, {Str: country}},
 		Values: []schemas.Value{{Int: n}, {Float: rev}, {Float: hi}, {Float: lo}, {Int: exact}, {Null: true}},
 		HLL:    [][]byte{nil, nil, nil, nil, sk, nil}}
 }
 
 func mq(v *schemas.View, step time.Duration, groupBy ...string) *query {
-	q := &query{view: v, step: step, groupBy: groupBy, where: map[string]string{}, format: "json"}
+	q := &query{view: v, step: step, groupBy: groupBy, where: map[string]schemas.Value{}, format: "json"}
 	for i := range v.Metrics {
 		q.metrics = append(q.metrics, i)
 	}
@@ -50,7 +50,7 @@ func mq(v *schemas.View, step time.Duration, groupBy ...string) *query {
 
 func TestMerge(t *testing.T) {
 	v := testView("revenue", testSchema(t, "orders"))
-	rows := []batch.ViewRow{
+	rows := []views.Row{
 		vrow(0, "a", "de", 3, 30, 20, 1, 0, 100),
 		vrow(0, "b", "de", 2, 5, 4, 1, 50, 150),
 		vrow(minute, "a", "fr", 1, 7, 7, 7, 0, 10),
@@ -71,20 +71,20 @@ func TestMerge(t *testing.T) {
 		want    []want
 		approxB bool // buyers flagged approximate
 	}{
-		{"stored grain is exact", mq(v, time.Minute, "tenant", "country"), mergeInput{viewRows: [][]batch.ViewRow{rows}, straddleT: -1}, []want{
+		{"stored grain is exact", mq(v, time.Minute, "tenant", "country"), mergeInput{viewRows: [][]views.Row{rows}, straddleT: -1}, []want{
 			{0, "a,de", 3, 30, 20, 1, 100}, {0, "b,de", 2, 5, 4, 1, 100}, {minute, "a,fr", 1, 7, 7, 7, 10}, {6 * minute, "a,de", 4, 8, 3, 0.5, 30},
 		}, false},
-		{"rolled up to 5m totals", mq(v, 5*time.Minute), mergeInput{viewRows: [][]batch.ViewRow{rows}, straddleT: -1}, []want{
+		{"rolled up to 5m totals", mq(v, 5*time.Minute), mergeInput{viewRows: [][]views.Row{rows}, straddleT: -1}, []want{
 			{0, "", 6, 42, 20, 1, unionEstimate([2]int{0, 150})}, {5 * minute, "", 4, 8, 3, 0.5, 30},
 		}, true},
-		{"rolled up by tenant", mq(v, time.Hour, "tenant"), mergeInput{viewRows: [][]batch.ViewRow{rows}, straddleT: -1}, []want{
+		{"rolled up by tenant", mq(v, time.Hour, "tenant"), mergeInput{viewRows: [][]views.Row{rows}, straddleT: -1}, []want{
 			{0, "a", 8, 45, 20, 0.5, unionEstimate([2]int{0, 100}, [2]int{200, 230})}, {0, "b", 2, 5, 4, 1, 100},
 		}, true},
 		{"speed only steps", mq(v, 5*time.Minute), mergeInput{straddleT: -1, speedRows: []speed.Row{
 			{T: time.UnixMicro(10 * minute), Values: []schemas.Value{{Int: 5}, {Float: 9}, {Float: 6}, {Float: 0.25}, {Int: 42}, {Int: 3}}},
 		}}, []want{{10 * minute, "", 5, 9, 6, 0.25, 42}}, true},
 		{"step straddling the speed start unions sketches", mq(v, 10*time.Minute), mergeInput{
-			viewRows:  [][]batch.ViewRow{rows},
+			viewRows:  [][]views.Row{rows},
 			straddleT: 0,
 			speedRows: []speed.Row{
 				// PFCOUNT of the speed part alone (90): must not be added.
@@ -128,7 +128,7 @@ func TestMerge(t *testing.T) {
 func TestMergeNullsAndOrder(t *testing.T) {
 	v := testView("revenue", testSchema(t, "orders"))
 	q := mq(v, time.Minute, "tenant")
-	in := mergeInput{straddleT: -1, viewRows: [][]batch.ViewRow{{
+	in := mergeInput{straddleT: -1, viewRows: [][]views.Row{{
 		{T: minute, Dims: []schemas.Value{{Str: "b"}, {Str: "x"}}, Values: []schemas.Value{{Int: 1}, {Null: true}, {Null: true}, {Null: true}, {Int: 0}, {Null: true}}, HLL: make([][]byte, 6)},
 		{T: minute, Dims: []schemas.Value{{Null: true}, {Str: "x"}}, Values: []schemas.Value{{Int: 1}, {Float: 2}, {Float: 2}, {Float: 2}, {Int: 0}, {Int: 7}}, HLL: make([][]byte, 6)},
 		{T: 0, Dims: []schemas.Value{{Str: "z"}, {Str: "x"}}, Values: []schemas.Value{{Int: 1}, {Float: 2}, {Float: 2}, {Float: 2}, {Int: 0}, {Int: -3}}, HLL: make([][]byte, 6)},
@@ -176,21 +176,6 @@ func TestSpansAndGapRule(t *testing.T) {
 			t.Errorf("%s: lostSpeedEnd = %s, want %s", tt.name, got, tt.want)
 		}
 	}
-
-	fp := v.Fingerprint()
-	for _, c := range []struct {
-		m    map[string]string
-		want bool
-	}{
-		{nil, false},
-		{map[string]string{"orders:0": "10"}, true},
-		{map[string]string{"orders:0": "10", "_fp": fp}, true},
-		{map[string]string{"orders:0": "10", "_fp": "other"}, false},
-		{map[string]string{"orders:0": "-1", "_fp": fp}, false},
-		{map[string]string{"_fp": fp}, false},
-	} {
-		if got := offsetsHealthy(v, c.m); got != c.want {
-			t.Errorf("offsetsHealthy(%v) = %v", c.m, got)
-		}
-	}
+	// Whether the speed layer keeps the view whole is speed's to say
+	// (speed.Reader.Whole, tested there).
 }

@@ -1,12 +1,13 @@
 package serving
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lambdalake/lambdalake/internal/prom"
 )
 
 // apiMetrics are the query path's own counters.
@@ -15,29 +16,28 @@ type apiMetrics struct {
 	cacheHits  prometheus.Counter
 	cacheStale prometheus.Counter
 	compute    prometheus.Histogram
+	waiting    prometheus.Gauge
 	accepted   prometheus.Counter
 	rejected   prometheus.Counter
+	// refused counts requests turned away to protect the server, by
+	// reason: rate (a token over its rate), token_slots (over its share of
+	// concurrent queries), server_slots (all query slots taken), cold
+	// (raw-lake computations full).
+	refused *prometheus.CounterVec
 }
+
+// Reasons of lambdalake_serving_refused_total.
+const (
+	refusedRate        = "rate"
+	refusedTokenSlots  = "token_slots"
+	refusedServerSlots = "server_slots"
+	refusedCold        = "cold"
+)
 
 // httpMetrics are per-route request counts and latencies.
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
-}
-
-// register registers c, or returns the collector already registered under
-// the same description (several servers in one process, as in tests).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if old, ok := are.ExistingCollector.(C); ok {
-				return old, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }
 
 func newAPIMetrics(reg prometheus.Registerer) (*apiMetrics, error) {
@@ -54,11 +54,21 @@ func newAPIMetrics(reg prometheus.Registerer) (*apiMetrics, error) {
 		{&m.accepted, "lambdalake_serving_events_accepted_total", "Events API lines produced to Kafka."},
 		{&m.rejected, "lambdalake_serving_events_rejected_total", "Events API lines rejected by the schema."},
 	} {
-		if *x.dst, err = register(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: x.name, Help: x.help})); err != nil {
+		if *x.dst, err = prom.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: x.name, Help: x.help})); err != nil {
 			return nil, err
 		}
 	}
-	if m.compute, err = register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+	if m.refused, err = prom.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "lambdalake_serving_refused_total", Help: "Requests refused to protect the server, by reason (rate, token_slots, server_slots, cold).",
+	}, []string{"reason"})); err != nil {
+		return nil, err
+	}
+	if m.waiting, err = prom.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "lambdalake_serving_queries_waiting", Help: "Query requests waiting for a computation of their answer (their own or one they share).",
+	})); err != nil {
+		return nil, err
+	}
+	if m.compute, err = prom.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "lambdalake_serving_compute_seconds", Help: "Time to compute and encode one query answer (cache misses and refreshes).",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	})); err != nil {
@@ -68,13 +78,13 @@ func newAPIMetrics(reg prometheus.Registerer) (*apiMetrics, error) {
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
-	req, err := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	req, err := prom.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "lambdalake_http_requests_total", Help: "HTTP requests by route and status code.",
 	}, []string{"route", "code"}))
 	if err != nil {
 		return nil, err
 	}
-	lat, err := register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	lat, err := prom.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "lambdalake_http_request_seconds", Help: "HTTP request latency by route.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
 	}, []string{"route"}))
@@ -89,6 +99,8 @@ type statusWriter struct {
 	http.ResponseWriter
 	code int
 }
+
+var _ http.ResponseWriter = (*statusWriter)(nil)
 
 func (w *statusWriter) WriteHeader(code int) {
 	if w.code == 0 {

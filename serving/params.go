@@ -20,19 +20,21 @@ type apiError struct {
 	Param string `json:"param,omitempty"`
 }
 
+var _ error = (*apiError)(nil)
+
 func (e *apiError) Error() string { return e.Msg }
 
 func badParam(param, format string, args ...any) *apiError {
 	return &apiError{Code: 400, Msg: fmt.Sprintf(format, args...), Param: param}
 }
 
-// QueryParams are the parameters GET /v1/views/{view}/query accepts; any
+// queryParams are the parameters GET /v1/views/{view}/query accepts; any
 // other is refused, so a typo (grup_by) is an error, not a silent total.
 // The OpenAPI document lists exactly these (checked by a test).
-var QueryParams = []string{"from", "to", "step", "group_by", "where", "metrics", "format"}
+var queryParams = []string{"from", "to", "step", "group_by", "where", "metrics", "format"}
 
-// Formats of a query answer.
-var Formats = []string{"json", "csv", "ndjson"}
+// formats of a query answer.
+var formats = []string{"json", "csv", "ndjson"}
 
 // query is a parsed, validated query. from and to are aligned on the step
 // (from floored, to ceiled) so every output bucket is whole.
@@ -41,9 +43,11 @@ type query struct {
 	from    time.Time
 	to      time.Time
 	step    time.Duration
-	groupBy []string          // dimensions, in request order
-	where   map[string]string // dimension → value as text
-	metrics []int             // indexes into view.Metrics, in request order
+	groupBy []string // dimensions, in request order
+	// where: dimension → the value it must equal, parsed once
+	// (schemas.ParseDimValue) and handed to both layers as it is.
+	where   map[string]schemas.Value
+	metrics []int // indexes into view.Metrics, in request order
 	format  string
 }
 
@@ -158,8 +162,8 @@ func paramName(k string) string {
 // is a 400 (413 for a range or answer too large) naming the parameter.
 func parseQuery(v *schemas.View, vals url.Values, lim limits) (*query, *apiError) {
 	for k := range vals {
-		if !slices.Contains(QueryParams, k) {
-			return nil, badParam(paramName(k), "unknown parameter %q (want one of %s)", clip(k), strings.Join(QueryParams, ", "))
+		if !slices.Contains(queryParams, k) {
+			return nil, badParam(paramName(k), "unknown parameter %q (want one of %s)", clip(k), strings.Join(queryParams, ", "))
 		}
 	}
 	for _, k := range []string{"from", "to", "step", "format"} {
@@ -167,55 +171,94 @@ func parseQuery(v *schemas.View, vals url.Values, lim limits) (*query, *apiError
 			return nil, badParam(k, "%s given %d times", k, len(vals[k]))
 		}
 	}
-	q := &query{view: v, step: v.Granularity, where: map[string]string{}, format: "json"}
+	q := &query{view: v, format: "json"}
+	var err *apiError
+	if q.from, q.to, q.step, err = parseRange(v, vals, lim); err != nil {
+		return nil, err
+	}
+	if q.groupBy, err = parseGroupBy(v, vals["group_by"]); err != nil {
+		return nil, err
+	}
+	if q.where, err = parseWhere(v, vals["where"]); err != nil {
+		return nil, err
+	}
+	if q.metrics, err = parseMetrics(v, list(vals["metrics"])); err != nil {
+		return nil, err
+	}
+	if f := vals.Get("format"); f != "" {
+		if !slices.Contains(formats, f) {
+			return nil, badParam("format", "format: want one of %s, got %q", strings.Join(formats, ", "), clip(f))
+		}
+		q.format = f
+	}
+	return q, nil
+}
+
+// parseRange reads from, to and step, aligns the range on the step grid
+// (from floored, to ceiled; epoch-aligned, as the speed layer rolls up) and
+// holds it to the limits.
+func parseRange(v *schemas.View, vals url.Values, lim limits) (from, to time.Time, step time.Duration, _ *apiError) {
 	from, err := parseTime("from", vals.Get("from"))
 	if err != nil {
-		return nil, err
+		return from, to, 0, err
 	}
-	to, err := parseTime("to", vals.Get("to"))
-	if err != nil {
-		return nil, err
+	if to, err = parseTime("to", vals.Get("to")); err != nil {
+		return from, to, 0, err
 	}
 	if !from.Before(to) {
-		return nil, badParam("to", "to (%s) must be after from (%s)", to.Format(time.RFC3339Nano), from.Format(time.RFC3339Nano))
+		return from, to, 0, badParam("to", "to (%s) must be after from (%s)", to.Format(time.RFC3339Nano), from.Format(time.RFC3339Nano))
 	}
+	step = v.Granularity
 	if s := vals.Get("step"); s != "" {
 		d, perr := parseStep(s)
 		if perr != nil || d <= 0 {
-			return nil, badParam("step", "step: want a duration such as 1m, 1h or 1d, got %q", clip(s))
+			return from, to, 0, badParam("step", "step: want a duration such as 1m, 1h or 1d, got %q", clip(s))
 		}
 		if d%v.Granularity != 0 {
-			return nil, badParam("step", "step %s is not a multiple of the view's granularity %s", formatStep(d), formatStep(v.Granularity))
+			return from, to, 0, badParam("step", "step %s is not a multiple of the view's granularity %s", formatStep(d), formatStep(v.Granularity))
 		}
-		q.step = d
+		step = d
 	}
-	// Align on the step grid (epoch-aligned, as the speed layer rolls up).
-	st := q.step.Microseconds()
-	fu, tu := from.UnixMicro(), to.UnixMicro()
-	fu -= fu % st
-	if r := tu % st; r != 0 {
+	st := step.Microseconds()
+	fu, tu := schemas.Floor(from.UnixMicro(), st), to.UnixMicro()
+	if r := tu - schemas.Floor(tu, st); r != 0 {
 		if tu > math.MaxInt64-st {
-			return nil, badParam("to", "to out of range")
+			return from, to, 0, badParam("to", "to out of range")
 		}
 		tu += st - r
 	}
-	q.from, q.to = time.UnixMicro(fu).UTC(), time.UnixMicro(tu).UTC()
-	if lim.maxRange > 0 && q.to.Sub(q.from) > lim.maxRange {
-		return nil, &apiError{Code: 413, Param: "to", Msg: fmt.Sprintf("range %s is longer than http.max_range %s", q.to.Sub(q.from), lim.maxRange)}
+	from, to = time.UnixMicro(fu).UTC(), time.UnixMicro(tu).UTC()
+	if lim.maxRange > 0 && to.Sub(from) > lim.maxRange {
+		return from, to, 0, &apiError{Code: 413, Param: "to", Msg: fmt.Sprintf("range %s is longer than http.max_range %s", to.Sub(from), lim.maxRange)}
 	}
 	if lim.maxRows > 0 && (tu-fu)/st > int64(lim.maxRows) {
-		return nil, &apiError{Code: 413, Param: "step", Msg: fmt.Sprintf("%d steps of %s are more than http.max_rows=%d: raise step or narrow the range", (tu-fu)/st, formatStep(q.step), lim.maxRows)}
+		return from, to, 0, &apiError{Code: 413, Param: "step", Msg: fmt.Sprintf("%d steps of %s are more than http.max_rows=%d: raise step or narrow the range", (tu-fu)/st, formatStep(step), lim.maxRows)}
 	}
-	for _, d := range list(vals["group_by"]) {
+	return from, to, step, nil
+}
+
+// parseGroupBy reads group_by: dimensions of the view, each once.
+func parseGroupBy(v *schemas.View, vals []string) ([]string, *apiError) {
+	var out []string
+	for _, d := range list(vals) {
 		if !v.HasDimension(d) {
 			return nil, badParam("group_by", "group_by: %q is not a dimension of view %s (dimensions: %s)", clip(d), v.Name, strings.Join(v.Dimensions, ", "))
 		}
-		if slices.Contains(q.groupBy, d) {
+		if slices.Contains(out, d) {
 			return nil, badParam("group_by", "group_by: %q given twice", d)
 		}
-		q.groupBy = append(q.groupBy, d)
+		out = append(out, d)
 	}
-	for _, w := range vals["where"] {
+	return out, nil
+}
+
+// parseWhere reads where=dim:value clauses into typed values, with the rule
+// both layers share (schemas.ParseDimValue); one dimension may be given
+// twice only with the same value.
+func parseWhere(v *schemas.View, vals []string) (map[string]schemas.Value, *apiError) {
+	out := map[string]schemas.Value{}
+	text := map[string]string{}
+	for _, w := range vals {
 		d, val, ok := strings.Cut(w, ":")
 		if !ok || d == "" {
 			return nil, badParam("where", "where: want dimension:value, got %q", clip(w))
@@ -224,52 +267,42 @@ func parseQuery(v *schemas.View, vals url.Values, lim limits) (*query, *apiError
 			return nil, badParam("where", "where: %q is not a dimension of view %s (dimensions: %s)", clip(d), v.Name, strings.Join(v.Dimensions, ", "))
 		}
 		f, _ := v.Schema.Field(d)
-		switch f.Type {
-		case schemas.Int64:
-			n, perr := strconv.ParseInt(val, 10, 64)
-			if perr != nil {
-				return nil, badParam("where", "where %s: want an integer, got %q", d, clip(val))
-			}
-			val = strconv.FormatInt(n, 10)
-		case schemas.Bool:
-			b, perr := strconv.ParseBool(val)
-			if perr != nil {
-				return nil, badParam("where", "where %s: want true or false, got %q", d, clip(val))
-			}
-			val = strconv.FormatBool(b)
+		x, err := schemas.ParseDimValue(f.Type, val)
+		if err != nil {
+			return nil, badParam("where", "where %s: %v, got %q", d, err, clip(val))
 		}
-		if prev, dup := q.where[d]; dup && prev != val {
-			return nil, badParam("where", "where: %s given two values (%q, %q); where is equality only", d, clip(prev), clip(val))
+		if prev, dup := out[d]; dup && prev != x {
+			return nil, badParam("where", "where: %s given two values (%q, %q); where is equality only", d, clip(text[d]), clip(val))
 		}
-		q.where[d] = val
+		out[d], text[d] = x, val
 	}
-	if ms := list(vals["metrics"]); len(ms) > 0 {
-		for _, name := range ms {
-			i := slices.IndexFunc(v.Metrics, func(m schemas.Metric) bool { return m.Name == name })
-			if i < 0 {
-				names := make([]string, len(v.Metrics))
-				for j, m := range v.Metrics {
-					names[j] = m.Name
-				}
-				return nil, badParam("metrics", "metrics: %q is not a metric of view %s (metrics: %s)", clip(name), v.Name, strings.Join(names, ", "))
+	return out, nil
+}
+
+// parseMetrics reads metrics: names of the view's metrics, each once; none
+// means all, in the view's order.
+func parseMetrics(v *schemas.View, names []string) ([]int, *apiError) {
+	var out []int
+	for _, name := range names {
+		i := slices.IndexFunc(v.Metrics, func(m schemas.Metric) bool { return m.Name == name })
+		if i < 0 {
+			all := make([]string, len(v.Metrics))
+			for j, m := range v.Metrics {
+				all[j] = m.Name
 			}
-			if slices.Contains(q.metrics, i) {
-				return nil, badParam("metrics", "metrics: %q given twice", name)
-			}
-			q.metrics = append(q.metrics, i)
+			return nil, badParam("metrics", "metrics: %q is not a metric of view %s (metrics: %s)", clip(name), v.Name, strings.Join(all, ", "))
 		}
-	} else {
+		if slices.Contains(out, i) {
+			return nil, badParam("metrics", "metrics: %q given twice", name)
+		}
+		out = append(out, i)
+	}
+	if len(names) == 0 {
 		for i := range v.Metrics {
-			q.metrics = append(q.metrics, i)
+			out = append(out, i)
 		}
 	}
-	if f := vals.Get("format"); f != "" {
-		if !slices.Contains(Formats, f) {
-			return nil, badParam("format", "format: want one of %s, got %q", strings.Join(Formats, ", "), clip(f))
-		}
-		q.format = f
-	}
-	return q, nil
+	return out, nil
 }
 
 // computeKey identifies what a query computes (not how it is printed):
@@ -290,8 +323,9 @@ func (q *query) shapeKey() string {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
+		f, _ := q.view.Schema.Field(k)
 		b.WriteString("|")
-		b.WriteString(strconv.Quote(k + ":" + q.where[k]))
+		b.WriteString(strconv.Quote(k + ":" + schemas.FormatDimValue(f.Type, q.where[k])))
 	}
 	return b.String()
 }

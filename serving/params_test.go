@@ -1,10 +1,14 @@
 package serving
 
 import (
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lambdalake/lambdalake/schemas"
 )
 
 func TestParseQuery(t *testing.T) {
@@ -47,12 +51,12 @@ func TestParseQuery(t *testing.T) {
 			}
 		}},
 		{"where and metrics", "from=0&to=3600000&where=tenant:acme&where=country:de&metrics=orders,buyers&format=csv", 0, "", func(t *testing.T, q *query) {
-			if q.where["tenant"] != "acme" || q.where["country"] != "de" || len(q.metrics) != 2 || q.metrics[1] != 4 || q.format != "csv" {
+			if q.where["tenant"] != (schemas.Value{Str: "acme"}) || q.where["country"] != (schemas.Value{Str: "de"}) || len(q.metrics) != 2 || q.metrics[1] != 4 || q.format != "csv" {
 				t.Errorf("parsed %+v", q)
 			}
 		}},
 		{"where value with colon", "from=0&to=3600000&where=tenant:a:b", 0, "", func(t *testing.T, q *query) {
-			if q.where["tenant"] != "a:b" {
+			if q.where["tenant"] != (schemas.Value{Str: "a:b"}) {
 				t.Errorf("where = %v", q.where)
 			}
 		}},
@@ -121,9 +125,11 @@ func TestFormatStep(t *testing.T) {
 	}
 }
 
-// FuzzParseQuery: any query string gets either a valid query whose range is
+// FuzzParseQuery: any raw query string (bad escapes, ';', repeats and
+// unknown names included) gets either a valid query whose range is
 // aligned, ordered and within limits, or a 400/413 naming a parameter —
-// never a panic.
+// never a panic. What the strict reader accepts, url.ParseQuery reads the
+// same way: no pair is silently dropped.
 func FuzzParseQuery(f *testing.F) {
 	for _, s := range []string{
 		"from=2026-11-27T09:00:00Z&to=2026-11-27T10:00:00Z",
@@ -131,15 +137,28 @@ func FuzzParseQuery(f *testing.F) {
 		"from=1795770030000&to=1795773630000&step=1d",
 		"from=-1&to=9999999999999999999",
 		"where=:&group_by=,,&step=0s",
+		"from=0&to=3600000&grup_by=%zz",
+		"from=0&to=3600000&where=tenant:a;b",
+		"from=0&to=3600000&step=1m&step=5m",
+		"from=0&to=3600000&where=tenant%3Aa%3Bb&",
+		"from=0&to=3600000&format",
+		"from=0&to=3600000&%66ormat=csv&&",
 	} {
 		f.Add(s)
 	}
 	v := testView("revenue", testSchema(f, "orders"))
 	lim := limits{maxRange: 31 * 24 * time.Hour, maxRows: 100000}
 	f.Fuzz(func(t *testing.T, raw string) {
-		vals, err := url.ParseQuery(raw)
-		if err != nil {
+		vals, perr := parseRawQuery(raw, queryRule)
+		if perr != nil {
+			if perr.Code != 400 || perr.Param == "" || perr.Msg == "" {
+				t.Fatalf("bad refusal %+v for %q", perr, raw)
+			}
 			return
+		}
+		std, err := url.ParseQuery(raw)
+		if err != nil || !maps.EqualFunc(vals, std, slices.Equal) {
+			t.Fatalf("accepted %q as %v; url.ParseQuery reads %v, %v", raw, vals, std, err)
 		}
 		q, perr := parseQuery(v, vals, lim)
 		if perr != nil {

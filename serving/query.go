@@ -9,7 +9,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/views"
+	"github.com/lambdalake/lambdalake/internal/boundary"
 	"github.com/lambdalake/lambdalake/schemas"
 	"github.com/lambdalake/lambdalake/speed"
 )
@@ -31,6 +32,8 @@ type answer struct {
 // depError marks a failure of a dependency (Redis, the lake): 503.
 type depError struct{ err error }
 
+var _ error = (*depError)(nil)
+
 func (e *depError) Error() string { return e.err.Error() }
 func (e *depError) Unwrap() error { return e.err }
 
@@ -50,17 +53,11 @@ func maxT(a, b time.Time) time.Time {
 	return b
 }
 
-// floorTo floors t to a multiple of d since the epoch.
-func floorTo(t time.Time, d time.Duration) time.Time {
-	us, du := t.UnixMicro(), d.Microseconds()
-	return time.UnixMicro(us - ((us%du)+du)%du).UTC()
-}
-
-// boundary reads B once for a request: Redis (the mirror every replica and
-// the speed layer read), else the lake's state; zero when batch holds
-// nothing yet, so the speed layer answers everything.
+// boundary reads B once for a request: the Redis mirror every replica and
+// the speed layer read (internal/boundary), else the lake's state; zero
+// when batch holds nothing yet, so the speed layer answers everything.
 func (a *API) boundary(ctx context.Context, v *schemas.View) (time.Time, error) {
-	b, ok, err := speed.Boundary(ctx, a.cfg.Redis, v.Name)
+	b, ok, err := boundary.Read(ctx, a.cfg.Redis, v.Name)
 	if err != nil {
 		return time.Time{}, dep(err)
 	}
@@ -74,149 +71,40 @@ func (a *API) boundary(ctx context.Context, v *schemas.View) (time.Time, error) 
 	return st.Boundary, nil
 }
 
-// speedHealthy reports whether the speed layer has been keeping the view in
-// Redis: its offsets hash exists, carries the view's fingerprint and no
-// rebuild is under way. Without that, an empty bucket may be lost data.
-func (a *API) speedHealthy(ctx context.Context, v *schemas.View) (bool, error) {
-	m, err := a.cfg.Redis.HGetAll(ctx, speed.OffsetsKey(v.Name)).Result()
-	if err != nil {
-		return false, dep(fmt.Errorf("serving: read speed offsets view=%s: %w", v.Name, err))
-	}
-	return offsetsHealthy(v, m), nil
-}
-
-func offsetsHealthy(v *schemas.View, m map[string]string) bool {
-	if len(m) == 0 {
-		return false
-	}
-	n := 0
-	for k, val := range m {
-		if k == "_fp" {
-			if val != v.Fingerprint() {
-				return false
-			}
-			continue
-		}
-		if val == "-1" { // rebuilding: windows are being replayed
-			return false
-		}
-		n++
-	}
-	return n > 0
-}
-
 // lostSpeedEnd is where the part of [s0, to) the speed layer cannot answer
-// ends (s0 when it can answer all of it). Healthy: buckets whose keys have
-// expired (bucket end + hot_retention passed, with one granularity of
-// margin for keys expiring while we read). Unhealthy: everything up to now.
-func lostSpeedEnd(v *schemas.View, s0, to, now time.Time, healthy bool) time.Time {
+// ends (s0 when it can answer all of it). Whole (the speed layer keeps the
+// view): buckets whose keys have expired (bucket end + hot_retention
+// passed, with one granularity of margin for keys expiring while we read).
+// Not whole: everything up to now.
+func lostSpeedEnd(v *schemas.View, s0, to, now time.Time, whole bool) time.Time {
 	g := v.Granularity
 	var end time.Time
-	if healthy {
-		end = floorTo(now.Add(-v.HotRetention), g).Add(g)
+	if whole {
+		end = schemas.FloorTime(now.Add(-v.HotRetention), g).Add(g)
 	} else {
-		end = floorTo(now, g).Add(g)
+		end = schemas.FloorTime(now, g).Add(g)
 	}
 	return maxT(s0, minT(to, end))
 }
 
-// compute answers a query with B read by the caller.
+// compute answers a query with B read by the caller: [from, B) from batch,
+// [B, to) from the speed layer, what neither holds from the raw lake (or
+// listed as gaps), merged into one set of rows.
 func (a *API) compute(ctx context.Context, q *query, b time.Time) (*answer, error) {
-	v := q.view
-	now := a.cfg.Now()
 	ans := &answer{boundary: b}
 	in := mergeInput{straddleT: -1}
-	var lost []span
-	var batchRows []outRow
-	var batchApprox []bool
-
-	// [from, B): batch view files.
-	if bEnd := minT(b, q.to); !b.IsZero() && q.from.Before(bEnd) {
-		st, err := a.cfg.Batch.StateAtLeast(ctx, v.Name, b)
-		if err != nil {
-			return nil, dep(err)
-		}
-		batchTo := bEnd
-		if st.Boundary.Before(batchTo) {
-			// Redis says B is later than the lake does (the mirror was set
-			// by hand or the state is being rewritten): the rest is cold.
-			batchTo = maxT(q.from, st.Boundary)
-		}
-		if q.from.Before(batchTo) {
-			if time.Hour%q.step == 0 {
-				// No step crosses an hour: roll each batch hour up on its
-				// own, cached by the hour's version.
-				rows, approx, err := a.batchHours(ctx, q, st, q.from, batchTo)
-				if err != nil {
-					return nil, dep(err)
-				}
-				batchRows, batchApprox = rows, approx
-			} else {
-				rows, err := a.cfg.Batch.Rows(ctx, v, q.from, batchTo, q.where)
-				if err != nil {
-					return nil, dep(err)
-				}
-				in.viewRows = append(in.viewRows, rows)
-			}
-			ans.batch = &span{q.from, batchTo}
-		}
-		if batchTo.Before(bEnd) {
-			lost = append(lost, span{batchTo, bEnd})
-		}
+	batchRows, batchApprox, lost, err := a.readBatch(ctx, q, b, ans, &in)
+	if err != nil {
+		return nil, err
 	}
-
-	// [B, to): Redis.
-	s0 := q.from
-	if b.After(s0) {
-		s0 = b
+	lostHot, err := a.readSpeed(ctx, q, b, ans, &in)
+	if err != nil {
+		return nil, err
 	}
-	if s0.Before(q.to) {
-		healthy, err := a.speedHealthy(ctx, v)
-		if err != nil {
-			return nil, err
-		}
-		e := lostSpeedEnd(v, s0, q.to, now, healthy)
-		if e.After(s0) {
-			lost = append(lost, span{s0, e})
-		}
-		if e.Before(q.to) {
-			sq := speed.Query{View: v, From: e, To: q.to, Where: q.where, GroupBy: q.groupBy, Step: q.step}
-			res, err := a.cfg.Speed.Query(ctx, sq)
-			if err != nil {
-				return nil, dep(err)
-			}
-			in.speedRows = res.Rows
-			ans.speed = &span{e, q.to}
-			if st := floorTo(e, q.step); st.Before(e) && hasUniq(v) {
-				// This step also holds rows from before e: its uniq is the
-				// union of both sides' sketches.
-				in.straddleT = st.UnixMicro()
-				sq.To = minT(q.to, st.Add(q.step))
-				sk, err := a.cfg.Speed.Sketches(ctx, sq)
-				if err != nil {
-					return nil, dep(err)
-				}
-				in.sketches = sk
-			}
-		}
+	if err := a.fillLost(ctx, q, joinSpans(append(lost, lostHot...)), ans, &in); err != nil {
+		return nil, err
 	}
-
-	// What neither layer holds: from the raw lake when small, else gaps.
-	lost = joinSpans(lost)
-	if len(lost) > 0 {
-		hours := hoursOf(lost)
-		if a.cfg.Cold != nil && len(hours) <= a.cfg.ColdMaxHours {
-			rows, err := a.coldRows(ctx, v, hours, lost, q.where)
-			if err != nil {
-				return nil, dep(err)
-			}
-			in.viewRows = append(in.viewRows, rows)
-			ans.cold = lost
-		} else {
-			ans.gaps = lost
-		}
-	}
-	ans.rows, ans.approx = merge(v, q, &in)
+	ans.rows, ans.approx = merge(q.view, q, &in)
 	if len(batchRows) > 0 {
 		// Batch steps end at an hour boundary, before anything merged
 		// above: the two sets of steps are disjoint.
@@ -227,6 +115,109 @@ func (a *API) compute(ctx context.Context, q *query, b time.Time) (*answer, erro
 		}
 	}
 	return ans, nil
+}
+
+// readBatch reads [from, B) from the batch view files. When the step
+// divides an hour each hour is rolled up on its own (cached by the hour's
+// version) and returned as rows; otherwise the view rows go into in. lost
+// is the part batch should hold but does not (Redis' B later than the
+// lake's).
+func (a *API) readBatch(ctx context.Context, q *query, b time.Time, ans *answer, in *mergeInput) (rows []outRow, approx []bool, lost []span, err error) {
+	bEnd := minT(b, q.to)
+	if b.IsZero() || !q.from.Before(bEnd) {
+		return nil, nil, nil, nil
+	}
+	st, err := a.cfg.Batch.StateAtLeast(ctx, q.view.Name, b)
+	if err != nil {
+		return nil, nil, nil, dep(err)
+	}
+	batchTo := bEnd
+	if st.Boundary.Before(batchTo) {
+		// Redis says B is later than the lake does (the mirror was set
+		// by hand or the state is being rewritten): the rest is cold.
+		batchTo = maxT(q.from, st.Boundary)
+	}
+	if q.from.Before(batchTo) {
+		if time.Hour%q.step == 0 {
+			// No step crosses an hour: roll each batch hour up on its
+			// own, cached by the hour's version.
+			rows, approx, err = a.batchHours(ctx, q, st, q.from, batchTo)
+			if err != nil {
+				return nil, nil, nil, dep(err)
+			}
+		} else {
+			vr, err := a.cfg.Batch.Rows(ctx, q.view, q.from, batchTo, q.where)
+			if err != nil {
+				return nil, nil, nil, dep(err)
+			}
+			in.viewRows = append(in.viewRows, vr)
+		}
+		ans.batch = &span{q.from, batchTo}
+	}
+	if batchTo.Before(bEnd) {
+		lost = append(lost, span{batchTo, bEnd})
+	}
+	return rows, approx, lost, nil
+}
+
+// readSpeed reads [B, to) from the speed layer into in, and returns the
+// part of it the speed layer cannot answer (expired, or not kept whole).
+func (a *API) readSpeed(ctx context.Context, q *query, b time.Time, ans *answer, in *mergeInput) (lost []span, err error) {
+	v := q.view
+	s0 := maxT(q.from, b)
+	if !s0.Before(q.to) {
+		return nil, nil
+	}
+	whole, err := a.cfg.Speed.Whole(ctx, v)
+	if err != nil {
+		return nil, dep(err)
+	}
+	e := lostSpeedEnd(v, s0, q.to, a.cfg.Now(), whole)
+	if e.After(s0) {
+		lost = append(lost, span{s0, e})
+	}
+	if !e.Before(q.to) {
+		return lost, nil
+	}
+	sq := speed.Query{View: v, From: e, To: q.to, Where: q.where, GroupBy: q.groupBy, Step: q.step}
+	res, err := a.cfg.Speed.Query(ctx, sq)
+	if err != nil {
+		return nil, dep(err)
+	}
+	in.speedRows = res.Rows
+	ans.speed = &span{e, q.to}
+	if st := schemas.FloorTime(e, q.step); st.Before(e) && hasUniq(v) {
+		// This step also holds rows from before e: its uniq is the
+		// union of both sides' sketches.
+		in.straddleT = st.UnixMicro()
+		sq.To = minT(q.to, st.Add(q.step))
+		sk, err := a.cfg.Speed.Sketches(ctx, sq)
+		if err != nil {
+			return nil, dep(err)
+		}
+		in.sketches = sk
+	}
+	return lost, nil
+}
+
+// fillLost computes what neither layer holds from the raw lake when it is
+// at most ColdMaxHours, and otherwise lists it as gaps.
+func (a *API) fillLost(ctx context.Context, q *query, lost []span, ans *answer, in *mergeInput) error {
+	if len(lost) == 0 {
+		return nil
+	}
+	hours := hoursOf(lost)
+	if a.cfg.Cold == nil || len(hours) > a.cfg.ColdMaxHours {
+		ans.gaps = lost
+		return nil
+	}
+	rows, err := a.coldRows(ctx, q.view, hours, lost, q.where)
+	if err != nil {
+		return dep(err)
+	}
+	in.viewRows = append(in.viewRows, rows)
+	ans.cold = lost
+	return nil
 }
 
 func groupTypes(q *query) []schemas.Type {
@@ -245,14 +236,10 @@ type hourRollup struct {
 	approx []bool
 }
 
-// maxHourRollups bounds the rollup cache (entries are an hour of one
-// query shape: a few KB to a few MB).
-const maxHourRollups = 2048
-
 // batchHours rolls [from, to) of the batch view up hour by hour, reusing
 // rollups of hours whose version has not changed. from and to are on the
 // step grid and the step divides an hour, so each step lies in one hour.
-func (a *API) batchHours(ctx context.Context, q *query, st *batch.State, from, to time.Time) ([]outRow, []bool, error) {
+func (a *API) batchHours(ctx context.Context, q *query, st *views.State, from, to time.Time) ([]outRow, []bool, error) {
 	v := q.view
 	approx := make([]bool, len(v.Metrics))
 	var out []outRow
@@ -263,26 +250,17 @@ func (a *API) batchHours(ctx context.Context, q *query, st *batch.State, from, t
 			continue
 		}
 		lo, hi := maxT(h, from), minT(h.Add(time.Hour), to)
-		key := fmt.Sprintf("%s|%s|%d|%d|%d|%s", st.Fingerprint, batch.HourKey(h), hs.Version, lo.UnixMicro(), hi.UnixMicro(), shape)
-		a.hourMu.Lock()
-		r, ok := a.hourCache[key]
-		a.hourMu.Unlock()
+		key := fmt.Sprintf("%s|%s|%d|%d|%d|%s", st.Fingerprint, views.HourKey(h), hs.Version, lo.UnixMicro(), hi.UnixMicro(), shape)
+		r, ok := a.rollups.get(key)
 		if !ok {
 			rows, err := a.cfg.Batch.Rows(ctx, v, lo, hi, q.where)
 			if err != nil {
 				return nil, nil, err
 			}
 			r = &hourRollup{}
-			r.rows, r.approx = merge(v, q, &mergeInput{viewRows: [][]batch.ViewRow{rows}, straddleT: -1})
-			a.hourMu.Lock()
-			for k := range a.hourCache {
-				if len(a.hourCache) < maxHourRollups {
-					break
-				}
-				delete(a.hourCache, k) // map order is random: a random eviction
-			}
-			a.hourCache[key] = r
-			a.hourMu.Unlock()
+			r.rows, r.approx = merge(v, q, &mergeInput{viewRows: [][]views.Row{rows}, straddleT: -1})
+			// Bounded by http.rollup_cache_bytes, least recently used first.
+			a.rollups.put(key, r, rowsBytes(r.rows)+int64(len(r.approx)))
 		}
 		out = append(out, r.rows...)
 		for i, x := range r.approx {
@@ -328,12 +306,9 @@ func hoursOf(s []span) []time.Time {
 
 // coldRows computes the hours from raw files and keeps the rows inside the
 // lost spans that match where.
-func (a *API) coldRows(ctx context.Context, v *schemas.View, hours []time.Time, lost []span, where map[string]string) ([]batch.ViewRow, error) {
-	match, err := whereMatcher(v, where)
-	if err != nil {
-		return nil, err
-	}
-	parts := make([][]batch.ViewRow, len(hours))
+func (a *API) coldRows(ctx context.Context, v *schemas.View, hours []time.Time, lost []span, where map[string]schemas.Value) ([]views.Row, error) {
+	match := whereMatcher(v, where)
+	parts := make([][]views.Row, len(hours))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(2)
 	for i, h := range hours {
@@ -346,7 +321,7 @@ func (a *API) coldRows(ctx context.Context, v *schemas.View, hours []time.Time, 
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	var out []batch.ViewRow
+	var out []views.Row
 	for _, p := range parts {
 		for _, r := range p {
 			if !match(r.Dims) {
@@ -366,7 +341,7 @@ func (a *API) coldRows(ctx context.Context, v *schemas.View, hours []time.Time, 
 
 // coldHour computes one hour from the raw lake, shared by concurrent
 // requests and kept for coldTTL: a Redis outage makes every query ask.
-func (a *API) coldHour(ctx context.Context, v *schemas.View, h time.Time) ([]batch.ViewRow, error) {
+func (a *API) coldHour(ctx context.Context, v *schemas.View, h time.Time) ([]views.Row, error) {
 	key := v.Name + "/" + strconv.FormatInt(h.Unix(), 10)
 	now := a.cfg.Now()
 	a.coldMu.Lock()
@@ -393,48 +368,27 @@ func (a *API) coldHour(ctx context.Context, v *schemas.View, h time.Time) ([]bat
 	if err != nil {
 		return nil, err
 	}
-	return val.([]batch.ViewRow), nil
+	return val.([]views.Row), nil
 }
 
 // coldTTL is how long an hour computed from raw files is reused.
 const coldTTL = 10 * time.Second
 
 type coldEntry struct {
-	rows    []batch.ViewRow
+	rows    []views.Row
 	expires time.Time
 }
 
-// whereMatcher compiles where (dimension → text) against full dimension
+// whereMatcher compiles where (dimension → value) against full dimension
 // tuples.
-func whereMatcher(v *schemas.View, where map[string]string) (func([]schemas.Value) bool, error) {
+func whereMatcher(v *schemas.View, where map[string]schemas.Value) func([]schemas.Value) bool {
 	type cond struct {
 		i   int
 		val schemas.Value
 	}
 	var conds []cond
-	for d, text := range where {
-		i := slices.Index(v.Dimensions, d)
-		f, _ := v.Schema.Field(d)
-		var val schemas.Value
-		switch f.Type {
-		case schemas.String:
-			val.Str = text
-		case schemas.Bool:
-			b, err := strconv.ParseBool(text)
-			if err != nil {
-				return nil, err
-			}
-			if b {
-				val.Int = 1
-			}
-		default:
-			n, err := strconv.ParseInt(text, 10, 64)
-			if err != nil {
-				return nil, err
-			}
-			val.Int = n
-		}
-		conds = append(conds, cond{i, val})
+	for d, val := range where {
+		conds = append(conds, cond{slices.Index(v.Dimensions, d), val})
 	}
 	return func(dims []schemas.Value) bool {
 		for _, c := range conds {
@@ -443,5 +397,5 @@ func whereMatcher(v *schemas.View, where map[string]string) (func([]schemas.Valu
 			}
 		}
 		return true
-	}, nil
+	}
 }

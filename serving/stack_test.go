@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +20,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/raw"
+	"github.com/lambdalake/lambdalake/batch/recompute"
+	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/gen"
 	"github.com/lambdalake/lambdalake/internal/stream"
@@ -54,10 +55,11 @@ func uniqueView(prefix string) string {
 	return strings.ReplaceAll(testenv.Name(prefix), "-", "_")
 }
 
-// genEvents makes n events of s with event times in [from, to).
-func genEvents(t testing.TB, s *schemas.Schema, n int, from, to time.Time, seed uint64, malformed float64) []gen.Event {
+// genEvents makes n events of s with event times in [from, to), a share of
+// them malformed and a share exact duplicates of earlier ones.
+func genEvents(t testing.TB, s *schemas.Schema, n int, from, to time.Time, seed uint64, malformed, duplicates float64) []gen.Event {
 	t.Helper()
-	g, err := gen.New(gen.Config{Schema: s, From: from, To: to, Count: int64(n), Seed: seed, Malformed: malformed,
+	g, err := gen.New(gen.Config{Schema: s, From: from, To: to, Count: int64(n), Seed: seed, Malformed: malformed, Duplicates: duplicates,
 		Cardinality: map[string]int{"tenant": 5, "country": 4, "user_id": 3000}})
 	if err != nil {
 		t.Fatal(err)
@@ -137,26 +139,36 @@ func runSpeed(t *testing.T, st *stack, views ...*schemas.View) (stop func()) {
 	return stop
 }
 
-// waitSpeed waits until the view has applied every partition up to end.
-func waitSpeed(t *testing.T, st *stack, v *schemas.View, end map[int]int64) {
+// waitSpeed waits until the speed layer counts every valid event with an
+// event time in [from, to) (duplicates included: it counts what arrives),
+// read through the speed layer's own API.
+func waitSpeed(t *testing.T, st *stack, v *schemas.View, events []gen.Event, from, to time.Time) {
 	t.Helper()
+	dec := schemas.NewDecoder(v.Schema)
+	var want int64
+	for _, e := range events {
+		var row schemas.Row
+		if dec.Decode(e.Value, &row) == nil && !v.Schema.EventTime(&row).Before(from) && v.Schema.EventTime(&row).Before(to) {
+			want++
+		}
+	}
+	r := speed.NewReader(speed.ReaderConfig{Redis: st.rdb})
+	q := speed.Query{View: v, From: from.Truncate(time.Hour), To: to.Add(time.Hour).Truncate(time.Hour), Step: time.Hour}
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		m, err := st.rdb.HGetAll(context.Background(), speed.OffsetsKey(v.Name)).Result()
+		res, err := r.Query(context.Background(), q)
 		if err != nil {
 			t.Fatal(err)
 		}
-		done := true
-		for p, e := range end {
-			if m[v.Schema.Topic+":"+strconv.Itoa(p)] != strconv.FormatInt(e, 10) {
-				done = false
-			}
+		var got int64
+		for _, row := range res.Rows {
+			got += row.Values[0].Int // orders: count
 		}
-		if done {
+		if got == want {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("speed layer did not catch up: stored %v, end %v", m, end)
+			t.Fatalf("speed layer did not catch up: counts %d of %d events", got, want)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -208,13 +220,13 @@ func writeRaw(t *testing.T, store lake.Store, s *schemas.Schema, events []gen.Ev
 
 // recomputeTo publishes watermark wm for the compactor group and runs
 // recompute, which advances B to wm's hour and mirrors it into Redis.
-func recomputeTo(t *testing.T, st *stack, rc *batch.Recomputer, group string, v *schemas.View, wm time.Time) {
+func recomputeTo(t *testing.T, st *stack, rc *recompute.Recomputer, group string, v *schemas.View, wm time.Time) {
 	t.Helper()
-	b, _ := json.Marshal(batch.Checkpoint{NextOffset: 1, Watermark: wm})
+	b, _ := json.Marshal(raw.Checkpoint{NextOffset: 1, Watermark: wm})
 	if err := lake.PutBytes(context.Background(), st.store, lake.CheckpointKey(group, v.Schema.Topic, 0), b); err != nil {
 		t.Fatal(err)
 	}
-	res, err := rc.Recompute(context.Background(), v, batch.RecomputeOptions{})
+	res, err := rc.Recompute(context.Background(), v, recompute.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,19 +236,19 @@ func recomputeTo(t *testing.T, st *stack, rc *batch.Recomputer, group string, v 
 }
 
 // newStackAPI serves the real readers over HTTP.
-func newStackAPI(t *testing.T, st *stack, views []*schemas.View, mod func(*APIConfig)) *httptest.Server {
+func newStackAPI(t *testing.T, st *stack, vs []*schemas.View, mod func(*APIConfig)) *httptest.Server {
 	t.Helper()
-	vr, err := batch.NewViewReader(batch.ViewReaderConfig{Store: st.store})
+	vr, err := views.NewReader(views.ReaderConfig{Store: st.store})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var ss []*schemas.Schema
-	for _, v := range views {
+	for _, v := range vs {
 		ss = append(ss, v.Schema)
 	}
-	cfg := APIConfig{Views: views, Schemas: ss, Redis: st.rdb, Speed: speed.NewReader(speed.ReaderConfig{Redis: st.rdb}), Batch: vr,
-		Cold: func(ctx context.Context, v *schemas.View, hour time.Time) ([]batch.ViewRow, error) {
-			return batch.ComputeHourRows(ctx, st.store, v, hour)
+	cfg := APIConfig{Views: vs, Schemas: ss, Redis: st.rdb, Speed: speed.NewReader(speed.ReaderConfig{Redis: st.rdb}), Batch: vr,
+		Cold: func(ctx context.Context, v *schemas.View, hour time.Time) ([]views.Row, error) {
+			return recompute.ComputeHourRows(ctx, st.store, v, hour)
 		},
 		ColdMaxHours: 6,
 		Producer:     func(topic string) MessageWriter { return stream.NewWriter(st.brokers, topic) },
@@ -299,19 +311,25 @@ type refRow struct {
 }
 
 // reference aggregates the valid events independently of the code under
-// test, keyed "t|dim|dim" with t RFC 3339.
-func reference(t *testing.T, v *schemas.View, events []gen.Event, step time.Duration, groupBy []string, where map[string]string, from, to time.Time) map[string]*refRow {
+// test, keyed "t|dim|dim" with t RFC 3339. Events before dedupBefore count
+// once per id, as batch counts them; from it on every copy counts, as the
+// speed layer counts them (a zero dedupBefore: every copy everywhere).
+func reference(t *testing.T, v *schemas.View, events []gen.Event, step time.Duration, groupBy []string, where map[string]string, from, to, dedupBefore time.Time) map[string]*refRow {
 	t.Helper()
 	s := v.Schema
 	dec := schemas.NewDecoder(s)
 	out := map[string]*refRow{}
+	seen := map[string]bool{}
 	for _, e := range events {
 		var row schemas.Row
 		if dec.Decode(e.Value, &row) != nil {
 			continue
 		}
 		ts := s.TimeMicros(&row)
-		if ts < from.UnixMicro() || ts >= to.UnixMicro() {
+		id := row.Values[s.FieldIndex(s.ID)].Str
+		dup := seen[id]
+		seen[id] = true
+		if ts < from.UnixMicro() || ts >= to.UnixMicro() || dup && ts < dedupBefore.UnixMicro() {
 			continue
 		}
 		str := func(f string) string { return row.Values[s.FieldIndex(f)].Str }
@@ -324,7 +342,7 @@ func reference(t *testing.T, v *schemas.View, events []gen.Event, step time.Dura
 		if skip {
 			continue
 		}
-		key := floorTo(time.UnixMicro(ts), step).Format(time.RFC3339)
+		key := time.UnixMicro(ts - (ts%step.Microseconds()+step.Microseconds())%step.Microseconds()).UTC().Format(time.RFC3339)
 		for _, d := range groupBy {
 			key += "|" + str(d)
 		}
@@ -395,6 +413,14 @@ func checkAnswer(t *testing.T, a answerJSON, ref map[string]*refRow, groupBy []s
 	if bad > 0 {
 		t.Errorf("%d of %d rows differ from the reference", bad, len(ref))
 	}
+}
+
+func sumOrders(ref map[string]*refRow) int64 {
+	var n int64
+	for _, r := range ref {
+		n += r.orders
+	}
+	return n
 }
 
 func totalOrders(a answerJSON) int64 {

@@ -152,26 +152,17 @@ func (a *aggregator) add(r *schemas.Row, bucket int64) {
 				s.i += v.Int
 			}
 			s.has = true
-		case schemas.Min:
+		case schemas.Min, schemas.Max:
 			if m.typ == schemas.Float64 {
-				if !s.has || v.Float < s.f {
+				if !s.has || schemas.Replaces(m.agg, v.Float, s.f) {
 					s.f = v.Float
 				}
-			} else if !s.has || v.Int < s.i {
-				s.i = v.Int
-			}
-			s.has = true
-		case schemas.Max:
-			if m.typ == schemas.Float64 {
-				if !s.has || v.Float > s.f {
-					s.f = v.Float
-				}
-			} else if !s.has || v.Int > s.i {
+			} else if !s.has || schemas.Replaces(m.agg, v.Int, s.i) {
 				s.i = v.Int
 			}
 			s.has = true
 		case schemas.Uniq:
-			e := uniqElement(m.typ, v)
+			e := schemas.UniqElement(m.typ, v)
 			s.reps = append(s.reps, uniqRep{hllPatLen(e), e})
 			a.vals++
 			if n := len(s.reps); n >= 1024 && n&(n-1) == 0 {
@@ -181,21 +172,6 @@ func (a *aggregator) add(r *schemas.Row, bucket int64) {
 				a.vals -= n - len(s.reps)
 			}
 		}
-	}
-}
-
-// uniqElement is the text a value is counted under in a HyperLogLog: strings
-// as they are, numbers in decimal, bools as true/false, timestamps as Unix µs.
-func uniqElement(t schemas.Type, v *schemas.Value) string {
-	switch t {
-	case schemas.String:
-		return v.Str
-	case schemas.Float64:
-		return strconv.FormatFloat(v.Float, 'g', -1, 64)
-	case schemas.Bool:
-		return strconv.FormatBool(v.Int != 0)
-	default:
-		return strconv.FormatInt(v.Int, 10)
 	}
 }
 
@@ -312,7 +288,7 @@ func flushArgs(p *plan, aggs []*aggregator, spans []span, nowMs int64) (keys []s
 				continue
 			}
 			reps = compactReps(reps)
-			add := hllAdd{key: UniqKey(v.Name, m, p.metrics[i].name), expMs: exp, vals: make([]any, len(reps))}
+			add := hllAdd{key: uniqKey(v.Name, m, p.metrics[i].name), expMs: exp, vals: make([]any, len(reps))}
 			for j, r := range reps {
 				add.vals[j] = r.v
 			}
@@ -337,18 +313,11 @@ func mergeAcc(dst, src *acc, m *metricPlan) {
 	case schemas.Sum:
 		dst.i += src.i
 		dst.f += src.f
-	case schemas.Min:
-		if !dst.has || src.i < dst.i {
+	case schemas.Min, schemas.Max:
+		if !dst.has || schemas.Replaces(m.agg, src.i, dst.i) {
 			dst.i = src.i
 		}
-		if !dst.has || src.f < dst.f {
-			dst.f = src.f
-		}
-	case schemas.Max:
-		if !dst.has || src.i > dst.i {
-			dst.i = src.i
-		}
-		if !dst.has || src.f > dst.f {
+		if !dst.has || schemas.Replaces(m.agg, src.f, dst.f) {
 			dst.f = src.f
 		}
 	}

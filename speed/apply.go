@@ -89,6 +89,8 @@ type errConflict struct {
 	stored      string
 }
 
+var _ error = (*errConflict)(nil)
+
 func (e *errConflict) Error() string {
 	return fmt.Sprintf("speed: view=%s %s: stored offset %q is not where the flush starts", e.view, e.field, e.stored)
 }

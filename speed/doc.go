@@ -26,9 +26,9 @@
 // offsets and re-seek. After a crash the worker seeks to the smallest stored
 // offset over the partition's views and skips, per view, records below that
 // view's own offset, so no record is applied twice and none is lost. Redis
-// errors are retried with backoff (100ms doubling to 5s) and nothing is
-// stored as applied that was not. Kafka commits are made (at most once a
-// second) only so that Kafka tooling shows a meaningful lag.
+// errors are retried with backoff (internal/backoff: 100ms doubling to 5s)
+// and nothing is stored as applied that was not. Kafka commits are made (at
+// most once a second) only so that Kafka tooling shows a meaningful lag.
 //
 // uniq values go in the same transaction as PFADDs ahead of the script, not
 // inside it: PFADD is idempotent, so the PFADDs of a refused (replayed) flush
@@ -62,22 +62,31 @@
 //	ll:{view}:u:<bucket>:<dims>:<metric>  HyperLogLog of a uniq metric
 //	ll:{view}:idx                         sorted set, member "<bucket>:<dims>", score <bucket>
 //	ll:{view}:offsets                     hash, "<topic>:<partition>" -> next offset; "_fp" -> fingerprint
-//	ll:{view}:boundary                    string, B in Unix microseconds (written by batch)
+//	ll:{view}:boundary                    string, B in Unix microseconds (internal/boundary's)
 //
 // Cell keys expire at bucket end + hot_retention. The index expires with its
 // newest cell and drops members older than now - hot_retention on each
 // flush, so a read finds a range's cells without SCAN. The offsets hash
-// expires 2 x hot_retention after the view's last flush. The boundary has no
-// TTL: it is the batch layer's state, not a window.
+// expires 2 x hot_retention after the view's last flush. The boundary key
+// shares the view's hash tag but is not speed's: package internal/boundary
+// owns it (batch recompute publishes B there, forward only); the worker
+// reads it every flush with boundary.Read and skips buckets before it.
 //
 // # Reading
 //
-// Reader.Query reads a view's cells for [from, to) through the index,
-// filters on dimension values, rolls buckets up to a step and dimensions up
-// to a group_by, and reports which granularity buckets Redis holds any cell
-// for, so the serving layer can tell an empty bucket from a lost one (a gap
-// it may fill from the lake). Reader.Sketches gives the merged uniq sketches
-// per group, for merging with batch's sketches across the boundary.
+// The Reader is the speed layer's whole API to the serving layer, which
+// never reads these keys itself. Reader.Query reads a view's cells for
+// [from, to) through the index, filters on dimension values (typed values,
+// parsed once by the caller with schemas.ParseDimValue and encoded here as
+// the cells' keys are), rolls buckets up to a step (schemas.Floor) and
+// dimensions up to a group_by, and reports which granularity buckets Redis
+// holds any cell for. Reader.Sketches gives the merged uniq sketches per
+// group, for merging with batch's sketches across the boundary; it and
+// Query share one scan of the index. Reader.Whole answers whether the hot
+// windows can be trusted at all: the offsets hash exists, carries the
+// view's fingerprint and no rebuild is under way; if not, the serving
+// layer treats [B, now) as lost (a gap it may fill from the lake) rather
+// than as empty. Reader.HotRange is the range of buckets Redis holds.
 //
 // # Numbers
 //
@@ -87,8 +96,11 @@
 // reference to a relative 1e-9, not bit for bit. min/max of float64 are
 // stored as the shortest decimal that round-trips, so they are exact (min and
 // max compare as Lua doubles, so int64 values beyond 2^53 may compare
-// inexactly). uniq is a Redis HyperLogLog (about 0.8% standard error); a
-// roll-up across buckets or dimensions is a multi-key PFCOUNT (a union).
+// inexactly; in Go both layers order them with schemas.Replaces). uniq
+// values are counted under schemas.AppendUniqElement's text, the one batch
+// hashes for its sketches. uniq is a Redis HyperLogLog (about 0.8%
+// standard error); a roll-up across buckets or dimensions is a multi-key
+// PFCOUNT (a union).
 //
 // # Rebuild
 //

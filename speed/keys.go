@@ -1,15 +1,10 @@
 package speed
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/lambdalake/lambdalake/schemas"
 )
@@ -23,8 +18,8 @@ func viewPrefix(view string) string { return "ll:{" + view + "}:" }
 // per count/sum/min/max metric.
 func BucketKey(view string, member string) string { return viewPrefix(view) + "b:" + member }
 
-// UniqKey is the HyperLogLog of one uniq metric in one (bucket, dimensions) cell.
-func UniqKey(view string, member string, metric string) string {
+// uniqKey is the HyperLogLog of one uniq metric in one (bucket, dimensions) cell.
+func uniqKey(view string, member string, metric string) string {
 	return viewPrefix(view) + "u:" + member + ":" + metric
 }
 
@@ -35,10 +30,6 @@ func IndexKey(view string) string { return viewPrefix(view) + "idx" }
 // OffsetsKey is the hash of the next Kafka offset to apply, per
 // "<topic>:<partition>" field, plus the view's fingerprint (field "_fp").
 func OffsetsKey(view string) string { return viewPrefix(view) + "offsets" }
-
-// BoundaryKey holds the view's boundary B (Unix microseconds), mirrored from
-// the lake by the batch layer.
-func BoundaryKey(view string) string { return viewPrefix(view) + "boundary" }
 
 // fingerprintField is the field of OffsetsKey holding the fingerprint of the
 // view definition the stored windows were computed with.
@@ -98,27 +89,6 @@ func appendEscaped(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// encodeDimString encodes a dimension value given as text (a query's where
-// clause) the way appendDim encodes the decoded value.
-func encodeDimString(t schemas.Type, s string) (string, error) {
-	switch t {
-	case schemas.Int64:
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return "", fmt.Errorf("not an integer: %q", s)
-		}
-		return strconv.FormatInt(n, 10), nil
-	case schemas.Bool:
-		b, err := strconv.ParseBool(s)
-		if err != nil {
-			return "", fmt.Errorf("not a bool: %q", s)
-		}
-		return strconv.FormatBool(b), nil
-	default:
-		return string(appendEscaped(nil, s)), nil
-	}
-}
-
 // decodeDims splits an encoded dimension tuple of n values.
 func decodeDims(enc string, n int) ([]string, error) {
 	if n == 0 {
@@ -162,31 +132,4 @@ func dimValue(t schemas.Type, enc string) (schemas.Value, error) {
 		}
 		return schemas.Value{Str: s}, nil
 	}
-}
-
-// SetBoundary mirrors the view's boundary B into Redis. The key has no TTL:
-// it is state the batch layer owns, not a hot window, and expiring it would
-// let the speed layer write buckets batch has closed.
-func SetBoundary(ctx context.Context, rdb redis.UniversalClient, view string, b time.Time) error {
-	if err := rdb.Set(ctx, BoundaryKey(view), b.UnixMicro(), 0).Err(); err != nil {
-		return fmt.Errorf("speed: set boundary view=%s: %w", view, err)
-	}
-	return nil
-}
-
-// Boundary reads the view's boundary B; ok is false when none is set yet
-// (then the speed layer keeps everything within hot_retention).
-func Boundary(ctx context.Context, rdb redis.UniversalClient, view string) (b time.Time, ok bool, err error) {
-	s, err := rdb.Get(ctx, BoundaryKey(view)).Result()
-	if errors.Is(err, redis.Nil) {
-		return time.Time{}, false, nil
-	}
-	if err != nil {
-		return time.Time{}, false, fmt.Errorf("speed: read boundary view=%s: %w", view, err)
-	}
-	us, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return time.Time{}, false, fmt.Errorf("speed: boundary view=%s: bad value %q", view, s)
-	}
-	return time.UnixMicro(us).UTC(), true, nil
 }

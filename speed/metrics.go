@@ -1,10 +1,9 @@
 package speed
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lambdalake/lambdalake/internal/prom"
 )
 
 // Skip reasons, the values of the "reason" label of
@@ -61,38 +60,32 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"view"}),
 	}
 	var err error
-	reg1 := func(c prometheus.Collector) prometheus.Collector {
-		if err != nil {
-			return c
-		}
-		var got prometheus.Collector
-		got, err = register(reg, c)
-		return got
+	if m.events, err = prom.Register(reg, m.events); err != nil {
+		return nil, err
 	}
-	m.events = reg1(m.events).(*prometheus.CounterVec)
-	m.accepted = reg1(m.accepted).(*prometheus.CounterVec)
-	m.skipped = reg1(m.skipped).(*prometheus.CounterVec)
-	m.lag = reg1(m.lag).(*prometheus.GaugeVec)
-	m.position = reg1(m.position).(*prometheus.GaugeVec)
-	m.flushCells = reg1(m.flushCells).(*prometheus.HistogramVec)
-	m.flushTime = reg1(m.flushTime).(*prometheus.HistogramVec)
-	m.redisErrors = reg1(m.redisErrors).(prometheus.Counter)
-	m.conflicts = reg1(m.conflicts).(*prometheus.CounterVec)
-	if err != nil {
-		return nil, fmt.Errorf("speed: register metrics: %w", err)
+	if m.accepted, err = prom.Register(reg, m.accepted); err != nil {
+		return nil, err
+	}
+	if m.skipped, err = prom.Register(reg, m.skipped); err != nil {
+		return nil, err
+	}
+	if m.lag, err = prom.Register(reg, m.lag); err != nil {
+		return nil, err
+	}
+	if m.position, err = prom.Register(reg, m.position); err != nil {
+		return nil, err
+	}
+	if m.flushCells, err = prom.Register(reg, m.flushCells); err != nil {
+		return nil, err
+	}
+	if m.flushTime, err = prom.Register(reg, m.flushTime); err != nil {
+		return nil, err
+	}
+	if m.redisErrors, err = prom.Register(reg, m.redisErrors); err != nil {
+		return nil, err
+	}
+	if m.conflicts, err = prom.Register(reg, m.conflicts); err != nil {
+		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under
-// the same name, so two workers in one process (tests, `all`) share metrics.
-func register(reg prometheus.Registerer, c prometheus.Collector) (prometheus.Collector, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			return are.ExistingCollector, nil
-		}
-		return c, err
-	}
-	return c, nil
 }

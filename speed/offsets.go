@@ -26,6 +26,14 @@ var (
 // OffsetAt returns the first offset of a partition whose record timestamp is
 // at or after t (the end of the partition when there is none).
 func OffsetAt(ctx context.Context, brokers []string, topic string, partition int, t time.Time) (int64, error) {
+	off, err := offsetAt(ctx, brokers, topic, partition, t)
+	if err != nil {
+		return 0, fmt.Errorf("speed: %w", err)
+	}
+	return off, nil
+}
+
+func offsetAt(ctx context.Context, brokers []string, topic string, partition int, t time.Time) (int64, error) {
 	var last error
 	for _, b := range brokers {
 		conn, err := kafka.DialLeader(ctx, "tcp", b, topic, partition)
@@ -44,18 +52,18 @@ func OffsetAt(ctx context.Context, brokers []string, topic string, partition int
 		// would skip records written in between.
 		end, err := conn.ReadLastOffset()
 		if err != nil {
-			return 0, fmt.Errorf("speed: end offset of %s/%d: %w", topic, partition, err)
+			return 0, fmt.Errorf("end offset of %s/%d: %w", topic, partition, err)
 		}
 		off, err := conn.ReadOffset(t)
 		if err != nil {
-			return 0, fmt.Errorf("speed: offset of %s/%d at %s: %w", topic, partition, t.Format(time.RFC3339), err)
+			return 0, fmt.Errorf("offset of %s/%d at %s: %w", topic, partition, t.Format(time.RFC3339), err)
 		}
 		if off < 0 {
 			off = end
 		}
 		return off, nil
 	}
-	return 0, fmt.Errorf("speed: offset of %s/%d: no broker: %w", topic, partition, last)
+	return 0, fmt.Errorf("offset of %s/%d: no broker: %w", topic, partition, last)
 }
 
 // loadOffsets returns the next offset to apply per view for one partition.
@@ -72,9 +80,9 @@ func loadOffsets(ctx context.Context, rdb redis.UniversalClient, brokers []strin
 		}
 		s, err := rdb.HGet(ctx, OffsetsKey(v.Name), field).Result()
 		if errors.Is(err, redis.Nil) {
-			off, err := OffsetAt(ctx, brokers, topic, partition, now.Add(-v.HotRetention))
+			off, err := offsetAt(ctx, brokers, topic, partition, now.Add(-v.HotRetention))
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("speed: init offset view=%s: %w", v.Name, err)
 			}
 			if err := rdb.HSetNX(ctx, OffsetsKey(v.Name), field, off).Err(); err != nil {
 				return nil, fmt.Errorf("speed: init offset view=%s %s: %w", v.Name, field, err)
@@ -145,7 +153,7 @@ func Reset(ctx context.Context, cfg ResetConfig) (map[int]int64, error) {
 	offs := make(map[int]int64, n)
 	set := make([]any, 0, 2*n+2)
 	for p := range n {
-		off, err := OffsetAt(ctx, cfg.Brokers, topic, p, now.Add(-v.HotRetention))
+		off, err := offsetAt(ctx, cfg.Brokers, topic, p, now.Add(-v.HotRetention))
 		if err != nil {
 			return nil, fmt.Errorf("speed: reset view=%s: %w", v.Name, err)
 		}
@@ -187,7 +195,7 @@ func deleteCells(ctx context.Context, rdb redis.UniversalClient, v *schemas.View
 		for i, m := range members {
 			keys = append(keys, BucketKey(v.Name, m))
 			for _, u := range uniq {
-				keys = append(keys, UniqKey(v.Name, m, u))
+				keys = append(keys, uniqKey(v.Name, m, u))
 			}
 			zm[i] = m
 		}

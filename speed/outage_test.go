@@ -44,7 +44,29 @@ func TestRedisOutageBackpressure(t *testing.T) {
 	proxy.Cut()
 	produce(t, brokers, topic, during)
 	end := endOffsets(t, brokers, topic)
-	time.Sleep(3 * time.Second)
+	// Wait until the worker has hit the outage and stopped reading: a flush
+	// failed (counted), and every partition has read some of the new
+	// records but not all, and stays put for a second (its buffers are
+	// full and wait for Redis).
+	read := func(p int) int64 {
+		return int64(testutil.ToFloat64(w.m.position.WithLabelValues(topic, strconv.Itoa(p)))) - applied[p]
+	}
+	stopped := func(p int, n int64) bool { return n > 0 && n < end[p]-applied[p] }
+	stable, last := 0, [2]int64{-1, -1}
+	for deadline := time.Now().Add(30 * time.Second); stable < 10; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker did not settle during the outage within 30s: read %d and %d, %v Redis errors",
+				read(0), read(1), testutil.ToFloat64(w.m.redisErrors))
+		}
+		time.Sleep(100 * time.Millisecond)
+		cur := [2]int64{read(0), read(1)}
+		if cur == last && stopped(0, cur[0]) && stopped(1, cur[1]) && testutil.ToFloat64(w.m.redisErrors) > 0 {
+			stable++
+		} else {
+			stable = 0
+		}
+		last = cur
+	}
 	if got := storedOffsets(t, direct, v, 2); got[0] != applied[0] || got[1] != applied[1] {
 		t.Errorf("offsets stored while Redis was away: %v, want still %v", got, applied)
 	}
@@ -55,8 +77,7 @@ func TestRedisOutageBackpressure(t *testing.T) {
 	// values: at least one per accepted event) while Redis is away, and no
 	// more: it stops reading.
 	for p := range 2 {
-		pos := testutil.ToFloat64(w.m.position.WithLabelValues(topic, strconv.Itoa(p)))
-		read, total := int64(pos)-applied[p], end[p]-applied[p]
+		read, total := read(p), end[p]-applied[p]
 		if read > 2*maxPending*105/100 {
 			t.Errorf("partition %d read %d of %d new records while Redis was away; want it to stop after about %d", p, read, total, 2*maxPending)
 		} else {

@@ -1,8 +1,8 @@
 package speed
 
 import (
-	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -15,7 +15,8 @@ import (
 )
 
 // Reader answers queries over the hot windows; the serving layer uses it for
-// [B, to). It is safe for concurrent use.
+// [B, to), and asks it whether those windows can be trusted (Whole). It is
+// safe for concurrent use.
 type Reader struct {
 	rdb redis.UniversalClient
 }
@@ -32,9 +33,9 @@ func NewReader(cfg ReaderConfig) *Reader { return &Reader{rdb: cfg.Redis} }
 type Query struct {
 	View     *schemas.View
 	From, To time.Time
-	// Where keeps cells whose dimension equals the value, given as text
-	// (ints in decimal, bools true/false).
-	Where map[string]string
+	// Where keeps cells whose dimension (by name) equals the value, typed
+	// as the schema field (schemas.ParseDimValue reads one from text).
+	Where map[string]schemas.Value
 	// GroupBy is a subset of the view's dimensions; the others are rolled up.
 	GroupBy []string
 	// Step is a multiple of the granularity (0: the granularity); buckets
@@ -43,9 +44,9 @@ type Query struct {
 }
 
 // Row is one (step, group) of a result. Values are in the view's metric
-// order: Int for count, uniq and int64 sum/min/max, Float for float64
-// sum/min/max; Null when no event carried a value (e.g. min of an optional
-// field that was always absent).
+// order, typed as View.MetricType says: Int for count, uniq and int64
+// sum/min/max, Float for float64 sum/min/max; Null when no event carried a
+// value (e.g. min of an optional field that was always absent).
 type Row struct {
 	T      time.Time
 	Dims   []schemas.Value // in GroupBy order, typed as the schema field
@@ -60,65 +61,125 @@ type Result struct {
 	Buckets []time.Time
 }
 
-// MetricType is the type of a metric's values in a Row.
-func MetricType(v *schemas.View, m schemas.Metric) schemas.Type {
-	switch m.Agg {
-	case schemas.Count, schemas.Uniq:
-		return schemas.Int64
-	}
-	f, _ := v.Schema.Field(m.Field)
-	return f.Type
-}
-
-type cellRef struct {
-	bucket int64
-	member string
-	dims   []string
-}
-
-type group struct {
-	row  Row
-	accs []acc
-	hlls [][]string // per metric: HLL keys to count together
-}
-
 // Query reads the cells of [From, To) through the view's index and rolls them
 // up. uniq uses PFCOUNT, over several HLLs at once (a union) when buckets or
 // dimensions are rolled up; sums of float64 fields carry Redis'
 // HINCRBYFLOAT rounding (see the package doc).
 func (r *Reader) Query(ctx context.Context, q Query) (*Result, error) {
 	v := q.View
-	g := v.Granularity
-	step := q.Step
-	if step == 0 {
-		step = g
-	}
-	if step < g || step%g != 0 {
-		return nil, fmt.Errorf("speed: step %s is not a multiple of the granularity %s", step, g)
-	}
-	if !q.To.After(q.From) {
-		return &Result{}, nil
-	}
-	groupIdx, groupTypes, where, err := resolveFilters(v, q)
+	sc, err := r.scan(ctx, q)
 	if err != nil {
 		return nil, err
 	}
+	if sc == nil {
+		return &Result{}, nil
+	}
+	hashes, err := r.fetch(ctx, v, sc.cells)
+	if err != nil {
+		return nil, err
+	}
+	accs := make([][]acc, len(sc.groups))
+	hlls := make([][][]string, len(sc.groups)) // per group and metric: HLL keys to count together
+	for ci, c := range sc.cells {
+		h := hashes[ci]
+		if len(h) == 0 {
+			continue // expired after the index was read
+		}
+		if accs[c.group] == nil {
+			accs[c.group], hlls[c.group] = make([]acc, len(v.Metrics)), make([][]string, len(v.Metrics))
+		}
+		for mi, m := range v.Metrics {
+			if m.Agg == schemas.Uniq {
+				hlls[c.group][mi] = append(hlls[c.group][mi], uniqKey(v.Name, c.member, m.Name))
+				continue
+			}
+			s, ok := h[m.Name]
+			if !ok {
+				continue
+			}
+			if err := mergeValue(&accs[c.group][mi], m.Agg, v.MetricType(m), s); err != nil {
+				return nil, fmt.Errorf("speed: query view=%s cell %s metric %s: %w", v.Name, c.member, m.Name, err)
+			}
+		}
+	}
+	if err := r.countUniq(ctx, v, accs, hlls); err != nil {
+		return nil, err
+	}
+	res := &Result{Buckets: sc.buckets}
+	for gi, g := range sc.groups {
+		if accs[gi] == nil {
+			continue // every cell expired
+		}
+		row := Row{T: time.UnixMicro(g.t).UTC(), Dims: g.dims, Values: make([]schemas.Value, len(v.Metrics))}
+		for mi, m := range v.Metrics {
+			a := &accs[gi][mi]
+			switch {
+			case m.Agg == schemas.Count || m.Agg == schemas.Uniq:
+				row.Values[mi] = schemas.Value{Int: a.i}
+			case !a.has:
+				row.Values[mi] = schemas.Value{Null: true}
+			case v.MetricType(m) == schemas.Float64:
+				row.Values[mi] = schemas.Value{Float: a.f}
+			default:
+				row.Values[mi] = schemas.Value{Int: a.i}
+			}
+		}
+		res.Rows = append(res.Rows, row)
+	}
+	return res, nil
+}
 
+// cellScan is what Query and Sketches share: the view's cells in [From, To)
+// that pass Where, each assigned to its output group (step, group_by
+// values), and the buckets Redis holds anything for.
+type cellScan struct {
+	buckets []time.Time  // granularity buckets holding any cell (before Where), sorted
+	groups  []*cellGroup // sorted by t, then dimensions
+	cells   []scannedCell
+}
+
+type cellGroup struct {
+	t    int64 // step start, Unix µs
+	dims []schemas.Value
+}
+
+type scannedCell struct {
+	member string // "<bucket>:<dims>", the suffix of the cell's keys
+	group  int    // index into cellScan.groups
+}
+
+// scan reads the view's index for [From, To) and groups the cells that pass
+// Where. It returns nil (and no error) for an empty range.
+func (r *Reader) scan(ctx context.Context, q Query) (*cellScan, error) {
+	v := q.View
+	step := q.Step
+	if step == 0 {
+		step = v.Granularity
+	}
+	if step < v.Granularity || step%v.Granularity != 0 {
+		return nil, fmt.Errorf("speed: step %s is not a multiple of the granularity %s", step, v.Granularity)
+	}
+	if !q.To.After(q.From) {
+		return nil, nil
+	}
+	f, err := resolveFilters(v, q)
+	if err != nil {
+		return nil, err
+	}
 	// The index scores are bucket starts; a bucket overlapping From counts.
-	lo := v.Bucket(q.From.UnixMicro())
-	hi := q.To.UnixMicro() // exclusive
-	members, err := r.rdb.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{
+	members, err := r.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
 		Key: IndexKey(v.Name), ByScore: true,
-		Start: strconv.FormatInt(lo, 10), Stop: "(" + strconv.FormatInt(hi, 10),
+		Start: strconv.FormatInt(v.Bucket(q.From.UnixMicro()), 10), Stop: "(" + strconv.FormatInt(q.To.UnixMicro(), 10),
 	}).Result()
 	if err != nil {
-		return nil, fmt.Errorf("speed: query view=%s: read index: %w", v.Name, err)
+		return nil, fmt.Errorf("speed: read index view=%s: %w", v.Name, err)
 	}
-	res := &Result{}
+	sc := &cellScan{}
+	stepUs := step.Microseconds()
 	seen := map[int64]bool{}
-	var cells []cellRef
-	for _, z := range members {
-		m, _ := z.Member.(string)
+	byKey := map[string]int{}
+	var kb strings.Builder
+	for _, m := range members {
 		bucket, enc, err := splitMember(m)
 		if err != nil {
 			return nil, err
@@ -129,105 +190,75 @@ func (r *Reader) Query(ctx context.Context, q Query) (*Result, error) {
 		}
 		if !seen[bucket] {
 			seen[bucket] = true
-			res.Buckets = append(res.Buckets, time.UnixMicro(bucket).UTC())
+			sc.buckets = append(sc.buckets, time.UnixMicro(bucket).UTC())
 		}
-		ok := true
-		for i, want := range where {
-			if dims[i] != want {
-				ok = false
-				break
-			}
+		if !f.match(dims) {
+			continue
 		}
-		if ok {
-			cells = append(cells, cellRef{bucket: bucket, member: m, dims: dims})
-		}
-	}
-	slices.SortFunc(res.Buckets, func(a, b time.Time) int { return a.Compare(b) })
-
-	hashes, err := r.fetch(ctx, v, cells)
-	if err != nil {
-		return nil, err
-	}
-	stepUs := step.Microseconds()
-	groups := map[string]*group{}
-	var order []*group
-	var kb strings.Builder
-	for ci, c := range cells {
-		h := hashes[ci]
-		if len(h) == 0 {
-			continue // expired after the index was read
-		}
-		t := c.bucket - ((c.bucket%stepUs)+stepUs)%stepUs
+		t := schemas.Floor(bucket, stepUs)
 		kb.Reset()
 		kb.WriteString(strconv.FormatInt(t, 10))
-		for _, i := range groupIdx {
+		for _, i := range f.groupIdx {
 			kb.WriteByte(',')
-			kb.WriteString(c.dims[i])
+			kb.WriteString(dims[i])
 		}
-		gr := groups[kb.String()]
-		if gr == nil {
-			gr = &group{accs: make([]acc, len(v.Metrics)), hlls: make([][]string, len(v.Metrics))}
-			gr.row.T = time.UnixMicro(t).UTC()
-			for k, i := range groupIdx {
-				dv, err := dimValue(groupTypes[k], c.dims[i])
+		gi, ok := byKey[kb.String()]
+		if !ok {
+			g := &cellGroup{t: t}
+			for k, i := range f.groupIdx {
+				dv, err := dimValue(f.groupTypes[k], dims[i])
 				if err != nil {
 					return nil, err
 				}
-				gr.row.Dims = append(gr.row.Dims, dv)
+				g.dims = append(g.dims, dv)
 			}
-			groups[kb.String()] = gr
-			order = append(order, gr)
+			gi = len(sc.groups)
+			byKey[kb.String()] = gi
+			sc.groups = append(sc.groups, g)
 		}
-		for mi, m := range v.Metrics {
-			if m.Agg == schemas.Uniq {
-				gr.hlls[mi] = append(gr.hlls[mi], UniqKey(v.Name, c.member, m.Name))
-				continue
-			}
-			s, ok := h[m.Name]
-			if !ok {
-				continue
-			}
-			if err := mergeValue(&gr.accs[mi], m.Agg, MetricType(v, m), s); err != nil {
-				return nil, fmt.Errorf("speed: query view=%s cell %s metric %s: %w", v.Name, c.member, m.Name, err)
-			}
-		}
+		sc.cells = append(sc.cells, scannedCell{member: m, group: gi})
 	}
-	if err := r.countUniq(ctx, v, order); err != nil {
-		return nil, err
+	slices.SortFunc(sc.buckets, func(a, b time.Time) int { return a.Compare(b) })
+	sc.sortGroups(f.groupTypes)
+	return sc, nil
+}
+
+// sortGroups orders the groups by t, then group_by values, and renumbers
+// the cells' group indexes to match.
+func (sc *cellScan) sortGroups(types []schemas.Type) {
+	order := make([]int, len(sc.groups))
+	for i := range order {
+		order[i] = i
 	}
-	for _, gr := range order {
-		gr.row.Values = make([]schemas.Value, len(v.Metrics))
-		for mi, m := range v.Metrics {
-			a := &gr.accs[mi]
-			switch {
-			case m.Agg == schemas.Count || m.Agg == schemas.Uniq:
-				gr.row.Values[mi] = schemas.Value{Int: a.i}
-			case !a.has:
-				gr.row.Values[mi] = schemas.Value{Null: true}
-			case MetricType(v, m) == schemas.Float64:
-				gr.row.Values[mi] = schemas.Value{Float: a.f}
-			default:
-				gr.row.Values[mi] = schemas.Value{Int: a.i}
+	slices.SortFunc(order, func(a, b int) int {
+		ga, gb := sc.groups[a], sc.groups[b]
+		if ga.t != gb.t {
+			if ga.t < gb.t {
+				return -1
 			}
+			return 1
 		}
-		res.Rows = append(res.Rows, gr.row)
-	}
-	slices.SortFunc(res.Rows, func(a, b Row) int {
-		if c := a.T.Compare(b.T); c != 0 {
-			return c
-		}
-		for i := range a.Dims {
-			if c := compareValues(groupTypes[i], a.Dims[i], b.Dims[i]); c != 0 {
+		for k := range ga.dims {
+			if c := schemas.CompareValues(types[k], ga.dims[k], gb.dims[k]); c != 0 {
 				return c
 			}
 		}
 		return 0
 	})
-	return res, nil
+	pos := make([]int, len(order))
+	sorted := make([]*cellGroup, len(order))
+	for newIdx, old := range order {
+		pos[old] = newIdx
+		sorted[newIdx] = sc.groups[old]
+	}
+	sc.groups = sorted
+	for i := range sc.cells {
+		sc.cells[i].group = pos[sc.cells[i].group]
+	}
 }
 
 // fetch reads the cells' hashes in pipelined batches.
-func (r *Reader) fetch(ctx context.Context, v *schemas.View, cells []cellRef) ([]map[string]string, error) {
+func (r *Reader) fetch(ctx context.Context, v *schemas.View, cells []scannedCell) ([]map[string]string, error) {
 	out := make([]map[string]string, len(cells))
 	const batch = 1000
 	for start := 0; start < len(cells); start += batch {
@@ -240,7 +271,7 @@ func (r *Reader) fetch(ctx context.Context, v *schemas.View, cells []cellRef) ([
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("speed: query view=%s: read cells: %w", v.Name, err)
+			return nil, fmt.Errorf("speed: read cells view=%s: %w", v.Name, err)
 		}
 		for i, c := range cmds {
 			out[start+i] = c.Val()
@@ -251,24 +282,24 @@ func (r *Reader) fetch(ctx context.Context, v *schemas.View, cells []cellRef) ([
 
 // countUniq runs one PFCOUNT per (group, uniq metric), multi-key when the
 // group rolls several cells up (all keys of a view share a slot).
-func (r *Reader) countUniq(ctx context.Context, v *schemas.View, groups []*group) error {
+func (r *Reader) countUniq(ctx context.Context, v *schemas.View, accs [][]acc, hlls [][][]string) error {
 	type job struct {
 		a   *acc
 		cmd *redis.IntCmd
 	}
 	var jobs []job
 	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, gr := range groups {
-			for mi, keys := range gr.hlls {
+		for gi, perMetric := range hlls {
+			for mi, keys := range perMetric {
 				if len(keys) > 0 {
-					jobs = append(jobs, job{a: &gr.accs[mi], cmd: p.PFCount(ctx, keys...)})
+					jobs = append(jobs, job{a: &accs[gi][mi], cmd: p.PFCount(ctx, keys...)})
 				}
 			}
 		}
 		return nil
 	})
-	if err != nil && err != redis.Nil {
-		return fmt.Errorf("speed: query view=%s: count uniq: %w", v.Name, err)
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("speed: count uniq view=%s: %w", v.Name, err)
 	}
 	for _, j := range jobs {
 		j.a.i = j.cmd.Val()
@@ -293,18 +324,11 @@ func mergeValue(a *acc, agg schemas.Agg, t schemas.Type, s string) error {
 	case schemas.Count, schemas.Sum:
 		a.i += i
 		a.f += f
-	case schemas.Min:
-		if !a.has || i < a.i {
+	case schemas.Min, schemas.Max:
+		if !a.has || schemas.Replaces(agg, i, a.i) {
 			a.i = i
 		}
-		if !a.has || f < a.f {
-			a.f = f
-		}
-	case schemas.Max:
-		if !a.has || i > a.i {
-			a.i = i
-		}
-		if !a.has || f > a.f {
+		if !a.has || schemas.Replaces(agg, f, a.f) {
 			a.f = f
 		}
 	}
@@ -312,47 +336,96 @@ func mergeValue(a *acc, agg schemas.Agg, t schemas.Type, s string) error {
 	return nil
 }
 
-func compareValues(t schemas.Type, a, b schemas.Value) int {
-	if a.Null || b.Null {
-		switch {
-		case a.Null && b.Null:
-			return 0
-		case a.Null:
-			return -1
-		}
-		return 1
-	}
-	if t == schemas.String {
-		return strings.Compare(a.Str, b.Str)
-	}
-	return cmp.Compare(a.Int, b.Int)
+// filters are a query's group_by and where on the view's dimension
+// positions, where values in their key encoding (appendDim), so a cell is
+// matched on its member without decoding it.
+type filters struct {
+	groupIdx   []int
+	groupTypes []schemas.Type
+	whereIdx   []int
+	whereEnc   []string
 }
 
-// resolveFilters maps a query's group_by and where onto the view's
-// dimension positions, with where values in their key encoding.
-func resolveFilters(v *schemas.View, q Query) (groupIdx []int, groupTypes []schemas.Type, where map[int]string, err error) {
-	groupIdx = make([]int, len(q.GroupBy))
-	groupTypes = make([]schemas.Type, len(q.GroupBy))
-	for i, d := range q.GroupBy {
-		groupIdx[i] = slices.Index(v.Dimensions, d)
-		if groupIdx[i] < 0 {
-			return nil, nil, nil, fmt.Errorf("speed: group_by %q is not a dimension of %s", d, v.Name)
+func (f *filters) match(dims []string) bool {
+	for k, i := range f.whereIdx {
+		if dims[i] != f.whereEnc[k] {
+			return false
 		}
-		f, _ := v.Schema.Field(d)
-		groupTypes[i] = f.Type
 	}
-	where = map[int]string{}
+	return true
+}
+
+func resolveFilters(v *schemas.View, q Query) (*filters, error) {
+	f := &filters{}
+	for _, d := range q.GroupBy {
+		i := slices.Index(v.Dimensions, d)
+		if i < 0 {
+			return nil, fmt.Errorf("speed: group_by %q is not a dimension of %s", d, v.Name)
+		}
+		fd, _ := v.Schema.Field(d)
+		f.groupIdx = append(f.groupIdx, i)
+		f.groupTypes = append(f.groupTypes, fd.Type)
+	}
 	for d, val := range q.Where {
 		i := slices.Index(v.Dimensions, d)
 		if i < 0 {
-			return nil, nil, nil, fmt.Errorf("speed: where %q is not a dimension of %s", d, v.Name)
+			return nil, fmt.Errorf("speed: where %q is not a dimension of %s", d, v.Name)
 		}
-		f, _ := v.Schema.Field(d)
-		enc, err := encodeDimString(f.Type, val)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("speed: where %s: %w", d, err)
-		}
-		where[i] = enc
+		fd, _ := v.Schema.Field(d)
+		f.whereIdx = append(f.whereIdx, i)
+		f.whereEnc = append(f.whereEnc, string(appendDim(nil, fd.Type, &val)))
 	}
-	return groupIdx, groupTypes, where, nil
+	return f, nil
+}
+
+// Whole reports whether the speed layer has been keeping the view in
+// Redis, so that a bucket in [B, now) without cells is a bucket without
+// events, not lost data: the view's offsets hash exists, holds the view's
+// current fingerprint, and no rebuild is under way. False when Redis lost
+// its data, no worker ever ran, a worker with another definition wrote it,
+// or `speed rebuild` is replaying it.
+func (r *Reader) Whole(ctx context.Context, v *schemas.View) (bool, error) {
+	m, err := r.rdb.HGetAll(ctx, OffsetsKey(v.Name)).Result()
+	if err != nil {
+		return false, fmt.Errorf("speed: read offsets view=%s: %w", v.Name, err)
+	}
+	return offsetsWhole(v, m), nil
+}
+
+// offsetsWhole is Whole's rule over the offsets hash.
+func offsetsWhole(v *schemas.View, m map[string]string) bool {
+	n := 0
+	for k, val := range m {
+		if k == fingerprintField {
+			if val != v.Fingerprint() {
+				return false
+			}
+			continue
+		}
+		if val == rebuilding {
+			return false
+		}
+		n++
+	}
+	return n > 0
+}
+
+// HotRange returns the first bucket Redis holds for the view and the end of
+// the last one; ok is false when it holds none.
+func (r *Reader) HotRange(ctx context.Context, v *schemas.View) (first, end time.Time, ok bool, err error) {
+	var lo, hi *redis.ZSliceCmd
+	_, err = r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		lo = p.ZRangeWithScores(ctx, IndexKey(v.Name), 0, 0)
+		hi = p.ZRangeWithScores(ctx, IndexKey(v.Name), -1, -1)
+		return nil
+	})
+	if err != nil {
+		return time.Time{}, time.Time{}, false, fmt.Errorf("speed: read index view=%s: %w", v.Name, err)
+	}
+	if len(lo.Val()) == 0 || len(hi.Val()) == 0 {
+		return time.Time{}, time.Time{}, false, nil
+	}
+	first = time.UnixMicro(int64(lo.Val()[0].Score)).UTC()
+	end = time.UnixMicro(int64(hi.Val()[0].Score)).UTC().Add(v.Granularity)
+	return first, end, true, nil
 }

@@ -36,7 +36,7 @@ func TestSketchesMatchPFCOUNT(t *testing.T) {
 		b := base.Add(time.Duration(c.min) * time.Minute).UnixMicro()
 		m := member(b, c.tenant+","+c.country)
 		rdb.ZAdd(ctx, IndexKey(v.Name), redis.Z{Score: float64(b), Member: m})
-		k := UniqKey(v.Name, m, "buyers")
+		k := uniqKey(v.Name, m, "buyers")
 		keys = append(keys, k)
 		var els []any
 		for i := c.lo; i < c.hi; i++ {
@@ -64,7 +64,7 @@ func TestSketchesMatchPFCOUNT(t *testing.T) {
 		{"5m totals", Query{View: v, From: base, To: base.Add(10 * time.Minute), Step: 5 * time.Minute},
 			map[string][]int{"0|": {0, 1, 2}, "5|": {3, 4, 5}}},
 		{"5m by tenant, where country", Query{View: v, From: base, To: base.Add(10 * time.Minute), Step: 5 * time.Minute,
-			GroupBy: []string{"tenant"}, Where: map[string]string{"country": "de"}},
+			GroupBy: []string{"tenant"}, Where: map[string]schemas.Value{"country": {Str: "de"}}},
 			map[string][]int{"0|a": {0}, "0|b": {2}, "5|a": {3, 5}}},
 		{"narrow range", Query{View: v, From: base.Add(time.Minute), To: base.Add(6 * time.Minute), Step: 10 * time.Minute},
 			map[string][]int{"0|": {1, 2, 3}}},

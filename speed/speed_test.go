@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/lambdalake/lambdalake/internal/boundary"
 	"github.com/lambdalake/lambdalake/internal/gen"
 	"github.com/lambdalake/lambdalake/internal/stream"
 	"github.com/lambdalake/lambdalake/internal/testenv"
@@ -180,11 +181,11 @@ func TestWorkerExactFigures(t *testing.T) {
 	old := genEvents(t, s, 2000, now.Add(-5*time.Hour), now.Add(-4*time.Hour), 12, gen.Config{Malformed: 0.02})
 	events := append(append([]gen.Event{}, old...), main...)
 	// Batch owns the fine view before B; the coarse view has no boundary.
-	boundary := now.Add(-60 * time.Minute).Truncate(time.Minute)
-	if err := SetBoundary(context.Background(), rdb, fine.Name, boundary); err != nil {
+	bnd := now.Add(-60 * time.Minute).Truncate(time.Minute)
+	if _, err := boundary.Publish(context.Background(), rdb, fine.Name, bnd); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { rdb.Del(context.Background(), BoundaryKey(fine.Name)) })
+	t.Cleanup(func() { rdb.Del(context.Background(), boundary.Key(fine.Name)) })
 	produce(t, brokers, topic, events)
 	end := endOffsets(t, brokers, topic)
 
@@ -194,7 +195,7 @@ func TestWorkerExactFigures(t *testing.T) {
 	stop()
 
 	inHot := func(b int64) bool { return b >= now.Add(-3*time.Hour).UnixMicro() }
-	refFine := buildReference(t, fine, events, func(b int64) bool { return inHot(b) && b >= boundary.UnixMicro() })
+	refFine := buildReference(t, fine, events, func(b int64) bool { return inHot(b) && b >= bnd.UnixMicro() })
 	refCoarse := buildReference(t, coarse, events, inHot)
 	refFine.checkAgainst(t, fine, queryAll(t, rdb, fine, now.Add(-6*time.Hour), now.Add(time.Hour)), cellUniqTol)
 	refCoarse.checkAgainst(t, coarse, queryAll(t, rdb, coarse, now.Add(-6*time.Hour), now.Add(time.Hour)), cellUniqTol)
@@ -254,7 +255,7 @@ func checkTTLs(t *testing.T, rdb redis.UniversalClient, v *schemas.View) {
 	}
 	prefix := viewPrefix(v.Name)
 	for _, k := range keys {
-		if k == BoundaryKey(v.Name) {
+		if k == boundary.Key(v.Name) {
 			continue
 		}
 		exp, err := rdb.PExpireTime(ctx, k).Result()

@@ -16,6 +16,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/lambdalake/lambdalake/internal/backoff"
+	"github.com/lambdalake/lambdalake/internal/boundary"
 	"github.com/lambdalake/lambdalake/internal/stream"
 	"github.com/lambdalake/lambdalake/schemas"
 )
@@ -130,20 +132,20 @@ func New(cfg Config) (*Worker, error) {
 func (w *Worker) Run(ctx context.Context) error {
 	for _, tv := range w.topics {
 		for _, v := range tv.views {
-			for attempt := 0; ; attempt++ {
-				reset, err := checkFingerprint(ctx, ResetConfig{Brokers: w.cfg.Brokers, Redis: w.cfg.Redis, View: v, Now: w.cfg.Now()})
-				if err == nil {
-					if reset {
-						w.log.Info("view definition changed: hot windows reset, replaying from now - hot_retention", "view", v.Name)
-					}
-					break
-				}
-				// Redis or Kafka not there yet: wait for them rather than exit.
+			// Redis or Kafka not there yet: wait for them rather than exit.
+			var reset bool
+			err := backoff.Retry(ctx, backoff.Default, func(ctx context.Context) (err error) {
+				reset, err = checkFingerprint(ctx, ResetConfig{Brokers: w.cfg.Brokers, Redis: w.cfg.Redis, View: v, Now: w.cfg.Now()})
+				return err
+			}, func(_ int, err error) {
 				w.m.redisErrors.Inc()
 				w.log.Warn("checking the view's fingerprint failed; retrying", "view", v.Name, "err", err)
-				if !sleep(ctx, backoff(attempt)) {
-					return nil
-				}
+			})
+			if err != nil {
+				return nil // ctx ended
+			}
+			if reset {
+				w.log.Info("view definition changed: hot windows reset, replaying from now - hot_retention", "view", v.Name)
 			}
 		}
 	}
@@ -164,20 +166,17 @@ func (w *Worker) Run(ctx context.Context) error {
 	// Close ends the current generation and waits for its partition loops,
 	// which flush on the way out.
 	defer cg.Close()
-	for attempt := 0; ; {
-		gen, err := cg.Next(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
+	for {
+		var gen *kafka.Generation
+		err := backoff.Retry(ctx, backoff.Default, func(ctx context.Context) (err error) {
+			gen, err = cg.Next(ctx)
+			return err
+		}, func(_ int, err error) {
 			w.log.Warn("consumer group: next generation failed; retrying", "group", w.cfg.Group, "err", err)
-			if !sleep(ctx, backoff(attempt)) {
-				return nil
-			}
-			attempt++
-			continue
+		})
+		if err != nil {
+			return nil // ctx ended
 		}
-		attempt = 0
 		for topic, parts := range gen.Assignments {
 			if len(parts) > 0 {
 				w.startTopic(gen, w.topics[topic], parts)
@@ -364,7 +363,7 @@ func (p *partition) size() int {
 // and waiting out a rebuild. ok is false when ctx ends first.
 func (tr *topicRun) load(ctx context.Context, p *partition) (next []int64, ok bool) {
 	w := tr.w
-	for attempt := 0; ; attempt++ {
+	for failures := 0; ; {
 		next, err := loadOffsets(ctx, w.cfg.Redis, w.cfg.Brokers, tr.tv.views, tr.tv.topic, p.id, w.cfg.Now())
 		if err == nil {
 			return next, true
@@ -372,22 +371,28 @@ func (tr *topicRun) load(ctx context.Context, p *partition) (next []int64, ok bo
 		if ctx.Err() != nil {
 			return nil, false
 		}
+		var wait time.Duration
 		switch {
 		case errors.Is(err, errRebuilding):
 			p.log.Info("waiting for a rebuild to finish", "err", err)
-			attempt = 2 // poll about every half second
+			wait = rebuildPoll
 		case errors.Is(err, errFingerprint):
 			p.log.Error("not feeding the view; restart this worker with the current config", "err", err)
-			attempt = 6
+			wait = backoff.Default.Max
 		default:
 			w.m.redisErrors.Inc()
 			p.log.Warn("loading offsets failed; retrying", "err", err)
+			wait = backoff.Default.Delay(failures)
+			failures++
 		}
-		if !sleep(ctx, backoff(attempt)) {
+		if !backoff.Sleep(ctx, wait) {
 			return nil, false
 		}
 	}
 }
+
+// rebuildPoll is how often a partition waiting for a rebuild looks again.
+const rebuildPoll = 500 * time.Millisecond
 
 // flushLoop applies what the partitions hold every flush interval (or when
 // one is full) until the generation ends; then, once every partition loop
@@ -439,13 +444,29 @@ func (tr *topicRun) flushLoop(ctx context.Context) {
 // until ctx ends; meanwhile partitions fill their second set and then wait.
 // On a conflict every partition is told to reload.
 func (tr *topicRun) flush(ctx context.Context) error {
-	w := tr.w
-	type taken struct {
-		p    *partition
-		aggs []*aggregator
-		from []int64
-		to   int64
+	batch := tr.take()
+	defer tr.giveBack(batch)
+	for i := range tr.tv.plans {
+		if err := tr.applyView(ctx, i, batch); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// taken is what a flush took from one partition: its pending aggregators
+// (per view) and the offset range they cover, per view [from[i], to).
+type taken struct {
+	p    *partition
+	aggs []*aggregator
+	from []int64
+	to   int64
+}
+
+// take moves the pending aggregators of every ready partition into a flush,
+// hands each its spare set to fill meanwhile, and adds what the partitions
+// read since the last flush to the counters.
+func (tr *topicRun) take() []taken {
 	var batch []taken
 	var events int64
 	counts := make([]viewCounts, len(tr.tv.views))
@@ -473,73 +494,84 @@ func (tr *topicRun) flush(ctx context.Context) error {
 		clear(p.counts)
 		p.mu.Unlock()
 	}
-	w.m.events.WithLabelValues(tr.tv.topic).Add(float64(events))
+	m := tr.w.m
+	m.events.WithLabelValues(tr.tv.topic).Add(float64(events))
 	for i, v := range tr.tv.views {
 		c := counts[i]
-		w.m.accepted.WithLabelValues(v.Name).Add(float64(c.accepted))
+		m.accepted.WithLabelValues(v.Name).Add(float64(c.accepted))
 		for _, r := range []struct {
 			reason string
 			n      int64
 		}{{SkipLate, c.late}, {SkipFuture, c.future}, {SkipBoundary, c.boundary}, {SkipMalformed, c.malformed}} {
-			w.m.skipped.WithLabelValues(v.Name, r.reason).Add(float64(r.n))
+			m.skipped.WithLabelValues(v.Name, r.reason).Add(float64(r.n))
 		}
 	}
-	defer func() {
-		for _, t := range batch {
-			for _, a := range t.aggs {
-				a.reset()
-			}
-			t.p.mu.Lock()
-			t.p.spare = t.aggs
-			t.p.mu.Unlock()
+	return batch
+}
+
+// giveBack empties a flush's aggregators and returns them to their
+// partitions as the spare set, applied or not: what was not applied is
+// replayed from the stored offsets.
+func (tr *topicRun) giveBack(batch []taken) {
+	for _, t := range batch {
+		for _, a := range t.aggs {
+			a.reset()
 		}
-	}()
-	for i, pl := range tr.tv.plans {
-		v := pl.view.Name
-		var aggs []*aggregator
-		var spans []span
-		size := 0
-		for _, t := range batch {
-			if t.to > t.from[i] {
-				aggs = append(aggs, t.aggs[i])
-				spans = append(spans, span{field: offsetField(tr.tv.topic, t.p.id), from: t.from[i], to: t.to})
-				size += t.aggs[i].size()
-			}
+		t.p.mu.Lock()
+		t.p.spare = t.aggs
+		t.p.mu.Unlock()
+	}
+}
+
+// applyView applies view i's part of a flush, retrying Redis errors, and
+// records the partitions' new stored offsets. A conflict (the stored
+// offsets moved) makes every partition reload and is returned at once.
+func (tr *topicRun) applyView(ctx context.Context, i int, batch []taken) error {
+	w, pl := tr.w, tr.tv.plans[i]
+	v := pl.view.Name
+	var aggs []*aggregator
+	var spans []span
+	size := 0
+	for _, t := range batch {
+		if t.to > t.from[i] {
+			aggs = append(aggs, t.aggs[i])
+			spans = append(spans, span{field: offsetField(tr.tv.topic, t.p.id), from: t.from[i], to: t.to})
+			size += t.aggs[i].size()
 		}
-		if len(spans) == 0 {
-			continue
+	}
+	if len(spans) == 0 {
+		return nil
+	}
+	start := time.Now()
+	err := backoff.Retry(ctx, backoff.Default, func(ctx context.Context) error {
+		err := apply(ctx, w.cfg.Redis, pl, aggs, spans, w.cfg.Now())
+		if _, ok := errors.AsType[*errConflict](err); ok {
+			return backoff.Permanent(err)
 		}
-		start := time.Now()
-		for attempt := 0; ; attempt++ {
-			err := apply(ctx, w.cfg.Redis, pl, aggs, spans, w.cfg.Now())
-			if err == nil {
-				break
-			}
-			var conflict *errConflict
-			if errors.As(err, &conflict) {
-				w.m.conflicts.WithLabelValues(v).Inc()
-				tr.reloadAll()
-				return err
-			}
+		if err != nil {
 			w.m.redisErrors.Inc()
-			if ctx.Err() != nil {
-				// Not applied: the stored offsets still say so, and the
-				// next owner of these partitions replays the range.
-				return err
-			}
-			tr.log.Warn("flush failed; retrying", "view", v, "attempt", attempt+1, "err", err)
-			if !sleep(ctx, backoff(attempt)) {
-				return err
-			}
 		}
-		w.m.flushCells.WithLabelValues(v).Observe(float64(size))
-		w.m.flushTime.WithLabelValues(v).Observe(time.Since(start).Seconds())
-		for _, t := range batch {
-			if t.to > t.from[i] {
-				t.p.mu.Lock()
-				t.p.applied[i] = t.to
-				t.p.mu.Unlock()
-			}
+		return err
+	}, func(attempt int, err error) {
+		tr.log.Warn("flush failed; retrying", "view", v, "attempt", attempt, "err", err)
+	})
+	if _, ok := errors.AsType[*errConflict](err); ok {
+		w.m.conflicts.WithLabelValues(v).Inc()
+		tr.reloadAll()
+		return err
+	}
+	if err != nil {
+		// ctx ended. Not applied: the stored offsets still say so, and
+		// the next owner of these partitions replays the range.
+		return err
+	}
+	w.m.flushCells.WithLabelValues(v).Observe(float64(size))
+	w.m.flushTime.WithLabelValues(v).Observe(time.Since(start).Seconds())
+	for _, t := range batch {
+		if t.to > t.from[i] {
+			t.p.mu.Lock()
+			t.p.applied[i] = t.to
+			t.p.mu.Unlock()
 		}
 	}
 	return nil
@@ -609,43 +641,24 @@ func (tr *topicRun) commit() {
 // times an hour; reading it each flush keeps replicas in step cheaply).
 func (tr *topicRun) refreshBoundaries(ctx context.Context) bool {
 	for i, v := range tr.tv.views {
-		for attempt := 0; ; attempt++ {
-			b, ok, err := Boundary(ctx, tr.w.cfg.Redis, v.Name)
-			if err == nil {
-				us := int64(math.MinInt64)
-				if ok {
-					us = b.UnixMicro()
-				}
-				tr.boundary[i].Store(us)
-				break
+		err := backoff.Retry(ctx, backoff.Default, func(ctx context.Context) error {
+			b, ok, err := boundary.Read(ctx, tr.w.cfg.Redis, v.Name)
+			if err != nil {
+				return err
 			}
-			if ctx.Err() != nil {
-				return false
+			us := int64(math.MinInt64)
+			if ok {
+				us = b.UnixMicro()
 			}
+			tr.boundary[i].Store(us)
+			return nil
+		}, func(_ int, err error) {
 			tr.w.m.redisErrors.Inc()
 			tr.log.Warn("reading boundary failed; retrying", "view", v.Name, "err", err)
-			if !sleep(ctx, backoff(attempt)) {
-				return false
-			}
+		})
+		if err != nil {
+			return false // ctx ended
 		}
 	}
 	return true
-}
-
-// backoff is 100ms doubling up to 5s.
-func backoff(attempt int) time.Duration {
-	d := 100 * time.Millisecond << min(attempt, 6)
-	return min(d, 5*time.Second)
-}
-
-// sleep waits d or until ctx ends; false if ctx ended.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -3,17 +3,18 @@
 //
 // It generates one day of orders (≥5M events by default: internal/gen,
 // tenants ×10, countries ×20, user_id ~100k, 5% out of order, 1% exact
-// duplicates) into a raw lake laid out as the compactor writes it: 4
-// partitions, files per (partition, hour, flush) sorted by event time, and
+// duplicates) into a raw lake laid out as the compactor writes it
+// (bench/internal/rawfiles, zstd): 4 partitions, files per (partition,
+// hour, flush) sorted by event time, and
 // every 8th flush re-reading a third of the previous one, so overlapping
 // files are present. Generation is not timed.
 //
 // Then, in one run and on the same files:
 //
-//	ours:   batch.Recomputer over all 24 hours of the `revenue` view
+//	ours:   recompute.Recomputer over all 24 hours of the `revenue` view
 //	        (2 hours at a time): Arrow reads, overlap and id dedup,
 //	        aggregation, one view Parquet file per hour, _state.json;
-//	duckdb: DuckDB 2.0.0 (Python, .venv-duckdb, `make duckdb`, 2 threads)
+//	duckdb: DuckDB 2.0.0 (Python, .venv-duckdb, `make duckdb`)
 //	        running the same GROUP BY over read_parquet(..., hive_partitioning=1)
 //	        with the same semantics — dedup by (_partition, _offset), then by
 //	        order_id keeping the smallest (_partition, _offset) — and writing
@@ -22,6 +23,10 @@
 // Both run twice, alternating (ours, DuckDB, ours as a backfill of all 24
 // hours, DuckDB), and each side's best time counts: the machine is shared
 // with other work, and alternating keeps a load swing from favouring one.
+//
+// Both sides get the same parallelism, -threads (default: the machine's
+// cores): ours runs with GOMAXPROCS at it, DuckDB with SET threads to it;
+// the summary states it as threads=.
 //
 // The results are compared row by row (exact for count, min, max and count
 // distinct; 1e-9 relative for float sums, whose addition order differs).
@@ -36,21 +41,19 @@
 //
 // The last line is the DESIGN §7 summary:
 //
-//	bench recompute: events=… ours_s=… duckdb_s=… ratio=… equal=true rss_mb=…
+//	bench recompute: events=… ours_s=… duckdb_s=… ratio=… equal=true threads=… rss_mb=…
 package main
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"log"
 	"log/slog"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -58,7 +61,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -66,12 +68,16 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
-	"github.com/parquet-go/parquet-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lambdalake/lambdalake"
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/raw"
+	"github.com/lambdalake/lambdalake/batch/recompute"
+	"github.com/lambdalake/lambdalake/batch/views"
+	"github.com/lambdalake/lambdalake/bench/internal/duck"
+	"github.com/lambdalake/lambdalake/bench/internal/procstat"
+	"github.com/lambdalake/lambdalake/bench/internal/rawfiles"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/gen"
 	"github.com/lambdalake/lambdalake/lake"
@@ -90,10 +96,12 @@ var day = time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
 func main() {
 	events := flag.Int64("events", 5_000_000, "events to generate over one day")
 	keep := flag.Bool("keep", false, "keep the lake folder")
-	python := flag.String("python", ".venv-duckdb/bin/python", "Python with duckdb installed (make duckdb)")
+	python := flag.String("python", duck.DefaultPython, "Python with duckdb installed (make duckdb)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of our recompute to this file")
 	parallel := flag.Int("parallel", 0, "hours recomputed at once (0: the recomputer's default)")
+	threads := flag.Int("threads", runtime.NumCPU(), "parallelism of both sides: our GOMAXPROCS and DuckDB's threads")
 	flag.Parse()
+	runtime.GOMAXPROCS(*threads)
 	ctx := context.Background()
 
 	cfg, err := config.Parse(lambdalake.ExampleConfig, nil)
@@ -116,15 +124,17 @@ func main() {
 	log.Printf("generated %d events into %d raw files in %v (%s)", *events, files, time.Since(t0).Round(time.Millisecond), dir)
 	// Every partition's watermark is past the day: all 24 hours are closed.
 	for p := int32(0); p < partitions; p++ {
-		b, _ := json.Marshal(batch.Checkpoint{NextOffset: 1, Watermark: day.Add(25 * time.Hour)})
+		b, _ := json.Marshal(raw.Checkpoint{NextOffset: 1, Watermark: day.Add(25 * time.Hour)})
 		check(lake.PutBytes(ctx, store, lake.CheckpointKey(group, s.Topic, p), b))
 	}
 
 	// Ours.
 	runtime.GC()
 	debug.FreeOSMemory()
-	resetPeakRSS()
-	rc, err := batch.NewRecomputer(batch.RecomputerConfig{Store: store, Group: group, Parallelism: *parallel,
+	if err := procstat.ResetSelfPeak(); err != nil {
+		log.Printf("%v; rss_mb includes generation", err)
+	}
+	rc, err := recompute.New(recompute.Config{Store: store, Group: group, Parallelism: *parallel,
 		Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	check(err)
 	if *cpuProfile != "" {
@@ -137,16 +147,16 @@ func main() {
 	// either side. Round 2 of ours is a backfill (every hour again).
 	duckOut := filepath.Join(dir, "duckdb.parquet")
 	var ours time.Duration
-	var res batch.RecomputeResult
+	var res recompute.Result
 	duckS, duckRSS := math.Inf(1), int64(0)
 	oursCPU, duckCPU := math.Inf(1), math.Inf(1)
 	for round := range 2 {
 		t0 = time.Now()
-		c0 := cpuSeconds()
-		r, err := rc.Recompute(ctx, v, batch.RecomputeOptions{Force: round > 0})
+		c0 := procstat.SelfCPU().Seconds()
+		r, err := rc.Recompute(ctx, v, recompute.Options{Force: round > 0})
 		check(err)
 		d := time.Since(t0)
-		oursCPU = math.Min(oursCPU, cpuSeconds()-c0)
+		oursCPU = math.Min(oursCPU, procstat.SelfCPU().Seconds()-c0)
 		if round == 0 {
 			res = r
 			if *cpuProfile != "" {
@@ -160,18 +170,18 @@ func main() {
 		if r.Hours != 24 {
 			log.Fatalf("recomputed %d hours, want 24", r.Hours)
 		}
-		s, cpu, rss, err := runDuckDB(*python, dir, duckOut, v)
+		s, cpu, rss, err := runDuckDB(ctx, *python, dir, duckOut, *threads, v)
 		check(err)
 		log.Printf("duckdb round %d: %.3fs (%.3f CPU s), peak RSS %d MB", round+1, s, cpu, rss)
 		duckS, duckRSS, duckCPU = math.Min(duckS, s), max(duckRSS, rss), math.Min(duckCPU, cpu)
 	}
-	rss := peakRSSMB()
+	rss := procstat.SelfPeakRSS() >> 20
 
 	equal, err := compare(ctx, store, v, duckOut)
 	check(err)
 	fmt.Printf("ours_cpu_s=%.3f duckdb_cpu_s=%.3f duckdb_rss_mb=%d ours_rows_per_s=%.0f\n", oursCPU, duckCPU, duckRSS, float64(res.Rows)/ours.Seconds())
-	fmt.Printf("bench recompute: events=%d ours_s=%.3f duckdb_s=%.3f ratio=%.2f equal=%v rss_mb=%d\n",
-		*events, ours.Seconds(), duckS, ours.Seconds()/duckS, equal, rss)
+	fmt.Printf("bench recompute: events=%d ours_s=%.3f duckdb_s=%.3f ratio=%.2f equal=%v threads=%d rss_mb=%d\n",
+		*events, ours.Seconds(), duckS, ours.Seconds()/duckS, equal, *threads, rss)
 	if !equal {
 		cleanup()
 		os.Exit(1)
@@ -188,14 +198,9 @@ func check(err error) {
 	}
 }
 
-type record struct {
-	off   int64
-	value []byte
-}
-
 type flush struct {
 	part int32
-	recs []record
+	recs []rawfiles.Record
 }
 
 // generate writes the day's events as raw files and returns how many.
@@ -214,7 +219,7 @@ func generate(ctx context.Context, store lake.Store, s *schemas.Schema, n int64)
 		eg.Go(func() error {
 			written := 0
 			for f := range work {
-				k, err := writeFlush(ectx, store, s, f)
+				k, err := rawfiles.WriteFlush(ectx, store, s, f.part, f.recs)
 				if err != nil {
 					return err
 				}
@@ -226,8 +231,8 @@ func generate(ctx context.Context, store lake.Store, s *schemas.Schema, n int64)
 	}
 	eg.Go(func() error {
 		defer close(work)
-		bufs := make([][]record, partitions)
-		prev := make([][]record, partitions)
+		bufs := make([][]rawfiles.Record, partitions)
+		prev := make([][]rawfiles.Record, partitions)
 		nflush := make([]int, partitions)
 		next := make([]int64, partitions)
 		send := func(p int) error {
@@ -239,7 +244,7 @@ func generate(ctx context.Context, store lake.Store, s *schemas.Schema, n int64)
 			}
 			nflush[p]++
 			prev[p] = bufs[p]
-			bufs[p] = make([]record, 0, flushRecords)
+			bufs[p] = make([]rawfiles.Record, 0, flushRecords)
 			select {
 			case work <- flush{int32(p), recs}:
 				return nil
@@ -250,7 +255,7 @@ func generate(ctx context.Context, store lake.Store, s *schemas.Schema, n int64)
 		for i := int64(0); i < n; i++ {
 			e := g.Next(time.Time{})
 			p := int(i % partitions)
-			bufs[p] = append(bufs[p], record{next[p], e.Value})
+			bufs[p] = append(bufs[p], rawfiles.Record{Offset: next[p], Value: e.Value})
 			next[p]++
 			if len(bufs[p]) == flushRecords {
 				if err := send(p); err != nil {
@@ -278,63 +283,12 @@ func generate(ctx context.Context, store lake.Store, s *schemas.Schema, n int64)
 	return total, nil
 }
 
-// writeFlush writes one flush as the compactor does: a file per event
-// hour, named with the offsets it holds, rows sorted by event time.
-func writeFlush(ctx context.Context, store lake.Store, s *schemas.Schema, f flush) (int, error) {
-	type hrow struct {
-		t   int64
-		row parquet.Row
-	}
-	type hourFile struct {
-		rows        []hrow
-		first, last int64
-	}
-	dec := schemas.NewDecoder(s)
-	layout := s.RawLayout()
-	hours := map[time.Time]*hourFile{}
-	for _, r := range f.recs {
-		var row schemas.Row
-		if err := dec.Decode(r.value, &row); err != nil {
-			continue // would go to dead letters
-		}
-		ts := s.TimeMicros(&row)
-		h := time.UnixMicro(ts).UTC().Truncate(time.Hour)
-		hf := hours[h]
-		if hf == nil {
-			hf = &hourFile{first: r.off, last: r.off}
-			hours[h] = hf
-		}
-		hf.first, hf.last = min(hf.first, r.off), max(hf.last, r.off)
-		hf.rows = append(hf.rows, hrow{ts, layout.AppendRow(nil, &row, f.part, r.off, ts)})
-	}
-	for h, hf := range hours {
-		slices.SortStableFunc(hf.rows, func(a, b hrow) int { return int(a.t - b.t) })
-		rows := make([]parquet.Row, len(hf.rows))
-		for i := range hf.rows {
-			rows[i] = hf.rows[i].row
-		}
-		var buf bytes.Buffer
-		w := parquet.NewWriter(&buf, layout.Schema)
-		if _, err := w.WriteRows(rows); err != nil {
-			return 0, err
-		}
-		if err := w.Close(); err != nil {
-			return 0, err
-		}
-		key := lake.RawFile{Schema: s.Name, Hour: h, Topic: s.Topic, Partition: f.part, First: hf.first, Last: hf.last}.Key()
-		if err := lake.PutBytes(ctx, store, key, buf.Bytes()); err != nil {
-			return 0, err
-		}
-	}
-	return len(hours), nil
-}
-
 // duckScript times the query inside DuckDB and reports its peak RSS.
 const duckScript = `
 import duckdb, resource, sys, time
-lake, out, sql = sys.argv[1], sys.argv[2], sys.argv[3]
+lake, out, threads, sql = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 con = duckdb.connect()
-con.execute("SET threads=2")
+con.execute("SET threads=" + threads)
 con.execute("SET enable_progress_bar=false")
 r0 = resource.getrusage(resource.RUSAGE_SELF)
 t0 = time.perf_counter()
@@ -379,39 +333,22 @@ FROM by_id GROUP BY ALL ORDER BY t, %s`,
 }
 
 // runDuckDB returns the query's wall and CPU seconds and DuckDB's peak RSS.
-func runDuckDB(python, dir, out string, v *schemas.View) (secs, cpu float64, rssMB int64, err error) {
-	cmd := exec.Command(python, "-c", duckScript, dir, out, duckSQL(dir, v))
-	cmd.Stderr = os.Stderr
-	b, err := cmd.Output()
+func runDuckDB(ctx context.Context, python, dir, out string, threads int, v *schemas.View) (secs, cpu float64, rssMB int64, err error) {
+	f, err := duck.Run(ctx, python, duckScript, dir, out, strconv.Itoa(threads), duckSQL(dir, v))
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("duckdb (run `make duckdb` first): %w", err)
+		return 0, 0, 0, err
 	}
-	f := strings.Fields(string(b))
-	if len(f) != 3 {
-		return 0, 0, 0, fmt.Errorf("duckdb: unexpected output %q", b)
+	x, err := duck.Floats(f, 3)
+	if err != nil {
+		return 0, 0, 0, err
 	}
-	secs, err1 := strconv.ParseFloat(f[0], 64)
-	rssMB, err2 := strconv.ParseInt(f[1], 10, 64)
-	cpu, err3 := strconv.ParseFloat(f[2], 64)
-	if err := errors.Join(err1, err2, err3); err != nil {
-		return 0, 0, 0, fmt.Errorf("duckdb: unexpected output %q: %w", b, err)
-	}
-	return secs, cpu, rssMB, nil
+	return x[0], x[2], int64(x[1]), nil
 }
 
-// cpuSeconds is the user+system CPU time this process has used.
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-}
-
-// compare reads our view through batch.ViewReader and DuckDB's result file
+// compare reads our view through views.Reader and DuckDB's result file
 // and compares them row by row.
 func compare(ctx context.Context, store lake.Store, v *schemas.View, duckOut string) (bool, error) {
-	r, err := batch.NewViewReader(batch.ViewReaderConfig{Store: store, CacheBytes: 1 << 30})
+	r, err := views.NewReader(views.ReaderConfig{Store: store, CacheBytes: 1 << 30})
 	if err != nil {
 		return false, err
 	}
@@ -439,7 +376,7 @@ func compare(ctx context.Context, store lake.Store, v *schemas.View, duckOut str
 	return bad == 0, nil
 }
 
-func diff(v *schemas.View, a, b *batch.ViewRow) string {
+func diff(v *schemas.View, a, b *views.Row) string {
 	if a.T != b.T {
 		return fmt.Sprintf("t %d vs %d", a.T, b.T)
 	}
@@ -464,9 +401,9 @@ func diff(v *schemas.View, a, b *batch.ViewRow) string {
 	return ""
 }
 
-// readDuck reads DuckDB's result into ViewRows (dimensions as strings,
+// readDuck reads DuckDB's result into views.Rows (dimensions as strings,
 // metrics by the view's types).
-func readDuck(ctx context.Context, path string, v *schemas.View) ([]batch.ViewRow, error) {
+func readDuck(ctx context.Context, path string, v *schemas.View) ([]views.Row, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -500,7 +437,7 @@ func readDuck(ctx context.Context, path string, v *schemas.View) ([]batch.ViewRo
 		return nil, err
 	}
 	n := int(tbl.NumRows())
-	rows := make([]batch.ViewRow, n)
+	rows := make([]views.Row, n)
 	for i := range rows {
 		rows[i].T = t.(*array.Int64).Value(i)
 		rows[i].Dims = make([]schemas.Value, len(v.Dimensions))
@@ -540,26 +477,4 @@ func value(a arrow.Array, i int) schemas.Value {
 		return schemas.Value{Float: x.Value(i)}
 	}
 	panic("unexpected DuckDB column type " + a.DataType().String())
-}
-
-// resetPeakRSS restarts VmHWM (Linux: "5" to clear_refs).
-func resetPeakRSS() {
-	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
-		log.Printf("cannot reset peak RSS (%v); rss_mb includes generation", err)
-	}
-}
-
-// peakRSSMB is VmHWM in MiB.
-func peakRSSMB() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb / 1024
-		}
-	}
-	return -1
 }

@@ -1,215 +1,304 @@
-// Command serve benchmarks the serving layer (DESIGN §7): `lambdalake
-// serve` on loopback answering a dashboard's question — a view over 24
-// hours at a 1 minute step, totals — with data in both layers, B two hours
-// before the end of the range.
+// Command serve benchmarks the serving layer (DESIGN §7, issues 16.11 and
+// 18): `lambdalake serve` on loopback answering a dashboard's mix of
+// queries while data arrives, with data in both layers.
 //
 // Preparation (not timed): a folder lake (a temp dir; DuckDB cannot reach
-// LocalStack S3 here, see bench/recompute) gets raw Parquet files for the
-// last 24 hours of orders (internal/gen, -events of them), written as the
-// compactor lays them out. batch.Recomputer computes the closed hours, so
-// B = end - 2h and batch serves the first 22 hours; a speed.Worker
-// consumes a fresh Kafka topic holding the events from B on, so the last
-// two hours are Redis cells. The view gets a unique name so its Redis keys
-// clash with nothing.
+// LocalStack S3 here) gets raw Parquet files for the last 24 hours of
+// orders (-events) and pageviews (-pageviews), written as the compactor lays
+// them out; recompute.Recomputer computes the hours before B for both views
+// (revenue, traffic). B is one hour before the current hour (-mode
+// default: batch serves all but the last two hours) or six hours before it
+// (-mode lag: batch six hours behind). A `lambdalake speed` child consumes
+// fresh topics holding the events from B on, so [B, now) are Redis cells.
+// Every name (topics, views, groups) is unique to the run.
 //
-// Load: the lambdalake binary is built and started as `lambdalake serve`
-// (subprocess, real TCP on 127.0.0.1), then -clients goroutines send the
-// same query with a bearer token back to back for -duration, each reading
-// the whole body. Client and server share this machine's cores.
-// Identical concurrent queries share one computation (singleflight) and
-// the answer is kept for http.cache_ttl (1s) while B is unchanged, so the
-// speed part of an answer is at most 1s stale; batch hours stay decoded in
-// memory.
+// Check: before any load, each view's total over the 24 hours must equal
+// the events generated (every valid event counted once, by exactly one
+// layer), with B where it should be and no gaps; otherwise the run fails.
 //
-// DuckDB (Python, .venv-duckdb, `make duckdb`, 2 threads) answers the same
-// question from the raw files (what a user without lambdalake would do);
-// its time is the median of 3 runs inside one DuckDB process, and speedup
-// is duckdb_ms / our p50.
+// Load (`lambdalake serve` as a child, real TCP on 127.0.0.1, the example
+// config's read token), while the generator keeps producing -ingest events/s
+// (two thirds orders, a third pageviews) into the speed layer:
+//
+//  1. the mix (bench/internal/querymix): -clients clients for -duration,
+//     -repeat of the requests repeating a recent query (a dashboard
+//     refresh), the rest new; rps, p50, p99, errors, and the cache hit rate
+//     from the server's own counters (fresh and stale cache hits and
+//     shared flights over all answers);
+//  2. uncached: the same clients for -duration, every query new (never sent
+//     before in the run), so each answer is computed: uncached_rps,
+//     uncached_p50_ms, uncached_p99_ms, uncached_errors;
+//  3. against DuckDB: -duck new queries, each answered once by our server
+//     (one client, uncached: single_ms is their median) and by DuckDB
+//     (Python, .venv-duckdb, `make duckdb`, threads = the machine's cores,
+//     the median of 3 runs inside one process each, from the raw files, with
+//     exact count distinct): duckdb_ms is the median over the queries,
+//     speedup = duckdb_ms ÷ single_ms.
+//
+// Goals (issue 18; printed met/not met): uncached p50 ≤ 10 ms, p99 ≤ 50 ms,
+// ≥ 1,000 requests/s, 0 errors; in -mode lag uncached p99 ≤ 250 ms.
+// Client and server share this machine's cores.
 //
 // The last line is the DESIGN §7 summary:
 //
-//	bench serve: rps=… p50_ms=… p99_ms=… errors=0 duckdb_ms=… speedup=…
+//	bench serve: mode=… batch_lag_h=… clients=… rps=… p50_ms=… p99_ms=… errors=0 cache_hit_rate=… repeat_share=… uncached_rps=… uncached_p50_ms=… uncached_p99_ms=… uncached_errors=0 single_ms=… duckdb_ms=… speedup=…
 package main
 
 import (
-	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log"
-	"log/slog"
 	"math"
-	"net"
-	"net/http"
-	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
-	"github.com/parquet-go/parquet-go"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/lambdalake/lambdalake"
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/raw"
+	"github.com/lambdalake/lambdalake/batch/recompute"
+	"github.com/lambdalake/lambdalake/bench/internal/duck"
+	"github.com/lambdalake/lambdalake/bench/internal/kafkaref"
+	"github.com/lambdalake/lambdalake/bench/internal/launch"
+	"github.com/lambdalake/lambdalake/bench/internal/procstat"
+	"github.com/lambdalake/lambdalake/bench/internal/querymix"
+	"github.com/lambdalake/lambdalake/bench/internal/rawfiles"
+	"github.com/lambdalake/lambdalake/bench/internal/stack"
+	"github.com/lambdalake/lambdalake/internal/boundary"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/gen"
 	"github.com/lambdalake/lambdalake/internal/stream"
 	"github.com/lambdalake/lambdalake/lake"
 	"github.com/lambdalake/lambdalake/schemas"
-	"github.com/lambdalake/lambdalake/speed"
 )
 
 const token = "change-me-read-only-token" // the example config's read:views token
 
+// dataset is one view's data: its schema's events and where they went.
+type dataset struct {
+	view   *schemas.View
+	card   map[string]int
+	events [][]byte
+	hot    [][]byte
+	filter []string // values of the first dimension
+	groups []int
+}
+
 func main() {
-	events := flag.Int64("events", 1_000_000, "events over the 24 hours")
+	events := flag.Int64("events", 1_000_000, "orders over the 24 hours")
+	pageviews := flag.Int64("pageviews", 500_000, "pageviews over the 24 hours")
 	clients := flag.Int("clients", 64, "concurrent clients")
-	duration := flag.Duration("duration", 30*time.Second, "load duration")
-	python := flag.String("python", ".venv-duckdb/bin/python", "Python with duckdb installed (make duckdb)")
+	duration := flag.Duration("duration", 20*time.Second, "duration of each load phase")
+	mode := flag.String("mode", "default", "default (B one hour before the current hour) or lag (B six hours before it)")
+	repeat := flag.Float64("repeat", 0.2, "share of the mix's requests that repeat a recent query")
+	ingest := flag.Float64("ingest", 3000, "live events/s into the speed layer during the load")
+	duckN := flag.Int("duck", 10, "queries compared with DuckDB")
+	python := flag.String("python", duck.DefaultPython, "Python with duckdb installed (make duckdb)")
 	keep := flag.Bool("keep", false, "keep the lake folder")
-	metrics := flag.String("metrics", "", "metrics= of the query (default: all of the view's)")
 	cacheTTL := flag.String("cache-ttl", "", "http.cache_ttl of the server (default: the config default, 1s)")
 	flag.Parse()
+	log.SetFlags(log.Ltime)
 	ctx := context.Background()
-	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	lag := time.Hour
+	switch *mode {
+	case "default":
+	case "lag":
+		lag = 6 * time.Hour
+	default:
+		log.Fatalf("-mode: want default or lag, got %q", *mode)
+	}
+	log.Printf("load average at start: %s", procstat.LoadAvg())
 
 	dir, err := os.MkdirTemp("", "bench-serve-")
 	check(err)
 	if !*keep {
 		defer os.RemoveAll(dir)
 	}
-	suffix := strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
-	viewName, topic := "bench_"+suffix, "bench-serve-"+suffix
-	addr := freeAddr()
-	yml := string(lambdalake.ExampleConfig)
-	for old, new := range map[string]string{
-		"url: s3://lambdalake/lake":      "url: file://" + dir,
-		"addr: 127.0.0.1:8080":           "addr: " + addr,
-		"topic: orders":                  "topic: " + topic,
-		"  revenue:\n    schema: orders": "  " + viewName + ":\n    schema: orders",
-	} {
-		if !strings.Contains(yml, old) {
-			log.Fatalf("example config has no %q", old)
-		}
-		yml = strings.Replace(yml, old, new, 1)
-	}
-	if *cacheTTL != "" {
-		yml = strings.Replace(yml, "http:\n", "http:\n  cache_ttl: "+*cacheTTL+"\n", 1)
-	}
-	cfgPath := filepath.Join(dir, "lambdalake.yaml")
-	check(os.WriteFile(cfgPath, []byte(yml), 0o644))
-	cfg, err := config.Parse([]byte(yml), nil)
+	suffix := stack.Suffix()
+	addr, err := launch.FreeAddr()
 	check(err)
-	v := cfg.View(viewName)
-	s := v.Schema
+	run, err := launch.ExampleConfig(launch.Names{Suffix: suffix, LakeURL: "file://" + dir, HTTPAddr: addr, CacheTTL: *cacheTTL})
+	check(err)
+	cfgPath := filepath.Join(dir, "lambdalake.yaml")
+	check(os.WriteFile(cfgPath, []byte(run.YAML), 0o644))
+	cfg, err := config.Parse([]byte(run.YAML), nil)
+	check(err)
 	store, err := lake.NewDirStore(dir)
 	check(err)
 	rdb := cfg.Redis.Client()
 	defer rdb.Close()
-	defer cleanupRedis(ctx, rdb, viewName)
+	brokers := cfg.Kafka.Brokers
+	for _, v := range run.View {
+		defer stack.DeleteRedisView(context.Background(), rdb, v)
+	}
+	for _, t := range run.Topic {
+		defer stack.DeleteTopics(brokers, t)
+	}
 
 	now := time.Now().UTC()
 	H := now.Truncate(time.Hour)
 	to := H.Add(time.Hour)
-	from, B := to.Add(-24*time.Hour), to.Add(-2*time.Hour)
+	from, B := to.Add(-24*time.Hour), H.Add(-lag)
+	sets := []*dataset{
+		{view: cfg.View(run.View["revenue"]), card: map[string]int{"tenant": 10, "country": 20, "user_id": 100_000}, groups: []int{10, 20}},
+		{view: cfg.View(run.View["traffic"]), card: map[string]int{"site": 10, "visitor": 50_000}, groups: []int{10, 2}},
+	}
+	counts := []int64{*events, *pageviews}
 
-	// Raw lake for 24 hours; recompute the 22 closed ones.
+	// Raw lake for 24 hours; recompute the hours before B.
+	rc, err := recompute.New(recompute.Config{Store: store, Group: cfg.Compact.Group, Registerer: prometheus.NewRegistry(),
+		Mirror: recompute.MirrorFunc(func(ctx context.Context, view string, b time.Time) error {
+			_, err := boundary.Publish(ctx, rdb, view, b)
+			return err
+		})})
+	check(err)
+	for i, d := range sets {
+		s := d.view.Schema
+		t0 := time.Now()
+		g, err := gen.New(gen.Config{Schema: s, From: from, To: now, Count: counts[i], Seed: 42 + uint64(i), Cardinality: d.card})
+		check(err)
+		for range counts[i] {
+			d.events = append(d.events, g.Next(now).Value)
+		}
+		var files int
+		d.hot, files, err = writeRaw(ctx, store, s, d.events, B)
+		check(err)
+		for k := range d.card[d.view.Dimensions[0]] {
+			d.filter = append(d.filter, d.view.Dimensions[0]+"-"+strconv.Itoa(k))
+		}
+		log.Printf("%s: %d events into %d raw files in %v", s.Name, len(d.events), files, time.Since(t0).Round(time.Millisecond))
+		cp, _ := json.Marshal(raw.Checkpoint{NextOffset: int64(len(d.events)), Watermark: B})
+		check(lake.PutBytes(ctx, store, lake.CheckpointKey(cfg.Compact.Group, s.Topic, 0), cp))
+		t0 = time.Now()
+		res, err := rc.Recompute(ctx, d.view, recompute.Options{})
+		check(err)
+		if !res.Boundary.Equal(B) {
+			log.Fatalf("%s: B = %s, want %s", d.view.Name, res.Boundary, B)
+		}
+		log.Printf("%s: recomputed %d hours in %v: B = %s", d.view.Name, res.Hours, time.Since(t0).Round(time.Millisecond), B.Format(time.RFC3339))
+
+		// The hot part into Kafka, for the speed layer.
+		check(stream.EnsureTopic(ctx, brokers, s.Topic, 2))
+		w := stream.NewWriter(brokers, s.Topic)
+		msgs := make([]kafka.Message, len(d.hot))
+		for i, b := range d.hot {
+			msgs[i] = kafka.Message{Value: b}
+		}
+		for i := 0; i < len(msgs); i += 10000 {
+			check(w.WriteMessages(ctx, msgs[i:min(i+10000, len(msgs))]...))
+		}
+		check(w.Close())
+	}
+
+	bin, err := launch.Build(dir)
+	check(err)
 	t0 := time.Now()
-	g, err := gen.New(gen.Config{Schema: s, From: from, To: now, Count: *events, Seed: 42,
-		Cardinality: map[string]int{"tenant": 10, "country": 20, "user_id": 100_000}})
+	worker, err := launch.Start(launch.Config{Name: "speed", Path: bin, Args: []string{"speed", "--config", cfgPath}})
 	check(err)
-	evs := make([][]byte, 0, *events)
-	for range *events {
-		e := g.Next(now)
-		evs = append(evs, e.Value)
+	defer worker.Stop(10 * time.Second)
+	for _, d := range sets {
+		end, err := kafkaref.EndOffsets(ctx, brokers, d.view.Schema.Topic)
+		check(err)
+		check(kafkaref.WaitCaughtUp(ctx, end, 3*time.Minute, kafkaref.SpeedApplied(rdb, d.view, len(end))))
 	}
-	hot, files, err := writeRaw(ctx, store, s, evs, B)
-	check(err)
-	log.Printf("generated %d events into %d raw files in %v (%s)", len(evs), files, time.Since(t0).Round(time.Millisecond), dir)
-	cp, _ := json.Marshal(batch.Checkpoint{NextOffset: int64(len(evs)), Watermark: B})
-	check(lake.PutBytes(ctx, store, lake.CheckpointKey(cfg.Compact.Group, topic, 0), cp))
-	rc, err := batch.NewRecomputer(batch.RecomputerConfig{Store: store, Group: cfg.Compact.Group, Registerer: prometheus.NewRegistry(), Logger: quiet,
-		Mirror: batch.MirrorFunc(func(ctx context.Context, view string, b time.Time) error { return speed.SetBoundary(ctx, rdb, view, b) })})
-	check(err)
-	t0 = time.Now()
-	res, err := rc.Recompute(ctx, v, batch.RecomputeOptions{})
-	check(err)
-	if !res.Boundary.Equal(B) {
-		log.Fatalf("B = %s, want %s", res.Boundary, B)
-	}
-	log.Printf("recomputed %d hours in %v: B = %s", res.Hours, time.Since(t0).Round(time.Millisecond), B.Format(time.RFC3339))
+	log.Printf("speed layer applied %d + %d events from %s in %v", len(sets[0].hot), len(sets[1].hot), B.Format(time.RFC3339), time.Since(t0).Round(time.Millisecond))
 
-	// The hot part through Kafka and a speed worker into Redis.
-	check(stream.EnsureTopic(ctx, cfg.Kafka.Brokers, topic, 2))
-	defer deleteTopic(cfg.Kafka.Brokers, topic)
-	t0 = time.Now()
-	w := stream.NewWriter(cfg.Kafka.Brokers, topic)
-	msgs := make([]kafka.Message, len(hot))
-	for i, b := range hot {
-		msgs[i] = kafka.Message{Value: b}
-	}
-	for i := 0; i < len(msgs); i += 10000 {
-		check(w.WriteMessages(ctx, msgs[i:min(i+10000, len(msgs))]...))
-	}
-	check(w.Close())
-	worker, err := speed.New(speed.Config{Brokers: cfg.Kafka.Brokers, Group: "bench-speed-" + suffix, Views: []*schemas.View{v},
-		Redis: rdb, Registerer: prometheus.NewRegistry(), Logger: quiet})
+	srv, err := launch.Start(launch.Config{Name: "serve", Path: bin, Args: []string{"serve", "--config", cfgPath},
+		Env: []string{"LAMBDALAKE_LOG_LEVEL=warn"}})
 	check(err)
-	wctx, wcancel := context.WithCancel(ctx)
-	werr := make(chan error, 1)
-	go func() { werr <- worker.Run(wctx) }()
-	check(waitSpeed(ctx, rdb, v, topic, int64(len(hot))))
-	wcancel()
-	check(<-werr)
-	log.Printf("speed layer applied %d events from %s in %v", len(hot), B.Format(time.RFC3339), time.Since(t0).Round(time.Millisecond))
-
-	// lambdalake serve.
-	bin := filepath.Join(dir, "lambdalake")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/lambdalake")
-	build.Stderr = os.Stderr
-	check(build.Run())
-	srv := exec.Command(bin, "serve", "--config", cfgPath)
-	srv.Env = append(os.Environ(), "LAMBDALAKE_LOG_LEVEL=warn")
-	srv.Stderr = os.Stderr
-	srv.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM} // never outlive the bench
-	check(srv.Start())
-	defer func() {
-		srv.Process.Signal(syscall.SIGTERM)
-		srv.Wait()
-	}()
+	defer srv.Stop(10 * time.Second)
 	base := "http://" + addr
-	check(waitReady(base))
+	check(launch.WaitReady(ctx, base, 30*time.Second))
 
-	q := url.Values{"from": {from.Format(time.RFC3339)}, "to": {to.Format(time.RFC3339)}, "step": {"1m"}}
-	if *metrics != "" {
-		q.Set("metrics", *metrics)
+	// Every valid event counted once, before live data adds to it.
+	for _, d := range sets {
+		check(verify(ctx, base, d, from, to, B))
 	}
-	target := base + "/v1/views/" + viewName + "/query?" + q.Encode()
-	check(verify(target, from, B, len(evs)))
 
-	// Load.
-	rps, p50, p99, errs, n := load(target, *clients, *duration)
-	log.Printf("%d requests in %v from %d clients: %.0f req/s, p50 %.2f ms, p99 %.2f ms, %d errors", n, *duration, *clients, rps, p50, p99, errs)
-	serverMetrics(base)
+	// Live ingest while the clients run.
+	ictx, stopIngest := context.WithCancel(ctx)
+	var ingestWG sync.WaitGroup
+	for i, d := range sets {
+		rate := *ingest * []float64{2.0 / 3, 1.0 / 3}[i]
+		ingestWG.Add(1)
+		go func() {
+			defer ingestWG.Done()
+			g, err := gen.New(gen.Config{Schema: d.view.Schema, Cardinality: d.card, Seed: 7 + uint64(i)})
+			if err != nil {
+				log.Printf("ingest: %v", err)
+				return
+			}
+			w := stream.NewWriter(brokers, d.view.Schema.Topic)
+			defer w.Close()
+			if _, err := gen.Run(ictx, g, gen.KafkaSink{W: w}, gen.RunConfig{Rate: rate, Batch: 200, Senders: 1}); err != nil && ictx.Err() == nil {
+				log.Printf("ingest: %v", err)
+			}
+		}()
+	}
+	defer func() {
+		stopIngest()
+		ingestWG.Wait()
+	}()
 
-	// DuckDB on the raw files.
-	duckMS, err := runDuckDB(*python, dir, s, from, to)
+	var views []querymix.View
+	for _, d := range sets {
+		views = append(views, querymix.View{Name: d.view.Name, Granularity: d.view.Granularity, Dimensions: d.view.Dimensions,
+			FilterValues: d.filter, Groups: d.groups})
+	}
+	mix := querymix.New(querymix.Config{Views: views, Repeat: *repeat, Seed: 1})
+	log.Printf("mix: %s", mix)
+
+	// 1. The mix.
+	c0, err := querymix.ScrapeCache(ctx, base)
 	check(err)
-	fmt.Printf("requests=%d clients=%d duration=%s events=%d batch_hours=%d speed_events=%d\n", n, *clients, *duration, len(evs), res.Hours, len(hot))
-	fmt.Printf("bench serve: rps=%.0f p50_ms=%.2f p99_ms=%.2f errors=%d duckdb_ms=%.1f speedup=%.1f\n", rps, p50, p99, errs, duckMS, duckMS/p50)
+	load := querymix.Run(ctx, querymix.LoadConfig{Base: base, Token: token, Clients: *clients, Duration: *duration, Next: mix.Next})
+	c1, err := querymix.ScrapeCache(ctx, base)
+	check(err)
+	cache := c1.Sub(c0)
+	if !cache.Found {
+		log.Printf("the server exports no lambdalake_serving_compute_seconds: cache hit rate unknown")
+	}
+	logLoad("mix", load)
+	log.Printf("mix: %d repeats sent (%.2f), server: %.0f computed, %.0f cache hits, %.0f stale, %.0f shared: hit rate %.3f",
+		load.Repeats, float64(load.Repeats)/float64(max(1, load.Requests)), cache.Computed, cache.Hits, cache.Stale, cache.Shared, cache.HitRate())
+
+	// 2. Uncached: every query new.
+	fresh := func() (string, bool) { return mix.NewQuery().Path(), false }
+	c0 = c1
+	unc := querymix.Run(ctx, querymix.LoadConfig{Base: base, Token: token, Clients: *clients, Duration: *duration, Next: fresh})
+	c1, err = querymix.ScrapeCache(ctx, base)
+	check(err)
+	logLoad("uncached", unc)
+	log.Printf("uncached: server hit rate %.3f (should be ~0)", c1.Sub(c0).HitRate())
+
+	// 3. Against DuckDB, query by query.
+	single, duckMS, err := againstDuckDB(ctx, *python, dir, base, sets, mix, *duckN)
+	check(err)
+	stopIngest()
+	ingestWG.Wait()
+
+	log.Printf("load average at end: %s", procstat.LoadAvg())
+	goal := func(name string, ok bool) {
+		log.Printf("goal %s: %s", name, map[bool]string{true: "met", false: "not met"}[ok])
+	}
+	goal(fmt.Sprintf("uncached p50 ≤ 10 ms (%.2f)", unc.Pct(0.5)), unc.Pct(0.5) <= 10)
+	goal(fmt.Sprintf("uncached p99 ≤ 50 ms (%.2f)", unc.Pct(0.99)), unc.Pct(0.99) <= 50)
+	goal(fmt.Sprintf("≥ 1,000 requests/s uncached (%.0f)", unc.RPS()), unc.RPS() >= 1000)
+	goal(fmt.Sprintf("0 errors (%d + %d)", load.Errors, unc.Errors), load.Errors+unc.Errors == 0)
+	if *mode == "lag" {
+		goal(fmt.Sprintf("batch 6h behind: uncached p99 ≤ 250 ms (%.2f)", unc.Pct(0.99)), unc.Pct(0.99) <= 250)
+	}
+	fmt.Printf("bench serve: mode=%s batch_lag_h=%.0f clients=%d rps=%.0f p50_ms=%.2f p99_ms=%.2f errors=%d cache_hit_rate=%.3f repeat_share=%.2f uncached_rps=%.0f uncached_p50_ms=%.2f uncached_p99_ms=%.2f uncached_errors=%d single_ms=%.2f duckdb_ms=%.1f speedup=%.1f\n",
+		*mode, H.Sub(B).Hours(), *clients, load.RPS(), load.Pct(0.5), load.Pct(0.99), load.Errors, cache.HitRate(), *repeat,
+		unc.RPS(), unc.Pct(0.5), unc.Pct(0.99), unc.Errors, single, duckMS, duckMS/single)
 }
 
 func check(err error) {
@@ -218,291 +307,147 @@ func check(err error) {
 	}
 }
 
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	check(err)
-	defer ln.Close()
-	return ln.Addr().String()
+func logLoad(phase string, r querymix.LoadResult) {
+	log.Printf("%s: %d requests in %v: %.0f req/s, p50 %.2f ms, p99 %.2f ms, max %.2f ms, %d errors",
+		phase, r.Requests, r.Elapsed.Round(time.Millisecond), r.RPS(), r.Pct(0.5), r.Pct(0.99), r.Pct(1), r.Errors)
+	if r.FirstError != "" {
+		log.Printf("%s: first error: %s", phase, r.FirstError)
+	}
 }
 
-// writeRaw writes one raw file per event hour (partition 0, offsets in
-// generation order, rows sorted by event time) and returns the events at
-// or after b, which the speed layer gets.
-func writeRaw(ctx context.Context, store lake.Store, s *schemas.Schema, evs [][]byte, b time.Time) (hot [][]byte, files int, err error) {
-	dec := schemas.NewDecoder(s)
-	layout := s.RawLayout()
-	type hrow struct {
-		t, off int64
-		row    parquet.Row
-	}
-	hours := map[time.Time][]hrow{}
-	for i, e := range evs {
-		var row schemas.Row
-		if dec.Decode(e, &row) != nil {
-			continue
-		}
-		ts := s.TimeMicros(&row)
-		if ts >= b.UnixMicro() {
-			hot = append(hot, e)
-		}
-		h := time.UnixMicro(ts).UTC().Truncate(time.Hour)
-		hours[h] = append(hours[h], hrow{ts, int64(i), layout.AppendRow(nil, &row, 0, int64(i), ts)})
-	}
-	for h, rows := range hours {
-		slices.SortFunc(rows, func(a, b hrow) int { return cmp.Compare(a.t, b.t) })
-		first, last := int64(math.MaxInt64), int64(-1)
-		prows := make([]parquet.Row, len(rows))
-		for i, r := range rows {
-			first, last = min(first, r.off), max(last, r.off)
-			prows[i] = r.row
-		}
-		var buf bytes.Buffer
-		w := parquet.NewWriter(&buf, layout.Schema, parquet.Compression(&parquet.Zstd))
-		if _, err := w.WriteRows(prows); err != nil {
-			return nil, 0, err
-		}
-		if err := w.Close(); err != nil {
-			return nil, 0, err
-		}
-		key := lake.RawFile{Schema: s.Name, Hour: h, Topic: s.Topic, Partition: 0, First: first, Last: last}.Key()
-		if err := lake.PutBytes(ctx, store, key, buf.Bytes()); err != nil {
-			return nil, 0, err
-		}
-		files++
-	}
-	return hot, files, nil
-}
-
-// waitSpeed waits until the view's stored offsets cover n records.
-func waitSpeed(ctx context.Context, rdb redis.UniversalClient, v *schemas.View, topic string, n int64) error {
-	deadline := time.Now().Add(3 * time.Minute)
-	for time.Now().Before(deadline) {
-		m, err := rdb.HGetAll(ctx, speed.OffsetsKey(v.Name)).Result()
-		if err != nil {
-			return err
-		}
-		var sum int64
-		for k, val := range m {
-			if strings.HasPrefix(k, topic+":") {
-				x, _ := strconv.ParseInt(val, 10, 64)
-				sum += x
-			}
-		}
-		if sum >= n {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return errors.New("speed layer did not catch up in 3 minutes")
-}
-
-func waitReady(base string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-			log.Printf("readyz: %d %s", resp.StatusCode, body)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return errors.New("lambdalake serve not ready in 30s")
-}
-
-func get(c *http.Client, target string) (int, []byte, error) {
-	req, _ := http.NewRequest("GET", target, nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := c.Do(req)
+// verify checks one view's answer over the whole range before any load:
+// B where it should be, no gaps, and every generated event counted once.
+func verify(ctx context.Context, base string, d *dataset, from, to, b time.Time) error {
+	q := querymix.Query{View: d.view.Name, From: from, To: to, Step: time.Hour}
+	body, err := querymix.Get(ctx, querymix.Client(1), base+q.Path(), token)
 	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
-}
-
-// serverMetrics prints the server's own view of the load: answers
-// computed (and how long that took), fresh and stale cache hits, shared
-// flights.
-func serverMetrics(base string) {
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		log.Printf("metrics: %v", err)
-		return
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, l := range strings.Split(string(b), "\n") {
-		for _, p := range []string{"lambdalake_serving_compute_seconds_sum", "lambdalake_serving_compute_seconds_count",
-			"lambdalake_serving_cache_hits_total", "lambdalake_serving_cache_stale_total", "lambdalake_serving_singleflight_shared_total"} {
-			if strings.HasPrefix(l, p+" ") {
-				log.Printf("server: %s", l)
-			}
-		}
-	}
-}
-
-// drain sends one query and reads the whole answer without keeping it.
-func drain(c *http.Client, target string) (int, error) {
-	req, _ := http.NewRequest("GET", target, nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	_, err = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode, err
-}
-
-// verify checks the answer once before the load: 1440 rows, B where it
-// should be, no gaps, every valid event counted once.
-func verify(target string, from, b time.Time, events int) error {
-	code, body, err := get(http.DefaultClient, target)
-	if err != nil {
-		return err
-	}
-	if code != 200 {
-		return fmt.Errorf("query: %d %s", code, body)
+		return fmt.Errorf("verify %s: %w", d.view.Name, err)
 	}
 	var a struct {
 		Boundary string           `json:"boundary"`
-		Gaps     [][2]string      `json:"gaps"`
+		Gaps     []any            `json:"gaps"`
 		Rows     []map[string]any `json:"rows"`
 	}
 	if err := json.Unmarshal(body, &a); err != nil {
-		return err
+		return fmt.Errorf("verify %s: %w", d.view.Name, err)
+	}
+	count := d.view.Metrics[0].Name // orders, views: the count metric comes first
+	if d.view.Metrics[0].Agg != schemas.Count {
+		return fmt.Errorf("verify %s: its first metric is not a count", d.view.Name)
 	}
 	var total float64
 	for _, r := range a.Rows {
-		total += r["orders"].(float64)
+		total += r[count].(float64)
 	}
-	log.Printf("answer: %d rows, %d bytes, boundary %s, gaps %v, %v orders of %d events", len(a.Rows), len(body), a.Boundary, a.Gaps, total, events)
-	if a.Boundary != b.Format(time.RFC3339) || len(a.Gaps) != 0 || len(a.Rows) < 1380 {
-		return fmt.Errorf("unexpected answer: boundary %s gaps %v rows %d", a.Boundary, a.Gaps, len(a.Rows))
+	log.Printf("verify %s: %d rows, boundary %s, gaps %v, %v %s of %d events", d.view.Name, len(a.Rows), a.Boundary, a.Gaps, total, count, len(d.events))
+	if a.Boundary != b.Format(time.RFC3339) || len(a.Gaps) != 0 {
+		return fmt.Errorf("verify %s: boundary %s gaps %v, want %s and none", d.view.Name, a.Boundary, a.Gaps, b.Format(time.RFC3339))
+	}
+	if int64(total) != int64(len(d.events)) {
+		return fmt.Errorf("verify %s: %v events counted, want every one of %d once", d.view.Name, total, len(d.events))
 	}
 	return nil
 }
 
-// load runs clients back to back for d and returns requests/s, p50 and p99
-// in ms, errors and the request count.
-func load(target string, clients int, d time.Duration) (rps, p50, p99 float64, errs, n int) {
-	// Answers are ~160 KB: a large read buffer reads one in a few syscalls
-	// instead of forty (the client shares the machine with the server).
-	tr := &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients, DisableCompression: true,
-		ReadBufferSize: 256 << 10}
-	c := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	defer tr.CloseIdleConnections()
-	var mu sync.Mutex
-	var lat []time.Duration
-	var wg sync.WaitGroup
-	start := time.Now()
-	end := start.Add(d)
-	var firstErr error
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []time.Duration
-			bad := 0
-			var e error
-			for time.Now().Before(end) {
-				t0 := time.Now()
-				code, err := drain(c, target)
-				if err != nil || code != 200 {
-					bad++
-					if e == nil {
-						e = fmt.Errorf("code %d: %v", code, err)
-					}
-					continue
-				}
-				mine = append(mine, time.Since(t0))
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			errs += bad
-			if firstErr == nil {
-				firstErr = e
-			}
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	el := time.Since(start)
-	if firstErr != nil {
-		log.Printf("first error: %v", firstErr)
-	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	n = len(lat) + errs
-	if len(lat) == 0 {
-		return 0, 0, 0, errs, n
-	}
-	pct := func(p float64) float64 {
-		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
-	}
-	return float64(len(lat)) / el.Seconds(), pct(0.50), pct(0.99), errs, n
-}
-
-// duckScript runs the query 3 times in one DuckDB process and prints the
-// median in ms and the row count.
-const duckScript = `
+// duckQueries runs each SQL statement 3 times in one DuckDB process and
+// prints the median time of each, in ms.
+const duckQueries = `
 import duckdb, statistics, sys, time
-sql = sys.argv[1]
+threads, sqls = sys.argv[1], sys.argv[2].split(";\n")
 con = duckdb.connect()
-con.execute("SET threads=2")
+con.execute("SET threads=" + threads)
 con.execute("SET enable_progress_bar=false")
-ts, n = [], 0
-for _ in range(3):
-    t0 = time.perf_counter()
-    n = len(con.execute(sql).fetchall())
-    ts.append((time.perf_counter() - t0) * 1000)
-print(f"{statistics.median(ts):.3f} {n}")
+con.execute("SET TimeZone='UTC'")
+out = []
+for sql in sqls:
+    ts = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        con.execute(sql).fetchall()
+        ts.append((time.perf_counter() - t0) * 1000)
+    out.append(f"{statistics.median(ts):.3f}")
+print(" ".join(out))
 `
 
-// runDuckDB answers the same question from the raw files: per minute over
-// [from, to), count, sum, max, min and exact count distinct.
-func runDuckDB(python, dir string, s *schemas.Schema, from, to time.Time) (float64, error) {
-	sql := fmt.Sprintf(`SELECT epoch_ms(time_bucket(INTERVAL 1 minute, ts)) AS t, count(*) AS orders, sum(amount) AS revenue,
-  max(amount) AS biggest, min(amount) AS smallest, count(DISTINCT user_id) AS buyers
-FROM read_parquet('%s/raw/%s/*/*/*.parquet', hive_partitioning=1)
-WHERE ts >= TIMESTAMPTZ '%s' AND ts < TIMESTAMPTZ '%s'
-GROUP BY 1 ORDER BY 1`, dir, s.Name, from.Format(time.RFC3339), to.Format(time.RFC3339))
-	cmd := exec.Command(python, "-c", duckScript, sql)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
+// againstDuckDB answers n new queries with our server (one client, each
+// uncached) and with DuckDB from the raw files, and returns the median times.
+func againstDuckDB(ctx context.Context, python, dir, base string, sets []*dataset, mix *querymix.Mix, n int) (oursMS, duckMS float64, err error) {
+	byName := map[string]*schemas.View{}
+	for _, d := range sets {
+		byName[d.view.Name] = d.view
+	}
+	c := querymix.Client(1)
+	var ours []float64
+	var sqls []string
+	for range n {
+		q := mix.NewQuery()
+		t0 := time.Now()
+		if _, err := querymix.Get(ctx, c, base+q.Path(), token); err != nil {
+			return 0, 0, fmt.Errorf("uncached query %s: %w", q.Path(), err)
+		}
+		ours = append(ours, float64(time.Since(t0).Microseconds())/1000)
+		sqls = append(sqls, duckSQL(dir, byName[q.View], q))
+	}
+	f, err := duck.Run(ctx, python, duckQueries, strconv.Itoa(runtime.NumCPU()), strings.Join(sqls, ";\n"))
 	if err != nil {
-		return 0, fmt.Errorf("duckdb (run `make duckdb` first): %w", err)
+		return 0, 0, err
 	}
-	f := strings.Fields(string(out))
-	if len(f) != 2 {
-		return 0, fmt.Errorf("duckdb: unexpected output %q", out)
+	theirs, err := duck.Floats(f, n)
+	if err != nil {
+		return 0, 0, err
 	}
-	log.Printf("duckdb: median %s ms over 3 runs, %s rows", f[0], f[1])
-	return strconv.ParseFloat(f[0], 64)
+	log.Printf("against DuckDB, %d queries: ours (one client, uncached) %v ms; DuckDB %v ms", n, ours, theirs)
+	return median(ours), median(theirs), nil
 }
 
-// cleanupRedis removes the bench view's keys.
-func cleanupRedis(ctx context.Context, rdb redis.UniversalClient, view string) {
-	iter := rdb.Scan(ctx, 0, "ll:{"+view+"}:*", 1000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-		if len(keys) == 1000 {
-			rdb.Del(ctx, keys...)
-			keys = keys[:0]
+func median(x []float64) float64 {
+	if len(x) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(x)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// duckSQL is a mix query as DuckDB SQL over the view's raw files: the same
+// buckets, groups and filter, exact count distinct for uniq.
+func duckSQL(dir string, v *schemas.View, q querymix.Query) string {
+	s := v.Schema
+	stepMS := q.Step.Milliseconds()
+	sel := []string{fmt.Sprintf("epoch_ms(%s) // %d * %d AS t", s.Time, stepMS, stepMS)}
+	sel = append(sel, q.GroupBy...)
+	for _, m := range v.Metrics {
+		switch m.Agg {
+		case schemas.Count:
+			sel = append(sel, "count(*) AS "+m.Name)
+		case schemas.Uniq:
+			sel = append(sel, fmt.Sprintf("count(DISTINCT %s) AS %s", m.Field, m.Name))
+		default:
+			sel = append(sel, fmt.Sprintf("%s(%s) AS %s", m.Agg, m.Field, m.Name))
 		}
 	}
-	if len(keys) > 0 {
-		rdb.Del(ctx, keys...)
+	where := fmt.Sprintf("%s >= make_timestamp(%d) AND %s < make_timestamp(%d)", s.Time, q.From.UnixMicro(), s.Time, q.To.UnixMicro())
+	if q.Where != "" {
+		dim, val, _ := strings.Cut(q.Where, ":")
+		where += " AND " + dim + " = " + duck.Quote(val)
 	}
+	return fmt.Sprintf("SELECT %s FROM read_parquet('%s/raw/%s/*/*/*.parquet', hive_partitioning=1) WHERE %s GROUP BY ALL ORDER BY ALL",
+		strings.Join(sel, ", "), dir, s.Name, where)
 }
 
-func deleteTopic(brokers []string, topic string) {
-	if err := stream.DeleteTopic(context.Background(), brokers, topic); err != nil {
-		log.Printf("cleanup: %v", err)
+// writeRaw writes the events as raw files of partition 0 (offsets in
+// generation order, one file per event hour) and returns the events at or
+// after b, which the speed layer gets.
+func writeRaw(ctx context.Context, store lake.Store, s *schemas.Schema, evs [][]byte, b time.Time) (hot [][]byte, files int, err error) {
+	recs := make([]rawfiles.Record, len(evs))
+	dec := schemas.NewDecoder(s)
+	var row schemas.Row
+	for i, e := range evs {
+		recs[i] = rawfiles.Record{Offset: int64(i), Value: e}
+		if dec.Decode(e, &row) == nil && s.TimeMicros(&row) >= b.UnixMicro() {
+			hot = append(hot, e)
+		}
 	}
+	files, err = rawfiles.WriteFlush(ctx, store, s, 0, recs)
+	return hot, files, err
 }

@@ -1,57 +1,70 @@
 // Command speed benchmarks the speed layer against the local stack (DESIGN
-// §7). On one fresh 4-partition topic of ≥2M generated orders it measures,
-// in the same run:
+// §7, issues 19.1, 19.2 and 16.13). On one fresh 4-partition topic of ≥2M
+// generated orders it measures, in the same run and on the same records:
 //
-//	(a) raw_eps: kafka-go's kafka.Reader reading every message of every
-//	             partition, decoding nothing (run before and after (b), the
-//	             mean is reported);
-//	(b) eps:     the speed layer end to end (consume, decode, aggregate, apply
-//	             to Redis with offsets) until the stored offsets reach the end;
-//	(a')         logged only: the raw rate through stream.Fetcher, the
-//	             worker's own read path, and the ratio against it;
+//	eps:       the speed layer end to end (consume, decode, aggregate, apply
+//	           to Redis with offsets), as a child process (this binary
+//	           re-executed, so its RSS and CPU are its own), from its first
+//	           partition assignment until the offsets stored in Redis reach
+//	           the end;
+//	raw_eps:   kafka-go's kafka.Reader reading every record, decoding nothing
+//	           (before and after eps, the mean reported): the reference the
+//	           first issues named, kept for continuity;
+//	fetch_eps: the same read through stream.Fetcher, the worker's own read
+//	           path (fetch_ratio = eps ÷ fetch_eps, like for like);
+//	floor_eps: one loop per partition through stream.Fetcher and the schema's
+//	           field decoder on the fields the view reads, doing nothing
+//	           else — the least any speed layer must do (floor_ratio);
+//	peer_eps:  the Kafka Streams peer (bench/peer, Java 17, Kafka Streams
+//	           4.4.0, exactly_once_v2) computing the same view from the same
+//	           topic, from its first record read until every result is in its
+//	           window store and committed (peer_ratio = eps ÷ peer_eps);
+//	           flags -peer-* set its tuning (bench/peer/README.md).
 //
-// then, with the worker caught up, the freshness of live traffic produced
+// Both sides' results are checked: every valid event (duplicates included:
+// the speed layer counts what arrives) is counted once by ours, and the
+// peer's store, read through its interactive queries, equals our Redis cells
+// window by window (count, min, max exactly, sum to 1e-9, uniq — two HLLs
+// with different hashes — within 4% + 3, see compare). A mismatch fails
+// the run.
+//
+// Then, with the worker caught up, the freshness of live traffic produced
 // at 50k events/s: time from an event's creation to its being counted in
-// Redis, p50 and p99, and the worker's peak RSS. The worker runs as a child
-// process (this binary re-executed) so its RSS is its own.
-//
-// Freshness is read from two curves: events created by time t (the producer
-// records each batch) and events counted in Redis by time t (polled every
-// 10ms from the view's cells). The n-th counted event is matched to the n-th
-// created one, which assumes roughly FIFO delivery across partitions.
+// Redis, p50 and p99 (bench/internal/freshness), and the worker's peak RSS.
 //
 // LAMBDALAKE_BENCH_CPUPROFILE=file writes the worker's CPU profile.
 //
 // The last line is the DESIGN §7 summary:
 //
-//	bench speed: raw_eps=… eps=… ratio=… fresh_p50_ms=… fresh_p99_ms=… rss_mb=…
+//	bench speed: raw_eps=… eps=… ratio=… fetch_eps=… fetch_ratio=… floor_eps=… floor_ratio=… peer_eps=… peer_ratio=… peer_equal=true fresh_p50_ms=… fresh_p99_ms=… rss_mb=…
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"log/slog"
+	"math"
 	"os"
-	"os/exec"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
-	"github.com/segmentio/kafka-go"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/lambdalake/lambdalake"
+	"github.com/lambdalake/lambdalake/bench/internal/freshness"
+	"github.com/lambdalake/lambdalake/bench/internal/kafkaref"
+	"github.com/lambdalake/lambdalake/bench/internal/kstreams"
+	"github.com/lambdalake/lambdalake/bench/internal/launch"
+	"github.com/lambdalake/lambdalake/bench/internal/procstat"
+	"github.com/lambdalake/lambdalake/bench/internal/stack"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/gen"
 	"github.com/lambdalake/lambdalake/internal/stream"
@@ -63,17 +76,7 @@ const childEnv = "LAMBDALAKE_BENCH_SPEED_WORKER" // "topic,view,group": run as t
 
 const partitions = 4
 
-func env(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
-
-var (
-	brokers   = strings.Split(env("LAMBDALAKE_KAFKA_BROKERS", "127.0.0.1:9092"), ",")
-	redisAddr = env("LAMBDALAKE_REDIS_ADDR", "127.0.0.1:6379")
-)
+var brokers = stack.Brokers()
 
 // benchView is the example config's revenue view over the orders schema,
 // renamed and pointed at the benchmark's topic.
@@ -100,190 +103,192 @@ func main() {
 	count := flag.Int64("events", 2_000_000, "events in the backlog")
 	rate := flag.Float64("rate", 50000, "live events per second for the freshness phase")
 	liveFor := flag.Duration("live", 15*time.Second, "how long the live phase produces")
+	peer := flag.Bool("peer", true, "run the Kafka Streams peer (bench/peer, `make peer`)")
+	peerThreads := flag.Int("peer-threads", runtime.NumCPU(), "the peer's num.stream.threads (default: cores, the best measured; see bench/peer/README.md)")
+	peerCache := flag.Int64("peer-cache-bytes", 64<<20, "the peer's statestore.cache.max.bytes")
+	peerCommit := flag.Int("peer-commit-ms", 100, "the peer's commit.interval.ms")
+	peerStore := flag.String("peer-store", "memory", "the peer's window store: memory or rocksdb")
+	peerTopology := flag.String("peer-topology", "local", "the peer's topology: local (per-partition windows, merged by the query) or repartition (groupByKey through a repartition topic)")
+	peerBuffer := flag.Bool("peer-buffer", true, "the peer's write-back buffer of live aggregates (local topology)")
+	peerGuarantee := flag.String("peer-guarantee", "exactly_once_v2", "the peer's processing.guarantee")
+	peerJVM := flag.String("peer-jvm", "-Xms1g -Xmx1g -XX:+UseParallelGC", "JVM options of the peer")
 	flag.Parse()
-	log.SetFlags(0)
+	log.SetFlags(log.Ltime)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	// Others' load on the machine skews every figure; say how much there was.
-	logLoad := func(when string) {
-		if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-			log.Printf("load average %s: %s", when, strings.Join(strings.Fields(string(b))[:3], " "))
-		}
-	}
-	logLoad("at start")
-	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	log.Printf("load average at start: %s", procstat.LoadAvg())
+	suffix := stack.Suffix()
 	topic := "bench-speed-" + suffix
 	view := benchView(topic, "bench_speed_"+suffix)
-	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{redisAddr}})
+	rdb := stack.Redis()
 	defer rdb.Close()
-	defer cleanup(rdb, view)
+	defer stack.DeleteRedisView(context.Background(), rdb, view.Name)
+	defer stack.DeleteTopics(brokers, topic)
 
 	// The backlog.
-	if err := stream.EnsureTopic(ctx, brokers, topic, partitions); err != nil {
-		log.Fatal(err)
-	}
+	check(stream.EnsureTopic(ctx, brokers, topic, partitions))
 	now := time.Now()
-	g, err := gen.New(gen.Config{Schema: view.Schema, From: now.Add(-time.Hour), To: now, Count: *count,
+	from := now.Add(-time.Hour)
+	g, err := gen.New(gen.Config{Schema: view.Schema, From: from, To: now, Count: *count,
 		Cardinality: map[string]int{"tenant": 10, "country": 20, "user_id": 100000},
-		OutOfOrder:  0.05, MaxDelay: 5 * time.Minute, Duplicates: 0.02, Malformed: 0.01, Seed: 1})
-	if err != nil {
-		log.Fatal(err)
-	}
+		// Out-of-order events land up to 4 minutes back: with the age of a
+		// duplicate's original on top, every event stays within the
+		// peer's 5-minute grace, so both sides must count all of them.
+		OutOfOrder: 0.05, MaxDelay: 4 * time.Minute, Duplicates: 0.02, Malformed: 0.01, Seed: 1})
+	check(err)
 	w := stream.NewWriter(brokers, topic)
 	start := time.Now()
-	counts, err := gen.Run(ctx, g, gen.KafkaSink{W: w}, gen.RunConfig{Count: *count, Batch: 10000, Senders: 4})
+	// One sender, so each partition holds the events in generation order
+	// and the only disorder is the generator's (≤ 5 minutes, within the
+	// peer's grace): concurrent senders interleave whole batches, minutes
+	// of event time apart, which a 5-minute grace would rightly drop.
+	counts, err := gen.Run(ctx, g, gen.KafkaSink{W: w}, gen.RunConfig{Count: *count, Batch: 10000, Senders: 1})
 	w.Close()
-	if err != nil {
-		log.Fatal(err)
-	}
+	check(err)
 	log.Printf("produced %s in %s", counts, time.Since(start).Round(time.Millisecond))
-	end := endOffsets(ctx, topic)
-	var total int64
-	for _, e := range end {
-		total += e
-	}
+	end, err := kafkaref.EndOffsets(ctx, brokers, topic)
+	check(err)
+	total := kafkaref.Total(end)
+	// The speed layer counts every decodable event (duplicates too); all
+	// lie within hot_retention and after B, so none is skipped.
+	want := counts.Valid + counts.Duplicate
 
-	// (a) raw consume, measured before and after (b) and averaged, so that
-	// load from elsewhere on the machine weighs on both sides alike.
-	cpu0 := selfCPU()
-	rawBefore := rawConsume(ctx, topic, end, total)
-	rawCPU := (selfCPU() - cpu0).Seconds() * 1e6 / float64(total)
-	log.Printf("(a) raw kafka-go consume: %d records, %.0f/s, %.2f µs CPU each", total, rawBefore, rawCPU)
+	// raw_eps, before and after ours, so that load from elsewhere on the
+	// machine weighs on both sides alike.
+	cpu0 := procstat.SelfCPU()
+	rawBefore, err := kafkaref.Reader(ctx, brokers, topic, end)
+	check(err)
+	log.Printf("raw kafka.Reader: %d records, %.0f/s, %.2f µs CPU each", rawBefore.Records, rawBefore.EPS(), perRecord(procstat.SelfCPU()-cpu0, total))
 
-	// (b) the speed layer, in a child process.
+	// Ours, in a child process.
 	child, assigned := startChild(topic, view.Name, "bench-speed-"+suffix)
-	defer child.Process.Kill()
+	defer child.Stop(10 * time.Second)
 	var t0 time.Time
 	select {
 	case t0 = <-assigned:
 	case <-time.After(60 * time.Second):
 		log.Fatal("worker got no partitions within 60s")
 	}
-	cpu0 = procCPU(child.Process.Pid)
-	waitOffsets(ctx, rdb, view, end, 5*time.Minute)
+	cpu0 = procstat.CPU(child.Pid())
+	check(kafkaref.WaitCaughtUp(ctx, end, 5*time.Minute, kafkaref.SpeedApplied(rdb, view, len(end))))
 	el := time.Since(t0)
 	eps := float64(total) / el.Seconds()
 	// CPU per record is steadier than rates on a shared machine; Redis'
 	// and the broker's share is not in it.
-	workerCPU := (procCPU(child.Process.Pid) - cpu0).Seconds() * 1e6 / float64(total)
-	log.Printf("(b) speed layer end to end: %d records in %s, %.0f/s, %.2f µs worker CPU each", total, el.Round(time.Millisecond), eps, workerCPU)
-	rawAfter := rawConsume(ctx, topic, end, total)
-	rawEPS := (rawBefore + rawAfter) / 2
-	log.Printf("(a) raw kafka-go consume again: %.0f/s; mean %.0f/s", rawAfter, rawEPS)
-	// The worker reads through stream.Fetcher (kafka-go's Conn, batches
-	// read in place), which costs less per record than kafka.Reader; the
-	// summary's reference is kafka.Reader, so this second one is reported
-	// too, for the ratio it gives.
-	cpu0 = selfCPU()
-	rawFetch := rawFetchConsume(ctx, topic, end, total)
-	log.Printf("(a') raw consume through stream.Fetcher: %.0f/s, %.2f µs CPU each; ratio against it %.2f",
-		rawFetch, (selfCPU()-cpu0).Seconds()*1e6/float64(total), eps/rawFetch)
+	log.Printf("ours (speed layer end to end): %d records in %s, %.0f/s, %.2f µs worker CPU each",
+		total, el.Round(time.Millisecond), eps, perRecord(procstat.CPU(child.Pid())-cpu0, total))
 
-	// Freshness under live traffic.
-	p50, p99, n := freshness(ctx, rdb, view, *rate, *liveFor)
-	log.Printf("freshness over %d live events at %.0f/s: p50=%s p99=%s", n, *rate, p50, p99)
+	rawAfter, err := kafkaref.Reader(ctx, brokers, topic, end)
+	check(err)
+	rawEPS := (rawBefore.EPS() + rawAfter.EPS()) / 2
+	log.Printf("raw kafka.Reader again: %.0f/s; mean %.0f/s", rawAfter.EPS(), rawEPS)
+	cpu0 = procstat.SelfCPU()
+	fetch, err := kafkaref.Fetcher(ctx, brokers, topic, end)
+	check(err)
+	log.Printf("fetch (stream.Fetcher, ours' read path): %.0f/s, %.2f µs CPU each", fetch.EPS(), perRecord(procstat.SelfCPU()-cpu0, total))
+	cpu0 = procstat.SelfCPU()
+	floor, decoded, err := kafkaref.Floor(ctx, brokers, topic, end, view.Schema, kafkaref.ViewFields(view))
+	check(err)
+	log.Printf("floor (stream.Fetcher + field decoder): %.0f/s, %.2f µs CPU each, %d of %d decoded",
+		floor.EPS(), perRecord(procstat.SelfCPU()-cpu0, total), decoded, total)
+	if decoded != want {
+		log.Fatalf("floor decoded %d records, want %d (valid + duplicates)", decoded, want)
+	}
 
-	logLoad("at end")
-	rss := vmHWM(child.Process.Pid)
-	child.Process.Signal(syscall.SIGTERM)
-	child.Wait()
-	fmt.Printf("bench speed: raw_eps=%.0f eps=%.0f ratio=%.2f fresh_p50_ms=%d fresh_p99_ms=%d rss_mb=%.0f\n",
-		rawEPS, eps, eps/rawEPS, p50.Milliseconds(), p99.Milliseconds(), float64(rss)/(1<<20))
-}
+	// Ours counted every valid event once.
+	ours, err := ourWindows(ctx, rdb, view, from.Add(-10*time.Minute), time.Now().Add(time.Minute))
+	check(err)
+	var oursCount int64
+	for _, c := range ours {
+		oursCount += c.Orders
+	}
+	if oursCount != want {
+		log.Fatalf("ours counted %d events, want %d (valid %d + duplicates %d)", oursCount, want, counts.Valid, counts.Duplicate)
+	}
+	log.Printf("ours: %d windows, %d events counted = valid + duplicates", len(ours), oursCount)
 
-func endOffsets(ctx context.Context, topic string) []int64 {
-	end := make([]int64, partitions)
-	for p := range end {
-		off, err := speed.OffsetAt(ctx, brokers, topic, p, time.Now().Add(time.Hour))
+	// The peer, on the same topic, while ours idles.
+	peerEPS, peerEqual := math.NaN(), false
+	if *peer {
+		appID := "bench-peer-" + suffix
+		p, err := kstreams.Start(kstreams.Config{Bootstrap: strings.Join(brokers, ","), Topic: topic, AppID: appID, Expect: want,
+			JVMArgs: strings.Fields(*peerJVM),
+			Settings: map[string]string{"threads": strconv.Itoa(*peerThreads), "cache-bytes": strconv.FormatInt(*peerCache, 10),
+				"commit-ms": strconv.Itoa(*peerCommit), "store": *peerStore, "guarantee": *peerGuarantee, "topology": *peerTopology,
+				"buffer": strconv.FormatBool(*peerBuffer)}})
+		check(err)
+		pr, err := p.Wait(ctx, 10*time.Minute)
 		if err != nil {
+			p.Stop()
 			log.Fatal(err)
 		}
-		end[p] = off
+		log.Printf("peer (Kafka Streams): %d records read, %d malformed, %d aggregated, %.0f dropped, %.0f/s to the store and committed (%.0f/s to the last aggregate update), %.2f µs CPU each (JVM start included), peak RSS %d MB",
+			pr.Read, pr.Malformed, pr.Aggregated, pr.Dropped, pr.EPS, pr.AggregatedEPS, perRecord(pr.CPU, total), pr.PeakRSS>>20)
+		peerEPS = pr.EPS
+		theirs, err := p.Windows(ctx)
+		p.Stop()
+		stack.DeleteTopics(brokers, p.InternalTopics()...)
+		check(err)
+		peerEqual = compare(ours, theirs)
+		if pr.Read != total {
+			log.Printf("peer read %d records, the topic holds %d", pr.Read, total)
+			peerEqual = false
+		}
 	}
-	return end
-}
 
-// rawConsume reads every partition to its end with kafka.Reader (the
-// worker's former settings), one goroutine per partition, and returns
-// records per second.
-func rawConsume(ctx context.Context, topic string, end []int64, total int64) float64 {
-	return consumeAll(ctx, end, total, func(p int) (next func(context.Context) (kafka.Message, error), close func()) {
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p,
-			MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond, QueueCapacity: 2000})
-		return r.FetchMessage, func() { r.Close() }
-	})
-}
+	// Freshness under live traffic: counted from the current bucket on.
+	lo := view.Bucket(time.Now().UnixMicro())
+	fr, err := freshness.Measure(ctx, freshness.Config{
+		Count: func(ctx context.Context) (int64, error) { return counted(ctx, rdb, view, lo) },
+		Produce: func(ctx context.Context, rec *freshness.Recorder) (int64, error) {
+			return live(ctx, view, *rate, *liveFor, rec)
+		}})
+	check(err)
+	log.Printf("freshness over %d live events at %.0f/s: p50=%s p99=%s max=%s", fr.N, *rate, fr.P50, fr.P99, fr.Max)
 
-// rawFetchConsume is rawConsume through stream.Fetcher, the worker's path.
-func rawFetchConsume(ctx context.Context, topic string, end []int64, total int64) float64 {
-	return consumeAll(ctx, end, total, func(p int) (next func(context.Context) (kafka.Message, error), close func()) {
-		f := stream.NewFetcher(stream.FetcherConfig{Brokers: brokers, Topic: topic, Partition: p, Offset: kafka.FirstOffset})
-		return f.Next, f.Close
-	})
-}
-
-// consumeAll reads every partition from its first record to its end, one
-// goroutine each, through what open returns, and returns records per second.
-func consumeAll(ctx context.Context, end []int64, total int64, open func(p int) (next func(context.Context) (kafka.Message, error), close func())) float64 {
-	start := time.Now()
-	eg, ectx := errgroup.WithContext(ctx)
-	for p := range end {
-		eg.Go(func() error {
-			next, close := open(p)
-			defer close()
-			var bytes int
-			for {
-				m, err := next(ectx)
-				if err != nil {
-					return fmt.Errorf("raw consume partition %d: %w", p, err)
-				}
-				bytes += len(m.Value) // touch the value, decode nothing
-				if m.Offset+1 >= end[p] {
-					return nil
-				}
-			}
-		})
+	log.Printf("load average at end: %s", procstat.LoadAvg())
+	rss := procstat.PeakRSS(child.Pid())
+	equal := strconv.FormatBool(peerEqual)
+	if !*peer {
+		equal = "skipped"
 	}
-	if err := eg.Wait(); err != nil {
+	fmt.Printf("bench speed: raw_eps=%.0f eps=%.0f ratio=%.2f fetch_eps=%.0f fetch_ratio=%.2f floor_eps=%.0f floor_ratio=%.2f peer_eps=%.0f peer_ratio=%.2f peer_equal=%s fresh_p50_ms=%d fresh_p99_ms=%d rss_mb=%d\n",
+		rawEPS, eps, eps/rawEPS, fetch.EPS(), eps/fetch.EPS(), floor.EPS(), eps/floor.EPS(), peerEPS, eps/peerEPS, equal,
+		fr.P50.Milliseconds(), fr.P99.Milliseconds(), rss>>20)
+	if *peer && !peerEqual {
+		fmt.Fprintln(os.Stderr, "bench speed: FAILED: the peer's results differ from ours (see above)")
+		child.Stop(10 * time.Second)
+		stack.DeleteRedisView(context.Background(), rdb, view.Name)
+		stack.DeleteTopics(brokers, topic)
+		os.Exit(1)
+	}
+}
+
+func check(err error) {
+	if err != nil {
 		log.Fatal(err)
 	}
-	return float64(total) / time.Since(start).Seconds()
 }
 
-// startChild re-executes this binary as the worker and returns when its
-// process runs; assigned receives the time the first partition was assigned.
-func startChild(topic, view, group string) (*exec.Cmd, <-chan time.Time) {
+func perRecord(d time.Duration, n int64) float64 { return d.Seconds() * 1e6 / float64(n) }
+
+// startChild re-executes this binary as the worker; assigned receives the
+// time the first partition was assigned.
+func startChild(topic, view, group string) (*launch.Proc, <-chan time.Time) {
 	self, err := os.Executable()
-	if err != nil {
-		log.Fatal(err)
-	}
-	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), childEnv+"="+topic+","+view+","+group)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		log.Fatal(err)
-	}
+	check(err)
 	assigned := make(chan time.Time, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		once := false
-		for sc.Scan() {
-			line := sc.Text()
+	once := false
+	p, err := launch.Start(launch.Config{Name: "worker", Path: self, Env: []string{childEnv + "=" + topic + "," + view + "," + group},
+		OnLine: func(line string) {
 			if !once && strings.Contains(line, "partition assigned") {
 				assigned <- time.Now()
 				once = true
 			}
-			if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
-				log.Printf("worker: %s", line)
-			}
-		}
-		io.Copy(io.Discard, stderr)
-	}()
-	return cmd, assigned
+		}})
+	check(err)
+	return p, assigned
 }
 
 // runChild is the worker process: a plain speed.Worker on the bench view.
@@ -294,75 +299,49 @@ func runChild(spec string) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{redisAddr}})
+	rdb := stack.Redis()
 	defer rdb.Close()
 	w, err := speed.New(speed.Config{Brokers: brokers, Group: parts[2], Views: []*schemas.View{benchView(parts[0], parts[1])},
 		Redis: rdb, Registerer: prometheus.NewRegistry(),
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))})
-	if err != nil {
-		log.Fatal(err)
-	}
+	check(err)
 	if path := os.Getenv("LAMBDALAKE_BENCH_CPUPROFILE"); path != "" {
 		f, err := os.Create(path)
-		if err != nil {
-			log.Fatal(err)
-		}
+		check(err)
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
-	if err := w.Run(ctx); err != nil {
-		log.Fatal(err)
-	}
+	check(w.Run(ctx))
 }
 
-func waitOffsets(ctx context.Context, rdb redis.UniversalClient, v *schemas.View, end []int64, timeout time.Duration) {
-	deadline := time.Now().Add(timeout)
-	for {
-		done := true
-		for p, e := range end {
-			s, _ := rdb.HGet(ctx, speed.OffsetsKey(v.Name), v.Schema.Topic+":"+strconv.Itoa(p)).Result()
-			if n, _ := strconv.ParseInt(s, 10, 64); n < e {
-				done = false
-				break
-			}
-		}
-		if done {
-			return
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			log.Fatalf("worker did not reach the end offsets within %s", timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
+// live produces events of now at rate for d, recording each batch.
+func live(ctx context.Context, v *schemas.View, rate float64, d time.Duration, rec *freshness.Recorder) (int64, error) {
+	g, err := gen.New(gen.Config{Schema: v.Schema, Cardinality: map[string]int{"tenant": 10, "country": 20, "user_id": 100000}, Seed: 2})
+	if err != nil {
+		return 0, err
 	}
-}
-
-// point is one sample of a cumulative curve.
-type point struct {
-	n int64
-	t time.Time
+	w := stream.NewWriter(brokers, v.Schema.Topic)
+	defer w.Close()
+	sent, err := gen.Run(ctx, g, recordingSink{KafkaSink: gen.KafkaSink{W: w}, rec: rec}, gen.RunConfig{Rate: rate, Duration: d, Batch: 500, Senders: 2})
+	return sent.Total, err
 }
 
 // recordingSink forwards to Kafka and records when each batch was created.
 type recordingSink struct {
 	gen.KafkaSink
-	mu      sync.Mutex
-	created []point // cumulative events created, in send order
-	n       int64
+	rec *freshness.Recorder
 }
 
-func (s *recordingSink) Send(ctx context.Context, batch []gen.Event) error {
-	s.mu.Lock()
-	s.n += int64(len(batch))
-	s.created = append(s.created, point{s.n, batch[0].Time})
-	s.mu.Unlock()
+func (s recordingSink) Send(ctx context.Context, batch []gen.Event) error {
+	s.rec.Created(len(batch), batch[0].Time)
 	return s.KafkaSink.Send(ctx, batch)
 }
 
 // counted sums the view's count metric over cells from bucket lo on.
-func counted(ctx context.Context, rdb redis.UniversalClient, v *schemas.View, lo int64) int64 {
+func counted(ctx context.Context, rdb redis.UniversalClient, v *schemas.View, lo int64) (int64, error) {
 	members, err := rdb.ZRangeByScore(ctx, speed.IndexKey(v.Name), &redis.ZRangeBy{Min: strconv.FormatInt(lo, 10), Max: "+inf"}).Result()
 	if err != nil {
-		log.Fatal(err)
+		return 0, err
 	}
 	cmds := make([]*redis.StringCmd, len(members))
 	rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -376,119 +355,5 @@ func counted(ctx context.Context, rdb redis.UniversalClient, v *schemas.View, lo
 		x, _ := strconv.ParseInt(c.Val(), 10, 64)
 		n += x
 	}
-	return n
-}
-
-// freshness produces live events at rate for d and measures creation →
-// counted latency.
-func freshness(ctx context.Context, rdb redis.UniversalClient, v *schemas.View, rate float64, d time.Duration) (p50, p99 time.Duration, n int64) {
-	g, err := gen.New(gen.Config{Schema: v.Schema, Cardinality: map[string]int{"tenant": 10, "country": 20, "user_id": 100000}, Seed: 2})
-	if err != nil {
-		log.Fatal(err)
-	}
-	w := stream.NewWriter(brokers, v.Schema.Topic)
-	defer w.Close()
-	sink := &recordingSink{KafkaSink: gen.KafkaSink{W: w}}
-	lo := v.Bucket(time.Now().UnixMicro())
-	base := counted(ctx, rdb, v, lo)
-
-	var samples []point
-	pctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	polled := make(chan struct{})
-	go func() {
-		defer close(polled)
-		for pctx.Err() == nil {
-			c := counted(ctx, rdb, v, lo) - base
-			samples = append(samples, point{c, time.Now()})
-			time.Sleep(10 * time.Millisecond)
-		}
-	}()
-	sent, err := gen.Run(ctx, g, sink, gen.RunConfig{Rate: rate, Duration: d, Batch: 500, Senders: 2})
-	if err != nil {
-		log.Fatal(err)
-	}
-	// Drain: wait until everything sent is counted.
-	deadline := time.Now().Add(30 * time.Second)
-	for counted(ctx, rdb, v, lo)-base < sent.Total && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	<-polled
-	// The poller may have stopped just before the last count landed.
-	samples = append(samples, point{counted(ctx, rdb, v, lo) - base, time.Now()})
-
-	var lat []time.Duration
-	si := 0
-	var prev int64
-	for _, c := range sink.created {
-		// Events (prev, c.n] were created at c.t; each is counted at the
-		// first sample reaching its index.
-		for k := prev + 1; k <= c.n; k++ {
-			for si < len(samples) && samples[si].n < k {
-				si++
-			}
-			if si == len(samples) {
-				log.Printf("freshness: %d of %d events never counted", sent.Total-k+1, sent.Total)
-				goto done
-			}
-			lat = append(lat, samples[si].t.Sub(c.t))
-		}
-		prev = c.n
-	}
-done:
-	if len(lat) == 0 {
-		log.Fatal("freshness: no samples")
-	}
-	slices.Sort(lat)
-	return lat[len(lat)/2], lat[len(lat)*99/100], int64(len(lat))
-}
-
-// selfCPU is the user+system CPU this process has used.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		log.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// procCPU is the user+system CPU another process has used (from
-// /proc/PID/stat, in clock ticks of 10ms).
-func procCPU(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		log.Fatal(err)
-	}
-	// Fields after the command name, which is in parentheses and may hold spaces.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
-}
-
-// vmHWM is a process's peak resident set size in bytes.
-func vmHWM(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		log.Printf("rss: %v", err)
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-// cleanup deletes the benchmark view's keys and its topic.
-func cleanup(rdb redis.UniversalClient, v *schemas.View) {
-	ctx := context.Background()
-	if err := stream.DeleteTopic(ctx, brokers, v.Schema.Topic); err != nil {
-		log.Printf("cleanup: %v", err)
-	}
-	speed.Reset(ctx, speed.ResetConfig{Brokers: brokers, Redis: rdb, View: v, Now: time.Now().Add(time.Hour)})
-	rdb.Del(ctx, speed.OffsetsKey(v.Name))
+	return n, nil
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/compact"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/stream"
 	"github.com/lambdalake/lambdalake/jobs"
@@ -66,7 +66,7 @@ func runRoles(ctx context.Context, cfg *config.Config, store lake.Store, rdb red
 	if err != nil {
 		return err
 	}
-	c, err := batch.NewCompactor(compactorConfig(cfg, store))
+	c, err := compact.New(compactorConfig(cfg, store))
 	if err != nil {
 		return err
 	}

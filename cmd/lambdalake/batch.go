@@ -12,9 +12,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/recompute"
+	"github.com/lambdalake/lambdalake/internal/boundary"
 	"github.com/lambdalake/lambdalake/schemas"
-	"github.com/lambdalake/lambdalake/speed"
 )
 
 func init() {
@@ -73,20 +73,21 @@ func runBatch(ctx context.Context, args []string) error {
 	prog := newProgressPrinter(os.Stderr, isTerminal(os.Stderr))
 	// A one-shot command serves no /metrics: its series go to a private
 	// registry (the jobs process registers the real ones).
-	rcfg := batch.RecomputerConfig{Store: store, Group: cfg.Compact.Group, Parallelism: *parallel, Progress: prog.report,
+	rcfg := recompute.Config{Store: store, Group: cfg.Compact.Group, Parallelism: *parallel, Progress: prog.report,
 		Registerer: prometheus.NewRegistry()}
 	if *mirror {
 		rdb := cfg.Redis.Client()
 		defer rdb.Close()
-		rcfg.Mirror = batch.MirrorFunc(func(ctx context.Context, view string, b time.Time) error {
-			return speed.SetBoundary(ctx, rdb, view, b)
+		rcfg.Mirror = recompute.MirrorFunc(func(ctx context.Context, view string, b time.Time) error {
+			_, err := boundary.Publish(ctx, rdb, view, b) // forward only: a later B stays
+			return err
 		})
 	}
-	rc, err := batch.NewRecomputer(rcfg)
+	rc, err := recompute.New(rcfg)
 	if err != nil {
 		return err
 	}
-	opt := batch.RecomputeOptions{From: from, To: to, Force: sub == "backfill"}
+	opt := recompute.Options{From: from, To: to, Force: sub == "backfill"}
 	for _, v := range views {
 		res, err := rc.Recompute(ctx, v, opt)
 		prog.end()
@@ -143,7 +144,7 @@ func newProgressPrinter(w io.Writer, tty bool) *progressPrinter {
 	return &progressPrinter{w: w, tty: tty}
 }
 
-func (p *progressPrinter) report(pr batch.Progress) {
+func (p *progressPrinter) report(pr recompute.Progress) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	rate := 0.0

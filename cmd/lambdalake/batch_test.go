@@ -13,11 +13,13 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/raw"
+	"github.com/lambdalake/lambdalake/batch/recompute"
+	"github.com/lambdalake/lambdalake/batch/views"
+	"github.com/lambdalake/lambdalake/internal/boundary"
 	"github.com/lambdalake/lambdalake/internal/testenv"
 	"github.com/lambdalake/lambdalake/lake"
 	"github.com/lambdalake/lambdalake/schemas"
-	"github.com/lambdalake/lambdalake/speed"
 )
 
 func TestParseHourFlag(t *testing.T) {
@@ -49,14 +51,14 @@ func TestParseHourFlag(t *testing.T) {
 func TestProgressPrinter(t *testing.T) {
 	var tty bytes.Buffer
 	p := newProgressPrinter(&tty, true)
-	p.report(batch.Progress{View: "revenue", Done: 3, Total: 24, Rows: 3000, Elapsed: time.Second})
+	p.report(recompute.Progress{View: "revenue", Done: 3, Total: 24, Rows: 3000, Elapsed: time.Second})
 	p.end()
 	if got := tty.String(); !strings.HasPrefix(got, "\rrevenue: 3/24 hours  3000 rows  3000 rows/s") || !strings.HasSuffix(got, "\n") {
 		t.Errorf("terminal progress = %q", got)
 	}
 	var plain bytes.Buffer
 	p = newProgressPrinter(&plain, false)
-	p.report(batch.Progress{View: "revenue", Done: 1, Total: 2, Rows: 10, Elapsed: time.Second})
+	p.report(recompute.Progress{View: "revenue", Done: 1, Total: 2, Rows: 10, Elapsed: time.Second})
 	p.end()
 	if plain.Len() != 0 {
 		t.Errorf("non-terminal progress wrote %q; it should log instead", plain.String())
@@ -99,7 +101,7 @@ views:
 `, redisAddr, dir, view))
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
 	defer rdb.Close()
-	t.Cleanup(func() { rdb.Del(context.Background(), speed.BoundaryKey(view)) })
+	t.Cleanup(func() { rdb.Del(context.Background(), boundary.Key(view)) })
 
 	ctx := context.Background()
 	store, err := lake.NewDirStore(dir)
@@ -134,7 +136,7 @@ views:
 			t.Fatal(err)
 		}
 	}
-	cp, _ := json.Marshal(batch.Checkpoint{NextOffset: 20, Watermark: h0.Add(2*time.Hour + time.Minute)})
+	cp, _ := json.Marshal(raw.Checkpoint{NextOffset: 20, Watermark: h0.Add(2*time.Hour + time.Minute)})
 	if err := lake.PutBytes(ctx, store, lake.CheckpointKey("lambdalake-compact", "orders", 0), cp); err != nil {
 		t.Fatal(err)
 	}
@@ -142,14 +144,14 @@ views:
 	if err := runBatch(ctx, []string{"recompute", "--config", path, "--view", view}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := batch.ReadState(ctx, store, view)
+	st, err := views.ReadState(ctx, store, view)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(st.Hours) != 2 || !st.Boundary.Equal(h0.Add(2*time.Hour)) {
 		t.Fatalf("state after recompute: %d hours, B=%v; want 2 hours, B=%v", len(st.Hours), st.Boundary, h0.Add(2*time.Hour))
 	}
-	b, ok, err := speed.Boundary(ctx, rdb, view)
+	b, ok, err := boundary.Read(ctx, rdb, view)
 	if err != nil || !ok || !b.Equal(st.Boundary) {
 		t.Errorf("Redis boundary %v %v %v, want %v", b, ok, err, st.Boundary)
 	}
@@ -157,11 +159,11 @@ views:
 	if err := runBatch(ctx, []string{"backfill", "--config", path, "--view", view, "--from", "2026-11-27T08", "--mirror=false"}); err != nil {
 		t.Fatal(err)
 	}
-	after, err := batch.ReadState(ctx, store, view)
+	after, err := views.ReadState(ctx, store, view)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v0, v1 := after.Hours[batch.HourKey(h0)].Version, after.Hours[batch.HourKey(h0.Add(time.Hour))].Version; v0 != 1 || v1 != 2 {
+	if v0, v1 := after.Hours[views.HourKey(h0)].Version, after.Hours[views.HourKey(h0.Add(time.Hour))].Version; v0 != 1 || v1 != 2 {
 		t.Errorf("versions after backfill --from 08h: %d %d, want 1 2", v0, v1)
 	}
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/compact"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/lake"
 )
@@ -43,7 +43,7 @@ func runCompact(ctx context.Context, args []string) error {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(int64(cfg.Compact.Budget) + 64<<20)
 	}
-	c, err := batch.NewCompactor(compactorConfig(cfg, store))
+	c, err := compact.New(compactorConfig(cfg, store))
 	if err != nil {
 		return err
 	}
@@ -83,12 +83,12 @@ func runCompact(ctx context.Context, args []string) error {
 var errStopped = errors.New("compactor stopped")
 
 // compactorConfig maps the config file onto the compactor's settings.
-func compactorConfig(cfg *config.Config, store lake.Store) batch.CompactorConfig {
+func compactorConfig(cfg *config.Config, store lake.Store) compact.Config {
 	lateness := map[string]time.Duration{}
 	for _, v := range cfg.ViewList {
 		lateness[v.Schema.Name] = max(lateness[v.Schema.Name], v.Lateness)
 	}
-	return batch.CompactorConfig{
+	return compact.Config{
 		Brokers:        cfg.Kafka.Brokers,
 		Group:          cfg.Compact.Group,
 		Store:          store,

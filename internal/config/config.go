@@ -81,13 +81,60 @@ type HTTP struct {
 	// the raw lake when it spans at most this many hours, else listed
 	// under gaps (0: always gaps).
 	ColdMaxHours int `yaml:"cold_max_hours"`
+
+	// Timeouts against slow or idle clients: ReadHeaderTimeout for a
+	// request's headers, BodyTimeout for its body (from the handler's
+	// start), WriteTimeout for the whole exchange after the headers,
+	// IdleTimeout for a keep-alive connection between requests.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	BodyTimeout       Duration `yaml:"body_timeout"`
+	WriteTimeout      Duration `yaml:"write_timeout"`
+	IdleTimeout       Duration `yaml:"idle_timeout"`
+	// MaxQueries bounds the queries served at once by this server (503
+	// past it); MaxTokenQueries the share one token may hold (429 past
+	// it), so one client cannot take every slot.
+	MaxQueries      int `yaml:"max_queries"`
+	MaxTokenQueries int `yaml:"max_token_queries"`
+	// MaxCold bounds the hours computed from the raw lake at once.
+	MaxCold int `yaml:"max_cold"`
+	// JWT: signed tokens accepted besides the static ones.
+	JWT JWT `yaml:"jwt"`
+	// CacheBytes bounds the encoded answers kept for cache_ttl;
+	// RollupCacheBytes the batch hours kept rolled up to a query's shape.
+	CacheBytes       ByteSize `yaml:"cache_bytes"`
+	RollupCacheBytes ByteSize `yaml:"rollup_cache_bytes"`
 }
 
 type Token struct {
 	Name   string   `yaml:"name"`
 	Token  string   `yaml:"token"`
 	Scopes []string `yaml:"scopes"`
+	// Rate limits the token's requests (requests/s, token bucket of
+	// Burst); 0 is no limit.
+	Rate  float64 `yaml:"rate"`
+	Burst int     `yaml:"burst"`
+	// Filters bind every query made with the token to these dimension
+	// values ({tenant: t07}).
+	Filters map[string]string `yaml:"filters"`
 }
+
+// JWT configures signed bearer tokens (claims: scopes, filters, rate,
+// burst, exp). Secret verifies HS256; PublicKeyFile (PEM) verifies RS256,
+// ES256 or EdDSA, whichever its key type is. Either or both.
+type JWT struct {
+	Secret        string   `yaml:"secret"`
+	PublicKeyFile string   `yaml:"public_key_file"`
+	Issuer        string   `yaml:"issuer"`   // required iss claim, if set
+	Audience      string   `yaml:"audience"` // required aud claim, if set
+	MaxTTL        Duration `yaml:"max_ttl"`  // longest exp - iat accepted
+	// Rate and Burst apply to a JWT that carries no rate claim, and
+	// bound one that does.
+	Rate  float64 `yaml:"rate"`
+	Burst int     `yaml:"burst"`
+}
+
+// Enabled reports whether JWTs are accepted.
+func (j JWT) Enabled() bool { return j.Secret != "" || j.PublicKeyFile != "" }
 
 // Scopes a token may carry (DESIGN §4).
 var Scopes = []string{"read:views", "write:events", "admin"}
@@ -133,6 +180,9 @@ type SchemaSpec struct {
 	ID        string               `yaml:"id"`
 	Fields    map[string]FieldSpec `yaml:"fields"`
 	Retention Duration             `yaml:"retention"` // raw lake and dead letters; 0 = keep
+	// MaxFuture: how far ahead of the wall clock an event time may be;
+	// later events are dead-lettered (future) by both layers. 0 = 15m.
+	MaxFuture Duration `yaml:"max_future"`
 }
 
 // FieldSpec is written either as a bare type ("string") or as
@@ -170,7 +220,11 @@ func Defaults() Config {
 			AccessKeyID: "test", SecretAccessKey: "test", MaxAttempts: 10, PartSize: 16 << 20,
 		}},
 		HTTP: HTTP{Addr: "127.0.0.1:8080", MaxRange: Duration(31 * 24 * time.Hour), MaxRows: 100000,
-			Timeout: Duration(10 * time.Second), MaxBody: 10 << 20, CacheTTL: Duration(time.Second), ColdMaxHours: 6},
+			Timeout: Duration(10 * time.Second), MaxBody: 10 << 20, CacheTTL: Duration(time.Second), ColdMaxHours: 6,
+			ReadHeaderTimeout: Duration(5 * time.Second), BodyTimeout: Duration(30 * time.Second),
+			WriteTimeout: Duration(time.Minute), IdleTimeout: Duration(time.Minute),
+			MaxQueries: 32, MaxTokenQueries: 16, MaxCold: 2, JWT: JWT{MaxTTL: Duration(24 * time.Hour)},
+			CacheBytes: 64 << 20, RollupCacheBytes: 256 << 20},
 		Speed: Speed{Group: "lambdalake-speed", FlushInterval: Duration(200 * time.Millisecond),
 			MaxPending: 100_000, SessionTimeout: Duration(10 * time.Second), MetricsAddr: "127.0.0.1:9464"},
 		Compact: Compact{Group: "lambdalake-compact", Budget: 256 << 20, MaxFileRows: 1_000_000,
@@ -246,6 +300,17 @@ func validate(d *decoder, c *Config) {
 	at := func(path, format string, args ...any) {
 		d.errs = append(d.errs, &Error{Path: path, Line: d.lines[path], Msg: fmt.Sprintf(format, args...)})
 	}
+	validateServices(c, at)
+	validateHTTP(c, at)
+	validateRoles(c, at)
+	validateSchemas(d, c, at)
+	validateViews(d, c, at)
+	validateTokenFilters(d, c, at)
+	sortErrors(d.errs)
+}
+
+// validateServices checks where Kafka, Redis and the lake are.
+func validateServices(c *Config, at func(string, string, ...any)) {
 	if len(c.Kafka.Brokers) == 0 {
 		at("kafka.brokers", "at least one broker is required")
 	}
@@ -277,23 +342,14 @@ func validate(d *decoder, c *Config) {
 	if c.Lake.S3.PartSize < 5<<20 {
 		at("lake.s3.part_size", "must be at least 5MiB (the S3 minimum part size)")
 	}
+}
+
+// validateHTTP checks the serving role's settings.
+func validateHTTP(c *Config, at func(string, string, ...any)) {
 	if c.HTTP.Addr == "" {
 		at("http.addr", "required")
 	}
-	for i, t := range c.HTTP.Tokens {
-		p := fmt.Sprintf("http.tokens[%d]", i)
-		if len(t.Token) < 16 {
-			at(p+".token", "must be at least 16 characters")
-		}
-		if len(t.Scopes) == 0 {
-			at(p+".scopes", "at least one scope is required (%s)", strings.Join(Scopes, ", "))
-		}
-		for j, s := range t.Scopes {
-			if !slices.Contains(Scopes, s) {
-				at(fmt.Sprintf("%s.scopes[%d]", p, j), "unknown scope %q (want %s)", s, strings.Join(Scopes, ", "))
-			}
-		}
-	}
+	validateHTTPAccess(c, at)
 	if c.HTTP.MaxRows < 1 {
 		at("http.max_rows", "must be at least 1")
 	}
@@ -306,6 +362,10 @@ func validate(d *decoder, c *Config) {
 	if c.HTTP.ColdMaxHours < 0 || c.HTTP.ColdMaxHours > 168 {
 		at("http.cold_max_hours", "must be between 0 and 168")
 	}
+}
+
+// validateRoles checks the speed, compact and jobs roles' settings.
+func validateRoles(c *Config, at func(string, string, ...any)) {
 	positive := map[string]Duration{
 		"http.max_range": c.HTTP.MaxRange, "http.timeout": c.HTTP.Timeout,
 		"speed.flush_interval": c.Speed.FlushInterval, "compact.max_file_age": c.Compact.MaxFileAge,
@@ -350,9 +410,6 @@ func validate(d *decoder, c *Config) {
 		at("compact.group", "required")
 	}
 
-	validateSchemas(d, c, at)
-	validateViews(d, c, at)
-	sortErrors(d.errs)
 }
 
 func validateSchemas(d *decoder, c *Config, at func(string, string, ...any)) {
@@ -415,6 +472,11 @@ func validateSchemas(d *decoder, c *Config, at func(string, string, ...any)) {
 		if spec.Retention < 0 {
 			at(p+".retention", "must not be negative")
 		}
+		if spec.MaxFuture < 0 {
+			at(p+".max_future", "must not be negative")
+		} else if spec.MaxFuture.D() > 24*time.Hour {
+			at(p+".max_future", "%s is too long: at most 24h (an event further ahead is a wrong clock, and would hold hours open)", spec.MaxFuture)
+		}
 		if !ok {
 			continue
 		}
@@ -424,6 +486,10 @@ func validateSchemas(d *decoder, c *Config, at func(string, string, ...any)) {
 			continue
 		}
 		s.Retention = spec.Retention.D()
+		s.MaxFuture = spec.MaxFuture.D()
+		if s.MaxFuture == 0 {
+			s.MaxFuture = schemas.DefaultMaxFuture
+		}
 		c.SchemaList = append(c.SchemaList, s)
 	}
 }
@@ -437,122 +503,159 @@ func describe(f FieldSpec) string {
 
 func validateViews(d *decoder, c *Config, at func(string, string, ...any)) {
 	for _, name := range d.order["views"] {
-		spec := c.Views[name]
-		p := "views." + name
-		if !identRE.MatchString(name) {
-			at(p, "view name must be a letter followed by letters, digits or _")
+		if v := validateView(d, c, name, at); v != nil {
+			c.ViewList = append(c.ViewList, v)
 		}
-		if spec.Schema == "" {
-			at(p+".schema", "required")
-			continue
-		}
-		s := c.Schema(spec.Schema)
-		if s == nil {
-			if _, declared := c.Schemas[spec.Schema]; declared {
-				continue // the schema's own errors were reported
-			}
-			at(p+".schema", "no schema %q (have: %s)", spec.Schema, strings.Join(d.order["schemas"], ", "))
-			continue
-		}
-		ok := true
-		if spec.Granularity == 0 {
-			spec.Granularity = Duration(time.Minute)
-		}
-		g := spec.Granularity.D()
-		switch {
-		case g < time.Second:
-			at(p+".granularity", "must be at least 1s, got %s", g)
-			ok = false
-		case g%time.Second != 0 || time.Hour%g != 0:
-			at(p+".granularity", "%s does not divide an hour evenly", g)
-			ok = false
-		}
-		names := map[string]string{"t": "reserved"}
-		for i, dim := range spec.Dimensions {
-			dp := fmt.Sprintf("%s.dimensions[%d]", p, i)
-			f, found := s.Field(dim)
-			switch {
-			case !found:
-				at(dp, "no field %q in schema %s", dim, s.Name)
-				ok = false
-			case f.Type == schemas.Float64 || f.Type == schemas.Timestamp:
-				at(dp, "a %s field cannot be a dimension (use string, int64 or bool)", f.Type)
-				ok = false
-			case names[dim] != "":
-				at(dp, "%q is listed twice", dim)
-				ok = false
-			}
-			names[dim] = "dimension"
-		}
-		if len(spec.Metrics) == 0 {
-			at(p+".metrics", "at least one metric is required")
-			ok = false
-		}
-		var metrics []schemas.Metric
-		for _, mname := range d.order[p+".metrics"] {
-			m := spec.Metrics[mname]
-			mp := p + ".metrics." + mname
-			if !identRE.MatchString(mname) {
-				at(mp, "metric name must be a letter followed by letters, digits or _")
-				ok = false
-			}
-			if names[mname] != "" {
-				at(mp, "name %q clashes with a dimension or the time column", mname)
-				ok = false
-			}
-			names[mname] = "metric"
-			agg, err := schemas.ParseAgg(m.Agg)
-			if err != nil {
-				at(mp+".agg", "%v", err)
-				ok = false
-				continue
-			}
-			switch {
-			case agg == schemas.Count && m.Field != "":
-				at(mp+".field", "count takes no field")
-				ok = false
-			case agg != schemas.Count && m.Field == "":
-				at(mp+".field", "%s needs a field", agg)
-				ok = false
-			case agg != schemas.Count:
-				f, found := s.Field(m.Field)
-				if !found {
-					at(mp+".field", "no field %q in schema %s", m.Field, s.Name)
-					ok = false
-				} else if agg != schemas.Uniq && !f.Type.Numeric() {
-					at(mp+".field", "%s over %s field %q: want int64 or float64", agg, f.Type, m.Field)
-					ok = false
-				}
-			}
-			metrics = append(metrics, schemas.Metric{Name: mname, Agg: agg, Field: m.Field})
-		}
-		if spec.HotRetention == 0 {
-			spec.HotRetention = Duration(48 * time.Hour)
-		}
-		if spec.Lateness == 0 && d.lines[p+".lateness"] == 0 {
-			spec.Lateness = Duration(5 * time.Minute)
-		}
-		if spec.Lateness < 0 {
-			at(p+".lateness", "must not be negative")
-			ok = false
-		}
-		// Speed must cover [B, now); B trails now by up to an hour plus the
-		// lateness plus a recompute period, so hot windows must outlive that.
-		if min := time.Hour + spec.Lateness.D() + 15*time.Minute; spec.HotRetention.D() < min {
-			at(p+".hot_retention", "%s is too short: must be at least 1h + lateness + 15m (%s) so the speed layer covers everything batch has not closed", spec.HotRetention, min)
-			ok = false
-		}
-		if spec.Retention < 0 {
-			at(p+".retention", "must not be negative")
-		}
-		if !ok {
-			continue
-		}
-		c.ViewList = append(c.ViewList, &schemas.View{
-			Name: name, Schema: s, Granularity: g, Dimensions: spec.Dimensions, Metrics: metrics,
-			HotRetention: spec.HotRetention.D(), Lateness: spec.Lateness.D(), Retention: spec.Retention.D(),
-		})
 	}
+}
+
+// validateView checks one view and returns its definition, or nil after
+// reporting what is wrong with it.
+func validateView(d *decoder, c *Config, name string, at func(string, string, ...any)) *schemas.View {
+	spec := c.Views[name] // a copy: defaults fill it, not the parsed config
+	p := "views." + name
+	if !identRE.MatchString(name) {
+		at(p, "view name must be a letter followed by letters, digits or _")
+	}
+	if spec.Schema == "" {
+		at(p+".schema", "required")
+		return nil
+	}
+	s := c.Schema(spec.Schema)
+	if s == nil {
+		if _, declared := c.Schemas[spec.Schema]; !declared {
+			at(p+".schema", "no schema %q (have: %s)", spec.Schema, strings.Join(d.order["schemas"], ", "))
+		} // else the schema's own errors were reported
+		return nil
+	}
+	g, gOK := viewGranularity(p, &spec, at)
+	names := map[string]string{"t": "reserved"}
+	dimsOK := viewDimensions(p, s, spec.Dimensions, names, at)
+	metrics, metricsOK := viewMetrics(d, p, s, &spec, names, at)
+	timesOK := viewTimes(d, p, &spec, at)
+	if !gOK || !dimsOK || !metricsOK || !timesOK {
+		return nil
+	}
+	return &schemas.View{
+		Name: name, Schema: s, Granularity: g, Dimensions: spec.Dimensions, Metrics: metrics,
+		HotRetention: spec.HotRetention.D(), Lateness: spec.Lateness.D(), Retention: spec.Retention.D(),
+	}
+}
+
+// viewGranularity defaults the granularity to 1m and checks it is whole
+// seconds dividing an hour.
+func viewGranularity(p string, spec *ViewSpec, at func(string, string, ...any)) (time.Duration, bool) {
+	if spec.Granularity == 0 {
+		spec.Granularity = Duration(time.Minute)
+	}
+	g := spec.Granularity.D()
+	switch {
+	case g < time.Second:
+		at(p+".granularity", "must be at least 1s, got %s", g)
+		return g, false
+	case g%time.Second != 0 || time.Hour%g != 0:
+		at(p+".granularity", "%s does not divide an hour evenly", g)
+		return g, false
+	}
+	return g, true
+}
+
+// viewDimensions checks the dimensions are distinct string, int64 or bool
+// fields of s, and records their names in names.
+func viewDimensions(p string, s *schemas.Schema, dims []string, names map[string]string, at func(string, string, ...any)) bool {
+	ok := true
+	for i, dim := range dims {
+		dp := fmt.Sprintf("%s.dimensions[%d]", p, i)
+		f, found := s.Field(dim)
+		switch {
+		case !found:
+			at(dp, "no field %q in schema %s", dim, s.Name)
+			ok = false
+		case f.Type == schemas.Float64 || f.Type == schemas.Timestamp:
+			at(dp, "a %s field cannot be a dimension (use string, int64 or bool)", f.Type)
+			ok = false
+		case names[dim] != "":
+			at(dp, "%q is listed twice", dim)
+			ok = false
+		}
+		names[dim] = "dimension"
+	}
+	return ok
+}
+
+// viewMetrics checks each metric: a name free of the dimensions' and t, a
+// known aggregation, and a field it can aggregate (none for count).
+func viewMetrics(d *decoder, p string, s *schemas.Schema, spec *ViewSpec, names map[string]string, at func(string, string, ...any)) ([]schemas.Metric, bool) {
+	ok := true
+	if len(spec.Metrics) == 0 {
+		at(p+".metrics", "at least one metric is required")
+		ok = false
+	}
+	var metrics []schemas.Metric
+	for _, mname := range d.order[p+".metrics"] {
+		m := spec.Metrics[mname]
+		mp := p + ".metrics." + mname
+		if !identRE.MatchString(mname) {
+			at(mp, "metric name must be a letter followed by letters, digits or _")
+			ok = false
+		}
+		if names[mname] != "" {
+			at(mp, "name %q clashes with a dimension or the time column", mname)
+			ok = false
+		}
+		names[mname] = "metric"
+		agg, err := schemas.ParseAgg(m.Agg)
+		if err != nil {
+			at(mp+".agg", "%v", err)
+			ok = false
+			continue
+		}
+		switch {
+		case agg == schemas.Count && m.Field != "":
+			at(mp+".field", "count takes no field")
+			ok = false
+		case agg != schemas.Count && m.Field == "":
+			at(mp+".field", "%s needs a field", agg)
+			ok = false
+		case agg != schemas.Count:
+			f, found := s.Field(m.Field)
+			if !found {
+				at(mp+".field", "no field %q in schema %s", m.Field, s.Name)
+				ok = false
+			} else if agg != schemas.Uniq && !f.Type.Numeric() {
+				at(mp+".field", "%s over %s field %q: want int64 or float64", agg, f.Type, m.Field)
+				ok = false
+			}
+		}
+		metrics = append(metrics, schemas.Metric{Name: mname, Agg: agg, Field: m.Field})
+	}
+	return metrics, ok
+}
+
+// viewTimes defaults hot_retention (48h) and lateness (5m, unless given,
+// even as 0) and checks them and retention.
+func viewTimes(d *decoder, p string, spec *ViewSpec, at func(string, string, ...any)) bool {
+	ok := true
+	if spec.HotRetention == 0 {
+		spec.HotRetention = Duration(48 * time.Hour)
+	}
+	if spec.Lateness == 0 && d.lines[p+".lateness"] == 0 {
+		spec.Lateness = Duration(5 * time.Minute)
+	}
+	if spec.Lateness < 0 {
+		at(p+".lateness", "must not be negative")
+		ok = false
+	}
+	// Speed must cover [B, now); B trails now by up to an hour plus the
+	// lateness plus a recompute period, so hot windows must outlive that.
+	if min := time.Hour + spec.Lateness.D() + 15*time.Minute; spec.HotRetention.D() < min {
+		at(p+".hot_retention", "%s is too short: must be at least 1h + lateness + 15m (%s) so the speed layer covers everything batch has not closed", spec.HotRetention, min)
+		ok = false
+	}
+	if spec.Retention < 0 {
+		at(p+".retention", "must not be negative")
+	}
+	return ok
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,10 +21,11 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/lambdalake/lambdalake"
-	"github.com/lambdalake/lambdalake/batch"
+	"github.com/lambdalake/lambdalake/batch/raw"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/stream"
 	"github.com/lambdalake/lambdalake/internal/testenv"
+	"github.com/lambdalake/lambdalake/jobs"
 	"github.com/lambdalake/lambdalake/lake"
 	"github.com/lambdalake/lambdalake/schemas"
 	"github.com/lambdalake/lambdalake/speed"
@@ -145,11 +147,16 @@ func TestAllOnTheRealStack(t *testing.T) {
 	if err := live.Start(); err != nil {
 		t.Fatal(err)
 	}
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
+	defer rdb.Close()
 	for i := range 2 {
-		time.Sleep(12 * time.Second)
+		// Kill only once this run has done work (the speed layer and the
+		// compactor moved) and has work in flight (Kafka holds records
+		// neither has finished), so the kill interrupts something.
+		inFlight := waitWorkInFlight(t, store, rdb, brokers, cfg.Compact.Group, s, v)
 		all.Process.Signal(syscall.SIGKILL)
 		<-exited
-		t.Logf("killed lambdalake all (%d)", i+1)
+		t.Logf("killed lambdalake all (%d) with %s", i+1, inFlight)
 		startAll()
 	}
 	if err := live.Wait(); err != nil {
@@ -158,9 +165,7 @@ func TestAllOnTheRealStack(t *testing.T) {
 
 	// What Kafka holds is the truth the answers must match.
 	records, ends := readTopic(t, brokers, s.Topic)
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
-	defer rdb.Close()
-	waitCaughtUp(t, store, rdb, cfg.Compact.Group, s, v, ends)
+	waitCaughtUp(t, store, rdb, cfg.Compact.Group, id, s, v, ends)
 
 	dec := schemas.NewDecoder(s)
 	batchRef, speedRef := map[key]*figures{}, map[key]*figures{}
@@ -233,18 +238,36 @@ func TestAllOnTheRealStack(t *testing.T) {
 		t.Errorf("answer has %d batch and %d speed rows: both layers must serve", batchRows, speedRows)
 	}
 
-	dead, err := batch.ReadDeadLetters(ctx, store, s.Name)
+	// The dead-letter area holds exactly the malformed records: each once,
+	// none missing, nothing else.
+	dead, err := raw.ReadDeadLetters(ctx, store, s.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
+	deadSet := map[[2]int64]bool{}
 	for _, d := range dead {
+		k := [2]int64{int64(d.Partition), d.Offset}
 		if d.Error == "" {
 			t.Errorf("dead letter %d/%d has no reason", d.Partition, d.Offset)
 		}
-		delete(malformed, [2]int64{int64(d.Partition), d.Offset})
+		if d.Topic != s.Topic {
+			t.Errorf("dead letter %d/%d names topic %q", d.Partition, d.Offset, d.Topic)
+		}
+		if deadSet[k] {
+			t.Errorf("dead letter %d/%d listed twice", d.Partition, d.Offset)
+		}
+		deadSet[k] = true
+		if !malformed[k] {
+			t.Errorf("dead letter %d/%d is not a malformed record", d.Partition, d.Offset)
+		}
 	}
-	if len(malformed) != 0 || len(dead) == 0 {
-		t.Errorf("%d malformed records missing from the dead-letter area (%d there)", len(malformed), len(dead))
+	for k := range malformed {
+		if !deadSet[k] {
+			t.Errorf("malformed record %d/%d missing from the dead-letter area", k[0], k[1])
+		}
+	}
+	if len(malformed) == 0 {
+		t.Error("no malformed records: the test exercises no dead letters")
 	}
 	t.Logf("%d records, boundary %v, %d batch rows and %d speed rows checked, %d dead letters", len(records), b, batchRows, speedRows, len(dead))
 }
@@ -328,29 +351,95 @@ func readTopic(t *testing.T, brokers []string, topic string) ([]kafka.Message, m
 	return out, ends
 }
 
+// progress is how far the compactor (lake checkpoints) and the speed layer
+// (its stored offsets) have got, per partition.
+type progress struct{ compact, speed map[int]int64 }
+
+func readProgress(t *testing.T, store lake.Store, rdb *redis.Client, group string, s *schemas.Schema, v *schemas.View) progress {
+	t.Helper()
+	ctx := context.Background()
+	cps, err := raw.ReadCheckpoints(ctx, store, group, s.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offs, err := rdb.HGetAll(ctx, speed.OffsetsKey(v.Name)).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := progress{compact: map[int]int64{}, speed: map[int]int64{}}
+	for p := range 4 {
+		pr.compact[p] = cps[int32(p)].NextOffset
+		pr.speed[p], _ = strconv.ParseInt(offs[fmt.Sprintf("%s:%d", s.Topic, p)], 10, 64)
+	}
+	return pr
+}
+
+// waitWorkInFlight waits until the running process has moved both the
+// compactor's checkpoints and the speed layer's offsets since the call,
+// and Kafka holds records one of them has not finished; it says what was
+// in flight.
+func waitWorkInFlight(t *testing.T, store lake.Store, rdb *redis.Client, brokers []string, group string, s *schemas.Schema, v *schemas.View) string {
+	t.Helper()
+	start := readProgress(t, store, rdb, group, s, v)
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		time.Sleep(500 * time.Millisecond)
+		now := readProgress(t, store, rdb, group, s, v)
+		ends := topicEnds(t, brokers, s.Topic)
+		var moved [2]bool
+		var pendingCompact, pendingSpeed int64
+		for p, end := range ends {
+			moved[0] = moved[0] || now.compact[p] > start.compact[p]
+			moved[1] = moved[1] || now.speed[p] > start.speed[p]
+			pendingCompact += end - now.compact[p]
+			pendingSpeed += end - now.speed[p]
+		}
+		if moved[0] && moved[1] && (pendingCompact > 0 || pendingSpeed > 0) {
+			return fmt.Sprintf("%d records not yet checkpointed by the compactor and %d not yet applied by the speed layer", pendingCompact, pendingSpeed)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no work in flight within 90s: compactor moved %v, speed moved %v, pending %d/%d", moved[0], moved[1], pendingCompact, pendingSpeed)
+		}
+	}
+}
+
+// topicEnds returns each partition's end offset.
+func topicEnds(t *testing.T, brokers []string, topic string) map[int]int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ends := map[int]int64{}
+	for p := range 4 {
+		conn, err := kafka.DialLeader(ctx, "tcp", brokers[0], topic, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ends[p], err = conn.ReadLastOffset()
+		conn.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ends
+}
+
 // waitCaughtUp waits until the compactor's checkpoints and the speed
-// layer's offsets reach the topic's end, and recompute has taken every
-// dirty hour.
-func waitCaughtUp(t *testing.T, store lake.Store, rdb *redis.Client, group string, s *schemas.Schema, v *schemas.View, ends map[int]int64) {
+// layer's offsets reach the topic's end and recompute has taken every
+// dirty hour, then for one more recompute run to finish, so B reflects
+// the last checkpoint.
+func waitCaughtUp(t *testing.T, store lake.Store, rdb *redis.Client, group, jobsNamespace string, s *schemas.Schema, v *schemas.View, ends map[int]int64) {
 	t.Helper()
 	ctx := context.Background()
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		var behind []string
-		cps, err := batch.ReadCheckpoints(ctx, store, group, s.Topic)
-		if err != nil {
-			t.Fatal(err)
-		}
-		offs, err := rdb.HGetAll(ctx, speed.OffsetsKey(v.Name)).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
+		pr := readProgress(t, store, rdb, group, s, v)
 		for p, end := range ends {
-			if cps[int32(p)].NextOffset < end {
-				behind = append(behind, fmt.Sprintf("compact p%d at %d of %d", p, cps[int32(p)].NextOffset, end))
+			if pr.compact[p] < end {
+				behind = append(behind, fmt.Sprintf("compact p%d at %d of %d", p, pr.compact[p], end))
 			}
-			if got := offs[fmt.Sprintf("%s:%d", s.Topic, p)]; got != fmt.Sprint(end) {
-				behind = append(behind, fmt.Sprintf("speed p%d at %s of %d", p, got, end))
+			if pr.speed[p] != end {
+				behind = append(behind, fmt.Sprintf("speed p%d at %d of %d", p, pr.speed[p], end))
 			}
 		}
 		dirty, err := store.List(ctx, lake.DirtyPrefix(s.Name))
@@ -361,14 +450,31 @@ func waitCaughtUp(t *testing.T, store lake.Store, rdb *redis.Client, group strin
 			behind = append(behind, fmt.Sprintf("%d dirty hours", len(dirty)))
 		}
 		if len(behind) == 0 {
-			// One more recompute period, so B reflects the last checkpoint.
-			time.Sleep(4 * time.Second)
-			return
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("not caught up after 3 minutes: %v", behind)
 		}
 		time.Sleep(time.Second)
+	}
+	caughtUp := time.Now().UTC()
+	for {
+		runs, err := jobs.History(ctx, rdb, jobsNamespace, 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range runs {
+			if r.Job == jobs.JobRecompute && r.Start.After(caughtUp) && !r.End.IsZero() {
+				if r.Outcome != jobs.OutcomeOK {
+					t.Fatalf("the recompute run after catching up ended %s: %s", r.Outcome, r.Error)
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no recompute run started after %s finished within 3 minutes", caughtUp.Format(time.RFC3339))
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

@@ -117,9 +117,6 @@ func (s *Sketch) Merge(o *Sketch) {
 	}
 }
 
-// Register returns register i.
-func (s *Sketch) Register(i int) uint8 { return s.regs[i] }
-
 // Empty reports whether no element was added.
 func (s *Sketch) Empty() bool {
 	for _, v := range s.regs {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/lambdalake/lambdalake/internal/backoff"
 )
 
 // Fetcher reads one partition from its leader through a kafka-go Conn, one
@@ -252,10 +254,7 @@ func (f *Fetcher) fail(ctx context.Context, err error) {
 	f.closeConn()
 	f.failures++
 	f.onError(err)
-	select {
-	case <-ctx.Done():
-	case <-time.After(min(100*time.Millisecond<<min(f.failures-1, 6), 5*time.Second)):
-	}
+	backoff.Sleep(ctx, backoff.Default.Delay(f.failures-1))
 }
 
 func (f *Fetcher) closeConn() {

@@ -1,0 +1,60 @@
+package compact
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// compactMetrics are the compactor's Prometheus series. Rates (rows/s,
+// bytes/s) are the rate() of the counters.
+type compactMetrics struct {
+	rows        *prometheus.CounterVec // schema
+	bytes       *prometheus.CounterVec // schema: Parquet bytes uploaded
+	files       *prometheus.CounterVec // schema, kind=raw|deadletter
+	deadletters *prometheus.CounterVec // schema
+	dirty       *prometheus.CounterVec // schema: late records in closed hours
+	flushSec    prometheus.Histogram
+	flushErrors prometheus.Counter
+	lag         *prometheus.GaugeVec // topic, partition
+	watermark   *prometheus.GaugeVec // topic, partition: Unix seconds
+	buffered    prometheus.GaugeFunc
+	// waiting is time partitions spent not reading because a flush was
+	// still being written (one in flight per partition) or the budget
+	// was reached: the backpressure an S3 outage turns into.
+	waiting *prometheus.CounterVec // reason=flusher|budget
+}
+
+func newCompactMetrics(reg prometheus.Registerer, b *budget) (*compactMetrics, error) {
+	m := &compactMetrics{
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lambdalake_compact_rows_total",
+			Help: "Rows written to raw lake files."}, []string{"schema"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lambdalake_compact_bytes_total",
+			Help: "Parquet bytes uploaded to the raw lake (dead letters included)."}, []string{"schema"}),
+		files: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lambdalake_compact_files_total",
+			Help: "Files written, by kind (raw, deadletter)."}, []string{"schema", "kind"}),
+		deadletters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lambdalake_compact_deadletters_total",
+			Help: "Undecodable records written to deadletter/."}, []string{"schema"}),
+		dirty: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lambdalake_compact_dirty_hours_total",
+			Help: "Dirty markers written for late records in closed hours."}, []string{"schema"}),
+		flushSec: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "lambdalake_compact_flush_seconds",
+			Help: "Time from cut to checkpoint of one partition flush.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
+		flushErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "lambdalake_compact_flush_errors_total",
+			Help: "Failed lake writes during flushes (each is retried)."}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lambdalake_compact_lag",
+			Help: "Records in Kafka not yet consumed by the compactor."}, []string{"topic", "partition"}),
+		watermark: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lambdalake_compact_watermark_seconds",
+			Help: "Published event-time watermark of a partition, Unix seconds."}, []string{"topic", "partition"}),
+		waiting: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lambdalake_compact_backpressure_seconds_total",
+			Help: "Time partitions waited instead of reading: on their flusher or on the memory budget."}, []string{"reason"}),
+		buffered: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lambdalake_compact_memory_bytes",
+			Help: "Bytes held against compact.budget (buffered and in flight)."}, func() float64 { return float64(b.used()) }),
+	}
+	for _, c := range []prometheus.Collector{m.rows, m.bytes, m.files, m.deadletters, m.dirty, m.flushSec,
+		m.flushErrors, m.lag, m.watermark, m.buffered, m.waiting} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("compact: register metrics (one compactor per registry): %w", err)
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,127 @@
+// Package retention is the batch layer's retention job (DESIGN §2, jobs):
+// it deletes the hour partitions of the raw lake (raw files, dirty markers,
+// dead letters) and of the views that are older than their retention. It
+// works on the lake layout alone; B comes from the caller. Raw hours and
+// view hours at or after a view's B stay whatever their age: recompute has
+// not finished with them.
+package retention
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/lambdalake/lambdalake/lake"
+	"github.com/lambdalake/lambdalake/schemas"
+)
+
+// Config says what the retention job may remove.
+type Config struct {
+	Store   lake.Store
+	Schemas []*schemas.Schema // Retention applies to raw files, dead letters and dirty markers
+	Views   []*schemas.View   // Retention applies to view files
+	// Boundary returns a view's boundary B (ok=false: none yet). Retention
+	// never removes an hour at or after B: batch has not finished with it.
+	Boundary func(ctx context.Context, view string) (b time.Time, ok bool, err error)
+	Now      time.Time
+}
+
+// Result counts what was removed.
+type Result struct {
+	Partitions int // hour partitions emptied
+	Objects    int // objects deleted
+}
+
+// Apply deletes the hour partitions older than their retention
+// (DESIGN §2, the retention job). An hour goes only when it ended before
+// now − retention, so an open hour never goes; raw hours and view hours
+// also stay while they are at or after the boundary of a view that reads
+// them. Deletions are per object, so a crash leaves a partition partly
+// removed, and the next run finishes it.
+func Apply(ctx context.Context, cfg Config) (Result, error) {
+	var res Result
+	bounds := map[string]time.Time{} // view → B; absent = no boundary yet
+	for _, v := range cfg.Views {
+		b, ok, err := cfg.Boundary(ctx, v.Name)
+		if err != nil {
+			return res, fmt.Errorf("retention: boundary of %s: %w", v.Name, err)
+		}
+		if ok {
+			bounds[v.Name] = b
+		}
+	}
+	for _, s := range cfg.Schemas {
+		if s.Retention <= 0 {
+			continue
+		}
+		cutoff := cfg.Now.Add(-s.Retention)
+		rawLimit := cutoff
+		for _, v := range cfg.Views {
+			if v.Schema.Name != s.Name {
+				continue
+			}
+			b, ok := bounds[v.Name]
+			if !ok {
+				rawLimit = time.Time{} // no boundary yet: batch may still need every hour
+				break
+			}
+			if b.Before(rawLimit) {
+				rawLimit = b
+			}
+		}
+		for _, prefix := range []string{lake.RawPrefix(s.Name), lake.DirtyPrefix(s.Name)} {
+			if err := removeBefore(ctx, cfg.Store, prefix, rawLimit, &res); err != nil {
+				return res, err
+			}
+		}
+		if err := removeBefore(ctx, cfg.Store, lake.DeadletterPrefix(s.Name), cutoff, &res); err != nil {
+			return res, err
+		}
+	}
+	for _, v := range cfg.Views {
+		if v.Retention <= 0 {
+			continue
+		}
+		limit := cfg.Now.Add(-v.Retention)
+		b, ok := bounds[v.Name]
+		if !ok {
+			continue
+		}
+		if b.Before(limit) {
+			limit = b
+		}
+		if err := removeBefore(ctx, cfg.Store, lake.ViewPrefix(v.Name)+"dt=", limit, &res); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// removeBefore deletes every object under prefix in an hour partition that
+// ended at or before limit (zero limit: nothing).
+func removeBefore(ctx context.Context, store lake.Store, prefix string, limit time.Time, res *Result) error {
+	if limit.IsZero() {
+		return nil
+	}
+	objs, err := store.List(ctx, prefix)
+	if err != nil {
+		return fmt.Errorf("retention: %w", err)
+	}
+	emptied := map[time.Time]bool{}
+	for _, o := range objs {
+		hour, ok := lake.PartitionHour(o.Key)
+		if !ok || hour.Add(time.Hour).After(limit) {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err // a safe point: every delete so far is complete
+		}
+		if err := store.Delete(ctx, o.Key); err != nil {
+			return fmt.Errorf("retention: %w", err)
+		}
+		res.Objects++
+		emptied[hour] = true
+	}
+	res.Partitions += len(emptied)
+	return nil
+}

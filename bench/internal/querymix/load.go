@@ -1,0 +1,215 @@
+package querymix
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// LoadConfig says how to send the load.
+type LoadConfig struct {
+	Base     string // http://host:port
+	Token    string // bearer token with read:views
+	Clients  int
+	Duration time.Duration
+	// Next returns the next request path (Mix.Next).
+	Next func() (path string, repeat bool)
+}
+
+// LoadResult is what the clients saw.
+type LoadResult struct {
+	Requests, Errors, Repeats int
+	Elapsed                   time.Duration
+	Latencies                 []time.Duration // of the successful requests, sorted
+	FirstError                string
+}
+
+// RPS is successful requests per second.
+func (r LoadResult) RPS() float64 { return float64(len(r.Latencies)) / r.Elapsed.Seconds() }
+
+// Pct is the p-th latency percentile in ms (p in [0, 1]).
+func (r LoadResult) Pct(p float64) float64 {
+	if len(r.Latencies) == 0 {
+		return 0
+	}
+	return float64(r.Latencies[min(len(r.Latencies)-1, int(p*float64(len(r.Latencies))))].Microseconds()) / 1000
+}
+
+// Client is an HTTP client sized for clients connections to one server.
+func Client(clients int) *http.Client {
+	// Answers can be large: a large read buffer reads one in a few
+	// syscalls (the client shares the machine with the server).
+	tr := &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients,
+		DisableCompression: true, ReadBufferSize: 256 << 10}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+// Get sends one query and reads the whole answer; a non-200 is an error
+// carrying the status and the start of the body.
+func Get(ctx context.Context, c *http.Client, url, token string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("status %d: %.200s", resp.StatusCode, b)
+	}
+	return b, nil
+}
+
+// Run sends the load: Clients goroutines, each sending Next's queries back
+// to back until Duration has passed, reading every answer whole.
+func Run(ctx context.Context, cfg LoadConfig) LoadResult {
+	c := Client(cfg.Clients)
+	defer c.Transport.(*http.Transport).CloseIdleConnections()
+	var mu sync.Mutex
+	var res LoadResult
+	var wg sync.WaitGroup
+	start := time.Now()
+	end := start.Add(cfg.Duration)
+	for range cfg.Clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			bad, reps := 0, 0
+			var first string
+			for time.Now().Before(end) && ctx.Err() == nil {
+				path, repeat := cfg.Next()
+				if repeat {
+					reps++
+				}
+				t0 := time.Now()
+				if _, err := Get(ctx, c, cfg.Base+path, cfg.Token); err != nil {
+					bad++
+					if first == "" {
+						first = path + ": " + err.Error()
+					}
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			res.Latencies = append(res.Latencies, mine...)
+			res.Errors += bad
+			res.Repeats += reps
+			if res.FirstError == "" {
+				res.FirstError = first
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	res.Elapsed = time.Since(start)
+	slices.Sort(res.Latencies)
+	res.Requests = len(res.Latencies) + res.Errors
+	return res
+}
+
+// CacheStats are the serving layer's counters of how answers were made.
+type CacheStats struct {
+	Hits, Stale, Shared, Computed float64
+	Found                         bool // the server exports these metrics
+}
+
+// Sub is s minus an earlier reading.
+func (s CacheStats) Sub(b CacheStats) CacheStats {
+	return CacheStats{Hits: s.Hits - b.Hits, Stale: s.Stale - b.Stale, Shared: s.Shared - b.Shared, Computed: s.Computed - b.Computed, Found: s.Found}
+}
+
+// HitRate is the share of answers not computed for their request: fresh
+// and stale cache hits and answers shared with an identical request in
+// flight (singleflight).
+func (s CacheStats) HitRate() float64 {
+	n := s.Hits + s.Stale + s.Shared + s.Computed
+	if n == 0 {
+		return 0
+	}
+	return (s.Hits + s.Stale + s.Shared) / n
+}
+
+// ScrapeCache reads the serving layer's cache counters from base+"/metrics".
+func ScrapeCache(ctx context.Context, base string) (CacheStats, error) {
+	m, err := Scrape(ctx, base+"/metrics")
+	if err != nil {
+		return CacheStats{}, err
+	}
+	s := CacheStats{Hits: m["lambdalake_serving_cache_hits_total"], Stale: m["lambdalake_serving_cache_stale_total"],
+		Shared: m["lambdalake_serving_singleflight_shared_total"], Computed: m["lambdalake_serving_compute_seconds_count"]}
+	_, s.Found = m["lambdalake_serving_compute_seconds_count"]
+	return s, nil
+}
+
+// Scrape reads a Prometheus text endpoint; each series' value is added
+// under its metric name (labels dropped, so a labelled family sums up).
+func Scrape(ctx context.Context, url string) (map[string]float64, error) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("querymix: scrape %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		name := line[:i]
+		if j := strings.IndexByte(name, '{'); j >= 0 {
+			name = name[:j]
+		}
+		x, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		out[name] += x
+	}
+	return out, sc.Err()
+}
+
+// ScrapeSeries sums the values of the series whose line starts with prefix, e.g.
+// `lambdalake_job_runs_total{job="recompute",outcome="ok"}`.
+func ScrapeSeries(ctx context.Context, url, prefix string) (float64, error) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("querymix: scrape %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, prefix) {
+			if x, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
+				sum += x
+			}
+		}
+	}
+	return sum, sc.Err()
+}

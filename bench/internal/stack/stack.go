@@ -1,0 +1,100 @@
+// Package stack is the local stack (DESIGN §6) as the benchmarks use it:
+// its endpoints (env-overridable like the product's), fresh names for what a
+// run creates, and the removal of it afterwards, so repeated runs neither
+// collide with other users of the stack nor fill it.
+package stack
+
+import (
+	"context"
+	"log"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lambdalake/lambdalake/internal/stream"
+	"github.com/lambdalake/lambdalake/lake"
+)
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// Brokers are the Kafka brokers (LAMBDALAKE_KAFKA_BROKERS).
+func Brokers() []string {
+	return strings.Split(env("LAMBDALAKE_KAFKA_BROKERS", "127.0.0.1:9092"), ",")
+}
+
+// RedisAddr is Redis' address (LAMBDALAKE_REDIS_ADDR).
+func RedisAddr() string { return env("LAMBDALAKE_REDIS_ADDR", "127.0.0.1:6379") }
+
+// S3Endpoint is LocalStack's S3 endpoint (LAMBDALAKE_S3_ENDPOINT).
+func S3Endpoint() string { return env("LAMBDALAKE_S3_ENDPOINT", "http://127.0.0.1:4566") }
+
+// Bucket is the bucket `make up` creates.
+const Bucket = "lambdalake"
+
+// S3Config is how the benchmarks reach LocalStack.
+func S3Config() lake.S3Config {
+	return lake.S3Config{Endpoint: S3Endpoint(), Region: "us-east-1", PathStyle: true,
+		AccessKeyID: "test", SecretAccessKey: "test", MaxAttempts: 5}
+}
+
+// Suffix is a short name part unique to this run.
+func Suffix() string { return strconv.FormatInt(time.Now().UnixNano()%1e12, 36) }
+
+// Redis is a client for the stack's Redis.
+func Redis() redis.UniversalClient {
+	return redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{RedisAddr()}})
+}
+
+// DeleteTopics deletes topics a run created; a failure is logged, not fatal.
+func DeleteTopics(brokers []string, topics ...string) {
+	for _, t := range topics {
+		if err := stream.DeleteTopic(context.Background(), brokers, t); err != nil {
+			log.Printf("cleanup: %v", err)
+		}
+	}
+}
+
+// DeleteRedisView deletes every key of a view (its hash tag, DESIGN §3),
+// in pages, never the whole database.
+func DeleteRedisView(ctx context.Context, rdb redis.UniversalClient, view string) {
+	DeleteRedisKeys(ctx, rdb, "ll:{"+view+"}*")
+}
+
+// DeleteRedisKeys deletes the keys matching pattern, which must name
+// something unique to the run (a suffix), in pages.
+func DeleteRedisKeys(ctx context.Context, rdb redis.UniversalClient, pattern string) {
+	iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+		if len(keys) == 1000 {
+			rdb.Del(ctx, keys...)
+			keys = keys[:0]
+		}
+	}
+	if len(keys) > 0 {
+		rdb.Del(ctx, keys...)
+	}
+}
+
+// CleanLake deletes every object under a store's prefix: LocalStack keeps
+// objects in memory.
+func CleanLake(store lake.Store) {
+	ctx := context.Background()
+	objs, err := store.List(ctx, "")
+	if err != nil {
+		log.Printf("cleanup: list lake: %v", err)
+		return
+	}
+	for _, o := range objs {
+		store.Delete(ctx, o.Key)
+	}
+}
