@@ -586,3 +586,44 @@ func TestEncodeHourSortsRows(t *testing.T) {
 		})
 	}
 }
+
+// Roles built twice in one process (`lambdalake all`, tests) share one
+// registry: the second compactor counts into the first one's series
+// (internal/prom) instead of failing.
+func TestTwoCompactorsShareARegistry(t *testing.T) {
+	s := testSchema(t)
+	store, err := lake.NewDirStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	var cs []*Compactor
+	for range 2 {
+		c, err := New(Config{Brokers: []string{"unused:9092"}, Group: "g", Store: store, Schemas: []*schemas.Schema{s}, Registerer: reg})
+		if err != nil {
+			t.Fatalf("compactor %d: %v", len(cs), err)
+		}
+		cs = append(cs, c)
+	}
+	cs[1].metrics.deadletters.WithLabelValues("orders", raw.ReasonFuture).Inc()
+	if n := testutilCount(t, reg, "lambdalake_compact_deadletters_total"); n != 1 {
+		t.Errorf("deadletters_total = %v after the second compactor counted one", n)
+	}
+}
+
+func testutilCount(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, f := range fams {
+		if f.GetName() == name {
+			for _, m := range f.GetMetric() {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
+}
