@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -25,6 +26,10 @@ const (
 	JobMerge     = "merge"
 	JobRetention = "retention"
 	JobBackfill  = "backfill"
+	// JobRepair repairs a boundary B that events with far-future times
+	// moved past the wall clock before admission existed (on demand only:
+	// `lambdalake batch repair-boundary`).
+	JobRepair = "repair-boundary"
 )
 
 // BatchConfig is what the batch jobs work on.
@@ -41,6 +46,12 @@ type BatchConfig struct {
 		Views    []*schemas.View
 		From, To time.Time
 	}
+	// Repair.Views are the views the repair job repairs (nil: all).
+	Repair struct {
+		Views []*schemas.View
+	}
+	// OnRepair, if set, receives what the repair job did to each view.
+	OnRepair func(RepairReport)
 	// Parallelism of recompute (hours at once); 0: one per core.
 	Parallelism int
 	Progress    func(recompute.Progress)
@@ -58,18 +69,42 @@ func BatchJobs(cfg BatchConfig) ([]Job, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	recomputeJob, backfillJob, err := recomputeJobs(cfg)
+	recomputeJob, backfillJob, repairJob, err := recomputeJobs(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return []Job{recomputeJob, mergeJob(cfg), retentionJob(cfg), backfillJob}, nil
+	merge, err := mergeJob(cfg)
+	if err != nil {
+		return nil, err
+	}
+	retention, err := retentionJob(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return []Job{recomputeJob, merge, retention, backfillJob, repairJob}, nil
 }
 
-// recomputeJobs returns the scheduled recompute and the on-demand backfill.
-// They share one lock (they write the same view state) and so one
-// Recomputer and one fenced store.
-func recomputeJobs(cfg BatchConfig) (recomputeJob, backfillJob Job, err error) {
-	store := &fencedStore{Store: cfg.Store}
+// RepairReport is what the repair job did to one view.
+type RepairReport struct {
+	View string
+	// Lake is the repair's recompute: Repaired says whether B in
+	// _state.json was past the wall clock (then Previous is that B and
+	// Reset the hours dropped), Boundary the B set.
+	Lake recompute.Result
+	// Mirror is the B the Redis mirror held before (MirrorSet=false: none);
+	// it now holds Lake.Boundary.
+	Mirror    time.Time
+	MirrorSet bool
+}
+
+// recomputeJobs returns the scheduled recompute, the on-demand backfill and
+// the on-demand boundary repair. They share one lock (they write the same
+// view state) and so one Recomputer and one fenced store.
+func recomputeJobs(cfg BatchConfig) (recomputeJob, backfillJob, repairJob Job, err error) {
+	store, err := newFencedStore(cfg.Store)
+	if err != nil {
+		return Job{}, Job{}, Job{}, err
+	}
 	rc, err := recompute.New(recompute.Config{
 		Store: store, Group: cfg.Group, Parallelism: cfg.Parallelism, Progress: cfg.Progress,
 		Registerer: cfg.Registerer, Logger: cfg.Logger, Now: cfg.Now,
@@ -79,7 +114,7 @@ func recomputeJobs(cfg BatchConfig) (recomputeJob, backfillJob Job, err error) {
 			if err := store.check(ctx); err != nil {
 				return err
 			}
-			held, err := boundary.Publish(ctx, cfg.Redis, view, b)
+			held, err := boundary.PublishAt(ctx, cfg.Redis, view, b, cfg.Now())
 			if err == nil && held.After(b) {
 				cfg.Logger.Warn("jobs: the boundary mirror holds a later B than the lake; left as it is", "view", view, "lake", b, "mirror", held)
 			}
@@ -87,21 +122,24 @@ func recomputeJobs(cfg BatchConfig) (recomputeJob, backfillJob Job, err error) {
 		}),
 	})
 	if err != nil {
-		return Job{}, Job{}, err
+		return Job{}, Job{}, Job{}, err
 	}
+	// One view's failure (a B past the wall clock, a bad file) does not
+	// keep the others from being recomputed; the run fails naming each.
 	runViews := func(ctx context.Context, run *Run, vs []*schemas.View, opt recompute.Options) error {
 		store.lease.Store(run.Lease)
+		var errs []error
 		for _, v := range vs {
 			if ctx.Err() != nil {
-				return ctx.Err() // a safe point: every finished hour is saved
+				return errors.Join(append(errs, ctx.Err())...) // a safe point: every finished hour is saved
 			}
 			res, err := rc.Recompute(ctx, v, opt)
 			run.Done(int64(res.Hours))
 			if err != nil {
-				return err // it names the view
+				errs = append(errs, err) // it names the view
 			}
 		}
-		return nil
+		return errors.Join(errs...)
 	}
 	recomputeJob = Job{Name: JobRecompute, Schedule: cfg.Recompute, Run: func(ctx context.Context, run *Run) error {
 		return runViews(ctx, run, cfg.Views, recompute.Options{})
@@ -113,13 +151,70 @@ func recomputeJobs(cfg BatchConfig) (recomputeJob, backfillJob Job, err error) {
 		}
 		return runViews(ctx, run, vs, recompute.Options{Force: true, From: cfg.Backfill.From, To: cfg.Backfill.To})
 	}}
-	return recomputeJob, backfillJob, nil
+	repairJob = Job{Name: JobRepair, Lock: JobRecompute, Run: func(ctx context.Context, run *Run) error {
+		store.lease.Store(run.Lease)
+		vs := cfg.Views
+		if cfg.Repair.Views != nil {
+			vs = cfg.Repair.Views
+		}
+		var errs []error
+		for _, v := range vs {
+			if ctx.Err() != nil {
+				return errors.Join(append(errs, ctx.Err())...)
+			}
+			rep, err := repairView(ctx, cfg, rc, store, v)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if rep.Lake.Repaired {
+				run.Done(1)
+			}
+			if cfg.OnRepair != nil {
+				cfg.OnRepair(rep)
+			}
+		}
+		return errors.Join(errs...)
+	}}
+	return recomputeJob, backfillJob, repairJob, nil
+}
+
+// repairView sets a view's B in the lake from the lake state under the wall
+// clock (recompute.RepairBoundary), then, still holding the lease, sets the
+// Redis mirror to it with boundary.Override, the one caller of the
+// operator override of the forward-only mirror.
+func repairView(ctx context.Context, cfg BatchConfig, rc *recompute.Recomputer, store *fencedStore, v *schemas.View) (RepairReport, error) {
+	rep := RepairReport{View: v.Name}
+	res, err := rc.RepairBoundary(ctx, v)
+	rep.Lake = res
+	if err != nil {
+		return rep, err
+	}
+	if res.Boundary.IsZero() {
+		return rep, nil // nothing computed yet: no B to mirror
+	}
+	if err := store.check(ctx); err != nil {
+		return rep, err
+	}
+	prev, had, err := boundary.Override(ctx, cfg.Redis, v.Name, res.Boundary, cfg.Now())
+	if err != nil {
+		return rep, fmt.Errorf("jobs: repair boundary of view %s: %w", v.Name, err)
+	}
+	rep.Mirror, rep.MirrorSet = prev, had
+	if res.Repaired || (had && !prev.Equal(res.Boundary)) {
+		cfg.Logger.Warn("jobs: boundary repaired", "view", v.Name, "lake_before", res.Previous, "mirror_before", prev,
+			"boundary", res.Boundary, "hours_reset", len(res.Reset))
+	}
+	return rep, nil
 }
 
 // mergeJob merges the raw files of every closed hour that has more than one
 // file for a partition into one sorted file per partition.
-func mergeJob(cfg BatchConfig) Job {
-	store := &fencedStore{Store: cfg.Store}
+func mergeJob(cfg BatchConfig) (Job, error) {
+	store, err := newFencedStore(cfg.Store)
+	if err != nil {
+		return Job{}, err
+	}
 	return Job{Name: JobMerge, Schedule: cfg.Merge, Run: func(ctx context.Context, run *Run) error {
 		store.lease.Store(run.Lease)
 		for _, s := range cfg.Schemas {
@@ -148,11 +243,14 @@ func mergeJob(cfg BatchConfig) Job {
 			}
 		}
 		return nil
-	}}
+	}}, nil
 }
 
-func retentionJob(cfg BatchConfig) Job {
-	store := &fencedStore{Store: cfg.Store}
+func retentionJob(cfg BatchConfig) (Job, error) {
+	store, err := newFencedStore(cfg.Store)
+	if err != nil {
+		return Job{}, err
+	}
 	return Job{Name: JobRetention, Schedule: cfg.Retention, Run: func(ctx context.Context, run *Run) error {
 		store.lease.Store(run.Lease)
 		res, err := retention.Apply(ctx, retention.Config{
@@ -168,5 +266,5 @@ func retentionJob(cfg BatchConfig) Job {
 		})
 		run.Done(int64(res.Partitions))
 		return err
-	}}
+	}}, nil
 }

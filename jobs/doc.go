@@ -9,6 +9,17 @@
 // After each recompute run the job publishes the view's new boundary B to
 // its Redis mirror (internal/boundary.Publish, forward only), first checking
 // it still holds the lease, so the speed layer and serving replicas see it.
+// The on-demand repair-boundary job (`lambdalake batch repair-boundary`),
+// under the recompute lock, repairs a B that far-future events moved past
+// the wall clock before admission existed: recompute.RepairBoundary sets it
+// from the lake state, and boundary.Override — the operator override of the
+// forward-only mirror, called from here only — sets the mirror to it.
+//
+// A job's lake is fenced twice: every write first checks the lease, and the
+// objects a job owns (_state.json, the seal) are written conditionally on
+// the version the run read, which refuses the write a lease check cannot
+// stop — one that passed the check and lands after another runner took
+// over and wrote. A refused write ends the run as lost_lease.
 //
 // Redis keys (all under the hash tag {jobs}, or {<namespace>} when one is
 // configured, so the lock scripts stay in one Cluster slot):

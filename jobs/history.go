@@ -13,8 +13,8 @@ import (
 const (
 	OutcomeOK        = "ok"
 	OutcomeFailed    = "failed"
-	OutcomeLostLease = "lost_lease"
-	OutcomeStopped   = "stopped" // shutdown at a safe point
+	OutcomeLostLease = "lost_lease" // the lease ran out, or a conditional write found another runner had written
+	OutcomeStopped   = "stopped"    // shutdown at a safe point
 )
 
 // Record is one finished run.

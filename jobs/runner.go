@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lambdalake/lambdalake/internal/backoff"
+	"github.com/lambdalake/lambdalake/lake"
 )
 
 // Job is one kind of batch work.
@@ -219,7 +220,10 @@ func (r *Runner) run(ctx context.Context, j Job, slot time.Time) (Record, error)
 
 	rec.End, rec.Items = time.Now().UTC(), run.Items()
 	switch {
-	case errors.Is(cause, ErrLeaseLost) || errors.Is(runErr, ErrLeaseLost):
+	// A conditional write refused (lake.ErrPreconditionFailed) is the
+	// fence at work: another runner wrote the object since this one read
+	// it, which it could only do holding the lease this one lost.
+	case errors.Is(cause, ErrLeaseLost) || errors.Is(runErr, ErrLeaseLost) || errors.Is(runErr, lake.ErrPreconditionFailed):
 		rec.Outcome = OutcomeLostLease
 	case runErr != nil && ctx.Err() != nil:
 		rec.Outcome = OutcomeStopped

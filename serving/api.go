@@ -75,6 +75,9 @@ type APIConfig struct {
 	ColdMaxHours int
 	// Producer opens a writer for a topic (Events API); nil disables it.
 	Producer func(topic string) MessageWriter
+	// DeadLetters summarises the lake's dead letters (GET /v1/deadletters,
+	// deadletters.go); nil answers 503.
+	DeadLetters DeadLetterCounter
 
 	Tokens []config.Token
 	// JWT accepts signed tokens besides Tokens (jwt.go); nil: none.
@@ -226,6 +229,7 @@ func (a *API) routes() []route {
 		{"GET /v1/views/{view}/query", "read:views", a.query, queryRule},
 		{"POST /v1/events", "write:events", a.events, eventsRule},
 		{"GET /v1/jobs", "admin", a.jobs, jobsRule},
+		{"GET /v1/deadletters", "admin", a.deadLetters, noParams},
 		{"GET /v1/openapi.yaml", "", a.openapi, noParams},
 	}
 }

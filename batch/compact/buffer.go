@@ -121,7 +121,39 @@ type partBuffer struct {
 	backlog bool
 
 	next     int64 // offset after the last record consumed; -1: none yet
-	maxEvent int64 // Unix µs of the latest event time seen; 0: none
+	maxEvent int64 // Unix µs of the latest admitted event time; 0: none
+
+	wall wallClock // admission's reading of the wall clock
+}
+
+// wallClock is a partition's reading of the wall clock for admission
+// (schemas.Schema.Admit). Reading the clock for every record would cost
+// more than a record's decode share, so the reading is reused: the
+// partition refreshes it every few records and whenever a record's Kafka
+// timestamp is later than it (a trickle after a quiet spell), and add
+// re-reads it before refusing an event, so a stale reading never refuses
+// an event the wall clock admits. Not safe for concurrent use.
+type wallClock struct {
+	read func() time.Time // default time.Now
+	us   int64            // the last reading, Unix µs; 0: none yet
+}
+
+// refresh reads the clock and returns the reading in Unix µs.
+func (w *wallClock) refresh() int64 {
+	if w.read == nil {
+		w.read = time.Now
+	}
+	w.us = w.read().UnixMicro()
+	return w.us
+}
+
+// admit judges an event time with the reading, and again with a fresh one
+// if the reading would refuse it.
+func (w *wallClock) admit(s *schemas.Schema, ts int64) schemas.Verdict {
+	if v := s.Admit(ts, w.us); v == schemas.Admitted {
+		return v
+	}
+	return s.Admit(ts, w.refresh())
 }
 
 func newPartBuffer(s *schemas.Schema, layout *schemas.RawLayout, ps *parquet.Schema, topic string, partition int32, lim limits, next int64, maxEvent time.Time) *partBuffer {
@@ -142,8 +174,24 @@ func newPartBuffer(s *schemas.Schema, layout *schemas.RawLayout, ps *parquet.Sch
 	return p
 }
 
+// refusal is the dead-letter error text of an event admission refused.
+func refusal(s *schemas.Schema, v schemas.Verdict, ts, nowMicros int64) string {
+	at, now := time.UnixMicro(ts).UTC().Format(time.RFC3339Nano), time.UnixMicro(nowMicros).UTC().Format(time.RFC3339)
+	if v == schemas.Future {
+		maxFuture := s.MaxFuture
+		if maxFuture <= 0 {
+			maxFuture = schemas.DefaultMaxFuture
+		}
+		return fmt.Sprintf("event time %s is more than max_future (%s) ahead of the wall clock (%s)", at, maxFuture, now)
+	}
+	return fmt.Sprintf("event time %s is in a sealed hour: it ended at or before the wall clock (%s) minus the schema's retention (%s)",
+		at, now, s.Retention)
+}
+
 // add buffers one record, decoded into its event hour or, if it does not
-// decode, into the dead letters. It reports whether the record was dead.
+// decode or admission refuses its event time, into the dead letters (with
+// the reason). It reports whether the record was dead. Only admitted
+// events move maxEvent, and with it the watermark.
 func (p *partBuffer) add(rec record, now time.Time) (dead bool) {
 	if p.rows == 0 {
 		p.oldest = now
@@ -157,18 +205,14 @@ func (p *partBuffer) add(rec record, now time.Time) (dead bool) {
 	p.bytes += size
 	p.next = rec.Offset + 1
 	if err := p.dec.Decode(rec.Value, &p.row); err != nil {
-		h := ingest.UTC().Truncate(time.Hour)
-		d := p.dead[h]
-		if d == nil {
-			d = &deadFile{hour: h, first: rec.Offset}
-			p.dead[h] = d
-		}
-		d.last = rec.Offset
-		d.recs = append(d.recs, raw.DeadLetter{Topic: p.topic, Partition: p.partition, Offset: rec.Offset,
-			Error: err.Error(), Raw: bytes.Clone(rec.Value), IngestedAt: ingest.UTC().Truncate(time.Microsecond)})
+		p.addDead(rec, ingest, raw.ReasonMalformed, err.Error())
 		return true
 	}
 	ts := p.schema.TimeMicros(&p.row)
+	if v := p.wall.admit(p.schema, ts); v != schemas.Admitted {
+		p.addDead(rec, ingest, v.String(), refusal(p.schema, v, ts, p.wall.us))
+		return true
+	}
 	if ts > p.maxEvent {
 		p.maxEvent = ts
 	}
@@ -197,6 +241,19 @@ func (p *partBuffer) add(rec record, now time.Time) (dead bool) {
 		p.full = true
 	}
 	return false
+}
+
+// addDead files a record under the dead letters of its ingest hour.
+func (p *partBuffer) addDead(rec record, ingest time.Time, reason, msg string) {
+	h := ingest.UTC().Truncate(time.Hour)
+	d := p.dead[h]
+	if d == nil {
+		d = &deadFile{hour: h, first: rec.Offset}
+		p.dead[h] = d
+	}
+	d.last = rec.Offset
+	d.recs = append(d.recs, raw.DeadLetter{Topic: p.topic, Partition: p.partition, Offset: rec.Offset,
+		Reason: reason, Error: msg, Raw: bytes.Clone(rec.Value), IngestedAt: ingest.UTC().Truncate(time.Microsecond)})
 }
 
 // due reports whether the buffer must be cut now: a file reached its row or

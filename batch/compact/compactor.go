@@ -2,7 +2,6 @@ package compact
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lambdalake/lambdalake/batch/raw"
+	"github.com/lambdalake/lambdalake/internal/backoff"
 	"github.com/lambdalake/lambdalake/lake"
 	"github.com/lambdalake/lambdalake/schemas"
 )
@@ -184,12 +184,14 @@ func describe(a map[string][]kafka.PartitionAssignment) map[string][]int {
 	return out
 }
 
-// retry runs op until it succeeds or ctx ends. The lake store already
-// retries each request; this outer loop is what carries a flush through an
-// outage of any length. Each failure is counted and logged (the first and
-// every tenth at warn level).
+// retry runs op until it succeeds, fails for good (backoff.Permanent, e.g.
+// a conditional write refused), or ctx ends. The lake store already
+// retries each request; this outer loop, with the backoff every
+// long-running loop shares (internal/backoff), is what carries a flush
+// through an outage of any length. Each failure is counted and logged (the
+// first and every tenth at warn level).
 func (c *Compactor) retry(ctx context.Context, what string, op func(context.Context) error) error {
-	return retryForever(ctx, op, func(attempt int, err error) {
+	return backoff.Retry(ctx, backoff.Default, op, func(attempt int, err error) {
 		c.metrics.flushErrors.Inc()
 		lvl := slog.LevelDebug
 		if attempt == 1 || attempt%10 == 0 {
@@ -199,34 +201,14 @@ func (c *Compactor) retry(ctx context.Context, what string, op func(context.Cont
 	})
 }
 
-// retryForever calls op until it succeeds or ctx ends; after each failure
-// it calls failed, then waits from 100 ms doubling up to 5 s. It is the
-// compactor's whole backoff policy, kept in one function for a backoff
-// helper shared with the speed layer to replace.
-func retryForever(ctx context.Context, op func(context.Context) error, failed func(attempt int, err error)) error {
-	backoff := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := op(ctx)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		failed(attempt, err)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 5*time.Second)
-	}
-}
-
 // store writes one flush: hour files and dead letters (in parallel), dirty
 // markers for hours already closed, then the checkpoint. Only then is the
-// flush's progress durable. prev is the checkpoint published before it.
-func (c *Compactor) store(ctx context.Context, ti *topicInfo, b *flush, prev raw.Checkpoint) (raw.Checkpoint, error) {
+// flush's progress durable. prev is the checkpoint published before it and
+// etag the ETag of its object ("": none yet): the checkpoint is written only
+// over that version, so a compactor that lost the partition to another
+// (which wrote since) fails here instead of moving it. It returns the new
+// checkpoint and its ETag.
+func (c *Compactor) store(ctx context.Context, ti *topicInfo, b *flush, prev raw.Checkpoint, etag string) (raw.Checkpoint, string, error) {
 	start := time.Now()
 	name := ti.schema.Name
 	g, gctx := errgroup.WithContext(ctx)
@@ -273,12 +255,14 @@ func (c *Compactor) store(ctx context.Context, ti *topicInfo, b *flush, prev raw
 			uploaded += int64(len(body))
 			mu.Unlock()
 			c.metrics.files.WithLabelValues(name, "deadletter").Inc()
-			c.metrics.deadletters.WithLabelValues(name).Add(float64(len(d.recs)))
+			for _, r := range d.recs {
+				c.metrics.deadletters.WithLabelValues(name, r.Reason).Inc()
+			}
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return prev, err
+		return prev, etag, err
 	}
 	c.metrics.bytes.WithLabelValues(name).Add(float64(uploaded))
 
@@ -294,20 +278,29 @@ func (c *Compactor) store(ctx context.Context, ti *topicInfo, b *flush, prev raw
 		if err := c.retry(ctx, key, func(ctx context.Context) error {
 			return lake.PutBytes(ctx, c.cfg.Store, key, nil)
 		}); err != nil {
-			return prev, fmt.Errorf("mark dirty: %w", err)
+			return prev, etag, fmt.Errorf("mark dirty: %w", err)
 		}
 		c.metrics.dirty.WithLabelValues(name).Inc()
 	}
 
-	cp := raw.Checkpoint{NextOffset: b.next, Watermark: nextWatermark(prev.Watermark, b, ti.lateness), MaxEvent: prev.MaxEvent}
+	cp := raw.Checkpoint{NextOffset: b.next, Watermark: nextWatermark(prev.Watermark, b, ti.lateness),
+		MaxEvent: saneMaxEvent(prev.MaxEvent, b.cutAt, ti.schema)}
 	if b.maxEvent.After(cp.MaxEvent) {
 		cp.MaxEvent = b.maxEvent
 	}
 	key := lake.CheckpointKey(c.cfg.Group, b.topic, b.partition)
 	if err := c.retry(ctx, key, func(ctx context.Context) error {
-		return writeCheckpoint(ctx, c.cfg.Store, c.cfg.Group, b.topic, b.partition, cp)
+		next, err := raw.WriteCheckpoint(ctx, c.cfg.Store, c.cfg.Group, b.topic, b.partition, cp, etag)
+		if errors.Is(err, lake.ErrPreconditionFailed) {
+			return backoff.Permanent(err) // another owner wrote it: retrying changes nothing
+		}
+		etag = next
+		return err
 	}); err != nil {
-		return prev, fmt.Errorf("checkpoint: %w", err)
+		if errors.Is(err, lake.ErrPreconditionFailed) {
+			c.metrics.fenced.Inc()
+		}
+		return prev, etag, fmt.Errorf("checkpoint: %w", err)
 	}
 	if !cp.Watermark.IsZero() {
 		c.metrics.watermark.WithLabelValues(b.topic, fmt.Sprint(b.partition)).Set(float64(cp.Watermark.UnixMilli()) / 1000)
@@ -315,33 +308,45 @@ func (c *Compactor) store(ctx context.Context, ti *topicInfo, b *flush, prev raw
 	c.metrics.flushSec.Observe(time.Since(start).Seconds())
 	c.log.Debug("flushed", "topic", b.topic, "partition", b.partition, "rows", b.rows, "files", len(b.files),
 		"dead_files", len(b.dead), "bytes", uploaded, "next_offset", cp.NextOffset, "took", time.Since(start), "since_cut", time.Since(b.cutAt))
-	return cp, nil
+	return cp, etag, nil
 }
 
 // nextWatermark is the partition's watermark after a flush: its latest
-// event time (or the wall clock at the cut, if the partition was caught up,
-// so idle partitions do not hold hours open) minus lateness, never moving
-// back.
+// admitted event time (or the wall clock at the cut, if the partition was
+// caught up, so idle partitions do not hold hours open) minus lateness. It
+// never passes the wall clock at the cut minus lateness, whatever the data
+// says (admission lets events up to max_future ahead through), so hours
+// close by the wall clock's hour at the latest. It never moves back, except
+// from a watermark past the wall clock itself: only data from before
+// admission existed can have left one (a 9999-12-31 event time), and
+// keeping it would keep every hour closed for everyone.
 func nextWatermark(prev time.Time, b *flush, lateness time.Duration) time.Time {
 	base := b.maxEvent
 	if b.caughtUp && b.cutAt.After(base) {
+		base = b.cutAt
+	}
+	if !b.cutAt.IsZero() && base.After(b.cutAt) {
 		base = b.cutAt
 	}
 	if base.IsZero() {
 		return prev
 	}
 	wm := base.Add(-lateness).UTC()
+	if !b.cutAt.IsZero() && prev.After(b.cutAt) {
+		return wm // past the wall clock: a watermark from before admission
+	}
 	if wm.Before(prev) {
 		return prev
 	}
 	return wm
 }
 
-// writeCheckpoint stores a partition's checkpoint (package raw reads it).
-func writeCheckpoint(ctx context.Context, store lake.Store, group, topic string, partition int32, cp raw.Checkpoint) error {
-	b, err := json.Marshal(cp)
-	if err != nil {
-		return err
+// saneMaxEvent drops a checkpoint's latest event time if admission would
+// refuse it at now (more than max_future ahead): one left by data from
+// before admission existed, which would otherwise stay the maximum for good.
+func saneMaxEvent(t, now time.Time, s *schemas.Schema) time.Time {
+	if !t.IsZero() && !now.IsZero() && s.Admit(t.UnixMicro(), now.UnixMicro()) == schemas.Future {
+		return time.Time{}
 	}
-	return lake.PutBytes(ctx, store, lake.CheckpointKey(group, topic, partition), b)
+	return t
 }

@@ -18,10 +18,10 @@ import (
 
 var _ lake.Store = failingStore{}
 
-// failingStore fails every Put under a prefix: a crash between a flush's
-// uploads and its checkpoint.
+// failingStore fails every write under a prefix: a crash between a
+// flush's uploads and its checkpoint.
 type failingStore struct {
-	lake.Store
+	lake.ConditionalStore
 	prefix string
 }
 
@@ -29,7 +29,21 @@ func (s failingStore) Put(ctx context.Context, key string, body io.Reader) error
 	if strings.HasPrefix(key, s.prefix) {
 		return errors.New("injected failure")
 	}
-	return s.Store.Put(ctx, key, body)
+	return s.ConditionalStore.Put(ctx, key, body)
+}
+
+func (s failingStore) PutIfMatch(ctx context.Context, key string, body []byte, etag string) (string, error) {
+	if strings.HasPrefix(key, s.prefix) {
+		return "", errors.New("injected failure")
+	}
+	return s.ConditionalStore.PutIfMatch(ctx, key, body, etag)
+}
+
+func (s failingStore) PutIfAbsent(ctx context.Context, key string, body []byte) (string, error) {
+	if strings.HasPrefix(key, s.prefix) {
+		return "", errors.New("injected failure")
+	}
+	return s.ConditionalStore.PutIfAbsent(ctx, key, body)
 }
 
 // A flush whose files were stored but whose checkpoint was not is read
@@ -50,16 +64,16 @@ func TestOverlapAfterCrashReadsOnceAndMerges(t *testing.T) {
 	value := func(off int64) []byte {
 		return event(fmt.Sprint("o", off), base.Add(time.Duration(off%2)*time.Hour+time.Duration(off)*time.Second), float64(off)/100)
 	}
-	flushRange := func(p *partBuffer, from, to int64, prev raw.Checkpoint) (raw.Checkpoint, error) {
+	flushRange := func(p *partBuffer, from, to int64, prev raw.Checkpoint, etag string) (raw.Checkpoint, string, error) {
 		for off := from; off < to; off++ {
 			p.add(record{Offset: off, Value: value(off), Time: base}, base)
 		}
 		sctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 		defer cancel()
-		return c.store(sctx, ti, p.cut(base, false), prev)
+		return c.store(sctx, ti, p.cut(base, false), prev, etag)
 	}
 	p := newPartBuffer(s, ti.layout, ti.ps, "orders", 0, lim, -1, time.Time{})
-	cp, err := flushRange(p, 0, 100, raw.Checkpoint{})
+	cp, etag, err := flushRange(p, 0, 100, raw.Checkpoint{}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,21 +83,21 @@ func TestOverlapAfterCrashReadsOnceAndMerges(t *testing.T) {
 	// store retries a failing write until its context ends.
 	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
-	if _, err := (&crashing).store(cctx, ti, func() *flush {
+	if _, _, err := (&crashing).store(cctx, ti, func() *flush {
 		for off := int64(100); off < 200; off++ {
 			p.add(record{Offset: off, Value: value(off), Time: base}, base)
 		}
 		return p.cut(base, false)
-	}(), cp); err == nil {
-		t.Fatal("store with a failing checkpoint succeeded")
+	}(), cp, etag); err == nil || !strings.Contains(err.Error(), "injected failure") {
+		t.Fatalf("store with a failing checkpoint: %v, want the injected failure", err)
 	}
-	got, _, _ := raw.ReadCheckpoint(ctx, dir, "g", "orders", 0)
+	got, gotTag, _, _ := raw.ReadCheckpointVersion(ctx, dir, "g", "orders", 0)
 	if got.NextOffset != 100 {
 		t.Fatalf("checkpoint = %d after the crash, want 100", got.NextOffset)
 	}
 	// The restart reads from 100 again and flushes [100, 250) at once.
 	p = newPartBuffer(s, ti.layout, ti.ps, "orders", 0, lim, got.NextOffset, got.MaxEvent)
-	if _, err := flushRange(p, 100, 250, got); err != nil {
+	if _, _, err := flushRange(p, 100, 250, got, gotTag); err != nil {
 		t.Fatal(err)
 	}
 

@@ -1,9 +1,9 @@
 package compact
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lambdalake/lambdalake/internal/prom"
 )
 
 // compactMetrics are the compactor's Prometheus series. Rates (rows/s,
@@ -12,10 +12,11 @@ type compactMetrics struct {
 	rows        *prometheus.CounterVec // schema
 	bytes       *prometheus.CounterVec // schema: Parquet bytes uploaded
 	files       *prometheus.CounterVec // schema, kind=raw|deadletter
-	deadletters *prometheus.CounterVec // schema
+	deadletters *prometheus.CounterVec // schema, reason=malformed|future|expired
 	dirty       *prometheus.CounterVec // schema: late records in closed hours
 	flushSec    prometheus.Histogram
 	flushErrors prometheus.Counter
+	fenced      prometheus.Counter   // checkpoint writes refused: another compactor owns the partition now
 	lag         *prometheus.GaugeVec // topic, partition
 	watermark   *prometheus.GaugeVec // topic, partition: Unix seconds
 	buffered    prometheus.GaugeFunc
@@ -34,13 +35,15 @@ func newCompactMetrics(reg prometheus.Registerer, b *budget) (*compactMetrics, e
 		files: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lambdalake_compact_files_total",
 			Help: "Files written, by kind (raw, deadletter)."}, []string{"schema", "kind"}),
 		deadletters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lambdalake_compact_deadletters_total",
-			Help: "Undecodable records written to deadletter/."}, []string{"schema"}),
+			Help: "Records written to deadletter/ instead of a raw file, by reason (malformed, future, expired)."}, []string{"schema", "reason"}),
 		dirty: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lambdalake_compact_dirty_hours_total",
 			Help: "Dirty markers written for late records in closed hours."}, []string{"schema"}),
 		flushSec: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "lambdalake_compact_flush_seconds",
 			Help: "Time from cut to checkpoint of one partition flush.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
 		flushErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "lambdalake_compact_flush_errors_total",
 			Help: "Failed lake writes during flushes (each is retried)."}),
+		fenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "lambdalake_compact_checkpoints_refused_total",
+			Help: "Checkpoint writes refused because another compactor wrote the checkpoint since (this one lost the partition)."}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lambdalake_compact_lag",
 			Help: "Records in Kafka not yet consumed by the compactor."}, []string{"topic", "partition"}),
 		watermark: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lambdalake_compact_watermark_seconds",
@@ -50,11 +53,46 @@ func newCompactMetrics(reg prometheus.Registerer, b *budget) (*compactMetrics, e
 		buffered: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lambdalake_compact_memory_bytes",
 			Help: "Bytes held against compact.budget (buffered and in flight)."}, func() float64 { return float64(b.used()) }),
 	}
-	for _, c := range []prometheus.Collector{m.rows, m.bytes, m.files, m.deadletters, m.dirty, m.flushSec,
-		m.flushErrors, m.lag, m.watermark, m.buffered, m.waiting} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("compact: register metrics (one compactor per registry): %w", err)
-		}
+	// Several compactors may share a registry (tests, `all`): they count
+	// into the same series (internal/prom). The memory gauge reads the
+	// first compactor's budget then; one compactor per process is the
+	// deployment.
+	var err error
+	if m.rows, err = prom.Register(reg, m.rows); err != nil {
+		return nil, err
+	}
+	if m.bytes, err = prom.Register(reg, m.bytes); err != nil {
+		return nil, err
+	}
+	if m.files, err = prom.Register(reg, m.files); err != nil {
+		return nil, err
+	}
+	if m.deadletters, err = prom.Register(reg, m.deadletters); err != nil {
+		return nil, err
+	}
+	if m.dirty, err = prom.Register(reg, m.dirty); err != nil {
+		return nil, err
+	}
+	if m.flushSec, err = prom.Register(reg, m.flushSec); err != nil {
+		return nil, err
+	}
+	if m.flushErrors, err = prom.Register(reg, m.flushErrors); err != nil {
+		return nil, err
+	}
+	if m.fenced, err = prom.Register(reg, m.fenced); err != nil {
+		return nil, err
+	}
+	if m.lag, err = prom.Register(reg, m.lag); err != nil {
+		return nil, err
+	}
+	if m.watermark, err = prom.Register(reg, m.watermark); err != nil {
+		return nil, err
+	}
+	if m.buffered, err = prom.Register(reg, m.buffered); err != nil {
+		return nil, err
+	}
+	if m.waiting, err = prom.Register(reg, m.waiting); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -45,9 +45,10 @@ func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, 
 	ti := c.byTopic[topic]
 	log := c.log.With("topic", topic, "partition", part)
 	var cp raw.Checkpoint
+	var etag string // of the checkpoint's object: its writes are conditional on it
 	var found bool
 	if err := c.retry(ctx, "read checkpoint", func(ctx context.Context) (err error) {
-		cp, found, err = raw.ReadCheckpoint(ctx, c.cfg.Store, c.cfg.Group, topic, part)
+		cp, etag, found, err = raw.ReadCheckpointVersion(ctx, c.cfg.Store, c.cfg.Group, topic, part)
 		return err
 	}); err != nil {
 		return // generation ended before the lake answered
@@ -65,7 +66,9 @@ func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, 
 	p := &partition{c: c, ti: ti, topic: topic, partition: part, jobs: make(chan *flush), hw: -1,
 		published: found, lastWM: cp.Watermark,
 		buf: newPartBuffer(ti.schema, ti.layout, ti.ps, topic, part,
-			limits{maxFileRows: c.cfg.MaxFileRows, maxFileBytes: c.cfg.MaxFileBytes, maxFileAge: c.cfg.MaxFileAge}, next, cp.MaxEvent)}
+			limits{maxFileRows: c.cfg.MaxFileRows, maxFileBytes: c.cfg.MaxFileBytes, maxFileAge: c.cfg.MaxFileAge}, next,
+			saneMaxEvent(cp.MaxEvent, c.cfg.Now(), ti.schema))}
+	p.buf.wall.read = c.cfg.Now
 	p.mem = c.budget.join(p.wake)
 	defer c.budget.leave(p.mem)
 
@@ -90,7 +93,7 @@ func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, 
 				c.budget.release(b.bytes)
 				continue
 			}
-			next, err := c.store(fctx, ti, b, prev)
+			next, nextTag, err := c.store(fctx, ti, b, prev, etag)
 			c.budget.release(b.bytes)
 			if err != nil {
 				failed = true
@@ -98,7 +101,7 @@ func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, 
 				log.Warn("flush abandoned; records will be read again from the checkpoint", "err", err)
 				continue
 			}
-			prev = next
+			prev, etag = next, nextTag
 			if err := commit(b.next); err != nil {
 				log.Debug("commit offsets (advisory)", "err", err)
 			}
@@ -127,7 +130,7 @@ func (c *Compactor) runPartition(ctx context.Context, topic string, part int32, 
 // budget only every settleBytes.
 func (p *partition) loop(ctx context.Context, r *stream.Fetcher) {
 	c := p.c
-	l := &loopState{idle: max(c.cfg.MaxFileAge, time.Second),
+	l := &loopState{idle: max(c.cfg.MaxFileAge, time.Second), now: c.cfg.Now,
 		lagLabel: c.metrics.lag.WithLabelValues(p.topic, fmt.Sprint(p.partition))}
 	l.armed = c.cfg.Now().Add(l.idle)
 	l.timer = time.AfterFunc(l.idle, p.wake)
@@ -146,6 +149,7 @@ func (p *partition) loop(ctx context.Context, r *stream.Fetcher) {
 // earliest of the buffer's age deadline, the drain check and the idle
 // tick; armed is when it fires.
 type loopState struct {
+	now      func() time.Time // the compactor's clock (Config.Now)
 	idle     time.Duration
 	timer    *time.Timer
 	armed    time.Time
@@ -160,8 +164,11 @@ type loopState struct {
 	drainNext  int64
 }
 
+// arm sets the timer to fire at at, a time of the compactor's clock (Now),
+// which need not be the process's: a test's clock that jumped days ahead
+// must not make the wait days long.
 func (l *loopState) arm(at time.Time) {
-	l.timer.Reset(max(time.Until(at), time.Millisecond))
+	l.timer.Reset(max(at.Sub(l.now()), time.Millisecond))
 	l.armed = at
 }
 
@@ -192,6 +199,11 @@ func (p *partition) take(ctx context.Context, m *kafka.Message, l *loopState) {
 	wasEmpty := p.buf.rows == 0
 	if wasEmpty || m.Time.IsZero() {
 		now = c.cfg.Now() // the buffer's age starts now
+	}
+	// Admission's clock reading: refreshed every few records, and at once
+	// when a record was written after it (the first after a quiet spell).
+	if l.n%64 == 0 || m.Time.UnixMicro() > p.buf.wall.us {
+		p.buf.wall.refresh()
 	}
 	p.buf.add(record{Offset: m.Offset, Value: m.Value, Time: m.Time}, now)
 	if wasEmpty && m.HighWaterMark-m.Offset-1 >= backlogLag {
@@ -373,9 +385,9 @@ func (p *partition) handoff(ctx context.Context, b *flush) {
 		p.c.metrics.waiting.WithLabelValues("flusher").Add(time.Since(start).Seconds())
 	}
 	p.published = true
-	if wm := nextWatermark(p.lastWM, b, p.ti.lateness); wm.After(p.lastWM) {
-		p.lastWM = wm
-	}
+	// nextWatermark moves forward only, or back from a watermark past the
+	// wall clock (see there).
+	p.lastWM = nextWatermark(p.lastWM, b, p.ti.lateness)
 }
 
 // tick runs when the buffer is empty for a while: it learns whether the
@@ -414,8 +426,9 @@ func (p *partition) tick(ctx context.Context, lagLabel interface{ Set(float64) }
 		p.c.budget.release(b.bytes)
 		return
 	}
-	// Publish only when it moves the watermark or none exists yet.
-	if wm := nextWatermark(p.lastWM, b, p.ti.lateness); p.published && !wm.After(p.lastWM) {
+	// Publish only when it moves the watermark (forward, or back from past
+	// the wall clock) or none exists yet.
+	if wm := nextWatermark(p.lastWM, b, p.ti.lateness); p.published && wm.Equal(p.lastWM) {
 		p.c.budget.release(b.bytes)
 		return
 	}

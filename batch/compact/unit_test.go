@@ -146,13 +146,16 @@ func TestFlushSplitsHoursAndCheckpoints(t *testing.T) {
 	for i, in := range inputs {
 		p.add(record{Offset: int64(100 + i), Value: in.value, Time: base.Add(2 * time.Hour)}, base)
 	}
-	b := p.cut(base, false)
+	// Cut when the records were ingested (their Kafka time): the wall
+	// clock then is after every event time, so the watermark follows the
+	// latest event.
+	b := p.cut(base.Add(2*time.Hour), false)
 	if p.rows != 0 || len(p.hours) != 0 {
 		t.Fatalf("buffer not empty after cut: rows=%d", p.rows)
 	}
 	// The previous watermark closed hour 09:00, so its file marks it dirty.
 	prev := raw.Checkpoint{NextOffset: 100, Watermark: base.Add(time.Minute)}
-	cp, err := c.store(context.Background(), ti, b, prev)
+	cp, _, err := c.store(context.Background(), ti, b, prev, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,6 +228,14 @@ func TestNextWatermark(t *testing.T) {
 		{"caught up uses the wall clock", time.Time{}, flush{maxEvent: base, caughtUp: true, cutAt: base.Add(time.Hour)}, base.Add(time.Hour - late)},
 		{"lagging ignores the wall clock", time.Time{}, flush{maxEvent: base, cutAt: base.Add(time.Hour)}, base.Add(-late)},
 		{"nothing seen keeps the previous", base, flush{}, base},
+		// Admission lets events up to max_future ahead through; the
+		// watermark still stops at the wall clock at the cut.
+		{"never past the wall clock", time.Time{}, flush{maxEvent: base.Add(10 * time.Minute), cutAt: base}, base.Add(-late)},
+		{"caught up with a future event: the wall clock", base.Add(-time.Hour), flush{maxEvent: base.Add(10 * time.Minute), caughtUp: true, cutAt: base}, base.Add(-late)},
+		// A checkpoint from before admission (9999-12-31) is brought back;
+		// one a little ahead (another compactor's clock) is kept.
+		{"back from past the wall clock", time.Date(9999, 12, 31, 22, 55, 0, 0, time.UTC), flush{maxEvent: base.Add(-time.Minute), cutAt: base}, base.Add(-time.Minute - late)},
+		{"a little ahead of the clock is kept", base.Add(-time.Second), flush{maxEvent: base.Add(-time.Minute), cutAt: base}, base.Add(-time.Second)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -574,4 +585,45 @@ func TestEncodeHourSortsRows(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Roles built twice in one process (`lambdalake all`, tests) share one
+// registry: the second compactor counts into the first one's series
+// (internal/prom) instead of failing.
+func TestTwoCompactorsShareARegistry(t *testing.T) {
+	s := testSchema(t)
+	store, err := lake.NewDirStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	var cs []*Compactor
+	for range 2 {
+		c, err := New(Config{Brokers: []string{"unused:9092"}, Group: "g", Store: store, Schemas: []*schemas.Schema{s}, Registerer: reg})
+		if err != nil {
+			t.Fatalf("compactor %d: %v", len(cs), err)
+		}
+		cs = append(cs, c)
+	}
+	cs[1].metrics.deadletters.WithLabelValues("orders", raw.ReasonFuture).Inc()
+	if n := testutilCount(t, reg, "lambdalake_compact_deadletters_total"); n != 1 {
+		t.Errorf("deadletters_total = %v after the second compactor counted one", n)
+	}
+}
+
+func testutilCount(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, f := range fams {
+		if f.GetName() == name {
+			for _, m := range f.GetMetric() {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
 }

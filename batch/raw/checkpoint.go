@@ -31,6 +31,20 @@ type Checkpoint struct {
 func ReadCheckpoint(ctx context.Context, store lake.Store, group, topic string, partition int32) (cp Checkpoint, ok bool, err error) {
 	key := lake.CheckpointKey(group, topic, partition)
 	b, err := lake.ReadAll(ctx, store, key)
+	return decodeCheckpoint(key, b, err)
+}
+
+// ReadCheckpointVersion is ReadCheckpoint for the compactor that owns the
+// partition: it also returns the ETag of the checkpoint's object ("" when
+// there is none), which its next WriteCheckpoint must still match.
+func ReadCheckpointVersion(ctx context.Context, store lake.Store, group, topic string, partition int32) (cp Checkpoint, etag string, ok bool, err error) {
+	key := lake.CheckpointKey(group, topic, partition)
+	b, etag, err := readVersioned(ctx, store, key)
+	cp, ok, err = decodeCheckpoint(key, b, err)
+	return cp, etag, ok, err
+}
+
+func decodeCheckpoint(key string, b []byte, err error) (cp Checkpoint, ok bool, _ error) {
 	if errors.Is(err, lake.ErrNotExist) {
 		return Checkpoint{}, false, nil
 	}
@@ -41,6 +55,23 @@ func ReadCheckpoint(ctx context.Context, store lake.Store, group, topic string, 
 		return Checkpoint{}, false, fmt.Errorf("raw: decode checkpoint %s: %w", key, err)
 	}
 	return cp, true, nil
+}
+
+// WriteCheckpoint stores a partition's checkpoint over the version etag
+// names ("": there was none) and returns the new ETag. It fails with
+// lake.ErrPreconditionFailed when another compactor wrote the checkpoint
+// since: this one lost the partition (a rebalance it has not seen yet) and
+// must not move the checkpoint, which says what the lake holds.
+func WriteCheckpoint(ctx context.Context, store lake.Store, group, topic string, partition int32, cp Checkpoint, etag string) (string, error) {
+	b, err := json.Marshal(cp)
+	if err != nil {
+		return "", fmt.Errorf("raw: encode checkpoint: %w", err)
+	}
+	etag, err = writeVersioned(ctx, store, lake.CheckpointKey(group, topic, partition), b, etag)
+	if err != nil {
+		return "", fmt.Errorf("raw: write checkpoint of %s/%d: %w", topic, partition, err)
+	}
+	return etag, nil
 }
 
 // ReadCheckpoints returns every partition checkpoint of a group on a topic,

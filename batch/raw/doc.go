@@ -10,4 +10,12 @@
 // way and no record counts twice. Watermark is the compactor group's
 // event-time watermark, from the checkpoints: an hour whose end it has
 // passed is closed and recompute may take it.
+//
+// The compactor owns its checkpoints and writes them conditionally
+// (ReadCheckpointVersion, WriteCheckpoint: If-Match on the ETag read,
+// If-None-Match on create), so a compactor that lost the partition cannot
+// move them. Dead letters carry a reason (ReasonMalformed, ReasonFuture,
+// ReasonExpired); DeadLetterSummary counts them by schema, reason and
+// ingest hour for operators. Seal records the hours retention has begun
+// deleting, which recompute never rebuilds (_sealed/{schema}.json).
 package raw

@@ -67,10 +67,14 @@ type metricAcc struct {
 	m     schemas.Metric
 	col   int // field index in the schema, -1 for count
 	float bool
-	f     []float64
-	i     []int64
+	f     []float64 // min, max of a float field
+	i     []int64   // min, max of an int field
 	has   []bool
-	uniq  *uniqAcc
+	// Sums follow the overflow rule both layers share (schemas.IntSum,
+	// FloatSum): two monotone parts, overflow sticky.
+	isum []schemas.IntSum
+	fsum []schemas.FloatSum
+	uniq *uniqAcc
 }
 
 // uniqAcc collects (group, value) memberships; distinct counts and sketches
@@ -247,8 +251,16 @@ func (a *hourAgg) groups(sel, bkt []int32, tup []uint32) []int32 {
 			a.rows = append(a.rows, 0)
 			for i := range a.metrics {
 				m := &a.metrics[i]
-				m.f = append(m.f, 0)
-				m.i = append(m.i, 0)
+				switch {
+				case m.m.Agg == schemas.Sum && m.float:
+					m.fsum = append(m.fsum, schemas.FloatSum{})
+				case m.m.Agg == schemas.Sum:
+					m.isum = append(m.isum, schemas.IntSum{})
+				case m.float:
+					m.f = append(m.f, 0)
+				default:
+					m.i = append(m.i, 0)
+				}
 				m.has = append(m.has, false)
 			}
 		}
@@ -290,14 +302,22 @@ func grow[T any](s []T, n int) []T {
 }
 
 func (m *metricAcc) addFloat(arr *array.Float64, sel, grp []int32) {
+	if m.m.Agg == schemas.Sum {
+		sumFloats(arr, sel, grp, m.fsum, m.has)
+		return
+	}
 	accumulate(m.m.Agg, arr.Float64Values(), arr, sel, grp, m.f, m.has)
 }
 
 func (m *metricAcc) addInt(arr *array.Int64, sel, grp []int32) {
+	if m.m.Agg == schemas.Sum {
+		sumInts(arr, sel, grp, m.isum, m.has)
+		return
+	}
 	accumulate(m.m.Agg, arr.Int64Values(), arr, sel, grp, m.i, m.has)
 }
 
-// accumulate folds the selected rows' values into their groups' sum, min or
+// accumulate folds the selected rows' values into their groups' min or
 // max. It is instantiated once per numeric type, so the loop stays typed.
 func accumulate[T int64 | float64](agg schemas.Agg, vals []T, arr arrow.Array, sel, grp []int32, acc []T, has []bool) {
 	nulls := arr.NullN() > 0
@@ -306,14 +326,35 @@ func accumulate[T int64 | float64](agg schemas.Agg, vals []T, arr arrow.Array, s
 			continue
 		}
 		g, x := grp[k], vals[r]
-		switch agg {
-		case schemas.Sum:
-			acc[g] += x
-		case schemas.Min, schemas.Max:
-			if !has[g] || schemas.Replaces(agg, x, acc[g]) {
-				acc[g] = x
-			}
+		if !has[g] || schemas.Replaces(agg, x, acc[g]) {
+			acc[g] = x
 		}
+		has[g] = true
+	}
+}
+
+// sumInts and sumFloats fold the selected rows' values into their groups'
+// sums under the overflow rule both layers share.
+func sumInts(arr *array.Int64, sel, grp []int32, acc []schemas.IntSum, has []bool) {
+	vals, nulls := arr.Int64Values(), arr.NullN() > 0
+	for k, r := range sel {
+		if nulls && arr.IsNull(int(r)) {
+			continue
+		}
+		g := grp[k]
+		acc[g].Add(vals[r])
+		has[g] = true
+	}
+}
+
+func sumFloats(arr *array.Float64, sel, grp []int32, acc []schemas.FloatSum, has []bool) {
+	vals, nulls := arr.Float64Values(), arr.NullN() > 0
+	for k, r := range sel {
+		if nulls && arr.IsNull(int(r)) {
+			continue
+		}
+		g := grp[k]
+		acc[g].Add(vals[r])
 		has[g] = true
 	}
 }
@@ -510,6 +551,28 @@ func (a *hourAgg) finish() *views.Columns {
 			}
 		case schemas.Uniq:
 			col.Ints, col.HLL = m.uniq.finish(n, order, &a.pair)
+		case schemas.Sum:
+			col.Valid = make([]bool, n)
+			if m.float {
+				col.Floats = make([]float64, n)
+			} else {
+				col.Ints = make([]int64, n)
+			}
+			for k, g := range order {
+				var ok bool
+				if m.float {
+					col.Floats[k], ok = m.fsum[g].Value()
+				} else {
+					col.Ints[k], ok = m.isum[g].Value()
+				}
+				col.Valid[k] = m.has[g] && ok
+				if !ok {
+					if col.Overflow == nil {
+						col.Overflow = make([]bool, n)
+					}
+					col.Overflow[k] = true
+				}
+			}
 		default:
 			col.Valid = make([]bool, n)
 			if m.float {

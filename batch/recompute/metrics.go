@@ -1,11 +1,12 @@
 package recompute
 
 import (
-	"fmt"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lambdalake/lambdalake/internal/prom"
 )
 
 // recomputeMetrics are the recompute job's Prometheus series.
@@ -14,6 +15,7 @@ type recomputeMetrics struct {
 	rows      *prometheus.CounterVec   // view: raw rows read (after overlap and id dedup)
 	misplaced *prometheus.CounterVec   // view: raw rows outside their file's hour (skipped)
 	hourSec   *prometheus.HistogramVec // view: seconds to recompute one hour
+	ahead     *prometheus.CounterVec   // view: runs that found B past the wall clock
 	lag       *lagCollector            // view: now − B, seconds, computed at scrape
 }
 
@@ -56,13 +58,31 @@ func newRecomputeMetrics(reg prometheus.Registerer, now func() time.Time) (*reco
 		hourSec: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "lambdalake_recompute_hour_seconds",
 			Help: "Seconds to recompute one view hour (read, aggregate, write).", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)},
 			[]string{"view"}),
+		ahead: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lambdalake_recompute_boundary_ahead_total",
+			Help: "Recompute runs that found the view's B past the wall clock (left as it is: run `lambdalake batch repair-boundary`)."}, []string{"view"}),
 		lag: &lagCollector{now: now, b: map[string]time.Time{}, desc: prometheus.NewDesc("lambdalake_boundary_lag_seconds",
 			"Now minus the view's boundary B: how far behind wall time batch coverage ends.", []string{"view"}, nil)},
 	}
-	for _, c := range []prometheus.Collector{m.hours, m.rows, m.misplaced, m.hourSec, m.lag} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("recompute: register metrics (one recomputer per registry): %w", err)
-		}
+	// Several recomputers may share a registry (the jobs' and a command's,
+	// tests): they count into the same series (internal/prom).
+	var err error
+	if m.hours, err = prom.Register(reg, m.hours); err != nil {
+		return nil, err
+	}
+	if m.rows, err = prom.Register(reg, m.rows); err != nil {
+		return nil, err
+	}
+	if m.misplaced, err = prom.Register(reg, m.misplaced); err != nil {
+		return nil, err
+	}
+	if m.hourSec, err = prom.Register(reg, m.hourSec); err != nil {
+		return nil, err
+	}
+	if m.ahead, err = prom.Register(reg, m.ahead); err != nil {
+		return nil, err
+	}
+	if m.lag, err = prom.Register(reg, m.lag); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

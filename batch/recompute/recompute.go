@@ -133,9 +133,31 @@ type Result struct {
 	ViewRows int64 // rows written to view files
 	Boundary time.Time
 	Elapsed  time.Duration
+	// Repaired is set by RepairBoundary when B was past the wall clock:
+	// Previous is that B, Reset the hours whose view file and finality
+	// were dropped because they cannot be final yet.
+	Repaired bool
+	Previous time.Time
+	Reset    []time.Time
 }
 
-// checkView rejects a view whose sketch columns would collide with a name.
+// MaxClockSkew is how far a B may lie past this process's wall clock
+// before recompute takes it for one moved by data from before admission
+// (ErrBoundaryAhead) rather than by another machine's clock running a
+// little ahead. B is computed from a watermark that never passes the wall
+// clock, so a legitimate B is at most this skew ahead.
+const MaxClockSkew = 5 * time.Minute
+
+// ErrBoundaryAhead is returned by Recompute for a view whose B lies past
+// the wall clock: events with far-future times moved it before admission
+// existed. B never moves back by itself; the run still computes the hours
+// that closed (batch keeps serving them) but leaves B alone until an
+// operator runs `lambdalake batch repair-boundary --view V`
+// (Recomputer.RepairBoundary).
+var ErrBoundaryAhead = errors.New("recompute: the boundary B is past the wall clock (moved by future event times before admission existed); repair it with `lambdalake batch repair-boundary --view VIEW`")
+
+// checkView rejects a view whose sketch or overflow columns would collide
+// with a name.
 func checkView(v *schemas.View) error {
 	names := map[string]bool{views.TimeColumn: true}
 	for _, d := range v.Dimensions {
@@ -144,10 +166,11 @@ func checkView(v *schemas.View) error {
 	for _, m := range v.Metrics {
 		names[m.Name] = true
 	}
-	for _, m := range v.Metrics {
-		if m.Agg == schemas.Uniq && names[views.HLLColumn(m.Name)] {
-			return fmt.Errorf("column %q of uniq metric %s clashes with a dimension or metric", views.HLLColumn(m.Name), m.Name)
+	for _, c := range views.ExtraColumns(v) {
+		if names[c] {
+			return fmt.Errorf("view file column %q clashes with a dimension, a metric or another column", c)
 		}
+		names[c] = true
 	}
 	return nil
 }
@@ -161,9 +184,27 @@ type hourJob struct {
 
 // Recompute brings a view's batch hours up to date and advances B.
 func (rc *Recomputer) Recompute(ctx context.Context, v *schemas.View, opt Options) (Result, error) {
-	res, err := rc.recompute(ctx, v, opt)
+	res, err := rc.recompute(ctx, v, opt, false)
 	if err != nil {
 		return res, fmt.Errorf("recompute: view %s: %w", v.Name, err)
+	}
+	return res, nil
+}
+
+// RepairBoundary repairs a view whose B lies past the wall clock
+// (ErrBoundaryAhead): it resets every hour that cannot be final under the
+// wall clock (after the wall clock's hour, or marked final while the
+// clamped watermark has not closed it) — its view file is removed and its
+// state entry keeps only its version, so readers' caches never confuse a
+// later file with it — then recomputes the closed hours as Recompute does
+// and sets B from the lake state alone, earlier than the B it replaces.
+// The caller publishes it with boundary.Override: the mirror's forward-only
+// Publish would refuse it. On a view whose B is not ahead it is Recompute
+// without publishing. Run it under the recompute lock.
+func (rc *Recomputer) RepairBoundary(ctx context.Context, v *schemas.View) (Result, error) {
+	res, err := rc.recompute(ctx, v, Options{}, true)
+	if err != nil {
+		return res, fmt.Errorf("recompute: repair boundary of view %s: %w", v.Name, err)
 	}
 	return res, nil
 }
@@ -176,10 +217,12 @@ type viewRun struct {
 	st      *views.State
 	changed bool // whether _state.json needs writing
 
-	wm     time.Time                   // the compactor's watermark; zero: none yet
+	wm     time.Time                   // the compactor's watermark, clamped to the wall clock; zero: none yet
+	seal   raw.Seal                    // the schema's sealed hours
 	byHour map[time.Time][]lake.Object // raw files by hour
-	hours  []time.Time                 // retained hours with raw files, sorted
+	hours  []time.Time                 // retained, unsealed hours with raw files, sorted
 	dirty  map[time.Time]string        // hour → its dirty marker's key
+	reset  []time.Time                 // hours a repair reset, whose view files go once the state is saved
 
 	// While hours are computed in parallel, mu guards st, res and the rest.
 	mu       sync.Mutex
@@ -189,7 +232,7 @@ type viewRun struct {
 	toClear  []string // dirty markers covered by the state being saved
 }
 
-func (rc *Recomputer) recompute(ctx context.Context, v *schemas.View, opt Options) (Result, error) {
+func (rc *Recomputer) recompute(ctx context.Context, v *schemas.View, opt Options, repair bool) (Result, error) {
 	if err := checkView(v); err != nil {
 		return Result{}, err
 	}
@@ -201,42 +244,110 @@ func (rc *Recomputer) recompute(ctx context.Context, v *schemas.View, opt Option
 	if err := r.listInputs(ctx); err != nil {
 		return r.res, err
 	}
+	ahead := r.st.Boundary.After(r.start.Add(MaxClockSkew))
+	if ahead && repair {
+		if r.wm.IsZero() {
+			return r.res, fmt.Errorf("no compactor watermark for topic %s (group %s): which hours are closed is unknown", r.v.Schema.Topic, rc.cfg.Group)
+		}
+		r.resetAhead()
+		ahead = false
+	}
+	r.applyDefinition()
 	r.dropExpired()
 	if err := r.computeHours(ctx, r.stale(opt)); err != nil {
 		return r.res, err
 	}
-	if err := r.advanceBoundary(ctx); err != nil {
+	if err := r.advanceBoundary(ctx, !ahead && !repair); err != nil {
+		return r.res, err
+	}
+	if err := r.removeReset(ctx); err != nil {
 		return r.res, err
 	}
 	r.res.Elapsed = rc.cfg.Now().Sub(r.start)
 	rc.log.Info("recompute done", "view", v.Name, "hours", r.res.Hours, "rows", r.res.Rows, "view_rows", r.res.ViewRows,
 		"boundary", r.st.Boundary.Format(time.RFC3339), "elapsed", r.res.Elapsed.Round(time.Millisecond))
+	if ahead {
+		rc.metrics.ahead.WithLabelValues(v.Name).Inc()
+		rc.log.Error("the boundary B is past the wall clock; left as it is", "view", v.Name, "boundary", r.st.Boundary)
+		return r.res, ErrBoundaryAhead
+	}
 	return r.res, nil
 }
 
-// readState reads the view's state; after a change of the view definition
-// every hour in it is stale.
+// readState reads the view's state.
 func (r *viewRun) readState(ctx context.Context) error {
 	st, err := views.ReadState(ctx, r.rc.cfg.Store, r.v.Name)
 	if err != nil {
 		return err
 	}
 	r.st = st
-	fp := r.v.Fingerprint()
+	return nil
+}
+
+// applyDefinition makes every hour stale after a change of the view
+// definition, except sealed ones: what is left of their raw data is not
+// the hour, so they keep the file and the definition they were computed
+// with (readers refuse to serve them under the new one, see
+// views.ErrSealedDefinition) rather than become wrong or empty.
+func (r *viewRun) applyDefinition() {
+	st, fp := r.st, r.v.Fingerprint()
 	if st.Fingerprint == fp {
-		return nil
+		return
 	}
 	if st.Fingerprint != "" {
-		r.rc.log.Info("view definition changed: every retained hour is stale", "view", r.v.Name, "old", st.Fingerprint, "new", fp)
+		r.rc.log.Info("view definition changed: every retained hour that is not sealed is stale", "view", r.v.Name, "old", st.Fingerprint, "new", fp)
 	}
 	// Keep versions counting up (readers cache by version) and Final
 	// (B does not move back); an empty input makes each hour stale.
 	for k, h := range st.Hours {
-		h.Input = ""
+		if h.Fingerprint == "" {
+			h.Fingerprint = st.Fingerprint
+		}
+		if t, _ := time.Parse(time.RFC3339, k); !r.seal.Sealed(t) {
+			h.Input = ""
+		}
 		st.Hours[k] = h
 	}
 	st.Fingerprint = fp
 	r.changed = true
+}
+
+// resetAhead is a repair's first step (RepairBoundary): every hour that
+// cannot be final under the wall clock loses its finality and its view
+// file (removed once the state is saved; the entry keeps its version), and
+// B is forgotten, to be set again from the lake state alone.
+func (r *viewRun) resetAhead() {
+	nowHour := r.start.UTC().Truncate(time.Hour)
+	for k, h := range r.st.Hours {
+		t, err := time.Parse(time.RFC3339, k)
+		if err != nil {
+			continue
+		}
+		closed := !t.Add(time.Hour).After(r.wm)
+		if !t.After(nowHour) && (closed || !h.Final) {
+			continue
+		}
+		r.st.Hours[k] = views.HourState{Version: h.Version}
+		r.reset = append(r.reset, t)
+	}
+	slices.SortFunc(r.reset, func(a, b time.Time) int { return a.Compare(b) })
+	r.res.Repaired, r.res.Previous, r.res.Reset = true, r.st.Boundary, r.reset
+	r.rc.log.Warn("repairing a boundary past the wall clock", "view", r.v.Name, "boundary", r.st.Boundary, "hours_reset", len(r.reset))
+	r.st.Boundary = time.Time{}
+	r.changed = true
+}
+
+// removeReset removes the view files of the hours a repair reset, once the
+// state that no longer lists them is saved.
+func (r *viewRun) removeReset(ctx context.Context) error {
+	for _, h := range r.reset {
+		if e := r.st.Hours[views.HourKey(h)]; e.Rows > 0 {
+			continue // recomputed in this run: its file is the new one
+		}
+		if err := r.rc.cfg.Store.Delete(ctx, lake.ViewKey(r.v.Name, h)); err != nil {
+			return fmt.Errorf("remove view file of reset hour %s: %w", views.HourKey(h), err)
+		}
+	}
 	return nil
 }
 
@@ -247,7 +358,16 @@ func (r *viewRun) listInputs(ctx context.Context) error {
 	if err != nil && !errors.Is(err, raw.ErrNoWatermark) {
 		return err
 	}
+	// Hours close by the wall clock at the latest, whatever a checkpoint
+	// says (one from before admission may say 9999-12-31): the compactor
+	// clamps its watermark the same way.
+	if limit := r.start.Add(-r.v.Lateness).UTC(); wm.After(limit) {
+		wm = limit
+	}
 	r.wm = wm
+	if r.seal, _, err = raw.ReadSeal(ctx, store, s.Name); err != nil {
+		return err
+	}
 	objs, err := store.List(ctx, lake.RawPrefix(s.Name))
 	if err != nil {
 		return fmt.Errorf("list raw files: %w", err)
@@ -267,20 +387,37 @@ func (r *viewRun) listInputs(ctx context.Context) error {
 }
 
 // dropExpired forgets the hours before the view's retention (the retention
-// job removes their files) and keeps the retained hours with raw files.
+// job removes their files), marks the sealed hours in the state and keeps
+// the retained hours with raw files that are not sealed: a sealed hour is
+// never recomputed (its dirty marker, if a late file made one, is
+// removed), and it does not hold B back, whatever is left of its files.
 func (r *viewRun) dropExpired() {
-	cutoff := retentionCutoff(r.v, r.rc.cfg.Now())
-	for k := range r.st.Hours {
-		if t, _ := time.Parse(time.RFC3339, k); t.Before(cutoff) {
+	cutoff := retentionCutoff(r.v, r.start)
+	for k, h := range r.st.Hours {
+		t, _ := time.Parse(time.RFC3339, k)
+		switch {
+		case t.Before(cutoff):
 			delete(r.st.Hours, k)
+			r.changed = true
+		case r.seal.Sealed(t) && !h.Sealed:
+			h.Sealed = true
+			r.st.Hours[k] = h
 			r.changed = true
 		}
 	}
 	r.hours = make([]time.Time, 0, len(r.byHour))
 	for h := range r.byHour {
-		if !h.Before(cutoff) {
-			r.hours = append(r.hours, h)
+		if h.Before(cutoff) {
+			continue
 		}
+		if r.seal.Sealed(h) {
+			if key, ok := r.dirty[h]; ok {
+				r.rc.log.Warn("late data in a sealed hour ignored", "view", r.v.Name, "hour", views.HourKey(h))
+				r.toClear = append(r.toClear, key)
+			}
+			continue
+		}
+		r.hours = append(r.hours, h)
 	}
 	slices.SortFunc(r.hours, func(a, b time.Time) int { return a.Compare(b) })
 }
@@ -357,9 +494,9 @@ func (r *viewRun) computeHours(ctx context.Context, jobs []hourJob) error {
 }
 
 // advanceBoundary moves B, saves the state if anything changed (the job
-// runs every few minutes; a run that changed nothing writes nothing) and
-// mirrors B.
-func (r *viewRun) advanceBoundary(ctx context.Context) error {
+// runs every few minutes; a run that changed nothing writes nothing) and,
+// if mirror, mirrors B.
+func (r *viewRun) advanceBoundary(ctx context.Context, mirror bool) error {
 	b := boundary(r.st, r.hours, r.wm)
 	r.changed = r.changed || r.res.Hours > 0 || !b.Equal(r.st.Boundary)
 	r.st.Boundary = b
@@ -376,7 +513,7 @@ func (r *viewRun) advanceBoundary(ctx context.Context) error {
 		return nil
 	}
 	r.rc.metrics.lag.set(r.v.Name, r.st.Boundary)
-	if r.rc.cfg.Mirror != nil {
+	if mirror && r.rc.cfg.Mirror != nil {
 		if err := r.rc.cfg.Mirror.SetBoundary(ctx, r.v.Name, r.st.Boundary); err != nil {
 			return fmt.Errorf("mirror boundary: %w", err)
 		}
@@ -417,7 +554,8 @@ func (rc *Recomputer) recomputeHour(ctx context.Context, v *schemas.View, j hour
 	if err != nil {
 		return prev, stats, fmt.Errorf("hour %s: %w", views.HourKey(j.hour), err)
 	}
-	hs := views.HourState{Input: inputFingerprint(objs), Rows: int64(vh.Len()), Version: prev.Version + 1, Final: j.closed}
+	hs := views.HourState{Input: inputFingerprint(objs), Rows: int64(vh.Len()), Version: prev.Version + 1, Final: j.closed,
+		Fingerprint: v.Fingerprint()}
 	key := lake.ViewKey(v.Name, j.hour)
 	if vh.Len() == 0 {
 		if err := rc.cfg.Store.Delete(ctx, key); err != nil {
@@ -454,9 +592,11 @@ func retentionCutoff(v *schemas.View, now time.Time) time.Time {
 }
 
 // boundary is B: the start of the earliest retained hour that is not final,
-// never before the last B. hours are the retained hours with raw files,
-// sorted; an hour without files has nothing to serve and blocks nothing, but
-// no hour the watermark has not closed is final.
+// never before the last B. hours are the retained, unsealed hours with raw
+// files, sorted; an hour without files has nothing to serve and blocks
+// nothing, but no hour the watermark has not closed is final. The
+// watermark is clamped to the wall clock (listInputs), so B never passes
+// the wall clock's hour unless the last B already had.
 func boundary(st *views.State, hours []time.Time, wm time.Time) time.Time {
 	if wm.IsZero() {
 		return st.Boundary

@@ -332,13 +332,105 @@ func TestErrorNamesWhatFailedOnce(t *testing.T) {
 
 func TestCheckView(t *testing.T) {
 	v := rcConfig(t).View("revenue")
-	bad := *v
-	bad.Metrics = append(append([]schemas.Metric(nil), v.Metrics...), schemas.Metric{Name: "buyers_hll", Agg: schemas.Count})
-	if err := checkView(&bad); err == nil {
-		t.Error("a metric named like a sketch column was accepted")
+	tests := []struct {
+		name  string
+		extra schemas.Metric // added to revenue; zero: none
+		ok    bool
+	}{
+		{"the example view", schemas.Metric{}, true},
+		{"a metric named like a sketch column", schemas.Metric{Name: "buyers_hll", Agg: schemas.Count}, false},
+		{"a metric named like an overflow column", schemas.Metric{Name: "revenue_overflow", Agg: schemas.Count}, false},
+		{"a sum whose overflow column is a metric", schemas.Metric{Name: "orders_overflow", Agg: schemas.Count}, true},
 	}
-	if err := checkView(v); err != nil {
-		t.Error(err)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := *v
+			if tc.extra.Name != "" {
+				w.Metrics = append(append([]schemas.Metric(nil), v.Metrics...), tc.extra)
+			}
+			if err := checkView(&w); (err == nil) != tc.ok {
+				t.Errorf("checkView: %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
+
+// Hours close by the wall clock at the latest, whatever the checkpoints
+// say: with a watermark at 9999-12-31T22:55 (left by events from before
+// admission existed) recompute closes only the hours the wall clock minus
+// lateness has passed, so B stays at the wall clock's hour.
+func TestRecomputeClampsTheWatermark(t *testing.T) {
+	v := rcConfig(t).View("revenue")
+	store := rcDirStore(t)
+	now := rcHour(3).Add(20 * time.Minute)
+	recs := rcLog(t, v.Schema, rcHour(0), rcHour(4), 2000, 2, 3, nil, nil)
+	rcWriteFiles(t, store, v.Schema, v.Schema.Topic, recs, 500, 0)
+	rcSetWatermark(t, store, "g", v.Schema.Topic, 2, time.Date(9999, 12, 31, 22, 55, 0, 0, time.UTC))
+	rc, err := New(Config{Store: store, Group: "g", Registerer: prometheus.NewRegistry(), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := rc.Recompute(context.Background(), v, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := rcHour(3); !res.Boundary.Equal(want) || res.Hours != 3 {
+		t.Errorf("B = %v after %d hours, want %v after the 3 closed by the wall clock", res.Boundary, res.Hours, want)
+	}
+	st, err := views.ReadState(context.Background(), store, v.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, h := range st.Hours {
+		if tm, _ := time.Parse(time.RFC3339, k); h.Final && !tm.Before(rcHour(3)) {
+			t.Errorf("hour %s is final; the wall clock has not closed it", k)
+		}
+	}
+}
+
+// A B already past the wall clock (from before admission existed) is left
+// as it is, not published, and reported (ErrBoundaryAhead), while the
+// hours that closed are still computed: batch keeps serving them until an
+// operator repairs B.
+func TestRecomputeReportsABoundaryAhead(t *testing.T) {
+	v := rcConfig(t).View("revenue")
+	store := rcDirStore(t)
+	ctx := context.Background()
+	now := rcHour(3).Add(20 * time.Minute)
+	recs := rcLog(t, v.Schema, rcHour(0), rcHour(2), 1000, 1, 3, nil, nil)
+	rcWriteFiles(t, store, v.Schema, v.Schema.Topic, recs, 500, 0)
+	rcSetWatermark(t, store, "g", v.Schema.Topic, 1, rcHour(2).Add(10*time.Minute))
+	wrong := time.Date(9999, 12, 31, 22, 0, 0, 0, time.UTC)
+	st, err := views.ReadState(ctx, store, v.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Fingerprint, st.Boundary = v.Fingerprint(), wrong
+	if err := views.WriteState(ctx, store, v.Name, st); err != nil {
+		t.Fatal(err)
+	}
+	var mirrored []time.Time
+	reg := prometheus.NewRegistry()
+	rc, err := New(Config{Store: store, Group: "g", Registerer: reg, Now: func() time.Time { return now },
+		Mirror: MirrorFunc(func(_ context.Context, _ string, b time.Time) error { mirrored = append(mirrored, b); return nil })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := rc.Recompute(ctx, v, Options{})
+	if !errors.Is(err, ErrBoundaryAhead) {
+		t.Fatalf("Recompute: %v, want ErrBoundaryAhead", err)
+	}
+	if res.Hours != 2 || !res.Boundary.Equal(wrong) || len(mirrored) != 0 {
+		t.Errorf("%d hours computed, B %v, mirrored %v; want 2, B left at %v, nothing mirrored", res.Hours, res.Boundary, mirrored, wrong)
+	}
+	rcAssertMetric(t, reg, "lambdalake_recompute_boundary_ahead_total", v.Name, 1)
+	// The repair sets it from the lake state.
+	rep, err := rc.RepairBoundary(ctx, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Repaired || !rep.Previous.Equal(wrong) || !rep.Boundary.Equal(rcHour(2)) || len(mirrored) != 0 {
+		t.Errorf("repair: %+v, mirrored %v; want B from %v back to %v, the mirror left to the caller", rep, mirrored, wrong, rcHour(2))
 	}
 }
 

@@ -4,6 +4,12 @@
 // works on the lake layout alone; B comes from the caller. Raw hours and
 // view hours at or after a view's B stay whatever their age: recompute has
 // not finished with them.
+//
+// Before it deletes any raw data of an hour it seals the hour (raw.Seal,
+// _sealed/{schema}.json): recompute never rebuilds a sealed hour from what
+// is left, so a view hour outlives its raw data unchanged (views usually
+// keep longer than raw files). Admission refuses events for such hours
+// already (`expired`); the seal is what holds if one got through anyway.
 package retention
 
 import (
@@ -11,6 +17,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lambdalake/lambdalake/batch/raw"
 	"github.com/lambdalake/lambdalake/lake"
 	"github.com/lambdalake/lambdalake/schemas"
 )
@@ -69,6 +76,9 @@ func Apply(ctx context.Context, cfg Config) (Result, error) {
 				rawLimit = b
 			}
 		}
+		if err := seal(ctx, cfg.Store, s.Name, rawLimit); err != nil {
+			return res, err
+		}
 		for _, prefix := range []string{lake.RawPrefix(s.Name), lake.DirtyPrefix(s.Name)} {
 			if err := removeBefore(ctx, cfg.Store, prefix, rawLimit, &res); err != nil {
 				return res, err
@@ -95,6 +105,27 @@ func Apply(ctx context.Context, cfg Config) (Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// seal records that every hour ending at or before limit is sealed, before
+// any of them loses raw data. Only a seal that moves is written.
+func seal(ctx context.Context, store lake.Store, schema string, limit time.Time) error {
+	if limit.IsZero() {
+		return nil
+	}
+	prev, etag, err := raw.ReadSeal(ctx, store, schema)
+	if err != nil {
+		return fmt.Errorf("retention: %w", err)
+	}
+	// Hours ending at or before limit are exactly those before limit's hour.
+	next := raw.Seal{Before: limit.UTC().Truncate(time.Hour)}
+	if !next.Before.After(prev.Before) {
+		return nil
+	}
+	if _, err := raw.WriteSeal(ctx, store, schema, next, prev, etag); err != nil {
+		return fmt.Errorf("retention: %w", err)
+	}
+	return nil
 }
 
 // removeBefore deletes every object under prefix in an hour partition that

@@ -2,11 +2,13 @@ package retention
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lambdalake/lambdalake/batch/raw"
 	"github.com/lambdalake/lambdalake/internal/testenv"
 	"github.com/lambdalake/lambdalake/lake"
 	"github.com/lambdalake/lambdalake/schemas"
@@ -86,6 +88,9 @@ func TestRetentionRemovesExactlyTheExpiredPartitions(t *testing.T) {
 				}
 				want = append(want, k)
 			}
+			// The raw hours it deleted are sealed first: every hour
+			// before the raw limit's.
+			want = append(want, raw.SealKey("orders"))
 			slices.Sort(want)
 			objs, err := store.List(ctx, "")
 			if err != nil {
@@ -98,7 +103,11 @@ func TestRetentionRemovesExactlyTheExpiredPartitions(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Errorf("after retention:\n got %v\nwant %v", got, want)
 			}
-			if wantRemoved := len(all) - len(want); res.Objects != wantRemoved {
+			seal, _, err := raw.ReadSeal(ctx, store, "orders")
+			if err != nil || !seal.Before.Equal(tc.rawLimit.Truncate(time.Hour)) {
+				t.Errorf("seal %+v (%v), want every hour before %v sealed", seal, err, tc.rawLimit.Truncate(time.Hour))
+			}
+			if wantRemoved := len(all) + 1 - len(want); res.Objects != wantRemoved {
 				t.Errorf("removed %d objects, want %d", res.Objects, wantRemoved)
 			}
 		})
@@ -136,5 +145,58 @@ func TestRetentionKeepsRawWithoutBoundary(t *testing.T) {
 	}
 	if want := []string{raw, view}; !slices.Equal(got, want) {
 		t.Errorf("left %v, want %v", got, want)
+	}
+}
+
+// deleteFailing refuses every delete: a retention run that crashes after
+// its first step.
+type deleteFailing struct{ lake.ConditionalStore }
+
+func (deleteFailing) Delete(context.Context, string) error { return errors.New("injected failure") }
+
+// Retention seals an hour before it deletes any of its raw data: a run that
+// dies at its first delete leaves the hour sealed with its data whole, never
+// partly deleted and unsealed. The seal only moves forward.
+func TestRetentionSealsBeforeItDeletes(t *testing.T) {
+	ctx := context.Background()
+	dir, err := lake.NewDirStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 27, 12, 30, 0, 0, time.UTC)
+	s, _ := schemas.NewSchema("orders", "orders", "ts", "", []schemas.Field{{Name: "ts", Type: schemas.Timestamp}})
+	s.Retention = 10 * time.Hour
+	v := &schemas.View{Name: "revenue", Schema: s, Granularity: time.Minute}
+	old := lake.RawFile{Schema: "orders", Hour: now.Add(-12 * time.Hour).Truncate(time.Hour), Topic: "orders", First: 0, Last: 9}.Key()
+	if err := lake.PutBytes(ctx, dir, old, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	apply := func(store lake.Store, now time.Time) error {
+		_, err := Apply(ctx, Config{Store: store, Schemas: []*schemas.Schema{s}, Views: []*schemas.View{v}, Now: now,
+			Boundary: func(context.Context, string) (time.Time, bool, error) { return now, true, nil }})
+		return err
+	}
+	if err := apply(deleteFailing{dir}, now); err == nil {
+		t.Fatal("the failing delete was not reported")
+	}
+	seal, _, err := raw.ReadSeal(ctx, dir, "orders")
+	if want := now.Add(-10 * time.Hour).Truncate(time.Hour); err != nil || !seal.Before.Equal(want) {
+		t.Fatalf("after a run that deleted nothing: seal %+v (%v), want every hour before %v sealed", seal, err, want)
+	}
+	if _, err := lake.ReadAll(ctx, dir, old); err != nil {
+		t.Fatalf("the raw file went: %v", err)
+	}
+	// The next run finishes; one with an earlier clock leaves the seal.
+	if err := apply(dir, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lake.ReadAll(ctx, dir, old); !errors.Is(err, lake.ErrNotExist) {
+		t.Errorf("the raw file is still there: %v", err)
+	}
+	if err := apply(dir, now.Add(-5*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if again, _, _ := raw.ReadSeal(ctx, dir, "orders"); !again.Before.Equal(seal.Before) {
+		t.Errorf("seal moved from %v to %v", seal.Before, again.Before)
 	}
 }

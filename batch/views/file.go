@@ -23,9 +23,18 @@ import (
 //	t             timestamp[us, UTC]   bucket start
 //	<dimension>   string | int64 | bool (nullable when the field is optional)
 //	<count>       int64
-//	<sum|min|max> float64 or int64, as the field; null when every value was null
+//	<sum|min|max> float64 or int64, as the field; null when every value was
+//	              null, or when the sum overflowed
 //	<uniq>        int64                exact distinct count at this grain
+//	<sum>_overflow bool                true where the sum overflowed (schemas.IntSum,
+//	              FloatSum: a part of it left int64's or float64's finite range)
 //	<uniq>_hll    binary               Redis-format HyperLogLog of the same values
+//
+// An overflowed sum is null with <sum>_overflow true, so a reader tells
+// "overflowed" from "no values" (null, overflow false) and never sees a
+// wrapped or infinite number; every sum metric has the column, false in
+// every row of most files. Files written before the column existed read as
+// not overflowed.
 //
 // Plain Parquet (zstd), so DuckDB and friends read the views as they are.
 // The file's key-value metadata records the view fingerprint and the
@@ -37,6 +46,25 @@ const TimeColumn = "t"
 
 // HLLColumn is the sketch column of a uniq metric.
 func HLLColumn(metric string) string { return metric + "_hll" }
+
+// OverflowColumn is the column of a sum metric that marks overflowed sums.
+func OverflowColumn(metric string) string { return metric + "_overflow" }
+
+// ExtraColumns lists the columns a view file holds besides t, dimensions
+// and metrics, by the metric they belong to: a uniq metric's sketch, a sum
+// metric's overflow flag. Their names must not clash with the others.
+func ExtraColumns(v *schemas.View) []string {
+	var out []string
+	for _, m := range v.Metrics {
+		switch m.Agg {
+		case schemas.Sum:
+			out = append(out, OverflowColumn(m.Name))
+		case schemas.Uniq:
+			out = append(out, HLLColumn(m.Name))
+		}
+	}
+	return out
+}
 
 const (
 	metaFingerprint = "lambdalake.fingerprint"
@@ -54,12 +82,16 @@ type Columns struct {
 
 // MetricColumn holds one metric's values; which slice is used depends on the
 // metric (Ints for count, uniq and int fields; Floats for float fields).
-// Valid is false where sum/min/max saw no value (all null).
+// Valid is false where sum/min/max saw no value (all null) or the sum
+// overflowed.
 type MetricColumn struct {
 	Ints   []int64
 	Floats []float64
 	Valid  []bool
 	HLL    [][]byte // uniq only
+	// Overflow (sum only) is true where the sum overflowed, its value then
+	// invalid; nil when no row's did.
+	Overflow []bool
 }
 
 // Len is the number of rows.
@@ -71,6 +103,10 @@ type Row struct {
 	Dims   []schemas.Value // in View.Dimensions order
 	Values []schemas.Value // in View.Metrics order: Int for count, uniq and int64 fields, Float for float64 fields; Null when no value
 	HLL    [][]byte        // in View.Metrics order; the sketch of a uniq metric, nil otherwise
+	// Overflow, in View.Metrics order, is true for a sum that overflowed
+	// (schemas.IntSum, FloatSum), whose value is then Null; nil when no
+	// metric of the row did.
+	Overflow []bool
 }
 
 func dimArrowType(t schemas.Type) arrow.DataType {
@@ -100,7 +136,10 @@ func viewArrowSchema(v *schemas.View, version int64) *arrow.Schema {
 		}
 	}
 	for _, m := range v.Metrics {
-		if m.Agg == schemas.Uniq {
+		switch m.Agg {
+		case schemas.Sum:
+			fs = append(fs, arrow.Field{Name: OverflowColumn(m.Name), Type: arrow.FixedWidthTypes.Boolean})
+		case schemas.Uniq:
 			fs = append(fs, arrow.Field{Name: HLLColumn(m.Name), Type: arrow.BinaryTypes.Binary})
 		}
 	}
@@ -127,7 +166,8 @@ func Encode(v *schemas.View, h *Columns, version int64) ([]byte, error) {
 }
 
 // arrowColumns builds the file's columns in schema order: t, dimensions,
-// metrics, then the uniq metrics' sketches.
+// metrics, then the sum metrics' overflow flags and the uniq metrics'
+// sketches, in metric order.
 func arrowColumns(v *schemas.View, h *Columns, sc *arrow.Schema) []arrow.Array {
 	mem := memory.DefaultAllocator
 	n := h.Len()
@@ -159,13 +199,22 @@ func arrowColumns(v *schemas.View, h *Columns, sc *arrow.Schema) []arrow.Array {
 		}
 	}
 	for i, m := range v.Metrics {
-		if m.Agg != schemas.Uniq {
-			continue
+		switch m.Agg {
+		case schemas.Sum:
+			b := array.NewBooleanBuilder(mem)
+			if ov := h.Metrics[i].Overflow; ov != nil {
+				b.AppendValues(ov, nil)
+			} else {
+				b.AppendValues(make([]bool, n), nil)
+			}
+			cols = append(cols, b.NewArray())
+			b.Release()
+		case schemas.Uniq:
+			b := array.NewBinaryBuilder(mem, arrow.BinaryTypes.Binary)
+			b.AppendValues(h.Metrics[i].HLL, nil)
+			cols = append(cols, b.NewArray())
+			b.Release()
 		}
-		b := array.NewBinaryBuilder(mem, arrow.BinaryTypes.Binary)
-		b.AppendValues(h.Metrics[i].HLL, nil)
-		cols = append(cols, b.NewArray())
-		b.Release()
 	}
 	return cols
 }
@@ -293,10 +342,14 @@ func decode(ctx context.Context, v *schemas.View, b []byte) ([]Row, error) {
 		}
 		mets := make([]arrow.Array, len(v.Metrics))
 		hlls := make([]*array.Binary, len(v.Metrics))
+		overflows := make([]*array.Boolean, len(v.Metrics))
 		for i, m := range v.Metrics {
 			mets[i] = col(rec, m.Name)
-			if m.Agg == schemas.Uniq {
+			switch m.Agg {
+			case schemas.Uniq:
 				hlls[i], _ = col(rec, HLLColumn(m.Name)).(*array.Binary)
+			case schemas.Sum:
+				overflows[i], _ = col(rec, OverflowColumn(m.Name)).(*array.Boolean) // nil in files from before it
 			}
 		}
 		nd, nm := len(v.Dimensions), len(v.Metrics)
@@ -319,6 +372,15 @@ func decode(ctx context.Context, v *schemas.View, b []byte) ([]Row, error) {
 				row.Values[i] = valueAt(a, r)
 				if h := hlls[i]; h != nil && h.IsValid(r) {
 					row.HLL[i] = h.Value(r)
+				}
+				if o := overflows[i]; o != nil && o.IsValid(r) && o.Value(r) {
+					// Rare: a row's flags get their own slice, the
+					// others none.
+					if row.Overflow == nil {
+						row.Overflow = make([]bool, nm)
+					}
+					row.Overflow[i] = true
+					row.Values[i] = schemas.Value{Null: true}
 				}
 			}
 			rows = append(rows, row)

@@ -160,6 +160,10 @@ func (r *Reader) Rows(ctx context.Context, v *schemas.View, from, to time.Time, 
 		if !ok || hs.Rows == 0 {
 			continue
 		}
+		if !st.Servable(hs) {
+			return nil, fmt.Errorf("%w: view %s hour %s (computed with definition %s, the view's is %s)",
+				ErrSealedDefinition, v.Name, HourKey(h), hs.Fingerprint, st.Fingerprint)
+		}
 		rows, err := r.hour(ctx, v, st.Fingerprint, h, hs.Version)
 		if err != nil {
 			return nil, err

@@ -26,8 +26,13 @@ func TestStateAtLeastRereads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	put := func(b time.Time) {
-		if err := WriteState(ctx, store, "v", &State{Boundary: b, Hours: map[string]HourState{}}); err != nil {
+	put := func(b time.Time) { // as recompute writes it: over the version read
+		st, err := ReadState(ctx, store, "v")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Boundary = b
+		if err := WriteState(ctx, store, "v", st); err != nil {
 			t.Fatal(err)
 		}
 	}

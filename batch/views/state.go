@@ -19,6 +19,10 @@ type State struct {
 	Boundary time.Time `json:"boundary"`
 	// Hours by start, RFC 3339 UTC ("2026-11-27T09:00:00Z").
 	Hours map[string]HourState `json:"hours"`
+
+	// etag is the ETag of the _state.json this was read from ("": none
+	// existed), which WriteState's conditional write must still match.
+	etag string
 }
 
 // HourState records one computed hour.
@@ -32,6 +36,27 @@ type HourState struct {
 	Version int64 `json:"version"`
 	// Final: computed after the hour closed, from every file it had then.
 	Final bool `json:"final"`
+	// Fingerprint is the view definition the hour's file was computed
+	// with; empty in states written before it was recorded, where it is
+	// State.Fingerprint. It differs from State.Fingerprint only for a
+	// sealed hour after the definition changed: such an hour is never
+	// recomputed, and readers refuse to serve it under the new definition
+	// (ErrSealedDefinition) rather than answer wrong or zero numbers.
+	Fingerprint string `json:"fingerprint,omitempty"`
+	// Sealed: retention has begun deleting the hour's raw data
+	// (raw.Seal), so recompute never rebuilds it from what is left.
+	Sealed bool `json:"sealed,omitempty"`
+}
+
+// ErrSealedDefinition is returned by Reader.Rows for a range holding a
+// sealed hour computed under an earlier view definition: its raw data is
+// past retention, so it cannot be recomputed under the current one.
+var ErrSealedDefinition = errors.New("views: a sealed hour was computed under an earlier view definition and cannot be recomputed (its raw data is past retention)")
+
+// Servable reports whether the hour's file answers the state's current
+// definition: false only for a sealed hour computed under another one.
+func (s *State) Servable(h HourState) bool {
+	return h.Fingerprint == "" || h.Fingerprint == s.Fingerprint || !h.Sealed
 }
 
 // HourKey is an hour's key in State.Hours.
@@ -67,9 +92,17 @@ func parseState(b []byte) (*State, error) {
 }
 
 // ReadState reads a view's state; a view never computed has an empty one.
+// The state remembers the version it was read from, for WriteState.
 func ReadState(ctx context.Context, store lake.Store, view string) (*State, error) {
 	key := lake.ViewStateKey(view)
-	b, err := lake.ReadAll(ctx, store, key)
+	var b []byte
+	var etag string
+	var err error
+	if cs, ok := store.(lake.ConditionalStore); ok {
+		b, etag, err = cs.ReadWithETag(ctx, key)
+	} else {
+		b, err = lake.ReadAll(ctx, store, key) // a reader only (WriteState needs conditional writes)
+	}
 	if errors.Is(err, lake.ErrNotExist) {
 		return &State{Hours: map[string]HourState{}}, nil
 	}
@@ -80,17 +113,34 @@ func ReadState(ctx context.Context, store lake.Store, view string) (*State, erro
 	if err != nil {
 		return nil, fmt.Errorf("%w (%s)", err, key)
 	}
+	s.etag = etag
 	return s, nil
 }
 
-// WriteState stores a view's state in one PUT.
+// WriteState stores a view's state in one PUT, conditionally (DESIGN §2,
+// "Objects a job owns are written conditionally"): only over the version s
+// was read from (If-Match on its ETag), or, for a state read when none
+// existed, only if there is still none (If-None-Match). A writer whose
+// state is older — a recompute runner that lost its lease while another
+// wrote — fails with an error wrapping lake.ErrPreconditionFailed and
+// writes nothing. On success s remembers the version it wrote, for the
+// next write of the same run. The store must have conditional writes.
 func WriteState(ctx context.Context, store lake.Store, view string, s *State) error {
+	cs, ok := store.(lake.ConditionalStore)
+	if !ok {
+		return fmt.Errorf("views: write state of %s: lake store %T has no conditional writes", view, store)
+	}
 	b, err := json.MarshalIndent(s, "", " ")
 	if err != nil {
 		return fmt.Errorf("views: encode state of %s: %w", view, err)
 	}
-	if err := lake.PutBytes(ctx, store, lake.ViewStateKey(view), b); err != nil {
+	etag, err := lake.PutVersion(ctx, cs, lake.ViewStateKey(view), b, s.etag)
+	if errors.Is(err, lake.ErrPreconditionFailed) {
+		return fmt.Errorf("views: write state of %s: another writer changed it since it was read: %w", view, err)
+	}
+	if err != nil {
 		return fmt.Errorf("views: write state: %w", err)
 	}
+	s.etag = etag
 	return nil
 }

@@ -14,19 +14,23 @@ import (
 
 	"github.com/lambdalake/lambdalake/batch/recompute"
 	"github.com/lambdalake/lambdalake/internal/boundary"
+	"github.com/lambdalake/lambdalake/jobs"
 	"github.com/lambdalake/lambdalake/schemas"
 )
 
 func init() {
-	commands["batch"] = command{"recompute batch views: batch recompute|backfill --view V [--from --to]", runBatch}
+	commands["batch"] = command{"recompute batch views: batch recompute|backfill --view V [--from --to] | batch repair-boundary [--view V]", runBatch}
 }
 
-const batchUsage = "lambdalake batch recompute|backfill [--config F] [--view V] [--from T] [--to T] [--mirror=false]"
+const batchUsage = "lambdalake batch recompute|backfill [--config F] [--view V] [--from T] [--to T] [--mirror=false] | batch repair-boundary [--config F] [--view V]"
 
 // runBatch runs one recompute pass (closed hours whose input changed, dirty
 // hours, every hour after a view definition change) or a backfill (every
 // hour with raw files in the range, changed or not) and exits.
 func runBatch(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "repair-boundary" {
+		return runRepairBoundary(ctx, args[1:])
+	}
 	if len(args) == 0 || (args[0] != "recompute" && args[0] != "backfill") {
 		return fmt.Errorf("%w: %s", errUsage, batchUsage)
 	}
@@ -98,6 +102,81 @@ func runBatch(ctx context.Context, args []string) error {
 			formatBoundary(res.Boundary), res.Elapsed.Round(time.Millisecond))
 	}
 	return nil
+}
+
+// runRepairBoundary repairs views whose boundary B events with far-future
+// times moved past the wall clock before admission existed (DESIGN §2,
+// "Event time is bounded"): under the recompute lock, as the jobs' repair
+// job, it resets the view hours that cannot be final under the wall clock,
+// recomputes the closed ones, sets B in _state.json from the lake state and
+// overrides the Redis mirror with it (internal/boundary.Override). A view
+// whose B is fine keeps it (its mirror is set to it). Every view when
+// --view is not given.
+func runRepairBoundary(ctx context.Context, args []string) error {
+	fs, path := flagSet("batch repair-boundary")
+	viewName := fs.String("view", "", "view to repair (default: every view)")
+	wait := fs.Duration("wait", time.Minute, "how long to wait for a recompute run holding the lock")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q; %s", errUsage, fs.Arg(0), batchUsage)
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	var only []*schemas.View
+	if *viewName != "" {
+		v := cfg.View(*viewName)
+		if v == nil {
+			return fmt.Errorf("%w: no view %q in %s", errUsage, *viewName, *path)
+		}
+		only = []*schemas.View{v}
+	}
+	var reports []jobs.RepairReport
+	r, closeFn, err := newJobsRunnerWith(ctx, cfg, "", func(bc *jobs.BatchConfig) {
+		bc.Repair.Views = only
+		bc.OnRepair = func(rep jobs.RepairReport) { reports = append(reports, rep) }
+		// A one-shot command serves no /metrics.
+		bc.Registerer = prometheus.NewRegistry()
+	})
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	wctx, cancel := context.WithTimeout(ctx, *wait)
+	defer cancel()
+	_, err = r.RunNow(wctx, jobs.JobRepair)
+	for _, rep := range reports {
+		printRepair(os.Stdout, rep)
+	}
+	return err
+}
+
+// printRepair says what the repair did to one view, and what is left to do.
+func printRepair(w io.Writer, rep jobs.RepairReport) {
+	res := rep.Lake
+	mirror := "none"
+	if rep.MirrorSet {
+		mirror = formatBoundary(rep.Mirror)
+	}
+	if !res.Repaired {
+		fmt.Fprintf(w, "%s: B %s is not past the wall clock: nothing to repair in the lake (Redis mirror was %s, now %s)\n",
+			rep.View, formatBoundary(res.Boundary), mirror, formatBoundary(res.Boundary))
+		return
+	}
+	fmt.Fprintf(w, "%s: B was %s, now %s (lake _state.json and Redis mirror, which was %s)\n",
+		rep.View, formatBoundary(res.Previous), formatBoundary(res.Boundary), mirror)
+	switch n := len(res.Reset); {
+	case n == 1:
+		fmt.Fprintf(w, "  1 view hour could not be final under the wall clock and was reset: %s\n", res.Reset[0].Format(time.RFC3339))
+	case n > 1:
+		fmt.Fprintf(w, "  %d view hours could not be final under the wall clock and were reset: %s … %s\n", n,
+			res.Reset[0].Format(time.RFC3339), res.Reset[n-1].Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "  %d closed hours recomputed, %d raw rows\n", res.Hours, res.Rows)
+	fmt.Fprintf(w, "  the speed layer skipped every event while B was ahead: replay them with `lambdalake speed rebuild --view %s`\n", rep.View)
 }
 
 func formatBoundary(b time.Time) string {

@@ -20,7 +20,7 @@ func init() {
 	commands["jobs"] = command{"scheduled batch jobs: jobs | jobs run NAME | jobs status", runJobs}
 }
 
-const jobsUsage = "lambdalake jobs [--config F] [--http ADDR] | jobs run recompute|merge|retention|backfill [--view V --from T --to T] | jobs status [-n N]"
+const jobsUsage = "lambdalake jobs [--config F] [--http ADDR] | jobs run recompute|merge|retention|backfill|repair-boundary [--view V --from T --to T] | jobs status [-n N]"
 
 func runJobs(ctx context.Context, args []string) error {
 	if len(args) > 0 {
@@ -62,6 +62,19 @@ func runJobs(ctx context.Context, args []string) error {
 // newJobsRunner wires the batch jobs of cfg to a runner; backfill narrows
 // the backfill job (nil: every view, every hour).
 func newJobsRunner(ctx context.Context, cfg *config.Config, runnerID string, backfill *backfillRange) (*jobs.Runner, func(), error) {
+	return newJobsRunnerWith(ctx, cfg, runnerID, func(bc *jobs.BatchConfig) {
+		if backfill != nil {
+			bc.Backfill.Views, bc.Backfill.From, bc.Backfill.To = backfill.views, backfill.from, backfill.to
+			bc.Repair.Views = backfill.views
+			prog := newProgressPrinter(os.Stderr, isTerminal(os.Stderr))
+			bc.Progress = prog.report
+		}
+	})
+}
+
+// newJobsRunnerWith wires the batch jobs of cfg to a runner, after adjust
+// has narrowed their settings.
+func newJobsRunnerWith(ctx context.Context, cfg *config.Config, runnerID string, adjust func(*jobs.BatchConfig)) (*jobs.Runner, func(), error) {
 	store, err := openLake(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
@@ -69,11 +82,7 @@ func newJobsRunner(ctx context.Context, cfg *config.Config, runnerID string, bac
 	rdb := cfg.Redis.Client()
 	bc := jobs.BatchConfig{Store: store, Redis: rdb, Group: cfg.Compact.Group, Schemas: cfg.SchemaList, Views: cfg.ViewList,
 		Recompute: cfg.Jobs.Recompute, Merge: cfg.Jobs.Merge, Retention: cfg.Jobs.Retention}
-	if backfill != nil {
-		bc.Backfill.Views, bc.Backfill.From, bc.Backfill.To = backfill.views, backfill.from, backfill.to
-		prog := newProgressPrinter(os.Stderr, isTerminal(os.Stderr))
-		bc.Progress = prog.report
-	}
+	adjust(&bc)
 	list, err := jobs.BatchJobs(bc)
 	if err != nil {
 		rdb.Close()

@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/lambdalake/lambdalake/batch/raw"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/lake"
 )
@@ -16,7 +19,7 @@ func openLake(ctx context.Context, cfg *config.Config) (lake.Store, error) {
 }
 
 func init() {
-	commands["lake"] = command{"inspect the lake: lake ls [prefix]", runLake}
+	commands["lake"] = command{"inspect the lake: lake ls [prefix] (deadletter/: counts by schema, hour and reason)", runLake}
 }
 
 func runLake(ctx context.Context, args []string) error {
@@ -35,16 +38,68 @@ func runLake(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	objs, err := store.List(ctx, fs.Arg(0))
+	return lakeList(ctx, os.Stdout, store, fs.Arg(0))
+}
+
+// lakeList lists the objects under prefix, then, when any of them are dead
+// letters, what they hold: records by schema, ingest hour and reason, with
+// an example error, so an operator sees "4 future" without reading Parquet.
+func lakeList(ctx context.Context, out io.Writer, store lake.Store, prefix string) error {
+	objs, err := store.List(ctx, prefix)
 	if err != nil {
 		return err
 	}
-	w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
+	w := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "SIZE\tMODIFIED\tKEY")
 	var total int64
-	for _, o := range objs {
-		fmt.Fprintf(w, "%d\t  %s\t  %s\n", o.Size, o.Modified.UTC().Format(time.RFC3339), o.Key)
-		total += o.Size
+	type cell struct {
+		schema string
+		hour   time.Time
 	}
-	fmt.Fprintf(w, "%d\t  %d objects\t\n", total, len(objs))
+	listed := map[cell]bool{}
+	var schemaNames []string
+	for _, o := range objs {
+		fmt.Fprintf(w, "%d\t%s\t%s\n", o.Size, o.Modified.UTC().Format(time.RFC3339), o.Key)
+		total += o.Size
+		if rest, ok := strings.CutPrefix(o.Key, "deadletter/"); ok {
+			schema, _, _ := strings.Cut(rest, "/")
+			if h, ok := lake.PartitionHour(o.Key); ok {
+				if !listed[cell{schema, time.Time{}}] {
+					listed[cell{schema, time.Time{}}] = true
+					schemaNames = append(schemaNames, schema)
+				}
+				listed[cell{schema, h}] = true
+			}
+		}
+	}
+	fmt.Fprintf(w, "%d\t%d objects\t\n", total, len(objs))
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if len(schemaNames) == 0 {
+		return nil
+	}
+	counts, err := raw.NewDeadLetterSummary(store).Count(ctx, schemaNames)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "\ndead letters (records; one stored twice by a crash counts once):")
+	w = tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "SCHEMA\tINGESTED (hour)\tREASON\tRECORDS\tEXAMPLE")
+	for _, c := range counts {
+		if !listed[cell{c.Schema, c.Hour}] {
+			continue // outside the prefix listed
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\n", c.Schema, c.Hour.Format(time.RFC3339), c.Reason, c.Count, oneLine(c.Example, 100))
+	}
 	return w.Flush()
+}
+
+// oneLine makes an error text fit a table row.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }

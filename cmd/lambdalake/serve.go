@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lambdalake/lambdalake/batch/raw"
 	"github.com/lambdalake/lambdalake/batch/recompute"
 	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/config"
@@ -82,7 +83,8 @@ func newServing(cfg *config.Config, store lake.Store, rdb redis.UniversalClient,
 		Producer: func(topic string) serving.MessageWriter {
 			return stream.NewWriter(cfg.Kafka.Brokers, topic)
 		},
-		Tokens: cfg.HTTP.Tokens, JWT: jwtCfg, AuthDisabled: opt.AuthDisabled,
+		DeadLetters: raw.NewDeadLetterSummary(store),
+		Tokens:      cfg.HTTP.Tokens, JWT: jwtCfg, AuthDisabled: opt.AuthDisabled,
 		MaxRange: cfg.HTTP.MaxRange.D(), MaxRows: cfg.HTTP.MaxRows, Timeout: cfg.HTTP.Timeout.D(),
 		MaxBody: int64(cfg.HTTP.MaxBody), BodyTimeout: cfg.HTTP.BodyTimeout.D(),
 		MaxQueries: cfg.HTTP.MaxQueries, MaxTokenQueries: cfg.HTTP.MaxTokenQueries, MaxCold: cfg.HTTP.MaxCold,

@@ -2,6 +2,7 @@ package boundary
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -122,5 +123,77 @@ func TestKey(t *testing.T) {
 	// The layout of DESIGN §3: one hash tag per view.
 	if got := Key("revenue"); got != "ll:{revenue}:boundary" {
 		t.Errorf("Key = %q", got)
+	}
+}
+
+// No B past the wall clock is ever published, whatever recompute hands
+// over: a 9999-12-31 B is refused and the mirror keeps what it held; a B
+// a little ahead (another machine's clock) is taken.
+func TestPublishRefusesABPastTheWallClock(t *testing.T) {
+	rdb := redisClient(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond) // the mirror's resolution
+	hour := now.Truncate(time.Hour)
+	tests := []struct {
+		name    string
+		publish time.Time
+		refused bool
+	}{
+		{"the wall clock's hour", hour, false},
+		{"the next hour, minutes before it (a clock ahead)", now.Add(MaxClockSkew - time.Minute), false},
+		{"an hour past the wall clock", now.Add(time.Hour + MaxClockSkew), true},
+		{"9999-12-31T22:00", time.Date(9999, 12, 31, 22, 0, 0, 0, time.UTC), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := freshView(t, rdb)
+			before := hour.Add(-2 * time.Hour)
+			if _, err := Publish(ctx, rdb, v, before); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Publish(ctx, rdb, v, tc.publish)
+			if got := errors.Is(err, ErrAhead); got != tc.refused {
+				t.Fatalf("Publish(%s): err %v, refused=%v want %v", tc.publish, err, got, tc.refused)
+			}
+			want := tc.publish
+			if tc.refused {
+				want = before
+			}
+			if got, _, err := Read(ctx, rdb, v); err != nil || !got.Equal(want) {
+				t.Errorf("mirror holds %s (%v), want %s", got, err, want)
+			}
+			if _, _, err := Override(ctx, rdb, v, tc.publish, time.Now()); errors.Is(err, ErrAhead) != tc.refused {
+				t.Errorf("Override(%s): err %v, want refused=%v", tc.publish, err, tc.refused)
+			}
+		})
+	}
+}
+
+// Override, the operator's repair, moves a wrong B back, which Publish
+// never does, and reports what it replaced.
+func TestOverrideMovesBack(t *testing.T) {
+	rdb := redisClient(t)
+	ctx := context.Background()
+	v := freshView(t, rdb)
+	hour := time.Now().UTC().Truncate(time.Hour)
+	wrong := time.Date(9999, 12, 31, 22, 0, 0, 0, time.UTC)
+	if _, had, err := Override(ctx, rdb, v, hour.Add(-time.Hour), time.Now()); err != nil || had {
+		t.Fatalf("Override of a view never published: had=%v err=%v", had, err)
+	}
+	// A B from before admission existed, set as the old plain SET did.
+	rdb.Set(ctx, Key(v), strconv.FormatInt(wrong.UnixMicro(), 10), 0)
+	if held, err := Publish(ctx, rdb, v, hour); err != nil || !held.Equal(wrong) {
+		t.Fatalf("Publish over a wrong B: held %s (%v); the forward-only rule should keep %s", held, err, wrong)
+	}
+	prev, had, err := Override(ctx, rdb, v, hour, time.Now())
+	if err != nil || !had || !prev.Equal(wrong) {
+		t.Fatalf("Override: prev %s had=%v err=%v, want %s", prev, had, err, wrong)
+	}
+	if got, ok, err := Read(ctx, rdb, v); err != nil || !ok || !got.Equal(hour) {
+		t.Errorf("after Override B = %s (ok=%v err=%v), want %s", got, ok, err, hour)
+	}
+	// Forward again from there.
+	if held, err := Publish(ctx, rdb, v, hour.Add(-time.Hour)); err != nil || !held.Equal(hour) {
+		t.Errorf("Publish after Override: held %s (%v)", held, err)
 	}
 }
