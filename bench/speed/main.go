@@ -207,6 +207,11 @@ func main() {
 		log.Fatalf("ours counted %d events, want %d (valid %d + duplicates %d)", oursCount, want, counts.Valid, counts.Duplicate)
 	}
 	log.Printf("ours: %d windows, %d events counted = valid + duplicates", len(ours), oursCount)
+	if keys, bytes, err := stack.RedisViewMemory(ctx, rdb, view.Name); err != nil {
+		log.Printf("redis memory: %v", err)
+	} else {
+		log.Printf("redis memory of the view: %d keys, %d bytes (MEMORY USAGE, SAMPLES 0), %.1f bytes per event", keys, bytes, float64(bytes)/float64(total))
+	}
 
 	// The peer, on the same topic, while ours idles.
 	peerEPS, peerEqual := math.NaN(), false
