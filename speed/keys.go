@@ -81,9 +81,9 @@ func (s Shard) OffsetsKey() string { return s.prefix() + "offsets" }
 
 // HourOf is the start of the hour holding a bucket (Unix µs): the hour of
 // its VersionKey.
-func HourOf(bucket int64) int64 { return schemas.Floor(bucket, hourMicros) }
+func HourOf(bucket int64) int64 { return schemas.Floor(bucket, microsPerHour) }
 
-const hourMicros = int64(time.Hour / time.Microsecond)
+const microsPerHour = int64(time.Hour / time.Microsecond)
 
 // CellField is the field of a count, min or max metric, or of a sum's
 // positive part, of the cell with encoded dimensions dims in a BucketKey.
@@ -91,7 +91,7 @@ func CellField(dims, metric string) string { return dims + ":" + metric }
 
 // NegField is the field of a sum's negative part; it exists once a
 // negative value came, and never beside an overflowed sum.
-func NegField(dims, metric string) string { return dims + ":" + metric + negSuffix }
+func NegField(dims, metric string) string { return dims + ":" + metric + negFieldSuffix }
 
 // EmptyCellField marks a cell that exists though it has no other field
 // (every count/sum/min/max value was null, or the view has only uniq
@@ -99,7 +99,7 @@ func NegField(dims, metric string) string { return dims + ":" + metric + negSuff
 func EmptyCellField(dims string) string { return dims + ":" + emptyCellMetric }
 
 const (
-	negSuffix       = ":n"
+	negFieldSuffix       = ":n"
 	emptyCellMetric = "_"
 )
 
@@ -126,7 +126,7 @@ func SplitField(f string) (dims, metric string, neg, ok bool) {
 		return "", "", false, false
 	case !found:
 		return dims, metric, false, true
-	case ":"+tail == negSuffix:
+	case ":"+tail == negFieldSuffix:
 		return dims, metric, true, true
 	}
 	return "", "", false, false
