@@ -99,7 +99,7 @@ func NegField(dims, metric string) string { return dims + ":" + metric + negFiel
 func EmptyCellField(dims string) string { return dims + ":" + emptyCellMetric }
 
 const (
-	negFieldSuffix       = ":n"
+	negFieldSuffix  = ":n"
 	emptyCellMetric = "_"
 )
 
