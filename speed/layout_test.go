@@ -179,9 +179,9 @@ func TestFlushWritesTheContractLayout(t *testing.T) {
 			retention := v.HotRetention
 			expiry := map[string]time.Time{
 				mk + us(b1): b1.Add(time.Minute + retention), mk + us(b0): b0.Add(time.Minute + retention),
-				"ll:{" + v.Name + "}:v:" + us(H):                 H.Add(time.Hour + retention),
-				"ll:{" + v.Name + "}:v:" + us(H.Add(-time.Hour)): H.Add(retention),
-				"ll:{" + v.Name + "}:offsets":                    time.UnixMilli(now.UnixMilli()).Add(2 * retention),
+				"ll:{" + v.Name + "}:v:" + us(H):                    H.Add(time.Hour + retention),
+				"ll:{" + v.Name + "}:v:" + us(H.Add(-time.Hour)):    H.Add(retention),
+				"ll:{" + v.Name + "}:offsets":                       time.UnixMilli(now.UnixMilli()).Add(2 * retention),
 				"ll:{" + v.Name + "}:u:" + us(b1) + ":a,de:users":   b1.Add(time.Minute + retention),
 				"ll:{" + v.Name + "}:u:" + us(b1) + ":b,fr+x:users": b1.Add(time.Minute + retention),
 				"ll:{" + v.Name + "}:u:" + us(b0) + ":a,de:users":   b0.Add(time.Minute + retention),
