@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 # Fuzz targets run briefly in `make test`: package:Target.
-FUZZ_TARGETS := ./schemas:FuzzDecode ./schemas:FuzzParseTimestamp ./schemas:FuzzParseDimValue ./speed:FuzzDims ./internal/hll:FuzzUnmarshal ./batch/views:FuzzParseState ./serving:FuzzParseQuery
+FUZZ_TARGETS := ./schemas:FuzzDecode ./schemas:FuzzParseTimestamp ./schemas:FuzzParseDimValue ./speed:FuzzDims ./speed:FuzzSplitField ./internal/hll:FuzzUnmarshal ./batch/views:FuzzParseState ./serving:FuzzParseQuery
 FUZZTIME ?= 5s
 TEST_TIMEOUT ?= 18m
 BENCHES := decode speed compact recompute serve serve-lag mixed
