@@ -337,7 +337,7 @@ func TestShardCountChangeRebuilds(t *testing.T) {
 					current[sh.Tag()] = true
 				}
 				for _, k := range viewKeys(t, rdb, one.Name) {
-					tag := k[len("ll:"):strings.Index(k, "}:")+1]
+					tag := k[len("ll:") : strings.Index(k, "}:")+1]
 					if !current[tag] {
 						if !strings.HasSuffix(k, ":offsets") {
 							t.Errorf("%s: %s is left from the other shard count", name, k)
