@@ -55,6 +55,7 @@ for r = 0, nr - 1 do
   end
 end
 
+local tonumber, format, find, sub, byte, floor, huge = tonumber, string.format, string.find, string.sub, string.byte, math.floor, math.huge
 local function reject(why)
   return redis.error_reply('LLREJECT ' .. why)
 end
@@ -65,8 +66,8 @@ local function ucmp(a, b)
   if #a <= 15 then
     x, y = tonumber(a), tonumber(b)
   else
-    x, y = tonumber(string.sub(a, 1, 10)), tonumber(string.sub(b, 1, 10))
-    if x == y then x, y = tonumber(string.sub(a, 11)), tonumber(string.sub(b, 11)) end
+    x, y = tonumber(sub(a, 1, 10)), tonumber(sub(b, 1, 10))
+    if x == y then x, y = tonumber(sub(a, 11)), tonumber(sub(b, 11)) end
   end
   if x < y then return -1 elseif x > y then return 1 end
   return 0
@@ -74,20 +75,24 @@ end
 -- canonical decimal int64 text
 local function isint(s)
   if s == '0' then return true end
-  if not string.find(s, '^%-?[1-9]%d*$') then return false end
-  local neg = string.byte(s, 1) == 45
-  local m = neg and string.sub(s, 2) or s
+  if not find(s, '^%-?[1-9]%d*$') then return false end
+  local neg = byte(s, 1) == 45
+  local m = neg and sub(s, 2) or s
   if #m < 19 then return true end
   return #m == 19 and ucmp(m, neg and '9223372036854775808' or '9223372036854775807') <= 0
 end
 local function icmp(a, b)
-  local na, nb = string.byte(a, 1) == 45, string.byte(b, 1) == 45
+  local na, nb = byte(a, 1) == 45, byte(b, 1) == 45
   if na ~= nb then return na and -1 or 1 end
-  if na then return -ucmp(string.sub(a, 2), string.sub(b, 2)) end
+  if na then return -ucmp(sub(a, 2), sub(b, 2)) end
   return ucmp(a, b)
 end
+-- an integer Lua adds exactly (with another such, the sum is below 2^53)
+local function small(x)
+  return x and x == floor(x) and x > -1e15 and x < 1e15
+end
 local function finite(x)
-  return x ~= nil and x == x and x ~= math.huge and x ~= -math.huge
+  return x ~= nil and x == x and x ~= huge and x ~= -huge
 end
 
 local h = 2 + 3*nr
@@ -96,15 +101,12 @@ local a = h + 2
 local plans = {}
 local vseen = {}
 local novf = 0
-local function set(p, f, v)
-  if p.sv[f] == nil then p.so[#p.so + 1] = f end
-  p.sv[f] = v
-end
+-- A sum overflowed: its field reads "ovf" (a later pair of an HSET wins)
+-- and its negative part goes.
 local function ovf(p, main)
-  set(p, main, 'ovf')
-  local n = main .. ':n'
-  if p.sv[n] then p.sv[n] = false end
-  p.dels[#p.dels + 1] = n
+  p.nkv = p.nkv + 2
+  p.kv[p.nkv - 1], p.kv[p.nkv] = main, 'ovf'
+  p.dels[#p.dels + 1] = main .. ':n'
   novf = novf + 1
 end
 
@@ -112,7 +114,7 @@ end
 for b = 1, nb do
   local key = KEYS[1 + b]
   local p = {key = key, bucket = ARGV[a], vkey = KEYS[tonumber(ARGV[a+1])], exp = ARGV[a+2], vexp = ARGV[a+3],
-    sv = {}, so = {}, dels = {}, incrs = {}}
+    kv = {}, nkv = 0, dels = {}, incrs = {}}
   local nops = tonumber(ARGV[a+4])
   a = a + 5
   local t = redis.call('TYPE', key)['ok']
@@ -131,6 +133,7 @@ for b = 1, nb do
     local part = redis.call('HMGET', key, unpack(fields, c, math.min(c + 999, nops)))
     for k = 1, #part do cur[c + k - 1] = part[k] end
   end
+  local kv, nkv, incrs = p.kv, 0, p.incrs
   local main, mainCur, exists = nil, nil, false
   for j = 1, nops do
     local op, f, v = ARGV[a], ARGV[a+1], ARGV[a+2]
@@ -139,11 +142,18 @@ for b = 1, nb do
     if op == 'i' or op == 'I' then
       if op == 'i' then main, mainCur = f, c end
       if mainCur ~= 'ovf' then
-        if not isint(v) or (c and not isint(c)) then return reject(key .. ' ' .. f .. ': ' .. tostring(c) .. ' + ' .. v) end
-        if #v <= 15 and (not c or #c <= 15) then
-          set(p, f, string.format('%d', (c and tonumber(c) or 0) + tonumber(v)))
+        local x, y = tonumber(v), 0
+        if c then y = tonumber(c) end
+        if #v <= 15 and small(x) and (not c or #c <= 15) and small(y) then
+          nkv = nkv + 2
+          kv[nkv - 1], kv[nkv] = f, format('%d', x + y)
+        elseif isint(v) and (not c or isint(c)) then
+          -- exact int64 in Redis; an overflow makes the sum "ovf"
+          incrs[#incrs + 1] = f
+          incrs[#incrs + 1] = v
+          incrs[#incrs + 1] = main
         else
-          p.incrs[#p.incrs + 1] = {f, v, main}
+          return reject(key .. ' ' .. f .. ': ' .. tostring(c) .. ' + ' .. v)
         end
       end
     elseif op == 'f' or op == 'F' then
@@ -153,34 +163,50 @@ for b = 1, nb do
         if c then y = tonumber(c) end
         if not finite(x) or not finite(y) then return reject(key .. ' ' .. f .. ': ' .. tostring(c) .. ' + ' .. v) end
         local s = x + y
-        if finite(s) then
-          set(p, f, string.format('%.17g', s))
+        if s ~= huge and s ~= -huge then
+          nkv = nkv + 2
+          kv[nkv - 1], kv[nkv] = f, format('%.17g', s)
         else
+          p.nkv = nkv
           ovf(p, main)
+          nkv = p.nkv
           mainCur = 'ovf'
         end
       end
     elseif op == 'o' then
-      main, mainCur = f, c
-      if c ~= 'ovf' then ovf(p, f) end
-      mainCur = 'ovf'
+      main, mainCur = f, 'ovf'
+      if c ~= 'ovf' then
+        p.nkv = nkv
+        ovf(p, f)
+        nkv = p.nkv
+      end
     elseif op == 'n' or op == 'x' then
       if not isint(v) or (c and not isint(c)) then return reject(key .. ' ' .. f .. ': ' .. tostring(c) .. ' vs ' .. v) end
-      if not c or (op == 'n' and icmp(v, c) < 0) or (op == 'x' and icmp(v, c) > 0) then set(p, f, v) end
+      if not c or (op == 'n' and icmp(v, c) < 0) or (op == 'x' and icmp(v, c) > 0) then
+        nkv = nkv + 2
+        kv[nkv - 1], kv[nkv] = f, v
+      end
     elseif op == 'm' or op == 'M' then
       local x, y = tonumber(v), nil
       if c then y = tonumber(c) end
       if not finite(x) or (c and not finite(y)) then return reject(key .. ' ' .. f .. ': ' .. tostring(c) .. ' vs ' .. v) end
-      if not c or (op == 'm' and x < y) or (op == 'M' and x > y) then set(p, f, v) end
+      if not c or (op == 'm' and x < y) or (op == 'M' and x > y) then
+        nkv = nkv + 2
+        kv[nkv - 1], kv[nkv] = f, v
+      end
     elseif op == 'e' then
       if c then exists = true end
     elseif op == 't' then
-      if not exists then set(p, f, '0') end
+      if not exists then
+        nkv = nkv + 2
+        kv[nkv - 1], kv[nkv] = f, '0'
+      end
       exists = false
     else
       return reject('unknown op ' .. tostring(op))
     end
   end
+  p.nkv = nkv
   plans[b] = p
 end
 
@@ -188,20 +214,14 @@ end
 local vexp = {}
 for b = 1, nb do
   local p = plans[b]
-  for _, inc in ipairs(p.incrs) do
-    local r = redis.pcall('HINCRBY', p.key, inc[1], inc[2])
-    if type(r) == 'table' and r.err then ovf(p, inc[3]) end
+  local incrs = p.incrs
+  for i = 1, #incrs, 3 do
+    local r = redis.pcall('HINCRBY', p.key, incrs[i], incrs[i+1])
+    if type(r) == 'table' and r.err then ovf(p, incrs[i+2]) end
   end
-  local kv = {}
-  for _, f in ipairs(p.so) do
-    local v = p.sv[f]
-    if v then
-      kv[#kv + 1] = f
-      kv[#kv + 1] = v
-    end
-  end
-  for c = 1, #kv, 2000 do
-    redis.call('HSET', p.key, unpack(kv, c, math.min(c + 1999, #kv)))
+  local kv, nkv = p.kv, p.nkv
+  for c = 1, nkv, 2000 do
+    redis.call('HSET', p.key, unpack(kv, c, math.min(c + 1999, nkv)))
   end
   for c = 1, #p.dels, 1000 do
     redis.call('HDEL', p.key, unpack(p.dels, c, math.min(c + 999, #p.dels)))
