@@ -326,7 +326,6 @@ var errShards = errors.New("speed: more shards than partitions")
 // The keys are found with SCAN on every master (the layout has no index of
 // all keys): a rebuild costs a pass over the keyspace.
 func deleteHotData(ctx context.Context, rdb redis.UniversalClient, view string) error {
-	var mu sync.Mutex
 	var errs []error
 	del := func(ctx context.Context, keys []string) {
 		_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -336,9 +335,7 @@ func deleteHotData(ctx context.Context, rdb redis.UniversalClient, view string) 
 			return nil
 		})
 		if err != nil {
-			mu.Lock()
 			errs = append(errs, err)
-			mu.Unlock()
 		}
 	}
 	for _, pattern := range []string{"ll:{" + view + "}:*", "ll:{" + view + ":*"} {
@@ -394,8 +391,10 @@ func isHotDataKey(view, key string) bool {
 }
 
 // scanAll runs SCAN MATCH pattern on every master (on each node of a
-// cluster, concurrently) and hands each page of keys to fn.
+// cluster, concurrently) and hands each page of keys to fn, one call at a
+// time.
 func scanAll(ctx context.Context, rdb redis.UniversalClient, pattern string, fn func(context.Context, []string)) error {
+	var mu sync.Mutex
 	scan := func(ctx context.Context, c redis.Cmdable) error {
 		var cursor uint64
 		for {
@@ -404,7 +403,9 @@ func scanAll(ctx context.Context, rdb redis.UniversalClient, pattern string, fn 
 				return err
 			}
 			if len(keys) > 0 {
+				mu.Lock()
 				fn(ctx, keys)
+				mu.Unlock()
 			}
 			if cursor = next; cursor == 0 {
 				return nil

@@ -566,13 +566,19 @@ func (tr *topicRun) applyView(ctx context.Context, i int, batch []taken) error {
 		sf.aggs = append(sf.aggs, t.aggs[i])
 		sf.spans = append(sf.spans, span{field: offsetField(tr.tv.topic, t.p.id), from: t.from[i], to: t.to})
 	}
-	slices.SortFunc(order, func(a, b *shardFlush) int { return a.sh.Index - b.sh.Index })
-	for _, sf := range order {
-		if err := tr.applyShard(ctx, i, sf); err != nil {
-			return err
-		}
+	if len(order) == 1 {
+		return tr.applyShard(ctx, i, order[0])
 	}
-	return nil
+	// Shards are independent atomic steps, on different Cluster nodes as
+	// often as not: applied side by side, a flush takes as long as its
+	// slowest shard, not their sum.
+	errs := make([]error, len(order))
+	var wg sync.WaitGroup
+	for k, sf := range order {
+		wg.Go(func() { errs[k] = tr.applyShard(ctx, i, sf) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // shardFlush is the part of a view's flush that goes to one shard.
