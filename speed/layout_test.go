@@ -5,56 +5,16 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/testenv"
 	"github.com/lambdalake/lambdalake/schemas"
 )
-
-// redisSetup is one Redis set-up of the local stack the layout tests run
-// over: the single Redis and the 3-master Redis Cluster.
-type redisSetup struct {
-	name  string
-	addrs []string
-}
-
-// redisSetups are the local stack's Redis set-ups (internal/testenv's
-// RedisSetups does the same once the infra branch is merged).
-func redisSetups(t *testing.T) []redisSetup {
-	t.Helper()
-	testenv.Integration(t)
-	cluster := os.Getenv("LAMBDALAKE_REDIS_CLUSTER_ADDRS")
-	if cluster == "" {
-		cluster = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
-	}
-	return []redisSetup{
-		{"single", []string{testenv.RedisAddr(t)}},
-		{"cluster", strings.Split(cluster, ",")},
-	}
-}
-
-// client is the product's client for the set-up (config.Redis: one
-// address a plain client, several a cluster client); a cluster that does
-// not answer fails the test.
-func (rs redisSetup) client(t *testing.T) redis.UniversalClient {
-	t.Helper()
-	rdb := config.Redis{Addrs: rs.addrs}.Client()
-	t.Cleanup(func() { rdb.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		t.Fatalf("Redis %s at %v: %v: start the local stack with `make up`", rs.name, rs.addrs, err)
-	}
-	return rdb
-}
 
 // layoutSchema has an optional numeric field, for cells whose every
 // count/sum/min/max value is null.
@@ -129,9 +89,9 @@ func viewKeys(t *testing.T, rdb redis.UniversalClient, view string) []string {
 // A flush writes exactly the keys, fields, values and expiries of the v2
 // layout contract (SPEED.md), on a single Redis and on the cluster.
 func TestFlushWritesTheContractLayout(t *testing.T) {
-	for _, rs := range redisSetups(t) {
-		t.Run(rs.name, func(t *testing.T) {
-			rdb := rs.client(t)
+	for _, rs := range testenv.RedisSetups(t) {
+		t.Run(rs.Name, func(t *testing.T) {
+			rdb := rs.Client(t)
 			ctx := context.Background()
 			s := layoutSchema(t, "layout")
 			m := func(name string, agg schemas.Agg, field string) schemas.Metric {

@@ -68,9 +68,9 @@ func waitOffsets(t *testing.T, rdb redis.UniversalClient, v *schemas.View, want 
 // partition's offsets advance, and the cell reads "ovf" (issue #13, 2).
 func TestOverflowNeverStalls(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
-	for _, rs := range redisSetups(t) {
-		t.Run(rs.name, func(t *testing.T) {
-			rdb := rs.client(t)
+	for _, rs := range testenv.RedisSetups(t) {
+		t.Run(rs.Name, func(t *testing.T) {
+			rdb := rs.Client(t)
 			topic := testenv.Topic(t, brokers, 1)
 			s := layoutSchema(t, topic)
 			v := layoutView(viewName("ovf"), s, []string{"tenant"},
@@ -156,9 +156,9 @@ func TestAdmission(t *testing.T) {
 // events minus the skipped ones: none counted twice.
 func TestRejectedFlushIsSkipped(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
-	for _, rs := range redisSetups(t) {
-		t.Run(rs.name, func(t *testing.T) {
-			rdb := rs.client(t)
+	for _, rs := range testenv.RedisSetups(t) {
+		t.Run(rs.Name, func(t *testing.T) {
+			rdb := rs.Client(t)
 			ctx := context.Background()
 			topic := testenv.Topic(t, brokers, 1)
 			s := layoutSchema(t, topic)
@@ -203,9 +203,9 @@ func TestRejectedFlushIsSkipped(t *testing.T) {
 // of a flush, none of shard 1's cells (in any bucket) is written and its
 // offsets stay, while shards 0 and 2 apply theirs.
 func TestShardFlushIsAtomic(t *testing.T) {
-	for _, rs := range redisSetups(t) {
-		t.Run(rs.name, func(t *testing.T) {
-			rdb := rs.client(t)
+	for _, rs := range testenv.RedisSetups(t) {
+		t.Run(rs.Name, func(t *testing.T) {
+			rdb := rs.Client(t)
 			ctx := context.Background()
 			s := layoutSchema(t, "atomic")
 			v := layoutView(viewName("atomic"), s, []string{"tenant"}, schemas.Metric{Name: "n", Agg: schemas.Count})
@@ -300,9 +300,9 @@ func TestDeterministicErrors(t *testing.T) {
 // count only.
 func TestShardCountChangeRebuilds(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
-	for _, rs := range redisSetups(t) {
-		t.Run(rs.name, func(t *testing.T) {
-			rdb := rs.client(t)
+	for _, rs := range testenv.RedisSetups(t) {
+		t.Run(rs.Name, func(t *testing.T) {
+			rdb := rs.Client(t)
 			ctx := context.Background()
 			topic := testenv.Topic(t, brokers, 4)
 			s := testSchema(t, topic)
@@ -365,8 +365,12 @@ func TestShardCountChangeRebuilds(t *testing.T) {
 // name's hash, see the package doc).
 func TestShardsSpreadOverCluster(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
-	rs := redisSetups(t)[1]
-	rdb := rs.client(t)
+	var rdb redis.UniversalClient
+	for _, rs := range testenv.RedisSetups(t) {
+		if rs.Name == "cluster" {
+			rdb = rs.Client(t)
+		}
+	}
 	cc := rdb.(*redis.ClusterClient)
 	ctx := context.Background()
 	masterOf := func(key string) string {

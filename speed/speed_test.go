@@ -180,10 +180,16 @@ func queryAll(t *testing.T, rdb redis.UniversalClient, v *schemas.View, from, to
 
 // Exact figures per (bucket, dimensions) for two views on one topic, with
 // out-of-order events, duplicates, malformed records, events older than the
-// hot retention and a boundary; every key has its TTL.
+// hot retention and a boundary; every key has its TTL. On the single Redis
+// and on the cluster.
 func TestWorkerExactFigures(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
-	rdb := redisClient(t)
+	for _, rs := range testenv.RedisSetups(t) {
+		t.Run(rs.Name, func(t *testing.T) { workerExactFigures(t, brokers, rs.Client(t)) })
+	}
+}
+
+func workerExactFigures(t *testing.T, brokers []string, rdb redis.UniversalClient) {
 	topic := testenv.Topic(t, brokers, 4)
 	s := testSchema(t, topic)
 	fine := testView(viewName("exact_fine"), s, time.Minute, []string{"tenant", "country"})
@@ -313,13 +319,11 @@ func checkTTLs(t *testing.T, rdb redis.UniversalClient, v *schemas.View) {
 	}
 }
 
+// scanKeys lists the keys matching pattern on every master.
 func scanKeys(ctx context.Context, rdb redis.UniversalClient, pattern string) ([]string, error) {
 	var keys []string
-	iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	return keys, iter.Err()
+	err := scanAll(ctx, rdb, pattern, func(_ context.Context, ks []string) { keys = append(keys, ks...) })
+	return keys, err
 }
 
 // uniq over 100k distinct values stays within 2% per bucket and for the
