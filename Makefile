@@ -8,6 +8,7 @@ FUZZ_TARGETS := \
 	./schemas:FuzzParseTimestamp \
 	./schemas:FuzzParseDimValue \
 	./speed:FuzzDims \
+	./speed:FuzzSplitField \
 	./internal/hll:FuzzUnmarshal \
 	./batch/views:FuzzParseState \
 	./serving:FuzzParseQuery

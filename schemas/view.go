@@ -59,6 +59,11 @@ type View struct {
 	HotRetention time.Duration
 	Lateness     time.Duration
 	Retention    time.Duration // how long batch view hours are kept; 0 = forever
+	// Shards spreads the view's hot data in Redis over this many hash tags
+	// (speed layer, DESIGN §3): Kafka partition p goes to shard p % Shards.
+	// 0 means 1. Not part of the fingerprint: it changes where the speed
+	// layer keeps the figures, not the figures.
+	Shards int
 }
 
 // Bucket returns the start of the bucket holding micros (Unix

@@ -2,7 +2,10 @@ package speed
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/lambdalake/lambdalake/schemas"
 )
@@ -56,11 +59,15 @@ func newPlan(v *schemas.View) (*plan, error) {
 }
 
 // acc is the running state of one metric in one cell. Which members are used
-// depends on the metric: i for counts and int64 sum/min/max, f for float64
-// sum/min/max, reps for uniq (one value per HyperLogLog register, see hll.go).
+// depends on the metric: i for counts and int64 min/max, f for float64
+// min/max, is and fs for sums (two monotone parts each, under the overflow
+// rule of schemas.IntSum/FloatSum), reps for uniq (one value per
+// HyperLogLog register, see hll.go).
 type acc struct {
 	i    int64
 	f    float64
+	is   schemas.IntSum
+	fs   schemas.FloatSum
 	has  bool // min/max/sum saw at least one non-null value
 	reps []uniqRep
 }
@@ -79,7 +86,8 @@ type aggregator struct {
 	cells map[string]*cell
 	free  []*cell // cells of earlier flushes, reused with their storage
 	buf   []byte
-	vals  int // uniq values held, to bound memory
+	vals  int   // uniq values held, to bound memory
+	added int64 // events added since the last reset (counted as skipped if Redis rejects their flush)
 }
 
 // maxReusedReps bounds the uniq storage a reused cell keeps, so one burst
@@ -133,6 +141,7 @@ func (a *aggregator) add(r *schemas.Row, bucket int64) {
 		c = a.newCell(string(b), bucket)
 		a.cells[c.member] = c
 	}
+	a.added++
 	for i := range p.metrics {
 		m := &p.metrics[i]
 		s := &c.accs[i]
@@ -147,9 +156,9 @@ func (a *aggregator) add(r *schemas.Row, bucket int64) {
 		switch m.agg {
 		case schemas.Sum:
 			if m.typ == schemas.Float64 {
-				s.f += v.Float
+				s.fs.Add(v.Float)
 			} else {
-				s.i += v.Int
+				s.is.Add(v.Int)
 			}
 			s.has = true
 		case schemas.Min, schemas.Max:
@@ -183,7 +192,7 @@ func (a *aggregator) reset() {
 		a.free = append(a.free, c)
 	}
 	clear(a.cells)
-	a.vals = 0
+	a.vals, a.added = 0, 0
 }
 
 // span is the Kafka offset range [from, to) of one partition that a flush
@@ -200,102 +209,168 @@ type hllAdd struct {
 	vals  []any
 }
 
+// Script operations on one field of a bucket hash (see applyScript).
+const (
+	opInt      = "i" // count, or an int64 sum's positive part: add exactly
+	opIntNeg   = "I" // an int64 sum's negative part (after its "i")
+	opFloat    = "f" // a float64 sum's positive part: add in double, '%.17g'
+	opFloatNeg = "F" // a float64 sum's negative part (after its "f")
+	opOverflow = "o" // the flush's own partial sum overflowed: the sum is overflowed
+	opIntMin   = "n" // int64 min, compared exactly as decimal text
+	opIntMax   = "x"
+	opFloatMin = "m" // float64 min, compared as doubles
+	opFloatMax = "M"
+	opExists   = "e" // read a field of the cell (for the "t" that follows)
+	opTouch    = "t" // write "<dims>:_" = "0" unless an "e" since the last "t" found a field
+)
+
 // flushArgs encodes the pending cells of several aggregators of one view
-// (one per partition) as the KEYS and ARGV of applyScript and the PFADDs
-// that go with it, merging cells the partitions share so Redis sees each
-// cell once. Expiry is per bucket: bucket end + hot_retention.
-func flushArgs(p *plan, aggs []*aggregator, spans []span, nowMs int64) (keys []string, args []any, hlls []hllAdd) {
+// (one per partition of one shard) as the KEYS and ARGV of applyScript and
+// the PFADDs that go with it, merging cells the partitions share so Redis
+// sees each cell once, and grouping them by bucket: one hash per bucket.
+// Expiry is per bucket: bucket end + hot_retention; per hour for the
+// version hashes: hour end + hot_retention.
+func flushArgs(p *plan, sh Shard, aggs []*aggregator, spans []span, nowMs int64) (keys []string, args []any, hlls []hllAdd) {
 	v := p.view
 	retMs := v.HotRetention.Milliseconds()
 	gMs := v.Granularity.Milliseconds()
 	groups := make(map[string][]*cell)
-	var order []string
+	byBucket := make(map[int64][]string)
+	var buckets []int64
 	for _, a := range aggs {
 		for m, c := range a.cells {
 			g, ok := groups[m]
 			if !ok {
-				order = append(order, m)
+				if _, seen := byBucket[c.bucket]; !seen {
+					buckets = append(buckets, c.bucket)
+				}
+				byBucket[c.bucket] = append(byBucket[c.bucket], m)
 			}
 			groups[m] = append(g, c)
 		}
 	}
-	keys = make([]string, 0, 2+len(order))
-	keys = append(keys, OffsetsKey(v.Name), IndexKey(v.Name))
-	args = make([]any, 0, 8+3*len(spans)+len(order)*(4+3*len(p.metrics)))
+	slices.Sort(buckets)
+	keys = make([]string, 0, 1+2*len(buckets))
+	keys = append(keys, sh.OffsetsKey())
+	for _, b := range buckets {
+		keys = append(keys, sh.BucketKey(b))
+	}
+	// Version hashes follow the bucket hashes, one per hour.
+	hourKey := make(map[int64]int, 2)
+	for _, b := range buckets {
+		h := HourOf(b)
+		if _, ok := hourKey[h]; !ok {
+			keys = append(keys, sh.VersionKey(h))
+			hourKey[h] = len(keys) // Lua's KEYS index
+		}
+	}
+	args = make([]any, 0, 3+3*len(spans)+5*len(buckets)+len(groups)*3*(len(p.metrics)+1))
 	args = append(args, strconv.Itoa(len(spans)))
 	for _, sp := range spans {
 		args = append(args, sp.field, strconv.FormatInt(sp.from, 10), strconv.FormatInt(sp.to, 10))
 	}
-	head := len(args)
-	// The cell count and the latest expiry are patched in once known.
-	args = append(args, "0", strconv.FormatInt(pruneBefore(nowMs, retMs, gMs)*1000, 10), "0",
-		strconv.FormatInt(nowMs, 10), strconv.FormatInt(nowMs+offsetsTTL(v).Milliseconds(), 10))
-	var maxExp int64
+	args = append(args, strconv.Itoa(len(buckets)), strconv.FormatInt(nowMs+offsetsTTL(v).Milliseconds(), 10))
+	hourUs := time.Hour.Microseconds()
 	var merged acc
-	for _, m := range order {
-		cs := groups[m]
-		bucket := cs[0].bucket
-		exp := bucket/1000 + gMs + retMs
-		maxExp = max(maxExp, exp)
-		// The member rides along so the index is updated without string
-		// work in Lua; the op count is patched in below.
-		args = append(args, strconv.FormatInt(exp, 10), strconv.FormatInt(bucket, 10), m, "0")
+	for _, b := range buckets {
+		h := HourOf(b)
+		args = append(args, strconv.FormatInt(b, 10), strconv.Itoa(hourKey[h]),
+			strconv.FormatInt(b/1000+gMs+retMs, 10), strconv.FormatInt((h+hourUs)/1000+retMs, 10), "0")
 		nOpsAt := len(args) - 1
 		nOps := 0
-		for i := range p.metrics {
-			mp := &p.metrics[i]
-			if mp.agg == schemas.Uniq {
-				continue
-			}
-			merged = acc{}
-			for _, c := range cs {
-				mergeAcc(&merged, &c.accs[i], mp)
-			}
-			var op string
-			switch {
-			case mp.agg == schemas.Count:
-				op = "i"
-			case !merged.has:
-				continue
-			case mp.agg == schemas.Sum && mp.typ == schemas.Float64:
-				op = "f"
-			case mp.agg == schemas.Sum:
-				op = "i"
-			case mp.agg == schemas.Min:
-				op = "n"
-			default:
-				op = "x"
-			}
-			args = append(args, op, mp.name, formatNum(mp.typ, &merged))
+		op := func(op, field, value string) {
+			args = append(args, op, field, value)
 			nOps++
 		}
+		for _, m := range byBucket[b] {
+			cs := groups[m]
+			dims := m[strings.IndexByte(m, ':')+1:]
+			cellOps := nOps
+			for i := range p.metrics {
+				mp := &p.metrics[i]
+				if mp.agg == schemas.Uniq {
+					continue
+				}
+				merged = acc{}
+				for _, c := range cs {
+					mergeAcc(&merged, &c.accs[i], mp)
+				}
+				switch {
+				case mp.agg == schemas.Count:
+					op(opInt, CellField(dims, mp.name), strconv.FormatInt(merged.i, 10))
+				case !merged.has:
+				case mp.agg == schemas.Sum && mp.typ == schemas.Float64:
+					if merged.fs.Overflow {
+						op(opOverflow, CellField(dims, mp.name), "")
+						break
+					}
+					op(opFloat, CellField(dims, mp.name), strconv.FormatFloat(merged.fs.Pos, 'g', -1, 64))
+					if merged.fs.Neg != 0 {
+						op(opFloatNeg, NegField(dims, mp.name), strconv.FormatFloat(merged.fs.Neg, 'g', -1, 64))
+					}
+				case mp.agg == schemas.Sum:
+					if merged.is.Overflow {
+						op(opOverflow, CellField(dims, mp.name), "")
+						break
+					}
+					op(opInt, CellField(dims, mp.name), strconv.FormatInt(merged.is.Pos, 10))
+					if merged.is.Neg != 0 {
+						op(opIntNeg, NegField(dims, mp.name), strconv.FormatInt(merged.is.Neg, 10))
+					}
+				case mp.typ == schemas.Float64:
+					o := opFloatMax
+					if mp.agg == schemas.Min {
+						o = opFloatMin
+					}
+					op(o, CellField(dims, mp.name), strconv.FormatFloat(merged.f, 'g', -1, 64))
+				default:
+					o := opIntMax
+					if mp.agg == schemas.Min {
+						o = opIntMin
+					}
+					op(o, CellField(dims, mp.name), strconv.FormatInt(merged.i, 10))
+				}
+			}
+			if nOps == cellOps {
+				// Every value was null (or the view has only uniq
+				// metrics): the cell still exists, so the bucket hash
+				// lists it, unless an earlier flush gave it a field.
+				for i := range p.metrics {
+					if p.metrics[i].agg != schemas.Uniq {
+						op(opExists, CellField(dims, p.metrics[i].name), "")
+					}
+				}
+				op(opTouch, EmptyCellField(dims), "0")
+			}
+		}
 		args[nOpsAt] = strconv.Itoa(nOps)
-		keys = append(keys, BucketKey(v.Name, m))
 	}
 	var reps []uniqRep
-	for _, m := range order {
-		cs := groups[m]
-		exp := cs[0].bucket/1000 + gMs + retMs
-		for i := range p.metrics {
-			if p.metrics[i].agg != schemas.Uniq {
-				continue
+	for _, b := range buckets {
+		exp := b/1000 + gMs + retMs
+		for _, m := range byBucket[b] {
+			cs := groups[m]
+			dims := m[strings.IndexByte(m, ':')+1:]
+			for i := range p.metrics {
+				if p.metrics[i].agg != schemas.Uniq {
+					continue
+				}
+				reps = reps[:0]
+				for _, c := range cs {
+					reps = append(reps, c.accs[i].reps...)
+				}
+				if len(reps) == 0 {
+					continue
+				}
+				reps = compactReps(reps)
+				add := hllAdd{key: sh.UniqKey(b, dims, p.metrics[i].name), expMs: exp, vals: make([]any, len(reps))}
+				for j, r := range reps {
+					add.vals[j] = r.v
+				}
+				hlls = append(hlls, add)
 			}
-			reps = reps[:0]
-			for _, c := range cs {
-				reps = append(reps, c.accs[i].reps...)
-			}
-			if len(reps) == 0 {
-				continue
-			}
-			reps = compactReps(reps)
-			add := hllAdd{key: uniqKey(v.Name, m, p.metrics[i].name), expMs: exp, vals: make([]any, len(reps))}
-			for j, r := range reps {
-				add.vals[j] = r.v
-			}
-			hlls = append(hlls, add)
 		}
 	}
-	args[head], args[head+2] = strconv.Itoa(len(order)), strconv.FormatInt(maxExp, 10)
 	return keys, args, hlls
 }
 
@@ -311,8 +386,8 @@ func mergeAcc(dst, src *acc, m *metricPlan) {
 	}
 	switch m.agg {
 	case schemas.Sum:
-		dst.i += src.i
-		dst.f += src.f
+		dst.is.Merge(src.is)
+		dst.fs.Merge(src.fs)
 	case schemas.Min, schemas.Max:
 		if !dst.has || schemas.Replaces(m.agg, src.i, dst.i) {
 			dst.i = src.i
@@ -323,14 +398,3 @@ func mergeAcc(dst, src *acc, m *metricPlan) {
 	}
 	dst.has = true
 }
-
-func formatNum(t schemas.Type, s *acc) string {
-	if t == schemas.Float64 {
-		return strconv.FormatFloat(s.f, 'g', -1, 64)
-	}
-	return strconv.FormatInt(s.i, 10)
-}
-
-// pruneBefore is the first bucket start (ms) whose keys can still exist; index
-// members below it point at expired keys and are dropped.
-func pruneBefore(nowMs, retMs, gMs int64) int64 { return nowMs - retMs - gMs }

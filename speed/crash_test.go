@@ -252,7 +252,7 @@ func TestResetReplacesState(t *testing.T) {
 	stop()
 	ref := buildReference(t, v, events, func(int64) bool { return true })
 	ref.checkAgainst(t, v, queryAll(t, rdb, v, now.Add(-time.Hour), now.Add(time.Hour)), cellUniqTol)
-	if fp, _ := rdb.HGet(context.Background(), OffsetsKey(v.Name), fingerprintField).Result(); fp != v.Fingerprint() {
+	if fp, _ := rdb.HGet(context.Background(), Shards(v)[0].OffsetsKey(), fingerprintField).Result(); fp != v.Fingerprint() {
 		t.Errorf("fingerprint after reset = %q, want %q", fp, v.Fingerprint())
 	}
 }

@@ -8,35 +8,92 @@
 // configured views' schemas. Each assigned partition gets its own loop: it
 // reads the partition from the offsets stored in Redis (never from Kafka's
 // committed offsets, which are advisory only), decodes every record once with
-// the schema, and feeds it to every view on that schema. Each view assigns the
-// event to its bucket by event time and pre-aggregates it in memory for
+// the schema, judges its event time with the schema's admission rule
+// (schemas.Schema.Admit, the rule the compactor applies too) and feeds what
+// is admitted to every view on that schema. Each view assigns the event to
+// its bucket by event time and pre-aggregates it in memory for
 // speed.flush_interval (default 200ms). One flusher per topic then takes
 // what every partition holds (the partitions go on filling a second buffer
 // meanwhile, and wait once that holds speed.max_pending cells and uniq
-// values: backpressure) and applies it per view, cells shared by partitions
-// merged, together with every partition's new offset, in one MULTI/EXEC
-// transaction around one Lua script (one atomic step).
+// values: backpressure) and applies it per view and shard: the cells of a
+// shard's partitions, merged where they share a cell, together with those
+// partitions' new offsets, in one MULTI/EXEC transaction around one Lua
+// script (one atomic step). A view's shards are independent steps, applied
+// side by side.
+//
+// # Shards
+//
+// views.NAME.shards (default 1, at most 64) spreads a view's hot data over
+// Redis hash tags: Kafka partition p belongs to shard p % shards, and every
+// key of shard s carries the tag {view:s} ({view} when there is one shard,
+// so a one-shard view keeps the v1 key names). A shard's offsets live in
+// its own slot beside its cells, so each shard's flush stays one atomic
+// step on one Cluster node, and the busiest view can use as many nodes as
+// it has shards. The same (bucket, dimensions) cell exists once per shard
+// that received events for it; readers fan out to the shards and merge
+// (sums add part by part, min/max compare, HyperLogLogs union). A worker
+// refuses (at start, and `speed rebuild` too) a view with more shards than
+// its topic has partitions: such a shard would never hold offsets, so the
+// view could never be called whole. Which Cluster node a shard lands on
+// follows the CRC16 of its tag: with as many shards as masters, an even
+// spread is luck (for 3 on 3 masters, 2 names in 9); several shards per
+// master spread a view's load evenly enough.
+//
+// Changing the shard count changes where partitions' offsets and cells
+// live, so it is handled like a changed definition: each shard's offsets
+// hash records the fingerprint with the shard count ("<fp>/<shards>", the
+// plain fingerprint for one shard), and a worker that starts with another
+// count, or finds offsets under a tag its count does not use, rebuilds the
+// view (below): it clears the hot data under every tag, old and new, and
+// replays from now - hot_retention into the new shards. Workers still
+// running the old count then find the new fingerprint and stop feeding the
+// view. Stop them before deploying the change, as for any view change.
 //
 // # Exactly-once effect
 //
-// Every view stores, per partition, the next offset it has to apply. A flush
-// covers a contiguous offset range [from, to) per partition, and the script
-// applies it only if every stored offset is exactly its from, then stores the
-// tos; otherwise it changes nothing and the partitions reload the stored
-// offsets and re-seek. After a crash the worker seeks to the smallest stored
-// offset over the partition's views and skips, per view, records below that
-// view's own offset, so no record is applied twice and none is lost. Redis
-// errors are retried with backoff (internal/backoff: 100ms doubling to 5s)
-// and nothing is stored as applied that was not. Kafka commits are made (at
-// most once a second) only so that Kafka tooling shows a meaningful lag.
+// Every view shard stores, per partition, the next offset it has to apply.
+// A flush covers a contiguous offset range [from, to) per partition, and
+// the script applies it only if every stored offset is exactly its from,
+// then stores the tos; otherwise it changes nothing and the partitions
+// reload the stored offsets and re-seek. After a crash the worker seeks to
+// the smallest stored offset over the partition's views and skips, per
+// view, records below that view's own offset, so no record is applied
+// twice and none is lost. Redis errors are retried with backoff
+// (internal/backoff: 100ms doubling to 5s) and nothing is stored as
+// applied that was not. Kafka commits are made (at most once a second)
+// only so that Kafka tooling shows a meaningful lag.
+//
+// The script checks everything before its first write and nothing after
+// it can fail, so a flush is written whole or not at all (see applyScript).
+// Overflow is not a failure: it is the rule below. What the script cannot
+// interpret — a key of another type in the view's namespace, a field that is
+// not a number — it refuses (an LLREJECT error) before writing anything.
+// Such a refusal, or a Lua error, is deterministic: retrying cannot change
+// it, and retrying forever would stall the partition. So the worker logs
+// it, counts the flush in lambdalake_speed_rejected_flushes_total and its
+// events in lambdalake_speed_skipped_total{reason="rejected"}, and moves on:
+// a second atomic step moves the shard's offsets past the flush (the same
+// compare-and-set) with nothing else written. For exactly-once this means:
+// a rejected flush's records are counted zero times in the hot windows,
+// never twice — at most once, and only for that flush; the batch layer,
+// which does not read Redis, still has them, and replaces the hour once it
+// closes. Its uniq values may already be in their HyperLogLogs (PFADD runs
+// before the script in the same transaction; it is idempotent). Errors
+// that say Redis cannot take the flush now (OOM, LOADING, BUSY, READONLY,
+// TRYAGAIN, CLUSTERDOWN, MASTERDOWN, a lost connection, ...) are retried,
+// never skipped; if even the offsets-only step is refused (the shard's
+// offsets hash itself is not a hash), that is retried too: the one thing
+// the worker will not write past. A PFADD Redis refuses (a uniq key of
+// another type) does not undo its flush; it is logged and counted in
+// lambdalake_speed_uniq_errors_total.
 //
 // uniq values go in the same transaction as PFADDs ahead of the script, not
-// inside it: PFADD is idempotent, so the PFADDs of a refused (replayed) flush
-// change no sketch, and Redis need not turn every value into a Lua string.
-// The worker keeps one value per HyperLogLog register and cell (the one with
-// the longest run, computed with Redis' own hash), which sets the same
-// registers as every value would, so a flush carries at most 16384 values
-// per cell.
+// inside it: PFADD is idempotent, so the PFADDs of a refused (replayed)
+// flush change no sketch, and Redis need not turn every value into a Lua
+// string. The worker keeps one value per HyperLogLog register and cell (the
+// one with the longest run, computed with Redis' own hash), which sets the
+// same registers as every value would, so a flush carries at most 16384
+// values per cell.
 //
 // The speed layer counts what arrives: duplicates (same event id) are
 // counted again; the batch layer dedups by id and replaces these figures once
@@ -46,31 +103,60 @@
 //
 // Counted in lambdalake_speed_skipped_total{view,reason}:
 //   - malformed: not decodable with the schema (the batch layer keeps it);
-//   - boundary: bucket before the view's boundary B (batch owns it);
+//   - future: more than the schema's max_future (default 15m) ahead of the
+//     wall clock (schemas.Future; the compactor dead-letters it "future");
+//   - expired: in an hour the raw lake's retention has sealed
+//     (schemas.Expired; dead-lettered "expired");
 //   - late: bucket end + hot_retention already past (its keys would expire at once);
-//   - future: event time more than hot_retention ahead of the wall clock.
+//   - boundary: bucket before the view's boundary B (batch owns it);
+//   - rejected: admitted, but its flush was rejected by Redis (above).
+//
+// Admission comes first, so an event refused by the rule both layers share
+// never reaches Redis, whatever the view.
 //
 // # Redis keys
 //
-// Every key of a view carries the hash tag {view}, so a view's flush and its
-// multi-key reads stay in one Redis Cluster slot; the same code runs on a
-// single Redis or a cluster. <bucket> is the bucket start in Unix
-// microseconds; <dims> is the view's dimension values in declaration order,
-// each query-escaped, joined by "," (a null is "!", bools are true/false).
+// The v2 layout (SPEED.md's contract). T is the shard's tag, {view} or
+// {view:s}; <bucket> is the bucket start in Unix microseconds; <dims> is the
+// view's dimension values in declaration order, each query-escaped, joined
+// by "," (a null is "!", bools are true/false), so neither ':' nor '{'
+// occurs in it ("" for a view without dimensions).
 //
-//	ll:{view}:b:<bucket>:<dims>           hash, one field per count/sum/min/max metric
-//	ll:{view}:u:<bucket>:<dims>:<metric>  HyperLogLog of a uniq metric
-//	ll:{view}:idx                         sorted set, member "<bucket>:<dims>", score <bucket>
-//	ll:{view}:offsets                     hash, "<topic>:<partition>" -> next offset; "_fp" -> fingerprint
-//	ll:{view}:boundary                    string, B in Unix microseconds (internal/boundary's)
+//	ll:T:m:<bucket>                   hash: every cell of the bucket in this shard
+//	    "<dims>:<metric>"             count, sum's positive part, min, max (decimal;
+//	                                  floats '%.17g' or Go's shortest text, ints exact)
+//	    "<dims>:<metric>:n"           a sum's negative part, once a negative value came
+//	    "<dims>:_" = "0"              the cell exists though it has no other field
+//	ll:T:u:<bucket>:<dims>:<metric>   HyperLogLog of a uniq metric (PFADD)
+//	ll:T:v:<hour>                     hash: <bucket> -> version, incremented by every
+//	                                  flush touching the bucket; the list of buckets
+//	ll:T:offsets                      hash: "<topic>:<partition>" -> next offset ("-1"
+//	                                  while rebuilding); "_fp" -> fingerprint[/shards]
+//	ll:{view}:boundary                string, B in Unix microseconds (internal/boundary's)
 //
-// Cell keys expire at bucket end + hot_retention. The index expires with its
-// newest cell and drops members older than now - hot_retention on each
-// flush, so a read finds a range's cells without SCAN. The offsets hash
-// expires 2 x hot_retention after the view's last flush. The boundary key
-// shares the view's hash tag but is not speed's: package internal/boundary
-// owns it (batch recompute publishes B there, forward only); the worker
-// reads it every flush with boundary.Read and skips buckets before it.
+// Bucket hashes and HyperLogLogs expire at bucket end + hot_retention,
+// version hashes at hour end + hot_retention, an offsets hash 2 x
+// hot_retention after its shard's last flush. A sum's field holding "ovf"
+// is an overflowed sum (below). The boundary key shares the one-shard tag
+// but is not speed's: package internal/boundary owns it (batch recompute
+// publishes B there, forward only); the worker reads it every flush with
+// boundary.Read and skips buckets before it.
+//
+// Why this layout (measured with BenchmarkApplyFlush: one flush of 60,000
+// events of two minutes, 10 tenants x 20 countries, count + float sum + min
+// + max + uniq, on a Redis of its own): the v1 layout kept a hash per cell
+// and a sorted-set index, and its script spent about six Redis commands
+// per cell (HINCRBY, HINCRBYFLOAT, HGET/HSET for min and max, PEXPIREAT,
+// ZADD). The v2 script reads a bucket's fields with one HMGET, adds in Lua
+// where that is exact and writes them back with one HSET: 1,226 Redis
+// commands per flush instead of 4,824 (800 of them the PFADDs and their
+// PEXPIREATs, as before), 5.3-6.3 ms of script time instead of 7.3-9.1 ms.
+// The transaction as a whole (about 24 ms) is dominated by the PFADDs into
+// 400 HyperLogLogs, which neither layout avoids. Reads get one HGETALL per
+// bucket instead of one per cell. In Redis memory, a view of 12,200 cells
+// (61 minutes x 200) holds 12,263 keys instead of 24,402: 15.7 bytes per
+// event instead of 16.5 at 500,000 events, 6.2 instead of 6.4 at 2,000,000
+// (bench speed; the HyperLogLogs are most of it).
 //
 // # Reading
 //
@@ -90,28 +176,51 @@
 //
 // # Numbers
 //
-// count, and sum/min/max over int64 fields, are exact. Sums over float64
-// fields accumulate with HINCRBYFLOAT (long double in Redis), applied once
-// per flush to a per-flush float64 partial sum, so they match a float64
-// reference to a relative 1e-9, not bit for bit. min/max of float64 are
-// stored as the shortest decimal that round-trips, so they are exact (min and
-// max compare as Lua doubles, so int64 values beyond 2^53 may compare
-// inexactly; in Go both layers order them with schemas.Replaces). uniq
-// values are counted under schemas.AppendUniqElement's text, the one batch
-// hashes for its sketches. uniq is a Redis HyperLogLog (about 0.8%
-// standard error); a roll-up across buckets or dimensions is a multi-key
-// PFCOUNT (a union).
+// count, and sum/min/max over int64 fields, are exact. Sums follow the
+// overflow rule of schemas.IntSum/FloatSum: each sum is two monotone parts,
+// the positives (the metric's field) and the negatives (its ":n" field,
+// once one came), pre-aggregated per flush in Go with IntSum/FloatSum and
+// added in the script part by part. An int64 part is added in Lua when both
+// sides are below 10^15 (exact in a double), else with HINCRBY under
+// redis.pcall: Redis refuses an overflowing HINCRBY without writing, and the
+// script then marks the sum. A float64 part is added in Lua in double
+// precision and written with '%.17g', which round-trips (HINCRBYFLOAT keeps
+// 17 decimal places, so a sum of 9.8e-301 read 0); a part reaching ±Inf
+// marks the sum. A marked sum's field reads "ovf" and its ":n" field goes:
+// sticky, whatever comes later, counted in
+// lambdalake_speed_overflowed_sums_total; readers answer it as null, listed
+// as overflowed. A flush whose own partial sum already overflowed sends the
+// mark directly. Float sums are added in another order than batch's, so
+// they match it to a relative 1e-9, not bit for bit. min/max of float64 are
+// stored as the shortest decimal that round-trips and compared as doubles;
+// of int64 they are compared exactly, as decimal text in Lua (the v1 script
+// compared doubles, wrong above 2^53). uniq values are counted under
+// schemas.AppendUniqElement's text, the one batch hashes for its sketches;
+// uniq is a Redis HyperLogLog (about 0.8% standard error).
+//
+// ReadCells reads the layout back at its stored grain (every shard merged,
+// no roll-up, no cache): tests, benchmarks and operators' tools use it; the
+// serving layer asks the Reader.
 //
 // # Rebuild
 //
-// Reset (`lambdalake speed rebuild --view V`) marks the view's offsets as
-// rebuilding (running workers pause that view's partitions), deletes the
-// cells found through the index, and sets the offsets to Kafka's offsets at
-// now - hot_retention, so workers replay the hot window (an idle worker
-// notices within a second). The command then goes on consuming as a worker
-// for the views on that view's schema, unless given --exit. A worker that starts and finds a different view
-// fingerprint does the same by itself; workers still running the older
-// definition then stop feeding the view and say so in their log. Stop old
-// workers before deploying a changed view: one flush in flight at the switch
-// may still add values to the new uniq sketches.
+// Reset (`lambdalake speed rebuild --view V`) looks at every tag the view
+// may have been written under ({view} and {view:0} .. {view:63}), marks
+// every partition's offset "rebuilding" (running workers pause that view's
+// partitions) and drops the fingerprints, deletes the view's hot data
+// under all those tags (found with SCAN on every master: the layout keeps
+// no list of all keys, so a rebuild costs a pass over the keyspace; v1
+// cells and index included), and sets the current shards' offsets to
+// Kafka's offsets at now - hot_retention with the fingerprint, so workers
+// replay the hot window (an idle worker notices within a second). Offsets
+// hashes of tags the current shard count does not use keep only the new
+// fingerprint, so a worker still running the old count stops feeding the
+// view instead of starting it afresh. The command then goes on consuming
+// as a worker for the views on that view's schema, unless given --exit. A
+// worker that starts and finds another fingerprint, another shard count,
+// offsets under a tag its count does not use, or the v1 layout's index,
+// does the same by itself; workers still running the older definition
+// then stop feeding the view and say so in their log. Stop old workers
+// before deploying a changed view: one flush in flight at the switch may
+// still add values to the new uniq sketches.
 package speed

@@ -10,9 +10,11 @@ import (
 // lambdalake_speed_skipped_total.
 const (
 	SkipLate      = "late"      // bucket already past hot_retention
-	SkipFuture    = "future"    // event time more than hot_retention ahead of now
+	SkipFuture    = "future"    // not admitted: more than the schema's max_future ahead of now (schemas.Future)
+	SkipExpired   = "expired"   // not admitted: in an hour sealed by the raw lake's retention (schemas.Expired)
 	SkipBoundary  = "boundary"  // bucket before the view's boundary B (batch owns it)
 	SkipMalformed = "malformed" // not decodable with the schema (batch keeps it)
+	SkipRejected  = "rejected"  // accepted, but Redis rejected its flush for a deterministic reason (skipped)
 )
 
 type metrics struct {
@@ -25,6 +27,9 @@ type metrics struct {
 	flushTime   *prometheus.HistogramVec // view
 	redisErrors prometheus.Counter
 	conflicts   *prometheus.CounterVec // view
+	rejected    *prometheus.CounterVec // view
+	overflowed  *prometheus.CounterVec // view
+	uniqErrors  *prometheus.CounterVec // view
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -36,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "lambdalake_speed_accepted_events_total", Help: "Events taken into a view's pending windows (not skipped); Redis gets them at the next flush.",
 		}, []string{"view"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "lambdalake_speed_skipped_total", Help: "Records a view skipped, by reason (late, future, boundary, malformed).",
+			Name: "lambdalake_speed_skipped_total", Help: "Records a view skipped, by reason (malformed, future, expired, late, boundary, rejected).",
 		}, []string{"view", "reason"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "lambdalake_speed_lag", Help: "Records between the last one consumed and the partition's end.",
@@ -57,6 +62,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lambdalake_speed_offset_conflicts_total", Help: "Flushes refused because the stored offset had moved (replay, rebalance or rebuild).",
+		}, []string{"view"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lambdalake_speed_rejected_flushes_total", Help: "Flushes Redis refused for a deterministic reason (not retried: skipped, their records counted as skipped{reason=rejected}).",
+		}, []string{"view"}),
+		overflowed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lambdalake_speed_overflowed_sums_total", Help: "Sum cells that overflowed their type and are stored as overflowed (schemas.IntSum/FloatSum).",
+		}, []string{"view"}),
+		uniqErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lambdalake_speed_uniq_errors_total", Help: "PFADDs Redis refused (a uniq key of another type); the rest of their flush is applied.",
 		}, []string{"view"}),
 	}
 	var err error
@@ -85,6 +99,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.conflicts, err = prom.Register(reg, m.conflicts); err != nil {
+		return nil, err
+	}
+	if m.rejected, err = prom.Register(reg, m.rejected); err != nil {
+		return nil, err
+	}
+	if m.overflowed, err = prom.Register(reg, m.overflowed); err != nil {
+		return nil, err
+	}
+	if m.uniqErrors, err = prom.Register(reg, m.uniqErrors); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -380,34 +380,17 @@ func resolveFilters(v *schemas.View, q Query) (*filters, error) {
 
 // Whole reports whether the speed layer has been keeping the view in
 // Redis, so that a bucket in [B, now) without cells is a bucket without
-// events, not lost data: the view's offsets hash exists, holds the view's
-// current fingerprint, and no rebuild is under way. False when Redis lost
-// its data, no worker ever ran, a worker with another definition wrote it,
-// or `speed rebuild` is replaying it.
+// events, not lost data: every shard's offsets hash exists with at least
+// one partition's offset, holds the view's current fingerprint (with its
+// shard count), and no rebuild is under way. False when Redis lost (any
+// shard's) data, no worker ever ran, a worker with another definition or
+// shard count wrote it, or `speed rebuild` is replaying it.
 func (r *Reader) Whole(ctx context.Context, v *schemas.View) (bool, error) {
-	m, err := r.rdb.HGetAll(ctx, OffsetsKey(v.Name)).Result()
+	hashes, err := readOffsets(ctx, r.rdb, Shards(v))
 	if err != nil {
 		return false, fmt.Errorf("speed: read offsets view=%s: %w", v.Name, err)
 	}
-	return offsetsWhole(v, m), nil
-}
-
-// offsetsWhole is Whole's rule over the offsets hash.
-func offsetsWhole(v *schemas.View, m map[string]string) bool {
-	n := 0
-	for k, val := range m {
-		if k == fingerprintField {
-			if val != v.Fingerprint() {
-				return false
-			}
-			continue
-		}
-		if val == rebuilding {
-			return false
-		}
-		n++
-	}
-	return n > 0
+	return shardsWhole(v, hashes), nil
 }
 
 // HotRange returns the first bucket Redis holds for the view and the end of

@@ -17,6 +17,7 @@ import (
 
 	"github.com/lambdalake/lambdalake/internal/boundary"
 	"github.com/lambdalake/lambdalake/internal/gen"
+	"github.com/lambdalake/lambdalake/internal/hll"
 	"github.com/lambdalake/lambdalake/internal/stream"
 	"github.com/lambdalake/lambdalake/internal/testenv"
 	"github.com/lambdalake/lambdalake/schemas"
@@ -78,14 +79,17 @@ func endOffsets(t *testing.T, brokers []string, topic string) map[int]int64 {
 	return out
 }
 
-// storedOffsets reads a view's applied offsets per partition.
+// storedOffsets reads a view's applied offsets per partition (every shard).
 func storedOffsets(t *testing.T, rdb redis.UniversalClient, v *schemas.View, parts int) map[int]int64 {
 	t.Helper()
+	all, err := StoredOffsets(context.Background(), rdb, v)
+	if err != nil {
+		t.Fatal(err)
+	}
 	out := map[int]int64{}
-	for p := range parts {
-		s, err := rdb.HGet(context.Background(), OffsetsKey(v.Name), offsetField(v.Schema.Topic, p)).Result()
-		if err == nil {
-			out[p], _ = strconv.ParseInt(s, 10, 64)
+	for p, o := range all {
+		if p < parts {
+			out[p] = o
 		}
 	}
 	return out
@@ -154,21 +158,38 @@ func startWorker(t *testing.T, cfg Config) (*Worker, func()) {
 	return w, stop
 }
 
+// queryAll reads a view's cells of [from, to) at the stored grain, every
+// dimension kept, as a Result. It reads the layout with ReadCells, not
+// through the Reader: these tests check what the writer stored.
 func queryAll(t *testing.T, rdb redis.UniversalClient, v *schemas.View, from, to time.Time) *Result {
 	t.Helper()
-	res, err := NewReader(ReaderConfig{Redis: rdb}).Query(context.Background(), Query{View: v, From: from, To: to, GroupBy: v.Dimensions})
+	cells, err := ReadCells(context.Background(), rdb, v, from, to)
 	if err != nil {
 		t.Fatal(err)
+	}
+	res := &Result{}
+	for _, c := range cells {
+		bt := time.UnixMicro(c.Bucket).UTC()
+		if n := len(res.Buckets); n == 0 || !res.Buckets[n-1].Equal(bt) {
+			res.Buckets = append(res.Buckets, bt)
+		}
+		res.Rows = append(res.Rows, Row{T: bt, Dims: c.Dims, Values: c.Values})
 	}
 	return res
 }
 
 // Exact figures per (bucket, dimensions) for two views on one topic, with
 // out-of-order events, duplicates, malformed records, events older than the
-// hot retention and a boundary; every key has its TTL.
+// hot retention and a boundary; every key has its TTL. On the single Redis
+// and on the cluster.
 func TestWorkerExactFigures(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
-	rdb := redisClient(t)
+	for _, rs := range testenv.RedisSetups(t) {
+		t.Run(rs.Name, func(t *testing.T) { workerExactFigures(t, brokers, rs.Client(t)) })
+	}
+}
+
+func workerExactFigures(t *testing.T, brokers []string, rdb redis.UniversalClient) {
 	topic := testenv.Topic(t, brokers, 4)
 	s := testSchema(t, topic)
 	fine := testView(viewName("exact_fine"), s, time.Minute, []string{"tenant", "country"})
@@ -242,18 +263,22 @@ func TestWorkerExactFigures(t *testing.T) {
 }
 
 // checkTTLs: every key of the view expires (the boundary, batch's state,
-// excepted), cells exactly at bucket end + hot_retention.
+// excepted), bucket hashes and HyperLogLogs exactly at bucket end +
+// hot_retention, version hashes at hour end + hot_retention.
 func checkTTLs(t *testing.T, rdb redis.UniversalClient, v *schemas.View) {
 	t.Helper()
 	ctx := context.Background()
-	keys, err := scanKeys(ctx, rdb, "ll:{"+v.Name+"}:*")
-	if err != nil {
-		t.Fatal(err)
+	var keys []string
+	for _, sh := range Shards(v) {
+		ks, err := scanKeys(ctx, rdb, "ll:"+sh.Tag()+":*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, ks...)
 	}
 	if len(keys) < 3 {
 		t.Fatalf("view %s: only %d keys", v.Name, len(keys))
 	}
-	prefix := viewPrefix(v.Name)
 	for _, k := range keys {
 		if k == boundary.Key(v.Name) {
 			continue
@@ -266,31 +291,43 @@ func checkTTLs(t *testing.T, rdb redis.UniversalClient, v *schemas.View) {
 			t.Errorf("key %s has no TTL", k)
 			continue
 		}
-		rest := strings.TrimPrefix(k, prefix)
-		if strings.HasPrefix(rest, "b:") || strings.HasPrefix(rest, "u:") {
-			bucket, _, err := splitMember(rest[2:])
+		rest := k[strings.Index(k, "}:")+2:]
+		var want int64
+		switch {
+		case strings.HasPrefix(rest, "m:") || strings.HasPrefix(rest, "u:"):
+			b, _, _ := strings.Cut(rest[2:], ":")
+			bucket, err := strconv.ParseInt(b, 10, 64)
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("key %s: %v", k, err)
 			}
-			want := time.UnixMicro(bucket).Add(v.Granularity + v.HotRetention).UnixMilli()
-			if got := time.Duration(exp).Milliseconds(); got != want {
-				t.Errorf("key %s expires at %d ms, want bucket end + hot_retention = %d", k, got, want)
+			want = time.UnixMicro(bucket).Add(v.Granularity + v.HotRetention).UnixMilli()
+		case strings.HasPrefix(rest, "v:"):
+			hour, err := strconv.ParseInt(rest[2:], 10, 64)
+			if err != nil {
+				t.Fatalf("key %s: %v", k, err)
 			}
+			want = time.UnixMicro(hour).Add(time.Hour + v.HotRetention).UnixMilli()
+		case rest == "offsets":
+			continue
+		default:
+			t.Errorf("key %s is not in the layout", k)
+			continue
+		}
+		if got := time.Duration(exp).Milliseconds(); got != want {
+			t.Errorf("key %s expires at %d ms, want %d", k, got, want)
 		}
 	}
 }
 
+// scanKeys lists the keys matching pattern on every master.
 func scanKeys(ctx context.Context, rdb redis.UniversalClient, pattern string) ([]string, error) {
 	var keys []string
-	iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	return keys, iter.Err()
+	err := scanAll(ctx, rdb, pattern, func(_ context.Context, ks []string) { keys = append(keys, ks...) })
+	return keys, err
 }
 
 // uniq over 100k distinct values stays within 2% per bucket and for the
-// union over all buckets (multi-key PFCOUNT).
+// union over all buckets (the stored sketches merged, as PFCOUNT would).
 func TestUniqWithinTwoPercent(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
 	rdb := redisClient(t)
@@ -320,14 +357,18 @@ func TestUniqWithinTwoPercent(t *testing.T) {
 	if len(all) < 100000 {
 		t.Fatalf("only %d distinct values generated", len(all))
 	}
-	res, err := NewReader(ReaderConfig{Redis: rdb}).Query(context.Background(), Query{View: v, From: hour, To: hour.Add(time.Hour), Step: time.Hour})
+	// The union over every bucket: the cells' sketches merged.
+	cells, err := ReadCells(context.Background(), rdb, v, hour, hour.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Rows) != 1 {
-		t.Fatalf("hourly step: %d rows, want 1", len(res.Rows))
+	var union hll.Sketch
+	for _, c := range cells {
+		if err := union.MergeBytes(c.HLL[4]); err != nil { // buyers
+			t.Fatal(err)
+		}
 	}
-	got := res.Rows[0].Values[4].Int // buyers
+	got := int64(union.Estimate())
 	if len(ref) < 2 {
 		t.Errorf("events fall in %d bucket(s); want the union over several", len(ref))
 	}

@@ -136,16 +136,23 @@ func (w *Worker) Run(ctx context.Context) error {
 			var reset bool
 			err := backoff.Retry(ctx, backoff.Default, func(ctx context.Context) (err error) {
 				reset, err = checkFingerprint(ctx, ResetConfig{Brokers: w.cfg.Brokers, Redis: w.cfg.Redis, View: v, Now: w.cfg.Now()})
+				if errors.Is(err, errShards) {
+					return backoff.Permanent(err) // a configuration error: say it and stop
+				}
 				return err
 			}, func(_ int, err error) {
 				w.m.redisErrors.Inc()
 				w.log.Warn("checking the view's fingerprint failed; retrying", "view", v.Name, "err", err)
 			})
+			if errors.Is(err, errShards) {
+				return err
+			}
 			if err != nil {
 				return nil // ctx ended
 			}
 			if reset {
-				w.log.Info("view definition changed: hot windows reset, replaying from now - hot_retention", "view", v.Name)
+				w.log.Info("view definition, shard count or layout changed: hot windows reset, replaying from now - hot_retention",
+					"view", v.Name, "shards", ShardCount(v))
 			}
 		}
 	}
@@ -234,7 +241,7 @@ type partition struct {
 	counts []viewCounts
 }
 
-type viewCounts struct{ accepted, late, future, boundary, malformed int64 }
+type viewCounts struct{ accepted, late, future, expired, boundary, malformed int64 }
 
 func (w *Worker) startTopic(gen *kafka.Generation, tv *topicViews, assigned []kafka.PartitionAssignment) {
 	tr := &topicRun{w: w, tv: tv, gen: gen, boundary: make([]atomic.Int64, len(tv.views)),
@@ -313,6 +320,7 @@ func (tr *topicRun) consume(ctx context.Context, p *partition) {
 			}
 			now := tr.now.Load()
 			decoded, bad := false, false
+			verdict := schemas.Admitted
 			for i, a := range p.aggs {
 				if m.Offset < p.from[i] {
 					continue // this view applied it before a restart
@@ -320,10 +328,23 @@ func (tr *topicRun) consume(ctx context.Context, p *partition) {
 				if !decoded {
 					bad = dec.Decode(m.Bytes, &row) != nil
 					decoded = true
+					if !bad {
+						// The admission rule both layers share comes
+						// first: what the compactor dead-letters is
+						// never counted here.
+						verdict = tr.tv.schema.Admit(tr.tv.schema.TimeMicros(&row), now)
+					}
 				}
 				c := &p.counts[i]
-				if bad {
+				switch {
+				case bad:
 					c.malformed++
+					continue
+				case verdict == schemas.Future:
+					c.future++
+					continue
+				case verdict == schemas.Expired:
+					c.expired++
 					continue
 				}
 				v := tr.tv.views[i]
@@ -331,8 +352,6 @@ func (tr *topicRun) consume(ctx context.Context, p *partition) {
 				switch {
 				case b+v.Granularity.Microseconds()+v.HotRetention.Microseconds() <= now:
 					c.late++ // its keys would expire at once
-				case b > now+v.HotRetention.Microseconds():
-					c.future++
 				case b < tr.boundary[i].Load():
 					c.boundary++
 				default:
@@ -488,6 +507,7 @@ func (tr *topicRun) take() []taken {
 			counts[i].accepted += c.accepted
 			counts[i].late += c.late
 			counts[i].future += c.future
+			counts[i].expired += c.expired
 			counts[i].boundary += c.boundary
 			counts[i].malformed += c.malformed
 		}
@@ -502,7 +522,7 @@ func (tr *topicRun) take() []taken {
 		for _, r := range []struct {
 			reason string
 			n      int64
-		}{{SkipLate, c.late}, {SkipFuture, c.future}, {SkipBoundary, c.boundary}, {SkipMalformed, c.malformed}} {
+		}{{SkipLate, c.late}, {SkipFuture, c.future}, {SkipExpired, c.expired}, {SkipBoundary, c.boundary}, {SkipMalformed, c.malformed}} {
 			m.skipped.WithLabelValues(v.Name, r.reason).Add(float64(r.n))
 		}
 	}
@@ -523,38 +543,96 @@ func (tr *topicRun) giveBack(batch []taken) {
 	}
 }
 
-// applyView applies view i's part of a flush, retrying Redis errors, and
-// records the partitions' new stored offsets. A conflict (the stored
-// offsets moved) makes every partition reload and is returned at once.
+// applyView applies view i's part of a flush, one atomic step per shard
+// (each shard's partitions, with their offsets), and records the
+// partitions' new stored offsets. A conflict (the stored offsets moved)
+// makes every partition reload and is returned at once.
 func (tr *topicRun) applyView(ctx context.Context, i int, batch []taken) error {
+	v := tr.tv.plans[i].view
+	byShard := map[int]*shardFlush{}
+	var order []*shardFlush
+	for _, t := range batch {
+		if t.to <= t.from[i] {
+			continue
+		}
+		sh := PartitionShard(v, t.p.id)
+		sf := byShard[sh.Index]
+		if sf == nil {
+			sf = &shardFlush{sh: sh}
+			byShard[sh.Index] = sf
+			order = append(order, sf)
+		}
+		sf.taken = append(sf.taken, t)
+		sf.aggs = append(sf.aggs, t.aggs[i])
+		sf.spans = append(sf.spans, span{field: offsetField(tr.tv.topic, t.p.id), from: t.from[i], to: t.to})
+	}
+	if len(order) == 1 {
+		return tr.applyShard(ctx, i, order[0])
+	}
+	// Shards are independent atomic steps, on different Cluster nodes as
+	// often as not: applied side by side, a flush takes as long as its
+	// slowest shard, not their sum.
+	errs := make([]error, len(order))
+	var wg sync.WaitGroup
+	for k, sf := range order {
+		wg.Go(func() { errs[k] = tr.applyShard(ctx, i, sf) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// shardFlush is the part of a view's flush that goes to one shard.
+type shardFlush struct {
+	sh    Shard
+	taken []taken
+	aggs  []*aggregator
+	spans []span
+}
+
+// applyShard applies one shard's part of view i's flush, retrying Redis
+// errors until ctx ends. A flush Redis rejects for a deterministic reason
+// (errRejected) is skipped: its offsets are moved past it with nothing
+// written, so its records are counted zero times in the hot windows, never
+// twice, and the partitions go on.
+func (tr *topicRun) applyShard(ctx context.Context, i int, sf *shardFlush) error {
 	w, pl := tr.w, tr.tv.plans[i]
 	v := pl.view.Name
-	var aggs []*aggregator
-	var spans []span
 	size := 0
-	for _, t := range batch {
-		if t.to > t.from[i] {
-			aggs = append(aggs, t.aggs[i])
-			spans = append(spans, span{field: offsetField(tr.tv.topic, t.p.id), from: t.from[i], to: t.to})
-			size += t.aggs[i].size()
-		}
-	}
-	if len(spans) == 0 {
-		return nil
+	var events int64
+	for _, a := range sf.aggs {
+		size += a.size()
+		events += a.added
 	}
 	start := time.Now()
-	err := backoff.Retry(ctx, backoff.Default, func(ctx context.Context) error {
-		err := apply(ctx, w.cfg.Redis, pl, aggs, spans, w.cfg.Now())
-		if _, ok := errors.AsType[*errConflict](err); ok {
-			return backoff.Permanent(err)
-		}
-		if err != nil {
-			w.m.redisErrors.Inc()
-		}
-		return err
-	}, func(attempt int, err error) {
-		tr.log.Warn("flush failed; retrying", "view", v, "attempt", attempt, "err", err)
-	})
+	var res applied
+	try := func(aggs []*aggregator, rejectedIsFinal bool) error {
+		return backoff.Retry(ctx, backoff.Default, func(ctx context.Context) error {
+			var err error
+			res, err = apply(ctx, w.cfg.Redis, pl, sf.sh, aggs, sf.spans, w.cfg.Now())
+			if _, ok := errors.AsType[*errConflict](err); ok {
+				return backoff.Permanent(err)
+			}
+			if _, ok := errors.AsType[*errRejected](err); ok && rejectedIsFinal {
+				return backoff.Permanent(err)
+			}
+			if err != nil {
+				w.m.redisErrors.Inc()
+			}
+			return err
+		}, func(attempt int, err error) {
+			tr.log.Warn("flush failed; retrying", "view", v, "shard", sf.sh.Tag(), "attempt", attempt, "err", err)
+		})
+	}
+	err := try(sf.aggs, true)
+	if rej, ok := errors.AsType[*errRejected](err); ok {
+		w.m.rejected.WithLabelValues(v).Inc()
+		w.m.skipped.WithLabelValues(v, SkipRejected).Add(float64(events))
+		tr.log.Error("Redis rejected a flush for a reason retrying cannot change: skipping it (its records are not counted in the hot windows; the batch layer has them)",
+			"view", v, "shard", sf.sh.Tag(), "events", events, "err", rej.err)
+		// Only the offsets move now. If even that is refused, the
+		// shard's offsets hash itself is unusable: retried, not skipped.
+		err = try(nil, false)
+	}
 	if _, ok := errors.AsType[*errConflict](err); ok {
 		w.m.conflicts.WithLabelValues(v).Inc()
 		tr.reloadAll()
@@ -565,14 +643,21 @@ func (tr *topicRun) applyView(ctx context.Context, i int, batch []taken) error {
 		// the next owner of these partitions replays the range.
 		return err
 	}
+	if res.overflowed > 0 {
+		w.m.overflowed.WithLabelValues(v).Add(float64(res.overflowed))
+		tr.log.Warn("sums overflowed: stored as overflowed (answered as null, listed under overflow)", "view", v, "shard", sf.sh.Tag(), "sums", res.overflowed)
+	}
+	if len(res.uniqErrs) > 0 {
+		w.m.uniqErrors.WithLabelValues(v).Add(float64(len(res.uniqErrs)))
+		tr.log.Error("Redis refused uniq values (a uniq key of another type); the flush's other figures are applied",
+			"view", v, "shard", sf.sh.Tag(), "refused", len(res.uniqErrs), "err", res.uniqErrs[0])
+	}
 	w.m.flushCells.WithLabelValues(v).Observe(float64(size))
 	w.m.flushTime.WithLabelValues(v).Observe(time.Since(start).Seconds())
-	for _, t := range batch {
-		if t.to > t.from[i] {
-			t.p.mu.Lock()
-			t.p.applied[i] = t.to
-			t.p.mu.Unlock()
-		}
+	for _, t := range sf.taken {
+		t.p.mu.Lock()
+		t.p.applied[i] = t.to
+		t.p.mu.Unlock()
 	}
 	return nil
 }
@@ -604,7 +689,7 @@ func (tr *topicRun) checkOffsets(ctx context.Context) {
 		p.mu.Unlock()
 		field := offsetField(tr.tv.topic, p.id)
 		for i, v := range tr.tv.views {
-			s, err := tr.w.cfg.Redis.HGet(ctx, OffsetsKey(v.Name), field).Result()
+			s, err := tr.w.cfg.Redis.HGet(ctx, PartitionShard(v, p.id).OffsetsKey(), field).Result()
 			if err != nil && !errors.Is(err, redis.Nil) {
 				tr.log.Warn("checking stored offsets failed", "err", err)
 				return

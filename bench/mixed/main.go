@@ -155,10 +155,9 @@ func main() {
 				log.Printf("lag: %v", err)
 				continue
 			}
-			applied, _ := rdb.HGetAll(ctx, speed.OffsetsKey(v.Name)).Result()
+			applied, _ := speed.StoredOffsets(ctx, rdb, v)
 			for p, e := range end {
-				n, _ := strconv.ParseInt(applied[v.Schema.Topic+":"+strconv.Itoa(p)], 10, 64)
-				speedLag += float64(e - n)
+				speedLag += float64(e - applied[p])
 			}
 		}
 		if m, err := querymix.Scrape(ctx, "http://"+addrs[2]+"/metrics"); err == nil {

@@ -29,8 +29,7 @@ type cellKey struct {
 // ourWindows reads the view's cells in [from, to) through speed.Reader, the
 // serving layer's read path, grouped by both dimensions at the view's step.
 func ourWindows(ctx context.Context, rdb redis.UniversalClient, v *schemas.View, from, to time.Time) (map[cellKey]cell, error) {
-	res, err := speed.NewReader(speed.ReaderConfig{Redis: rdb}).Query(ctx, speed.Query{View: v, From: from, To: to,
-		GroupBy: v.Dimensions, Step: v.Granularity})
+	cells, err := speed.ReadCells(ctx, rdb, v, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("read our cells: %w", err)
 	}
@@ -38,9 +37,9 @@ func ourWindows(ctx context.Context, rdb redis.UniversalClient, v *schemas.View,
 	for i, m := range v.Metrics {
 		idx[m.Name] = i
 	}
-	out := make(map[cellKey]cell, len(res.Rows))
-	for _, r := range res.Rows {
-		k := cellKey{r.T.UnixMilli(), r.Dims[0].Str, r.Dims[1].Str}
+	out := make(map[cellKey]cell, len(cells))
+	for _, r := range cells {
+		k := cellKey{r.Bucket / 1000, r.Dims[0].Str, r.Dims[1].Str}
 		out[k] = cell{Orders: r.Values[idx["orders"]].Int, Revenue: r.Values[idx["revenue"]].Float,
 			Smallest: r.Values[idx["smallest"]].Float, Biggest: r.Values[idx["biggest"]].Float, Buyers: r.Values[idx["buyers"]].Int}
 	}

@@ -207,6 +207,11 @@ func main() {
 		log.Fatalf("ours counted %d events, want %d (valid %d + duplicates %d)", oursCount, want, counts.Valid, counts.Duplicate)
 	}
 	log.Printf("ours: %d windows, %d events counted = valid + duplicates", len(ours), oursCount)
+	if keys, bytes, err := stack.RedisViewMemory(ctx, rdb, view.Name); err != nil {
+		log.Printf("redis memory: %v", err)
+	} else {
+		log.Printf("redis memory of the view: %d keys, %d bytes (MEMORY USAGE, SAMPLES 0), %.1f bytes per event", keys, bytes, float64(bytes)/float64(total))
+	}
 
 	// The peer, on the same topic, while ours idles.
 	peerEPS, peerEqual := math.NaN(), false
@@ -337,23 +342,41 @@ func (s recordingSink) Send(ctx context.Context, batch []gen.Event) error {
 	return s.KafkaSink.Send(ctx, batch)
 }
 
-// counted sums the view's count metric over cells from bucket lo on.
+// counted sums the view's count metric over cells from bucket lo on: the
+// version hashes of the hours from lo's on list the buckets, one HGETALL
+// each (every shard).
 func counted(ctx context.Context, rdb redis.UniversalClient, v *schemas.View, lo int64) (int64, error) {
-	members, err := rdb.ZRangeByScore(ctx, speed.IndexKey(v.Name), &redis.ZRangeBy{Min: strconv.FormatInt(lo, 10), Max: "+inf"}).Result()
-	if err != nil {
-		return 0, err
-	}
-	cmds := make([]*redis.StringCmd, len(members))
-	rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, m := range members {
-			cmds[i] = p.HGet(ctx, speed.BucketKey(v.Name, m), "orders")
-		}
-		return nil
-	})
 	var n int64
-	for _, c := range cmds {
-		x, _ := strconv.ParseInt(c.Val(), 10, 64)
-		n += x
+	for _, sh := range speed.Shards(v) {
+		var buckets []int64
+		for h := speed.HourOf(lo); h <= time.Now().Add(time.Hour).UnixMicro(); h += time.Hour.Microseconds() {
+			vs, err := rdb.HGetAll(ctx, sh.VersionKey(h)).Result()
+			if err != nil {
+				return 0, err
+			}
+			for f := range vs {
+				if b, _ := strconv.ParseInt(f, 10, 64); b >= lo {
+					buckets = append(buckets, b)
+				}
+			}
+		}
+		cmds := make([]*redis.MapStringStringCmd, len(buckets))
+		if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, b := range buckets {
+				cmds[i] = p.HGetAll(ctx, sh.BucketKey(b))
+			}
+			return nil
+		}); err != nil {
+			return 0, err
+		}
+		for _, c := range cmds {
+			for f, val := range c.Val() {
+				if _, metric, neg, ok := speed.SplitField(f); ok && metric == "orders" && !neg {
+					x, _ := strconv.ParseInt(val, 10, 64)
+					n += x
+				}
+			}
+		}
 	}
 	return n, nil
 }

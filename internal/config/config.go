@@ -202,6 +202,9 @@ type ViewSpec struct {
 	HotRetention Duration              `yaml:"hot_retention"`
 	Lateness     Duration              `yaml:"lateness"`
 	Retention    Duration              `yaml:"retention"` // batch view hours; 0 = keep
+	// Shards: how many Redis hash tags the speed layer spreads the view's
+	// hot data over (partition % shards); default 1, at most 64.
+	Shards int `yaml:"shards"`
 }
 
 type MetricSpec struct {
@@ -533,13 +536,32 @@ func validateView(d *decoder, c *Config, name string, at func(string, string, ..
 	dimsOK := viewDimensions(p, s, spec.Dimensions, names, at)
 	metrics, metricsOK := viewMetrics(d, p, s, &spec, names, at)
 	timesOK := viewTimes(d, p, &spec, at)
-	if !gOK || !dimsOK || !metricsOK || !timesOK {
+	shardsOK := viewShards(d, p, &spec, at)
+	if !gOK || !dimsOK || !metricsOK || !timesOK || !shardsOK {
 		return nil
 	}
 	return &schemas.View{
 		Name: name, Schema: s, Granularity: g, Dimensions: spec.Dimensions, Metrics: metrics,
 		HotRetention: spec.HotRetention.D(), Lateness: spec.Lateness.D(), Retention: spec.Retention.D(),
+		Shards: spec.Shards,
 	}
+}
+
+// maxShards bounds views.NAME.shards (speed.MaxShards; config does not
+// import the speed layer).
+const maxShards = 64
+
+// viewShards defaults the shard count to 1 and checks it is 1..64 (given
+// as 0 it is an error, not the default: a shard count is a layout choice).
+func viewShards(d *decoder, p string, spec *ViewSpec, at func(string, string, ...any)) bool {
+	if spec.Shards == 0 && d.lines[p+".shards"] == 0 {
+		spec.Shards = 1
+	}
+	if spec.Shards < 1 || spec.Shards > maxShards {
+		at(p+".shards", "must be between 1 and %d, got %d", maxShards, spec.Shards)
+		return false
+	}
+	return true
 }
 
 // viewGranularity defaults the granularity to 1m and checks it is whole

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +79,9 @@ func TestDefaultsForViews(t *testing.T) {
 	if v.HotRetention != 48*time.Hour || v.Lateness != 5*time.Minute {
 		t.Errorf("defaults: hot_retention=%v lateness=%v", v.HotRetention, v.Lateness)
 	}
+	if v.Shards != 1 {
+		t.Errorf("default shards = %d, want 1", v.Shards)
+	}
 	if got := cfg.Schema("orders").MaxFuture; got != schemas.DefaultMaxFuture {
 		t.Errorf("default max_future = %v, want %v", got, schemas.DefaultMaxFuture)
 	}
@@ -121,6 +125,10 @@ func TestBrokenConfigsNameTheKey(t *testing.T) {
 		{"count with field", strings.Replace(base, "{agg: count}", "{agg: count, field: amount}", 1), nil, "views.revenue.metrics.orders.field", 19, "count takes no field"},
 		{"metric clashes with dimension", strings.Replace(base, "buyers:", "tenant:", 1), nil, "views.revenue.metrics.tenant", 21, "clashes"},
 		{"hot retention too short", base + "    hot_retention: 30m\n", nil, "views.revenue.hot_retention", 22, "too short"},
+		{"shards zero", base + "    shards: 0\n", nil, "views.revenue.shards", 22, "between 1 and 64"},
+		{"shards negative", base + "    shards: -2\n", nil, "views.revenue.shards", 22, "between 1 and 64"},
+		{"shards too many", base + "    shards: 65\n", nil, "views.revenue.shards", 22, "between 1 and 64"},
+		{"shards not a number", base + "    shards: three\n", nil, "views.revenue.shards", 22, "want a int"},
 		{"unknown metric key", strings.Replace(base, "{agg: count}", "{agg: count, filed: x}", 1), nil, "views.revenue.metrics.orders.filed", 19, "unknown key"},
 		{"bad scope", "http:\n  tokens:\n    - {name: a, token: 0123456789abcdef0, scopes: [read:all]}\n" + base, nil, "http.tokens[0].scopes[0]", 3, "unknown scope"},
 		{"duplicate token", "http:\n  tokens:\n    - {name: a, token: 0123456789abcdef0, scopes: [read:views]}\n    - {name: b, token: 0123456789abcdef0, scopes: [admin]}\n" + base, nil, "http.tokens[1].token", 4, "same token as http.tokens[0] (a)"},
@@ -309,5 +317,19 @@ func TestJWTPublicKey(t *testing.T) {
 				t.Errorf("err %v, want one containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// views.NAME.shards is read as given (the speed layer spreads the view's
+// hot data over that many hash tags).
+func TestViewShards(t *testing.T) {
+	for _, n := range []int{1, 3, 64} {
+		cfg, err := Parse([]byte(minimal(t)+"    shards: "+strconv.Itoa(n)+"\n"), noEnv)
+		if err != nil {
+			t.Fatalf("shards: %d: %v", n, err)
+		}
+		if got := cfg.View("revenue").Shards; got != n {
+			t.Errorf("shards: %d read as %d", n, got)
+		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -362,14 +361,14 @@ func readProgress(t *testing.T, store lake.Store, rdb *redis.Client, group strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	offs, err := rdb.HGetAll(ctx, speed.OffsetsKey(v.Name)).Result()
+	offs, err := speed.StoredOffsets(ctx, rdb, v)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pr := progress{compact: map[int]int64{}, speed: map[int]int64{}}
 	for p := range 4 {
 		pr.compact[p] = cps[int32(p)].NextOffset
-		pr.speed[p], _ = strconv.ParseInt(offs[fmt.Sprintf("%s:%d", s.Topic, p)], 10, 64)
+		pr.speed[p] = offs[p]
 	}
 	return pr
 }

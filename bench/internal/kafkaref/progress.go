@@ -3,7 +3,6 @@ package kafkaref
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -52,13 +51,13 @@ func WaitCaughtUp(ctx context.Context, end []int64, timeout time.Duration, store
 // topic from Redis (DESIGN §2: they are stored with the view's cells).
 func SpeedApplied(rdb redis.UniversalClient, v *schemas.View, partitions int) Stored {
 	return func(ctx context.Context) ([]int64, error) {
-		m, err := rdb.HGetAll(ctx, speed.OffsetsKey(v.Name)).Result()
+		m, err := speed.StoredOffsets(ctx, rdb, v)
 		if err != nil {
 			return nil, fmt.Errorf("kafkaref: speed offsets of %s: %w", v.Name, err)
 		}
 		out := make([]int64, partitions)
 		for p := range out {
-			out[p], _ = strconv.ParseInt(m[v.Schema.Topic+":"+strconv.Itoa(p)], 10, 64)
+			out[p] = m[p]
 		}
 		return out, nil
 	}

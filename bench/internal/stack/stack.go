@@ -6,6 +6,7 @@ package stack
 
 import (
 	"context"
+	"fmt"
 	"log"
 	"os"
 	"strconv"
@@ -65,7 +66,35 @@ func DeleteTopics(brokers []string, topics ...string) {
 // DeleteRedisView deletes every key of a view (its hash tag, DESIGN §3),
 // in pages, never the whole database.
 func DeleteRedisView(ctx context.Context, rdb redis.UniversalClient, view string) {
-	DeleteRedisKeys(ctx, rdb, "ll:{"+view+"}*")
+	for _, pattern := range redisViewPatterns(view) {
+		DeleteRedisKeys(ctx, rdb, pattern)
+	}
+}
+
+// RedisViewMemory sums MEMORY USAGE (exact: SAMPLES 0) over every key of a
+// view, whatever its shard tags ({view} or {view:N}), boundary included.
+func RedisViewMemory(ctx context.Context, rdb redis.UniversalClient, view string) (keys int, bytes int64, err error) {
+	for _, pattern := range redisViewPatterns(view) {
+		iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
+		for iter.Next(ctx) {
+			n, err := rdb.MemoryUsage(ctx, iter.Val(), 0).Result()
+			if err != nil {
+				return keys, bytes, fmt.Errorf("memory usage of %s: %w", iter.Val(), err)
+			}
+			keys++
+			bytes += n
+		}
+		if err := iter.Err(); err != nil {
+			return keys, bytes, fmt.Errorf("scan %s: %w", pattern, err)
+		}
+	}
+	return keys, bytes, nil
+}
+
+// redisViewPatterns match the keys of a view with one shard ({view}) and
+// with several ({view:N}), and no other view's.
+func redisViewPatterns(view string) []string {
+	return []string{"ll:{" + view + "}*", "ll:{" + view + ":*"}
 }
 
 // DeleteRedisKeys deletes the keys matching pattern, which must name
