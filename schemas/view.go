@@ -59,6 +59,9 @@ type View struct {
 	HotRetention time.Duration
 	Lateness     time.Duration
 	Retention    time.Duration // how long batch view hours are kept; 0 = forever
+	// Shards spreads the speed layer's hot keys over this many Redis hash
+	// tags (Kafka partition p goes to shard p % Shards); 0 or 1: one.
+	Shards int
 }
 
 // Bucket returns the start of the bucket holding micros (Unix
