@@ -248,6 +248,7 @@ type answerJSON struct {
 	Sources     map[string]any   `json:"sources"`
 	Gaps        [][2]string      `json:"gaps"`
 	Approximate []string         `json:"approximate"`
+	Overflow    []string         `json:"overflow"`
 	Rows        []map[string]any `json:"rows"`
 }
 
@@ -285,6 +286,9 @@ func TestQueryAnswerShapeAndFormats(t *testing.T) {
 	if strings.Join(a.Approximate, ",") != "buyers" {
 		t.Errorf("approximate = %v, want buyers (the speed row's uniq is an HLL)", a.Approximate)
 	}
+	if a.Overflow == nil || len(a.Overflow) != 0 {
+		t.Errorf("overflow = %#v, want [] (no sum overflowed)", a.Overflow)
+	}
 	want := []map[string]any{
 		{"t": "2026-11-27T08:58:00Z", "orders": 3.0, "revenue": 30.0, "buyers": 100.0},
 		{"t": "2026-11-27T08:59:00Z", "orders": 1.0, "revenue": 2.5, "buyers": 1.0},
@@ -300,7 +304,8 @@ func TestQueryAnswerShapeAndFormats(t *testing.T) {
 
 	code, body, hdr := f.do(t, "GET", "/v1/views/revenue/query?from=2026-11-27T08:58:00Z&to=2026-11-27T09:00:00Z&metrics=orders,smallest&group_by=tenant&format=csv", readTok, nil)
 	wantCSV := "t,tenant,orders,smallest\n2026-11-27T08:58:00Z,a,3,1\n2026-11-27T08:59:00Z,b,1,2.5\n"
-	if code != 200 || string(body) != wantCSV || hdr.Get("Lambdalake-Boundary") != "2026-11-27T09:00:00Z" || hdr.Get("Content-Type") != "text/csv; charset=utf-8" {
+	if code != 200 || string(body) != wantCSV || hdr.Get("Lambdalake-Boundary") != "2026-11-27T09:00:00Z" || hdr.Get("Content-Type") != "text/csv; charset=utf-8" ||
+		hdr.Get("Lambdalake-Overflow") != "[]" {
 		t.Errorf("csv %d %v:\n%s", code, hdr, body)
 	}
 	code, body, _ = f.do(t, "GET", "/v1/views/revenue/query?from=2026-11-27T08:58:00Z&to=2026-11-27T09:00:00Z&metrics=orders&format=ndjson", readTok, nil)

@@ -34,9 +34,12 @@ type mergeInput struct {
 
 // macc accumulates one metric of one output group.
 type macc struct {
-	i   int64
+	i   int64 // count; int64 min/max
 	f   float64
 	has bool
+	// sums, under the overflow rule (schemas/sum.go)
+	is schemas.IntSum
+	fs schemas.FloatSum
 	// uniq: a group made of exactly one view row keeps that row's exact
 	// figure; a second contributor switches to a sketch union.
 	n      int
@@ -110,15 +113,26 @@ func (m *merger) group(t int64, n int, dim func(int) schemas.Value) *mgroup {
 
 func (m *merger) stepOf(t int64) int64 { return schemas.Floor(t, m.stepUs) }
 
-// foldValue folds a count/sum/min/max value into a.
-func foldValue(a *macc, agg schemas.Agg, float bool, x schemas.Value) {
+// foldValue folds a count/sum/min/max value of one cell into a; ovf: the
+// cell's sum overflowed (its value is null). A sum adds the cell's value
+// with schemas.IntSum/FloatSum.Add, the rule for rollups across cells.
+func foldValue(a *macc, agg schemas.Agg, float bool, x schemas.Value, ovf bool) {
+	if agg == schemas.Sum && ovf {
+		a.is.Overflow, a.fs.Overflow, a.has = true, true, true
+		return
+	}
 	if x.Null {
 		return
 	}
 	switch agg {
-	case schemas.Count, schemas.Sum:
+	case schemas.Count:
 		a.i += x.Int
-		a.f += x.Float
+	case schemas.Sum:
+		if float {
+			a.fs.Add(x.Float)
+		} else {
+			a.is.Add(x.Int)
+		}
 	case schemas.Min, schemas.Max:
 		if !a.has || (float && schemas.Replaces(agg, x.Float, a.f)) || (!float && schemas.Replaces(agg, x.Int, a.i)) {
 			a.i, a.f = x.Int, x.Float
@@ -145,7 +159,7 @@ func (m *merger) addViewRow(r *views.Row) {
 	for mi, mt := range m.v.Metrics {
 		a := &g.acc[mi]
 		if mt.Agg != schemas.Uniq {
-			foldValue(a, mt.Agg, m.float[mi], r.Values[mi])
+			foldValue(a, mt.Agg, m.float[mi], r.Values[mi], r.Overflow != nil && r.Overflow[mi])
 			continue
 		}
 		a.n++
@@ -167,8 +181,22 @@ func (m *merger) addSpeedRow(r *speed.Row, straddleT int64) {
 	g := m.group(t, len(r.Dims), func(k int) schemas.Value { return r.Dims[k] })
 	for mi, mt := range m.v.Metrics {
 		a := &g.acc[mi]
+		if mt.Agg == schemas.Sum && r.Sums != nil {
+			// A rollup of cells: its parts add up as the cells' values
+			// would, one by one.
+			x := r.Sums[mi]
+			if !r.Values[mi].Null || x.Int.Overflow || x.Float.Overflow || (r.Overflow != nil && r.Overflow[mi]) {
+				a.is.Merge(x.Int)
+				a.fs.Merge(x.Float)
+				a.has = true
+				if r.Overflow != nil && r.Overflow[mi] {
+					a.is.Overflow, a.fs.Overflow = true, true
+				}
+			}
+			continue
+		}
 		if mt.Agg != schemas.Uniq {
-			foldValue(a, mt.Agg, m.float[mi], r.Values[mi])
+			foldValue(a, mt.Agg, m.float[mi], r.Values[mi], r.Overflow != nil && r.Overflow[mi])
 			continue
 		}
 		if t == straddleT {
@@ -195,8 +223,9 @@ func (m *merger) addSketch(r *speed.SketchRow) {
 }
 
 // merge rolls everything read up into the answer's rows, sorted by t then
-// group_by values, and says per metric whether any figure is an estimate.
-func merge(v *schemas.View, q *query, in *mergeInput) (rows []outRow, approx []bool) {
+// group_by values, and says per metric whether any figure is an estimate
+// (approx) and whether any sum overflowed (ovf: those figures are null).
+func merge(v *schemas.View, q *query, in *mergeInput) (rows []outRow, approx, ovf []bool) {
 	m := newMerger(v, q)
 	for _, part := range in.viewRows {
 		for i := range part {
@@ -209,7 +238,7 @@ func merge(v *schemas.View, q *query, in *mergeInput) (rows []outRow, approx []b
 	for i := range in.sketches {
 		m.addSketch(&in.sketches[i])
 	}
-	approx = make([]bool, len(v.Metrics))
+	approx, ovf = make([]bool, len(v.Metrics)), make([]bool, len(v.Metrics))
 	rows = make([]outRow, 0, len(m.order))
 	for _, g := range m.order {
 		r := outRow{t: g.t, dims: g.dims, vals: make([]schemas.Value, len(v.Metrics))}
@@ -227,6 +256,17 @@ func merge(v *schemas.View, q *query, in *mergeInput) (rows []outRow, approx []b
 				r.vals[mi] = schemas.Value{Int: a.i}
 			case !a.has:
 				r.vals[mi] = schemas.Value{Null: true}
+			case mt.Agg == schemas.Sum:
+				var ok bool
+				if m.float[mi] {
+					r.vals[mi].Float, ok = a.fs.Value()
+				} else {
+					r.vals[mi].Int, ok = a.is.Value()
+				}
+				if !ok {
+					r.vals[mi] = schemas.Value{Null: true}
+					ovf[mi] = true
+				}
 			case m.float[mi]:
 				r.vals[mi] = schemas.Value{Float: a.f}
 			default:
@@ -236,7 +276,7 @@ func merge(v *schemas.View, q *query, in *mergeInput) (rows []outRow, approx []b
 		rows = append(rows, r)
 	}
 	sortRows(m.types, rows)
-	return rows, approx
+	return rows, approx, ovf
 }
 
 // sortRows orders rows by t, then group_by values (types in group_by order).

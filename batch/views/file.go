@@ -71,6 +71,9 @@ type Row struct {
 	Dims   []schemas.Value // in View.Dimensions order
 	Values []schemas.Value // in View.Metrics order: Int for count, uniq and int64 fields, Float for float64 fields; Null when no value
 	HLL    [][]byte        // in View.Metrics order; the sketch of a uniq metric, nil otherwise
+	// Overflow marks, per metric, a sum that overflowed (schemas.IntSum,
+	// FloatSum; its Value is Null); nil when none did.
+	Overflow []bool
 }
 
 func dimArrowType(t schemas.Type) arrow.DataType {
