@@ -144,7 +144,7 @@ func (r *Reader) Query(ctx context.Context, q Query) (*Result, error) {
 				return nil, fmt.Errorf("speed: query view=%s: %w", q.View.Name, err)
 			}
 			for gi := range u.p.groups {
-				res.Rows = append(res.Rows, c.plan.row(u.t, &u.p.groups[gi], u.p.ests[gi*len(c.plan.uniq):]))
+				res.Rows = append(res.Rows, c.plan.row(u.t, &u.p.groups[gi], u.p.groups[gi].est))
 			}
 		}
 		return res, nil

@@ -102,7 +102,8 @@ func TestReaderReadsOnlyChangedBuckets(t *testing.T) {
 	v := shopView(t, 2)
 	w := newContractWriter(t, wdb, v, base, now)
 	w.flush(w.load("testdata/reader/contract.txt"))
-	r := NewReader(ReaderConfig{Redis: rdb, Now: func() time.Time { return now }})
+	clock := now
+	r := NewReader(ReaderConfig{Redis: rdb, Now: func() time.Time { return clock }})
 	at := func(m int) time.Time { return base.Add(time.Duration(m) * time.Minute) }
 	grain := Query{View: v, From: at(0), To: at(5), GroupBy: []string{"tenant", "country"}}
 	totals := Query{View: v, From: at(0), To: at(5), Step: 5 * time.Minute}
@@ -173,6 +174,42 @@ func TestReaderReadsOnlyChangedBuckets(t *testing.T) {
 	}
 	if tot := query(totals); len(tot) != 1 || !strings.Contains(tot[0], "orders=15 ") {
 		t.Errorf("totals after the second flush: %v, want orders=15", tot)
+	}
+
+	// Rollups grown from the previous ones (new users in a cell, a new
+	// cell) answer what rollups computed afresh do; a bucket that expires
+	// makes them computed afresh.
+	fresh := func(q Query) []string {
+		t.Helper()
+		res, err := NewReader(ReaderConfig{Redis: rdb, Now: func() time.Time { return clock }, CacheBytes: -1}).Query(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, row := range res.Rows {
+			out = append(out, rowString(v, base, row))
+		}
+		return out
+	}
+	hourly := Query{View: v, From: at(0), To: at(60), Step: time.Hour, GroupBy: []string{"country"}}
+	for _, step := range []struct {
+		name  string
+		flush []fixtureLine
+		clock time.Time
+	}{
+		{"new users in a cell", []fixtureLine{{shard: 1, bucket: at(0).UnixMicro(), dims: "a,de", field: "buyers", values: []string{"u40", "u41", "u42"}}}, now},
+		{"a new cell", []fixtureLine{{shard: 0, bucket: at(4).UnixMicro(), dims: "d,fr", field: "buyers", values: []string{"u50"}}}, now},
+		{"minute 0 expired, minute 2 changed", []fixtureLine{{shard: 0, bucket: at(2).UnixMicro(), dims: "a,fr", field: "buyers", values: []string{"u60"}}}, at(1).Add(v.HotRetention)},
+	} {
+		if step.flush != nil {
+			w.flush(step.flush)
+		}
+		clock = step.clock
+		for _, q := range []Query{totals, byTenant, hourly} {
+			if got, want := query(q), fresh(q); !slices.Equal(got, want) {
+				t.Errorf("%s, step %s: the cached reader answers\n%s\nafresh\n%s", step.name, q.Step, strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		}
 	}
 }
 

@@ -20,32 +20,41 @@ import (
 // a query over closed minutes reads nothing from Redis but versions, and
 // only the units holding a changed bucket are computed again.
 
-// sketchRef is a uniq metric's sketch in a rollup: the bytes of one cell's
-// HyperLogLog as Redis stores them (shared, read-only), or registers.
-// Registers a rollup does not own belong to another cached rollup and are
-// copied before they change.
+// sketchRef is a uniq metric's sketch in a rollup: the union of cells'
+// HyperLogLogs as Redis stores them (shared, read-only: a rollup of few
+// small cells costs their references, not 16 KiB of registers) and of
+// registers. Registers a rollup does not own belong to another cached
+// rollup and are copied before they change.
 type sketchRef struct {
-	b   []byte
-	s   *hll.Sketch
-	own bool
+	refs  [][]byte
+	refSz int
+	s     *hll.Sketch
+	own   bool
 }
 
-func (r *sketchRef) empty() bool { return r.b == nil && r.s == nil }
+// Past these, a union's references are folded into registers: they would
+// take more memory than the registers, or cost more to merge at every
+// estimate.
+const (
+	collapseBytes = hll.Registers
+	collapseRefs  = 16
+)
 
-func (r *sketchRef) writable() (*hll.Sketch, error) {
-	if r.s != nil && r.own {
-		return r.s, nil
-	}
-	n := new(hll.Sketch)
+func (r *sketchRef) empty() bool { return r.s == nil && len(r.refs) == 0 }
+
+// collapse folds the references into registers of its own.
+func (r *sketchRef) collapse() error {
+	w := new(hll.Sketch)
 	if r.s != nil {
-		*n = *r.s
-	} else if r.b != nil {
-		if err := n.MergeBytes(r.b); err != nil {
-			return nil, err
+		*w = *r.s
+	}
+	for _, b := range r.refs {
+		if err := w.MergeBytes(b); err != nil {
+			return err
 		}
 	}
-	r.s, r.b, r.own = n, nil, true
-	return n, nil
+	r.s, r.own, r.refs, r.refSz = w, true, nil, 0
+	return nil
 }
 
 // addBytes unions a cell's sketch in.
@@ -53,63 +62,102 @@ func (r *sketchRef) addBytes(b []byte) error {
 	if b == nil {
 		return nil
 	}
-	if r.empty() {
-		r.b = b
-		return nil
+	if r.s != nil && r.own {
+		return r.s.MergeBytes(b)
 	}
-	w, err := r.writable()
-	if err != nil {
-		return err
+	r.refs = append(r.refs, b)
+	r.refSz += len(b)
+	if r.refSz > collapseBytes || len(r.refs) > collapseRefs {
+		return r.collapse()
 	}
-	return w.MergeBytes(b)
+	return nil
 }
 
 // addRef unions another rollup's sketch in.
 func (r *sketchRef) addRef(o *sketchRef) error {
-	if o.s == nil {
-		return r.addBytes(o.b)
+	if o.s != nil {
+		switch {
+		case r.s == nil:
+			r.s, r.own = o.s, false
+		case r.own:
+			r.s.Merge(o.s)
+		default:
+			if err := r.collapse(); err != nil {
+				return err
+			}
+			r.s.Merge(o.s)
+		}
 	}
-	if r.empty() {
-		r.s, r.own = o.s, false
-		return nil
+	for _, b := range o.refs {
+		if err := r.addBytes(b); err != nil {
+			return err
+		}
 	}
-	w, err := r.writable()
-	if err != nil {
-		return err
-	}
-	w.Merge(o.s)
 	return nil
+}
+
+// share is a copy of r that shares its registers (not owned) and
+// references: a base that later additions do not change.
+func (r *sketchRef) share() sketchRef {
+	return sketchRef{refs: slices.Clone(r.refs), refSz: r.refSz, s: r.s}
 }
 
 var sketchPool = sync.Pool{New: func() any { return new(hll.Sketch) }}
 
+// union calls f with the union's registers (a pooled sketch: f must not
+// keep it).
+func (r *sketchRef) union(f func(*hll.Sketch)) error {
+	if len(r.refs) == 0 && r.s != nil {
+		f(r.s)
+		return nil
+	}
+	s := sketchPool.Get().(*hll.Sketch)
+	defer sketchPool.Put(s)
+	if r.s != nil {
+		*s = *r.s
+	} else {
+		*s = hll.Sketch{}
+	}
+	for _, b := range r.refs {
+		if err := s.MergeBytes(b); err != nil {
+			return err
+		}
+	}
+	f(s)
+	return nil
+}
+
 // estimate is PFCOUNT's figure for the sketch (0 when empty).
 func (r *sketchRef) estimate() (int64, error) {
 	switch {
-	case r.s != nil:
-		return int64(r.s.Estimate()), nil
-	case r.b != nil:
-		s := sketchPool.Get().(*hll.Sketch)
-		defer sketchPool.Put(s)
-		*s = hll.Sketch{}
-		if err := s.MergeBytes(r.b); err != nil {
-			return 0, err
-		}
-		return int64(s.Estimate()), nil
+	case r.empty():
+		return 0, nil
+	case r.s == nil && len(r.refs) == 1:
+		n, err := hll.EstimateBytes(r.refs[0])
+		return int64(n), err
 	}
-	return 0, nil
+	var n uint64
+	err := r.union(func(s *hll.Sketch) { n = s.Estimate() })
+	return int64(n), err
 }
 
 // encoded is the sketch in Redis's encoding (nil when empty).
-func (r *sketchRef) encoded() []byte {
-	if r.s != nil {
-		return r.s.Marshal()
+func (r *sketchRef) encoded() ([]byte, error) {
+	switch {
+	case r.empty():
+		return nil, nil
+	case r.s == nil && len(r.refs) == 1:
+		return r.refs[0], nil
 	}
-	return r.b
+	var b []byte
+	err := r.union(func(s *hll.Sketch) { b = s.Marshal() })
+	return b, err
 }
 
+// size counts the referenced bytes too (several rollups may count the
+// same ones: the bound errs high).
 func (r *sketchRef) size() int64 {
-	n := int64(len(r.b))
+	n := int64(24*len(r.refs) + r.refSz)
 	if r.s != nil && r.own {
 		n += hll.Registers
 	}
@@ -122,6 +170,10 @@ type pgroup struct {
 	dims []schemas.Value // typed, in group_by order
 	acc  []rval          // per metric (uniq: unused)
 	sk   []sketchRef     // per uniq metric
+	est  []int64         // per uniq metric, once computed (or kept from the rollup it grew from)
+	// grew: a sketch got something since the group was seeded from an
+	// older rollup (its estimate must be computed again).
+	grew bool
 }
 
 // partial is a rollup of the buckets of one span (a bucket or a unit) to a
@@ -132,27 +184,30 @@ type partial struct {
 	size   int64
 
 	once   sync.Once
-	ests   []int64 // [group * uniq metrics + uniq index]
 	estErr error
 }
 
-func (pt *partial) bytes() int64 { return pt.size + int64(8*len(pt.ests)) }
+func (pt *partial) bytes() int64 { return pt.size }
 
 // estimates computes the groups' uniq figures once.
 func (pt *partial) estimates(p *viewPlan) error {
 	pt.once.Do(func() {
-		ests := make([]int64, len(pt.groups)*len(p.uniq))
 		for gi := range pt.groups {
+			g := &pt.groups[gi]
+			if g.est != nil {
+				continue
+			}
+			est := make([]int64, len(p.uniq))
 			for ui := range p.uniq {
-				n, err := pt.groups[gi].sk[ui].estimate()
+				n, err := g.sk[ui].estimate()
 				if err != nil {
 					pt.estErr = err
 					return
 				}
-				ests[gi*len(p.uniq)+ui] = n
+				est[ui] = n
 			}
+			g.est = est
 		}
-		pt.ests = ests
 	})
 	return pt.estErr
 }
@@ -227,6 +282,23 @@ func (b *groupBuilder) addCell(parts []string, vals []rval, sketches [][]byte) e
 	return nil
 }
 
+// seed starts the groups from an older rollup of the same span whose
+// buckets have only grown since: its sketches (shared) and estimates, but
+// not its other metrics, which addPartial folds again from every bucket.
+// HyperLogLogs only ever gain registers, so the old sketches unioned with
+// the changed buckets' are the new ones.
+func (b *groupBuilder) seed(old *partial) {
+	for gi := range old.groups {
+		og := &old.groups[gi]
+		b.kb = append(b.kb[:0], og.key...)
+		g, _ := b.group(b.kb, func() ([]schemas.Value, error) { return og.dims, nil })
+		for ui := range og.sk {
+			g.sk[ui] = og.sk[ui].share()
+		}
+		g.est = og.est
+	}
+}
+
 // addMergedCell is addCell for a cell merged from several shards: its
 // sketches (made for it alone) pass to the group.
 func (b *groupBuilder) addMergedCell(parts []string, vals []rval, sks []sketchRef) error {
@@ -252,8 +324,9 @@ func (b *groupBuilder) addMergedCell(parts []string, vals []rval, sks []sketchRe
 	return nil
 }
 
-// addPartial folds a rollup of the same shape into the groups.
-func (b *groupBuilder) addPartial(pt *partial) error {
+// addPartial folds a rollup of the same shape into the groups; sketches
+// false leaves the sketches out (they are in the seed already).
+func (b *groupBuilder) addPartial(pt *partial, sketches bool) error {
 	for gi := range pt.groups {
 		pg := &pt.groups[gi]
 		b.kb = append(b.kb[:0], pg.key...)
@@ -266,10 +339,17 @@ func (b *groupBuilder) addPartial(pt *partial) error {
 				g.acc[mi].merge(m.Agg, b.p.float[mi], &pg.acc[mi])
 			}
 		}
+		if !sketches {
+			continue
+		}
 		for ui := range pg.sk {
+			if pg.sk[ui].empty() {
+				continue
+			}
 			if err := g.sk[ui].addRef(&pg.sk[ui]); err != nil {
 				return err
 			}
+			g.grew = true
 		}
 	}
 	return nil
@@ -289,7 +369,10 @@ func (b *groupBuilder) finish(vers []int64) *partial {
 	pt := &partial{vers: vers, groups: b.groups, size: int64(96 + 8*len(vers))}
 	for gi := range b.groups {
 		g := &b.groups[gi]
-		pt.size += int64(120+len(g.key)+40*len(g.dims)+72*len(g.acc)) + int64(40*len(g.sk))
+		if g.grew {
+			g.est, g.grew = nil, false
+		}
+		pt.size += int64(150+len(g.key)+40*len(g.dims)+72*len(g.acc)) + int64(56*len(g.sk)+8*len(g.est))
 		for ui := range g.sk {
 			pt.size += g.sk[ui].size()
 		}
@@ -536,11 +619,21 @@ func (r *Reader) collect(ctx context.Context, q Query) (*collected, error) {
 			units[k] = bparts[s.b0]
 			continue
 		}
-		vers := unitVersions(sn, p, s)
-		pt, err := r.computePartial(p.unitPartialKey(sn, sh, s), vers, func() (*partial, error) {
+		key, vers := p.unitPartialKey(sn, sh, s), unitVersions(sn, p, s)
+		// The unit holding the live minute changes at every flush: its
+		// sketches grow from the previous rollup's by the changed buckets'.
+		var old *partial
+		if e, ok := r.cache.get(key); ok {
+			old = e.(*partial)
+		}
+		changed := grownSince(old, vers, p.shards)
+		pt, err := r.computePartial(key, vers, func() (*partial, error) {
 			b := newGroupBuilder(p, sh)
+			if changed != nil {
+				b.seed(old)
+			}
 			for bi := s.b0; bi < s.b1; bi++ {
-				if err := b.addPartial(bparts[bi]); err != nil {
+				if err := b.addPartial(bparts[bi], changed == nil || changed[sn.buckets[bi]]); err != nil {
 					return nil, err
 				}
 			}
@@ -620,6 +713,43 @@ func unitVersions(sn *snapshot, p *viewPlan, s unitSpan) []int64 {
 	return out
 }
 
+// grownSince returns the buckets of vers that are new or changed since
+// old (a rollup of the same span), or nil when old cannot be grown into
+// vers: none, or a bucket of it is gone or older (expired, or the data was
+// replaced), or nothing changed.
+func grownSince(old *partial, vers []int64, shards int) map[int64]bool {
+	if old == nil {
+		return nil
+	}
+	w := 1 + shards
+	ov := old.vers
+	changed := map[int64]bool{}
+	i := 0
+	for j := 0; j < len(vers); j += w {
+		b := vers[j]
+		if i < len(ov) && ov[i] < b {
+			return nil // an old bucket is gone
+		}
+		if i < len(ov) && ov[i] == b {
+			for s := 1; s < w; s++ {
+				switch {
+				case vers[j+s] < ov[i+s]:
+					return nil
+				case vers[j+s] > ov[i+s]:
+					changed[b] = true
+				}
+			}
+			i += w
+			continue
+		}
+		changed[b] = true
+	}
+	if i < len(ov) || len(changed) == 0 {
+		return nil
+	}
+	return changed
+}
+
 // stepGroup is one group of one step of a query whose units are smaller
 // than its step.
 type stepGroup struct {
@@ -634,7 +764,7 @@ func (c *collected) fold() ([]stepGroup, error) {
 		t := c.units[i].t
 		b := newGroupBuilder(c.plan, c.sh)
 		for ; i < len(c.units) && c.units[i].t == t; i++ {
-			if err := b.addPartial(c.units[i].p); err != nil {
+			if err := b.addPartial(c.units[i].p, true); err != nil {
 				return nil, err
 			}
 		}

@@ -3,6 +3,7 @@ package speed
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/lambdalake/lambdalake/schemas"
@@ -43,10 +44,14 @@ func (r *Reader) Sketches(ctx context.Context, q Query) ([]SketchRow, error) {
 	}
 	out := make([]SketchRow, 0, len(groups))
 	for _, sg := range groups {
-		row := SketchRow{T: time.UnixMicro(sg.t).UTC(), Dims: sg.g.dims, HLL: make([][]byte, len(v.Metrics))}
+		row := SketchRow{T: time.UnixMicro(sg.t).UTC(), Dims: slices.Clone(sg.g.dims), HLL: make([][]byte, len(v.Metrics))}
 		any := false
 		for ui, mi := range c.plan.uniq {
-			if b := sg.g.sk[ui].encoded(); b != nil {
+			b, err := sg.g.sk[ui].encoded()
+			if err != nil {
+				return nil, fmt.Errorf("speed: sketches view=%s: %w", v.Name, err)
+			}
+			if b != nil {
 				row.HLL[mi] = b
 				any = true
 			}
