@@ -183,19 +183,20 @@ func (p *viewPlan) row(t int64, g *pgroup, ests []int64) Row {
 			row.Values[mi] = schemas.Value{Int: ests[ui]}
 			ui++
 		case m.Agg == schemas.Count:
-			row.Values[mi] = schemas.Value{Int: a.i}
+			row.Values[mi] = schemas.Value{Int: a.int()}
 		case !a.has:
 			row.Values[mi] = schemas.Value{Null: true}
 		case m.Agg == schemas.Sum:
-			row.Sums[mi] = SumParts{Int: a.is, Float: a.fs}
 			var ok bool
 			if p.float[mi] {
+				row.Sums[mi].Float = a.floatSum()
 				var f float64
-				f, ok = a.fs.Value()
+				f, ok = row.Sums[mi].Float.Value()
 				row.Values[mi] = schemas.Value{Float: f}
 			} else {
+				row.Sums[mi].Int = a.intSum()
 				var n int64
-				n, ok = a.is.Value()
+				n, ok = row.Sums[mi].Int.Value()
 				row.Values[mi] = schemas.Value{Int: n}
 			}
 			if !ok {
@@ -206,9 +207,9 @@ func (p *viewPlan) row(t int64, g *pgroup, ests []int64) Row {
 				row.Overflow[mi] = true
 			}
 		case p.float[mi]:
-			row.Values[mi] = schemas.Value{Float: a.f}
+			row.Values[mi] = schemas.Value{Float: a.float()}
 		default:
-			row.Values[mi] = schemas.Value{Int: a.i}
+			row.Values[mi] = schemas.Value{Int: a.int()}
 		}
 	}
 	return row
@@ -251,13 +252,35 @@ func (r *Reader) plan(v *schemas.View) *viewPlan {
 	return p
 }
 
-// rval is one metric of a cell, or of a rollup of cells.
+// rval is one metric of a cell, or of a rollup of cells, in 24 bytes (a
+// rollup cache holds millions): x is a count, an int64 min/max, a float64
+// min/max's bits, or a sum's positive part; y a sum's negative part (int64
+// or float64 bits, by the metric's type).
 type rval struct {
-	i   int64   // count; int64 min/max
-	f   float64 // float64 min/max
-	is  schemas.IntSum
-	fs  schemas.FloatSum
-	has bool // a value came (sum, min, max)
+	x, y uint64
+	has  bool // a value came (sum, min, max)
+	ovf  bool // a sum overflowed
+}
+
+func (a *rval) int() int64         { return int64(a.x) }
+func (a *rval) float() float64     { return math.Float64frombits(a.x) }
+func (a *rval) setInt(i int64)     { a.x = uint64(i) }
+func (a *rval) setFloat(f float64) { a.x = math.Float64bits(f) }
+
+func (a *rval) intSum() schemas.IntSum {
+	return schemas.IntSum{Pos: int64(a.x), Neg: int64(a.y), Overflow: a.ovf}
+}
+
+func (a *rval) setIntSum(s schemas.IntSum) {
+	a.x, a.y, a.ovf = uint64(s.Pos), uint64(s.Neg), s.Overflow
+}
+
+func (a *rval) floatSum() schemas.FloatSum {
+	return schemas.FloatSum{Pos: math.Float64frombits(a.x), Neg: math.Float64frombits(a.y), Overflow: a.ovf}
+}
+
+func (a *rval) setFloatSum(s schemas.FloatSum) {
+	a.x, a.y, a.ovf = math.Float64bits(s.Pos), math.Float64bits(s.Neg), s.Overflow
 }
 
 // merge folds another part of the same cell (another shard's) or another
@@ -265,19 +288,30 @@ type rval struct {
 func (a *rval) merge(agg schemas.Agg, float bool, o *rval) {
 	switch agg {
 	case schemas.Count:
-		a.i += o.i
+		a.x += o.x
 		return
 	case schemas.Sum:
-		if o.has {
-			a.is.Merge(o.is)
-			a.fs.Merge(o.fs)
+		if !o.has {
+			return
+		}
+		if float {
+			s := a.floatSum()
+			s.Merge(o.floatSum())
+			a.setFloatSum(s)
+		} else {
+			s := a.intSum()
+			s.Merge(o.intSum())
+			a.setIntSum(s)
 		}
 	case schemas.Min, schemas.Max:
-		if o.has && (!a.has || (float && schemas.Replaces(agg, o.f, a.f)) || (!float && schemas.Replaces(agg, o.i, a.i))) {
-			a.i, a.f = o.i, o.f
+		if !o.has {
+			return
+		}
+		if !a.has || (float && schemas.Replaces(agg, o.float(), a.float())) || (!float && schemas.Replaces(agg, o.int(), a.int())) {
+			a.x = o.x
 		}
 	}
-	a.has = a.has || o.has
+	a.has = true
 }
 
 // add folds a whole cell into a rollup: a sum adds the cell's value
@@ -292,18 +326,22 @@ func (a *rval) add(agg schemas.Agg, float bool, c *rval) {
 	}
 	a.has = true
 	if float {
-		if x, ok := c.fs.Value(); ok {
-			a.fs.Add(x)
+		s := a.floatSum()
+		if x, ok := c.floatSum().Value(); ok {
+			s.Add(x)
 		} else {
-			a.fs.Overflow = true
+			s.Overflow = true
 		}
+		a.setFloatSum(s)
 		return
 	}
-	if x, ok := c.is.Value(); ok {
-		a.is.Add(x)
+	s := a.intSum()
+	if x, ok := c.intSum().Value(); ok {
+		s.Add(x)
 	} else {
-		a.is.Overflow = true
+		s.Overflow = true
 	}
+	a.setIntSum(s)
 }
 
 // shape is a query's group_by and where on the view's dimension positions,

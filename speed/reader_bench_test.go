@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,6 +87,7 @@ func BenchmarkReaderMix(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(r.CacheBytes())/(1<<20), "cache_MiB")
+	b.Logf("cache entries and bytes by kind: %v", r.cache.breakdown())
 }
 
 func redisClientTB(tb testing.TB) redis.UniversalClient {
@@ -93,4 +95,28 @@ func redisClientTB(tb testing.TB) redis.UniversalClient {
 	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{testenv.RedisAddr(tb)}})
 	tb.Cleanup(func() { rdb.Close() })
 	return rdb
+}
+
+// breakdown is the cache's entries and bytes by kind: b decoded buckets,
+// p bucket rollups, u unit rollups.
+func (c *lru) breakdown() map[string][2]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string][2]int64{}
+	for k, e := range c.items {
+		kind := "?"
+		switch {
+		case strings.Contains(k, "|b"):
+			kind = "b"
+		case strings.Contains(k, "|p|"):
+			kind = "p"
+		case strings.Contains(k, "|u|"):
+			kind = "u"
+		}
+		x := out[kind]
+		x[0]++
+		x[1] += e.Value.(*lruItem).size
+		out[kind] = x
+	}
+	return out
 }

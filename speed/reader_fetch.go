@@ -328,7 +328,7 @@ func (p *viewPlan) decodeValue(a *rval, mi int, neg bool, s string) error {
 		return fmt.Errorf("a negative part of a %s metric", m.Agg)
 	}
 	if m.Agg == schemas.Sum && s == overflowVal {
-		a.is.Overflow, a.fs.Overflow, a.has = true, true, true
+		a.ovf, a.has = true, true
 		return nil
 	}
 	var i int64
@@ -344,17 +344,25 @@ func (p *viewPlan) decodeValue(a *rval, mi int, neg bool, s string) error {
 	}
 	switch m.Agg {
 	case schemas.Count:
-		a.i = i
+		a.setInt(i)
 	case schemas.Sum:
 		// Add puts a value in its part by its sign; a float part that is
 		// infinite marks the sum overflowed.
 		if float {
-			a.fs.Add(f)
+			x := a.floatSum()
+			x.Add(f)
+			a.setFloatSum(x)
 		} else {
-			a.is.Add(i)
+			x := a.intSum()
+			x.Add(i)
+			a.setIntSum(x)
 		}
 	case schemas.Min, schemas.Max:
-		a.i, a.f = i, f
+		if float {
+			a.setFloat(f)
+		} else {
+			a.setInt(i)
+		}
 	default:
 		return fmt.Errorf("a field for a %s metric", m.Agg)
 	}
@@ -364,7 +372,7 @@ func (p *viewPlan) decodeValue(a *rval, mi int, neg bool, s string) error {
 
 // sizeOfCells estimates what the cells hold beyond their sketches' bytes.
 func (b *bucketData) sizeOfCells() int64 {
-	n := int64(96 + 24*len(b.hll) + 72*len(b.vals))
+	n := int64(96 + 24*len(b.hll) + 24*len(b.vals))
 	for i, d := range b.dims {
 		n += int64(16+len(d)) + int64(24+16*len(b.parts[i]))
 	}

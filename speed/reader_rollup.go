@@ -372,7 +372,7 @@ func (b *groupBuilder) finish(vers []int64) *partial {
 		if g.grew {
 			g.est, g.grew = nil, false
 		}
-		pt.size += int64(150+len(g.key)+40*len(g.dims)+72*len(g.acc)) + int64(56*len(g.sk)+8*len(g.est))
+		pt.size += int64(150+len(g.key)+40*len(g.dims)+24*len(g.acc)) + int64(56*len(g.sk)+8*len(g.est))
 		for ui := range g.sk {
 			pt.size += g.sk[ui].size()
 		}
