@@ -1,23 +1,43 @@
 # lambdalake — the two commands are `make run` and `make test`.
 SHELL := /bin/bash
 GO ?= go
-# Fuzz targets run briefly in `make test`: package:Target.
-FUZZ_TARGETS := ./schemas:FuzzDecode ./schemas:FuzzParseTimestamp ./schemas:FuzzParseDimValue ./speed:FuzzDims ./internal/hll:FuzzUnmarshal ./batch/views:FuzzParseState ./serving:FuzzParseQuery
+# Fuzz targets run for FUZZTIME each in `make test` (.ci/fuzz): one line per
+# target, ./package:FuzzName. A listed target that does not exist fails `make fuzz`.
+FUZZ_TARGETS := \
+	./schemas:FuzzDecode \
+	./schemas:FuzzParseTimestamp \
+	./schemas:FuzzParseDimValue \
+	./speed:FuzzDims \
+	./internal/hll:FuzzUnmarshal \
+	./batch/views:FuzzParseState \
+	./serving:FuzzParseQuery
 FUZZTIME ?= 5s
+# niceness of the fuzz build beside the tests in `make test`: 0 shares the CPU
+# evenly (best on a machine other work also loads); raise it on a dedicated
+# machine to give the tests priority
+FUZZ_NICE ?= 0
+export GO FUZZTIME
 TEST_TIMEOUT ?= 18m
 BENCHES := decode speed compact recompute serve serve-lag mixed
 
-.PHONY: run test unit up down lint fuzz duckdb chromium bench $(addprefix bench-,$(BENCHES)) bench-chart peer build clean
+.PHONY: run test test-go unit up down lint fuzz fuzz-build duckdb chromium bench $(addprefix bench-,$(BENCHES)) bench-chart peer build clean
 
 ## run: everything embedded (Kafka, Redis, lake folder) on the production code paths
 run:
 	$(GO) run ./cmd/lambdalake dev
 
-## test: start the local stack, then every test (integration included) and the fuzz targets
+## test: start the local stack, then every test (integration included) and the fuzz targets.
+## The fuzz binaries (instrumented builds, minutes on a fresh machine) are built
+## beside vet and the tests, on the CPU the tests leave idle waiting on Kafka,
+## Redis and S3; the targets run after the tests, so they do not load them.
 test: up duckdb chromium
+	$(MAKE) -j2 test-go fuzz-build
+	.ci/fuzz run $(FUZZ_TARGETS)
+
+## test-go: go vet, then every Go test (integration included)
+test-go:
 	$(GO) vet ./...
 	$(GO) test -count=1 -p 2 -timeout $(TEST_TIMEOUT) ./...
-	$(MAKE) fuzz
 
 ## duckdb: DuckDB from PyPI in .venv-duckdb, for the batch interop test only (not a runtime dependency)
 DUCKDB_VERSION := 2.0.0
@@ -37,12 +57,15 @@ chromium:
 unit:
 	$(GO) test -short ./...
 
+## fuzz: one instrumented build per package, then every target for FUZZTIME
 fuzz:
-	@set -e; for t in $(FUZZ_TARGETS); do \
-		pkg=$${t%%:*}; name=$${t##*:}; \
-		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
-		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg; \
-	done
+	.ci/fuzz all $(FUZZ_TARGETS)
+
+# fuzz-build: the build half, quiet, for `make test` to run beside the tests
+fuzz-build:
+	@mkdir -p bin
+	@nice -n $(FUZZ_NICE) .ci/fuzz build $(FUZZ_TARGETS) >bin/fuzz-build.log 2>&1 || { cat bin/fuzz-build.log; exit 1; }
+	@cat bin/fuzz-build.log
 
 ## up / down: the local stack of DESIGN §6 (LocalStack S3, Apache Kafka, Redis)
 up:

@@ -20,7 +20,10 @@ const tmpPrefix = ".tmp-"
 var _ Store = (*DirStore)(nil)
 
 // DirStore is a Store in a local folder. Put writes a temporary file and
-// renames it into place, which is atomic on POSIX file systems.
+// renames it into place, which is atomic on POSIX file systems. Conditional
+// writes (ConditionalStore) compare and rename under a flock on one lock
+// file at the root, so they hold between processes on one host (not over
+// NFS, whose flock is unreliable).
 type DirStore struct {
 	root string
 }
@@ -44,21 +47,7 @@ func (s *DirStore) Put(ctx context.Context, key string, body io.Reader) error {
 		return err
 	}
 	dst := s.path(key)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return fmt.Errorf("lake: put %s: %w", key, err)
-	}
-	f, err := os.CreateTemp(filepath.Dir(dst), tmpPrefix+"*")
-	if err != nil {
-		return fmt.Errorf("lake: put %s: %w", key, err)
-	}
-	tmp := f.Name()
-	_, err = io.Copy(f, ctxReader{ctx, body})
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	tmp, err := s.writeTemp(ctx, dst, body)
 	if err == nil {
 		err = os.Rename(tmp, dst)
 	}
@@ -67,6 +56,30 @@ func (s *DirStore) Put(ctx context.Context, key string, body io.Reader) error {
 		return fmt.Errorf("lake: put %s: %w", key, err)
 	}
 	return nil
+}
+
+// writeTemp writes body, synced, to a temporary file beside dst (so a
+// rename can move it into place) and returns its name.
+func (s *DirStore) writeTemp(ctx context.Context, dst string, body io.Reader) (string, error) {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", err
+	}
+	f, err := os.CreateTemp(filepath.Dir(dst), tmpPrefix+"*")
+	if err != nil {
+		return "", err
+	}
+	_, err = io.Copy(f, ctxReader{ctx, body})
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
 }
 
 func (s *DirStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {

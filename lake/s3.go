@@ -1,6 +1,7 @@
 package lake
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/middleware"
 )
 
 // S3Config says how to reach S3 or an S3-compatible endpoint.
@@ -36,7 +38,8 @@ var _ Store = (*S3Store)(nil)
 
 // S3Store is a Store in an S3 bucket under a key prefix. A single PutObject
 // or a completed multipart upload is atomic in S3, which gives Put its
-// all-or-nothing visibility.
+// all-or-nothing visibility. Conditional writes (ConditionalStore) are
+// S3's own: PutObject with If-Match or If-None-Match: *.
 type S3Store struct {
 	client   *s3.Client
 	uploader *transfermanager.Client
@@ -156,6 +159,96 @@ func (s *S3Store) Delete(ctx context.Context, key string) error {
 		return fmt.Errorf("lake: delete s3://%s/%s: %w", s.bucket, s.key(key), err)
 	}
 	return nil
+}
+
+// ReadWithETag reads a whole object and its ETag.
+func (s *S3Store) ReadWithETag(ctx context.Context, key string) ([]byte, string, error) {
+	if err := checkKey(key); err != nil {
+		return nil, "", err
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key(key))})
+	if err != nil {
+		if isNotFound(err) {
+			return nil, "", fmt.Errorf("lake: get s3://%s/%s: %w", s.bucket, s.key(key), ErrNotExist)
+		}
+		return nil, "", fmt.Errorf("lake: get s3://%s/%s: %w", s.bucket, s.key(key), err)
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(out.Body)
+	if err != nil {
+		return nil, "", fmt.Errorf("lake: read s3://%s/%s: %w", s.bucket, s.key(key), err)
+	}
+	return b, aws.ToString(out.ETag), nil
+}
+
+// PutIfMatch is PutObject with If-Match: S3 compares the ETag and writes
+// in one step.
+func (s *S3Store) PutIfMatch(ctx context.Context, key string, body []byte, etag string) (string, error) {
+	if etag == "" {
+		return "", fmt.Errorf("lake: put-if-match s3://%s/%s: empty etag", s.bucket, s.key(key))
+	}
+	return s.putConditional(ctx, key, body, &s3.PutObjectInput{IfMatch: aws.String(etag)})
+}
+
+// PutIfAbsent is PutObject with If-None-Match: *.
+func (s *S3Store) PutIfAbsent(ctx context.Context, key string, body []byte) (string, error) {
+	return s.putConditional(ctx, key, body, &s3.PutObjectInput{IfNoneMatch: aws.String("*")})
+}
+
+// putConditional sends one PutObject (conditional objects are small; the
+// uploader's multipart path has no conditions) with the client's retries,
+// plus one: a 409 ConditionalRequestConflict (another conditional write of
+// the key was in flight) is retried, as S3 asks; the condition is checked
+// again each time. A 412 is never retried: the SDK treats it as final.
+//
+// A retried request can fail its condition on its own earlier attempt,
+// which S3 applied before the answer was lost. So a 412 after a retry is a
+// success if the object now holds exactly body.
+func (s *S3Store) putConditional(ctx context.Context, key string, body []byte, in *s3.PutObjectInput) (string, error) {
+	if err := checkKey(key); err != nil {
+		return "", err
+	}
+	in.Bucket, in.Key = aws.String(s.bucket), aws.String(s.key(key))
+	in.Body = bytes.NewReader(body)
+	in.ContentLength = aws.Int64(int64(len(body)))
+	attempts := 0
+	out, err := s.client.PutObject(ctx, in, func(o *s3.Options) {
+		o.Retryer = retry.AddWithErrorCodes(o.Retryer, "ConditionalRequestConflict")
+		o.APIOptions = append(o.APIOptions, countAttempts(&attempts))
+	})
+	if err == nil {
+		return aws.ToString(out.ETag), nil
+	}
+	failed, gone := isPreconditionFailed(err), in.IfMatch != nil && isNotFound(err)
+	if !failed && !gone {
+		return "", fmt.Errorf("lake: conditional put s3://%s/%s: %w", s.bucket, s.key(key), err)
+	}
+	if attempts > 1 {
+		if cur, etag, rerr := s.ReadWithETag(ctx, key); rerr == nil && bytes.Equal(cur, body) {
+			return etag, nil
+		}
+	}
+	if gone {
+		return "", fmt.Errorf("lake: conditional put s3://%s/%s: %w (%w)", s.bucket, s.key(key), ErrPreconditionFailed, ErrNotExist)
+	}
+	return "", fmt.Errorf("lake: conditional put s3://%s/%s: %w", s.bucket, s.key(key), ErrPreconditionFailed)
+}
+
+// countAttempts counts the HTTP attempts of one operation: it sits after
+// the retry middleware, which calls it once per attempt.
+func countAttempts(n *int) func(*middleware.Stack) error {
+	return func(st *middleware.Stack) error {
+		return st.Finalize.Insert(middleware.FinalizeMiddlewareFunc("lakeCountAttempts",
+			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+				*n++
+				return next.HandleFinalize(ctx, in)
+			}), "Retry", middleware.After)
+	}
+}
+
+func isPreconditionFailed(err error) bool {
+	var re *awshttp.ResponseError
+	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusPreconditionFailed
 }
 
 // EnsureBucket creates the bucket if it does not exist (for tests and dev).

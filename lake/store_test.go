@@ -133,11 +133,13 @@ func TestDirStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	storeSuite(t, s)
+	t.Run("conditional", func(t *testing.T) { condSuite(t, s, 300) })
 }
 
 func TestS3Store(t *testing.T) {
 	s, _ := testenv.S3Lake(t)
 	storeSuite(t, s)
+	t.Run("conditional", func(t *testing.T) { condSuite(t, s, 300) })
 }
 
 func TestOpenByURL(t *testing.T) {

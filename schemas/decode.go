@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/valyala/fastjson"
 )
@@ -205,12 +206,19 @@ func (d *Decoder) decodeValue(i int, jv *fastjson.Value, out *Value) error {
 		if t != fastjson.TypeString {
 			return bad("got " + t.String())
 		}
+		// Checked whether kept or not, so every decoder rejects alike:
+		// invalid UTF-8 would reach Parquet (whose strings are UTF-8) and
+		// every answer. \u escapes always decode to valid UTF-8.
+		sb := jv.GetStringBytes()
+		if !utf8.Valid(sb) {
+			return bad("invalid UTF-8")
+		}
 		switch {
 		case !keep:
 		case d.borrow:
-			out.Str = borrowString(jv.GetStringBytes())
+			out.Str = borrowString(sb)
 		default:
-			out.Str = d.intern[i].get(jv.GetStringBytes())
+			out.Str = d.intern[i].get(sb)
 		}
 	case Int64:
 		if t != fastjson.TypeNumber {

@@ -127,6 +127,10 @@ func TestDecodeErrors(t *testing.T) {
 		{"fractional epoch", `{` + ok + `,"ts":1.5}`, "ts", "must be an integer"},
 		{"optional wrong type", `{` + ok + `,"coupon":7}`, "coupon", "got number"},
 		{"object as string", `{` + ok + `,"tenant":{"a":1}}`, "tenant", "got object"},
+		{"invalid UTF-8 in a string", `{` + ok + `,"tenant":"t` + "\xff" + `07"}`, "tenant", `invalid UTF-8, want string: "\"t\xff07\""`},
+		{"truncated UTF-8 sequence", `{` + ok + `,"order_id":"o` + "\xe2\x82" + `"}`, "order_id", "invalid UTF-8"},
+		{"UTF-16 surrogate as raw bytes", `{` + ok + `,"tenant":"` + "\xed\xa0\x80" + `"}`, "tenant", "invalid UTF-8"},
+		{"invalid UTF-8 in an optional string", `{` + ok + `,"coupon":"` + "\xc0\xaf" + `"}`, "coupon", "invalid UTF-8"},
 	}
 	d := NewDecoder(s)
 	for _, tt := range tests {
@@ -203,6 +207,9 @@ func FuzzDecode(f *testing.F) {
 		for i, f := range s.Fields {
 			if r.Values[i].Null && !f.Optional {
 				t.Fatalf("required field %s is null", f.Name)
+			}
+			if f.Type == String && !utf8.ValidString(r.Values[i].Str) {
+				t.Fatalf("field %s accepted as invalid UTF-8 %q", f.Name, r.Values[i].Str)
 			}
 		}
 		for _, i := range kept {

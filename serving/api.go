@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/config"
+	"github.com/lambdalake/lambdalake/internal/stream"
 	"github.com/lambdalake/lambdalake/jobs"
 	"github.com/lambdalake/lambdalake/schemas"
 	"github.com/lambdalake/lambdalake/speed"
@@ -77,15 +77,32 @@ type APIConfig struct {
 	Producer func(topic string) MessageWriter
 
 	Tokens []config.Token
+	// JWT accepts signed tokens besides Tokens (jwt.go); nil: none.
+	JWT *JWTConfig
 	// AuthDisabled serves without tokens: `lambdalake dev` only.
 	AuthDisabled bool
 	MaxRange     time.Duration
 	MaxRows      int
 	Timeout      time.Duration // per request
 	MaxBody      int64         // Events API body, bytes
+	// BodyTimeout is the deadline for reading a request body (default 30s).
+	BodyTimeout time.Duration
+	// MaxEventBytes is the longest Events API line (default
+	// stream.MaxValueBytes: what one Kafka message takes).
+	MaxEventBytes int
+	// MaxQueries and MaxTokenQueries bound the queries served at once, in
+	// all and per token (limits.go); MaxCold the raw-lake hours computed
+	// at once.
+	MaxQueries      int
+	MaxTokenQueries int
+	MaxCold         int
 	// CacheTTL keeps an encoded answer this long (and only while B is
 	// unchanged); 0 disables the cache.
 	CacheTTL time.Duration
+	// CacheBytes bounds the encoded answers kept (default 64 MiB);
+	// RollupCacheBytes the batch hours kept rolled up (default 256 MiB).
+	CacheBytes       int64
+	RollupCacheBytes int64
 	// JobsNamespace is the jobs runners' namespace ("" for the default).
 	JobsNamespace string
 
@@ -101,15 +118,14 @@ type API struct {
 	views   map[string]*schemas.View
 	schemas map[string]*schemas.Schema
 	auth    *authenticator
+	slots   *querySlots
 	m       *apiMetrics
 	log     *slog.Logger
 
 	flight  singleflight.Group
-	cacheMu sync.Mutex
-	cache   map[string]cacheEntry
-
-	hourMu    sync.Mutex
-	hourCache map[string]*hourRollup
+	cacheMu sync.Mutex // guards refreshing
+	answers *byteCache[cacheEntry]
+	rollups *byteCache[*hourRollup]
 
 	coldSF    singleflight.Group
 	coldMu    sync.Mutex
@@ -150,6 +166,20 @@ func NewAPI(cfg APIConfig) (*API, error) {
 	if cfg.ColdMaxHours < 0 {
 		cfg.ColdMaxHours = 0
 	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 30 * time.Second
+	}
+	if cfg.CacheBytes <= 0 {
+		cfg.CacheBytes = 64 << 20
+	}
+	if cfg.RollupCacheBytes <= 0 {
+		cfg.RollupCacheBytes = 256 << 20
+	}
+	if cfg.MaxEventBytes <= 0 {
+		cfg.MaxEventBytes = stream.MaxValueBytes
+	}
+	cold := newColdSlots(cfg.MaxCold)
+	cfg.Cold = cold.wrap(cfg.Cold)
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.DefaultRegisterer
 	}
@@ -160,8 +190,10 @@ func NewAPI(cfg APIConfig) (*API, error) {
 		cfg.Now = time.Now
 	}
 	a := &API{cfg: cfg, views: map[string]*schemas.View{}, schemas: map[string]*schemas.Schema{},
-		auth: newAuthenticator(cfg.Tokens, cfg.AuthDisabled), log: cfg.Logger.With("role", "serving"),
-		cache: map[string]cacheEntry{}, refreshing: map[string]bool{}, hourCache: map[string]*hourRollup{}, coldCache: map[string]coldEntry{}, writers: map[string]MessageWriter{}}
+		auth:  newAuthenticator(cfg.Tokens, newJWTVerifier(cfg.JWT, cfg.Now), cfg.AuthDisabled, cfg.Now),
+		slots: newQuerySlots(cfg.MaxQueries, cfg.MaxTokenQueries, cfg.Timeout/2), log: cfg.Logger.With("role", "serving"),
+		answers: newByteCache[cacheEntry](cfg.CacheBytes), rollups: newByteCache[*hourRollup](cfg.RollupCacheBytes),
+		refreshing: map[string]bool{}, coldCache: map[string]coldEntry{}, writers: map[string]MessageWriter{}}
 	a.bgCtx, a.bgCancel = context.WithCancel(context.Background())
 	for _, v := range cfg.Views {
 		a.views[v.Name] = v
@@ -174,6 +206,8 @@ func NewAPI(cfg APIConfig) (*API, error) {
 		return nil, err
 	}
 	a.m = m
+	refused := func(reason string) { m.refused.WithLabelValues(reason).Inc() }
+	a.auth.refused, a.slots.refused, cold.refused = refused, refused, refused
 	return a, nil
 }
 
@@ -183,15 +217,16 @@ type route struct {
 	pattern string
 	scope   string // "" = public
 	h       http.HandlerFunc
+	params  paramRule // the query parameters it takes (rawquery.go)
 }
 
 func (a *API) routes() []route {
 	return []route{
-		{"GET /v1/views", "read:views", a.listViews},
-		{"GET /v1/views/{view}/query", "read:views", a.query},
-		{"POST /v1/events", "write:events", a.events},
-		{"GET /v1/jobs", "admin", a.jobs},
-		{"GET /v1/openapi.yaml", "", a.openapi},
+		{"GET /v1/views", "read:views", a.listViews, noParams},
+		{"GET /v1/views/{view}/query", "read:views", a.query, queryRule},
+		{"POST /v1/events", "write:events", a.events, eventsRule},
+		{"GET /v1/jobs", "admin", a.jobs, jobsRule},
+		{"GET /v1/openapi.yaml", "", a.openapi, noParams},
 	}
 }
 
@@ -199,11 +234,16 @@ func (a *API) routes() []route {
 func (a *API) Register(s *Server) {
 	for _, r := range a.routes() {
 		var h http.Handler = r.h
+		if r.pattern == "GET /v1/views/{view}/query" {
+			h = a.slots.limit(h)
+		}
+		h = strictParams(r.params, h)
 		if r.scope != "" {
 			h = a.auth.require(r.scope, h)
 		}
 		s.Handle(r.pattern, h)
 	}
+	s.setAdmin(a.auth.isAdmin)
 }
 
 // Close stops background refreshes and closes the Events API's Kafka
@@ -227,6 +267,11 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	if e.Code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="lambdalake"`)
 	}
+	// Every 429 and 503 says when to come back (the rate limiter sets its
+	// own figure first).
+	if (e.Code == http.StatusTooManyRequests || e.Code == http.StatusServiceUnavailable) && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "1")
+	}
 	writeJSON(w, e.Code, e)
 }
 
@@ -237,7 +282,20 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{Code: 404, Param: "view", Msg: fmt.Sprintf("no view %q", clip(r.PathValue("view")))})
 		return
 	}
-	q, perr := parseQuery(v, r.URL.Query(), limits{maxRange: a.cfg.MaxRange, maxRows: a.cfg.MaxRows})
+	vals, perr := parseRawQuery(r.URL.RawQuery, queryRule)
+	if perr != nil {
+		writeError(w, perr)
+		return
+	}
+	p := principalFrom(r.Context())
+	if vals, perr = bindQuery(p, v, vals); perr != nil {
+		writeError(w, perr)
+		return
+	}
+	q, perr := parseQuery(v, vals, limits{maxRange: a.cfg.MaxRange, maxRows: a.cfg.MaxRows})
+	if perr == nil {
+		perr = checkBound(p, q)
+	}
 	if perr != nil {
 		writeError(w, perr)
 		return
@@ -262,10 +320,18 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 		writeBody(w, e.header, e.body)
 		return
 	}
-	// Identical concurrent queries share one computation, which runs on its
-	// own deadline so one caller going away does not fail the others.
-	ch := a.flight.DoChan(key, func() (any, error) {
-		return a.computeEntry(context.WithoutCancel(ctx), key, q, b)
+	// An answer estimated too large is refused before any work.
+	if perr := a.refuseTooLarge(ctx, q); perr != nil {
+		writeError(w, perr)
+		return
+	}
+	// Concurrent queries that differ at most in format or metrics (or
+	// their order) share one computation: an answer holds every metric,
+	// and each request prints its own. It runs on its own deadline so one
+	// caller going away does not fail the others.
+	ckey := q.computeKey() + "|" + strconv.FormatInt(b.UnixMicro(), 10)
+	ch := a.flight.DoChan(ckey, func() (any, error) {
+		return a.computeAnswer(context.WithoutCancel(ctx), ckey, q, b)
 	})
 	// Counted once DoChan returned: by then this request has joined the
 	// flight (tests wait on it to know every request shares one).
@@ -285,7 +351,7 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 			a.depFailed(w, r, res.Err)
 			return
 		}
-		e := res.Val.(cacheEntry)
+		e := a.encodeEntry(key, q, res.Val.(*answer))
 		writeBody(w, e.header, e.body)
 	case <-ctx.Done():
 		if r.Context().Err() != nil {
@@ -295,8 +361,9 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// computeEntry computes and encodes an answer and caches it.
-func (a *API) computeEntry(ctx context.Context, key string, q *query, b time.Time) (_ any, err error) {
+// computeAnswer computes the answer of q's computeKey (every metric, no
+// format) at B.
+func (a *API) computeAnswer(ctx context.Context, key string, q *query, b time.Time) (_ any, err error) {
 	// Flights run on their own goroutines, out of the recover middleware's
 	// reach: a panic here would end the process.
 	defer func() {
@@ -320,11 +387,17 @@ func (a *API) computeEntry(ctx context.Context, key string, q *query, b time.Tim
 		}
 		return nil, &apiError{Code: 413, Param: param, Msg: fmt.Sprintf("answer has %d rows, more than http.max_rows=%d: narrow the range, raise step or group by fewer dimensions", len(ans.rows), a.cfg.MaxRows)}
 	}
+	return ans, nil
+}
+
+// encodeEntry prints a computed answer as q asks (format, metrics and
+// their order) and caches the bytes under q's outputKey.
+func (a *API) encodeEntry(key string, q *query, ans *answer) cacheEntry {
 	h, body := encodeAnswer(q, ans)
 	if a.cfg.CacheTTL > 0 {
 		a.store(key, cacheEntry{body: body, header: h, expires: a.cfg.Now().Add(a.cfg.CacheTTL)})
 	}
-	return cacheEntry{body: body, header: h}, nil
+	return cacheEntry{body: body, header: h}
 }
 
 // refresh recomputes a cached answer in the background, once at a time
@@ -340,9 +413,12 @@ func (a *API) refresh(key string, q *query, b time.Time) {
 	a.bg.Add(1)
 	go func() {
 		defer a.bg.Done()
-		_, err, _ := a.flight.Do(key, func() (any, error) { return a.computeEntry(a.bgCtx, key, q, b) })
+		ckey := q.computeKey() + "|" + strconv.FormatInt(b.UnixMicro(), 10)
+		ans, err, _ := a.flight.Do(ckey, func() (any, error) { return a.computeAnswer(a.bgCtx, ckey, q, b) })
 		if err != nil {
 			a.log.Warn("serving: background refresh failed", "err", err)
+		} else {
+			a.encodeEntry(key, q, ans.(*answer))
 		}
 		a.cacheMu.Lock()
 		delete(a.refreshing, key)
@@ -350,23 +426,30 @@ func (a *API) refresh(key string, q *query, b time.Time) {
 	}()
 }
 
-// depFailed answers 503 for a dependency failure, 504 for a timeout.
+// depFailed answers 503 for a dependency failure, 504 for a timeout. The
+// dependency's own error text goes to the log, and to admin callers only.
 func (a *API) depFailed(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, context.DeadlineExceeded) {
 		writeError(w, &apiError{Code: http.StatusGatewayTimeout, Msg: fmt.Sprintf("query took longer than http.timeout %s", a.cfg.Timeout)})
 		return
 	}
 	a.log.Warn("dependency failed", "path", r.URL.Path, "err", err)
-	writeError(w, &apiError{Code: http.StatusServiceUnavailable, Msg: "a dependency is unavailable: " + err.Error()})
+	writeError(w, &apiError{Code: http.StatusServiceUnavailable, Msg: a.detail(r, "a dependency is unavailable (see /readyz)", err)})
+}
+
+// detail appends err's text to msg for an admin caller only.
+func (a *API) detail(r *http.Request, msg string, err error) string {
+	if p := principalFrom(r.Context()); a.cfg.AuthDisabled || p != nil && p.has("admin") {
+		return msg + ": " + err.Error()
+	}
+	return msg
 }
 
 func (a *API) cached(key string) (e cacheEntry, fresh, ok bool) {
 	if a.cfg.CacheTTL <= 0 {
 		return cacheEntry{}, false, false
 	}
-	a.cacheMu.Lock()
-	defer a.cacheMu.Unlock()
-	e, ok = a.cache[key]
+	e, ok = a.answers.get(key)
 	if !ok {
 		return cacheEntry{}, false, false
 	}
@@ -374,30 +457,23 @@ func (a *API) cached(key string) (e cacheEntry, fresh, ok bool) {
 	// An expired answer is still served while a refresh runs, for at most
 	// one more http.timeout: then it is dropped and callers wait.
 	if !now.Before(e.expires.Add(a.cfg.Timeout)) {
+		a.answers.delete(key)
 		return cacheEntry{}, false, false
 	}
 	return e, now.Before(e.expires), true
 }
 
-// maxCacheEntries bounds the answer cache; answers live a second or so, so
-// a sweep of the expired ones keeps it small.
-const maxCacheEntries = 1024
-
+// store keeps an encoded answer; the cache is bounded by http.cache_bytes
+// (least recently used answers go first).
 func (a *API) store(key string, e cacheEntry) {
-	a.cacheMu.Lock()
-	defer a.cacheMu.Unlock()
-	if len(a.cache) >= maxCacheEntries {
-		now := a.cfg.Now()
-		for k, c := range a.cache {
-			if !now.Before(c.expires.Add(a.cfg.Timeout)) {
-				delete(a.cache, k)
-			}
-		}
-		if len(a.cache) >= maxCacheEntries {
-			clear(a.cache)
+	size := int64(len(e.body))
+	for k, vs := range e.header {
+		size += int64(len(k))
+		for _, v := range vs {
+			size += int64(len(v))
 		}
 	}
-	a.cache[key] = e
+	a.answers.put(key, e, size)
 }
 
 func writeBody(w http.ResponseWriter, h http.Header, body []byte) {
@@ -434,6 +510,9 @@ func (a *API) listViews(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	out := make([]viewInfo, 0, len(a.cfg.Views))
 	for _, v := range a.cfg.Views {
+		if !canQuery(principalFrom(r.Context()), v) {
+			continue // a tenant-scoped token sees the views it can query
+		}
 		vi := viewInfo{Name: v.Name, Schema: v.Schema.Name, Granularity: formatStep(v.Granularity), Dimensions: v.Dimensions,
 			Fingerprint: v.Fingerprint(), HotRetention: formatStep(v.HotRetention)}
 		if vi.Dimensions == nil {
@@ -474,13 +553,12 @@ var jobsParams = []string{"limit"}
 
 func (a *API) jobs(w http.ResponseWriter, r *http.Request) {
 	n := 100
-	for k := range r.URL.Query() {
-		if !slices.Contains(jobsParams, k) {
-			writeError(w, badParam(paramName(k), "unknown parameter %q (want limit)", clip(k)))
-			return
-		}
+	vals, perr := parseRawQuery(r.URL.RawQuery, jobsRule)
+	if perr != nil {
+		writeError(w, perr)
+		return
 	}
-	if s := r.URL.Query().Get("limit"); s != "" {
+	if s := vals.Get("limit"); s != "" {
 		v, err := strconv.Atoi(s)
 		if err != nil || v < 1 || v > jobs.DefaultHistoryCap {
 			writeError(w, badParam("limit", "limit: want an integer in 1..%d, got %q", jobs.DefaultHistoryCap, clip(s)))

@@ -54,13 +54,18 @@
 //
 // # Sharing work
 //
-// Identical concurrent queries (same view, aligned range, step, group_by,
-// where, metrics, format and B) share one computation (singleflight),
-// which runs on its own deadline so one client leaving does not fail the
+// Concurrent queries with the same view, aligned range, step, group_by,
+// where and B share one computation (singleflight) whatever their format
+// and metrics: an answer holds every metric, each request prints its own.
+// It runs on its own deadline so one client leaving does not fail the
 // others. When the step divides an hour, each batch hour is rolled up on
 // its own and that rollup is cached by the hour's version, so a query
-// recomputes only its partial first hour and the speed part.
+// recomputes only its partial first hour and the speed part. Before any
+// of it, the answer's rows are estimated (estimate.go) and a query over
+// http.max_rows is refused (413) with the estimate.
 //
+// Both caches are bounded in bytes, least recently used first (cache.go):
+// rollups by http.rollup_cache_bytes, encoded answers by http.cache_bytes.
 // The encoded answer is kept for http.cache_ttl (default 1s; 0: no cache)
 // and only while B is unchanged (B is part of the key: a moved B is a miss,
 // computed at once). Past cache_ttl the previous answer is still served
@@ -70,21 +75,40 @@
 //
 // # Errors and limits
 //
-// Every error is JSON {"error", "param"}: 400 bad parameter (any unknown
-// parameter too), 401 missing or unknown token, 403 missing scope, 404
-// unknown view, schema or route, 413 range longer than http.max_range,
-// more steps or rows than http.max_rows, or a body over http.max_body, 503
-// a dependency failed, 504 longer than http.timeout. Bad input is always
-// refused before any dependency is touched, so it never yields a 5xx; a
-// panic is recovered, logged and answered 500 as a last resort.
+// Every error is JSON {"error", "param"}: 400 bad parameter, 401 missing,
+// unknown or invalid token, 403 missing scope or a where the token's
+// filters forbid, 404 unknown view, schema or route, 408 a body slower
+// than http.body_timeout, 413 range longer than http.max_range, more steps
+// or rows than http.max_rows, or a body over http.max_body, 429 a token
+// over its rate or its share of query slots, 503 a dependency failed or
+// the server is full, 504 longer than http.timeout. Every 429 and 503
+// carries Retry-After. Bad input is always refused before any dependency
+// is touched, so it never yields a 5xx; a panic is recovered, logged and
+// answered 500 as a last resort. A dependency's error text (hosts, ports)
+// reaches the log, and admin callers only: /readyz says "down".
+//
+// Parameters are read from the raw query string (rawquery.go): a bad
+// escape, a ';', an empty value, a repeated parameter that does not repeat
+// or an unknown name is a 400 naming it, where r.URL.Query() would drop
+// the pair and answer the default.
+//
+// Hostile clients are bounded (limits.go, ratelimit.go, server.go): read,
+// body, write and idle timeouts; a token bucket per token with
+// X-RateLimit-* headers; at most http.max_queries queries at once and
+// http.max_token_queries per token; at most http.max_cold raw-lake hours.
 //
 // # Tokens
 //
 // Authorization: Bearer <token>, with scopes read:views (views, query),
-// write:events (Events API), admin (everything, job history). Tokens are
-// compared as SHA-256 digests with crypto/subtle against every configured
-// token. /healthz, /readyz, /metrics and /v1/openapi.yaml are public.
-// APIConfig.AuthDisabled (only `lambdalake dev`) serves without tokens.
+// write:events (Events API), admin (everything, job history). Static
+// tokens are compared as SHA-256 digests with crypto/subtle against every
+// configured token; signed JWTs (jwt.go: HS256 with a secret, or RS256,
+// ES256, EdDSA with a public key) carry sub, exp, scopes, filters and a
+// rate. A token's filters ({tenant: t07}, tenant.go) are added to every
+// query it makes as where, and a where for another value is a 403: a team
+// can put the endpoint in front of its own customers. /healthz, /readyz,
+// /metrics and /v1/openapi.yaml are public. APIConfig.AuthDisabled (only
+// `lambdalake dev`) serves without tokens.
 //
 // # Events API
 //
@@ -92,6 +116,8 @@
 // with the schema; valid lines go to the schema's topic and the answer
 // comes after Kafka acknowledged them (acks=all). The answer counts the
 // accepted lines and lists rejected ones by 1-based line number with the
-// reason; strict=true produces nothing unless every line is valid (400).
-// A body where no line is valid is a 400 too.
+// reason: not decodable (invalid UTF-8 included, as the compactor and the
+// speed layer judge it), longer than one Kafka message, or another value
+// than the token's filters. strict=true produces nothing unless every line
+// is valid (400). A body where no line is valid is a 400 too.
 package serving

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lambdalake/lambdalake/schemas"
@@ -59,7 +60,7 @@ func textValue(t schemas.Type, x schemas.Value) string {
 	}
 	switch t {
 	case schemas.String:
-		return x.Str
+		return csvSafe(x.Str)
 	case schemas.Bool:
 		return strconv.FormatBool(x.Int != 0)
 	case schemas.Float64:
@@ -242,4 +243,16 @@ func encodeAnswer(q *query, ans *answer) (http.Header, []byte) {
 	}
 	b = append(b, "]}\n"...)
 	return h, b
+}
+
+// csvSafe defuses formula injection: a spreadsheet opening the CSV runs a
+// cell that starts with =, +, - or @ (or a tab or CR before one) as a
+// formula, and event values are whatever producers sent. Such a cell gets
+// a leading apostrophe (OWASP's advice), which spreadsheets hide. Only
+// string values are touched: numbers stay numbers.
+func csvSafe(s string) string {
+	if s != "" && strings.IndexByte("=+-@\t\r", s[0]) >= 0 {
+		return "'" + s
+	}
+	return s
 }

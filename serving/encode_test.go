@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/schemas"
 )
 
@@ -42,5 +43,27 @@ func TestAppendValue(t *testing.T) {
 		if err := json.Unmarshal([]byte(got), &x); err != nil {
 			t.Errorf("%s is not JSON: %v", got, err)
 		}
+	}
+}
+
+// CSV cells a spreadsheet would run as a formula are defused; numbers and
+// other text are untouched.
+func TestCSVFormulaEscape(t *testing.T) {
+	for in, want := range map[string]string{
+		"=HYPERLINK(\"http://x\")": "'=HYPERLINK(\"http://x\")", "+1": "'+1", "-2+3": "'-2+3", "@SUM(A1)": "'@SUM(A1)",
+		"\t=1": "'\t=1", "\r=1": "'\r=1", "acme": "acme", "": "", "a=b": "a=b", "'=x": "'=x",
+	} {
+		if got := csvSafe(in); got != want {
+			t.Errorf("csvSafe(%q) = %q, want %q", in, got, want)
+		}
+	}
+	f := newFixture(t, nil)
+	f.speedOK()
+	b := f.batch.boundary
+	f.batch.rows = []views.Row{vrow(b.Add(-2*time.Minute).UnixMicro(), "=cmd|' /C calc'!A0", "-de", 3, -30, -20, -1, 0, 100)}
+	code, body, _ := f.do(t, "GET", "/v1/views/revenue/query?from=2026-11-27T08:58:00Z&to=2026-11-27T08:59:00Z&group_by=tenant,country&metrics=orders,revenue&format=csv", readTok, nil)
+	want := "t,tenant,country,orders,revenue\n2026-11-27T08:58:00Z,'=cmd|' /C calc'!A0,'-de,3,-30\n"
+	if code != 200 || string(body) != want {
+		t.Errorf("%d\n%s\nwant\n%s", code, body, want)
 	}
 }

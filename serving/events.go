@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
+	"os"
 	"strconv"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 
@@ -40,12 +41,10 @@ type eventsAnswer struct {
 // answer comes once Kafka acknowledged them (all in-sync replicas).
 // strict=true produces nothing unless every line is valid.
 func (a *API) events(w http.ResponseWriter, r *http.Request) {
-	vals := r.URL.Query()
-	for k := range vals {
-		if !slices.Contains(eventsParams, k) {
-			writeError(w, badParam(paramName(k), "unknown parameter %q (want schema, strict)", clip(k)))
-			return
-		}
+	vals, perr := parseRawQuery(r.URL.RawQuery, eventsRule)
+	if perr != nil {
+		writeError(w, perr)
+		return
 	}
 	name := vals.Get("schema")
 	if name == "" {
@@ -66,20 +65,37 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		}
 		strict = b
 	}
+	p := principalFrom(r.Context())
+	if !schemaBindable(p, s) {
+		writeError(w, &apiError{Code: http.StatusForbidden, Param: "schema",
+			Msg: fmt.Sprintf("token %s is bound to filters schema %s has no field for", p.name, s.Name)})
+		return
+	}
 	if a.cfg.Producer == nil {
 		writeError(w, &apiError{Code: http.StatusServiceUnavailable, Msg: "the Events API has no Kafka producer configured"})
 		return
 	}
+	// A body trickled in byte by byte must not hold its connection and
+	// handler for ever: the whole body within http.body_timeout.
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(a.cfg.BodyTimeout)) // not supported under httptest: ignored
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		switch {
+		case errors.As(err, &mbe):
 			writeError(w, &apiError{Code: http.StatusRequestEntityTooLarge, Param: "body", Msg: fmt.Sprintf("body larger than http.max_body (%d bytes)", a.cfg.MaxBody)})
-			return
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			w.Header().Set("Connection", "close")
+			writeError(w, &apiError{Code: http.StatusRequestTimeout, Param: "body", Msg: fmt.Sprintf("body not received within http.body_timeout (%s)", a.cfg.BodyTimeout)})
+		default:
+			writeError(w, badParam("body", "reading the body: %v", err))
 		}
-		writeError(w, badParam("body", "reading the body: %v", err))
 		return
 	}
+	// The write deadline ran while the body came in; give the produce
+	// and the answer their own time.
+	rc.SetWriteDeadline(time.Now().Add(a.cfg.Timeout + 5*time.Second))
 	ans := eventsAnswer{Rejected: []rejectedLine{}}
 	dec := schemas.NewDecoder(s)
 	var row schemas.Row
@@ -97,10 +113,20 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 			continue // blank lines (a trailing newline) are not events
 		}
 		lines++
-		if err := dec.Decode(line, &row); err != nil {
+		reason := ""
+		if len(line) > a.cfg.MaxEventBytes {
+			// Kafka would refuse the message, and with it the whole
+			// request: refuse the line instead, saying why.
+			reason = fmt.Sprintf("line is %d bytes, more than the %d bytes one event may have (one Kafka message)", len(line), a.cfg.MaxEventBytes)
+		} else if err := dec.Decode(line, &row); err != nil {
+			reason = err.Error()
+		} else {
+			reason = boundField(p, s, &row)
+		}
+		if reason != "" {
 			ans.RejectedTotal++
 			if len(ans.Rejected) < maxRejectedListed {
-				ans.Rejected = append(ans.Rejected, rejectedLine{Line: n, Error: err.Error()})
+				ans.Rejected = append(ans.Rejected, rejectedLine{Line: n, Error: reason})
 			}
 			continue
 		}
@@ -121,7 +147,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if err := a.writer(s.Topic).WriteMessages(ctx, msgs...); err != nil {
 		a.log.Warn("events: produce failed", "schema", s.Name, "topic", s.Topic, "err", stream.Summarize(err))
-		writeError(w, &apiError{Code: http.StatusServiceUnavailable, Msg: "Kafka did not acknowledge the events: " + stream.Summarize(err).Error()})
+		writeError(w, &apiError{Code: http.StatusServiceUnavailable, Msg: a.detail(r, "Kafka did not acknowledge the events", stream.Summarize(err))})
 		return
 	}
 	ans.Accepted = len(msgs)

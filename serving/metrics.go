@@ -19,7 +19,20 @@ type apiMetrics struct {
 	waiting    prometheus.Gauge
 	accepted   prometheus.Counter
 	rejected   prometheus.Counter
+	// refused counts requests turned away to protect the server, by
+	// reason: rate (a token over its rate), token_slots (over its share of
+	// concurrent queries), server_slots (all query slots taken), cold
+	// (raw-lake computations full).
+	refused *prometheus.CounterVec
 }
+
+// Reasons of lambdalake_serving_refused_total.
+const (
+	refusedRate        = "rate"
+	refusedTokenSlots  = "token_slots"
+	refusedServerSlots = "server_slots"
+	refusedCold        = "cold"
+)
 
 // httpMetrics are per-route request counts and latencies.
 type httpMetrics struct {
@@ -44,6 +57,11 @@ func newAPIMetrics(reg prometheus.Registerer) (*apiMetrics, error) {
 		if *x.dst, err = prom.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: x.name, Help: x.help})); err != nil {
 			return nil, err
 		}
+	}
+	if m.refused, err = prom.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "lambdalake_serving_refused_total", Help: "Requests refused to protect the server, by reason (rate, token_slots, server_slots, cold).",
+	}, []string{"reason"})); err != nil {
+		return nil, err
 	}
 	if m.waiting, err = prom.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "lambdalake_serving_queries_waiting", Help: "Query requests waiting for a computation of their answer (their own or one they share).",

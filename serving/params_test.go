@@ -1,7 +1,9 @@
 package serving
 
 import (
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -123,9 +125,11 @@ func TestFormatStep(t *testing.T) {
 	}
 }
 
-// FuzzParseQuery: any query string gets either a valid query whose range is
+// FuzzParseQuery: any raw query string (bad escapes, ';', repeats and
+// unknown names included) gets either a valid query whose range is
 // aligned, ordered and within limits, or a 400/413 naming a parameter —
-// never a panic.
+// never a panic. What the strict reader accepts, url.ParseQuery reads the
+// same way: no pair is silently dropped.
 func FuzzParseQuery(f *testing.F) {
 	for _, s := range []string{
 		"from=2026-11-27T09:00:00Z&to=2026-11-27T10:00:00Z",
@@ -133,15 +137,28 @@ func FuzzParseQuery(f *testing.F) {
 		"from=1795770030000&to=1795773630000&step=1d",
 		"from=-1&to=9999999999999999999",
 		"where=:&group_by=,,&step=0s",
+		"from=0&to=3600000&grup_by=%zz",
+		"from=0&to=3600000&where=tenant:a;b",
+		"from=0&to=3600000&step=1m&step=5m",
+		"from=0&to=3600000&where=tenant%3Aa%3Bb&",
+		"from=0&to=3600000&format",
+		"from=0&to=3600000&%66ormat=csv&&",
 	} {
 		f.Add(s)
 	}
 	v := testView("revenue", testSchema(f, "orders"))
 	lim := limits{maxRange: 31 * 24 * time.Hour, maxRows: 100000}
 	f.Fuzz(func(t *testing.T, raw string) {
-		vals, err := url.ParseQuery(raw)
-		if err != nil {
+		vals, perr := parseRawQuery(raw, queryRule)
+		if perr != nil {
+			if perr.Code != 400 || perr.Param == "" || perr.Msg == "" {
+				t.Fatalf("bad refusal %+v for %q", perr, raw)
+			}
 			return
+		}
+		std, err := url.ParseQuery(raw)
+		if err != nil || !maps.EqualFunc(vals, std, slices.Equal) {
+			t.Fatalf("accepted %q as %v; url.ParseQuery reads %v, %v", raw, vals, std, err)
 		}
 		q, perr := parseQuery(v, vals, lim)
 		if perr != nil {

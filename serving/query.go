@@ -251,10 +251,6 @@ type hourRollup struct {
 	flags metricFlags
 }
 
-// maxHourRollups bounds the rollup cache (entries are an hour of one
-// query shape: a few KB to a few MB).
-const maxHourRollups = 2048
-
 // batchHours rolls [from, to) of the batch view up hour by hour, reusing
 // rollups of hours whose version has not changed. from and to are on the
 // step grid and the step divides an hour, so each step lies in one hour.
@@ -270,9 +266,7 @@ func (a *API) batchHours(ctx context.Context, q *query, st *views.State, from, t
 		}
 		lo, hi := maxT(h, from), minT(h.Add(time.Hour), to)
 		key := fmt.Sprintf("%s|%s|%d|%d|%d|%s", st.Fingerprint, views.HourKey(h), hs.Version, lo.UnixMicro(), hi.UnixMicro(), shape)
-		a.hourMu.Lock()
-		r, ok := a.hourCache[key]
-		a.hourMu.Unlock()
+		r, ok := a.rollups.get(key)
 		if !ok {
 			rows, err := a.cfg.Batch.Rows(ctx, v, lo, hi, q.where)
 			if err != nil {
@@ -280,15 +274,8 @@ func (a *API) batchHours(ctx context.Context, q *query, st *views.State, from, t
 			}
 			r = &hourRollup{}
 			r.rows, r.flags.approx, r.flags.overflow = merge(v, q, &mergeInput{viewRows: [][]views.Row{rows}, straddleT: -1})
-			a.hourMu.Lock()
-			for k := range a.hourCache {
-				if len(a.hourCache) < maxHourRollups {
-					break
-				}
-				delete(a.hourCache, k) // map order is random: a random eviction
-			}
-			a.hourCache[key] = r
-			a.hourMu.Unlock()
+			// Bounded by http.rollup_cache_bytes, least recently used first.
+			a.rollups.put(key, r, rowsBytes(r.rows)+int64(2*len(r.flags.approx)))
 		}
 		out = append(out, r.rows...)
 		r.flags.or(flags.approx, flags.overflow)

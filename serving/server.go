@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
 	"runtime/debug"
 	"sort"
 	"sync"
@@ -23,9 +24,19 @@ type Check func(ctx context.Context) error
 
 // Config configures a Server.
 type Config struct {
-	Addr     string
-	Checks   map[string]Check // for /readyz, by dependency name
-	Gatherer prometheus.Gatherer
+	Addr   string
+	Checks map[string]Check // for /readyz, by dependency name
+	// Timeouts against slow and idle clients (defaults 5s, 30s, 1m, 1m):
+	// ReadHeaderTimeout for a request's headers; BodyTimeout for its body
+	// (the server's read timeout is both together, and the Events API sets
+	// its own body deadline); WriteTimeout from the end of the headers to
+	// the end of the answer; IdleTimeout for a keep-alive connection
+	// between requests.
+	ReadHeaderTimeout time.Duration
+	BodyTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	Gatherer          prometheus.Gatherer
 	// Registerer receives the per-route request metrics; default
 	// prometheus.DefaultRegisterer.
 	Registerer prometheus.Registerer
@@ -39,9 +50,14 @@ type Server struct {
 	handler http.Handler
 	routes  []string
 
-	mu   sync.Mutex
-	addr net.Addr
+	mu    sync.Mutex
+	addr  net.Addr
+	admin func(*http.Request) bool // set by API.Register
 }
+
+// maxHeaderBytes bounds a request's headers and query string; no route
+// needs more, and net/http answers 431 past it.
+const maxHeaderBytes = 64 << 10
 
 // New returns a server; Handle adds routes before Run.
 func New(cfg Config) *Server {
@@ -54,6 +70,15 @@ func New(cfg Config) *Server {
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.DefaultRegisterer
 	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&cfg.ReadHeaderTimeout, 5 * time.Second}, {&cfg.BodyTimeout, 30 * time.Second},
+		{&cfg.WriteTimeout, time.Minute}, {&cfg.IdleTimeout, time.Minute}} {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
+	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	s.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -65,7 +90,7 @@ func New(cfg Config) *Server {
 		writeError(w, &apiError{Code: http.StatusNotFound, Msg: "no such endpoint: " + r.Method + " " + clip(r.URL.Path)})
 	})
 	// Recover inside the metrics, so a panic is counted as the 500 it becomes.
-	s.handler = recoverer(cfg.Logger, s.mux)
+	s.handler = recoverer(cfg.Logger, canonical(s.mux))
 	if m, err := newHTTPMetrics(cfg.Registerer); err != nil {
 		cfg.Logger.Warn("serving: HTTP metrics not registered", "err", err)
 	} else {
@@ -85,6 +110,20 @@ func (s *Server) Routes() []string { return append([]string(nil), s.routes...) }
 
 // Handler is the server's routes with its middleware, for tests.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// canonical answers a path with dot segments or doubled slashes with a
+// JSON 404, as any unknown path, where the mux would redirect it (a 301
+// to /v1/jobs for /v1/views/../jobs).
+func canonical(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if c := path.Clean(p); p == "" || c != p && c+"/" != p {
+			writeError(w, &apiError{Code: http.StatusNotFound, Msg: "no such endpoint: " + r.Method + " " + clip(p)})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
 
 // recoverer turns a panic into a logged 500 JSON answer: a last resort,
 // since bad input is answered with a 4xx before anything can panic.
@@ -110,6 +149,24 @@ func (s *Server) Addr() net.Addr {
 	return s.addr
 }
 
+// setAdmin tells the server how to recognize an admin caller, to whom
+// /readyz shows the dependencies' errors.
+func (s *Server) setAdmin(f func(*http.Request) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.admin = f
+}
+
+func (s *Server) isAdmin(r *http.Request) bool {
+	s.mu.Lock()
+	f := s.admin
+	s.mu.Unlock()
+	return f != nil && f(r)
+}
+
+// readyz answers 200 when every dependency answers, else 503; each
+// dependency is "ok" or "down", and only an admin caller also gets the
+// error text (it names hosts, ports and credentials' owners).
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -119,13 +176,18 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	sort.Strings(names)
 	status := map[string]string{}
+	admin := s.isAdmin(r)
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	for _, n := range names {
 		g.Go(func() error {
 			res := "ok"
 			if err := s.cfg.Checks[n](gctx); err != nil {
-				res = err.Error()
+				res = "down"
+				if admin {
+					res = "down: " + err.Error()
+				}
+				s.cfg.Logger.Warn("serving: readiness check failed", "dependency", n, "err", err)
 			}
 			mu.Lock()
 			status[n] = res
@@ -153,7 +215,10 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.addr = ln.Addr()
 	s.mu.Unlock()
-	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:  s.cfg.ReadHeaderTimeout + s.cfg.BodyTimeout,
+		WriteTimeout: s.cfg.WriteTimeout, IdleTimeout: s.cfg.IdleTimeout, MaxHeaderBytes: maxHeaderBytes,
+		ErrorLog: slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelDebug)}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

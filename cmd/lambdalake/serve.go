@@ -75,6 +75,10 @@ func newServing(cfg *config.Config, store lake.Store, rdb redis.UniversalClient,
 	if reg == nil {
 		reg = prometheus.DefaultRegisterer
 	}
+	jwtCfg, err := serving.JWTFromConfig(cfg.HTTP.JWT)
+	if err != nil {
+		return nil, nil, err
+	}
 	api, err := serving.NewAPI(serving.APIConfig{
 		Views: cfg.ViewList, Schemas: cfg.SchemaList, Redis: rdb,
 		Speed: speed.NewReader(speed.ReaderConfig{Redis: rdb, CacheBytes: readCache, Registerer: reg}),
@@ -86,15 +90,20 @@ func newServing(cfg *config.Config, store lake.Store, rdb redis.UniversalClient,
 		Producer: func(topic string) serving.MessageWriter {
 			return stream.NewWriter(cfg.Kafka.Brokers, topic)
 		},
-		Tokens: cfg.HTTP.Tokens, AuthDisabled: opt.AuthDisabled,
+		Tokens: cfg.HTTP.Tokens, JWT: jwtCfg, AuthDisabled: opt.AuthDisabled,
 		MaxRange: cfg.HTTP.MaxRange.D(), MaxRows: cfg.HTTP.MaxRows, Timeout: cfg.HTTP.Timeout.D(),
-		MaxBody: int64(cfg.HTTP.MaxBody), CacheTTL: cfg.HTTP.CacheTTL.D(), JobsNamespace: cfg.Jobs.Namespace,
-		Registerer: opt.Registerer,
+		MaxBody: int64(cfg.HTTP.MaxBody), BodyTimeout: cfg.HTTP.BodyTimeout.D(),
+		MaxQueries: cfg.HTTP.MaxQueries, MaxTokenQueries: cfg.HTTP.MaxTokenQueries, MaxCold: cfg.HTTP.MaxCold,
+		CacheTTL: cfg.HTTP.CacheTTL.D(), CacheBytes: int64(cfg.HTTP.CacheBytes), RollupCacheBytes: int64(cfg.HTTP.RollupCacheBytes),
+		JobsNamespace: cfg.Jobs.Namespace,
+		Registerer:    opt.Registerer,
 	})
 	if err != nil {
 		return nil, nil, err
 	}
 	srv := serving.New(serving.Config{Addr: cfg.HTTP.Addr, Registerer: opt.Registerer, Gatherer: opt.Gatherer,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.D(), BodyTimeout: cfg.HTTP.BodyTimeout.D(),
+		WriteTimeout: cfg.HTTP.WriteTimeout.D(), IdleTimeout: cfg.HTTP.IdleTimeout.D(),
 		Checks: map[string]serving.Check{
 			"kafka": func(ctx context.Context) error { return stream.Ping(ctx, cfg.Kafka.Brokers) },
 			"redis": func(ctx context.Context) error { return rdb.Ping(ctx).Err() },

@@ -81,13 +81,60 @@ type HTTP struct {
 	// the raw lake when it spans at most this many hours, else listed
 	// under gaps (0: always gaps).
 	ColdMaxHours int `yaml:"cold_max_hours"`
+
+	// Timeouts against slow or idle clients: ReadHeaderTimeout for a
+	// request's headers, BodyTimeout for its body (from the handler's
+	// start), WriteTimeout for the whole exchange after the headers,
+	// IdleTimeout for a keep-alive connection between requests.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	BodyTimeout       Duration `yaml:"body_timeout"`
+	WriteTimeout      Duration `yaml:"write_timeout"`
+	IdleTimeout       Duration `yaml:"idle_timeout"`
+	// MaxQueries bounds the queries served at once by this server (503
+	// past it); MaxTokenQueries the share one token may hold (429 past
+	// it), so one client cannot take every slot.
+	MaxQueries      int `yaml:"max_queries"`
+	MaxTokenQueries int `yaml:"max_token_queries"`
+	// MaxCold bounds the hours computed from the raw lake at once.
+	MaxCold int `yaml:"max_cold"`
+	// JWT: signed tokens accepted besides the static ones.
+	JWT JWT `yaml:"jwt"`
+	// CacheBytes bounds the encoded answers kept for cache_ttl;
+	// RollupCacheBytes the batch hours kept rolled up to a query's shape.
+	CacheBytes       ByteSize `yaml:"cache_bytes"`
+	RollupCacheBytes ByteSize `yaml:"rollup_cache_bytes"`
 }
 
 type Token struct {
 	Name   string   `yaml:"name"`
 	Token  string   `yaml:"token"`
 	Scopes []string `yaml:"scopes"`
+	// Rate limits the token's requests (requests/s, token bucket of
+	// Burst); 0 is no limit.
+	Rate  float64 `yaml:"rate"`
+	Burst int     `yaml:"burst"`
+	// Filters bind every query made with the token to these dimension
+	// values ({tenant: t07}).
+	Filters map[string]string `yaml:"filters"`
 }
+
+// JWT configures signed bearer tokens (claims: scopes, filters, rate,
+// burst, exp). Secret verifies HS256; PublicKeyFile (PEM) verifies RS256,
+// ES256 or EdDSA, whichever its key type is. Either or both.
+type JWT struct {
+	Secret        string   `yaml:"secret"`
+	PublicKeyFile string   `yaml:"public_key_file"`
+	Issuer        string   `yaml:"issuer"`   // required iss claim, if set
+	Audience      string   `yaml:"audience"` // required aud claim, if set
+	MaxTTL        Duration `yaml:"max_ttl"`  // longest exp - iat accepted
+	// Rate and Burst apply to a JWT that carries no rate claim, and
+	// bound one that does.
+	Rate  float64 `yaml:"rate"`
+	Burst int     `yaml:"burst"`
+}
+
+// Enabled reports whether JWTs are accepted.
+func (j JWT) Enabled() bool { return j.Secret != "" || j.PublicKeyFile != "" }
 
 // Scopes a token may carry (DESIGN §4).
 var Scopes = []string{"read:views", "write:events", "admin"}
@@ -177,7 +224,11 @@ func Defaults() Config {
 			AccessKeyID: "test", SecretAccessKey: "test", MaxAttempts: 10, PartSize: 16 << 20,
 		}},
 		HTTP: HTTP{Addr: "127.0.0.1:8080", MaxRange: Duration(31 * 24 * time.Hour), MaxRows: 100000,
-			Timeout: Duration(10 * time.Second), MaxBody: 10 << 20, CacheTTL: Duration(time.Second), ColdMaxHours: 6},
+			Timeout: Duration(10 * time.Second), MaxBody: 10 << 20, CacheTTL: Duration(time.Second), ColdMaxHours: 6,
+			ReadHeaderTimeout: Duration(5 * time.Second), BodyTimeout: Duration(30 * time.Second),
+			WriteTimeout: Duration(time.Minute), IdleTimeout: Duration(time.Minute),
+			MaxQueries: 32, MaxTokenQueries: 16, MaxCold: 2, JWT: JWT{MaxTTL: Duration(24 * time.Hour)},
+			CacheBytes: 64 << 20, RollupCacheBytes: 256 << 20},
 		Speed: Speed{Group: "lambdalake-speed", FlushInterval: Duration(200 * time.Millisecond),
 			MaxPending: 100_000, SessionTimeout: Duration(10 * time.Second), MetricsAddr: "127.0.0.1:9464", ReadCache: 256 << 20},
 		Compact: Compact{Group: "lambdalake-compact", Budget: 256 << 20, MaxFileRows: 1_000_000,
@@ -258,6 +309,7 @@ func validate(d *decoder, c *Config) {
 	validateRoles(c, at)
 	validateSchemas(d, c, at)
 	validateViews(d, c, at)
+	validateTokenFilters(d, c, at)
 	sortErrors(d.errs)
 }
 
@@ -301,20 +353,7 @@ func validateHTTP(c *Config, at func(string, string, ...any)) {
 	if c.HTTP.Addr == "" {
 		at("http.addr", "required")
 	}
-	for i, t := range c.HTTP.Tokens {
-		p := fmt.Sprintf("http.tokens[%d]", i)
-		if len(t.Token) < 16 {
-			at(p+".token", "must be at least 16 characters")
-		}
-		if len(t.Scopes) == 0 {
-			at(p+".scopes", "at least one scope is required (%s)", strings.Join(Scopes, ", "))
-		}
-		for j, s := range t.Scopes {
-			if !slices.Contains(Scopes, s) {
-				at(fmt.Sprintf("%s.scopes[%d]", p, j), "unknown scope %q (want %s)", s, strings.Join(Scopes, ", "))
-			}
-		}
-	}
+	validateHTTPAccess(c, at)
 	if c.HTTP.MaxRows < 1 {
 		at("http.max_rows", "must be at least 1")
 	}

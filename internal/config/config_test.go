@@ -1,8 +1,16 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -115,6 +123,29 @@ func TestBrokenConfigsNameTheKey(t *testing.T) {
 		{"hot retention too short", base + "    hot_retention: 30m\n", nil, "views.revenue.hot_retention", 22, "too short"},
 		{"unknown metric key", strings.Replace(base, "{agg: count}", "{agg: count, filed: x}", 1), nil, "views.revenue.metrics.orders.filed", 19, "unknown key"},
 		{"bad scope", "http:\n  tokens:\n    - {name: a, token: 0123456789abcdef0, scopes: [read:all]}\n" + base, nil, "http.tokens[0].scopes[0]", 3, "unknown scope"},
+		{"duplicate token", "http:\n  tokens:\n    - {name: a, token: 0123456789abcdef0, scopes: [read:views]}\n    - {name: b, token: 0123456789abcdef0, scopes: [admin]}\n" + base, nil, "http.tokens[1].token", 4, "same token as http.tokens[0] (a)"},
+		{"duplicate token name", "http:\n  tokens:\n    - {name: a, token: 0123456789abcdef0, scopes: [read:views]}\n    - {name: a, token: 0123456789abcdef1, scopes: [admin]}\n" + base, nil, "http.tokens[1].name", 4, "already used"},
+		{"token without name", "http:\n  tokens:\n    - {token: 0123456789abcdef0, scopes: [read:views]}\n" + base, nil, "http.tokens[0].name", 0, "required"},
+		{"token negative rate", "http:\n  tokens:\n    - {name: a, token: 0123456789abcdef0, scopes: [read:views], rate: -1}\n" + base, nil, "http.tokens[0].rate", 0, "between 0"},
+		{"token burst without rate", "http:\n  tokens:\n    - {name: a, token: 0123456789abcdef0, scopes: [read:views], burst: 5}\n" + base, nil, "http.tokens[0].burst", 0, "needs a rate"},
+		{"token rate not a number", "http:\n  tokens:\n    - {name: a, token: 0123456789abcdef0, scopes: [read:views], rate: fast}\n" + base, nil, "http.tokens[0].rate", 3, "want a float64"},
+		{"token filter on no dimension", "http:\n  tokens:\n    - {name: a, token: 0123456789abcdef0, scopes: [read:views], filters: {region: eu}}\n" + base, nil, "http.tokens[0].filters.region", 3, "not a dimension of any view"},
+		{"token filter empty", "http:\n  tokens:\n    - {name: a, token: 0123456789abcdef0, scopes: [read:views], filters: {tenant: \"\"}}\n" + base, nil, "http.tokens[0].filters.tenant", 3, "empty value"},
+		{"admin token with filters", "http:\n  tokens:\n    - {name: a, token: 0123456789abcdef0, scopes: [admin], filters: {tenant: t1}}\n" + base, nil, "http.tokens[0].filters", 3, "admin token cannot"},
+		{"token unknown key", "http:\n  tokens:\n    - {name: a, token: 0123456789abcdef0, scopes: [admin], rps: 3}\n" + base, nil, "http.tokens[0].rps", 3, "unknown key"},
+		{"write timeout not above timeout", "http:\n  timeout: 10s\n  write_timeout: 5s\n" + base, nil, "http.write_timeout", 3, "at least twice http.timeout"},
+		{"idle timeout zero", "http:\n  idle_timeout: 0s\n" + base, nil, "http.idle_timeout", 2, "must be positive"},
+		{"body timeout bad", "http:\n  body_timeout: slow\n" + base, nil, "http.body_timeout", 2, "bad duration"},
+		{"token queries above max queries", "http:\n  max_queries: 4\n  max_token_queries: 8\n" + base, nil, "http.max_token_queries", 3, "between 1 and http.max_queries"},
+		{"cache bytes too small", "http:\n  cache_bytes: 1KiB\n" + base, nil, "http.cache_bytes", 2, "at least 1MiB"},
+		{"rollup cache bytes not a size", "http:\n  rollup_cache_bytes: lots\n" + base, nil, "http.rollup_cache_bytes", 2, "bad size"},
+		{"max cold zero", "http:\n  max_cold: 0\n" + base, nil, "http.max_cold", 2, "at least 1"},
+		{"jwt secret too short", "http:\n  jwt:\n    secret: short\n" + base, nil, "http.jwt.secret", 3, "at least 32 bytes"},
+		{"jwt public key missing", "http:\n  jwt:\n    public_key_file: /nonexistent/key.pem\n" + base, nil, "http.jwt.public_key_file", 3, "no such file"},
+		{"jwt public key not PEM", "http:\n  jwt:\n    public_key_file: testdata/minimal.yaml\n" + base, nil, "http.jwt.public_key_file", 3, "no PEM block"},
+		{"jwt issuer without key", "http:\n  jwt:\n    issuer: me\n" + base, nil, "http.jwt", 3, "neither secret nor public_key_file"},
+		{"jwt unknown key", "http:\n  jwt:\n    algorithm: none\n" + base, nil, "http.jwt.algorithm", 3, "unknown key"},
+		{"bad env jwt rate", base, map[string]string{"LAMBDALAKE_HTTP_JWT_RATE": "-3"}, "http.jwt.rate", 0, "between 0"},
 		{"http cache ttl too long", "http:\n  cache_ttl: 5m\n" + base, nil, "http.cache_ttl", 2, "between 0 and 1m"},
 		{"http cold hours negative", "http:\n  cold_max_hours: -1\n" + base, nil, "http.cold_max_hours", 2, "between 0 and 168"},
 		{"bad cron", "jobs:\n  merge: every hour\n" + base, nil, "jobs.merge", 2, "bad cron"},
@@ -195,5 +226,88 @@ func TestParseByteSizeAndDuration(t *testing.T) {
 		if got, err := ParseDuration(s); err != nil || got != want {
 			t.Errorf("ParseDuration(%q) = %v, %v; want %v", s, got, err, want)
 		}
+	}
+}
+
+func TestHTTPTokensAndLimits(t *testing.T) {
+	y := `http:
+  timeout: 5s
+  body_timeout: 20s
+  tokens:
+    - name: acme-dash
+      token: 0123456789abcdef0
+      scopes: [read:views]
+      rate: 20
+      burst: 40
+      filters: {tenant: t07}
+    - {name: ops, token: 0123456789abcdef1, scopes: [admin]}
+  jwt:
+    secret: 0123456789abcdef0123456789abcdef
+    issuer: acme
+    rate: 5
+` + minimal(t)
+	cfg, err := Parse([]byte(y), envOf(map[string]string{"LAMBDALAKE_HTTP_IDLE_TIMEOUT": "30s"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := cfg.HTTP
+	tok := h.Tokens[0]
+	if tok.Rate != 20 || tok.Burst != 40 || tok.Filters["tenant"] != "t07" || h.Tokens[1].Rate != 0 {
+		t.Errorf("tokens = %+v", h.Tokens)
+	}
+	if h.BodyTimeout.D() != 20*time.Second || h.IdleTimeout.D() != 30*time.Second || h.ReadHeaderTimeout.D() != 5*time.Second ||
+		h.WriteTimeout.D() != time.Minute || h.MaxQueries != 32 || h.MaxTokenQueries != 16 || h.MaxCold != 2 ||
+		h.CacheBytes != 64<<20 || h.RollupCacheBytes != 256<<20 {
+		t.Errorf("http = %+v", h)
+	}
+	if !h.JWT.Enabled() || h.JWT.Issuer != "acme" || h.JWT.Rate != 5 || h.JWT.MaxTTL.D() != 24*time.Hour {
+		t.Errorf("jwt = %+v", h.JWT)
+	}
+}
+
+func TestJWTPublicKey(t *testing.T) {
+	rsa2048, _ := rsa.GenerateKey(rand.Reader, 2048)
+	rsa1024, _ := rsa.GenerateKey(rand.Reader, 1024)
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	pkix := func(k any) []byte {
+		b, err := x509.MarshalPKIXPublicKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: b})
+	}
+	tests := []struct {
+		name    string
+		pem     []byte
+		wantAlg string // "" = refused
+		wantErr string
+	}{
+		{"rsa pkix", pkix(&rsa2048.PublicKey), "RS256", ""},
+		{"rsa pkcs1", pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&rsa2048.PublicKey)}), "RS256", ""},
+		{"ecdsa p256", pkix(&p256.PublicKey), "ES256", ""},
+		{"ed25519", pkix(edPub), "EdDSA", ""},
+		{"rsa too short", pkix(&rsa1024.PublicKey), "", "at least 2048"},
+		{"ecdsa p384", pkix(&p384.PublicKey), "", "P-256"},
+		{"private key block", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1}}), "", "want PUBLIC KEY"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "key.pem")
+			if err := os.WriteFile(path, tt.pem, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, alg, err := JWT{PublicKeyFile: path}.PublicKey()
+			if tt.wantAlg != "" {
+				if err != nil || alg != tt.wantAlg {
+					t.Errorf("alg %q, err %v; want %s", alg, err, tt.wantAlg)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("err %v, want one containing %q", err, tt.wantErr)
+			}
+		})
 	}
 }

@@ -78,6 +78,15 @@ func PartitionCount(ctx context.Context, brokers []string, topic string) (int, e
 	return 0, fmt.Errorf("stream: topic %s not found", topic)
 }
 
+// BatchBytes bounds a Writer's batches, under the broker default
+// message.max.bytes (1 MiB).
+const BatchBytes = 1_000_000
+
+// MaxValueBytes is the largest message value a Writer takes: a message
+// over BatchBytes (value plus kafka-go's few bytes of framing) is refused
+// whole, so producers check values against this first.
+const MaxValueBytes = BatchBytes - 1<<10
+
 // NewWriter returns a producer for topic that batches for throughput and
 // acknowledges a write only once every in-sync replica has it, so a message
 // WriteMessages returned for is durable.
@@ -87,7 +96,7 @@ func NewWriter(brokers []string, topic string) *kafka.Writer {
 		Topic:           topic,
 		Balancer:        &kafka.RoundRobin{},
 		BatchSize:       10000,
-		BatchBytes:      1_000_000, // under the broker default message.max.bytes (1 MiB)
+		BatchBytes:      BatchBytes,
 		BatchTimeout:    5 * time.Millisecond,
 		RequiredAcks:    kafka.RequireAll,
 		MaxAttempts:     10,
