@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/hll"
@@ -45,7 +46,8 @@ type macc struct {
 	n      int
 	exact  int64
 	first  []byte
-	sk     *hll.Sketch
+	union  bool     // a second contributor came: the figure is the union's estimate
+	refs   [][]byte // the union's sketches (Redis encoding), estimated once at the end
 	approx bool
 }
 
@@ -141,17 +143,33 @@ func foldValue(a *macc, agg schemas.Agg, float bool, x schemas.Value, ovf bool) 
 	a.has = true
 }
 
-// foldSketch adds one sketch to a uniq accumulator.
+// foldSketch adds one sketch to a uniq accumulator. Sketches are kept as
+// they are and unioned once, when the figure is printed (hll.Union: a union
+// of a few small sketches costs their registers, not 16 KiB).
 func (a *macc) foldSketch(b []byte) {
-	if a.sk == nil {
-		a.sk = new(hll.Sketch)
+	if !a.union {
+		a.union = true
 		if a.first != nil {
-			a.sk.MergeBytes(a.first)
+			a.refs = append(a.refs, a.first)
 		}
 	}
 	if b != nil {
-		a.sk.MergeBytes(b) // sketches come from our own files and Redis; a bad one counts as empty
+		a.refs = append(a.refs, b)
 	}
+}
+
+var unionPool = sync.Pool{New: func() any { return new(hll.Union) }}
+
+// estimateUnion is PFCOUNT's figure for the union of the sketches; they come
+// from our own files and Redis, and a bad one counts as empty.
+func estimateUnion(refs [][]byte) int64 {
+	u := unionPool.Get().(*hll.Union)
+	defer unionPool.Put(u)
+	u.Reset()
+	for _, b := range refs {
+		u.AddBytes(b)
+	}
+	return int64(u.Estimate())
 }
 
 func (m *merger) addViewRow(r *views.Row) {
@@ -246,8 +264,8 @@ func merge(v *schemas.View, q *query, in *mergeInput) (rows []outRow, approx, ov
 			a := &g.acc[mi]
 			switch {
 			case mt.Agg == schemas.Uniq:
-				if a.sk != nil {
-					r.vals[mi] = schemas.Value{Int: int64(a.sk.Estimate())}
+				if a.union {
+					r.vals[mi] = schemas.Value{Int: estimateUnion(a.refs)}
 				} else {
 					r.vals[mi] = schemas.Value{Int: a.exact}
 				}

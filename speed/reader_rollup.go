@@ -37,7 +37,7 @@ type sketchRef struct {
 // estimate.
 const (
 	collapseBytes = hll.Registers
-	collapseRefs  = 16
+	collapseRefs  = 32
 )
 
 func (r *sketchRef) empty() bool { return r.s == nil && len(r.refs) == 0 }
@@ -127,7 +127,10 @@ func (r *sketchRef) union(f func(*hll.Sketch)) error {
 	return nil
 }
 
-// estimate is PFCOUNT's figure for the sketch (0 when empty).
+var unionPool = sync.Pool{New: func() any { return new(hll.Union) }}
+
+// estimate is PFCOUNT's figure for the sketch (0 when empty): a union of a
+// few small cells costs their registers (hll.Union), not 16 KiB.
 func (r *sketchRef) estimate() (int64, error) {
 	switch {
 	case r.empty():
@@ -135,10 +138,21 @@ func (r *sketchRef) estimate() (int64, error) {
 	case r.s == nil && len(r.refs) == 1:
 		n, err := hll.EstimateBytes(r.refs[0])
 		return int64(n), err
+	case len(r.refs) == 0:
+		return int64(r.s.Estimate()), nil
 	}
-	var n uint64
-	err := r.union(func(s *hll.Sketch) { n = s.Estimate() })
-	return int64(n), err
+	u := unionPool.Get().(*hll.Union)
+	defer unionPool.Put(u)
+	u.Reset()
+	if r.s != nil {
+		u.AddSketch(r.s)
+	}
+	for _, b := range r.refs {
+		if err := u.AddBytes(b); err != nil {
+			return 0, err
+		}
+	}
+	return int64(u.Estimate()), nil
 }
 
 // encoded is the sketch in Redis's encoding (nil when empty).

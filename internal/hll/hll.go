@@ -505,3 +505,107 @@ func CachedCardinality(b []byte) (n uint64, ok bool) {
 	}
 	return binary.LittleEndian.Uint64(b[8:16]), true
 }
+
+// Union is the union of sketches for one estimate (PFCOUNT over several
+// keys), without a 16 KiB merge when they are small: while the sketches
+// added set few registers it tracks which, and the estimate costs those
+// registers, not 16384. The zero value is an empty union; Reset makes one
+// reusable (pool it: it holds 16 KiB).
+type Union struct {
+	s       Sketch
+	touched []uint16 // registers set, while not dense
+	dense   bool     // too many to track: the estimate reads every register
+}
+
+// unionTrackMax is how many registers a Union tracks before it reads all of
+// them: past it, the 16384-register histogram is the cheaper one.
+const unionTrackMax = 2048
+
+func (u *Union) set(i int, v uint8) {
+	if v <= u.s.regs[i] {
+		return
+	}
+	if u.s.regs[i] == 0 && !u.dense {
+		if len(u.touched) == unionTrackMax {
+			u.dense = true
+		} else {
+			u.touched = append(u.touched, uint16(i))
+		}
+	}
+	u.s.regs[i] = v
+}
+
+// AddBytes unions an encoded sketch in (Redis's dense or sparse encoding);
+// on error u is unchanged.
+func (u *Union) AddBytes(b []byte) error {
+	if len(b) < hdrSize || string(b[:4]) != "HYLL" {
+		return fmt.Errorf("%w: bad header", ErrInvalid)
+	}
+	switch b[4] {
+	case encDense:
+		if len(b) != DenseSize {
+			return fmt.Errorf("%w: dense length %d, want %d", ErrInvalid, len(b), DenseSize)
+		}
+		u.dense = true
+		regs := b[hdrSize:]
+		for i := range u.s.regs {
+			if v := getDense(regs, i); v > u.s.regs[i] {
+				u.s.regs[i] = v
+			}
+		}
+		return nil
+	case encSparse:
+		body := b[hdrSize:]
+		if err := checkSparse(body); err != nil {
+			return err
+		}
+		idx := 0
+		for p := 0; p < len(body); p++ {
+			switch op := body[p]; {
+			case op&0xc0 == 0: // ZERO
+				idx += int(op&0x3f) + 1
+			case op&0xc0 == 0x40: // XZERO
+				idx += int(op&0x3f)<<8 | int(body[p+1]) + 1
+				p++
+			default: // VAL
+				v := (op>>2)&0x1f + 1
+				for end := idx + int(op&3) + 1; idx < end; idx++ {
+					u.set(idx, v)
+				}
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: encoding %d", ErrInvalid, b[4])
+}
+
+// AddSketch unions a sketch in.
+func (u *Union) AddSketch(s *Sketch) {
+	u.dense = true
+	u.s.Merge(s)
+}
+
+// Estimate is PFCOUNT's figure for the union.
+func (u *Union) Estimate() uint64 {
+	if u.dense {
+		return u.s.Estimate()
+	}
+	var hist [64]int
+	hist[0] = Registers - len(u.touched)
+	for _, i := range u.touched {
+		hist[u.s.regs[i]&63]++
+	}
+	return estimate(&hist)
+}
+
+// Reset empties the union.
+func (u *Union) Reset() {
+	if u.dense {
+		u.s = Sketch{}
+	} else {
+		for _, i := range u.touched {
+			u.s.regs[i] = 0
+		}
+	}
+	u.touched, u.dense = u.touched[:0], false
+}

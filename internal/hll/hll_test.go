@@ -390,3 +390,58 @@ func BenchmarkEncode(b *testing.B) {
 		_ = Encode(work)
 	}
 }
+
+// A Union estimates exactly what merging the same sketches into registers
+// does (PFCOUNT over several keys), small or dense, and starts empty again
+// after Reset.
+func TestUnion(t *testing.T) {
+	sketch := func(lo, hi int) *Sketch {
+		var s Sketch
+		for i := lo; i < hi; i++ {
+			s.Add("u" + strconv.Itoa(i))
+		}
+		return &s
+	}
+	tests := []struct {
+		name   string
+		ranges [][2]int
+		dense  bool // the last one added as a Sketch
+	}{
+		{"nothing", nil, false},
+		{"one small", [][2]int{{0, 5}}, false},
+		{"small overlapping", [][2]int{{0, 50}, {25, 80}, {70, 71}}, false},
+		{"past what it tracks", [][2]int{{0, 1500}, {1000, 4000}}, false},
+		{"a dense encoding", [][2]int{{0, 10}, {0, 100000}}, false},
+		{"with a sketch", [][2]int{{0, 10}, {5, 300}}, true},
+	}
+	var u Union
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u.Reset()
+			var want Sketch
+			for k, r := range tt.ranges {
+				s := sketch(r[0], r[1])
+				want.Merge(s)
+				if tt.dense && k == len(tt.ranges)-1 {
+					u.AddSketch(s)
+					continue
+				}
+				if err := u.AddBytes(s.Marshal()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := u.Estimate(); got != want.Estimate() {
+				t.Errorf("Union estimate %d, merged registers %d", got, want.Estimate())
+			}
+		})
+	}
+	var s Sketch
+	s.Add("x")
+	if b := s.Marshal(); u.AddBytes(b[:len(b)-1]) == nil {
+		t.Error("a truncated sketch was accepted")
+	}
+	u.Reset()
+	if u.Estimate() != 0 {
+		t.Error("Reset left registers set")
+	}
+}
