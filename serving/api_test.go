@@ -535,10 +535,50 @@ func TestHourRollupCache(t *testing.T) {
 			t.Fatalf("query %d: %d %s", i, code, body)
 		}
 	}
-	// 3 hours, then the changed first hour twice (06:30, 06:30 again since
-	// 06:31 floors to 06:30 on the 5m grid), then nothing new.
-	if got := counting.calls.Load(); got != 4 {
-		t.Errorf("%d batch reads, want 4", got)
+	// 3 hours, then nothing new: a partial first hour (06:30, 06:31
+	// flooring to 06:30 on the 5m grid) is a slice of the whole hour's
+	// rollup.
+	if got := counting.calls.Load(); got != 3 {
+		t.Errorf("%d batch reads, want 3", got)
+	}
+}
+
+// A slice of an hour's rollup carries the flags of its own rows: an
+// estimate or an overflow elsewhere in the hour is not reported.
+func TestHourSlicesKeepTheirFlags(t *testing.T) {
+	f := newFixture(t, nil)
+	f.speedOK()
+	var rows []views.Row
+	for m := range 60 {
+		tm := time.Date(2026, 11, 27, 6, m, 0, 0, time.UTC).UnixMicro()
+		if m < 30 {
+			// One row per 5m step: its uniq is exact.
+			if m%5 == 0 {
+				rows = append(rows, vrow(tm, "a", "de", 1, 1, 1, 1, m, m+2))
+			}
+			continue
+		}
+		// Two rows per minute, one with an overflowed qty.
+		r := vrow(tm, "b", "de", 1, 1, 1, 1, m, m+2)
+		r.Values[5], r.Overflow = schemas.Value{Null: true}, []bool{5: true}
+		rows = append(rows, vrow(tm, "a", "de", 1, 1, 1, 1, m, m+3), r)
+	}
+	f.batch.rows = rows
+	for _, tt := range []struct {
+		from, to       string
+		approx, overfl string
+	}{
+		{"06:00", "06:30", "", ""},
+		{"06:30", "07:00", "buyers", "qty"},
+		{"06:00", "07:00", "buyers", "qty"},
+		{"06:10", "06:20", "", ""},
+	} {
+		q := "/v1/views/revenue/query?from=2026-11-27T" + tt.from + ":00Z&to=2026-11-27T" + tt.to + ":00Z&step=5m"
+		code, body, _ := f.do(t, "GET", q, readTok, nil)
+		a := decodeAnswer(t, body)
+		if code != 200 || strings.Join(a.Approximate, ",") != tt.approx || strings.Join(a.Overflow, ",") != tt.overfl {
+			t.Errorf("%s-%s: %d approximate %v overflow %v, want %q %q", tt.from, tt.to, code, a.Approximate, a.Overflow, tt.approx, tt.overfl)
+		}
 	}
 }
 

@@ -19,6 +19,18 @@ type outRow struct {
 	t    int64 // step start, Unix µs
 	dims []schemas.Value
 	vals []schemas.Value
+	// Per metric (bit mi, for the first 64 metrics): the figure is an
+	// estimate (ap) or an overflowed sum (ov), so a slice of rows knows
+	// its flags.
+	ap, ov uint64
+}
+
+// bit is metric mi's bit in outRow.ap and .ov (0 past the 64th metric).
+func bit(mi int) uint64 {
+	if mi >= 64 {
+		return 0
+	}
+	return 1 << mi
 }
 
 // mergeInput is everything a query read, already cut to its time range and
@@ -270,6 +282,9 @@ func merge(v *schemas.View, q *query, in *mergeInput) (rows []outRow, approx, ov
 					r.vals[mi] = schemas.Value{Int: a.exact}
 				}
 				approx[mi] = approx[mi] || a.approx
+				if a.approx {
+					r.ap |= bit(mi)
+				}
 			case mt.Agg == schemas.Count:
 				r.vals[mi] = schemas.Value{Int: a.i}
 			case !a.has:
@@ -284,6 +299,7 @@ func merge(v *schemas.View, q *query, in *mergeInput) (rows []outRow, approx, ov
 				if !ok {
 					r.vals[mi] = schemas.Value{Null: true}
 					ovf[mi] = true
+					r.ov |= bit(mi)
 				}
 			case m.float[mi]:
 				r.vals[mi] = schemas.Value{Float: a.f}

@@ -1,6 +1,7 @@
 package serving
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -254,21 +255,31 @@ type hourRollup struct {
 // batchHours rolls [from, to) of the batch view up hour by hour, reusing
 // rollups of hours whose version has not changed. from and to are on the
 // step grid and the step divides an hour, so each step lies in one hour.
+// An hour is always rolled up whole, and a query's partial first or last
+// hour is the slice of its rows in range (rows carry their flags), so
+// queries over the same shape share every hour whatever their range.
 func (a *API) batchHours(ctx context.Context, q *query, st *views.State, from, to time.Time) ([]outRow, metricFlags, error) {
 	v := q.view
 	flags := metricFlags{approx: make([]bool, len(v.Metrics)), overflow: make([]bool, len(v.Metrics))}
 	var out []outRow
 	shape := q.shapeKey()
+	// Rows carry the flags of 64 metrics: past that, partial hours are
+	// rolled up on their own.
+	whole := len(v.Metrics) <= 64
 	for h := from.Truncate(time.Hour); h.Before(to); h = h.Add(time.Hour) {
 		hs, ok := st.Hour(h)
 		if !ok || hs.Rows == 0 {
 			continue
 		}
 		lo, hi := maxT(h, from), minT(h.Add(time.Hour), to)
-		key := fmt.Sprintf("%s|%s|%d|%d|%d|%s", st.Fingerprint, views.HourKey(h), hs.Version, lo.UnixMicro(), hi.UnixMicro(), shape)
+		rlo, rhi := lo, hi
+		if whole {
+			rlo, rhi = h, h.Add(time.Hour)
+		}
+		key := fmt.Sprintf("%s|%s|%d|%d|%d|%s", st.Fingerprint, views.HourKey(h), hs.Version, rlo.UnixMicro(), rhi.UnixMicro(), shape)
 		r, ok := a.rollups.get(key)
 		if !ok {
-			rows, err := a.cfg.Batch.Rows(ctx, v, lo, hi, q.where)
+			rows, err := a.cfg.Batch.Rows(ctx, v, rlo, rhi, q.where)
 			if err != nil {
 				return nil, flags, err
 			}
@@ -277,8 +288,23 @@ func (a *API) batchHours(ctx context.Context, q *query, st *views.State, from, t
 			// Bounded by http.rollup_cache_bytes, least recently used first.
 			a.rollups.put(key, r, rowsBytes(r.rows)+int64(2*len(r.flags.approx)))
 		}
-		out = append(out, r.rows...)
-		r.flags.or(flags.approx, flags.overflow)
+		if !whole || (lo.Equal(rlo) && hi.Equal(rhi)) {
+			out = append(out, r.rows...)
+			r.flags.or(flags.approx, flags.overflow)
+			continue
+		}
+		// Rows are sorted by t: the steps in [lo, hi) are one run.
+		i, _ := slices.BinarySearchFunc(r.rows, lo.UnixMicro(), func(x outRow, t int64) int { return cmp.Compare(x.t, t) })
+		j, _ := slices.BinarySearchFunc(r.rows, hi.UnixMicro(), func(x outRow, t int64) int { return cmp.Compare(x.t, t) })
+		var ap, ov uint64
+		for _, x := range r.rows[i:j] {
+			ap, ov = ap|x.ap, ov|x.ov
+		}
+		out = append(out, r.rows[i:j]...)
+		for mi := range v.Metrics {
+			flags.approx[mi] = flags.approx[mi] || ap&bit(mi) != 0
+			flags.overflow[mi] = flags.overflow[mi] || ov&bit(mi) != 0
+		}
 	}
 	return out, flags, nil
 }
