@@ -248,6 +248,7 @@ type answerJSON struct {
 	Sources     map[string]any   `json:"sources"`
 	Gaps        [][2]string      `json:"gaps"`
 	Approximate []string         `json:"approximate"`
+	Overflow    []string         `json:"overflow"`
 	Rows        []map[string]any `json:"rows"`
 }
 
@@ -285,6 +286,9 @@ func TestQueryAnswerShapeAndFormats(t *testing.T) {
 	if strings.Join(a.Approximate, ",") != "buyers" {
 		t.Errorf("approximate = %v, want buyers (the speed row's uniq is an HLL)", a.Approximate)
 	}
+	if a.Overflow == nil || len(a.Overflow) != 0 {
+		t.Errorf("overflow = %#v, want [] (no sum overflowed)", a.Overflow)
+	}
 	want := []map[string]any{
 		{"t": "2026-11-27T08:58:00Z", "orders": 3.0, "revenue": 30.0, "buyers": 100.0},
 		{"t": "2026-11-27T08:59:00Z", "orders": 1.0, "revenue": 2.5, "buyers": 1.0},
@@ -300,7 +304,8 @@ func TestQueryAnswerShapeAndFormats(t *testing.T) {
 
 	code, body, hdr := f.do(t, "GET", "/v1/views/revenue/query?from=2026-11-27T08:58:00Z&to=2026-11-27T09:00:00Z&metrics=orders,smallest&group_by=tenant&format=csv", readTok, nil)
 	wantCSV := "t,tenant,orders,smallest\n2026-11-27T08:58:00Z,a,3,1\n2026-11-27T08:59:00Z,b,1,2.5\n"
-	if code != 200 || string(body) != wantCSV || hdr.Get("Lambdalake-Boundary") != "2026-11-27T09:00:00Z" || hdr.Get("Content-Type") != "text/csv; charset=utf-8" {
+	if code != 200 || string(body) != wantCSV || hdr.Get("Lambdalake-Boundary") != "2026-11-27T09:00:00Z" || hdr.Get("Content-Type") != "text/csv; charset=utf-8" ||
+		hdr.Get("Lambdalake-Overflow") != "[]" {
 		t.Errorf("csv %d %v:\n%s", code, hdr, body)
 	}
 	code, body, _ = f.do(t, "GET", "/v1/views/revenue/query?from=2026-11-27T08:58:00Z&to=2026-11-27T09:00:00Z&metrics=orders&format=ndjson", readTok, nil)
@@ -530,10 +535,50 @@ func TestHourRollupCache(t *testing.T) {
 			t.Fatalf("query %d: %d %s", i, code, body)
 		}
 	}
-	// 3 hours, then the changed first hour twice (06:30, 06:30 again since
-	// 06:31 floors to 06:30 on the 5m grid), then nothing new.
-	if got := counting.calls.Load(); got != 4 {
-		t.Errorf("%d batch reads, want 4", got)
+	// 3 hours, then nothing new: a partial first hour (06:30, 06:31
+	// flooring to 06:30 on the 5m grid) is a slice of the whole hour's
+	// rollup.
+	if got := counting.calls.Load(); got != 3 {
+		t.Errorf("%d batch reads, want 3", got)
+	}
+}
+
+// A slice of an hour's rollup carries the flags of its own rows: an
+// estimate or an overflow elsewhere in the hour is not reported.
+func TestHourSlicesKeepTheirFlags(t *testing.T) {
+	f := newFixture(t, nil)
+	f.speedOK()
+	var rows []views.Row
+	for m := range 60 {
+		tm := time.Date(2026, 11, 27, 6, m, 0, 0, time.UTC).UnixMicro()
+		if m < 30 {
+			// One row per 5m step: its uniq is exact.
+			if m%5 == 0 {
+				rows = append(rows, vrow(tm, "a", "de", 1, 1, 1, 1, m, m+2))
+			}
+			continue
+		}
+		// Two rows per minute, one with an overflowed qty.
+		r := vrow(tm, "b", "de", 1, 1, 1, 1, m, m+2)
+		r.Values[5], r.Overflow = schemas.Value{Null: true}, []bool{5: true}
+		rows = append(rows, vrow(tm, "a", "de", 1, 1, 1, 1, m, m+3), r)
+	}
+	f.batch.rows = rows
+	for _, tt := range []struct {
+		from, to       string
+		approx, overfl string
+	}{
+		{"06:00", "06:30", "", ""},
+		{"06:30", "07:00", "buyers", "qty"},
+		{"06:00", "07:00", "buyers", "qty"},
+		{"06:10", "06:20", "", ""},
+	} {
+		q := "/v1/views/revenue/query?from=2026-11-27T" + tt.from + ":00Z&to=2026-11-27T" + tt.to + ":00Z&step=5m"
+		code, body, _ := f.do(t, "GET", q, readTok, nil)
+		a := decodeAnswer(t, body)
+		if code != 200 || strings.Join(a.Approximate, ",") != tt.approx || strings.Join(a.Overflow, ",") != tt.overfl {
+			t.Errorf("%s-%s: %d approximate %v overflow %v, want %q %q", tt.from, tt.to, code, a.Approximate, a.Overflow, tt.approx, tt.overfl)
+		}
 	}
 }
 

@@ -37,7 +37,7 @@ func BenchmarkMergeHourTotals(b *testing.B) {
 	q := mq(v, time.Minute)
 	b.ReportAllocs()
 	for b.Loop() {
-		out, _ := merge(v, q, &mergeInput{viewRows: [][]views.Row{rows}, straddleT: -1})
+		out, _, _ := merge(v, q, &mergeInput{viewRows: [][]views.Row{rows}, straddleT: -1})
 		if len(out) != 60 {
 			b.Fatal(len(out))
 		}

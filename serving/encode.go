@@ -136,6 +136,18 @@ func approximate(q *query, ans *answer) []string {
 	return out
 }
 
+// overflowed lists the selected sum metrics some figure of which
+// overflowed (schemas.IntSum, FloatSum): that figure is null.
+func overflowed(q *query, ans *answer) []string {
+	out := []string{}
+	for _, mi := range q.metrics {
+		if ans.overflow != nil && ans.overflow[mi] {
+			out = append(out, q.view.Metrics[mi].Name)
+		}
+	}
+	return out
+}
+
 // answerMeta is the answer's header object (everything but rows).
 type answerMeta struct {
 	View        string         `json:"view"`
@@ -146,12 +158,14 @@ type answerMeta struct {
 	Sources     map[string]any `json:"sources"`
 	Gaps        [][2]string    `json:"gaps"`
 	Approximate []string       `json:"approximate"`
+	Overflow    []string       `json:"overflow"`
 }
 
 func metaOf(q *query, ans *answer) answerMeta {
 	m := answerMeta{View: q.view.Name, From: q.from.Format(time.RFC3339Nano), To: q.to.Format(time.RFC3339Nano),
 		Step: formatStep(q.step), Gaps: spansJSON(ans.gaps), Approximate: approximate(q, ans),
-		Sources: map[string]any{"batch": spanJSON(ans.batch), "speed": spanJSON(ans.speed)}}
+		Overflow: overflowed(q, ans),
+		Sources:  map[string]any{"batch": spanJSON(ans.batch), "speed": spanJSON(ans.speed)}}
 	if len(ans.cold) > 0 {
 		m.Sources["cold"] = spansJSON(ans.cold)
 	}
@@ -163,7 +177,8 @@ func metaOf(q *query, ans *answer) answerMeta {
 }
 
 // encodeAnswer prints an answer in the query's format. csv and ndjson carry
-// the metadata in headers (Lambdalake-Boundary, -Gaps, -Approximate).
+// the metadata in headers (Lambdalake-Boundary, -Gaps, -Approximate,
+// -Overflow).
 func encodeAnswer(q *query, ans *answer) (http.Header, []byte) {
 	h := http.Header{}
 	meta := metaOf(q, ans)
@@ -177,6 +192,8 @@ func encodeAnswer(q *query, ans *answer) (http.Header, []byte) {
 		h.Set("Lambdalake-Gaps", string(gaps))
 		appx, _ := json.Marshal(meta.Approximate)
 		h.Set("Lambdalake-Approximate", string(appx))
+		ovf, _ := json.Marshal(meta.Overflow)
+		h.Set("Lambdalake-Overflow", string(ovf))
 		src, _ := json.Marshal(meta.Sources)
 		h.Set("Lambdalake-Sources", string(src))
 	}

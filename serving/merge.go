@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/hll"
@@ -18,6 +19,18 @@ type outRow struct {
 	t    int64 // step start, Unix µs
 	dims []schemas.Value
 	vals []schemas.Value
+	// Per metric (bit mi, for the first 64 metrics): the figure is an
+	// estimate (ap) or an overflowed sum (ov), so a slice of rows knows
+	// its flags.
+	ap, ov uint64
+}
+
+// bit is metric mi's bit in outRow.ap and .ov (0 past the 64th metric).
+func bit(mi int) uint64 {
+	if mi >= 64 {
+		return 0
+	}
+	return 1 << mi
 }
 
 // mergeInput is everything a query read, already cut to its time range and
@@ -34,15 +47,19 @@ type mergeInput struct {
 
 // macc accumulates one metric of one output group.
 type macc struct {
-	i   int64
+	i   int64 // count; int64 min/max
 	f   float64
 	has bool
+	// sums, under the overflow rule (schemas/sum.go)
+	is schemas.IntSum
+	fs schemas.FloatSum
 	// uniq: a group made of exactly one view row keeps that row's exact
 	// figure; a second contributor switches to a sketch union.
 	n      int
 	exact  int64
 	first  []byte
-	sk     *hll.Sketch
+	union  bool     // a second contributor came: the figure is the union's estimate
+	refs   [][]byte // the union's sketches (Redis encoding), estimated once at the end
 	approx bool
 }
 
@@ -110,15 +127,26 @@ func (m *merger) group(t int64, n int, dim func(int) schemas.Value) *mgroup {
 
 func (m *merger) stepOf(t int64) int64 { return schemas.Floor(t, m.stepUs) }
 
-// foldValue folds a count/sum/min/max value into a.
-func foldValue(a *macc, agg schemas.Agg, float bool, x schemas.Value) {
+// foldValue folds a count/sum/min/max value of one cell into a; ovf: the
+// cell's sum overflowed (its value is null). A sum adds the cell's value
+// with schemas.IntSum/FloatSum.Add, the rule for rollups across cells.
+func foldValue(a *macc, agg schemas.Agg, float bool, x schemas.Value, ovf bool) {
+	if agg == schemas.Sum && ovf {
+		a.is.Overflow, a.fs.Overflow, a.has = true, true, true
+		return
+	}
 	if x.Null {
 		return
 	}
 	switch agg {
-	case schemas.Count, schemas.Sum:
+	case schemas.Count:
 		a.i += x.Int
-		a.f += x.Float
+	case schemas.Sum:
+		if float {
+			a.fs.Add(x.Float)
+		} else {
+			a.is.Add(x.Int)
+		}
 	case schemas.Min, schemas.Max:
 		if !a.has || (float && schemas.Replaces(agg, x.Float, a.f)) || (!float && schemas.Replaces(agg, x.Int, a.i)) {
 			a.i, a.f = x.Int, x.Float
@@ -127,17 +155,33 @@ func foldValue(a *macc, agg schemas.Agg, float bool, x schemas.Value) {
 	a.has = true
 }
 
-// foldSketch adds one sketch to a uniq accumulator.
+// foldSketch adds one sketch to a uniq accumulator. Sketches are kept as
+// they are and unioned once, when the figure is printed (hll.Union: a union
+// of a few small sketches costs their registers, not 16 KiB).
 func (a *macc) foldSketch(b []byte) {
-	if a.sk == nil {
-		a.sk = new(hll.Sketch)
+	if !a.union {
+		a.union = true
 		if a.first != nil {
-			a.sk.MergeBytes(a.first)
+			a.refs = append(a.refs, a.first)
 		}
 	}
 	if b != nil {
-		a.sk.MergeBytes(b) // sketches come from our own files and Redis; a bad one counts as empty
+		a.refs = append(a.refs, b)
 	}
+}
+
+var unionPool = sync.Pool{New: func() any { return new(hll.Union) }}
+
+// estimateUnion is PFCOUNT's figure for the union of the sketches; they come
+// from our own files and Redis, and a bad one counts as empty.
+func estimateUnion(refs [][]byte) int64 {
+	u := unionPool.Get().(*hll.Union)
+	defer unionPool.Put(u)
+	u.Reset()
+	for _, b := range refs {
+		u.AddBytes(b)
+	}
+	return int64(u.Estimate())
 }
 
 func (m *merger) addViewRow(r *views.Row) {
@@ -145,7 +189,7 @@ func (m *merger) addViewRow(r *views.Row) {
 	for mi, mt := range m.v.Metrics {
 		a := &g.acc[mi]
 		if mt.Agg != schemas.Uniq {
-			foldValue(a, mt.Agg, m.float[mi], r.Values[mi])
+			foldValue(a, mt.Agg, m.float[mi], r.Values[mi], r.Overflow != nil && r.Overflow[mi])
 			continue
 		}
 		a.n++
@@ -167,8 +211,22 @@ func (m *merger) addSpeedRow(r *speed.Row, straddleT int64) {
 	g := m.group(t, len(r.Dims), func(k int) schemas.Value { return r.Dims[k] })
 	for mi, mt := range m.v.Metrics {
 		a := &g.acc[mi]
+		if mt.Agg == schemas.Sum && r.Sums != nil {
+			// A rollup of cells: its parts add up as the cells' values
+			// would, one by one.
+			x := r.Sums[mi]
+			if !r.Values[mi].Null || x.Int.Overflow || x.Float.Overflow || (r.Overflow != nil && r.Overflow[mi]) {
+				a.is.Merge(x.Int)
+				a.fs.Merge(x.Float)
+				a.has = true
+				if r.Overflow != nil && r.Overflow[mi] {
+					a.is.Overflow, a.fs.Overflow = true, true
+				}
+			}
+			continue
+		}
 		if mt.Agg != schemas.Uniq {
-			foldValue(a, mt.Agg, m.float[mi], r.Values[mi])
+			foldValue(a, mt.Agg, m.float[mi], r.Values[mi], r.Overflow != nil && r.Overflow[mi])
 			continue
 		}
 		if t == straddleT {
@@ -195,8 +253,9 @@ func (m *merger) addSketch(r *speed.SketchRow) {
 }
 
 // merge rolls everything read up into the answer's rows, sorted by t then
-// group_by values, and says per metric whether any figure is an estimate.
-func merge(v *schemas.View, q *query, in *mergeInput) (rows []outRow, approx []bool) {
+// group_by values, and says per metric whether any figure is an estimate
+// (approx) and whether any sum overflowed (ovf: those figures are null).
+func merge(v *schemas.View, q *query, in *mergeInput) (rows []outRow, approx, ovf []bool) {
 	m := newMerger(v, q)
 	for _, part := range in.viewRows {
 		for i := range part {
@@ -209,7 +268,7 @@ func merge(v *schemas.View, q *query, in *mergeInput) (rows []outRow, approx []b
 	for i := range in.sketches {
 		m.addSketch(&in.sketches[i])
 	}
-	approx = make([]bool, len(v.Metrics))
+	approx, ovf = make([]bool, len(v.Metrics)), make([]bool, len(v.Metrics))
 	rows = make([]outRow, 0, len(m.order))
 	for _, g := range m.order {
 		r := outRow{t: g.t, dims: g.dims, vals: make([]schemas.Value, len(v.Metrics))}
@@ -217,16 +276,31 @@ func merge(v *schemas.View, q *query, in *mergeInput) (rows []outRow, approx []b
 			a := &g.acc[mi]
 			switch {
 			case mt.Agg == schemas.Uniq:
-				if a.sk != nil {
-					r.vals[mi] = schemas.Value{Int: int64(a.sk.Estimate())}
+				if a.union {
+					r.vals[mi] = schemas.Value{Int: estimateUnion(a.refs)}
 				} else {
 					r.vals[mi] = schemas.Value{Int: a.exact}
 				}
 				approx[mi] = approx[mi] || a.approx
+				if a.approx {
+					r.ap |= bit(mi)
+				}
 			case mt.Agg == schemas.Count:
 				r.vals[mi] = schemas.Value{Int: a.i}
 			case !a.has:
 				r.vals[mi] = schemas.Value{Null: true}
+			case mt.Agg == schemas.Sum:
+				var ok bool
+				if m.float[mi] {
+					r.vals[mi].Float, ok = a.fs.Value()
+				} else {
+					r.vals[mi].Int, ok = a.is.Value()
+				}
+				if !ok {
+					r.vals[mi] = schemas.Value{Null: true}
+					ovf[mi] = true
+					r.ov |= bit(mi)
+				}
 			case m.float[mi]:
 				r.vals[mi] = schemas.Value{Float: a.f}
 			default:
@@ -236,7 +310,7 @@ func merge(v *schemas.View, q *query, in *mergeInput) (rows []outRow, approx []b
 		rows = append(rows, r)
 	}
 	sortRows(m.types, rows)
-	return rows, approx
+	return rows, approx, ovf
 }
 
 // sortRows orders rows by t, then group_by values (types in group_by order).

@@ -1,7 +1,11 @@
 package serving
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -95,7 +99,7 @@ func TestMerge(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, approx := merge(v, tt.q, &tt.in)
+			got, approx, _ := merge(v, tt.q, &tt.in)
 			if len(got) != len(tt.want) {
 				t.Fatalf("%d rows, want %d: %+v", len(got), len(tt.want), got)
 			}
@@ -133,7 +137,7 @@ func TestMergeNullsAndOrder(t *testing.T) {
 		{T: minute, Dims: []schemas.Value{{Null: true}, {Str: "x"}}, Values: []schemas.Value{{Int: 1}, {Float: 2}, {Float: 2}, {Float: 2}, {Int: 0}, {Int: 7}}, HLL: make([][]byte, 6)},
 		{T: 0, Dims: []schemas.Value{{Str: "z"}, {Str: "x"}}, Values: []schemas.Value{{Int: 1}, {Float: 2}, {Float: 2}, {Float: 2}, {Int: 0}, {Int: -3}}, HLL: make([][]byte, 6)},
 	}}}
-	got, _ := merge(v, q, &in)
+	got, _, _ := merge(v, q, &in)
 	if len(got) != 3 || got[0].t != 0 || got[1].t != minute || !got[1].dims[0].Null || got[2].dims[0].Str != "b" {
 		t.Fatalf("order: %+v", got)
 	}
@@ -178,4 +182,113 @@ func TestSpansAndGapRule(t *testing.T) {
 	}
 	// Whether the speed layer keeps the view whole is speed's to say
 	// (speed.Reader.Whole, tested there).
+}
+
+// Sums roll up under the overflow rule (schemas/sum.go): cells' values add
+// with IntSum/FloatSum.Add, an overflowed cell makes its rollup overflowed,
+// and a speed row (a rollup of cells) adds its two parts, so a step made of
+// both layers overflows exactly when its cells one by one would. An
+// overflowed figure is null and its metric is flagged.
+func TestMergeSumOverflow(t *testing.T) {
+	v := testView("revenue", testSchema(t, "orders"))
+	const maxInt = math.MaxInt64
+	cell := func(t int64, rev schemas.Value, qty schemas.Value, ovf ...int) views.Row {
+		r := views.Row{T: t, Dims: []schemas.Value{{Str: "a"}, {Str: "de"}},
+			Values: []schemas.Value{{Int: 1}, rev, rev, rev, {Int: 0}, qty}, HLL: make([][]byte, 6)}
+		for _, mi := range ovf {
+			if r.Overflow == nil {
+				r.Overflow = make([]bool, 6)
+			}
+			r.Overflow[mi] = true
+			r.Values[mi] = schemas.Value{Null: true}
+		}
+		return r
+	}
+	f, i := func(x float64) schemas.Value { return schemas.Value{Float: x} }, func(x int64) schemas.Value { return schemas.Value{Int: x} }
+	speedRow := func(t int64, qty speed.SumParts, rev speed.SumParts) speed.Row {
+		r := speed.Row{T: time.UnixMicro(t), Values: make([]schemas.Value, 6), Sums: make([]speed.SumParts, 6)}
+		r.Sums[1], r.Sums[5] = rev, qty
+		if x, ok := rev.Float.Value(); ok {
+			r.Values[1] = schemas.Value{Float: x}
+		} else {
+			r.Values[1] = schemas.Value{Null: true}
+		}
+		if x, ok := qty.Int.Value(); ok {
+			r.Values[5] = schemas.Value{Int: x}
+		} else {
+			r.Values[5] = schemas.Value{Null: true}
+		}
+		return r
+	}
+	tests := []struct {
+		name     string
+		in       mergeInput
+		rev, qty string // "ovf" or the figure
+	}{
+		{"values of both signs add", mergeInput{straddleT: -1, viewRows: [][]views.Row{{cell(0, f(5), i(5)), cell(minute, f(-3), i(-8))}}}, "2", "-3"},
+		{"int cells beyond int64 together", mergeInput{straddleT: -1, viewRows: [][]views.Row{{cell(0, f(1), i(maxInt-1)), cell(minute, f(1), i(5))}}}, "2", "ovf"},
+		{"a negative cell brings an int rollup back: not overflowed", mergeInput{straddleT: -1, viewRows: [][]views.Row{{cell(0, f(1), i(maxInt)), cell(minute, f(1), i(-5))}}}, "2", fmt.Sprint(int64(maxInt - 5))},
+		{"float cells beyond float64 together", mergeInput{straddleT: -1, viewRows: [][]views.Row{{cell(0, f(1.7e308), i(1)), cell(minute, f(1.7e308), i(1))}}}, "ovf", "2"},
+		{"an overflowed cell is sticky", mergeInput{straddleT: -1, viewRows: [][]views.Row{{cell(0, f(1), i(1), 1, 5), cell(minute, f(-1), i(1))}}}, "ovf", "ovf"},
+		{"a speed rollup adds its parts", mergeInput{straddleT: -1,
+			viewRows:  [][]views.Row{{cell(0, f(1), i(5))}},
+			speedRows: []speed.Row{speedRow(0, speed.SumParts{Int: schemas.IntSum{Pos: maxInt, Neg: -10}}, speed.SumParts{Float: schemas.FloatSum{Pos: 3, Neg: -1}})}}, "3", "ovf"},
+		{"a speed rollup whose parts fit", mergeInput{straddleT: -1,
+			viewRows:  [][]views.Row{{cell(0, f(1), i(-5))}},
+			speedRows: []speed.Row{speedRow(0, speed.SumParts{Int: schemas.IntSum{Pos: maxInt, Neg: -10}}, speed.SumParts{Float: schemas.FloatSum{Pos: 3, Neg: -1}})}}, "3", fmt.Sprint(int64(maxInt - 15))},
+		{"an overflowed speed rollup", mergeInput{straddleT: -1,
+			speedRows: []speed.Row{speedRow(0, speed.SumParts{Int: schemas.IntSum{Overflow: true}}, speed.SumParts{Float: schemas.FloatSum{Pos: 3}})}}, "3", "ovf"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, _, ovf := merge(v, mq(v, 5*time.Minute), &tt.in)
+			if len(got) != 1 {
+				t.Fatalf("%d rows, want 1: %+v", len(got), got)
+			}
+			show := func(mi int, float bool) string {
+				x := got[0].vals[mi]
+				switch {
+				case ovf[mi] && x.Null:
+					return "ovf"
+				case ovf[mi] || x.Null:
+					return fmt.Sprintf("%+v (overflow flag %v)", x, ovf[mi])
+				case float:
+					return fmt.Sprint(x.Float)
+				}
+				return fmt.Sprint(x.Int)
+			}
+			if rev, qty := show(1, true), show(5, false); rev != tt.rev || qty != tt.qty {
+				t.Errorf("revenue %s qty %s, want %s %s", rev, qty, tt.rev, tt.qty)
+			}
+		})
+	}
+}
+
+// An overflowed figure is a JSON null and its metric is listed under
+// "overflow" (csv and ndjson: Lambdalake-Overflow), never a number JSON
+// cannot carry.
+func TestOverflowInAnswers(t *testing.T) {
+	v := testView("revenue", testSchema(t, "orders"))
+	q := mq(v, time.Minute)
+	ans := &answer{rows: []outRow{{t: 0, vals: []schemas.Value{{Int: 1}, {Null: true}, {Float: math.Inf(1)}, {Float: 1}, {Int: 1}, {Int: 4}}}},
+		approx: make([]bool, 6), overflow: []bool{false, true, false, false, false, false}}
+	_, body := encodeAnswer(q, ans)
+	var a answerJSON
+	if err := json.Unmarshal(body, &a); err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	if !slices.Equal(a.Overflow, []string{"revenue"}) || a.Rows[0]["revenue"] != nil || a.Rows[0]["biggest"] != nil {
+		t.Errorf("json: overflow %v, row %v", a.Overflow, a.Rows[0])
+	}
+	for _, format := range []string{"csv", "ndjson"} {
+		q.format = format
+		h, _ := encodeAnswer(q, ans)
+		if got := h.Get("Lambdalake-Overflow"); got != `["revenue"]` {
+			t.Errorf("%s: Lambdalake-Overflow %q", format, got)
+		}
+	}
+	q.format, q.metrics = "json", []int{0}
+	if _, body := encodeAnswer(q, ans); !bytes.Contains(body, []byte(`"overflow":[]`)) {
+		t.Errorf("a metric not asked for is not listed: %s", body)
+	}
 }

@@ -1,6 +1,7 @@
 package serving
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -27,6 +28,7 @@ type answer struct {
 	gaps     []span    // nobody could answer: not in the rows
 	rows     []outRow
 	approx   []bool // per view metric
+	overflow []bool // per view metric: a sum overflowed (its figure is null)
 }
 
 // depError marks a failure of a dependency (Redis, the lake): 503.
@@ -93,7 +95,7 @@ func lostSpeedEnd(v *schemas.View, s0, to, now time.Time, whole bool) time.Time 
 func (a *API) compute(ctx context.Context, q *query, b time.Time) (*answer, error) {
 	ans := &answer{boundary: b}
 	in := mergeInput{straddleT: -1}
-	batchRows, batchApprox, lost, err := a.readBatch(ctx, q, b, ans, &in)
+	batchRows, batchFlags, lost, err := a.readBatch(ctx, q, b, ans, &in)
 	if err != nil {
 		return nil, err
 	}
@@ -104,16 +106,14 @@ func (a *API) compute(ctx context.Context, q *query, b time.Time) (*answer, erro
 	if err := a.fillLost(ctx, q, joinSpans(append(lost, lostHot...)), ans, &in); err != nil {
 		return nil, err
 	}
-	ans.rows, ans.approx = merge(q.view, q, &in)
+	ans.rows, ans.approx, ans.overflow = merge(q.view, q, &in)
 	if len(batchRows) > 0 {
 		// Batch steps end at an hour boundary, before anything merged
 		// above: the two sets of steps are disjoint.
 		ans.rows = append(batchRows, ans.rows...)
 		sortRows(groupTypes(q), ans.rows)
-		for i, x := range batchApprox {
-			ans.approx[i] = ans.approx[i] || x
-		}
 	}
+	batchFlags.or(ans.approx, ans.overflow)
 	return ans, nil
 }
 
@@ -122,14 +122,14 @@ func (a *API) compute(ctx context.Context, q *query, b time.Time) (*answer, erro
 // version) and returned as rows; otherwise the view rows go into in. lost
 // is the part batch should hold but does not (Redis' B later than the
 // lake's).
-func (a *API) readBatch(ctx context.Context, q *query, b time.Time, ans *answer, in *mergeInput) (rows []outRow, approx []bool, lost []span, err error) {
+func (a *API) readBatch(ctx context.Context, q *query, b time.Time, ans *answer, in *mergeInput) (rows []outRow, flags metricFlags, lost []span, err error) {
 	bEnd := minT(b, q.to)
 	if b.IsZero() || !q.from.Before(bEnd) {
-		return nil, nil, nil, nil
+		return nil, flags, nil, nil
 	}
 	st, err := a.cfg.Batch.StateAtLeast(ctx, q.view.Name, b)
 	if err != nil {
-		return nil, nil, nil, dep(err)
+		return nil, flags, nil, dep(err)
 	}
 	batchTo := bEnd
 	if st.Boundary.Before(batchTo) {
@@ -141,14 +141,14 @@ func (a *API) readBatch(ctx context.Context, q *query, b time.Time, ans *answer,
 		if time.Hour%q.step == 0 {
 			// No step crosses an hour: roll each batch hour up on its
 			// own, cached by the hour's version.
-			rows, approx, err = a.batchHours(ctx, q, st, q.from, batchTo)
+			rows, flags, err = a.batchHours(ctx, q, st, q.from, batchTo)
 			if err != nil {
-				return nil, nil, nil, dep(err)
+				return nil, flags, nil, dep(err)
 			}
 		} else {
 			vr, err := a.cfg.Batch.Rows(ctx, q.view, q.from, batchTo, q.where)
 			if err != nil {
-				return nil, nil, nil, dep(err)
+				return nil, flags, nil, dep(err)
 			}
 			in.viewRows = append(in.viewRows, vr)
 		}
@@ -157,7 +157,7 @@ func (a *API) readBatch(ctx context.Context, q *query, b time.Time, ans *answer,
 	if batchTo.Before(bEnd) {
 		lost = append(lost, span{batchTo, bEnd})
 	}
-	return rows, approx, lost, nil
+	return rows, flags, lost, nil
 }
 
 // readSpeed reads [B, to) from the speed layer into in, and returns the
@@ -229,45 +229,84 @@ func groupTypes(q *query) []schemas.Type {
 	return ts
 }
 
+// metricFlags are, per view metric, whether some figure of a set of rows
+// is an estimate (approx) or an overflowed sum (overflow).
+type metricFlags struct {
+	approx, overflow []bool
+}
+
+// or adds the flags to approx and overflow (per view metric).
+func (f metricFlags) or(approx, overflow []bool) {
+	for i, x := range f.approx {
+		approx[i] = approx[i] || x
+	}
+	for i, x := range f.overflow {
+		overflow[i] = overflow[i] || x
+	}
+}
+
 // hourRollup is one batch hour rolled up to a query's step, group_by and
 // where: immutable while the hour's version is.
 type hourRollup struct {
-	rows   []outRow
-	approx []bool
+	rows  []outRow
+	flags metricFlags
 }
 
 // batchHours rolls [from, to) of the batch view up hour by hour, reusing
 // rollups of hours whose version has not changed. from and to are on the
 // step grid and the step divides an hour, so each step lies in one hour.
-func (a *API) batchHours(ctx context.Context, q *query, st *views.State, from, to time.Time) ([]outRow, []bool, error) {
+// An hour is always rolled up whole, and a query's partial first or last
+// hour is the slice of its rows in range (rows carry their flags), so
+// queries over the same shape share every hour whatever their range.
+func (a *API) batchHours(ctx context.Context, q *query, st *views.State, from, to time.Time) ([]outRow, metricFlags, error) {
 	v := q.view
-	approx := make([]bool, len(v.Metrics))
+	flags := metricFlags{approx: make([]bool, len(v.Metrics)), overflow: make([]bool, len(v.Metrics))}
 	var out []outRow
 	shape := q.shapeKey()
+	// Rows carry the flags of 64 metrics: past that, partial hours are
+	// rolled up on their own.
+	whole := len(v.Metrics) <= 64
 	for h := from.Truncate(time.Hour); h.Before(to); h = h.Add(time.Hour) {
 		hs, ok := st.Hour(h)
 		if !ok || hs.Rows == 0 {
 			continue
 		}
 		lo, hi := maxT(h, from), minT(h.Add(time.Hour), to)
-		key := fmt.Sprintf("%s|%s|%d|%d|%d|%s", st.Fingerprint, views.HourKey(h), hs.Version, lo.UnixMicro(), hi.UnixMicro(), shape)
+		rlo, rhi := lo, hi
+		if whole {
+			rlo, rhi = h, h.Add(time.Hour)
+		}
+		key := fmt.Sprintf("%s|%s|%d|%d|%d|%s", st.Fingerprint, views.HourKey(h), hs.Version, rlo.UnixMicro(), rhi.UnixMicro(), shape)
 		r, ok := a.rollups.get(key)
 		if !ok {
-			rows, err := a.cfg.Batch.Rows(ctx, v, lo, hi, q.where)
+			rows, err := a.cfg.Batch.Rows(ctx, v, rlo, rhi, q.where)
 			if err != nil {
-				return nil, nil, err
+				return nil, flags, err
 			}
 			r = &hourRollup{}
-			r.rows, r.approx = merge(v, q, &mergeInput{viewRows: [][]views.Row{rows}, straddleT: -1})
+			r.rows, r.flags.approx, r.flags.overflow = merge(v, q, &mergeInput{viewRows: [][]views.Row{rows}, straddleT: -1})
 			// Bounded by http.rollup_cache_bytes, least recently used first.
-			a.rollups.put(key, r, rowsBytes(r.rows)+int64(len(r.approx)))
+			a.rollups.put(key, r, rowsBytes(r.rows)+int64(2*len(r.flags.approx)))
 		}
-		out = append(out, r.rows...)
-		for i, x := range r.approx {
-			approx[i] = approx[i] || x
+		if !whole || (lo.Equal(rlo) && hi.Equal(rhi)) {
+			out = append(out, r.rows...)
+			r.flags.or(flags.approx, flags.overflow)
+			continue
+		}
+		// Rows are sorted by t: the steps in [lo, hi) are one run.
+		i, _ := slices.BinarySearchFunc(r.rows, lo.UnixMicro(), func(x outRow, t int64) int { return cmp.Compare(x.t, t) })
+		j, _ := slices.BinarySearchFunc(r.rows, hi.UnixMicro(), func(x outRow, t int64) int { return cmp.Compare(x.t, t) })
+		var ap, ov uint64
+		for _, x := range r.rows[i:j] {
+			ap, ov = ap|x.ap, ov|x.ov
+		}
+		out = append(out, r.rows[i:j]...)
+		for mi := range v.Metrics {
+			flags.approx[mi] = flags.approx[mi] || ap&bit(mi) != 0
+			flags.overflow[mi] = flags.overflow[mi] || ov&bit(mi) != 0
 		}
 	}
-	return out, approx, nil
+	return out, flags, nil
 }
 
 func hasUniq(v *schemas.View) bool {

@@ -151,51 +151,9 @@ func offsetField(topic string, partition int) string {
 	return topic + ":" + strconv.Itoa(partition)
 }
 
-// The v1 layout (one hash per cell, a sorted-set index). Only the Reader's
-// v1 read path (reader*.go) still names these keys, until it moves to the
-// v2 layout; the writer uses them only to find and clear v1 data.
-
-func viewPrefix(view string) string { return "ll:{" + view + "}:" }
-
-// BucketKey is the v1 hash of one (bucket, dimensions) cell.
-//
-// Deprecated: v1 layout; use Shard.BucketKey.
-func BucketKey(view string, member string) string { return viewPrefix(view) + "b:" + member }
-
-// uniqKey is the v1 HyperLogLog of one uniq metric in one cell.
-func uniqKey(view string, member string, metric string) string {
-	return viewPrefix(view) + "u:" + member + ":" + metric
-}
-
-// IndexKey is the v1 sorted set of a view's cells: score = bucket start in
-// Unix microseconds, member = "<bucket>:<dims>".
-//
-// Deprecated: v1 layout; the v2 layout's index is Shard.VersionKey.
-func IndexKey(view string) string { return viewPrefix(view) + "idx" }
-
-// OffsetsKey is the offsets hash of a view with one shard.
-//
-// Deprecated: a view may have several shards; use Shard.OffsetsKey (every
-// shard of Shards) or StoredOffsets.
-func OffsetsKey(view string) string { return viewPrefix(view) + "offsets" }
-
-// member is a v1 index member (and key suffix) of one cell.
-func member(bucket int64, dims string) string {
-	return strconv.FormatInt(bucket, 10) + ":" + dims
-}
-
-// splitMember is the inverse of member.
-func splitMember(m string) (bucket int64, dims string, err error) {
-	b, d, ok := strings.Cut(m, ":")
-	if !ok {
-		return 0, "", fmt.Errorf("speed: bad index member %q", m)
-	}
-	bucket, err = strconv.ParseInt(b, 10, 64)
-	if err != nil {
-		return 0, "", fmt.Errorf("speed: bad index member %q", m)
-	}
-	return bucket, d, nil
-}
+// v1IndexKey is the sorted set every view of the v1 layout (one hash per
+// cell) had; the worker only looks for it, to clear v1 data by a rebuild.
+func v1IndexKey(view string) string { return "ll:{" + view + "}:idx" }
 
 // Dimension values are encoded one after the other, separated by ",", each
 // query-escaped (so neither "," nor ":" nor "{" occur inside one); a null is

@@ -43,8 +43,8 @@ func TestShardKeys(t *testing.T) {
 			t.Errorf("got %s, want %s", got, want)
 		}
 	}
-	if OffsetsKey("shop") != (Shard{View: "shop", Count: 1}).OffsetsKey() {
-		t.Error("a one-shard view's offsets key moved")
+	if got := (Shard{View: "shop", Count: 1}).OffsetsKey(); got != "ll:{shop}:offsets" {
+		t.Errorf("a one-shard view's offsets key moved: %s", got)
 	}
 }
 

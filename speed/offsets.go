@@ -439,7 +439,7 @@ func checkFingerprint(ctx context.Context, cfg ResetConfig) (reset bool, err err
 	if err != nil {
 		return false, fmt.Errorf("speed: check fingerprint view=%s: %w", v.Name, err)
 	}
-	v1, err := cfg.Redis.Exists(ctx, IndexKey(v.Name)).Result()
+	v1, err := cfg.Redis.Exists(ctx, v1IndexKey(v.Name)).Result()
 	if err != nil {
 		return false, fmt.Errorf("speed: check fingerprint view=%s: %w", v.Name, err)
 	}

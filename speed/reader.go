@@ -2,14 +2,17 @@ package speed
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/lambdalake/lambdalake/schemas"
 )
@@ -17,17 +20,59 @@ import (
 // Reader answers queries over the hot windows; the serving layer uses it for
 // [B, to), and asks it whether those windows can be trusted (Whole). It is
 // safe for concurrent use.
+//
+// Its cost grows with the answer, not with the cells in range: it reads
+// the buckets' versions (one round trip), reads again only the buckets
+// whose version changed since it last decoded them (one more, shared by
+// every concurrent query that needs them), and answers from decoded
+// buckets and rollups it keeps in memory (see the package doc, "Reading").
 type Reader struct {
-	rdb redis.UniversalClient
+	rdb   redis.UniversalClient
+	now   func() time.Time
+	cache *lru
+	m     *readMetrics
+	plans sync.Map // *schemas.View -> *viewPlan
+
+	mu       sync.Mutex
+	fetching map[string]*fetchCall // bucket key@version being read
+	flight   singleflight.Group    // rollups being computed
 }
 
 // ReaderConfig configures a Reader.
 type ReaderConfig struct {
 	Redis redis.UniversalClient
+	// CacheBytes bounds the memory of decoded buckets and rollups kept
+	// between queries (speed.read_cache; default DefaultReadCache). Below
+	// zero: nothing is kept, every query reads what it needs.
+	CacheBytes int64
+	// Registerer gets the cache's metrics; nil: not exported.
+	Registerer prometheus.Registerer
+	Now        func() time.Time // default time.Now
 }
 
-// NewReader returns a Reader.
-func NewReader(cfg ReaderConfig) *Reader { return &Reader{rdb: cfg.Redis} }
+// DefaultReadCache is the default bound of a Reader's cache.
+const DefaultReadCache = 256 << 20
+
+// NewReader returns a Reader. It panics if the metrics clash with other
+// collectors registered under the same names (a programming error, as
+// with prometheus.MustRegister).
+func NewReader(cfg ReaderConfig) *Reader {
+	if cfg.CacheBytes == 0 {
+		cfg.CacheBytes = DefaultReadCache
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	m, err := newReadMetrics(cfg.Registerer)
+	if err != nil {
+		panic(fmt.Sprintf("speed: reader metrics: %v", err))
+	}
+	return &Reader{rdb: cfg.Redis, now: cfg.Now, cache: newLRU(max(cfg.CacheBytes, 0), m), m: m,
+		fetching: map[string]*fetchCall{}}
+}
+
+// CacheBytes is the estimated memory the Reader's cache holds now.
+func (r *Reader) CacheBytes() int64 { return r.cache.bytesUsed() }
 
 // Query asks for a view's figures over [From, To).
 type Query struct {
@@ -46,336 +91,315 @@ type Query struct {
 // Row is one (step, group) of a result. Values are in the view's metric
 // order, typed as View.MetricType says: Int for count, uniq and int64
 // sum/min/max, Float for float64 sum/min/max; Null when no event carried a
-// value (e.g. min of an optional field that was always absent).
+// value (e.g. min of an optional field that was always absent) or when a
+// sum overflowed (schemas.IntSum, FloatSum).
 type Row struct {
 	T      time.Time
 	Dims   []schemas.Value // in GroupBy order, typed as the schema field
 	Values []schemas.Value
+	// Overflow marks, per metric, a sum that overflowed (its Value is
+	// Null); nil when no value of the row did.
+	Overflow []bool
+	// Sums are the row's sum metrics as their two parts (zero for the
+	// other metrics; nil when the view has no sum), so a caller adding
+	// this row to cells of the other layer applies the overflow rule as
+	// if it had every cell: adding parts is what schemas.IntSum.Add of
+	// each cell's value would give.
+	Sums []SumParts
+}
+
+// SumParts is a rolled-up sum: Int for sums of int64 fields, Float for
+// float64 fields.
+type SumParts struct {
+	Int   schemas.IntSum
+	Float schemas.FloatSum
 }
 
 // Result is a query's rows, sorted by T then dimensions, and the
-// granularity buckets in range that Redis holds any data for, so the caller
-// can tell an empty bucket from a lost one and fill gaps from the lake.
+// granularity buckets in range that Redis holds data for (any shard,
+// before Where, not past bucket end + hot_retention), so the caller can
+// tell an empty bucket from a lost one and fill gaps from the lake.
 type Result struct {
 	Rows    []Row
 	Buckets []time.Time
 }
 
-// Query reads the cells of [From, To) through the view's index and rolls them
-// up. uniq uses PFCOUNT, over several HLLs at once (a union) when buckets or
-// dimensions are rolled up; sums of float64 fields carry Redis'
-// HINCRBYFLOAT rounding (see the package doc).
+// Query rolls the cells of [From, To) up to Step and GroupBy. count, sum,
+// min and max are exact (sums under the overflow rule); uniq is the
+// estimate of the union of the cells' HyperLogLogs, computed in Go exactly
+// as Redis' PFCOUNT would over the same keys.
 func (r *Reader) Query(ctx context.Context, q Query) (*Result, error) {
-	v := q.View
-	sc, err := r.scan(ctx, q)
+	c, err := r.collect(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	if sc == nil {
-		return &Result{}, nil
+	res := &Result{}
+	if c == nil {
+		return res, nil
 	}
-	hashes, err := r.fetch(ctx, v, sc.cells)
+	res.Buckets = c.buckets
+	if c.aligned {
+		for _, u := range c.units {
+			if err := u.p.estimates(c.plan); err != nil {
+				return nil, fmt.Errorf("speed: query view=%s: %w", q.View.Name, err)
+			}
+			for gi := range u.p.groups {
+				res.Rows = append(res.Rows, c.plan.row(u.t, &u.p.groups[gi], u.p.groups[gi].est))
+			}
+		}
+		return res, nil
+	}
+	steps, err := c.fold()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("speed: query view=%s: %w", q.View.Name, err)
 	}
-	accs := make([][]acc, len(sc.groups))
-	hlls := make([][][]string, len(sc.groups)) // per group and metric: HLL keys to count together
-	for ci, c := range sc.cells {
-		h := hashes[ci]
-		if len(h) == 0 {
-			continue // expired after the index was read
-		}
-		if accs[c.group] == nil {
-			accs[c.group], hlls[c.group] = make([]acc, len(v.Metrics)), make([][]string, len(v.Metrics))
-		}
-		for mi, m := range v.Metrics {
-			if m.Agg == schemas.Uniq {
-				hlls[c.group][mi] = append(hlls[c.group][mi], uniqKey(v.Name, c.member, m.Name))
-				continue
+	ests := make([]int64, len(c.plan.uniq))
+	for _, s := range steps {
+		for ui := range c.plan.uniq {
+			n, err := s.g.sk[ui].estimate()
+			if err != nil {
+				return nil, fmt.Errorf("speed: query view=%s: %w", q.View.Name, err)
 			}
-			s, ok := h[m.Name]
-			if !ok {
-				continue
-			}
-			if err := mergeValue(&accs[c.group][mi], m.Agg, v.MetricType(m), s); err != nil {
-				return nil, fmt.Errorf("speed: query view=%s cell %s metric %s: %w", v.Name, c.member, m.Name, err)
-			}
+			ests[ui] = n
 		}
-	}
-	if err := r.countUniq(ctx, v, accs, hlls); err != nil {
-		return nil, err
-	}
-	res := &Result{Buckets: sc.buckets}
-	for gi, g := range sc.groups {
-		if accs[gi] == nil {
-			continue // every cell expired
-		}
-		row := Row{T: time.UnixMicro(g.t).UTC(), Dims: g.dims, Values: make([]schemas.Value, len(v.Metrics))}
-		for mi, m := range v.Metrics {
-			a := &accs[gi][mi]
-			switch {
-			case m.Agg == schemas.Count || m.Agg == schemas.Uniq:
-				row.Values[mi] = schemas.Value{Int: a.i}
-			case !a.has:
-				row.Values[mi] = schemas.Value{Null: true}
-			case v.MetricType(m) == schemas.Float64:
-				row.Values[mi] = schemas.Value{Float: a.f}
-			default:
-				row.Values[mi] = schemas.Value{Int: a.i}
-			}
-		}
-		res.Rows = append(res.Rows, row)
+		res.Rows = append(res.Rows, c.plan.row(s.t, s.g, ests))
 	}
 	return res, nil
 }
 
-// cellScan is what Query and Sketches share: the view's cells in [From, To)
-// that pass Where, each assigned to its output group (step, group_by
-// values), and the buckets Redis holds anything for.
-type cellScan struct {
-	buckets []time.Time  // granularity buckets holding any cell (before Where), sorted
-	groups  []*cellGroup // sorted by t, then dimensions
-	cells   []scannedCell
-}
-
-type cellGroup struct {
-	t    int64 // step start, Unix µs
-	dims []schemas.Value
-}
-
-type scannedCell struct {
-	member string // "<bucket>:<dims>", the suffix of the cell's keys
-	group  int    // index into cellScan.groups
-}
-
-// scan reads the view's index for [From, To) and groups the cells that pass
-// Where. It returns nil (and no error) for an empty range.
-func (r *Reader) scan(ctx context.Context, q Query) (*cellScan, error) {
-	v := q.View
-	step := q.Step
-	if step == 0 {
-		step = v.Granularity
+// row makes a Row of a rolled-up group; ests are the group's uniq
+// estimates in plan.uniq order.
+func (p *viewPlan) row(t int64, g *pgroup, ests []int64) Row {
+	v := p.v
+	row := Row{T: time.UnixMicro(t).UTC(), Dims: slices.Clone(g.dims), Values: make([]schemas.Value, len(v.Metrics))}
+	if p.hasSum {
+		row.Sums = make([]SumParts, len(v.Metrics))
 	}
-	if step < v.Granularity || step%v.Granularity != 0 {
-		return nil, fmt.Errorf("speed: step %s is not a multiple of the granularity %s", step, v.Granularity)
-	}
-	if !q.To.After(q.From) {
-		return nil, nil
-	}
-	f, err := resolveFilters(v, q)
-	if err != nil {
-		return nil, err
-	}
-	// The index scores are bucket starts; a bucket overlapping From counts.
-	members, err := r.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
-		Key: IndexKey(v.Name), ByScore: true,
-		Start: strconv.FormatInt(v.Bucket(q.From.UnixMicro()), 10), Stop: "(" + strconv.FormatInt(q.To.UnixMicro(), 10),
-	}).Result()
-	if err != nil {
-		return nil, fmt.Errorf("speed: read index view=%s: %w", v.Name, err)
-	}
-	sc := &cellScan{}
-	stepUs := step.Microseconds()
-	seen := map[int64]bool{}
-	byKey := map[string]int{}
-	var kb strings.Builder
-	for _, m := range members {
-		bucket, enc, err := splitMember(m)
-		if err != nil {
-			return nil, err
-		}
-		dims, err := decodeDims(enc, len(v.Dimensions))
-		if err != nil {
-			return nil, err
-		}
-		if !seen[bucket] {
-			seen[bucket] = true
-			sc.buckets = append(sc.buckets, time.UnixMicro(bucket).UTC())
-		}
-		if !f.match(dims) {
-			continue
-		}
-		t := schemas.Floor(bucket, stepUs)
-		kb.Reset()
-		kb.WriteString(strconv.FormatInt(t, 10))
-		for _, i := range f.groupIdx {
-			kb.WriteByte(',')
-			kb.WriteString(dims[i])
-		}
-		gi, ok := byKey[kb.String()]
-		if !ok {
-			g := &cellGroup{t: t}
-			for k, i := range f.groupIdx {
-				dv, err := dimValue(f.groupTypes[k], dims[i])
-				if err != nil {
-					return nil, err
+	ui := 0
+	for mi, m := range v.Metrics {
+		a := &g.acc[mi]
+		switch {
+		case m.Agg == schemas.Uniq:
+			row.Values[mi] = schemas.Value{Int: ests[ui]}
+			ui++
+		case m.Agg == schemas.Count:
+			row.Values[mi] = schemas.Value{Int: a.int()}
+		case !a.has:
+			row.Values[mi] = schemas.Value{Null: true}
+		case m.Agg == schemas.Sum:
+			var ok bool
+			if p.float[mi] {
+				row.Sums[mi].Float = a.floatSum()
+				var f float64
+				f, ok = row.Sums[mi].Float.Value()
+				row.Values[mi] = schemas.Value{Float: f}
+			} else {
+				row.Sums[mi].Int = a.intSum()
+				var n int64
+				n, ok = row.Sums[mi].Int.Value()
+				row.Values[mi] = schemas.Value{Int: n}
+			}
+			if !ok {
+				row.Values[mi] = schemas.Value{Null: true}
+				if row.Overflow == nil {
+					row.Overflow = make([]bool, len(v.Metrics))
 				}
-				g.dims = append(g.dims, dv)
+				row.Overflow[mi] = true
 			}
-			gi = len(sc.groups)
-			byKey[kb.String()] = gi
-			sc.groups = append(sc.groups, g)
+		case p.float[mi]:
+			row.Values[mi] = schemas.Value{Float: a.float()}
+		default:
+			row.Values[mi] = schemas.Value{Int: a.int()}
 		}
-		sc.cells = append(sc.cells, scannedCell{member: m, group: gi})
 	}
-	slices.SortFunc(sc.buckets, func(a, b time.Time) int { return a.Compare(b) })
-	sc.sortGroups(f.groupTypes)
-	return sc, nil
+	return row
 }
 
-// sortGroups orders the groups by t, then group_by values, and renumbers
-// the cells' group indexes to match.
-func (sc *cellScan) sortGroups(types []schemas.Type) {
-	order := make([]int, len(sc.groups))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int {
-		ga, gb := sc.groups[a], sc.groups[b]
-		if ga.t != gb.t {
-			if ga.t < gb.t {
-				return -1
-			}
-			return 1
-		}
-		for k := range ga.dims {
-			if c := schemas.CompareValues(types[k], ga.dims[k], gb.dims[k]); c != 0 {
-				return c
-			}
-		}
-		return 0
-	})
-	pos := make([]int, len(order))
-	sorted := make([]*cellGroup, len(order))
-	for newIdx, old := range order {
-		pos[old] = newIdx
-		sorted[newIdx] = sc.groups[old]
-	}
-	sc.groups = sorted
-	for i := range sc.cells {
-		sc.cells[i].group = pos[sc.cells[i].group]
-	}
+// viewPlan is what the Reader derives once from a view definition.
+type viewPlan struct {
+	v         *schemas.View
+	keyPrefix string // cache keys: "name|fingerprint|"
+	shards    int
+	keys      []Shard // per shard
+	metricIdx map[string]int
+	float     []bool // per metric: float64 values
+	uniq      []int  // metric indexes of the uniq metrics
+	uniqIdx   []int  // per metric: index in uniq, -1 if not uniq
+	hasSum    bool
 }
 
-// fetch reads the cells' hashes in pipelined batches.
-func (r *Reader) fetch(ctx context.Context, v *schemas.View, cells []scannedCell) ([]map[string]string, error) {
-	out := make([]map[string]string, len(cells))
-	const batch = 1000
-	for start := 0; start < len(cells); start += batch {
-		end := min(start+batch, len(cells))
-		cmds := make([]*redis.MapStringStringCmd, end-start)
-		_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i := start; i < end; i++ {
-				cmds[i-start] = p.HGetAll(ctx, BucketKey(v.Name, cells[i].member))
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("speed: read cells view=%s: %w", v.Name, err)
-		}
-		for i, c := range cmds {
-			out[start+i] = c.Val()
+func (r *Reader) plan(v *schemas.View) *viewPlan {
+	if p, ok := r.plans.Load(v); ok {
+		return p.(*viewPlan)
+	}
+	p := &viewPlan{v: v, keyPrefix: v.Name + "|" + v.Fingerprint() + "|", shards: ShardCount(v), metricIdx: map[string]int{}}
+	for s := range p.shards {
+		p.keys = append(p.keys, Shard{View: v.Name, Index: s, Count: p.shards})
+	}
+	for mi, m := range v.Metrics {
+		p.metricIdx[m.Name] = mi
+		p.float = append(p.float, v.MetricType(m) == schemas.Float64)
+		p.uniqIdx = append(p.uniqIdx, -1)
+		switch m.Agg {
+		case schemas.Uniq:
+			p.uniqIdx[mi] = len(p.uniq)
+			p.uniq = append(p.uniq, mi)
+		case schemas.Sum:
+			p.hasSum = true
 		}
 	}
-	return out, nil
+	r.plans.Store(v, p)
+	return p
 }
 
-// countUniq runs one PFCOUNT per (group, uniq metric), multi-key when the
-// group rolls several cells up (all keys of a view share a slot).
-func (r *Reader) countUniq(ctx context.Context, v *schemas.View, accs [][]acc, hlls [][][]string) error {
-	type job struct {
-		a   *acc
-		cmd *redis.IntCmd
-	}
-	var jobs []job
-	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for gi, perMetric := range hlls {
-			for mi, keys := range perMetric {
-				if len(keys) > 0 {
-					jobs = append(jobs, job{a: &accs[gi][mi], cmd: p.PFCount(ctx, keys...)})
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("speed: count uniq view=%s: %w", v.Name, err)
-	}
-	for _, j := range jobs {
-		j.a.i = j.cmd.Val()
-	}
-	return nil
+// rval is one metric of a cell, or of a rollup of cells, in 24 bytes (a
+// rollup cache holds millions): x is a count, an int64 min/max, a float64
+// min/max's bits, or a sum's positive part; y a sum's negative part (int64
+// or float64 bits, by the metric's type).
+type rval struct {
+	x, y uint64
+	has  bool // a value came (sum, min, max)
+	ovf  bool // a sum overflowed
 }
 
-// mergeValue folds one stored metric value into a rolled-up one.
-func mergeValue(a *acc, agg schemas.Agg, t schemas.Type, s string) error {
-	var i int64
-	var f float64
-	var err error
-	if t == schemas.Float64 {
-		f, err = strconv.ParseFloat(s, 64)
-	} else {
-		i, err = strconv.ParseInt(s, 10, 64)
-	}
-	if err != nil {
-		return fmt.Errorf("bad value %q", s)
-	}
+func (a *rval) int() int64         { return int64(a.x) }
+func (a *rval) float() float64     { return math.Float64frombits(a.x) }
+func (a *rval) setInt(i int64)     { a.x = uint64(i) }
+func (a *rval) setFloat(f float64) { a.x = math.Float64bits(f) }
+
+func (a *rval) intSum() schemas.IntSum {
+	return schemas.IntSum{Pos: int64(a.x), Neg: int64(a.y), Overflow: a.ovf}
+}
+
+func (a *rval) setIntSum(s schemas.IntSum) {
+	a.x, a.y, a.ovf = uint64(s.Pos), uint64(s.Neg), s.Overflow
+}
+
+func (a *rval) floatSum() schemas.FloatSum {
+	return schemas.FloatSum{Pos: math.Float64frombits(a.x), Neg: math.Float64frombits(a.y), Overflow: a.ovf}
+}
+
+func (a *rval) setFloatSum(s schemas.FloatSum) {
+	a.x, a.y, a.ovf = math.Float64bits(s.Pos), math.Float64bits(s.Neg), s.Overflow
+}
+
+// merge folds another part of the same cell (another shard's) or another
+// rollup of the same group: sums add part by part.
+func (a *rval) merge(agg schemas.Agg, float bool, o *rval) {
 	switch agg {
-	case schemas.Count, schemas.Sum:
-		a.i += i
-		a.f += f
-	case schemas.Min, schemas.Max:
-		if !a.has || schemas.Replaces(agg, i, a.i) {
-			a.i = i
+	case schemas.Count:
+		a.x += o.x
+		return
+	case schemas.Sum:
+		if !o.has {
+			return
 		}
-		if !a.has || schemas.Replaces(agg, f, a.f) {
-			a.f = f
+		if float {
+			s := a.floatSum()
+			s.Merge(o.floatSum())
+			a.setFloatSum(s)
+		} else {
+			s := a.intSum()
+			s.Merge(o.intSum())
+			a.setIntSum(s)
+		}
+	case schemas.Min, schemas.Max:
+		if !o.has {
+			return
+		}
+		if !a.has || (float && schemas.Replaces(agg, o.float(), a.float())) || (!float && schemas.Replaces(agg, o.int(), a.int())) {
+			a.x = o.x
 		}
 	}
 	a.has = true
-	return nil
 }
 
-// filters are a query's group_by and where on the view's dimension
-// positions, where values in their key encoding (appendDim), so a cell is
-// matched on its member without decoding it.
-type filters struct {
+// add folds a whole cell into a rollup: a sum adds the cell's value
+// (schemas.IntSum.Add), the rule for rollups across cells.
+func (a *rval) add(agg schemas.Agg, float bool, c *rval) {
+	if agg != schemas.Sum {
+		a.merge(agg, float, c)
+		return
+	}
+	if !c.has {
+		return
+	}
+	a.has = true
+	if float {
+		s := a.floatSum()
+		if x, ok := c.floatSum().Value(); ok {
+			s.Add(x)
+		} else {
+			s.Overflow = true
+		}
+		a.setFloatSum(s)
+		return
+	}
+	s := a.intSum()
+	if x, ok := c.intSum().Value(); ok {
+		s.Add(x)
+	} else {
+		s.Overflow = true
+	}
+	a.setIntSum(s)
+}
+
+// shape is a query's group_by and where on the view's dimension positions,
+// where values in their key encoding (appendDim), so a cell is matched on
+// its encoded dimensions without decoding them.
+type shape struct {
+	key        string // for cache keys
 	groupIdx   []int
 	groupTypes []schemas.Type
 	whereIdx   []int
 	whereEnc   []string
 }
 
-func (f *filters) match(dims []string) bool {
-	for k, i := range f.whereIdx {
-		if dims[i] != f.whereEnc[k] {
+func (s *shape) match(parts []string) bool {
+	for k, i := range s.whereIdx {
+		if parts[i] != s.whereEnc[k] {
 			return false
 		}
 	}
 	return true
 }
 
-func resolveFilters(v *schemas.View, q Query) (*filters, error) {
-	f := &filters{}
+func resolveShape(v *schemas.View, q Query) (*shape, error) {
+	s := &shape{}
+	var kb strings.Builder
+	kb.WriteString("g")
 	for _, d := range q.GroupBy {
 		i := slices.Index(v.Dimensions, d)
 		if i < 0 {
 			return nil, fmt.Errorf("speed: group_by %q is not a dimension of %s", d, v.Name)
 		}
 		fd, _ := v.Schema.Field(d)
-		f.groupIdx = append(f.groupIdx, i)
-		f.groupTypes = append(f.groupTypes, fd.Type)
+		s.groupIdx = append(s.groupIdx, i)
+		s.groupTypes = append(s.groupTypes, fd.Type)
+		kb.WriteString("," + strconv.Itoa(i))
 	}
+	type cond struct {
+		i   int
+		enc string
+	}
+	var conds []cond
 	for d, val := range q.Where {
 		i := slices.Index(v.Dimensions, d)
 		if i < 0 {
 			return nil, fmt.Errorf("speed: where %q is not a dimension of %s", d, v.Name)
 		}
 		fd, _ := v.Schema.Field(d)
-		f.whereIdx = append(f.whereIdx, i)
-		f.whereEnc = append(f.whereEnc, string(appendDim(nil, fd.Type, &val)))
+		conds = append(conds, cond{i, string(appendDim(nil, fd.Type, &val))})
 	}
-	return f, nil
+	slices.SortFunc(conds, func(a, b cond) int { return a.i - b.i })
+	kb.WriteString("|w")
+	for _, c := range conds {
+		s.whereIdx = append(s.whereIdx, c.i)
+		s.whereEnc = append(s.whereEnc, c.enc)
+		kb.WriteString("," + strconv.Itoa(c.i) + "=" + c.enc)
+	}
+	s.key = kb.String()
+	return s, nil
 }
 
 // Whole reports whether the speed layer has been keeping the view in
@@ -384,31 +408,68 @@ func resolveFilters(v *schemas.View, q Query) (*filters, error) {
 // one partition's offset, holds the view's current fingerprint (with its
 // shard count), and no rebuild is under way. False when Redis lost (any
 // shard's) data, no worker ever ran, a worker with another definition or
-// shard count wrote it, or `speed rebuild` is replaying it.
+// shard count wrote it, or `speed rebuild` is replaying it. A rebuild also
+// drops the view's cached buckets and rollups.
 func (r *Reader) Whole(ctx context.Context, v *schemas.View) (bool, error) {
 	hashes, err := readOffsets(ctx, r.rdb, Shards(v))
 	if err != nil {
 		return false, fmt.Errorf("speed: read offsets view=%s: %w", v.Name, err)
 	}
+	for _, m := range hashes {
+		if isRebuilding(m) {
+			r.cache.dropPrefix(r.plan(v).keyPrefix)
+			break
+		}
+	}
 	return shardsWhole(v, hashes), nil
 }
 
+func isRebuilding(m map[string]string) bool {
+	for k, val := range m {
+		if k != fingerprintField && val == rebuilding {
+			return true
+		}
+	}
+	return false
+}
+
 // HotRange returns the first bucket Redis holds for the view and the end of
-// the last one; ok is false when it holds none.
+// the last one (over every shard, from the buckets' versions); ok is false
+// when it holds none.
 func (r *Reader) HotRange(ctx context.Context, v *schemas.View) (first, end time.Time, ok bool, err error) {
-	var lo, hi *redis.ZSliceCmd
-	_, err = r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		lo = p.ZRangeWithScores(ctx, IndexKey(v.Name), 0, 0)
-		hi = p.ZRangeWithScores(ctx, IndexKey(v.Name), -1, -1)
+	p := r.plan(v)
+	now := r.now().UnixMicro()
+	g := v.Granularity.Microseconds()
+	oldest := now - v.HotRetention.Microseconds() - g // bucket end + hot_retention must be after now
+	maxFuture := v.Schema.MaxFuture
+	if maxFuture <= 0 {
+		maxFuture = schemas.DefaultMaxFuture
+	}
+	newest := now + maxFuture.Microseconds() + microsPerHour // a writer's clock may run ahead of ours
+	var cmds []*redis.StringSliceCmd
+	_, err = r.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		for _, k := range p.keys {
+			for h := schemas.Floor(oldest, microsPerHour); h <= newest; h += microsPerHour {
+				cmds = append(cmds, pl.HKeys(ctx, k.VersionKey(h)))
+			}
+		}
 		return nil
 	})
 	if err != nil {
-		return time.Time{}, time.Time{}, false, fmt.Errorf("speed: read index view=%s: %w", v.Name, err)
+		return time.Time{}, time.Time{}, false, fmt.Errorf("speed: read versions view=%s: %w", v.Name, err)
 	}
-	if len(lo.Val()) == 0 || len(hi.Val()) == 0 {
+	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	for _, c := range cmds {
+		for _, f := range c.Val() {
+			b, err := strconv.ParseInt(f, 10, 64)
+			if err != nil || b <= oldest {
+				continue
+			}
+			lo, hi = min(lo, b), max(hi, b)
+		}
+	}
+	if lo > hi {
 		return time.Time{}, time.Time{}, false, nil
 	}
-	first = time.UnixMicro(int64(lo.Val()[0].Score)).UTC()
-	end = time.UnixMicro(int64(hi.Val()[0].Score)).UTC().Add(v.Granularity)
-	return first, end, true, nil
+	return time.UnixMicro(lo).UTC(), time.UnixMicro(hi + g).UTC(), true, nil
 }

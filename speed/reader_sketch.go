@@ -2,13 +2,10 @@ package speed
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"slices"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
-	"github.com/lambdalake/lambdalake/internal/hll"
 	"github.com/lambdalake/lambdalake/schemas"
 )
 
@@ -24,83 +21,44 @@ type SketchRow struct {
 // Sketches returns the merged uniq sketches of q's groups, grouped exactly
 // as Query groups them. The serving layer needs them where an output step
 // straddles the boundary B: there a uniq is the union of the batch sketches
-// before B and these after it, which no PFCOUNT can compute. Meant for
-// narrow ranges (one step): every HLL in range is read with GET. Groups
-// whose sketches have all expired since the index was read are left out.
+// before B and these after it, which no single estimate can give. It reads
+// through the same rollups as Query (a Query of the same range just before
+// leaves nothing to read but versions). Groups without any sketch (every
+// value of their uniq metrics null) are left out. The bytes are shared:
+// callers must not change them.
 func (r *Reader) Sketches(ctx context.Context, q Query) ([]SketchRow, error) {
 	v := q.View
-	var uniq []int
-	for mi, m := range v.Metrics {
-		if m.Agg == schemas.Uniq {
-			uniq = append(uniq, mi)
-		}
-	}
-	if len(uniq) == 0 {
-		return nil, nil
-	}
-	sc, err := r.scan(ctx, q)
-	if err != nil || sc == nil {
+	c, err := r.collect(ctx, q)
+	if err != nil || c == nil || len(c.plan.uniq) == 0 {
 		return nil, err
 	}
-	type hllKey struct {
-		key    string
-		group  int
-		metric int
-	}
-	keys := make([]hllKey, 0, len(sc.cells)*len(uniq))
-	for _, c := range sc.cells {
-		for _, mi := range uniq {
-			keys = append(keys, hllKey{uniqKey(v.Name, c.member, v.Metrics[mi].Name), c.group, mi})
-		}
-	}
-	sk := make([][]*hll.Sketch, len(sc.groups))
-	const batch = 1000
-	for start := 0; start < len(keys); start += batch {
-		end := min(start+batch, len(keys))
-		cmds := make([]*redis.StringCmd, end-start)
-		_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i := start; i < end; i++ {
-				cmds[i-start] = p.Get(ctx, keys[i].key)
+	var groups []stepGroup
+	if c.aligned {
+		for _, u := range c.units {
+			for gi := range u.p.groups {
+				groups = append(groups, stepGroup{t: u.t, g: &u.p.groups[gi]})
 			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return nil, fmt.Errorf("speed: read sketches view=%s: %w", v.Name, err)
 		}
-		for i, c := range cmds {
-			k := keys[start+i]
-			b, err := c.Bytes()
-			if errors.Is(err, redis.Nil) {
-				continue // expired after the index was read
-			}
+	} else if groups, err = c.fold(); err != nil {
+		return nil, fmt.Errorf("speed: sketches view=%s: %w", v.Name, err)
+	}
+	out := make([]SketchRow, 0, len(groups))
+	for _, sg := range groups {
+		row := SketchRow{T: time.UnixMicro(sg.t).UTC(), Dims: slices.Clone(sg.g.dims), HLL: make([][]byte, len(v.Metrics))}
+		any := false
+		for ui, mi := range c.plan.uniq {
+			b, err := sg.g.sk[ui].encoded()
 			if err != nil {
-				return nil, fmt.Errorf("speed: read sketch %s: %w", k.key, err)
+				return nil, fmt.Errorf("speed: sketches view=%s: %w", v.Name, err)
 			}
-			if sk[k.group] == nil {
-				sk[k.group] = make([]*hll.Sketch, len(v.Metrics))
-			}
-			s := sk[k.group][k.metric]
-			if s == nil {
-				s = new(hll.Sketch)
-				sk[k.group][k.metric] = s
-			}
-			if err := s.MergeBytes(b); err != nil {
-				return nil, fmt.Errorf("speed: sketch %s: %w", k.key, err)
+			if b != nil {
+				row.HLL[mi] = b
+				any = true
 			}
 		}
-	}
-	out := make([]SketchRow, 0, len(sc.groups))
-	for gi, g := range sc.groups {
-		if sk[gi] == nil {
-			continue
+		if any {
+			out = append(out, row)
 		}
-		row := SketchRow{T: time.UnixMicro(g.t).UTC(), Dims: g.dims, HLL: make([][]byte, len(v.Metrics))}
-		for mi, s := range sk[gi] {
-			if s != nil {
-				row.HLL[mi] = s.Marshal()
-			}
-		}
-		out = append(out, row)
 	}
 	return out, nil
 }

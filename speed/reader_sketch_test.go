@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/lambdalake/lambdalake/internal/hll"
 	"github.com/lambdalake/lambdalake/internal/testenv"
 	"github.com/lambdalake/lambdalake/schemas"
@@ -31,31 +29,27 @@ func TestSketchesMatchPFCOUNT(t *testing.T) {
 		{0, "a", "de", 0, 300}, {1, "a", "fr", 200, 900}, {2, "b", "de", 0, 50},
 		{5, "a", "de", 800, 2000}, {6, "b", "fr", 1, 2}, {9, "a", "de", 0, 10},
 	}
+	// Cells go to two shards by turns: a group's sketch is the union over both.
+	v.Shards = 2
+	now := base.Add(30 * time.Minute)
+	w := newContractWriter(t, rdb, v, base, now)
 	var keys []string
-	for _, c := range cells {
+	for i, c := range cells {
 		b := base.Add(time.Duration(c.min) * time.Minute).UnixMicro()
-		m := member(b, c.tenant+","+c.country)
-		rdb.ZAdd(ctx, IndexKey(v.Name), redis.Z{Score: float64(b), Member: m})
-		k := uniqKey(v.Name, m, "buyers")
-		keys = append(keys, k)
-		var els []any
-		for i := c.lo; i < c.hi; i++ {
-			els = append(els, fmt.Sprintf("u%d", i))
+		dims := c.tenant + "," + c.country
+		var users []string
+		for u := c.lo; u < c.hi; u++ {
+			users = append(users, fmt.Sprintf("u%d", u))
 		}
-		if err := rdb.PFAdd(ctx, k, els...).Err(); err != nil {
-			t.Fatal(err)
-		}
-		rdb.HSet(ctx, BucketKey(v.Name, m), "orders", 1)
+		w.flush([]fixtureLine{
+			{shard: i % 2, bucket: b, dims: dims, field: "orders", values: []string{"1"}},
+			{shard: i % 2, bucket: b, dims: dims, field: "buyers", values: users},
+		})
+		keys = append(keys, Shard{View: v.Name, Index: i % 2, Count: 2}.UniqKey(b, dims, "buyers"))
 	}
-	t.Cleanup(func() {
-		rdb.Del(ctx, append(keys, IndexKey(v.Name))...)
-		for _, c := range cells {
-			rdb.Del(ctx, BucketKey(v.Name, member(base.Add(time.Duration(c.min)*time.Minute).UnixMicro(), c.tenant+","+c.country)))
-		}
-	})
 	buyers := 4 // index of buyers in testMetrics
 
-	r := NewReader(ReaderConfig{Redis: rdb})
+	r := NewReader(ReaderConfig{Redis: rdb, Now: func() time.Time { return now }})
 	tests := []struct {
 		name string
 		q    Query

@@ -2,6 +2,7 @@ package speed
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -15,9 +16,10 @@ func TestWholeAndHotRange(t *testing.T) {
 	ctx := context.Background()
 	s := testSchema(t, "orders")
 	v := testView(viewName("whole"), s, time.Minute, []string{"tenant"})
-	r := NewReader(ReaderConfig{Redis: rdb})
+	b := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	r := NewReader(ReaderConfig{Redis: rdb, Now: func() time.Time { return b.Add(30 * time.Minute) }})
 	fp := v.Fingerprint()
-	key := OffsetsKey(v.Name)
+	key := Shards(v)[0].OffsetsKey()
 	tests := []struct {
 		name  string
 		hash  map[string]string
@@ -44,10 +46,9 @@ func TestWholeAndHotRange(t *testing.T) {
 	if _, _, ok, err := r.HotRange(ctx, v); ok || err != nil {
 		t.Errorf("HotRange of an empty index: ok=%v err=%v", ok, err)
 	}
-	b := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	for _, m := range []time.Duration{7, 0, 3} {
 		bucket := b.Add(m * time.Minute).UnixMicro()
-		mr.ZAdd(IndexKey(v.Name), float64(bucket), member(bucket, "a"))
+		mr.HSet(Shard{View: v.Name, Index: 0, Count: 1}.VersionKey(b.UnixMicro()), strconv.FormatInt(bucket, 10), "1")
 	}
 	first, end, ok, err := r.HotRange(ctx, v)
 	if err != nil || !ok || !first.Equal(b) || !end.Equal(b.Add(8*time.Minute)) {

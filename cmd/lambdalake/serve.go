@@ -68,13 +68,21 @@ func newServing(cfg *config.Config, store lake.Store, rdb redis.UniversalClient,
 	if err != nil {
 		return nil, nil, err
 	}
+	readCache := int64(cfg.Speed.ReadCache)
+	if readCache == 0 {
+		readCache = -1 // configured off
+	}
+	reg := opt.Registerer
+	if reg == nil {
+		reg = prometheus.DefaultRegisterer
+	}
 	jwtCfg, err := serving.JWTFromConfig(cfg.HTTP.JWT)
 	if err != nil {
 		return nil, nil, err
 	}
 	api, err := serving.NewAPI(serving.APIConfig{
 		Views: cfg.ViewList, Schemas: cfg.SchemaList, Redis: rdb,
-		Speed: speed.NewReader(speed.ReaderConfig{Redis: rdb}),
+		Speed: speed.NewReader(speed.ReaderConfig{Redis: rdb, CacheBytes: readCache, Registerer: reg}),
 		Batch: viewReader,
 		Cold: func(ctx context.Context, v *schemas.View, hour time.Time) ([]views.Row, error) {
 			return recompute.ComputeHourRows(ctx, store, v, hour)

@@ -151,6 +151,10 @@ type Speed struct {
 	SessionTimeout Duration `yaml:"session_timeout"`
 	// MetricsAddr serves /metrics for the `speed` role ("" = none).
 	MetricsAddr string `yaml:"metrics_addr"`
+	// ReadCache bounds the memory a serving process keeps of decoded hot
+	// buckets and their rollups (speed.Reader), so a query reads from
+	// Redis only the buckets that changed since; 0: keep nothing.
+	ReadCache ByteSize `yaml:"read_cache"`
 }
 
 type Compact struct {
@@ -229,7 +233,7 @@ func Defaults() Config {
 			MaxQueries: 32, MaxTokenQueries: 16, MaxCold: 2, JWT: JWT{MaxTTL: Duration(24 * time.Hour)},
 			CacheBytes: 64 << 20, RollupCacheBytes: 256 << 20},
 		Speed: Speed{Group: "lambdalake-speed", FlushInterval: Duration(200 * time.Millisecond),
-			MaxPending: 100_000, SessionTimeout: Duration(10 * time.Second), MetricsAddr: "127.0.0.1:9464"},
+			MaxPending: 100_000, SessionTimeout: Duration(10 * time.Second), MetricsAddr: "127.0.0.1:9464", ReadCache: 256 << 20},
 		Compact: Compact{Group: "lambdalake-compact", Budget: 256 << 20, MaxFileRows: 1_000_000,
 			MaxFileBytes: 64 << 20, MaxFileAge: Duration(time.Minute), SessionTimeout: Duration(10 * time.Second)},
 		Jobs: Jobs{Recompute: "0 */2 * * * *", Merge: "0 */15 * * * *", Retention: "0 0 * * * *",
@@ -405,6 +409,9 @@ func validateRoles(c *Config, at func(string, string, ...any)) {
 	}
 	if c.Speed.MaxPending < 1000 {
 		at("speed.max_pending", "must be at least 1000")
+	}
+	if c.Speed.ReadCache < 0 {
+		at("speed.read_cache", "must not be negative")
 	}
 	if c.Speed.SessionTimeout.D() < time.Second || c.Speed.SessionTimeout.D() > 5*time.Minute {
 		at("speed.session_timeout", "must be between 1s and 5m")

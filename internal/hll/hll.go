@@ -110,10 +110,15 @@ func (s *Sketch) Add(elem string) {
 
 // Merge folds o into s: each register becomes the larger of the two.
 func (s *Sketch) Merge(o *Sketch) {
-	for i, v := range o.regs {
-		if v > s.regs[i] {
-			s.regs[i] = v
-		}
+	// Eight registers at a time: they are below 128, so a subtraction per
+	// byte with the top bit set beforehand tells which one is larger.
+	const hi = 0x8080808080808080
+	for i := 0; i < Registers; i += 8 {
+		a := binary.LittleEndian.Uint64(s.regs[i:])
+		b := binary.LittleEndian.Uint64(o.regs[i:])
+		ge := ((a | hi) - b) & hi // top bit of each byte: a >= b
+		mask := (ge >> 7) * 0xff
+		binary.LittleEndian.PutUint64(s.regs[i:], a&mask|b&^mask)
 	}
 }
 
@@ -312,45 +317,48 @@ func (s *Sketch) MergeBytes(b []byte) error {
 		return nil
 	case encSparse:
 		// Validate fully before touching s.
-		if err := walkSparse(b[hdrSize:], func(int, uint8) {}); err != nil {
+		body := b[hdrSize:]
+		if err := checkSparse(body); err != nil {
 			return err
 		}
-		return walkSparse(b[hdrSize:], func(i int, v uint8) {
-			if v > s.regs[i] {
-				s.regs[i] = v
+		idx := 0
+		for p := 0; p < len(body); p++ {
+			switch op := body[p]; {
+			case op&0xc0 == 0: // ZERO
+				idx += int(op&0x3f) + 1
+			case op&0xc0 == 0x40: // XZERO
+				idx += int(op&0x3f)<<8 | int(body[p+1]) + 1
+				p++
+			default: // VAL
+				v := (op>>2)&0x1f + 1
+				for end := idx + int(op&3) + 1; idx < end; idx++ {
+					if v > s.regs[idx] {
+						s.regs[idx] = v
+					}
+				}
 			}
-		})
+		}
+		return nil
 	}
 	return fmt.Errorf("%w: encoding %d", ErrInvalid, b[4])
 }
 
-// walkSparse calls set for every non-zero register of a sparse body and
-// checks the runs cover exactly the 16384 registers.
-func walkSparse(body []byte, set func(int, uint8)) error {
+// checkSparse checks the runs of a sparse body cover exactly the 16384
+// registers.
+func checkSparse(body []byte) error {
 	idx := 0
-	for p := 0; p < len(body); {
-		op := body[p]
-		switch {
+	for p := 0; p < len(body); p++ {
+		switch op := body[p]; {
 		case op&0xc0 == 0: // ZERO
 			idx += int(op&0x3f) + 1
-			p++
 		case op&0xc0 == 0x40: // XZERO
 			if p+1 >= len(body) {
 				return fmt.Errorf("%w: truncated XZERO", ErrInvalid)
 			}
 			idx += int(op&0x3f)<<8 | int(body[p+1]) + 1
-			p += 2
-		default: // VAL
-			v := (op>>2)&0x1f + 1
-			n := int(op&3) + 1
-			if idx+n > Registers {
-				return fmt.Errorf("%w: runs past the last register", ErrInvalid)
-			}
-			for j := 0; j < n; j++ {
-				set(idx+j, v)
-			}
-			idx += n
 			p++
+		default: // VAL
+			idx += int(op&3) + 1
 		}
 		if idx > Registers {
 			return fmt.Errorf("%w: runs past the last register", ErrInvalid)
@@ -366,10 +374,86 @@ func walkSparse(body []byte, set func(int, uint8)) error {
 // does (Ertl's improved estimator, hllCount in hyperloglog.c), so the same
 // registers give the same number on both sides.
 func (s *Sketch) Estimate() uint64 {
-	var hist [64]int // dense registers hold up to 63; ranks above q+1 count for nothing, as in Redis
-	for _, v := range s.regs {
-		hist[v]++
+	// Four histograms, summed after: consecutive registers do not wait on
+	// each other's increments.
+	var h [4][64]int32 // dense registers hold up to 63
+	for i := 0; i < Registers; i += 4 {
+		h[0][s.regs[i]&63]++
+		h[1][s.regs[i+1]&63]++
+		h[2][s.regs[i+2]&63]++
+		h[3][s.regs[i+3]&63]++
 	}
+	var hist [64]int
+	for v := range hist {
+		hist[v] = int(h[0][v] + h[1][v] + h[2][v] + h[3][v])
+	}
+	return estimate(&hist)
+}
+
+// EstimateBytes is Estimate of an encoded sketch (what GET returns for a
+// key written by PFADD) without decoding it into registers: the register
+// histogram is read from the encoding, as Redis's PFCOUNT does for one key
+// (hllSparseRegHisto, hllDenseRegHisto). A sparse sketch costs its length,
+// not 16384 registers.
+func EstimateBytes(b []byte) (uint64, error) {
+	if len(b) < hdrSize || string(b[:4]) != "HYLL" {
+		return 0, fmt.Errorf("%w: bad header", ErrInvalid)
+	}
+	var hist [64]int
+	switch b[4] {
+	case encDense:
+		if len(b) != DenseSize {
+			return 0, fmt.Errorf("%w: dense length %d, want %d", ErrInvalid, len(b), DenseSize)
+		}
+		regs := b[hdrSize:]
+		// Four registers are three bytes.
+		for i := 0; i+3 <= len(regs); i += 3 {
+			x := uint32(regs[i]) | uint32(regs[i+1])<<8 | uint32(regs[i+2])<<16
+			hist[x&63]++
+			hist[x>>6&63]++
+			hist[x>>12&63]++
+			hist[x>>18&63]++
+		}
+	case encSparse:
+		idx := 0
+		body := b[hdrSize:]
+		for p := 0; p < len(body); {
+			op := body[p]
+			switch {
+			case op&0xc0 == 0: // ZERO
+				n := int(op&0x3f) + 1
+				hist[0] += n
+				idx += n
+				p++
+			case op&0xc0 == 0x40: // XZERO
+				if p+1 >= len(body) {
+					return 0, fmt.Errorf("%w: truncated XZERO", ErrInvalid)
+				}
+				n := int(op&0x3f)<<8 | int(body[p+1]) + 1
+				hist[0] += n
+				idx += n
+				p += 2
+			default: // VAL
+				n := int(op&3) + 1
+				hist[(op>>2)&0x1f+1] += n
+				idx += n
+				p++
+			}
+			if idx > Registers {
+				return 0, fmt.Errorf("%w: runs past the last register", ErrInvalid)
+			}
+		}
+		if idx != Registers {
+			return 0, fmt.Errorf("%w: runs cover %d registers, want %d", ErrInvalid, idx, Registers)
+		}
+	default:
+		return 0, fmt.Errorf("%w: encoding %d", ErrInvalid, b[4])
+	}
+	return estimate(&hist), nil
+}
+
+// estimate is hllCount's estimator over a register histogram.
+func estimate(hist *[64]int) uint64 {
 	const m = float64(Registers)
 	z := m * tau((m-float64(hist[q+1]))/m)
 	for j := q; j >= 1; j-- {
@@ -420,4 +504,108 @@ func CachedCardinality(b []byte) (n uint64, ok bool) {
 		return 0, false
 	}
 	return binary.LittleEndian.Uint64(b[8:16]), true
+}
+
+// Union is the union of sketches for one estimate (PFCOUNT over several
+// keys), without a 16 KiB merge when they are small: while the sketches
+// added set few registers it tracks which, and the estimate costs those
+// registers, not 16384. The zero value is an empty union; Reset makes one
+// reusable (pool it: it holds 16 KiB).
+type Union struct {
+	s       Sketch
+	touched []uint16 // registers set, while not dense
+	dense   bool     // too many to track: the estimate reads every register
+}
+
+// unionTrackMax is how many registers a Union tracks before it reads all of
+// them: past it, the 16384-register histogram is the cheaper one.
+const unionTrackMax = 2048
+
+func (u *Union) set(i int, v uint8) {
+	if v <= u.s.regs[i] {
+		return
+	}
+	if u.s.regs[i] == 0 && !u.dense {
+		if len(u.touched) == unionTrackMax {
+			u.dense = true
+		} else {
+			u.touched = append(u.touched, uint16(i))
+		}
+	}
+	u.s.regs[i] = v
+}
+
+// AddBytes unions an encoded sketch in (Redis's dense or sparse encoding);
+// on error u is unchanged.
+func (u *Union) AddBytes(b []byte) error {
+	if len(b) < hdrSize || string(b[:4]) != "HYLL" {
+		return fmt.Errorf("%w: bad header", ErrInvalid)
+	}
+	switch b[4] {
+	case encDense:
+		if len(b) != DenseSize {
+			return fmt.Errorf("%w: dense length %d, want %d", ErrInvalid, len(b), DenseSize)
+		}
+		u.dense = true
+		regs := b[hdrSize:]
+		for i := range u.s.regs {
+			if v := getDense(regs, i); v > u.s.regs[i] {
+				u.s.regs[i] = v
+			}
+		}
+		return nil
+	case encSparse:
+		body := b[hdrSize:]
+		if err := checkSparse(body); err != nil {
+			return err
+		}
+		idx := 0
+		for p := 0; p < len(body); p++ {
+			switch op := body[p]; {
+			case op&0xc0 == 0: // ZERO
+				idx += int(op&0x3f) + 1
+			case op&0xc0 == 0x40: // XZERO
+				idx += int(op&0x3f)<<8 | int(body[p+1]) + 1
+				p++
+			default: // VAL
+				v := (op>>2)&0x1f + 1
+				for end := idx + int(op&3) + 1; idx < end; idx++ {
+					u.set(idx, v)
+				}
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: encoding %d", ErrInvalid, b[4])
+}
+
+// AddSketch unions a sketch in.
+func (u *Union) AddSketch(s *Sketch) {
+	u.dense = true
+	u.s.Merge(s)
+}
+
+// Estimate is PFCOUNT's figure for the union.
+func (u *Union) Estimate() uint64 {
+	if u.dense {
+		return u.s.Estimate()
+	}
+	var hist [64]int
+	hist[0] = Registers - len(u.touched)
+	for _, i := range u.touched {
+		hist[u.s.regs[i]&63]++
+	}
+	return estimate(&hist)
+}
+
+// Reset empties the union.
+func (u *Union) Reset() {
+	if u.dense {
+		u.s = Sketch{}
+	} else {
+		for _, i := range u.touched {
+			u.s.regs[i] = 0
+		}
+	}
+	u.touched, u.dense = u.touched[:0], false
 }

@@ -158,6 +158,40 @@ func TestEstimateAccuracy(t *testing.T) {
 	}
 }
 
+// EstimateBytes reads the histogram from the encoding: the same figure as
+// decoding and estimating, sparse and dense, and the same refusals.
+func TestEstimateBytes(t *testing.T) {
+	for _, n := range []int{0, 1, 3, 200, 1500, 5000, 200000} {
+		var s Sketch
+		for i := 0; i < n; i++ {
+			s.Add("e" + strconv.Itoa(i))
+		}
+		for _, b := range [][]byte{s.Marshal(), denseOf(&s)} {
+			got, err := EstimateBytes(b)
+			if want := s.Estimate(); err != nil || got != want {
+				t.Errorf("n=%d encoding %d: EstimateBytes = %d, %v; Estimate = %d", n, b[4], got, err, want)
+			}
+		}
+	}
+	var s Sketch
+	s.Add("x")
+	sparse := s.Marshal()
+	for _, b := range [][]byte{nil, sparse[:len(sparse)-1], append(append([]byte(nil), sparse...), 0), append(append([]byte(nil), denseHeader()...), 0)} {
+		if _, err := EstimateBytes(b); err == nil {
+			t.Errorf("EstimateBytes accepted %q", b)
+		}
+	}
+}
+
+// denseOf is the dense encoding of s, whatever its size.
+func denseOf(s *Sketch) []byte {
+	b := denseHeader()
+	for i, v := range s.regs {
+		setDense(b[hdrSize:], i, v)
+	}
+	return b
+}
+
 func TestMergeIsRegisterMax(t *testing.T) {
 	var a, b, all Sketch
 	for i := 0; i < 20000; i++ {
@@ -172,6 +206,18 @@ func TestMergeIsRegisterMax(t *testing.T) {
 	a.Merge(&b)
 	if a.regs != all.regs {
 		t.Fatal("merge of halves differs from the whole")
+	}
+	// Every pair of register values, in every position of a word.
+	var x, y Sketch
+	for i := range x.regs {
+		x.regs[i], y.regs[i] = uint8(i%64), uint8((i/64)%64)
+	}
+	want := x.regs
+	for i := range want {
+		want[i] = max(x.regs[i], y.regs[i])
+	}
+	if x.Merge(&y); x.regs != want {
+		t.Fatal("merge is not the register-wise max")
 	}
 	var c Sketch
 	if err := c.MergeBytes(b.Marshal()); err != nil {
@@ -262,6 +308,9 @@ func TestRedisCompatibility(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if got, err := EstimateBytes(raw); err != nil || int64(got) != cTheirs {
+				t.Errorf("EstimateBytes of Redis's bytes (encoding %d) = %d, %v; PFCOUNT=%d", raw[4], got, err, cTheirs)
+			}
 			back, err := Unmarshal(raw)
 			if err != nil {
 				t.Fatalf("decode Redis's own HLL (encoding %d): %v", raw[4], err)
@@ -302,8 +351,15 @@ func FuzzUnmarshal(f *testing.F) {
 	f.Add([]byte("HYLL\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x80\x7f\xff"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := Unmarshal(b)
+		n, errB := EstimateBytes(b)
+		if (err == nil) != (errB == nil) {
+			t.Fatalf("Unmarshal: %v, EstimateBytes: %v", err, errB)
+		}
 		if err != nil {
 			return
+		}
+		if n != s.Estimate() {
+			t.Fatalf("EstimateBytes %d, Estimate %d", n, s.Estimate())
 		}
 		// Whatever decodes re-encodes to the same registers.
 		back, err := Unmarshal(s.Marshal())
@@ -332,5 +388,60 @@ func BenchmarkEncode(b *testing.B) {
 	for b.Loop() {
 		copy(work, pairs)
 		_ = Encode(work)
+	}
+}
+
+// A Union estimates exactly what merging the same sketches into registers
+// does (PFCOUNT over several keys), small or dense, and starts empty again
+// after Reset.
+func TestUnion(t *testing.T) {
+	sketch := func(lo, hi int) *Sketch {
+		var s Sketch
+		for i := lo; i < hi; i++ {
+			s.Add("u" + strconv.Itoa(i))
+		}
+		return &s
+	}
+	tests := []struct {
+		name   string
+		ranges [][2]int
+		dense  bool // the last one added as a Sketch
+	}{
+		{"nothing", nil, false},
+		{"one small", [][2]int{{0, 5}}, false},
+		{"small overlapping", [][2]int{{0, 50}, {25, 80}, {70, 71}}, false},
+		{"past what it tracks", [][2]int{{0, 1500}, {1000, 4000}}, false},
+		{"a dense encoding", [][2]int{{0, 10}, {0, 100000}}, false},
+		{"with a sketch", [][2]int{{0, 10}, {5, 300}}, true},
+	}
+	var u Union
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u.Reset()
+			var want Sketch
+			for k, r := range tt.ranges {
+				s := sketch(r[0], r[1])
+				want.Merge(s)
+				if tt.dense && k == len(tt.ranges)-1 {
+					u.AddSketch(s)
+					continue
+				}
+				if err := u.AddBytes(s.Marshal()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := u.Estimate(); got != want.Estimate() {
+				t.Errorf("Union estimate %d, merged registers %d", got, want.Estimate())
+			}
+		})
+	}
+	var s Sketch
+	s.Add("x")
+	if b := s.Marshal(); u.AddBytes(b[:len(b)-1]) == nil {
+		t.Error("a truncated sketch was accepted")
+	}
+	u.Reset()
+	if u.Estimate() != 0 {
+		t.Error("Reset left registers set")
 	}
 }
