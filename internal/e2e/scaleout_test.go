@@ -707,11 +707,14 @@ func checkAnswer(t *testing.T, ans answer, batchRef, speedRef map[key]*figures, 
 		} else {
 			batchRows++
 		}
-		if ref == nil {
+		switch {
+		case ref == nil:
 			t.Errorf("row %v is in no reference", k)
-			continue
+		case exact:
+			checkRow(t, k, r, ref, true)
+		default:
+			checkSpeedRow(t, k, r, ref)
 		}
-		checkRow(t, k, r, ref, exact)
 	}
 	for k := range batchRef {
 		if tm := time.UnixMicro(k.t); tm.Before(b) && !tm.Before(from) && !got[k] {
@@ -727,6 +730,24 @@ func checkAnswer(t *testing.T, ans answer, batchRef, speedRef map[key]*figures, 
 		t.Errorf("answer has %d batch and %d speed rows: both layers must serve", batchRows, speedRows)
 	}
 	t.Logf("answer: boundary %v, %d batch rows and %d speed rows equal the references", b, batchRows, speedRows)
+}
+
+// checkSpeedRow compares a speed row with the reference: count, sum, min
+// and max exactly (the sum to 1e-9), uniq within 4% + 3. A speed cell's
+// uniq is one Redis HyperLogLog, and live minutes here hold up to ~2000
+// events, ~1500 distinct users: Redis' estimate is off by 0.81% (one
+// standard error) there, and by up to 2.3% at ~400 (measured: 300 random
+// sets of 392 of the 3000 users gave errors from -9 to +4).
+func checkSpeedRow(t *testing.T, k key, r map[string]any, ref *figures) {
+	t.Helper()
+	num := func(name string) float64 { f, _ := r[name].(float64); return f }
+	users := float64(len(ref.users))
+	if int64(num("orders")) != ref.count || num("smallest") != ref.min || num("biggest") != ref.max ||
+		math.Abs(num("buyers")-users) > 3+0.04*users ||
+		math.Abs(num("revenue")-ref.sum) > 1e-9*math.Max(1, math.Abs(ref.sum)) {
+		t.Errorf("speed cell %v: got orders=%v revenue=%v min=%v max=%v buyers=%v; want %d %v %v %v %d", k,
+			r["orders"], r["revenue"], r["smallest"], r["biggest"], r["buyers"], ref.count, ref.sum, ref.min, ref.max, len(ref.users))
+	}
 }
 
 // checkLake reads every raw hour the way recompute does (overlaps dropped)
