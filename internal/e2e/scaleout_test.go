@@ -145,37 +145,13 @@ type role struct {
 // every decodable record exactly once, field by field, and the dead-letter
 // area every malformed one once; no two recompute runs overlapped.
 func TestScaleOutUnderKills(t *testing.T) {
-	brokers := testenv.KafkaBrokers(t)
 	var cluster testenv.RedisSetup
 	for _, rs := range testenv.RedisSetups(t) {
 		if rs.Name == "cluster" {
 			cluster = rs
 		}
 	}
-	redisCfg := cluster.Config(t)
-	store, lakeURL := testenv.S3Lake(t)
-	testenv.Binary(t) // built before anything is timed
-	ctx := context.Background()
-
-	id := strings.ReplaceAll(testenv.Name("scale"), "-", "_")
-	httpAddr := testenv.FreeAddr(t)
-	text := fmt.Sprintf(scaleConfig, strings.Join(brokers, ", "), strings.Join(redisCfg.Addrs, ", "), lakeURL,
-		testenv.S3Endpoint(t), httpAddr, id)
-	cfg, err := config.Parse([]byte(text), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	so := &scaleOut{t: t, brokers: brokers, rdb: cluster.Client(t), store: store, cfg: cfg,
-		path: testenv.WriteConfig(t, text), ns: id, httpAddr: httpAddr,
-		s: cfg.Schema("orders"), v: cfg.View("rev_" + id), procs: map[string][]*role{}}
-	if err := stream.EnsureTopic(ctx, brokers, so.s.Topic, scalePartitions); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		stream.DeleteTopic(ctx, brokers, so.s.Topic)
-	})
+	so := newScaleOut(t, cluster)
 	defer so.dumpLogsOnFailure()
 
 	// History first, so the batch side has closed hours to recompute once
@@ -214,12 +190,12 @@ func TestScaleOutUnderKills(t *testing.T) {
 	}
 	t.Logf("live stream: %s", sent)
 
-	records, ends := readTopicParts(t, brokers, so.s.Topic, scalePartitions)
+	records, ends := readTopicParts(t, so.brokers, so.s.Topic, scalePartitions)
 	so.waitCaughtUp(ends)
 
 	batchRef, speedRef, malformed := references(so.s, so.v, records)
 	from, to := histFrom, time.Now().UTC().Add(time.Hour).Truncate(time.Hour)
-	checkAnswer(t, query(t, httpAddr, so.v.Name, from, to), batchRef, speedRef, from, to, histTo)
+	checkAnswer(t, query(t, so.httpAddr, so.v.Name, from, to), batchRef, speedRef, from, to, histTo)
 	so.checkLake(records, malformed)
 	so.checkRecomputeRuns()
 	so.checkEveryProcessWorked()
@@ -228,6 +204,42 @@ func TestScaleOutUnderKills(t *testing.T) {
 			t.Errorf("graceful stop: %v\n%s", err, r.Tail(20))
 		}
 	}
+}
+
+// newScaleOut makes the scenario's resources on the local stack with the
+// given Redis set-up: a topic, a lake prefix, unique group, view and job
+// names, and the config file every process reads.
+func newScaleOut(t *testing.T, rs testenv.RedisSetup) *scaleOut {
+	brokers := testenv.KafkaBrokers(t)
+	redisCfg := rs.Config(t)
+	store, lakeURL := testenv.S3Lake(t)
+	testenv.Binary(t) // built before anything is timed
+	ctx := context.Background()
+
+	id := strings.ReplaceAll(testenv.Name("scale"), "-", "_")
+	httpAddr := testenv.FreeAddr(t)
+	text := fmt.Sprintf(scaleConfig, strings.Join(brokers, ", "), strings.Join(redisCfg.Addrs, ", "), lakeURL,
+		testenv.S3Endpoint(t), httpAddr, id)
+	cfg, err := config.Parse([]byte(text), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	so := &scaleOut{t: t, brokers: brokers, rdb: rs.Client(t), store: store, cfg: cfg,
+		path: testenv.WriteConfig(t, text), ns: id, httpAddr: httpAddr,
+		s: cfg.Schema("orders"), v: cfg.View("rev_" + id), procs: map[string][]*role{}}
+	if err := stream.EnsureTopic(ctx, brokers, so.s.Topic, scalePartitions); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		stream.DeleteTopic(ctx, brokers, so.s.Topic)
+		// Every key of the view and of the jobs carries a name unique to
+		// this run (DESIGN §3's hash tags).
+		testenv.DeleteRedisKeys(ctx, so.rdb, "ll:{"+so.v.Name+"*")
+		testenv.DeleteRedisKeys(ctx, so.rdb, "ll:{"+so.ns+"}*")
+	})
+	return so
 }
 
 // start runs one more process of a role.
@@ -321,14 +333,20 @@ func (so *scaleOut) produceHistory(from, to time.Time) {
 // produceLive sends live events at scaleRate until the returned function
 // is called; it returns what Kafka acknowledged.
 func (so *scaleOut) produceLive() (stop func() gen.Counts) {
+	return so.produce(gen.Config{OutOfOrder: 0.05, MaxDelay: 2 * time.Minute, Seed: 32}, scaleRate)
+}
+
+// produce sends the generator's events at rate until the returned
+// function is called, which returns what Kafka acknowledged.
+func (so *scaleOut) produce(c gen.Config, rate float64) (stop func() gen.Counts) {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := stream.NewWriter(so.brokers, so.s.Topic)
-	g := so.generator(gen.Config{OutOfOrder: 0.05, MaxDelay: 2 * time.Minute, Seed: 32})
+	g := so.generator(c)
 	done := make(chan gen.Counts, 1)
 	go func() {
-		sent, err := gen.Run(ctx, g, gen.KafkaSink{W: w}, gen.RunConfig{Rate: scaleRate, Batch: 100, Senders: 1})
+		sent, err := gen.Run(ctx, g, gen.KafkaSink{W: w}, gen.RunConfig{Rate: rate, Count: c.Count, Batch: 100, Senders: 1})
 		if err != nil && !errors.Is(err, context.Canceled) {
-			so.t.Errorf("live stream: %v", err)
+			so.t.Errorf("producer: %v", err)
 		}
 		done <- sent
 	}()
@@ -935,15 +953,17 @@ func readTopicParts(t *testing.T, brokers []string, topic string, partitions int
 			t.Fatal(err)
 		}
 		ends[p] = end
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxBytes: 4 << 20})
+		// The product's own partition reader: synchronous, so nothing
+		// waits on a fetch past the end once the last record is in.
+		f := stream.NewFetcher(stream.FetcherConfig{Brokers: brokers, Topic: topic, Partition: p, Offset: kafka.FirstOffset})
 		for n := int64(0); n < end; n++ {
-			m, err := r.ReadMessage(ctx)
+			m, err := f.Next(ctx)
 			if err != nil {
 				t.Fatalf("read %s/%d at %d: %v", topic, p, n, err)
 			}
 			out = append(out, m)
 		}
-		r.Close()
+		f.Close()
 	}
 	return out, ends
 }
