@@ -39,6 +39,9 @@
 // rss_mb is our peak RSS during the recompute rounds (VmHWM, reset before
 // them); the generator's memory is not counted. DuckDB's is printed on the line before.
 //
+// With -runners 1,2 it measures instead how recompute scales with the
+// number of `jobs` runners sharing a run, on the same files (runners.go).
+//
 // The last line is the DESIGN §7 summary:
 //
 //	bench recompute: events=… ours_s=… duckdb_s=… ratio=… equal=true threads=… rss_mb=…
@@ -100,7 +103,16 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of our recompute to this file")
 	parallel := flag.Int("parallel", 0, "hours recomputed at once (0: the recomputer's default)")
 	threads := flag.Int("threads", runtime.NumCPU(), "parallelism of both sides: our GOMAXPROCS and DuckDB's threads")
+	runners := flag.String("runners", "", "instead of the DuckDB comparison, recompute the day with each of these counts of jobs runners at once (e.g. 1,2) and report hours/s for each (runners.go)")
+	runnerParallel := flag.Int("runner-parallel", 1, "with -runners: hours each runner computes at once")
 	flag.Parse()
+	var runnerCounts []int
+	if *runners != "" {
+		var err error
+		if runnerCounts, err = parseRunners(*runners); err != nil {
+			log.Fatal(err)
+		}
+	}
 	runtime.GOMAXPROCS(*threads)
 	ctx := context.Background()
 
@@ -126,6 +138,10 @@ func main() {
 	for p := int32(0); p < partitions; p++ {
 		b, _ := json.Marshal(raw.Checkpoint{NextOffset: 1, Watermark: day.Add(25 * time.Hour)})
 		check(lake.PutBytes(ctx, store, lake.CheckpointKey(group, s.Topic, p), b))
+	}
+	if runnerCounts != nil {
+		runnersMode(ctx, store, v, *events, runnerCounts, *runnerParallel, *threads)
+		return
 	}
 
 	// Ours.
