@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"strings"
 	"testing"
+	"time"
 )
 
 func decType(t testing.TB, p, s int) Type {
@@ -472,5 +473,22 @@ func checkDecimalDecode(t *testing.T, s *Schema, d, fd *Decoder, data []byte) {
 		if !ok || want != r.Values[i].Int {
 			t.Fatalf("%s: decoder %d from %q, reference %d (accepts: %v)", name, r.Values[i].Int, text, want, ok)
 		}
+	}
+}
+
+// A view's fingerprint names its fields' types, P and S included: a
+// changed scale changes every stored number, so both layers rebuild.
+func TestFingerprintDecimalScale(t *testing.T) {
+	fp := func(typ Type) string {
+		s, err := NewSchema("m", "m", "ts", "", []Field{{Name: "ts", Type: Timestamp}, {Name: "amount", Type: typ}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := &View{Name: "v", Schema: s, Granularity: time.Minute, Metrics: []Metric{{Name: "r", Agg: Sum, Field: "amount"}}}
+		return v.Fingerprint()
+	}
+	a, b, c := fp(decType(t, 18, 2)), fp(decType(t, 18, 3)), fp(decType(t, 12, 2))
+	if a == b || a == c || b == c || a == fp(Int64) {
+		t.Errorf("fingerprints %s %s %s: a decimal's P and S must change them", a, b, c)
 	}
 }
