@@ -7,6 +7,7 @@ FUZZ_TARGETS := \
 	./schemas:FuzzDecode \
 	./schemas:FuzzParseTimestamp \
 	./schemas:FuzzParseDimValue \
+	./schemas:FuzzParseDecimal \
 	./speed:FuzzDims \
 	./speed:FuzzSplitField \
 	./internal/hll:FuzzUnmarshal \

@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/parquet-go/parquet-go"
 )
 
@@ -19,9 +21,15 @@ const (
 	ColIngestedAt = "_ingested_at"
 )
 
-// ArrowType is the Arrow type of a field type. Timestamps are microseconds,
-// UTC, as in the Parquet files.
+// ArrowType is the Arrow type of a field type as pqarrow reads it from the
+// raw files. Timestamps are microseconds, UTC, as in the Parquet files.
+// A decimal(P,S) is Decimal128(P,S), which is what pqarrow makes of a
+// Parquet DECIMAL stored as an integer; readers narrow it to the scaled
+// int64 the layers compute with (ScaledInt64s).
 func ArrowType(t Type) arrow.DataType {
+	if t.Kind() == Decimal {
+		return &arrow.Decimal128Type{Precision: int32(t.Precision()), Scale: int32(t.Scale())}
+	}
 	switch t {
 	case String:
 		return arrow.BinaryTypes.String
@@ -35,6 +43,41 @@ func ArrowType(t Type) arrow.DataType {
 		return &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
 	}
 	panic(fmt.Sprintf("schemas: no Arrow type for %v", t))
+}
+
+// ScaledInt64s narrows a column of decimal field type t, read from the
+// raw files as pqarrow's Decimal128 (see ArrowType), to the Int64 array of
+// its scaled values, the form both layers compute with. Nulls stay nulls.
+// A value beyond int64 (a file another writer made with a wider column
+// than the type says) is an error, not a wrapped number.
+func ScaledInt64s(mem memory.Allocator, a arrow.Array, t Type) (*array.Int64, error) {
+	da, ok := a.(*array.Decimal128)
+	if !ok || !arrow.TypeEqual(a.DataType(), ArrowType(t)) {
+		return nil, fmt.Errorf("schemas: a %s column read as %s", t, a.DataType())
+	}
+	n := da.Len()
+	vals := make([]int64, n)
+	var valid []bool
+	if da.NullN() > 0 {
+		valid = make([]bool, n)
+	}
+	for i := range n {
+		if valid != nil {
+			if valid[i] = da.IsValid(i); !valid[i] {
+				continue
+			}
+		}
+		v := da.Value(i)
+		lo := int64(v.LowBits())
+		if v.HighBits() != lo>>63 { // not the sign extension of the low word
+			return nil, fmt.Errorf("schemas: a %s value does not fit 64 bits: %s", t, v.ToString(int32(t.Scale())))
+		}
+		vals[i] = lo
+	}
+	b := array.NewInt64Builder(mem)
+	defer b.Release()
+	b.AppendValues(vals, valid)
+	return b.NewInt64Array(), nil
 }
 
 // ArrowSchema is the Arrow schema of the schema's raw lake rows: its fields in
@@ -52,7 +95,19 @@ func (s *Schema) ArrowSchema() *arrow.Schema {
 	return arrow.NewSchema(fs, nil)
 }
 
+// decimalInt32 says a decimal's Parquet column is INT32: the Parquet
+// format asks for INT32 up to 9 digits (parquet-go logs a warning for an
+// INT64 one), INT64 up to 18. Readers see DECIMAL(P,S) either way.
+func decimalInt32(t Type) bool { return t.Precision() <= 9 }
+
 func parquetNode(t Type) parquet.Node {
+	if t.Kind() == Decimal {
+		phys := parquet.Int64Type
+		if decimalInt32(t) {
+			phys = parquet.Int32Type
+		}
+		return parquet.Decimal(t.Scale(), t.Precision(), phys)
+	}
 	switch t {
 	case String:
 		return parquet.String()
@@ -127,7 +182,7 @@ func (l *RawLayout) AppendRow(buf parquet.Row, r *Row, partition int32, offset, 
 			}
 		}
 		var pv parquet.Value
-		switch l.types[i] {
+		switch typ := l.types[i]; typ.Kind() {
 		case String:
 			pv = parquet.ByteArrayValue(unsafeBytes(v.Str))
 		case Int64, Timestamp:
@@ -136,6 +191,8 @@ func (l *RawLayout) AppendRow(buf parquet.Row, r *Row, partition int32, offset, 
 			pv = parquet.DoubleValue(v.Float)
 		case Bool:
 			pv = parquet.BooleanValue(v.Int != 0)
+		case Decimal:
+			pv = decimalValue(typ, v.Int)
 		}
 		buf[c] = pv.Level(0, def, c)
 	}
@@ -143,6 +200,16 @@ func (l *RawLayout) AppendRow(buf parquet.Row, r *Row, partition int32, offset, 
 	buf[l.offCol] = parquet.Int64Value(offset).Level(0, 0, l.offCol)
 	buf[l.ingestCol] = parquet.Int64Value(ingestedMicros).Level(0, 0, l.ingestCol)
 	return buf
+}
+
+// decimalValue is the Parquet value of a scaled decimal of type t. A value
+// of a decimal(P≤9,S) field fits an int32: the decoder admits at most P
+// digits.
+func decimalValue(t Type, n int64) parquet.Value {
+	if decimalInt32(t) {
+		return parquet.Int32Value(int32(n))
+	}
+	return parquet.Int64Value(n)
 }
 
 // RawBuffer holds raw lake rows column by column, in typed Go values, until
@@ -170,7 +237,7 @@ type RawBuffer struct {
 // rawColumn is one schema field's values; which member is used depends on
 // the field's type.
 type rawColumn struct {
-	ints   chunks[int64]   // Int64, Timestamp, Bool (0/1); 0 if null
+	ints   chunks[int64]   // Int64, Timestamp, Bool (0/1), Decimal (scaled); 0 if null
 	floats chunks[float64] // Float64; 0 if null
 	str    strColumn       // String; "" if null
 	nulls  chunks[bool]    // optional fields: the row's value is null
@@ -189,8 +256,8 @@ func (b *RawBuffer) Len() int { return b.n }
 // appended, to dst.
 func (b *RawBuffer) Offsets(dst []int64) []int64 { return b.offsets.appendTo(dst) }
 
-// Int64s appends the values of an Int64, Timestamp or Bool field (by schema
-// field index), in the order the rows were appended, to dst; a null is 0.
+// Int64s appends the values of an Int64, Timestamp, Bool or Decimal field
+// (by schema field index; decimals scaled), in the order the rows were appended, to dst; a null is 0.
 func (b *RawBuffer) Int64s(field int, dst []int64) []int64 { return b.cols[field].ints.appendTo(dst) }
 
 // Append adds one decoded event.
@@ -203,7 +270,7 @@ func (b *RawBuffer) Append(r *Row, offset, ingestedMicros int64) {
 			null = v.Null
 			c.nulls.add(null)
 		}
-		switch b.l.types[i] {
+		switch b.l.types[i].Kind() {
 		case String:
 			if null {
 				c.str.add("")
@@ -216,7 +283,7 @@ func (b *RawBuffer) Append(r *Row, offset, ingestedMicros int64) {
 				f = 0
 			}
 			c.floats.add(f)
-		default: // Int64, Timestamp, Bool
+		default: // Int64, Timestamp, Bool, Decimal
 			n := v.Int
 			if null {
 				n = 0
@@ -270,7 +337,7 @@ func (b *RawBuffer) WriteColumns(cws []*parquet.ColumnWriter, order []int32) err
 		c := &b.cols[i]
 		leaf := b.l.fieldCol[i]
 		var fill func(vals []parquet.Value, rows []int32)
-		switch b.l.types[i] {
+		switch typ := b.l.types[i]; typ.Kind() {
 		case String:
 			fill = func(vals []parquet.Value, rows []int32) {
 				for j, r := range rows {
@@ -287,6 +354,12 @@ func (b *RawBuffer) WriteColumns(cws []*parquet.ColumnWriter, order []int32) err
 			fill = func(vals []parquet.Value, rows []int32) {
 				for j, r := range rows {
 					vals[j] = parquet.BooleanValue(c.ints.at(r) != 0)
+				}
+			}
+		case Decimal:
+			fill = func(vals []parquet.Value, rows []int32) {
+				for j, r := range rows {
+					vals[j] = decimalValue(typ, c.ints.at(r))
 				}
 			}
 		default: // Int64, Timestamp

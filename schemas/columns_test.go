@@ -11,10 +11,12 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
 )
 
 // Raw files are written with parquet-go and read back with Arrow; this test
@@ -111,6 +113,8 @@ func rawBufferSchema(t testing.TB) *Schema {
 		{Name: "y", Type: Float64, Optional: true},
 		{Name: "ok", Type: Bool, Optional: true},
 		{Name: "note", Type: String, Optional: true},
+		{Name: "d", Type: decType(t, 18, 2)},
+		{Name: "e", Type: decType(t, 9, 3), Optional: true}, // an INT32 column
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -128,6 +132,8 @@ func rawBufferRow(i int, id string) Row {
 		{Float: -float64(i), Null: i%2 == 1},
 		{Int: int64(i % 2), Null: i%5 == 0},
 		{Str: []string{"", "", "n" + id}[i%3], Null: i%4 == 0},
+		{Int: int64(i)*123_456_789_012 - 999_999_999_999_999_999},
+		{Int: 999_999_999 - int64(i)*7, Null: i%3 == 1},
 	}}
 }
 
@@ -227,4 +233,112 @@ func TestRawBufferWritesRowsInOrder(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A decimal column is a Parquet DECIMAL(P,S) on INT64 (INT32 up to 9
+// digits), as the compactor's buffer writes it; pqarrow reads it as
+// Decimal128(P,S) (ArrowType), and ScaledInt64s gives back the exact
+// scaled values, nulls kept.
+func TestRawDecimalThroughArrow(t *testing.T) {
+	s := moneySchema(t)
+	layout := s.RawLayout()
+	for _, tt := range []struct {
+		field    string
+		physical parquet.Kind
+	}{{"amount", parquet.Int64}, {"rate", parquet.Int32}} {
+		leaf, ok := layout.Schema.Lookup(tt.field)
+		if !ok {
+			t.Fatalf("no column %s", tt.field)
+		}
+		f, _ := s.Field(tt.field)
+		lt := leaf.Node.Type().LogicalType()
+		dec, _ := lt.Value.(*format.DecimalType)
+		if leaf.Node.Type().Kind() != tt.physical || dec == nil ||
+			int(dec.Precision) != f.Type.Precision() || int(dec.Scale) != f.Type.Scale() {
+			t.Errorf("column %s: %v %v, want DECIMAL(%d,%d) on %v", tt.field, leaf.Node.Type().Kind(), lt, f.Type.Precision(), f.Type.Scale(), tt.physical)
+		}
+	}
+	events := []string{
+		`{"order_id":"o1","ts":"2026-11-27T10:30:15Z","amount":"9999999999999999.99","rate":-999999.999}`,
+		`{"order_id":"o2","ts":"2026-11-27T10:31:00Z","amount":-0.01}`,
+		`{"order_id":"o3","ts":"2026-11-27T10:32:00Z","amount":25209252.48,"rate":"0.5"}`,
+	}
+	want := [][2]int64{{999999999999999999, -999999999}, {-1, 0}, {2520925248, 500}}
+	d := NewDecoder(s)
+	rb := layout.NewBuffer(0)
+	defer rb.Release()
+	for i, e := range events {
+		var r Row
+		if err := d.Decode([]byte(e), &r); err != nil {
+			t.Fatal(err)
+		}
+		rb.Append(&r, int64(i), 0)
+	}
+	var out bytes.Buffer
+	w := parquet.NewWriter(&out, layout.Schema)
+	if err := rb.WriteColumns(w.ColumnWriters(), []int32{0, 1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pf, err := file.NewParquetReader(bytes.NewReader(out.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := fr.ReadTable(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Release()
+	for fi, name := range []string{"amount", "rate"} {
+		f, _ := s.Field(name)
+		idx := tbl.Schema().FieldIndices(name)
+		if len(idx) != 1 || !arrow.TypeEqual(tbl.Schema().Field(idx[0]).Type, ArrowType(f.Type)) {
+			t.Fatalf("column %s: %v, want %v", name, tbl.Schema(), ArrowType(f.Type))
+		}
+		ints, err := ScaledInt64s(memory.DefaultAllocator, tbl.Column(idx[0]).Data().Chunk(0), f.Type)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ints.Release()
+		for r := range want {
+			null := name == "rate" && r == 1
+			if ints.IsNull(r) != null || !null && ints.Value(r) != want[r][fi] {
+				t.Errorf("%s[%d] = %d (null %v), want %d (null %v)", name, r, ints.Value(r), ints.IsNull(r), want[r][fi], null)
+			}
+		}
+	}
+}
+
+// ScaledInt64s refuses what it cannot narrow exactly: another type, or a
+// value beyond 64 bits (a wider column than the type says).
+func TestScaledInt64sRefuses(t *testing.T) {
+	typ := decType(t, 18, 2)
+	b := array.NewDecimal128Builder(memory.DefaultAllocator, ArrowType(typ).(*arrow.Decimal128Type))
+	b.Append(decimal128.FromI64(5))
+	b.Append(decimal128.New(1, 0)) // 2^64: beyond int64
+	a := b.NewArray()
+	defer a.Release()
+	b.Release()
+	if _, err := ScaledInt64s(memory.DefaultAllocator, a, typ); err == nil || !strings.Contains(err.Error(), "does not fit 64 bits") {
+		t.Errorf("a value of 2^64: %v", err)
+	}
+	if _, err := ScaledInt64s(memory.DefaultAllocator, a, decType(t, 18, 3)); err == nil {
+		t.Error("a decimal(18,2) column read as decimal(18,3)")
+	}
+	neg := array.NewDecimal128Builder(memory.DefaultAllocator, ArrowType(typ).(*arrow.Decimal128Type))
+	neg.Append(decimal128.FromI64(-999999999999999999))
+	na := neg.NewArray()
+	defer na.Release()
+	neg.Release()
+	got, err := ScaledInt64s(memory.DefaultAllocator, na, typ)
+	if err != nil || got.Value(0) != -999999999999999999 {
+		t.Errorf("negative: %v, %v", got, err)
+	}
+	got.Release()
 }

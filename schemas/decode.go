@@ -63,6 +63,7 @@ type Decoder struct {
 	// borrow: String values point into the parser's buffer instead of
 	// being allocated (see NewBorrowingDecoder).
 	borrow bool
+	num    []byte // scratch: a decimal number's text
 }
 
 // NewDecoder returns a decoder for s that converts every field.
@@ -201,7 +202,7 @@ func (d *Decoder) decodeValue(i int, jv *fastjson.Value, out *Value) error {
 	bad := func(reason string) error {
 		return &DecodeError{Field: f.Name, Reason: reason, Expected: f.Type.String(), Excerpt: excerpt(jv.MarshalTo(nil))}
 	}
-	switch f.Type {
+	switch f.Type.Kind() {
 	case String:
 		if t != fastjson.TypeString {
 			return bad("got " + t.String())
@@ -267,6 +268,25 @@ func (d *Decoder) decodeValue(i int, jv *fastjson.Value, out *Value) error {
 		default:
 			return bad("got " + t.String())
 		}
+	case Decimal:
+		// The digits themselves, never a float64: a number's text as
+		// the event has it, or a string holding the same text (what
+		// producers that keep money away from floats send).
+		var text []byte
+		switch t {
+		case fastjson.TypeNumber:
+			d.num = jv.MarshalTo(d.num[:0])
+			text = d.num
+		case fastjson.TypeString:
+			text = jv.GetStringBytes()
+		default:
+			return bad("got " + t.String())
+		}
+		n, err := ParseDecimal(text, f.Type)
+		if err != nil {
+			return bad(err.Error())
+		}
+		out.Int = n
 	default:
 		return bad("unsupported type")
 	}

@@ -182,7 +182,13 @@ func FuzzDecode(f *testing.F) {
 	fd := NewFieldDecoder(s, kept[:2])
 	// And a borrowing decoder must decode every value as the full one does.
 	bd := NewBorrowingDecoder(s)
+	// The same bytes read with exact amounts (decimal fields).
+	ms := moneySchema(f)
+	md, mfd := NewDecoder(ms), NewFieldDecoder(ms, []int{ms.FieldIndex("amount")})
+	f.Add([]byte(`{"order_id":"o1","ts":"2026-11-27T10:30:15Z","amount":"12.50","rate":1.5e-2}`))
+	f.Add([]byte(`{"order_id":"o1","ts":"2026-11-27T10:30:15Z","amount":9999999999999999.99,"rate":null}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		checkDecimalDecode(t, ms, md, mfd, data)
 		var r, fr, br Row
 		err, ferr, berr := d.Decode(data, &r), fd.Decode(data, &fr), bd.Decode(data, &br)
 		if (err == nil) != (ferr == nil) || (err != nil && err.Error() != ferr.Error()) {

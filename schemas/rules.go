@@ -33,7 +33,8 @@ func FloorTime(t time.Time, step time.Duration) time.Time {
 
 // MetricType is the type of a metric's values: int64 for count and uniq
 // (a number of events or of distinct values), the field's type for sum, min
-// and max (int64 or float64).
+// and max (int64, float64 or decimal(P,S): a decimal sum is the scaled
+// integer sum, with the field's scale, and is printed with it).
 func (v *View) MetricType(m Metric) Type {
 	switch m.Agg {
 	case Count, Uniq:
@@ -78,7 +79,9 @@ func CompareValues(t Type, a, b Value) int {
 // AppendUniqElement appends the text a value of type t is counted under in
 // a uniq metric's HyperLogLog: strings as they are, int64 in decimal,
 // float64 in the shortest 'g' form that round-trips, bools as true/false,
-// timestamps as decimal Unix microseconds. The speed layer PFADDs this text
+// timestamps as decimal Unix microseconds, decimal(P,S) values as their
+// exact text with S decimals (AppendDecimal: 12.50 for 12.5 in a
+// decimal(18,2), so equal values have one text). The speed layer PFADDs this text
 // and batch builds its sketches from the same hash of it, which is what
 // makes the two layers' sketches unionable (and byte-equal for equal input).
 func AppendUniqElement(dst []byte, t Type, v *Value) []byte {
@@ -89,9 +92,11 @@ func AppendUniqElement(dst []byte, t Type, v *Value) []byte {
 		return strconv.AppendFloat(dst, v.Float, 'g', -1, 64)
 	case Bool:
 		return strconv.AppendBool(dst, v.Int != 0)
-	default:
-		return strconv.AppendInt(dst, v.Int, 10)
 	}
+	if t.Kind() == Decimal {
+		return AppendDecimal(dst, v.Int, t.Scale())
+	}
+	return strconv.AppendInt(dst, v.Int, 10)
 }
 
 // UniqElement is AppendUniqElement as a string; a string value is returned
@@ -100,7 +105,7 @@ func UniqElement(t Type, v *Value) string {
 	if t == String {
 		return v.Str
 	}
-	var buf [32]byte // the longest float64 'g' text is 24 bytes
+	var buf [32]byte // the longest float64 'g' text is 24 bytes, decimal 21
 	return string(AppendUniqElement(buf[:0], t, v))
 }
 

@@ -2,11 +2,16 @@ package schemas
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
-// Type is the type of one schema field.
-type Type uint8
+// Type is the type of one schema field. Its low byte is the kind (String,
+// Int64, ...); a decimal also carries its precision and scale (see
+// DecimalType), so a Type alone says how to parse, store and print a
+// value. Compare a Type with the kind constants only for the kinds that
+// carry nothing else; a decimal is recognised by t.Kind() == Decimal.
+type Type uint32
 
 const (
 	TypeInvalid Type = iota
@@ -15,6 +20,10 @@ const (
 	Float64
 	Bool
 	Timestamp
+	// Decimal is the kind of decimal(P,S) types: exact numbers of at most
+	// P digits, S of them after the point, held as integers scaled by
+	// 10^S (Value.Int). Make one with DecimalType.
+	Decimal
 )
 
 var typeNames = [...]string{
@@ -24,27 +33,40 @@ var typeNames = [...]string{
 	Float64:     "float64",
 	Bool:        "bool",
 	Timestamp:   "timestamp",
+	Decimal:     "decimal",
 }
+
+// Kind is the type without its parameters: Decimal for every decimal(P,S),
+// the type itself for the others.
+func (t Type) Kind() Type { return t & 0xff }
 
 func (t Type) String() string {
-	if int(t) < len(typeNames) {
-		return typeNames[t]
+	k := t.Kind()
+	switch {
+	case k == Decimal:
+		return fmt.Sprintf("decimal(%d,%d)", t.Precision(), t.Scale())
+	case t == k && int(k) < len(typeNames):
+		return typeNames[k]
 	}
-	return fmt.Sprintf("Type(%d)", uint8(t))
+	return fmt.Sprintf("Type(%d)", uint32(t))
 }
 
-// ParseType maps a config type name to a Type.
+// ParseType maps a config type name to a Type: string, int64, float64,
+// bool, timestamp or decimal(P,S).
 func ParseType(s string) (Type, error) {
+	if strings.HasPrefix(s, "decimal") {
+		return parseDecimalType(s)
+	}
 	for t, name := range typeNames {
-		if t != int(TypeInvalid) && name == s {
+		if t != int(TypeInvalid) && Type(t) != Decimal && name == s {
 			return Type(t), nil
 		}
 	}
-	return TypeInvalid, fmt.Errorf("unknown type %q (want string, int64, float64, bool or timestamp)", s)
+	return TypeInvalid, fmt.Errorf("unknown type %q (want string, int64, float64, bool, timestamp or decimal(P,S))", s)
 }
 
 // Numeric reports whether sum, min and max are defined on the type.
-func (t Type) Numeric() bool { return t == Int64 || t == Float64 }
+func (t Type) Numeric() bool { return t == Int64 || t == Float64 || t.Kind() == Decimal }
 
 // Field is one field of a schema, in declaration order.
 type Field struct {
@@ -124,8 +146,9 @@ func (s *Schema) Field(name string) (Field, bool) {
 }
 
 // Value is one decoded field value. Which member holds it depends on the
-// field's Type: Str for String; Int for Int64, Bool (0 or 1) and Timestamp
-// (Unix microseconds, UTC); Float for Float64. Null is set only for an
+// field's Type: Str for String; Int for Int64, Bool (0 or 1), Timestamp
+// (Unix microseconds, UTC) and Decimal (the value times 10^scale, exactly);
+// Float for Float64. Null is set only for an
 // optional field that was absent or null.
 type Value struct {
 	Str   string

@@ -37,8 +37,9 @@ type eventsAnswer struct {
 }
 
 // events serves POST /v1/events?schema=S: an NDJSON body, each line
-// decoded with the schema; the valid lines go to the schema's topic and the
-// answer comes once Kafka acknowledged them (all in-sync replicas).
+// decoded with the schema; the valid lines go to the schema's topic, keyed
+// by the event id when the schema has one, and the answer comes once Kafka
+// acknowledged them (all in-sync replicas).
 // strict=true produces nothing unless every line is valid.
 func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	vals, perr := parseRawQuery(r.URL.RawQuery, eventsRule)
@@ -130,7 +131,13 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 			}
 			continue
 		}
-		msgs = append(msgs, kafka.Message{Value: line})
+		// Keyed by the event's id (schemas.NAME.id), so every copy of an
+		// event, whichever request carried it, lands in one partition.
+		msg := kafka.Message{Value: line}
+		if key, ok := s.AppendKey(nil, &row); ok {
+			msg.Key = key
+		}
+		msgs = append(msgs, msg)
 	}
 	a.m.rejected.Add(float64(ans.RejectedTotal))
 	switch {

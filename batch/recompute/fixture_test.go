@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/big"
 	"slices"
 	"strconv"
 	"strings"
@@ -249,6 +250,8 @@ func rcText(s *schemas.Schema, field string, x schemas.Value) string {
 		return strconv.FormatBool(x.Int != 0)
 	case f.Type == schemas.Float64:
 		return strconv.FormatFloat(x.Float, 'g', -1, 64)
+	case f.Type.Kind() == schemas.Decimal: // exact, S decimals; by math/big, not the code under test
+		return new(big.Rat).SetFrac(big.NewInt(x.Int), new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(f.Type.Scale())), nil)).FloatString(f.Type.Scale())
 	}
 	return strconv.FormatInt(x.Int, 10)
 }

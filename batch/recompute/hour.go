@@ -240,6 +240,15 @@ func bindChunk(rec arrow.RecordBatch, s *schemas.Schema, need []bool) (c *rawChu
 		if !arrow.TypeEqual(a.DataType(), schemas.ArrowType(fl.Type), arrow.CheckMetadata()) && !sameKind(a.DataType(), fl.Type) {
 			return nil, badType(fl.Name, a)
 		}
+		if fl.Type.Kind() == schemas.Decimal {
+			// Decimal128 as read; the aggregation sums scaled int64s.
+			ia, err := schemas.ScaledInt64s(memory.DefaultAllocator, a, fl.Type)
+			if err != nil {
+				return nil, fmt.Errorf("column %s: %w", fl.Name, err)
+			}
+			c.cols[i] = ia
+			continue
+		}
 		a.Retain()
 		c.cols[i] = a
 	}

@@ -110,6 +110,16 @@ func TestBrokenConfigsNameTheKey(t *testing.T) {
 		{"compact session timeout too short", "compact:\n  session_timeout: 100ms\n" + base, nil, "compact.session_timeout", 2, "between 1s and 5m"},
 		{"bad lake scheme", "lake:\n  url: gs://b/p\n" + base, nil, "lake.url", 2, "not supported"},
 		{"unknown field type", strings.Replace(base, "qty: int64", "qty: integer", 1), nil, "schemas.orders.fields.qty", 12, "unknown type"},
+		{"decimal precision too large", strings.Replace(base, "qty: int64", "qty: decimal(19,2)", 1), nil, "schemas.orders.fields.qty", 12, "precision 19 is more than 18"},
+		{"decimal scale above precision", strings.Replace(base, "qty: int64", "qty: decimal(4,5)", 1), nil, "schemas.orders.fields.qty", 12, "scale 5 is more than the precision 4"},
+		{"decimal precision zero", strings.Replace(base, "qty: int64", "qty: decimal(0,0)", 1), nil, "schemas.orders.fields.qty", 12, "precision must be at least 1"},
+		{"decimal negative scale", strings.Replace(base, "qty: int64", "qty: {type: \"decimal(10,-1)\"}", 1), nil, "schemas.orders.fields.qty", 12, "scale must not be negative"},
+		{"decimal without P and S", strings.Replace(base, "qty: int64", "qty: decimal", 1), nil, "schemas.orders.fields.qty", 12, "want decimal(P,S)"},
+		{"decimal with one argument", strings.Replace(base, "qty: int64", "qty: decimal(18)", 1), nil, "schemas.orders.fields.qty", 12, "want decimal(P,S)"},
+		{"decimal unquoted in a flow mapping", strings.Replace(base, "qty: int64", "qty: {type: decimal(10,2), optional: true}", 1), nil, "schemas.orders.fields.qty", 12, `quote the type: {type: "decimal(18,2)"}`},
+		{"sum over a decimal (not wired yet)", strings.Replace(base, "amount: float64", "amount: decimal(18,2)", 1), nil, "views.revenue.metrics.revenue.field", 20, "not supported yet"},
+		{"decimal with words", strings.Replace(base, "qty: int64", "qty: decimal(p,s)", 1), nil, "schemas.orders.fields.qty", 12, "must be integers"},
+		{"decimal dimension", strings.Replace(strings.Replace(base, "qty: int64", "qty: decimal(10,2)", 1), "dimensions: [tenant]", "dimensions: [qty]", 1), nil, "views.revenue.dimensions[0]", 17, "a decimal(10,2) field cannot be a dimension"},
 		{"max_future negative", strings.Replace(base, "time: ts", "time: ts\n    max_future: -1m", 1), nil, "schemas.orders.max_future", 0, "must not be negative"},
 		{"max_future too long", strings.Replace(base, "time: ts", "time: ts\n    max_future: 2d", 1), nil, "schemas.orders.max_future", 0, "too long"},
 		{"time field missing", strings.Replace(base, "time: ts", "time: when", 1), nil, "schemas.orders.time", 4, `no field "when"`},
@@ -183,6 +193,34 @@ func TestBrokenConfigsNameTheKey(t *testing.T) {
 			}
 			t.Errorf("no error at %s containing %q; got:\n%v", tt.wantPath, tt.wantMsg, err)
 		})
+	}
+}
+
+// decimal(P,S) is read by the strict parser into a Type carrying P and S,
+// in either field form, and a uniq over it is accepted.
+func TestDecimalFields(t *testing.T) {
+	base := minimal(t)
+	y := strings.Replace(base, "amount: float64", "amount: decimal(18,2)", 1)
+	y = strings.Replace(y, "qty: int64", "qty: {type: \"decimal( 9 , 0 )\", optional: true}", 1)
+	y = strings.Replace(y, "buyers: {agg: uniq, field: user_id}", "buyers: {agg: uniq, field: user_id}\n      amounts: {agg: uniq, field: amount}", 1)
+	y = strings.Replace(y, "      revenue: {agg: sum, field: amount}\n", "", 1)
+	cfg, err := Parse([]byte(y), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Schema("orders")
+	amount, _ := s.Field("amount")
+	qty, _ := s.Field("qty")
+	want18, _ := schemas.DecimalType(18, 2)
+	want9, _ := schemas.DecimalType(9, 0)
+	if amount.Type != want18 || amount.Type.String() != "decimal(18,2)" {
+		t.Errorf("amount = %v, want decimal(18,2)", amount.Type)
+	}
+	if qty.Type != want9 || !qty.Optional {
+		t.Errorf("qty = %+v, want optional decimal(9,0)", qty)
+	}
+	if m, ok := cfg.View("revenue").Metric("amounts"); !ok || m.Agg != schemas.Uniq {
+		t.Errorf("uniq over a decimal: %+v", m)
 	}
 }
 

@@ -51,7 +51,12 @@ type Config struct {
 
 // Event is one generated record.
 type Event struct {
-	Value      []byte
+	Value []byte
+	// Key is the Kafka record key: the event id's text (as
+	// schemas.Schema.AppendKey makes it from the decoded event), so every
+	// copy of an event goes to one partition. nil for a schema without id
+	// and for malformed records, which are spread as unkeyed.
+	Key        []byte
 	Kind       Kind
 	OutOfOrder bool      // a valid event whose time was pushed back
 	Time       time.Time // event time (zero for malformed)
@@ -92,7 +97,7 @@ type Generator struct {
 	rng    *rand.Rand
 	n      int64 // events made
 	counts Counts
-	recent [][]byte
+	recent []Event // valid events a duplicate may copy
 	card   []int
 	prefix string
 	step   float64 // µs between history events
@@ -159,7 +164,7 @@ func (g *Generator) Next(now time.Time) Event {
 		e = Event{Kind: Malformed, Value: g.malformed(now)}
 	case r < g.cfg.Malformed+g.cfg.Duplicates && len(g.recent) > 0:
 		src := g.recent[g.rng.IntN(len(g.recent))]
-		e = Event{Kind: Duplicate, Value: append([]byte(nil), src...)}
+		e = Event{Kind: Duplicate, Value: append([]byte(nil), src.Value...), Key: src.Key}
 	default:
 		t := g.eventTime(i, now)
 		if g.cfg.OutOfOrder > 0 && g.rng.Float64() < g.cfg.OutOfOrder && g.cfg.MaxDelay > 0 {
@@ -173,10 +178,13 @@ func (g *Generator) Next(now time.Time) Event {
 		e.Kind, e.Time = Valid, t.Truncate(time.Millisecond)
 		t = e.Time
 		e.Value = g.valid(i, t, nil)
+		if g.cfg.Schema.ID != "" {
+			e.Key = g.appendID(nil, i)
+		}
 		if len(g.recent) < recentValid {
-			g.recent = append(g.recent, e.Value)
+			g.recent = append(g.recent, Event{Value: e.Value, Key: e.Key})
 		} else {
-			g.recent[g.rng.IntN(recentValid)] = e.Value
+			g.recent[g.rng.IntN(recentValid)] = Event{Value: e.Value, Key: e.Key}
 		}
 	}
 	g.counts.add(&e)
@@ -237,16 +245,33 @@ func (g *Generator) encode(i int64, t time.Time, b []byte, skip, wrong int) []by
 				b = t.AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
 				b = append(b, '"')
 			}
+		case f.Name == s.ID && f.Type == schemas.String:
+			b = append(b, '"')
+			b = g.appendID(b, i)
+			b = append(b, '"')
 		case f.Name == s.ID:
-			b = append(b, '"')
-			b = append(b, g.prefix...)
-			b = strconv.AppendInt(b, i, 10)
-			b = append(b, '"')
+			b = g.appendID(b, i) // a number: JSON and key alike
 		default:
 			b = g.value(b, fi, f, t)
 		}
 	}
 	return append(b, '}')
+}
+
+// appendID appends the id of event i: the prefix and i for a string id
+// (unique across seeds), i alone for a numeric one (int64, float64,
+// decimal). It is both the JSON
+// value's text and the record key, which is the decoded id's text.
+func (g *Generator) appendID(b []byte, i int64) []byte {
+	f, _ := g.cfg.Schema.Field(g.cfg.Schema.ID)
+	if f.Type == schemas.String {
+		b = append(b, g.prefix...)
+		return strconv.AppendInt(b, i, 10)
+	}
+	if f.Type.Kind() == schemas.Decimal { // i with S zero decimals, as UniqElement prints it
+		return schemas.AppendDecimal(b, i*pow10(f.Type.Scale()), f.Type.Scale())
+	}
+	return strconv.AppendInt(b, i, 10)
 }
 
 func (g *Generator) value(b []byte, fi int, f schemas.Field, t time.Time) []byte {
@@ -270,7 +295,34 @@ func (g *Generator) value(b []byte, fi int, f schemas.Field, t time.Time) []byte
 		b = t.AppendFormat(b, time.RFC3339Nano)
 		return append(b, '"')
 	}
+	if f.Type.Kind() == schemas.Decimal {
+		return g.decimal(b, f.Type)
+	}
 	return append(b, "null"...)
+}
+
+// decimal appends an amount of a decimal(P,S) field like the float64 ones
+// (cents up to 999.99) within the type: at most min(S, 2) decimals and
+// P − S integer digits. One in ten is a JSON string, the form producers
+// that keep money away from floats send.
+func (g *Generator) decimal(b []byte, t schemas.Type) []byte {
+	dec := min(t.Scale(), 2)
+	digits := min(t.Precision()-t.Scale(), 3) + dec
+	n := g.rng.Int64N(pow10(digits))
+	if g.rng.IntN(10) == 0 {
+		b = append(b, '"')
+		b = schemas.AppendDecimal(b, n, dec)
+		return append(b, '"')
+	}
+	return schemas.AppendDecimal(b, n, dec)
+}
+
+func pow10(n int) int64 {
+	p := int64(1)
+	for range n {
+		p *= 10
+	}
+	return p
 }
 
 // malformed makes one record the decoder must reject, of a rotating variety.

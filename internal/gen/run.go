@@ -125,7 +125,9 @@ func Run(ctx context.Context, g *Generator, sink Sink, rc RunConfig) (Counts, er
 	return sent, err
 }
 
-// KafkaSink writes events to a topic; Send returns once Kafka acknowledged.
+// KafkaSink writes events to a topic, keyed by Event.Key (stream.NewWriter
+// places a key's records in one partition); Send returns once Kafka
+// acknowledged.
 type KafkaSink struct {
 	W *kafka.Writer
 }
@@ -133,7 +135,7 @@ type KafkaSink struct {
 func (s KafkaSink) Send(ctx context.Context, batch []Event) error {
 	msgs := make([]kafka.Message, len(batch))
 	for i := range batch {
-		msgs[i].Value = batch[i].Value
+		msgs[i].Value, msgs[i].Key = batch[i].Value, batch[i].Key
 	}
 	if err := s.W.WriteMessages(ctx, msgs...); err != nil {
 		return fmt.Errorf("gen: produce to %s: %w", s.W.Topic, stream.Summarize(err))

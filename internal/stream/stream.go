@@ -1,7 +1,7 @@
 // Package stream is the Kafka plumbing shared by the producers and consumers
 // of DESIGN §2: topic creation with a configured partition count, a
-// producer tuned for throughput, and a partition Fetcher the speed worker
-// and the compactor read through. It wraps segmentio/kafka-go; the consumer
+// producer tuned for throughput that places keyed records by key, and a
+// partition Fetcher the speed worker and the compactor read through. It wraps segmentio/kafka-go; the consumer
 // loops themselves live with their layer (speed, batch).
 package stream
 
@@ -89,12 +89,13 @@ const MaxValueBytes = BatchBytes - 1<<10
 
 // NewWriter returns a producer for topic that batches for throughput and
 // acknowledges a write only once every in-sync replica has it, so a message
-// WriteMessages returned for is durable.
+// WriteMessages returned for is durable. Keyed messages go to the partition
+// of their key (KeyBalancer), unkeyed ones round robin.
 func NewWriter(brokers []string, topic string) *kafka.Writer {
 	return &kafka.Writer{
 		Addr:            kafka.TCP(brokers...),
 		Topic:           topic,
-		Balancer:        &kafka.RoundRobin{},
+		Balancer:        &KeyBalancer{},
 		BatchSize:       10000,
 		BatchBytes:      BatchBytes,
 		BatchTimeout:    5 * time.Millisecond,
@@ -103,6 +104,25 @@ func NewWriter(brokers []string, topic string) *kafka.Writer {
 		WriteBackoffMin: 100 * time.Millisecond,
 		WriteBackoffMax: 2 * time.Second,
 	}
+}
+
+// KeyBalancer places a keyed message by the murmur2 hash of its key, as
+// the Java client's default partitioner (and librdkafka's
+// murmur2_random) does, so a producer of ours and one written in another
+// language put a key in the same partition; every copy of an event keyed
+// by its id then meets in one partition. An unkeyed message (nil key) is
+// spread round robin. Safe for concurrent use.
+type KeyBalancer struct {
+	keyed   kafka.Murmur2Balancer
+	unkeyed kafka.RoundRobin
+}
+
+// Balance returns the partition for msg, one of partitions.
+func (b *KeyBalancer) Balance(msg kafka.Message, partitions ...int) int {
+	if msg.Key == nil {
+		return b.unkeyed.Balance(msg, partitions...)
+	}
+	return b.keyed.Balance(msg, partitions...)
 }
 
 // Ping checks that a broker answers.
