@@ -401,21 +401,13 @@ func (so *scaleOut) waitClosed(end time.Time) {
 	})
 }
 
-// speedOffsets are the speed layer's stored offsets of the view, by partition.
+// speedOffsets are the speed layer's stored offsets of the view, by
+// partition, over every shard.
 func (so *scaleOut) speedOffsets() map[int]int64 {
 	so.t.Helper()
-	h, err := so.rdb.HGetAll(context.Background(), speed.OffsetsKey(so.v.Name)).Result()
+	out, err := speed.StoredOffsets(context.Background(), so.rdb, so.v)
 	if err != nil {
 		so.t.Fatal(err)
-	}
-	out := map[int]int64{}
-	for f, val := range h {
-		p, ok := strings.CutPrefix(f, so.s.Topic+":")
-		if !ok {
-			continue
-		}
-		part, _ := strconv.Atoi(p)
-		out[part], _ = strconv.ParseInt(val, 10, 64)
 	}
 	return out
 }
