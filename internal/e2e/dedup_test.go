@@ -47,7 +47,7 @@ func TestSpeedDedupUnderKills(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	second := so.start("speed") // a rebalance onto a second worker
 	so.waitFor("the second worker holding partitions", time.Minute, 200*time.Millisecond, func() (bool, string) {
-		return strings.Contains(second.Log(), "dedup window read back"), "no partition read back yet"
+		return strings.Contains(second.Log(), "partition assigned"), "no partition assigned yet"
 	})
 	killed := so.killSpeedInFlight()
 	so.start("speed")
