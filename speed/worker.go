@@ -353,7 +353,11 @@ func (tr *topicRun) consume(ctx context.Context, p *partition) {
 			p.dedup.reset()
 		}
 		p.mu.Unlock()
-		p.log.Info("partition assigned", "offset", pos, "dedup_read_back_from", start)
+		if p.dedup != nil {
+			p.log.Info("partition assigned", "offset", pos, "dedup_read_back_from", start)
+		} else {
+			p.log.Info("partition assigned", "offset", pos)
+		}
 		readBack, readingBack := time.Now(), start < pos
 
 		for {
