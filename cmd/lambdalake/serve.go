@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/stream"
+	"github.com/lambdalake/lambdalake/jobs"
 	"github.com/lambdalake/lambdalake/lake"
 	"github.com/lambdalake/lambdalake/schemas"
 	"github.com/lambdalake/lambdalake/serving"
@@ -97,8 +99,8 @@ func newServing(cfg *config.Config, store lake.Store, rdb redis.UniversalClient,
 		MaxBody: int64(cfg.HTTP.MaxBody), BodyTimeout: cfg.HTTP.BodyTimeout.D(),
 		MaxQueries: cfg.HTTP.MaxQueries, MaxTokenQueries: cfg.HTTP.MaxTokenQueries, MaxCold: cfg.HTTP.MaxCold,
 		CacheTTL: cfg.HTTP.CacheTTL.D(), CacheBytes: int64(cfg.HTTP.CacheBytes), RollupCacheBytes: int64(cfg.HTTP.RollupCacheBytes),
-		JobsNamespace: cfg.Jobs.Namespace,
-		Registerer:    opt.Registerer,
+		Jobs:       jobRuns{rdb: rdb, namespace: cfg.Jobs.Namespace},
+		Registerer: opt.Registerer,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -114,3 +116,25 @@ func newServing(cfg *config.Config, store lake.Store, rdb redis.UniversalClient,
 	api.Register(srv)
 	return srv, api, nil
 }
+
+// jobRuns is GET /v1/jobs' window on the jobs runners' run history.
+type jobRuns struct {
+	rdb       redis.UniversalClient
+	namespace string
+}
+
+func (j jobRuns) Latest(ctx context.Context, n int) ([]json.RawMessage, error) {
+	recs, err := jobs.History(ctx, j.rdb, j.namespace, n)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]json.RawMessage, len(recs))
+	for i, r := range recs {
+		if out[i], err = json.Marshal(r); err != nil {
+			return nil, fmt.Errorf("jobs history: %w", err)
+		}
+	}
+	return out, nil
+}
+
+func (jobRuns) Capacity() int { return jobs.DefaultHistoryCap }
