@@ -28,7 +28,8 @@
 //  2. uncached: the same clients for -duration, every query new (never sent
 //     before in the run), so each answer is computed: uncached_rps,
 //     uncached_p50_ms, uncached_p99_ms, uncached_errors (closed loop: the
-//     throughput; its latency is about clients ÷ throughput);
+//     throughput; its latency is about clients ÷ throughput), and the
+//     server's CPU time per answer, uncached_server_cpu_ms;
 //  3. paced: every query new, offered at -rate requests/s (open loop,
 //     spread over the same clients, a latency counted from when its
 //     request was due): paced_rps, paced_p50_ms, paced_p99_ms, paced_errors;
@@ -46,7 +47,7 @@
 //
 // The last line is the DESIGN §7 summary:
 //
-//	bench serve: mode=… batch_lag_h=… clients=… rps=… p50_ms=… p99_ms=… errors=0 cache_hit_rate=… repeat_share=… uncached_rps=… uncached_p50_ms=… uncached_p99_ms=… uncached_errors=0 paced_rate=… paced_rps=… paced_p50_ms=… paced_p99_ms=… paced_errors=0 single_ms=… duckdb_ms=… speedup=…
+//	bench serve: mode=… batch_lag_h=… clients=… rps=… p50_ms=… p99_ms=… errors=0 cache_hit_rate=… repeat_share=… uncached_rps=… uncached_p50_ms=… uncached_p99_ms=… uncached_errors=0 uncached_server_cpu_ms=… paced_rate=… paced_rps=… paced_p50_ms=… paced_p99_ms=… paced_errors=0 single_ms=… duckdb_ms=… speedup=…
 package main
 
 import (
@@ -56,6 +57,7 @@ import (
 	"fmt"
 	"log"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -109,6 +111,7 @@ func main() {
 	duckN := flag.Int("duck", 10, "queries compared with DuckDB")
 	python := flag.String("python", duck.DefaultPython, "Python with duckdb installed (make duckdb)")
 	keep := flag.Bool("keep", false, "keep the lake folder")
+	cpuProfile := flag.String("cpuprofile", "", "write the server's CPU profile over the uncached phase to this file")
 	cacheTTL := flag.String("cache-ttl", "", "http.cache_ttl of the server (default: the config default, 1s)")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
@@ -217,7 +220,14 @@ func main() {
 	}
 	log.Printf("speed layer applied %d + %d events from %s in %v", len(sets[0].hot), len(sets[1].hot), B.Format(time.RFC3339), time.Since(t0).Round(time.Millisecond))
 
-	srv, err := launch.Start(launch.Config{Name: "serve", Path: bin, Args: []string{"serve", "--config", cfgPath},
+	serveArgs := []string{"serve", "--config", cfgPath}
+	var pprofAddr string
+	if *cpuProfile != "" {
+		pprofAddr, err = launch.FreeAddr()
+		check(err)
+		serveArgs = append(serveArgs, "--pprof", pprofAddr)
+	}
+	srv, err := launch.Start(launch.Config{Name: "serve", Path: bin, Args: serveArgs,
 		Env: []string{"LAMBDALAKE_LOG_LEVEL=warn"}})
 	check(err)
 	defer srv.Stop(10 * time.Second)
@@ -279,10 +289,23 @@ func main() {
 	// 2. Uncached: every query new.
 	fresh := func() (string, bool) { return mix.NewQuery().Path(), false }
 	c0 = c1
+	cpu0 := procstat.CPU(srv.Pid())
+	profiled := make(chan error, 1)
+	if *cpuProfile != "" {
+		go func() { profiled <- fetchProfile(ctx, pprofAddr, *duration-time.Second, *cpuProfile) }()
+	} else {
+		profiled <- nil
+	}
 	unc := querymix.Run(ctx, querymix.LoadConfig{Base: base, Token: token, Clients: *clients, Duration: *duration, Next: fresh})
 	c1, err = querymix.ScrapeCache(ctx, base)
 	check(err)
 	logLoad("uncached", unc)
+	check(<-profiled)
+	// CPU time of the server per answer: what load on a shared machine
+	// moves least (latency and requests/s move with every other process).
+	srvCPU := float64((procstat.CPU(srv.Pid()) - cpu0).Microseconds()) / 1000 / float64(max(1, unc.Requests))
+	log.Printf("uncached: the server used %.2f ms of CPU per answer (%d cores: at most %.0f answers/s for the server alone)",
+		srvCPU, runtime.NumCPU(), float64(runtime.NumCPU())*1000/max(srvCPU, 0.001))
 	log.Printf("uncached: server hit rate %.3f (should be ~0)", c1.Sub(c0).HitRate())
 
 	// 3. Paced: every query new, offered at -rate (open loop). The goals'
@@ -312,9 +335,19 @@ func main() {
 	if *mode == "lag" {
 		goal(fmt.Sprintf("batch 6h behind: uncached p99 ≤ 250 ms at %.0f/s offered (%.2f)", *rate, paced.Pct(0.99)), paced.Pct(0.99) <= 250)
 	}
-	fmt.Printf("bench serve: mode=%s batch_lag_h=%.0f clients=%d rps=%.0f p50_ms=%.2f p99_ms=%.2f errors=%d cache_hit_rate=%.3f repeat_share=%.2f uncached_rps=%.0f uncached_p50_ms=%.2f uncached_p99_ms=%.2f uncached_errors=%d paced_rate=%.0f paced_rps=%.0f paced_p50_ms=%.2f paced_p99_ms=%.2f paced_errors=%d single_ms=%.2f duckdb_ms=%.1f speedup=%.1f\n",
+	fmt.Printf("bench serve: mode=%s batch_lag_h=%.0f clients=%d rps=%.0f p50_ms=%.2f p99_ms=%.2f errors=%d cache_hit_rate=%.3f repeat_share=%.2f uncached_rps=%.0f uncached_p50_ms=%.2f uncached_p99_ms=%.2f uncached_errors=%d uncached_server_cpu_ms=%.2f paced_rate=%.0f paced_rps=%.0f paced_p50_ms=%.2f paced_p99_ms=%.2f paced_errors=%d single_ms=%.2f duckdb_ms=%.1f speedup=%.1f\n",
 		*mode, H.Sub(B).Hours(), *clients, load.RPS(), load.Pct(0.5), load.Pct(0.99), load.Errors, cache.HitRate(), *repeat,
-		unc.RPS(), unc.Pct(0.5), unc.Pct(0.99), unc.Errors, *rate, paced.RPS(), paced.Pct(0.5), paced.Pct(0.99), paced.Errors, single, duckMS, duckMS/single)
+		unc.RPS(), unc.Pct(0.5), unc.Pct(0.99), unc.Errors, srvCPU, *rate, paced.RPS(), paced.Pct(0.5), paced.Pct(0.99), paced.Errors, single, duckMS, duckMS/single)
+}
+
+// fetchProfile writes the server's CPU profile over the next d to path.
+func fetchProfile(ctx context.Context, addr string, d time.Duration, path string) error {
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, max(1, int(d.Seconds())))
+	b, err := querymix.Get(ctx, http.DefaultClient, url, "")
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	return os.WriteFile(path, b, 0o644)
 }
 
 func check(err error) {

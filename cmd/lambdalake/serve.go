@@ -3,11 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/lambdalake/lambdalake/batch/raw"
 	"github.com/lambdalake/lambdalake/batch/recompute"
@@ -28,11 +32,12 @@ func init() {
 func runServe(ctx context.Context, args []string) error {
 	fs, path := flagSet("serve")
 	addr := fs.String("addr", "", "HTTP address (default: http.addr of the config)")
+	pprofAddr := fs.String("pprof", "", "serve /debug/pprof/ on this operator-only address (empty: off)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: lambdalake serve [--config F] [--addr HOST:PORT]", errUsage)
+		return fmt.Errorf("%w: lambdalake serve [--config F] [--addr HOST:PORT] [--pprof HOST:PORT]", errUsage)
 	}
 	cfg, err := loadConfig(*path)
 	if err != nil {
@@ -52,7 +57,40 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	defer api.Close()
-	return srv.Run(ctx) // graceful: in-flight requests finish on SIGINT/SIGTERM
+	if *pprofAddr == "" {
+		return srv.Run(ctx) // graceful: in-flight requests finish on SIGINT/SIGTERM
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return servePprof(gctx, *pprofAddr) })
+	g.Go(func() error {
+		err := srv.Run(gctx)
+		if err == nil {
+			err = errStopped // stop the profile server too
+		}
+		return err
+	})
+	if err := g.Wait(); err != nil && !errors.Is(err, errStopped) {
+		return err
+	}
+	return nil
+}
+
+// servePprof serves Go's profiles of this process on addr until ctx ends:
+// an address apart from the API, as compact's --metrics, because profiles
+// are for operators, not for API tokens.
+func servePprof(ctx context.Context, addr string) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: pprof server: %w", err)
+	}
+	return nil
 }
 
 // servingOptions are what differs between `serve`, `all` and `dev`.
