@@ -65,7 +65,7 @@ func TestLiveBucketsDeduplicated(t *testing.T) {
 		}
 		post(t, hs.URL, s.Name, strings.Join(lines, "\n"), len(lines))
 	}
-	waitApplied(t, st, v, endOffsets(t, st.brokers, topic))
+	waitApplied(t, st, v, testenv.EndOffsets(t, st.brokers, topic))
 
 	groupBy := []string{"tenant", "country"}
 	a := get(t, hs.URL, v.Name, url.Values{"from": {H.Format(time.RFC3339)}, "to": {H.Add(time.Hour).Format(time.RFC3339)},

@@ -12,10 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/lambdalake/lambdalake/internal/gen"
-	"github.com/lambdalake/lambdalake/internal/stream"
 	"github.com/lambdalake/lambdalake/internal/testenv"
 	"github.com/lambdalake/lambdalake/schemas"
 )
@@ -25,25 +23,6 @@ func order(id string, ts time.Time, tenant string, amount float64, qty int) gen.
 	return gen.Event{Kind: gen.Valid, Key: []byte(id), Value: fmt.Appendf(nil,
 		`{"order_id":%q,"ts":%q,"tenant":%q,"country":"de","user_id":"u%d","amount":%v,"qty":%d}`,
 		id, ts.UTC().Format(time.RFC3339Nano), tenant, qty%97, amount, qty)}
-}
-
-// produceKeyed writes the events keyed by their Key, in order, as keyed
-// producers (the Events API, gen) do.
-func produceKeyed(t *testing.T, brokers []string, topic string, events []gen.Event) {
-	t.Helper()
-	w := stream.NewWriter(brokers, topic)
-	defer w.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	for i := 0; i < len(events); i += 2000 {
-		var msgs []kafka.Message
-		for _, e := range events[i:min(i+2000, len(events))] {
-			msgs = append(msgs, kafka.Message{Key: e.Key, Value: e.Value})
-		}
-		if err := w.WriteMessages(ctx, msgs...); err != nil {
-			t.Fatalf("produce: %v", err)
-		}
-	}
 }
 
 // dedupOrders makes n distinct orders of the hour starting at hour (event
@@ -76,7 +55,7 @@ func dedupOrders(prefix string, n int, hour, limit time.Time, rng *rand.Rand) (e
 // to double again (8 more) it must drop the previous hour: 16 KiB left.
 func TestDedupMemoryBound(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
-	rdb := redisClient(t)
+	rdb := testenv.RedisClient(t)
 	topic := testenv.Topic(t, brokers, 1)
 	s := testSchema(t, topic)
 	s.DedupWindow = 3 * time.Hour
@@ -101,8 +80,8 @@ func TestDedupMemoryBound(t *testing.T) {
 	for _, part := range [][]gen.Event{prev, cur, late, lateCur} {
 		events = append(events, part...)
 	}
-	produceKeyed(t, brokers, topic, events)
-	end := endOffsets(t, brokers, topic)
+	testenv.Produce(t, brokers, topic, events)
+	end := testenv.EndOffsets(t, brokers, topic)
 
 	var logs testenv.SyncBuffer
 	reg := prometheus.NewRegistry()
@@ -201,16 +180,16 @@ func dedupAcrossRestart(t *testing.T, brokers []string, rdb redis.UniversalClien
 	third, copies3 := dedupOrders("c", 2000, H.Add(-time.Hour), now, rng)
 	third = append(third, again(100)...)
 
-	produceKeyed(t, brokers, topic, first)
+	testenv.Produce(t, brokers, topic, first)
 	w1, stop1 := startWorker(t, Config{Brokers: brokers, Group: group, Views: views, Redis: rdb})
-	waitApplied(t, rdb, views, endOffsets(t, brokers, topic), 90*time.Second)
+	waitApplied(t, rdb, views, testenv.EndOffsets(t, brokers, topic), 90*time.Second)
 	stop1()
 
-	produceKeyed(t, brokers, topic, second)
+	testenv.Produce(t, brokers, topic, second)
 	var log2, log3 testenv.SyncBuffer
 	logTo := func(b *testenv.SyncBuffer) *slog.Logger { return slog.New(slog.NewTextHandler(b, nil)) }
 	w2, _ := startWorker(t, Config{Brokers: brokers, Group: group, Views: views, Redis: rdb, Logger: logTo(&log2)})
-	waitApplied(t, rdb, views, endOffsets(t, brokers, topic), 90*time.Second)
+	waitApplied(t, rdb, views, testenv.EndOffsets(t, brokers, topic), 90*time.Second)
 
 	w3, _ := startWorker(t, Config{Brokers: brokers, Group: group, Views: views, Redis: rdb, Logger: logTo(&log3)})
 	// Both must own partitions (w2 a second time) before the third batch
@@ -223,8 +202,8 @@ func dedupAcrossRestart(t *testing.T, brokers []string, rdb redis.UniversalClien
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	produceKeyed(t, brokers, topic, third)
-	waitApplied(t, rdb, views, endOffsets(t, brokers, topic), 90*time.Second)
+	testenv.Produce(t, brokers, topic, third)
+	waitApplied(t, rdb, views, testenv.EndOffsets(t, brokers, topic), 90*time.Second)
 	time.Sleep(300 * time.Millisecond) // the last flush's counts
 
 	var events, applied []gen.Event
