@@ -98,8 +98,8 @@ func TestLiveBucketsDeduplicated(t *testing.T) {
 // checkDeduped compares every row with the reference and wants none
 // missing: counts, int sums, min and max exactly, float sums to 1e-9, uniq
 // within HyperLogLog's error — at these sizes (a handful of users per
-// cell) Redis' sparse sketch is exact but for a register two users share
-// now and then, so 1 + 5%.
+// cell, over a thousand cells) Redis' sketch is off by one or two now and
+// then (registers two users share), so 3 + 4% as the e2e tests allow.
 func checkDeduped(t *testing.T, a answerJSON, ref map[string]*refRow, groupBy []string) {
 	t.Helper()
 	seen, bad := map[string]bool{}, 0
@@ -117,7 +117,7 @@ func checkDeduped(t *testing.T, a answerJSON, ref map[string]*refRow, groupBy []
 		}
 		buyers := float64(len(w.buyers))
 		if int64(num(r["orders"])) != w.orders || int64(num(r["qty"])) != w.qty || num(r["biggest"]) != w.biggest || num(r["smallest"]) != w.lo ||
-			math.Abs(num(r["revenue"])-w.revenue) > 1e-9*math.Abs(w.revenue) || math.Abs(num(r["buyers"])-buyers) > 1+0.05*buyers {
+			math.Abs(num(r["revenue"])-w.revenue) > 1e-9*math.Abs(w.revenue) || math.Abs(num(r["buyers"])-buyers) > 3+0.04*buyers {
 			if bad++; bad <= 5 {
 				t.Errorf("row %s = %v, want orders=%d qty=%d revenue=%v biggest=%v smallest=%v buyers=%v", key, r, w.orders, w.qty, w.revenue, w.biggest, w.lo, buyers)
 			}
