@@ -814,11 +814,34 @@ func TestSealedHourThroughTheAPI(t *testing.T) {
 	ends := hs.ends(hs.orders.Topic)
 	hs.waitCompactedAt(hs.orders, ends, time.Minute)
 	hs.jobsRun("recompute")
-	hourOrders := func() (int64, string) {
-		a := hs.mustQuery(hs.rev.Name, H, H.Add(time.Hour), "1h", "tenant", "tenant:t40")
+	// The hour's orders through the API (step: each call its own, so no
+	// cached answer is served) and in the view file in the lake.
+	hourOrders := func(step string) (int64, string) {
+		a := hs.mustQuery(hs.rev.Name, H, H.Add(time.Hour), step, "tenant", "tenant:t40")
 		return a.sum("orders", nil), a.Body
 	}
-	if n, body := hourOrders(); n != 100 {
+	fileOrders := func() int64 {
+		b, err := lake.ReadAll(ctx, hs.store, lake.ViewKey(hs.rev.Name, H))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := views.Decode(ctx, hs.rev, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, r := range rows {
+			n += r.Values[0].Int // orders: the view's first metric, a count
+		}
+		return n
+	}
+	if hs.rev.Metrics[0].Agg != schemas.Count {
+		t.Fatalf("view's first metric is %v, want the count", hs.rev.Metrics[0])
+	}
+	if n := fileOrders(); n != 100 {
+		t.Fatalf("view file of %v after the recompute: %d orders, want 100", H, n)
+	}
+	if n, body := hourOrders("1h"); n != 100 {
 		t.Fatalf("hour %v after the recompute: %d orders, want 100: %s", H, n, body)
 	}
 
@@ -858,8 +881,11 @@ func TestSealedHourThroughTheAPI(t *testing.T) {
 		t.Errorf("lambdalake_speed_skipped_total{reason=expired} = %v, want 1", n)
 	}
 	hs.jobsRun("recompute")
-	if n, body := hourOrders(); n != 100 {
-		t.Errorf("hour %v after the late order and a recompute: %d orders, want 100: %s", H, n, body)
+	if n := fileOrders(); n != 100 {
+		t.Errorf("view file of %v after the late order and a recompute: %d orders, want 100", H, n)
+	}
+	if n, body := hourOrders("30m"); n != 100 {
+		t.Errorf("hour %v after the late order and a recompute: %d orders served, want 100: %s", H, n, body)
 	}
 	hs.alive()
 }
