@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -532,6 +533,9 @@ func pageview(id string, ts time.Time, site string, loadMs string) string {
 // reason; no watermark and no B passes the wall clock, in the lake or in
 // Redis, after a recompute; 30 live orders posted afterwards are served by
 // the speed layer within seconds, and the open hour is not served as batch.
+// Reproduction 4 at the system's level: a runner that read _state.json
+// before that recompute and wakes up after it cannot overwrite the state
+// nor move the mirrored B, back or past the wall clock.
 func TestFutureOrdersThroughTheAPI(t *testing.T) {
 	hs := newHostileStack(t, nil)
 	ctx := context.Background()
@@ -596,6 +600,11 @@ func TestFutureOrdersThroughTheAPI(t *testing.T) {
 	// Compacted and recomputed: no watermark, no B past the wall clock.
 	ends = hs.ends(hs.orders.Topic)
 	hs.waitCompactedAt(hs.orders, ends, time.Minute)
+	// A runner that read the state now and stalls past the recompute below.
+	stale, err := views.ReadState(ctx, hs.store, hs.rev.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
 	hs.jobsRun("recompute")
 	wall := time.Now().UTC()
 	cps, err := raw.ReadCheckpoints(ctx, hs.store, hs.cfg.Compact.Group, hs.orders.Topic)
@@ -628,6 +637,27 @@ func TestFutureOrdersThroughTheAPI(t *testing.T) {
 	if n := a.sum("orders", nil); n != 30 {
 		t.Errorf("after the recompute: %d live orders served, want 30 (answer %s)", n, a.Body)
 	}
+	// The stale runner wakes up with a B of its own (one moved by the
+	// future orders, or an earlier one): it cannot write _state.json over
+	// the recompute's, nor move the mirror, and the answers keep B.
+	held := st.Boundary
+	stale.Boundary = far.Truncate(time.Hour)
+	if err := views.WriteState(ctx, hs.store, hs.rev.Name, stale); !errors.Is(err, lake.ErrPreconditionFailed) {
+		t.Errorf("stale runner's _state.json write: %v, want lake.ErrPreconditionFailed", err)
+	}
+	if _, err := boundary.Publish(ctx, hs.rdb, hs.rev.Name, far.Truncate(time.Hour)); !errors.Is(err, boundary.ErrAhead) {
+		t.Errorf("publishing B=%v: %v, want boundary.ErrAhead", far, err)
+	}
+	if got, err := boundary.Publish(ctx, hs.rdb, hs.rev.Name, held.Add(-time.Hour)); err != nil || !got.Equal(held) {
+		t.Errorf("publishing an earlier B: mirror holds %v (%v), want %v kept", got, err, held)
+	}
+	if st2, err := views.ReadState(ctx, hs.store, hs.rev.Name); err != nil || !st2.Boundary.Equal(held) {
+		t.Errorf("lake B after the stale runner: %v (%v), want %v", st2.Boundary, err, held)
+	}
+	if a := hs.mustQuery(hs.rev.Name, from, to, "30m", "tenant", "tenant:live"); a.Boundary == nil || *a.Boundary != held.Format(time.RFC3339) {
+		t.Errorf("answer after the stale runner: %s, want B %v", a.Body, held)
+	}
+
 	// And the speed layer keeps counting: one more is served.
 	hs.postOK("orders", order("live-after", time.Now(), "live", "2"))
 	hs.waitFor("the order after the recompute served", 5*time.Second, func() (bool, string) {
