@@ -788,6 +788,31 @@ func TestOverflowThroughTheAPI(t *testing.T) {
 		}
 	}
 	check("batch", from, closedHour.Add(time.Hour))
+	// The speed layer holds that very cell too (applied before B passed
+	// it): the same figures and flag as the view file's.
+	cells, err := speed.ReadCells(context.Background(), hs.rdb, hs.trf, closedHour, closedHour.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mi := map[string]int{}
+	for i, m := range hs.trf.Metrics {
+		mi[m.Name] = i
+	}
+	found := false
+	for _, c := range cells {
+		if c.Dims[0].Str != "ovf" {
+			continue
+		}
+		found = true
+		ovf := func(m string) bool { return c.Overflow != nil && c.Overflow[mi[m]] }
+		if c.Values[mi["views"]].Int != 2 || !c.Values[mi["load_ms"]].Null || !ovf("load_ms") || ovf("views") ||
+			c.Values[mi["slowest"]].Int != math.MaxInt64 {
+			t.Errorf("speed cell of the closed hour: %+v overflow %v; want views 2, load_ms null and overflowed, slowest max", c.Values, c.Overflow)
+		}
+	}
+	if !found {
+		t.Errorf("the speed layer holds no cell for site ovf in %v: %+v", closedHour, cells)
+	}
 	hs.alive()
 }
 
