@@ -189,14 +189,19 @@ func genExtremes(s *schemas.Schema, n int, from, to, now time.Time, seed uint64)
 // by both: the schema has no id), and event times far in the future or
 // past (skipped by the speed layer and never in a raw file). Neither layer
 // may stop: the worker runs on to the topic's end without a rejected
-// flush and recompute returns no error.
+// flush and recompute returns no error. It runs over both Redis set-ups
+// (single, cluster).
 func TestRandomExtremesAgree(t *testing.T) {
-	brokers := testenv.KafkaBrokers(t)
-	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{testenv.RedisAddr(t)}})
-	t.Cleanup(func() { rdb.Close() })
-	ctx := context.Background()
 	seed := extremeSeed(t)
 	t.Logf("seed %d (rerun with AGREE_SEED=%d)", seed, seed)
+	for _, rs := range testenv.RedisSetups(t) {
+		t.Run(rs.Name, func(t *testing.T) { randomExtremesAgree(t, rs.Client(t), seed) })
+	}
+}
+
+func randomExtremesAgree(t *testing.T, rdb redis.UniversalClient, seed uint64) {
+	brokers := testenv.KafkaBrokers(t)
+	ctx := context.Background()
 
 	topic := testenv.Topic(t, brokers, 2)
 	s := extremeSchema(t, topic)
