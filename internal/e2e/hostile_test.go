@@ -1004,39 +1004,58 @@ func TestSingleHostileInputs(t *testing.T) {
 		}
 	}
 
-	// Every layer moves on: one ordinary event of each schema more.
-	hs.postOK("pageviews", pageview("after", ts, "after", "5"))
-	hs.postOK("orders", order("after", ts, "after", "1"))
-	pageEnds, orderEnds := hs.ends(hs.pages.Topic), hs.ends(hs.orders.Topic)
-	hs.waitSpeedAt(hs.trf, pageEnds, 30*time.Second)
-	hs.waitSpeedAt(hs.rev, orderEnds, 30*time.Second)
-	hs.waitCompactedAt(hs.pages, pageEnds, time.Minute)
-	hs.waitCompactedAt(hs.orders, orderEnds, time.Minute)
-	// Some flushes later still once each.
-	time.Sleep(time.Second)
+	// Every layer moves on: one ordinary event of each schema more, and
+	// then another, so the inputs above have been through later flushes
+	// too (a flush applied twice would show).
+	for _, id := range []string{"after", "again"} {
+		hs.postOK("pageviews", pageview(id, ts, "after", "5"))
+		hs.postOK("orders", order(id, ts, "after", "1"))
+		pageEnds, orderEnds := hs.ends(hs.pages.Topic), hs.ends(hs.orders.Topic)
+		hs.waitSpeedAt(hs.trf, pageEnds, 30*time.Second)
+		hs.waitSpeedAt(hs.rev, orderEnds, 30*time.Second)
+		hs.waitCompactedAt(hs.pages, pageEnds, time.Minute)
+		hs.waitCompactedAt(hs.orders, orderEnds, time.Minute)
+	}
 
 	from, to := ts.Truncate(time.Hour), now.Add(2*time.Hour).Truncate(time.Hour)
 	pv := hs.mustQuery(hs.trf.Name, from, to, "1h", "site")
-	for site, load := range map[string]string{"max": strconv.FormatInt(math.MaxInt64, 10), "min": strconv.FormatInt(math.MinInt64, 10), "after": "5"} {
-		r := pv.row(t, map[string]string{"site": site})
-		if r == nil || fmt.Sprint(r["views"]) != "1" || fmt.Sprint(r["load_ms"]) != load || fmt.Sprint(r["slowest"]) != load {
-			t.Errorf("site %s: %v, want views 1, load_ms and slowest %s", site, r, load)
+	for _, want := range []struct{ site, views, load, slowest string }{
+		{"max", "1", strconv.FormatInt(math.MaxInt64, 10), strconv.FormatInt(math.MaxInt64, 10)},
+		{"min", "1", strconv.FormatInt(math.MinInt64, 10), strconv.FormatInt(math.MinInt64, 10)},
+		{"after", "2", "10", "5"},
+	} {
+		r := pv.row(t, map[string]string{"site": want.site})
+		if r == nil || fmt.Sprint(r["views"]) != want.views || fmt.Sprint(r["load_ms"]) != want.load || fmt.Sprint(r["slowest"]) != want.slowest {
+			t.Errorf("site %s: %v, want views %s, load_ms %s, slowest %s", want.site, r, want.views, want.load, want.slowest)
 		}
 	}
 	if len(pv.Overflow) != 0 || len(pv.rawRows) != 3 {
 		t.Errorf("pageviews answer: overflow %v, %d rows; want none and 3: %s", pv.Overflow, len(pv.rawRows), pv.Body)
 	}
 	od := hs.mustQuery(hs.rev.Name, from, to, "1h", "tenant")
-	for tenant, amount := range map[string]float64{"top": math.MaxFloat64, "bottom": -math.MaxFloat64, "tiny": 5e-324, "after": 1} {
-		r := od.row(t, map[string]string{"tenant": tenant})
-		if r == nil || fmt.Sprint(r["orders"]) != "1" {
-			t.Errorf("tenant %s: %v, want one order", tenant, r)
+	for _, want := range []struct {
+		tenant          string
+		orders          string
+		revenue, bigger float64 // revenue; biggest and smallest
+	}{
+		{"top", "1", math.MaxFloat64, math.MaxFloat64},
+		{"bottom", "1", -math.MaxFloat64, -math.MaxFloat64},
+		{"tiny", "1", 5e-324, 5e-324},
+		{"after", "2", 2, 1},
+	} {
+		r := od.row(t, map[string]string{"tenant": want.tenant})
+		if r == nil || fmt.Sprint(r["orders"]) != want.orders {
+			t.Errorf("tenant %s: %v, want %s orders", want.tenant, r, want.orders)
 			continue
 		}
 		for _, metric := range []string{"revenue", "biggest", "smallest"} {
+			w := want.bigger
+			if metric == "revenue" {
+				w = want.revenue
+			}
 			num, _ := r[metric].(json.Number)
-			if f, err := num.Float64(); err != nil || f != amount {
-				t.Errorf("tenant %s %s = %v, want %v", tenant, metric, r[metric], amount)
+			if f, err := num.Float64(); err != nil || f != w {
+				t.Errorf("tenant %s %s = %v, want %v", want.tenant, metric, r[metric], w)
 			}
 		}
 	}
