@@ -455,6 +455,18 @@ func skipped(m testenv.Metrics, view, reason string) float64 {
 	return n
 }
 
+// deadLettered is lambdalake_compact_deadletters_total for a schema and
+// reason.
+func deadLettered(m testenv.Metrics, schema, reason string) float64 {
+	var n float64
+	for labels, v := range m.Series("lambdalake_compact_deadletters_total") {
+		if testenv.Label(labels, "schema") == schema && testenv.Label(labels, "reason") == reason {
+			n += v
+		}
+	}
+	return n
+}
+
 // deadLetterTotals is GET /v1/deadletters' totals: schema/reason → count.
 func (hs *hostileStack) deadLetterTotals() map[string]int64 {
 	hs.t.Helper()
@@ -578,6 +590,9 @@ func TestFutureOrdersThroughTheAPI(t *testing.T) {
 	m := hs.metrics()
 	if n := skipped(m, hs.rev.Name, "future"); n != 4 {
 		t.Errorf("lambdalake_speed_skipped_total{reason=future} = %v, want 4", n)
+	}
+	if n := deadLettered(m, hs.orders.Name, raw.ReasonFuture); n != 4 {
+		t.Errorf("lambdalake_compact_deadletters_total{schema=orders,reason=future} = %v, want 4", n)
 	}
 
 	// 30 live orders: the speed layer serves them within seconds.
@@ -933,8 +948,12 @@ func TestSealedHourThroughTheAPI(t *testing.T) {
 	if tot := hs.deadLetterTotals(); tot["orders/expired"] != 1 || len(tot) != 1 {
 		t.Errorf("GET /v1/deadletters totals %v, want orders/expired: 1 only", tot)
 	}
-	if n := skipped(hs.metrics(), hs.rev.Name, "expired"); n != 1 {
+	m := hs.metrics()
+	if n := skipped(m, hs.rev.Name, "expired"); n != 1 {
 		t.Errorf("lambdalake_speed_skipped_total{reason=expired} = %v, want 1", n)
+	}
+	if n := deadLettered(m, hs.orders.Name, raw.ReasonExpired); n != 1 {
+		t.Errorf("lambdalake_compact_deadletters_total{schema=orders,reason=expired} = %v, want 1", n)
 	}
 	hs.jobsRun("recompute")
 	if n := fileOrders(); n != 100 {
