@@ -750,11 +750,10 @@ func checkAnswer(t *testing.T, ans answer, batchRef, speedRef map[key]*figures, 
 // sets of 392 of the 3000 users gave errors from -9 to +4).
 func checkSpeedRow(t *testing.T, k key, r map[string]any, ref *figures) {
 	t.Helper()
-	num := func(name string) float64 { f, _ := r[name].(float64); return f }
 	users := float64(len(ref.users))
-	if int64(num("orders")) != ref.count || num("smallest") != ref.min || num("biggest") != ref.max ||
-		math.Abs(num("buyers")-users) > 3+0.04*users ||
-		math.Abs(num("revenue")-ref.sum) > 1e-9*math.Max(1, math.Abs(ref.sum)) {
+	if int64(num(r, "orders")) != ref.count || num(r, "smallest") != ref.min || num(r, "biggest") != ref.max ||
+		math.Abs(num(r, "buyers")-users) > 3+0.04*users ||
+		math.Abs(num(r, "revenue")-ref.sum) > 1e-9*math.Max(1, math.Abs(ref.sum)) {
 		t.Errorf("speed cell %v: got orders=%v revenue=%v min=%v max=%v buyers=%v; want %d %v %v %v %d", k,
 			r["orders"], r["revenue"], r["smallest"], r["biggest"], r["buyers"], ref.count, ref.sum, ref.min, ref.max, len(ref.users))
 	}
