@@ -15,16 +15,9 @@ import (
 	"github.com/lambdalake/lambdalake/internal/testenv"
 )
 
-func redisClient(t *testing.T) redis.UniversalClient {
-	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
-	t.Cleanup(func() { rdb.Close() })
-	return rdb
-}
-
 func newRunner(t *testing.T, ns, id string, lease time.Duration, jobs ...Job) *Runner {
 	t.Helper()
-	r, err := New(Config{Redis: redisClient(t), Namespace: ns, RunnerID: id, Lease: lease, Jobs: jobs,
+	r, err := New(Config{Redis: testenv.RedisClient(t), Namespace: ns, RunnerID: id, Lease: lease, Jobs: jobs,
 		Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +93,7 @@ func TestTwoRunnersRunEachSlotOnce(t *testing.T) {
 			t.Errorf("%v between slots %v and %v: more than one period skipped", gap, prev.slot, s.slot)
 		}
 	}
-	hist, err := History(context.Background(), redisClient(t), ns, 1000)
+	hist, err := History(context.Background(), testenv.RedisClient(t), ns, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +109,7 @@ func TestTwoRunnersRunEachSlotOnce(t *testing.T) {
 }
 
 func TestSlotRunsOnceEvenAfterRelease(t *testing.T) {
-	rdb := redisClient(t)
+	rdb := testenv.RedisClient(t)
 	k := keys{ns: testenv.Name("jobs")}
 	ctx := context.Background()
 	slot := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
@@ -149,7 +142,7 @@ func TestSlotRunsOnceEvenAfterRelease(t *testing.T) {
 // lost_lease; Check fails from then on.
 func TestLostLeaseCancelsTheJob(t *testing.T) {
 	ns := testenv.Name("jobs")
-	rdb := redisClient(t)
+	rdb := testenv.RedisClient(t)
 	started := make(chan *Run, 1)
 	job := Job{Name: "recompute", Run: func(ctx context.Context, run *Run) error {
 		started <- run
@@ -183,7 +176,7 @@ func TestLostLeaseCancelsTheJob(t *testing.T) {
 func TestDeadRunnerIsTakenOverAfterLease(t *testing.T) {
 	t.Parallel()
 	ns := testenv.Name("jobs")
-	rdb := redisClient(t)
+	rdb := testenv.RedisClient(t)
 	k := keys{ns: ns}
 	rdb.Set(context.Background(), k.lock("recompute"), "dead:1", 3*time.Second)
 	diedAt := time.Now()
@@ -208,7 +201,7 @@ func TestDeadRunnerIsTakenOverAfterLease(t *testing.T) {
 
 func TestRunNowWaitsForTheLock(t *testing.T) {
 	ns := testenv.Name("jobs")
-	rdb := redisClient(t)
+	rdb := testenv.RedisClient(t)
 	lock := keys{ns: ns}.lock("backfill")
 	const held = 1500 * time.Millisecond
 	taken := time.Now()
@@ -250,7 +243,7 @@ func TestFailedRunIsRecorded(t *testing.T) {
 	if _, err := r.RunNow(context.Background(), "merge"); err == nil {
 		t.Fatal("a failing job returned no error")
 	}
-	hist, err := History(context.Background(), redisClient(t), ns, 10)
+	hist, err := History(context.Background(), testenv.RedisClient(t), ns, 10)
 	if err != nil || len(hist) != 1 {
 		t.Fatalf("history = %v, %v", hist, err)
 	}

@@ -66,6 +66,15 @@ func (f *figures) addCents(cents int64, user string) {
 	f.users[user] = true
 }
 
+// centsMatch compares a row's revenue, smallest and biggest with a
+// decimal(P,2) reference: the JSON number's text must be the reference's
+// exact cents with two decimals. want is that text.
+func centsMatch(r map[string]any, ref *figures) (want [3]string, ok bool) {
+	text := func(name string) string { n, _ := r[name].(json.Number); return string(n) }
+	want = [3]string{schemas.FormatDecimal(ref.csum, 2), schemas.FormatDecimal(ref.cmin, 2), schemas.FormatDecimal(ref.cmax, 2)}
+	return want, text("revenue") == want[0] && text("smallest") == want[1] && text("biggest") == want[2]
+}
+
 // num is a number of an answer row (decoded with UseNumber) as a float64.
 func num(r map[string]any, name string) float64 {
 	n, _ := r[name].(json.Number)
@@ -190,33 +199,10 @@ func TestAllOnTheRealStack(t *testing.T) {
 	records, ends := readTopic(t, brokers, s.Topic)
 	waitCaughtUp(t, store, rdb, cfg.Compact.Group, id, s, v, ends)
 
-	dec := schemas.NewDecoder(s)
-	batchRef, speedRef := map[key]*figures{}, map[key]*figures{}
-	malformed := map[[2]int64]bool{}
-	seenID := map[string]bool{}
-	ti, ii, tn, co, us, am := s.TimeIndex(), s.FieldIndex(s.ID), s.FieldIndex("tenant"), s.FieldIndex("country"), s.FieldIndex("user_id"), s.FieldIndex("amount")
-	if f := s.Fields[am]; f.Type.Kind() != schemas.Decimal || f.Type.Scale() != 2 {
+	if f, _ := s.Field("amount"); f.Type.Kind() != schemas.Decimal || f.Type.Scale() != 2 {
 		t.Fatalf("the example's amount is %s: this test's reference counts cents of a decimal(P,2)", f.Type)
 	}
-	var row schemas.Row
-	for _, m := range records {
-		if err := dec.Decode(m.Value, &row); err != nil {
-			malformed[[2]int64{int64(m.Partition), m.Offset}] = true
-			continue
-		}
-		k := key{v.Bucket(row.Values[ti].Int), row.Values[tn].Str, row.Values[co].Str}
-		get := func(m map[key]*figures) *figures {
-			if m[k] == nil {
-				m[k] = &figures{}
-			}
-			return m[k]
-		}
-		get(speedRef).addCents(row.Values[am].Int, row.Values[us].Str)
-		if id := row.Values[ii].Str; !seenID[id] {
-			seenID[id] = true
-			get(batchRef).addCents(row.Values[am].Int, row.Values[us].Str)
-		}
-	}
+	batchRef, speedRef, malformed := references(s, v, records)
 
 	from := time.Now().UTC().Add(-7 * time.Hour).Truncate(time.Hour)
 	to := time.Now().UTC().Add(time.Hour).Truncate(time.Hour)
@@ -310,10 +296,8 @@ func checkRow(t *testing.T, k key, r map[string]any, ref *figures, exact bool) {
 		src = "batch"
 	}
 	if ref.cents {
-		// Exact decimals: the JSON number's text is the reference's.
-		text := func(name string) string { n, _ := r[name].(json.Number); return string(n) }
-		want := [3]string{schemas.FormatDecimal(ref.csum, 2), schemas.FormatDecimal(ref.cmin, 2), schemas.FormatDecimal(ref.cmax, 2)}
-		if int64(num(r, "orders")) != ref.count || !uniqOK || text("revenue") != want[0] || text("smallest") != want[1] || text("biggest") != want[2] {
+		want, ok := centsMatch(r, ref)
+		if int64(num(r, "orders")) != ref.count || !uniqOK || !ok {
 			t.Errorf("%s cell %v: got orders=%v revenue=%v min=%v max=%v buyers=%v; want %d %s %s %s %d", src, k,
 				r["orders"], r["revenue"], r["smallest"], r["biggest"], r["buyers"], ref.count, want[0], want[1], want[2], len(ref.users))
 		}
