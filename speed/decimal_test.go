@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lambdalake/lambdalake/internal/testenv"
 	"github.com/lambdalake/lambdalake/schemas"
 )
 
@@ -16,7 +17,7 @@ import (
 // arrive as numbers, strings and exponent forms of one value. Stored text
 // is the scaled integer; ReadCells and Reader.Query answer scaled ints.
 func TestDecimalApply(t *testing.T) {
-	rdb := redisClient(t)
+	rdb := testenv.RedisClient(t)
 	ctx := context.Background()
 	d182, err := schemas.DecimalType(18, 2)
 	if err != nil {
