@@ -1,6 +1,7 @@
 package gen_test
 
-// An external test package: testenv's Kafka helpers import gen.
+// An external test package: internal/testenv imports gen, so a test that
+// needs the real broker cannot live in package gen.
 
 import (
 	"context"
