@@ -32,9 +32,11 @@ type cell struct {
 	tenant, country string
 }
 
+// agg is a reference cell of the revenue view. The example config's
+// amount is a decimal(18,2): sum, min and max are exact integers of cents.
 type agg struct {
 	count         int64
-	sum, min, max float64
+	sum, min, max int64
 	users         map[string]bool
 }
 
@@ -192,6 +194,9 @@ func writeLake(t *testing.T, store lake.Store, s *schemas.Schema, v *schemas.Vie
 	ref := map[cell]*agg{}
 	dec := schemas.NewDecoder(s)
 	ti, tn, co, us, am := s.TimeIndex(), s.FieldIndex("tenant"), s.FieldIndex("country"), s.FieldIndex("user_id"), s.FieldIndex("amount")
+	if f, _ := s.Field("amount"); f.Type.Kind() != schemas.Decimal || f.Type.Scale() != 2 {
+		t.Fatalf("amount is %s: the reference counts cents of a decimal(P,2)", f.Type)
+	}
 	for i := range count {
 		e := g.Next(time.Time{})
 		var row schemas.Row
@@ -216,10 +221,10 @@ func writeLake(t *testing.T, store lake.Store, s *schemas.Schema, v *schemas.Vie
 		c := cell{v.Bucket(row.Values[ti].Int), row.Values[tn].Str, row.Values[co].Str}
 		a := ref[c]
 		if a == nil {
-			a = &agg{min: math.Inf(1), max: math.Inf(-1), users: map[string]bool{}}
+			a = &agg{min: math.MaxInt64, max: math.MinInt64, users: map[string]bool{}}
 			ref[c] = a
 		}
-		x := row.Values[am].Float
+		x := row.Values[am].Int // cents
 		a.count++
 		a.sum += x
 		a.min, a.max = min(a.min, x), max(a.max, x)
@@ -261,10 +266,10 @@ func compareToReference(t *testing.T, v *schemas.View, rows []views.Row, ref map
 			continue
 		}
 		got := func(m string) schemas.Value { return r.Values[idx[m]] }
-		if got("orders").Int != want.count || got("smallest").Float != want.min || got("biggest").Float != want.max ||
-			got("buyers").Int != int64(len(want.users)) || math.Abs(got("revenue").Float-want.sum) > 1e-9*math.Abs(want.sum) {
-			t.Errorf("cell %+v: orders=%d revenue=%v min=%v max=%v buyers=%d; want %d %v %v %v %d", c,
-				got("orders").Int, got("revenue").Float, got("smallest").Float, got("biggest").Float, got("buyers").Int,
+		if got("orders").Int != want.count || got("smallest").Int != want.min || got("biggest").Int != want.max ||
+			got("buyers").Int != int64(len(want.users)) || got("revenue").Int != want.sum {
+			t.Errorf("cell %+v: orders=%d revenue=%d min=%d max=%d buyers=%d (cents); want %d %d %d %d %d", c,
+				got("orders").Int, got("revenue").Int, got("smallest").Int, got("biggest").Int, got("buyers").Int,
 				want.count, want.sum, want.min, want.max, len(want.users))
 		}
 	}

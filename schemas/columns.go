@@ -55,6 +55,16 @@ func ScaledInt64s(mem memory.Allocator, a arrow.Array, t Type) (*array.Int64, er
 	if !ok || !arrow.TypeEqual(a.DataType(), ArrowType(t)) {
 		return nil, fmt.Errorf("schemas: a %s column read as %s", t, a.DataType())
 	}
+	return Decimal128Int64s(mem, da)
+}
+
+// Decimal128Int64s narrows a Decimal128 column of any precision to the
+// Int64 array of its unscaled values (the value × 10^scale), the form
+// both layers compute with; the caller checks the scale is the one it
+// expects. Nulls stay nulls. A value beyond int64 is an error, not a
+// wrapped number.
+func Decimal128Int64s(mem memory.Allocator, da *array.Decimal128) (*array.Int64, error) {
+	scale := da.DataType().(*arrow.Decimal128Type).Scale
 	n := da.Len()
 	vals := make([]int64, n)
 	var valid []bool
@@ -70,7 +80,7 @@ func ScaledInt64s(mem memory.Allocator, a arrow.Array, t Type) (*array.Int64, er
 		v := da.Value(i)
 		lo := int64(v.LowBits())
 		if v.HighBits() != lo>>63 { // not the sign extension of the low word
-			return nil, fmt.Errorf("schemas: a %s value does not fit 64 bits: %s", t, v.ToString(int32(t.Scale())))
+			return nil, fmt.Errorf("schemas: a %s value does not fit 64 bits: %s", da.DataType(), v.ToString(scale))
 		}
 		vals[i] = lo
 	}

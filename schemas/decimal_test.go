@@ -352,9 +352,13 @@ func TestDecodeDecimal(t *testing.T) {
 		{"integer", `"amount":7`, 700, 0, true, "", ""},
 		{"optional null", `"amount":1,"rate":null`, 100, 0, true, "", ""},
 		{"escaped digits in a string", `"amount":"1\u0032.5"`, 1250, 0, true, "", ""},
+		{"zeros past the scale, as a string", `"amount":"12.3400"`, 1234, 0, true, "", ""},
+		{"exponent that leaves no fraction", `"amount":"1234e-2","rate":-5E-3`, 1234, -5, false, "", ""},
 
 		{"more decimals than the scale", `"amount":12.345`, 0, 0, false, "amount", "more decimal places than the scale"},
 		{"more decimals, as a string", `"amount":"12.345"`, 0, 0, false, "amount", "more decimal places than the scale"},
+		{"more decimals by an exponent", `"amount":1234e-4`, 0, 0, false, "amount", "more decimal places than the scale"},
+		{"too many digits by an exponent, as a string", `"amount":"1e16"`, 0, 0, false, "amount", "more digits before the point"},
 		{"too many digits", `"amount":12345678901234567`, 0, 0, false, "amount", "more digits before the point"},
 		{"too many digits for decimal(9,3)", `"amount":1,"rate":1000000`, 0, 0, false, "rate", "more digits before the point"},
 		{"huge exponent", `"amount":1e400`, 0, 0, false, "amount", "more digits before the point"},

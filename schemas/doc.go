@@ -16,7 +16,8 @@
 // reading a where value into a typed dimension value (ParseDimValue); and,
 // in admission.go and sum.go, which event times are admitted and when a sum
 // overflows. decimal.go holds the decimal(P,S) type (exact, scaled int64
-// values, parsed without float64), key.go the Kafka record key producers
+// values, parsed without float64, summed as IntSum) and its one printer,
+// AppendDecimal, which answers and uniq elements use; key.go the Kafka record key producers
 // give an event (its id), so that every copy of it meets in one partition.
 // internal/agreement feeds the same events to both layers' aggregations and
 // checks their cells are equal.

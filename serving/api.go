@@ -508,6 +508,9 @@ type metricInfo struct {
 	Name  string `json:"name"`
 	Agg   string `json:"agg"`
 	Field string `json:"field,omitempty"`
+	// Type of the metric's values (View.MetricType): int64, float64 or
+	// decimal(P,S), so a client knows which figures are exact decimals.
+	Type string `json:"type"`
 }
 
 func (a *API) listViews(w http.ResponseWriter, r *http.Request) {
@@ -524,7 +527,7 @@ func (a *API) listViews(w http.ResponseWriter, r *http.Request) {
 			vi.Dimensions = []string{}
 		}
 		for _, m := range v.Metrics {
-			vi.Metrics = append(vi.Metrics, metricInfo{m.Name, m.Agg.String(), m.Field})
+			vi.Metrics = append(vi.Metrics, metricInfo{m.Name, m.Agg.String(), m.Field, v.MetricType(m).String()})
 		}
 		b, err := a.boundary(ctx, v)
 		if err != nil {

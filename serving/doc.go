@@ -33,6 +33,12 @@
 // the batch ones. The answer's "approximate" lists the uniq metrics with at
 // least one estimated figure.
 //
+// Decimals: a sum, min or max over a decimal(P,S) field is merged as the
+// scaled int64 both layers hand over (sums under schemas.IntSum's rule)
+// and printed with exactly S decimals by schemas.AppendDecimal: a JSON
+// number with those digits in json and ndjson (25209252.48, never through
+// float64), the same text in csv.
+//
 // # Gaps: never a silent zero
 //
 // An empty bucket in [B, to) is normally just a minute without events. It

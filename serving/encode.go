@@ -30,10 +30,17 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// appendValue appends a dimension or metric value as JSON.
+// appendValue appends a dimension or metric value as JSON. A decimal(P,S)
+// metric is a JSON number with its exact digits and S decimals
+// (25209252.48, 12.50): its text is exact; a client that must keep it
+// exact reads it as a decimal (json.Number, Python's parse_float=Decimal),
+// not as a double.
 func appendValue(b []byte, t schemas.Type, x schemas.Value) []byte {
 	if x.Null {
 		return append(b, "null"...)
+	}
+	if t.Kind() == schemas.Decimal {
+		return schemas.AppendDecimal(b, x.Int, t.Scale())
 	}
 	switch t {
 	case schemas.String:
@@ -53,10 +60,13 @@ func appendValue(b []byte, t schemas.Type, x schemas.Value) []byte {
 	return strconv.AppendInt(b, x.Int, 10)
 }
 
-// textValue is a value as CSV text ("" for null).
+// textValue is a value as CSV text ("" for null); a decimal as in JSON.
 func textValue(t schemas.Type, x schemas.Value) string {
 	if x.Null {
 		return ""
+	}
+	if t.Kind() == schemas.Decimal {
+		return schemas.FormatDecimal(x.Int, t.Scale())
 	}
 	switch t {
 	case schemas.String:

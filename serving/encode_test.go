@@ -2,6 +2,7 @@ package serving
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,13 +21,31 @@ func TestAppendJSONString(t *testing.T) {
 	}
 }
 
+// Values print as JSON; decimals as exact JSON numbers with their scale's
+// decimals, never through float64 (the CSV text is the same digits).
 func TestAppendValue(t *testing.T) {
 	ts := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC).UnixMicro()
+	dec := func(p, s int) schemas.Type {
+		typ, err := schemas.DecimalType(p, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return typ
+	}
 	for _, c := range []struct {
 		t    schemas.Type
 		v    schemas.Value
 		want string
 	}{
+		{dec(18, 2), schemas.Value{Int: 2520925248}, `25209252.48`},
+		{dec(18, 2), schemas.Value{Int: 1250}, `12.50`},
+		{dec(18, 2), schemas.Value{Int: -5}, `-0.05`},
+		{dec(18, 2), schemas.Value{Int: 0}, `0.00`},
+		{dec(18, 2), schemas.Value{Null: true}, `null`},
+		// beyond 2^53: a float64 would print 92233720368547760
+		{dec(18, 2), schemas.Value{Int: 9223372036854775807}, `92233720368547758.07`},
+		{dec(18, 0), schemas.Value{Int: -9223372036854775808}, `-9223372036854775808`},
+		{dec(9, 9), schemas.Value{Int: 1}, `0.000000001`},
 		{schemas.String, schemas.Value{Str: "x"}, `"x"`},
 		{schemas.String, schemas.Value{Null: true}, `null`},
 		{schemas.Int64, schemas.Value{Int: -42}, `-42`},
@@ -42,6 +61,9 @@ func TestAppendValue(t *testing.T) {
 		var x any
 		if err := json.Unmarshal([]byte(got), &x); err != nil {
 			t.Errorf("%s is not JSON: %v", got, err)
+		}
+		if text := textValue(c.t, c.v); c.t.Kind() == schemas.Decimal && text != strings.TrimPrefix(c.want, "null") {
+			t.Errorf("%v %+v: CSV %q, want %q", c.t, c.v, text, c.want)
 		}
 	}
 }

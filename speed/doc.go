@@ -215,7 +215,14 @@
 //
 // # Numbers
 //
-// count, and sum/min/max over int64 fields, are exact. Sums follow the
+// count, and sum/min/max over int64 and decimal(P,S) fields, are exact. A
+// decimal is its scaled int64 (the value × 10^S, schemas.Value.Int), so
+// every rule below for int64 is the decimal's too: a decimal(18,2) sum is
+// the int64 sum of its cents, HINCRBY included, and overflows when a part
+// leaves int64 (a decimal's P is at most 18, so every value fits; sums of
+// more than about nine maximal decimal(18,S) values may not). The stored
+// text is the scaled integer; the scale is the view's (View.MetricType),
+// and only answers print the point (schemas.AppendDecimal). Sums follow the
 // overflow rule of schemas.IntSum/FloatSum: each sum is two monotone parts,
 // the positives (the metric's field) and the negatives (its ":n" field,
 // once one came), pre-aggregated per flush in Go with IntSum/FloatSum and
@@ -232,7 +239,7 @@
 // mark directly. Float sums are added in another order than batch's, so
 // they match it to a relative 1e-9, not bit for bit. min/max of float64 are
 // stored as the shortest decimal that round-trips and compared as doubles;
-// of int64 they are compared exactly, as decimal text in Lua (the v1 script
+// of int64 and decimals they are compared exactly, as decimal text in Lua (the v1 script
 // compared doubles, wrong above 2^53). uniq values are counted under
 // schemas.AppendUniqElement's text, the one batch hashes for its sketches;
 // uniq is a Redis HyperLogLog (about 0.8% standard error).

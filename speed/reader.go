@@ -90,7 +90,8 @@ type Query struct {
 
 // Row is one (step, group) of a result. Values are in the view's metric
 // order, typed as View.MetricType says: Int for count, uniq and int64
-// sum/min/max, Float for float64 sum/min/max; Null when no event carried a
+// sum/min/max and for decimal ones (the value × 10^scale), Float for
+// float64 sum/min/max; Null when no event carried a
 // value (e.g. min of an optional field that was always absent) or when a
 // sum overflowed (schemas.IntSum, FloatSum).
 type Row struct {

@@ -99,7 +99,7 @@ schemas:
       tenant: string
       country: string
       user_id: string
-      amount: float64
+      amount: decimal(18,2)
       coupon: {type: string, optional: true}
 views:
   revenue:

@@ -65,6 +65,24 @@ type hourSum struct {
 
 func cents(x float64) int64 { return int64(math.Round(x * 100)) }
 
+// amountCents is a decoded amount in cents: the example config's amount
+// is a decimal(18,2), already cents exactly; a float64 one is rounded.
+func amountCents(s *schemas.Schema, v schemas.Value) int64 {
+	if f, _ := s.Field("amount"); f.Type.Kind() == schemas.Decimal && f.Type.Scale() == 2 {
+		return v.Int
+	}
+	return cents(v.Float)
+}
+
+// rawCents is amountCents of a raw lake value: a decimal(18,2) is its
+// DECIMAL column's INT64, a float64 its DOUBLE.
+func rawCents(s *schemas.Schema, v parquet.Value) int64 {
+	if f, _ := s.Field("amount"); f.Type.Kind() == schemas.Decimal && f.Type.Scale() == 2 {
+		return v.Int64()
+	}
+	return cents(v.Double())
+}
+
 var _ gen.Sink = (*captureSink)(nil)
 
 // captureSink passes events to Kafka and tallies, per event hour, what the
@@ -95,7 +113,7 @@ func (c *captureSink) Send(ctx context.Context, b []gen.Event) error {
 		h := c.s.EventTime(&row).Truncate(time.Hour)
 		hs := c.hours[h]
 		hs.rows++
-		hs.cents += cents(row.Values[amount].Float)
+		hs.cents += amountCents(c.s, row.Values[amount])
 		c.hours[h] = hs
 	}
 	return nil
@@ -174,7 +192,7 @@ func readBack(t *testing.T, brokers []string, s *schemas.Schema, end map[int32]i
 			if dec.Decode(m.Value, &row) == nil {
 				rec.valid = true
 				rec.hour = s.EventTime(&row).Truncate(time.Hour)
-				rec.cents = cents(row.Values[amount].Float)
+				rec.cents = amountCents(s, row.Values[amount])
 			}
 			ref[recKey{p, m.Offset}] = rec
 			if m.Offset == last-1 {
@@ -259,15 +277,15 @@ func verifyLake(t *testing.T, store lake.Store, s *schemas.Schema, ref map[recKe
 				t.Errorf("hour %v: record %+v read twice", h, k)
 			case !want.hour.Equal(h):
 				t.Errorf("record %+v in hour %v, want %v", k, h, want.hour)
-			case cents(r[amount].Double()) != want.cents:
-				t.Errorf("record %+v: amount %v, want %d cents", k, r[amount].Double(), want.cents)
+			case rawCents(s, r[amount]) != want.cents:
+				t.Errorf("record %+v: amount %v, want %d cents", k, r[amount], want.cents)
 			case time.UnixMicro(r[ts].Int64()).UTC().Truncate(time.Hour) != h:
 				t.Errorf("record %+v: event time %v outside its hour %v", k, time.UnixMicro(r[ts].Int64()), h)
 			}
 			seen[k] = true
 			hs := rep.hours[h]
 			hs.rows++
-			hs.cents += cents(r[amount].Double())
+			hs.cents += rawCents(s, r[amount])
 			rep.hours[h] = hs
 			return nil
 		})

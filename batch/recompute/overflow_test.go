@@ -8,26 +8,38 @@ import (
 	"math"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/lambdalake/lambdalake"
 	"github.com/lambdalake/lambdalake/batch/views"
+	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/testenv"
 	"github.com/lambdalake/lambdalake/lake"
 	"github.com/lambdalake/lambdalake/schemas"
 )
 
 // Sums follow the overflow rule both layers share (schemas.IntSum,
-// FloatSum): MaxInt64 twice in one cell, MinInt64 and -1, 1e308 twice —
+// FloatSum): MaxInt64 twice in one cell, MinInt64 and -1, 1e308 twice,
+// ten decimal(18,2) amounts of 9999999999999999.99 (an int64 of cents) —
 // recompute does not fail, the view file marks those sums overflowed (null
 // with {metric}_overflow true, as DuckDB reads it), views.Row.Overflow says
 // so, the cold path answers the same, and every other cell (MaxInt64 and
-// -5, 1e308 and -1e308 among them) keeps its exact sum. On LocalStack S3;
-// DuckDB reads the same files from a folder.
+// -5, 1e308 and -1e308, ±9999999999999999.99 among them) keeps its exact
+// sum. On LocalStack S3; DuckDB reads the same files from a folder.
 func TestOverflowInViewFiles(t *testing.T) {
 	python := testenv.DuckDBPython(t)
-	s3, _ := testenv.S3Lake(t)
 	cfg := rcConfig(t)
+	// The example's amount is a decimal(18,2); the float64 rule is tested
+	// on the same view over a float64 amount.
+	floatCfg, err := config.Parse([]byte(strings.Replace(string(lambdalake.ExampleConfig), "amount: decimal(18,2)", "amount: float64", 1)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, _ := floatCfg.Schema("orders").Field("amount"); f.Type != schemas.Float64 {
+		t.Fatalf("amount is %s in the float64 variant", f.Type)
+	}
 	h := rcHour(0)
 	at := func(min int) string { return h.Add(time.Duration(min) * time.Minute).Format(time.RFC3339) }
 
@@ -52,6 +64,23 @@ func TestOverflowInViewFiles(t *testing.T) {
 		{value: order("o3", "cancel", 1, 1e308)}, {value: order("o4", "cancel", 1, -1e308)},
 		{value: order("o5", "plain", 1, 1.5)}, {value: order("o6", "plain", 1, 2.5)},
 	}
+	// revenue over decimal(18,2) amounts, as numbers and strings.
+	decOrder := func(id, tenant string, min int, amount string) []byte {
+		return fmt.Appendf(nil, `{"order_id":%q,"ts":%q,"tenant":%q,"country":"de","user_id":"u","amount":%s}`,
+			id, at(min), tenant, amount)
+	}
+	const top = "9999999999999999.99"
+	var decimals []rcRecord
+	for i := range 10 {
+		decimals = append(decimals, rcRecord{value: decOrder(fmt.Sprint("t", i), "ten", 1, top)})
+	}
+	decimals = append(decimals,
+		rcRecord{value: decOrder("c1", "cancel", 1, top)}, rcRecord{value: decOrder("c2", "cancel", 1, `"-`+top+`"`)},
+		rcRecord{value: decOrder("n1", "nine", 1, top)},
+		rcRecord{value: decOrder("p1", "plain", 1, "1.5")}, rcRecord{value: decOrder("p2", "plain", 1, `"2.50"`)})
+	for i := range 8 {
+		decimals = append(decimals, rcRecord{value: decOrder(fmt.Sprint("n", i+2), "nine", 1, top)})
+	}
 	tests := []struct {
 		view   *schemas.View
 		recs   []rcRecord
@@ -59,10 +88,12 @@ func TestOverflowInViewFiles(t *testing.T) {
 		dim    int // the dimension naming the cell
 	}{
 		{cfg.View("traffic"), traffic, "load_ms", 0},
-		{cfg.View("revenue"), revenue, "revenue", 0},
+		{floatCfg.View("revenue"), revenue, "revenue", 0},
+		{cfg.View("revenue"), decimals, "revenue", 0},
 	}
 	for _, tc := range tests {
-		t.Run(tc.view.Name, func(t *testing.T) {
+		t.Run(tc.view.Name+"_"+metricTypeOf(tc.view, tc.metric), func(t *testing.T) {
+			s3, _ := testenv.S3Lake(t)
 			v := tc.view
 			for i := range tc.recs {
 				tc.recs[i].off = int64(i)
@@ -174,6 +205,12 @@ func cellText(x schemas.Value, overflow bool) string {
 		return strconv.FormatFloat(x.Float, 'g', -1, 64)
 	}
 	return strconv.FormatInt(x.Int, 10)
+}
+
+// metricTypeOf is the type of a view's metric, naming a subtest.
+func metricTypeOf(v *schemas.View, metric string) string {
+	m, _ := v.Metric(metric)
+	return v.MetricType(m).String()
 }
 
 func metricIndex(t *testing.T, v *schemas.View, name string) int {

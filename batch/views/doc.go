@@ -19,4 +19,8 @@
 // the definition it was computed with and whether it is sealed; Reader
 // refuses a sealed hour computed under another definition
 // (ErrSealedDefinition) instead of serving wrong numbers.
+//
+// Metrics over decimal(P,S) fields are Parquet DECIMAL columns (min/max
+// DECIMAL(P,S), sum DECIMAL(38,S)), read back to the scaled int64s both
+// layers compute with (see file.go).
 package views

@@ -8,6 +8,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
@@ -24,11 +25,23 @@ import (
 //	<dimension>   string | int64 | bool (nullable when the field is optional)
 //	<count>       int64
 //	<sum|min|max> float64 or int64, as the field; null when every value was
-//	              null, or when the sum overflowed
+//	              null, or when the sum overflowed. Over a decimal(P,S)
+//	              field: DECIMAL(P,S) for min and max, DECIMAL(38,S) for
+//	              sum (see below)
 //	<uniq>        int64                exact distinct count at this grain
 //	<sum>_overflow bool                true where the sum overflowed (schemas.IntSum,
 //	              FloatSum: a part of it left int64's or float64's finite range)
 //	<uniq>_hll    binary               Redis-format HyperLogLog of the same values
+//
+// Decimal metrics are Parquet DECIMAL, so DuckDB and friends read them as
+// the exact numbers they are (25209252.48), the scale in the file's schema
+// rather than in our config. min and max have the field's own type, stored
+// as INT32/INT64 like the raw lake's columns; a sum may need more digits
+// than P (it is an int64 of scaled values under the overflow rule, up to
+// 19 digits), so it is DECIMAL(38,S), the type SQL engines give
+// SUM(DECIMAL(P,S)), in a 16-byte fixed-length column. Readers narrow both
+// to the scaled int64 of schemas.Value.Int and refuse a column whose scale
+// is not the field's or a value beyond int64.
 //
 // An overflowed sum is null with <sum>_overflow true, so a reader tells
 // "overflowed" from "no values" (null, overflow false) and never sees a
@@ -81,7 +94,8 @@ type Columns struct {
 }
 
 // MetricColumn holds one metric's values; which slice is used depends on the
-// metric (Ints for count, uniq and int fields; Floats for float fields).
+// metric (Ints for count, uniq, int64 and decimal fields — a decimal as its
+// value × 10^scale; Floats for float fields).
 // Valid is false where sum/min/max saw no value (all null) or the sum
 // overflowed.
 type MetricColumn struct {
@@ -101,7 +115,7 @@ func (c *Columns) Len() int { return len(c.T) }
 type Row struct {
 	T      int64           // bucket start, Unix µs
 	Dims   []schemas.Value // in View.Dimensions order
-	Values []schemas.Value // in View.Metrics order: Int for count, uniq and int64 fields, Float for float64 fields; Null when no value
+	Values []schemas.Value // in View.Metrics order: Int for count, uniq, int64 and decimal fields (scaled), Float for float64 fields; Null when no value
 	HLL    [][]byte        // in View.Metrics order; the sketch of a uniq metric, nil otherwise
 	// Overflow, in View.Metrics order, is true for a sum that overflowed
 	// (schemas.IntSum, FloatSum), whose value is then Null; nil when no
@@ -131,6 +145,8 @@ func viewArrowSchema(v *schemas.View, version int64) *arrow.Schema {
 			fs = append(fs, arrow.Field{Name: m.Name, Type: arrow.PrimitiveTypes.Int64})
 		case v.MetricType(m) == schemas.Float64:
 			fs = append(fs, arrow.Field{Name: m.Name, Type: arrow.PrimitiveTypes.Float64, Nullable: true})
+		case v.MetricType(m).Kind() == schemas.Decimal:
+			fs = append(fs, arrow.Field{Name: m.Name, Type: decimalColumnType(v, m), Nullable: true})
 		default:
 			fs = append(fs, arrow.Field{Name: m.Name, Type: arrow.PrimitiveTypes.Int64, Nullable: true})
 		}
@@ -145,6 +161,21 @@ func viewArrowSchema(v *schemas.View, version int64) *arrow.Schema {
 	}
 	md := arrow.NewMetadata([]string{metaFingerprint, metaVersion}, []string{v.Fingerprint(), strconv.FormatInt(version, 10)})
 	return arrow.NewSchema(fs, &md)
+}
+
+// sumPrecision is the precision of a decimal sum's column: SQL's
+// SUM(DECIMAL(P,S)) type, and enough for any int64 of scaled values.
+const sumPrecision = 38
+
+// decimalColumnType is the Arrow type of a sum, min or max metric over a
+// decimal field: its own type for min and max, DECIMAL(38,S) for sum.
+func decimalColumnType(v *schemas.View, m schemas.Metric) *arrow.Decimal128Type {
+	t := v.MetricType(m)
+	p := int32(t.Precision())
+	if m.Agg == schemas.Sum {
+		p = sumPrecision
+	}
+	return &arrow.Decimal128Type{Precision: p, Scale: int32(t.Scale())}
 }
 
 // Encode writes an hour's rows as a view Parquet file.
@@ -186,12 +217,25 @@ func arrowColumns(v *schemas.View, h *Columns, sc *arrow.Schema) []arrow.Array {
 	}
 	for i, m := range v.Metrics {
 		c := &h.Metrics[i]
-		if v.MetricType(m) == schemas.Float64 {
+		switch {
+		case v.MetricType(m) == schemas.Float64:
 			b := array.NewFloat64Builder(mem)
 			b.AppendValues(c.Floats, c.Valid)
 			cols = append(cols, b.NewArray())
 			b.Release()
-		} else {
+		case v.MetricType(m).Kind() == schemas.Decimal:
+			b := array.NewDecimal128Builder(mem, decimalColumnType(v, m))
+			b.Reserve(len(c.Ints))
+			for r, x := range c.Ints {
+				if c.Valid != nil && !c.Valid[r] {
+					b.UnsafeAppendBoolToBitmap(false)
+					continue
+				}
+				b.UnsafeAppend(decimal128.FromI64(x))
+			}
+			cols = append(cols, b.NewArray())
+			b.Release()
+		default:
 			b := array.NewInt64Builder(mem)
 			b.AppendValues(c.Ints, c.Valid)
 			cols = append(cols, b.NewArray())
@@ -268,7 +312,9 @@ func writeParquet(v *schemas.View, rec arrow.RecordBatch) ([]byte, error) {
 	// bucket and dimension columns; metrics and sketches are mostly distinct.
 	opts := []parquet.WriterProperty{parquet.WithCompression(compress.Codecs.Zstd), parquet.WithCompressionLevel(1),
 		parquet.WithMaxRowGroupLength(1 << 20), parquet.WithStats(true), parquet.WithDictionaryDefault(false),
-		parquet.WithDictionaryFor(TimeColumn, true)}
+		parquet.WithDictionaryFor(TimeColumn, true),
+		// Decimals of up to 18 digits as INT32/INT64, as in the raw lake.
+		parquet.WithStoreDecimalAsInteger(true)}
 	for _, d := range v.Dimensions {
 		opts = append(opts, parquet.WithDictionaryFor(d, true))
 	}
@@ -345,6 +391,14 @@ func decode(ctx context.Context, v *schemas.View, b []byte) ([]Row, error) {
 		overflows := make([]*array.Boolean, len(v.Metrics))
 		for i, m := range v.Metrics {
 			mets[i] = col(rec, m.Name)
+			if t := v.MetricType(m); t.Kind() == schemas.Decimal && mets[i] != nil {
+				ints, err := decimalInts(mets[i], t)
+				if err != nil {
+					return nil, fmt.Errorf("metric %s: %w", m.Name, err)
+				}
+				defer ints.Release()
+				mets[i] = ints
+			}
 			switch m.Agg {
 			case schemas.Uniq:
 				hlls[i], _ = col(rec, HLLColumn(m.Name)).(*array.Binary)
@@ -390,6 +444,17 @@ func decode(ctx context.Context, v *schemas.View, b []byte) ([]Row, error) {
 		return nil, fmt.Errorf("read: %w", err)
 	}
 	return rows, nil
+}
+
+// decimalInts narrows a decimal metric's column to its scaled int64s. The
+// scale must be the field's: the same digits under another scale are
+// another number.
+func decimalInts(a arrow.Array, t schemas.Type) (*array.Int64, error) {
+	da, ok := a.(*array.Decimal128)
+	if !ok || int(da.DataType().(*arrow.Decimal128Type).Scale) != t.Scale() {
+		return nil, fmt.Errorf("a %s metric stored as %s", t, a.DataType())
+	}
+	return schemas.Decimal128Int64s(memory.DefaultAllocator, da)
 }
 
 func valueAt(a arrow.Array, i int) schemas.Value {

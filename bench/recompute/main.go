@@ -28,8 +28,10 @@
 // cores): ours runs with GOMAXPROCS at it, DuckDB with SET threads to it;
 // the summary states it as threads=.
 //
-// The results are compared row by row (exact for count, min, max and count
-// distinct; 1e-9 relative for float sums, whose addition order differs).
+// The results are compared row by row (exact for count, min, max, count
+// distinct and decimal sums — the example's amount is a decimal(18,2),
+// which DuckDB sums as DECIMAL(38,2); 1e-9 relative for float sums, whose
+// addition order differs).
 //
 // The lake is a local folder (lake.DirStore under a temp dir), not
 // LocalStack S3: DuckDB reads S3 only through its httpfs extension, which it
@@ -473,6 +475,9 @@ func readDuck(ctx context.Context, path string, v *schemas.View) ([]views.Row, e
 		if err != nil {
 			return nil, err
 		}
+		if dt, ok := c.DataType().(*arrow.Decimal128Type); ok && int(dt.Scale) != v.MetricType(met).Scale() {
+			return nil, fmt.Errorf("duckdb result: %s is %s, the view's %s", met.Name, dt, v.MetricType(met))
+		}
 		for i := range rows {
 			rows[i].Values[m] = value(c, i)
 		}
@@ -491,6 +496,15 @@ func value(a arrow.Array, i int) schemas.Value {
 		return schemas.Value{Int: x.Value(i)}
 	case *array.Float64:
 		return schemas.Value{Float: x.Value(i)}
+	case *array.Decimal128:
+		// A decimal metric (DuckDB sums DECIMAL(P,S) as DECIMAL(38,S)):
+		// compared exactly as its scaled int64; the scale is checked
+		// against the view's in compare.
+		d := x.Value(i)
+		if lo := int64(d.LowBits()); d.HighBits() == lo>>63 {
+			return schemas.Value{Int: lo}
+		}
+		panic("DuckDB decimal beyond int64: " + d.ToString(x.DataType().(*arrow.Decimal128Type).Scale))
 	}
 	panic("unexpected DuckDB column type " + a.DataType().String())
 }

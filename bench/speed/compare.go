@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -40,10 +41,26 @@ func ourWindows(ctx context.Context, rdb redis.UniversalClient, v *schemas.View,
 	out := make(map[cellKey]cell, len(cells))
 	for _, r := range cells {
 		k := cellKey{r.Bucket / 1000, r.Dims[0].Str, r.Dims[1].Str}
-		out[k] = cell{Orders: r.Values[idx["orders"]].Int, Revenue: r.Values[idx["revenue"]].Float,
-			Smallest: r.Values[idx["smallest"]].Float, Biggest: r.Values[idx["biggest"]].Float, Buyers: r.Values[idx["buyers"]].Int}
+		out[k] = cell{Orders: r.Values[idx["orders"]].Int, Revenue: number(v, idx["revenue"], r.Values),
+			Smallest: number(v, idx["smallest"], r.Values), Biggest: number(v, idx["biggest"], r.Values), Buyers: r.Values[idx["buyers"]].Int}
 	}
 	return out, nil
+}
+
+// number is metric mi's value as the peer holds it, a double: a float64
+// metric as it is, a decimal one (the example's amount is a decimal(18,2))
+// as the double nearest its exact text, which is what the peer's
+// BigDecimal.doubleValue makes of the amount it parsed.
+func number(v *schemas.View, mi int, vals []schemas.Value) float64 {
+	t := v.MetricType(v.Metrics[mi])
+	if t.Kind() != schemas.Decimal {
+		return vals[mi].Float
+	}
+	f, err := strconv.ParseFloat(schemas.FormatDecimal(vals[mi].Int, t.Scale()), 64)
+	if err != nil {
+		panic(err) // AppendDecimal's text is always a number
+	}
+	return f
 }
 
 // compare checks the peer's windows against ours: the same cells, equal

@@ -675,11 +675,6 @@ func viewMetrics(d *decoder, p string, s *schemas.Schema, spec *ViewSpec, names 
 			} else if agg != schemas.Uniq && !f.Type.Numeric() {
 				at(mp+".field", "%s over %s field %q: want int64, float64 or decimal(P,S)", agg, f.Type, m.Field)
 				ok = false
-			} else if agg != schemas.Uniq && f.Type.Kind() == schemas.Decimal {
-				// The raw lake, the decoder and uniq handle decimals; the
-				// layers' sums and answers' printing do not yet.
-				at(mp+".field", "%s over %s field %q is not supported yet (uniq and count are)", agg, f.Type, m.Field)
-				ok = false
 			}
 		}
 		metrics = append(metrics, schemas.Metric{Name: mname, Agg: agg, Field: m.Field})

@@ -130,7 +130,6 @@ func TestBrokenConfigsNameTheKey(t *testing.T) {
 		{"decimal without P and S", strings.Replace(base, "qty: int64", "qty: decimal", 1), nil, "schemas.orders.fields.qty", 12, "want decimal(P,S)"},
 		{"decimal with one argument", strings.Replace(base, "qty: int64", "qty: decimal(18)", 1), nil, "schemas.orders.fields.qty", 12, "want decimal(P,S)"},
 		{"decimal unquoted in a flow mapping", strings.Replace(base, "qty: int64", "qty: {type: decimal(10,2), optional: true}", 1), nil, "schemas.orders.fields.qty", 12, `quote the type: {type: "decimal(18,2)"}`},
-		{"sum over a decimal (not wired yet)", strings.Replace(base, "amount: float64", "amount: decimal(18,2)", 1), nil, "views.revenue.metrics.revenue.field", 20, "not supported yet"},
 		{"decimal with words", strings.Replace(base, "qty: int64", "qty: decimal(p,s)", 1), nil, "schemas.orders.fields.qty", 12, "must be integers"},
 		{"decimal dimension", strings.Replace(strings.Replace(base, "qty: int64", "qty: decimal(10,2)", 1), "dimensions: [tenant]", "dimensions: [qty]", 1), nil, "views.revenue.dimensions[0]", 17, "a decimal(10,2) field cannot be a dimension"},
 		{"max_future negative", strings.Replace(base, "time: ts", "time: ts\n    max_future: -1m", 1), nil, "schemas.orders.max_future", 0, "must not be negative"},
@@ -215,13 +214,13 @@ func TestBrokenConfigsNameTheKey(t *testing.T) {
 }
 
 // decimal(P,S) is read by the strict parser into a Type carrying P and S,
-// in either field form, and a uniq over it is accepted.
+// in either field form; uniq, sum, min and max over it are accepted.
 func TestDecimalFields(t *testing.T) {
 	base := minimal(t)
 	y := strings.Replace(base, "amount: float64", "amount: decimal(18,2)", 1)
 	y = strings.Replace(y, "qty: int64", "qty: {type: \"decimal( 9 , 0 )\", optional: true}", 1)
 	y = strings.Replace(y, "buyers: {agg: uniq, field: user_id}", "buyers: {agg: uniq, field: user_id}\n      amounts: {agg: uniq, field: amount}", 1)
-	y = strings.Replace(y, "      revenue: {agg: sum, field: amount}\n", "", 1)
+	y = strings.Replace(y, "      revenue: {agg: sum, field: amount}\n", "      revenue: {agg: sum, field: amount}\n      biggest: {agg: max, field: amount}\n      smallest: {agg: min, field: qty}\n", 1)
 	cfg, err := Parse([]byte(y), noEnv)
 	if err != nil {
 		t.Fatal(err)
@@ -239,6 +238,18 @@ func TestDecimalFields(t *testing.T) {
 	}
 	if m, ok := cfg.View("revenue").Metric("amounts"); !ok || m.Agg != schemas.Uniq {
 		t.Errorf("uniq over a decimal: %+v", m)
+	}
+	// sum, min and max over decimals: their values are the field's
+	// decimal type (scaled integers, printed with its scale).
+	v := cfg.View("revenue")
+	for name, want := range map[string]schemas.Type{"revenue": want18, "biggest": want18, "smallest": want9} {
+		m, ok := v.Metric(name)
+		if !ok {
+			t.Fatalf("no metric %s", name)
+		}
+		if got := v.MetricType(m); got != want {
+			t.Errorf("%s over a decimal: metric type %v, want %v", name, got, want)
+		}
 	}
 }
 

@@ -39,6 +39,10 @@ type figures struct {
 	count         int64
 	sum, min, max float64
 	users         map[string]bool
+	// A decimal(18,2) amount (the example config's): exact cents, and
+	// answers must print them with exactly these digits.
+	cents            bool
+	csum, cmin, cmax int64
 }
 
 func (f *figures) add(amount float64, user string) {
@@ -51,6 +55,33 @@ func (f *figures) add(amount float64, user string) {
 	f.users[user] = true
 }
 
+// addCents adds an order of a decimal(18,2) amount, in cents.
+func (f *figures) addCents(cents int64, user string) {
+	if f.users == nil {
+		f.users, f.cmin, f.cmax, f.cents = map[string]bool{}, math.MaxInt64, math.MinInt64, true
+	}
+	f.count++
+	f.csum += cents
+	f.cmin, f.cmax = min(f.cmin, cents), max(f.cmax, cents)
+	f.users[user] = true
+}
+
+// centsMatch compares a row's revenue, smallest and biggest with a
+// decimal(P,2) reference: the JSON number's text must be the reference's
+// exact cents with two decimals. want is that text.
+func centsMatch(r map[string]any, ref *figures) (want [3]string, ok bool) {
+	text := func(name string) string { n, _ := r[name].(json.Number); return string(n) }
+	want = [3]string{schemas.FormatDecimal(ref.csum, 2), schemas.FormatDecimal(ref.cmin, 2), schemas.FormatDecimal(ref.cmax, 2)}
+	return want, text("revenue") == want[0] && text("smallest") == want[1] && text("biggest") == want[2]
+}
+
+// num is a number of an answer row (decoded with UseNumber) as a float64.
+func num(r map[string]any, name string) float64 {
+	n, _ := r[name].(json.Number)
+	f, _ := n.Float64()
+	return f
+}
+
 // The acceptance test: `lambdalake all` on the real stack, six hours of
 // history and live traffic with out-of-order, duplicate and malformed
 // events, the process killed with SIGKILL twice and restarted. Then,
@@ -58,7 +89,9 @@ func (f *figures) add(amount float64, user string) {
 // (de-duplicated by id) — before B from batch, from B on from the speed
 // layer, which de-duplicates live (the example's dedup_window; uniq there
 // within HyperLogLog's error) — there are no gaps, and the dead-letter
-// area holds every malformed record.
+// area holds every malformed record. The example's amount is a
+// decimal(18,2): revenue, smallest and biggest must print the reference's
+// exact cents in both layers, digit for digit.
 func TestAllOnTheRealStack(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
 	redisAddr := testenv.RedisAddr(t)
@@ -167,6 +200,9 @@ func TestAllOnTheRealStack(t *testing.T) {
 	records, ends := readTopic(t, brokers, s.Topic)
 	waitCaughtUp(t, store, rdb, cfg.Compact.Group, id, s, v, ends)
 
+	if f, _ := s.Field("amount"); f.Type.Kind() != schemas.Decimal || f.Type.Scale() != 2 {
+		t.Fatalf("the example's amount is %s: this test's reference counts cents of a decimal(P,2)", f.Type)
+	}
 	batchRef, _, malformed := references(s, v, records)
 
 	from := time.Now().UTC().Add(-7 * time.Hour).Truncate(time.Hour)
@@ -254,18 +290,25 @@ func TestAllOnTheRealStack(t *testing.T) {
 
 func checkRow(t *testing.T, k key, r map[string]any, ref *figures, exact bool) {
 	t.Helper()
-	num := func(name string) float64 { f, _ := r[name].(float64); return f }
 	users := float64(len(ref.users))
-	uniqOK := num("buyers") == users
+	uniqOK := num(r, "buyers") == users
 	if !exact { // an HLL per speed cell: Redis' sparse encoding is near exact at these sizes
-		uniqOK = math.Abs(num("buyers")-users) <= math.Max(1, 0.02*users)
+		uniqOK = math.Abs(num(r, "buyers")-users) <= math.Max(1, 0.02*users)
 	}
-	if int64(num("orders")) != ref.count || num("smallest") != ref.min || num("biggest") != ref.max || !uniqOK ||
-		math.Abs(num("revenue")-ref.sum) > 1e-9*math.Max(1, math.Abs(ref.sum)) {
-		src := "speed"
-		if exact {
-			src = "batch"
+	src := "speed"
+	if exact {
+		src = "batch"
+	}
+	if ref.cents {
+		want, ok := centsMatch(r, ref)
+		if int64(num(r, "orders")) != ref.count || !uniqOK || !ok {
+			t.Errorf("%s cell %v: got orders=%v revenue=%v min=%v max=%v buyers=%v; want %d %s %s %s %d", src, k,
+				r["orders"], r["revenue"], r["smallest"], r["biggest"], r["buyers"], ref.count, want[0], want[1], want[2], len(ref.users))
 		}
+		return
+	}
+	if int64(num(r, "orders")) != ref.count || num(r, "smallest") != ref.min || num(r, "biggest") != ref.max || !uniqOK ||
+		math.Abs(num(r, "revenue")-ref.sum) > 1e-9*math.Max(1, math.Abs(ref.sum)) {
 		t.Errorf("%s cell %v: got orders=%v revenue=%v min=%v max=%v buyers=%v; want %d %v %v %v %d", src, k,
 			r["orders"], r["revenue"], r["smallest"], r["biggest"], r["buyers"], ref.count, ref.sum, ref.min, ref.max, len(ref.users))
 	}
@@ -294,7 +337,9 @@ func query(t *testing.T, addr, view string, from, to time.Time) answer {
 		json.NewDecoder(resp.Body).Decode(&e)
 		t.Fatalf("query: %d %v", resp.StatusCode, e)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+	d := json.NewDecoder(resp.Body)
+	d.UseNumber() // decimals are compared by their text
+	if err := d.Decode(&a); err != nil {
 		t.Fatal(err)
 	}
 	return a

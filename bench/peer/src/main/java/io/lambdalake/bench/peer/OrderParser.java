@@ -5,8 +5,10 @@ import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.StreamReadConstraints;
 import java.io.IOException;
+import java.math.BigDecimal;
 import java.time.OffsetDateTime;
 import java.time.format.DateTimeParseException;
+import java.util.regex.Pattern;
 
 /**
  * Decodes one orders event with Jackson's streaming parser: one pass over the
@@ -14,7 +16,10 @@ import java.time.format.DateTimeParseException;
  * decoder accepts for the orders schema (every field is checked, the ones the
  * revenue view does not read too), so both sides drop the same malformed
  * records: a JSON object; order_id, tenant, country, user_id strings; ts an
- * RFC 3339 string or integer epoch milliseconds; amount a finite number;
+ * RFC 3339 string or integer epoch milliseconds; amount a decimal(18,2) as
+ * a JSON number or a string of one (at most 2 decimals and 16 integer digits
+ * once trailing and leading zeros are dropped, never rounded — see
+ * decimalAmount);
  * coupon an optional string; unknown keys ignored; nothing after the object.
  * Not thread-safe: one per stream task.
  */
@@ -33,6 +38,39 @@ final class OrderParser {
     String tenant, country, userId;
     long tsMillis;
     double amount;
+  }
+
+  // lambdalake's decimal text: [+-]digits[.digits][(e|E)[+-]digits].
+  private static final Pattern DECIMAL = Pattern.compile("[+-]?[0-9]+(\\.[0-9]+)?([eE][+-]?[0-9]+)?");
+  private static final Pattern ZERO = Pattern.compile("[+-]?[0.]+");
+
+  /**
+   * The value of a decimal(18,2) amount as the nearest double (what the
+   * lambdalake side converts its exact cents to for the comparison), or NaN
+   * if lambdalake refuses the text: not its syntax, a nonzero digit past
+   * the second decimal, or more than 16 digits before the point.
+   */
+  static double decimalAmount(String text) {
+    if (text.length() > 64 || !DECIMAL.matcher(text).matches()) {
+      return Double.NaN;
+    }
+    int exp = Math.max(text.indexOf('e'), text.indexOf('E'));
+    if (ZERO.matcher(exp < 0 ? text : text.substring(0, exp)).matches()) {
+      return 0; // zero in any form, whatever its exponent
+    }
+    BigDecimal d;
+    try {
+      d = new BigDecimal(text).stripTrailingZeros();
+    } catch (NumberFormatException e) {
+      return Double.NaN;
+    }
+    if (d.signum() == 0) {
+      return 0;
+    }
+    if (d.scale() > 2 || d.precision() - d.scale() > 16) {
+      return Double.NaN;
+    }
+    return d.doubleValue();
   }
 
   // Tenants and countries repeat: share their Strings instead of one per event.
@@ -85,9 +123,9 @@ final class OrderParser {
             user = true;
             break;
           case "amount":
-            if (v != JsonToken.VALUE_NUMBER_INT && v != JsonToken.VALUE_NUMBER_FLOAT) return false;
-            double a = p.getDoubleValue();
-            if (Double.isNaN(a) || Double.isInfinite(a)) return false;
+            if (v != JsonToken.VALUE_NUMBER_INT && v != JsonToken.VALUE_NUMBER_FLOAT && v != JsonToken.VALUE_STRING) return false;
+            double a = decimalAmount(p.getText());
+            if (Double.isNaN(a)) return false;
             out.amount = a;
             amount = true;
             break;
