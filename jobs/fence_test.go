@@ -67,10 +67,11 @@ func (s *stallingStore) PutIfAbsent(ctx context.Context, key string, body []byte
 	return s.stall(ctx, key, func(ctx context.Context) (string, error) { return s.ConditionalStore.PutIfAbsent(ctx, key, body) })
 }
 
-// A recompute runner that lost its lease while its _state.json write was
-// in flight cannot overwrite the state the runner that took over wrote
-// (S3 on LocalStack refuses the If-Match write), nor move B back in Redis
-// (real Redis): the lake and the mirror keep the new runner's B.
+// A recompute runner that lost its hour lease while its _state.json write
+// was in flight cannot overwrite the state the runner that took the hour
+// over wrote (S3 on LocalStack refuses the If-Match write, and the merge
+// it retries finds the hour written under a later lease), nor move B back
+// in Redis (real Redis): the lake and the mirror keep the new runner's B.
 func TestStaleRunnerCannotOverwriteStateNorMoveBBack(t *testing.T) {
 	s3, _ := testenv.S3Lake(t)
 	rdb := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
@@ -141,10 +142,21 @@ func TestStaleRunnerCannotOverwriteStateNorMoveBBack(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("runner a never reached its state write")
 	}
-	// Its lease runs out meanwhile (the lock gone, as after a pause longer
-	// than the lease), and b takes the job over with H-3 closed too.
-	if err := rdb.Del(ctx, "ll:{"+ns+"}:lock:"+jobs.JobRecompute).Err(); err != nil {
+	// Its hour lease runs out meanwhile (the lock gone, as after a pause
+	// longer than the lease), and b takes the hour over with H-3 closed too.
+	held, err := jobs.HeldItems(ctx, rdb, ns, jobs.JobRecompute)
+	if err != nil {
 		t.Fatal(err)
+	}
+	for lock, holder := range held {
+		if strings.HasPrefix(holder, "a:") {
+			if err := rdb.Del(ctx, lock).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(held) != 1 {
+		t.Fatalf("runner a, stalled in its state write, holds %v: want the one hour it computed", held)
 	}
 	setWatermark(H.Add(-2*time.Hour + 10*time.Minute))
 	rec, err := b.RunNow(ctx, jobs.JobRecompute)
