@@ -118,6 +118,12 @@ type scaleOut struct {
 
 	mu    sync.Mutex
 	procs map[string][]*role // role name → its processes, killed ones included
+
+	// The hour whose lease the killed jobs runner held, and when it was
+	// killed: another runner must redo it.
+	killedHour   string
+	killedRunner string
+	killedAt     time.Time
 }
 
 // role is one process of a role and where its metrics are.
@@ -261,6 +267,10 @@ func (so *scaleOut) start(kind string) *role {
 		args = append(args, "--metrics", r.metrics)
 	case "jobs":
 		args = append(args, "--runner", name)
+		// One hour at a time per runner (recompute's parallelism is
+		// GOMAXPROCS): the hours in flight at once are the runners'
+		// sharing, and a runner can be caught holding one mid-run.
+		env = append(env, "GOMAXPROCS=1")
 	}
 	r.Process = testenv.StartProcess(so.t, name, env, args...)
 	so.mu.Lock()
@@ -536,6 +546,10 @@ func (so *scaleOut) killJobsRunnerInFlight() string {
 	ctx := context.Background()
 	var note string
 	so.waitFor("a jobs runner recomputing an hour", 2*time.Minute, 10*time.Millisecond, func() (bool, string) {
+		// Not before every live runner has done an hour: the run is shared.
+		if did := so.hoursByRunner(); len(did) < len(so.live("jobs")) {
+			return false, fmt.Sprintf("hours done by runner: %v", did)
+		}
 		held, err := jobs.HeldItems(ctx, so.rdb, so.ns, jobs.JobRecompute)
 		if err != nil {
 			so.t.Fatal(err)
@@ -557,14 +571,30 @@ func (so *scaleOut) killJobsRunnerInFlight() string {
 					return false, fmt.Sprintf("hour %s: lease %q, final %v", views.HourKey(hour), still, so.final(hour))
 				}
 				so.kill(r)
-				note = fmt.Sprintf("%s (lease %s of hour %s, not final; %d closed hours not final)", r.Name, holder,
-					views.HourKey(hour), so.unfinishedHours())
+				so.killedHour, so.killedRunner, so.killedAt = views.HourKey(hour), r.Name, time.Now()
+				note = fmt.Sprintf("%s (lease %s of hour %s, not final; %d closed hours not final; hours done by runner: %v)", r.Name, holder,
+					views.HourKey(hour), so.unfinishedHours(), so.hoursByRunner())
 				return true, ""
 			}
 		}
 		return false, fmt.Sprintf("no live runner holds an hour lease (held: %v)", held)
 	})
 	return note
+}
+
+// hoursByRunner counts the hours each runner recomputed (ok records).
+func (so *scaleOut) hoursByRunner() map[string]int {
+	items, err := jobs.ItemHistory(context.Background(), so.rdb, so.ns, 10*jobs.DefaultHistoryCap)
+	if err != nil {
+		so.t.Fatal(err)
+	}
+	n := map[string]int{}
+	for _, r := range items {
+		if r.Outcome == jobs.OutcomeOK && r.View == so.v.Name {
+			n[r.Runner]++
+		}
+	}
+	return n
 }
 
 // final says whether the view hour is final in _state.json.
@@ -920,6 +950,14 @@ func (so *scaleOut) checkRecomputeRuns() {
 					rs[i-1].Runner, rs[i-1].Token, rs[i-1].Start, rs[i-1].End, rs[i].Runner, rs[i].Token, rs[i].Start, rs[i].End)
 			}
 		}
+	}
+	redone := false
+	for _, r := range byHour[so.killedHour] {
+		redone = redone || r.Runner != so.killedRunner && r.Outcome == jobs.OutcomeOK && r.Start.After(so.killedAt)
+	}
+	if !redone {
+		so.t.Errorf("hour %s, whose lease %s held when killed, was not redone by another runner after the kill: %+v",
+			so.killedHour, so.killedRunner, byHour[so.killedHour])
 	}
 	if len(byRunner) < 2 {
 		so.t.Errorf("hours recomputed by runner: %v; want the work shared by at least two runners", byRunner)
