@@ -35,7 +35,7 @@ type Job struct {
 	Shared bool
 	// Run does the work. It must be idempotent and resumable, stop at a
 	// safe point when ctx ends, and call run.Lease.Check before each commit
-	// point.
+	// point (a shared job: its item lease's Check).
 	Run func(ctx context.Context, run *Run) error
 }
 
