@@ -152,3 +152,79 @@ func TestItemLeases(t *testing.T) {
 		})
 	}
 }
+
+// At the runner level: an exclusive job whose lock names a shared job
+// (backfill and repair name recompute) starts only after the shared run's
+// items in flight are done, and while it runs the shared run's items are
+// refused; shared runs of several runners overlap, each taking its items.
+func TestExclusiveJobWaitsForSharedItems(t *testing.T) {
+	for _, rs := range testenv.RedisSetups(t) {
+		t.Run(rs.Name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			ns := testenv.Name("jobs")
+			itemTaken := make(chan struct{})
+			finishItem := make(chan struct{})
+			var itemDone time.Time
+			shared := Job{Name: "recompute", Shared: true, Run: func(ctx context.Context, run *Run) error {
+				if run.Lease != nil || run.ItemLeases == nil {
+					t.Errorf("a shared run has lease %v and item leaser %v", run.Lease, run.ItemLeases)
+				}
+				l, ok, err := run.ItemLeases.Try(ctx, "v", "h1")
+				if err != nil || !ok {
+					return errors.Join(err, errors.New("h1 not taken"))
+				}
+				close(itemTaken)
+				<-finishItem
+				itemDone = time.Now()
+				run.Done(1)
+				return l.Done(ctx, true, nil)
+			}}
+			var started time.Time
+			var refused bool
+			exStarted := make(chan struct{})
+			exclusive := Job{Name: "backfill", Lock: "recompute", Run: func(ctx context.Context, run *Run) error {
+				started = time.Now()
+				close(exStarted)
+				// A shared run's item is refused while this run holds the lock.
+				il := &ItemLeaser{rdb: redisClient(t, rs), k: keys{ns: ns}, job: "recompute", runner: "x", ttl: time.Second, history: 10}
+				_, ok, err := il.Try(ctx, "v", "h2")
+				refused = err == nil && !ok
+				return err
+			}}
+			a := newRunner(t, rs, ns, "a", 3*time.Second, shared, exclusive)
+			b := newRunner(t, rs, ns, "b", 3*time.Second, shared, exclusive)
+
+			sharedRec := make(chan Record, 1)
+			go func() { rec, _ := a.RunNow(ctx, "recompute"); sharedRec <- rec }()
+			<-itemTaken
+			// Another runner's shared run goes ahead at once (no job lease):
+			// h1 is held, so it takes nothing.
+			other := &ItemLeaser{rdb: redisClient(t, rs), k: keys{ns: ns}, job: "recompute", runner: "b", ttl: time.Second, history: 10}
+			if _, ok, err := other.Try(ctx, "v", "h1"); err != nil || ok {
+				t.Errorf("b took h1 while a holds it: ok=%v %v", ok, err)
+			}
+			exRec := make(chan Record, 1)
+			go func() { rec, _ := b.RunNow(ctx, "backfill"); exRec <- rec }()
+			select {
+			case <-exStarted:
+				t.Fatal("the exclusive job started while a shared item was in flight")
+			case <-time.After(700 * time.Millisecond):
+			}
+			close(finishItem)
+			if rec := <-sharedRec; rec.Outcome != OutcomeOK || rec.Items != 1 || rec.Token != 0 {
+				t.Errorf("shared run record %+v", rec)
+			}
+			rec := <-exRec
+			if rec.Outcome != OutcomeOK {
+				t.Fatalf("exclusive run record %+v", rec)
+			}
+			if started.Before(itemDone) {
+				t.Errorf("the exclusive job started %v before the shared item was done", itemDone.Sub(started))
+			}
+			if !refused {
+				t.Error("a shared item was not refused while the exclusive job held the lock")
+			}
+		})
+	}
+}
