@@ -11,7 +11,13 @@ import "math"
 // fits. Because each part is monotone, whether a sum overflows does not
 // depend on the order values arrive in, how they are split across
 // partitions and flushes, or which layer adds them up: the speed layer and
-// recompute reach the same verdict for the same events. An overflowed sum
+// recompute reach the same verdict for the same events. One exception, for
+// float64 only: addition rounds, so a part whose exact value lies within
+// its rounding error of where float64 turns to +Inf (MaxFloat64 plus half
+// an ulp, 2^970) may overflow in one order and not in another
+// (MaxFloat64 + 6e291 + 6e291 does not, 6e291 + 6e291 + MaxFloat64 does);
+// FuzzSumRule pins this band, and the layers may disagree only there.
+// An overflowed sum
 // stays overflowed (sticky), is stored as such (a marker in Redis, a flag
 // column in view files) and is answered as null with the metric listed
 // under "overflow" — never as a wrapped or infinite number.

@@ -3,6 +3,7 @@ package serving
 import (
 	"context"
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,7 +21,6 @@ import (
 	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/stream"
-	"github.com/lambdalake/lambdalake/jobs"
 	"github.com/lambdalake/lambdalake/schemas"
 	"github.com/lambdalake/lambdalake/speed"
 )
@@ -106,8 +106,9 @@ type APIConfig struct {
 	// RollupCacheBytes the batch hours kept rolled up (default 256 MiB).
 	CacheBytes       int64
 	RollupCacheBytes int64
-	// JobsNamespace is the jobs runners' namespace ("" for the default).
-	JobsNamespace string
+	// Jobs lists the scheduled jobs' latest runs (GET /v1/jobs); nil
+	// answers 503 there.
+	Jobs JobRuns
 
 	Registerer prometheus.Registerer // default prometheus.DefaultRegisterer
 	Logger     *slog.Logger
@@ -556,29 +557,33 @@ func (a *API) listViews(w http.ResponseWriter, r *http.Request) {
 var jobsParams = []string{"limit"}
 
 func (a *API) jobs(w http.ResponseWriter, r *http.Request) {
-	n := 100
 	vals, perr := parseRawQuery(r.URL.RawQuery, jobsRule)
 	if perr != nil {
 		writeError(w, perr)
 		return
 	}
+	if a.cfg.Jobs == nil {
+		writeError(w, &apiError{Code: http.StatusServiceUnavailable, Msg: "job runs are not available: this server reads no jobs history"})
+		return
+	}
+	n, most := 100, a.cfg.Jobs.Capacity()
 	if s := vals.Get("limit"); s != "" {
 		v, err := strconv.Atoi(s)
-		if err != nil || v < 1 || v > jobs.DefaultHistoryCap {
-			writeError(w, badParam("limit", "limit: want an integer in 1..%d, got %q", jobs.DefaultHistoryCap, clip(s)))
+		if err != nil || v < 1 || v > most {
+			writeError(w, badParam("limit", "limit: want an integer in 1..%d, got %q", most, clip(s)))
 			return
 		}
 		n = v
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
 	defer cancel()
-	runs, err := jobs.History(ctx, a.cfg.Redis, a.cfg.JobsNamespace, n)
+	runs, err := a.cfg.Jobs.Latest(ctx, min(n, most))
 	if err != nil {
-		a.depFailed(w, r, err)
+		a.depFailed(w, r, fmt.Errorf("serving: job runs: %w", err))
 		return
 	}
 	if runs == nil {
-		runs = []jobs.Record{}
+		runs = []json.RawMessage{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"runs": runs})
 }

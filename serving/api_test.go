@@ -138,7 +138,7 @@ func newFixture(t *testing.T, mod func(*APIConfig)) *fixture {
 	f := &fixture{mr: mr, view: v, now: now, reg: prometheus.NewRegistry(), writer: &fakeWriter{},
 		batch: &fakeBatch{boundary: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}, speed: &fakeSpeed{}}
 	cfg := APIConfig{Views: []*schemas.View{v}, Schemas: []*schemas.Schema{s}, Redis: rdb, Speed: f.speed, Batch: f.batch,
-		Producer: func(string) MessageWriter { return f.writer },
+		Producer: func(string) MessageWriter { return f.writer }, Jobs: &fakeJobRuns{},
 		Tokens: []config.Token{{Name: "r", Token: readTok, Scopes: []string{"read:views"}},
 			{Name: "w", Token: writeTok, Scopes: []string{"write:events"}},
 			{Name: "a", Token: adminTok, Scopes: []string{"admin"}}},

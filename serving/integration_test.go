@@ -44,7 +44,7 @@ func TestMergeAtBoundary(t *testing.T) {
 	from, to := H.Add(-3*time.Hour), H.Add(time.Hour)
 	events := genEvents(t, s, 12000, from, now.Add(-time.Second), 7, 0.01, 0.05)
 
-	produce(t, st.brokers, topic, events)
+	testenv.Produce(t, st.brokers, topic, events)
 	stopSpeed := runSpeed(t, st, v)
 	waitSpeed(t, st, v, events, from, now)
 
@@ -289,7 +289,7 @@ func TestEventsReachKafkaAndViews(t *testing.T) {
 	if code != 400 || a.RejectedTotal != len(wantRejected) || a.Accepted != 0 {
 		t.Fatalf("strict: %d %+v", code, a)
 	}
-	if end := endOffsets(t, st.brokers, topic); end[0]+end[1] != 0 {
+	if end := testenv.EndOffsets(t, st.brokers, topic); end[0]+end[1] != 0 {
 		t.Fatalf("strict refusal produced %v", end)
 	}
 
@@ -302,7 +302,7 @@ func TestEventsReachKafkaAndViews(t *testing.T) {
 		t.Fatalf("%d accepted=%d (want %d) rejected lines %v (want %v)", code, a.Accepted, len(wantValues), lines, wantRejected)
 	}
 	// In Kafka as soon as the answer came: read them back.
-	end := endOffsets(t, st.brokers, topic)
+	end := testenv.EndOffsets(t, st.brokers, topic)
 	var got []string
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -18,7 +18,6 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/lambdalake/lambdalake/batch/raw"
 	"github.com/lambdalake/lambdalake/batch/recompute"
@@ -67,48 +66,6 @@ func genEvents(t testing.TB, s *schemas.Schema, n int, from, to time.Time, seed 
 	out := make([]gen.Event, n)
 	for i := range out {
 		out[i] = g.Next(to)
-	}
-	return out
-}
-
-func produce(t *testing.T, brokers []string, topic string, events []gen.Event) {
-	t.Helper()
-	w := stream.NewWriter(brokers, topic)
-	defer w.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	msgs := make([]kafka.Message, 0, len(events))
-	for _, e := range events {
-		msgs = append(msgs, kafka.Message{Value: e.Value})
-	}
-	for i := 0; i < len(msgs); i += 5000 {
-		if err := w.WriteMessages(ctx, msgs[i:min(i+5000, len(msgs))]...); err != nil {
-			t.Fatalf("produce: %v", err)
-		}
-	}
-}
-
-// endOffsets returns each partition's next offset.
-func endOffsets(t *testing.T, brokers []string, topic string) map[int]int64 {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	n, err := stream.PartitionCount(ctx, brokers, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[int]int64{}
-	for p := range n {
-		// A fresh topic's leaders may not be known to every broker yet.
-		for {
-			if out[p], err = speed.OffsetAt(ctx, brokers, topic, p, time.Now().Add(time.Hour)); err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
 	}
 	return out
 }

@@ -40,7 +40,7 @@ func TestTenantTokenOnStack(t *testing.T) {
 	H := now.Truncate(time.Hour)
 	from, to := H.Add(-3*time.Hour), H.Add(time.Hour)
 	events := genEvents(t, s, 6000, from, now.Add(-time.Second), 11, 0.01, 0)
-	produce(t, st.brokers, topic, events)
+	testenv.Produce(t, st.brokers, topic, events)
 	runSpeed(t, st, v)
 	waitSpeed(t, st, v, events, from, now)
 	writeRaw(t, st.store, s, events)

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lambdalake/lambdalake/internal/gen"
+	"github.com/lambdalake/lambdalake/internal/testenv"
 	"github.com/lambdalake/lambdalake/schemas"
 )
 
@@ -93,7 +94,7 @@ func cleanupView(t *testing.T, rdb redis.UniversalClient, v *schemas.View) {
 // into the same cells, over one shard or three, must add up to the plain
 // reference.
 func TestAggregateApplyQuery(t *testing.T) {
-	rdb := redisClient(t)
+	rdb := testenv.RedisClient(t)
 	now := time.Now().UTC()
 	s := testSchema(t, "orders")
 	events := genEvents(t, s, 6000, now.Add(-30*time.Minute), now, 7,
@@ -173,7 +174,7 @@ func TestRollUp(t *testing.T) {
 // A flush whose offsets are already applied (a replay after a crash) or do
 // not start at the stored offset must change nothing.
 func TestApplyIsGuardedByOffsets(t *testing.T) {
-	rdb := redisClient(t)
+	rdb := testenv.RedisClient(t)
 	ctx := context.Background()
 	now := time.Now().UTC()
 	s := testSchema(t, "orders")

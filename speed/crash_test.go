@@ -125,7 +125,7 @@ func sumOffsets(m map[int]int64) int64 {
 // is wiped and `speed rebuild` must restore the same figures from Kafka.
 func TestCrashSafetyAndRebuild(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
-	rdb := redisClient(t)
+	rdb := testenv.RedisClient(t)
 	topic := testenv.Topic(t, brokers, 4)
 	s := testSchema(t, topic)
 	v := testView(viewName("crash"), s, time.Minute, []string{"tenant", "country"})
@@ -190,7 +190,7 @@ func TestCrashSafetyAndRebuild(t *testing.T) {
 	events := all[:<-produced]
 	ref := buildReference(t, v, events, func(int64) bool { return true })
 	t.Logf("%d events produced", len(events))
-	end := endOffsets(t, brokers, topic)
+	end := testenv.EndOffsets(t, brokers, topic)
 	if last >= sumOffsets(end) {
 		t.Fatalf("all %d records were applied before the last kill; the kills must interrupt the run", last)
 	}
@@ -226,14 +226,14 @@ func TestCrashSafetyAndRebuild(t *testing.T) {
 // clears the cells before replaying.
 func TestResetReplacesState(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
-	rdb := redisClient(t)
+	rdb := testenv.RedisClient(t)
 	topic := testenv.Topic(t, brokers, 2)
 	s := testSchema(t, topic)
 	v := testView(viewName("reset"), s, time.Minute, []string{"tenant"})
 	now := time.Now().UTC()
 	events := genEvents(t, s, 20000, now.Add(-30*time.Minute), now, 8, gen.Config{Duplicates: 0.02, Malformed: 0.01})
-	produce(t, brokers, topic, events)
-	end := endOffsets(t, brokers, topic)
+	testenv.Produce(t, brokers, topic, events)
+	end := testenv.EndOffsets(t, brokers, topic)
 	_, stop := startWorker(t, Config{Brokers: brokers, Group: testenv.Name("speed"), Views: []*schemas.View{v}, Redis: rdb})
 	waitApplied(t, rdb, []*schemas.View{v}, end, 90*time.Second)
 

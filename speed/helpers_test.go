@@ -8,44 +8,20 @@ import (
 	"time"
 
 	"github.com/lambdalake/lambdalake/internal/gen"
+	"github.com/lambdalake/lambdalake/internal/testenv"
 	"github.com/lambdalake/lambdalake/schemas"
 )
-
-// testSchema is an orders schema on topic.
-func testSchema(t testing.TB, topic string) *schemas.Schema {
-	t.Helper()
-	s, err := schemas.NewSchema("orders", topic, "ts", "order_id", []schemas.Field{
-		{Name: "order_id", Type: schemas.String},
-		{Name: "ts", Type: schemas.Timestamp},
-		{Name: "tenant", Type: schemas.String},
-		{Name: "country", Type: schemas.String},
-		{Name: "user_id", Type: schemas.String},
-		{Name: "amount", Type: schemas.Float64},
-		{Name: "qty", Type: schemas.Int64},
-		{Name: "coupon", Type: schemas.String, Optional: true},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-// testMetrics covers every aggregation over both numeric types.
-var testMetrics = []schemas.Metric{
-	{Name: "orders", Agg: schemas.Count},
-	{Name: "revenue", Agg: schemas.Sum, Field: "amount"},
-	{Name: "biggest", Agg: schemas.Max, Field: "amount"},
-	{Name: "smallest", Agg: schemas.Min, Field: "amount"},
-	{Name: "buyers", Agg: schemas.Uniq, Field: "user_id"},
-	{Name: "qty", Agg: schemas.Sum, Field: "qty"},
-	{Name: "qty_min", Agg: schemas.Min, Field: "qty"},
-	{Name: "qty_max", Agg: schemas.Max, Field: "qty"},
-}
 
 // viewName is a unique view name, so tests sharing one Redis never share keys.
 func viewName(prefix string) string {
 	return strings.NewReplacer("-", "_").Replace(fmt.Sprintf("%s_%d", prefix, time.Now().UnixNano()))
 }
+
+// testSchema is the shared orders schema on topic.
+func testSchema(t testing.TB, topic string) *schemas.Schema { return testenv.OrdersSchema(t, topic) }
+
+// testMetrics covers every aggregation over both numeric types.
+var testMetrics = testenv.OrdersMetrics()
 
 func testView(name string, s *schemas.Schema, g time.Duration, dims []string) *schemas.View {
 	return &schemas.View{Name: name, Schema: s, Granularity: g, Dimensions: dims, Metrics: testMetrics,

@@ -36,7 +36,7 @@ func TestCompactReps(t *testing.T) {
 // per register builds the very sketch PFADD of every value builds: both
 // count the same, and their union counts no more.
 func TestSketchMatchesRedis(t *testing.T) {
-	rdb := redisClient(t)
+	rdb := testenv.RedisClient(t)
 	ctx := context.Background()
 	for _, n := range []int{1, 7, 100, 3000, 60000, 300000} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {

@@ -205,7 +205,7 @@ func TestFlushWritesTheContractLayout(t *testing.T) {
 // A cell whose every count/sum/min/max value is null still exists: the
 // bucket hash lists it as "<dims>:_" = "0", unless it has another field.
 func TestEmptyCellField(t *testing.T) {
-	rdb := redisClient(t)
+	rdb := testenv.RedisClient(t)
 	ctx := context.Background()
 	s := layoutSchema(t, "layout")
 	v := layoutView(viewName("empty"), s, []string{"tenant"},
@@ -241,7 +241,7 @@ func TestEmptyCellField(t *testing.T) {
 // "ovf" in a later flush or within one, positive or negative part, and stay
 // so. Every flush applies (the offsets move).
 func TestApplyNumbers(t *testing.T) {
-	rdb := redisClient(t)
+	rdb := testenv.RedisClient(t)
 	ctx := context.Background()
 	s := layoutSchema(t, "layout")
 	m := func(name string, agg schemas.Agg, field string) schemas.Metric {

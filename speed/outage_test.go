@@ -19,7 +19,7 @@ import (
 // once Redis is back apply everything exactly once.
 func TestRedisOutageBackpressure(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
-	direct := redisClient(t)
+	direct := testenv.RedisClient(t)
 	proxy := testenv.NewCutProxy(t, testenv.RedisAddr(t))
 	viaProxy := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{proxy.Addr()},
 		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second})
@@ -37,13 +37,13 @@ func TestRedisOutageBackpressure(t *testing.T) {
 	const maxPending = 2000
 	w, stop := startWorker(t, Config{Brokers: brokers, Group: testenv.Name("speed"), Views: views, Redis: viaProxy,
 		Registerer: reg, MaxPending: maxPending})
-	produce(t, brokers, topic, before)
-	applied := endOffsets(t, brokers, topic)
+	testenv.Produce(t, brokers, topic, before)
+	applied := testenv.EndOffsets(t, brokers, topic)
 	waitApplied(t, direct, views, applied, 90*time.Second)
 
 	proxy.Cut()
-	produce(t, brokers, topic, during)
-	end := endOffsets(t, brokers, topic)
+	testenv.Produce(t, brokers, topic, during)
+	end := testenv.EndOffsets(t, brokers, topic)
 	// Wait until the worker has hit the outage and stopped reading: a flush
 	// failed (counted), and every partition has read some of the new
 	// records but not all, and stays put for a second (its buffers are
@@ -97,7 +97,7 @@ func TestRedisOutageBackpressure(t *testing.T) {
 // the new), and the figures must still be exact.
 func TestRebalanceExactlyOnce(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
-	rdb := redisClient(t)
+	rdb := testenv.RedisClient(t)
 	topic := testenv.Topic(t, brokers, 4)
 	s := testSchema(t, topic)
 	v := testView(viewName("rebalance"), s, time.Minute, []string{"tenant", "country"})
@@ -111,7 +111,7 @@ func TestRebalanceExactlyOnce(t *testing.T) {
 	go func() {
 		defer close(produced)
 		for i := 0; i < len(events); i += 4000 {
-			produce(t, brokers, topic, events[i:min(i+4000, len(events))])
+			testenv.Produce(t, brokers, topic, events[i:min(i+4000, len(events))])
 			time.Sleep(400 * time.Millisecond)
 		}
 	}()
@@ -132,7 +132,7 @@ func TestRebalanceExactlyOnce(t *testing.T) {
 	progress(50000)
 	_, stopC := startWorker(t, Config{Brokers: brokers, Group: group, Views: views, Redis: rdb})
 	<-produced
-	end := endOffsets(t, brokers, topic)
+	end := testenv.EndOffsets(t, brokers, topic)
 	waitApplied(t, rdb, views, end, 120*time.Second)
 	stopB()
 	stopC()
@@ -144,14 +144,14 @@ func TestRebalanceExactlyOnce(t *testing.T) {
 // reaches Redis until the worker is stopped, and then everything does.
 func TestGracefulShutdownFlushes(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
-	rdb := redisClient(t)
+	rdb := testenv.RedisClient(t)
 	topic := testenv.Topic(t, brokers, 2)
 	s := testSchema(t, topic)
 	v := testView(viewName("shutdown"), s, time.Minute, []string{"tenant"})
 	now := time.Now().UTC()
 	events := genEvents(t, s, 6000, now.Add(-10*time.Minute), now, 51, gen.Config{Malformed: 0.01})
-	produce(t, brokers, topic, events)
-	end := endOffsets(t, brokers, topic)
+	testenv.Produce(t, brokers, topic, events)
+	end := testenv.EndOffsets(t, brokers, topic)
 	w, stop := startWorker(t, Config{Brokers: brokers, Group: testenv.Name("speed"), Views: []*schemas.View{v}, Redis: rdb,
 		FlushInterval: time.Hour})
 	deadline := time.Now().Add(60 * time.Second)

@@ -93,8 +93,8 @@ func (h *countHook) take() (n map[string]int, trips int) {
 func TestReaderReadsOnlyChangedBuckets(t *testing.T) {
 	testenv.Integration(t)
 	ctx := context.Background()
-	wdb := redisClient(t)
-	rdb := redisClient(t)
+	wdb := testenv.RedisClient(t)
+	rdb := testenv.RedisClient(t)
 	hook := newCountHook()
 	rdb.(*redis.Client).AddHook(hook)
 	now := time.Now().UTC()
@@ -218,7 +218,7 @@ func TestReaderReadsOnlyChangedBuckets(t *testing.T) {
 func TestReaderCacheBytesBound(t *testing.T) {
 	testenv.Integration(t)
 	ctx := context.Background()
-	rdb := redisClient(t)
+	rdb := testenv.RedisClient(t)
 	now := time.Now().UTC()
 	base := now.Truncate(time.Hour).Add(-time.Hour)
 	v := shopView(t, 1)

@@ -90,7 +90,7 @@ func rowString(v *schemas.View, base time.Time, r Row) string {
 // Reader that keeps nothing.
 func TestReadPathAgainstContract(t *testing.T) {
 	testenv.Integration(t)
-	rdb := redisClient(t)
+	rdb := testenv.RedisClient(t)
 	ctx := context.Background()
 	now := time.Now().UTC()
 	base := now.Truncate(time.Hour).Add(-time.Hour)

@@ -16,7 +16,7 @@ import (
 // estimate is exactly PFCOUNT over the same keys (a union in Redis).
 func TestSketchesMatchPFCOUNT(t *testing.T) {
 	testenv.Integration(t)
-	rdb := redisClient(t)
+	rdb := testenv.RedisClient(t)
 	ctx := context.Background()
 	v := testView(viewName("sketch"), testSchema(t, "orders"), time.Minute, []string{"tenant", "country"})
 	base := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)

@@ -112,7 +112,7 @@ func TestOverflowNeverStalls(t *testing.T) {
 // reaches Redis.
 func TestAdmission(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
-	rdb := redisClient(t)
+	rdb := testenv.RedisClient(t)
 	topic := testenv.Topic(t, brokers, 1)
 	s := layoutSchema(t, topic)
 	s.Retention = 30 * 24 * time.Hour
@@ -263,7 +263,7 @@ func TestShardFlushIsAtomic(t *testing.T) {
 // what it cannot (deterministic: the flush is skipped). Error replies are
 // made by a real Redis, so they are what the client really returns.
 func TestDeterministicErrors(t *testing.T) {
-	rdb := redisClient(t)
+	rdb := testenv.RedisClient(t)
 	reply := func(msg string) error {
 		return rdb.Eval(context.Background(), "return redis.error_reply(ARGV[1])", nil, msg).Err()
 	}
@@ -310,8 +310,8 @@ func TestShardCountChangeRebuilds(t *testing.T) {
 			cleanupView(t, rdb, one)
 			now := time.Now().UTC()
 			events := genEvents(t, s, 8000, now.Add(-30*time.Minute), now, 61, gen.Config{Duplicates: 0.02, Malformed: 0.01})
-			produce(t, brokers, topic, events)
-			end := endOffsets(t, brokers, topic)
+			testenv.Produce(t, brokers, topic, events)
+			end := testenv.EndOffsets(t, brokers, topic)
 			ref := buildReference(t, one, events, func(int64) bool { return true })
 
 			_, stop := startWorker(t, Config{Brokers: brokers, Group: testenv.Name("speed"), Views: []*schemas.View{one}, Redis: rdb})
@@ -398,8 +398,8 @@ func TestShardsSpreadOverCluster(t *testing.T) {
 	cleanupView(t, rdb, v)
 	now := time.Now().UTC()
 	events := genEvents(t, s, 12000, now.Add(-20*time.Minute), now, 71, gen.Config{Duplicates: 0.02, Malformed: 0.01})
-	produce(t, brokers, topic, events)
-	end := endOffsets(t, brokers, topic)
+	testenv.Produce(t, brokers, topic, events)
+	end := testenv.EndOffsets(t, brokers, topic)
 	_, stop := startWorker(t, Config{Brokers: brokers, Group: testenv.Name("speed"), Views: []*schemas.View{v}, Redis: rdb})
 	waitApplied(t, rdb, []*schemas.View{v}, end, 90*time.Second)
 	stop()
@@ -442,7 +442,7 @@ func TestShardsSpreadOverCluster(t *testing.T) {
 // the extra shards would never hold offsets.
 func TestMoreShardsThanPartitions(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
-	rdb := redisClient(t)
+	rdb := testenv.RedisClient(t)
 	topic := testenv.Topic(t, brokers, 2)
 	v := testView(viewName("toomany"), testSchema(t, topic), time.Minute, nil)
 	v.Shards = 3

@@ -13,12 +13,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/lambdalake/lambdalake/internal/boundary"
 	"github.com/lambdalake/lambdalake/internal/gen"
 	"github.com/lambdalake/lambdalake/internal/hll"
-	"github.com/lambdalake/lambdalake/internal/stream"
 	"github.com/lambdalake/lambdalake/internal/testenv"
 	"github.com/lambdalake/lambdalake/schemas"
 )
@@ -32,52 +30,6 @@ import (
 // by chance now and then; 5% is about six standard errors. The 2% bound of
 // the issue is asserted on 100k distinct values in TestUniqWithinTwoPercent.
 const cellUniqTol = 0.05
-
-func redisClient(t *testing.T) redis.UniversalClient {
-	t.Helper()
-	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{testenv.RedisAddr(t)}})
-	t.Cleanup(func() { rdb.Close() })
-	return rdb
-}
-
-// produce writes the events to topic and returns each partition's end offset.
-func produce(t *testing.T, brokers []string, topic string, events []gen.Event) {
-	t.Helper()
-	w := stream.NewWriter(brokers, topic)
-	defer w.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	const batch = 5000
-	for i := 0; i < len(events); i += batch {
-		msgs := make([]kafka.Message, 0, batch)
-		for _, e := range events[i:min(i+batch, len(events))] {
-			msgs = append(msgs, kafka.Message{Value: e.Value})
-		}
-		if err := w.WriteMessages(ctx, msgs...); err != nil {
-			t.Fatalf("produce: %v", err)
-		}
-	}
-}
-
-// endOffsets returns every partition's next offset to be written.
-func endOffsets(t *testing.T, brokers []string, topic string) map[int]int64 {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	n, err := stream.PartitionCount(ctx, brokers, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[int]int64{}
-	for p := range n {
-		off, err := OffsetAt(ctx, brokers, topic, p, time.Now().Add(time.Hour))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[p] = off
-	}
-	return out
-}
 
 // storedOffsets reads a view's applied offsets per partition (every shard).
 func storedOffsets(t *testing.T, rdb redis.UniversalClient, v *schemas.View, parts int) map[int]int64 {
@@ -207,8 +159,8 @@ func workerExactFigures(t *testing.T, brokers []string, rdb redis.UniversalClien
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rdb.Del(context.Background(), boundary.Key(fine.Name)) })
-	produce(t, brokers, topic, events)
-	end := endOffsets(t, brokers, topic)
+	testenv.Produce(t, brokers, topic, events)
+	end := testenv.EndOffsets(t, brokers, topic)
 
 	reg := prometheus.NewRegistry()
 	w, stop := startWorker(t, Config{Brokers: brokers, Group: testenv.Name("speed"), Views: views, Redis: rdb, Registerer: reg})
@@ -330,7 +282,7 @@ func scanKeys(ctx context.Context, rdb redis.UniversalClient, pattern string) ([
 // union over all buckets (the stored sketches merged, as PFCOUNT would).
 func TestUniqWithinTwoPercent(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
-	rdb := redisClient(t)
+	rdb := testenv.RedisClient(t)
 	topic := testenv.Topic(t, brokers, 4)
 	s := testSchema(t, topic)
 	v := testView(viewName("uniq"), s, 10*time.Minute, nil)
@@ -340,8 +292,8 @@ func TestUniqWithinTwoPercent(t *testing.T) {
 	hour := now.Truncate(time.Hour).Add(-time.Hour)
 	events := genEvents(t, s, 110000, hour, hour.Add(20*time.Minute), 5,
 		gen.Config{Cardinality: map[string]int{"user_id": 1 << 30}})
-	produce(t, brokers, topic, events)
-	end := endOffsets(t, brokers, topic)
+	testenv.Produce(t, brokers, topic, events)
+	end := testenv.EndOffsets(t, brokers, topic)
 	_, stop := startWorker(t, Config{Brokers: brokers, Group: testenv.Name("speed"), Views: []*schemas.View{v}, Redis: rdb})
 	waitApplied(t, rdb, []*schemas.View{v}, end, 90*time.Second)
 	stop()

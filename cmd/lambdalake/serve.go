@@ -2,17 +2,23 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/lambdalake/lambdalake/batch/raw"
 	"github.com/lambdalake/lambdalake/batch/recompute"
 	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/config"
 	"github.com/lambdalake/lambdalake/internal/stream"
+	"github.com/lambdalake/lambdalake/jobs"
 	"github.com/lambdalake/lambdalake/lake"
 	"github.com/lambdalake/lambdalake/schemas"
 	"github.com/lambdalake/lambdalake/serving"
@@ -26,11 +32,12 @@ func init() {
 func runServe(ctx context.Context, args []string) error {
 	fs, path := flagSet("serve")
 	addr := fs.String("addr", "", "HTTP address (default: http.addr of the config)")
+	pprofAddr := fs.String("pprof", "", "serve /debug/pprof/ on this operator-only address (empty: off)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: lambdalake serve [--config F] [--addr HOST:PORT]", errUsage)
+		return fmt.Errorf("%w: lambdalake serve [--config F] [--addr HOST:PORT] [--pprof HOST:PORT]", errUsage)
 	}
 	cfg, err := loadConfig(*path)
 	if err != nil {
@@ -50,7 +57,40 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	defer api.Close()
-	return srv.Run(ctx) // graceful: in-flight requests finish on SIGINT/SIGTERM
+	if *pprofAddr == "" {
+		return srv.Run(ctx) // graceful: in-flight requests finish on SIGINT/SIGTERM
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return servePprof(gctx, *pprofAddr) })
+	g.Go(func() error {
+		err := srv.Run(gctx)
+		if err == nil {
+			err = errStopped // stop the profile server too
+		}
+		return err
+	})
+	if err := g.Wait(); err != nil && !errors.Is(err, errStopped) {
+		return err
+	}
+	return nil
+}
+
+// servePprof serves Go's profiles of this process on addr until ctx ends:
+// an address apart from the API, as compact's --metrics, because profiles
+// are for operators, not for API tokens.
+func servePprof(ctx context.Context, addr string) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: pprof server: %w", err)
+	}
+	return nil
 }
 
 // servingOptions are what differs between `serve`, `all` and `dev`.
@@ -97,8 +137,8 @@ func newServing(cfg *config.Config, store lake.Store, rdb redis.UniversalClient,
 		MaxBody: int64(cfg.HTTP.MaxBody), BodyTimeout: cfg.HTTP.BodyTimeout.D(),
 		MaxQueries: cfg.HTTP.MaxQueries, MaxTokenQueries: cfg.HTTP.MaxTokenQueries, MaxCold: cfg.HTTP.MaxCold,
 		CacheTTL: cfg.HTTP.CacheTTL.D(), CacheBytes: int64(cfg.HTTP.CacheBytes), RollupCacheBytes: int64(cfg.HTTP.RollupCacheBytes),
-		JobsNamespace: cfg.Jobs.Namespace,
-		Registerer:    opt.Registerer,
+		Jobs:       jobRuns{rdb: rdb, namespace: cfg.Jobs.Namespace},
+		Registerer: opt.Registerer,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -114,3 +154,25 @@ func newServing(cfg *config.Config, store lake.Store, rdb redis.UniversalClient,
 	api.Register(srv)
 	return srv, api, nil
 }
+
+// jobRuns is GET /v1/jobs' window on the jobs runners' run history.
+type jobRuns struct {
+	rdb       redis.UniversalClient
+	namespace string
+}
+
+func (j jobRuns) Latest(ctx context.Context, n int) ([]json.RawMessage, error) {
+	recs, err := jobs.History(ctx, j.rdb, j.namespace, n)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]json.RawMessage, len(recs))
+	for i, r := range recs {
+		if out[i], err = json.Marshal(r); err != nil {
+			return nil, fmt.Errorf("jobs history: %w", err)
+		}
+	}
+	return out, nil
+}
+
+func (jobRuns) Capacity() int { return jobs.DefaultHistoryCap }

@@ -8,5 +8,9 @@
 // the speed layer (a real worker, Kafka and Redis) and to batch's hour
 // aggregation (recompute's code over raw files in a local lake) and
 // compares every cell, so a rule copied into one layer cannot drift
-// silently. It has no code of its own.
+// silently. A randomized test (extremes_test.go, seed logged, AGREE_SEED
+// to rerun) does the same with extreme values — int64 limits, floats near
+// ±1e308 and subnormal, nulls, duplicates, far past and future times,
+// overlapping raw files — against an exact reference, overflow flags
+// included. It has no code of its own.
 package agreement

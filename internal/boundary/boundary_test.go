@@ -15,14 +15,6 @@ import (
 	"github.com/lambdalake/lambdalake/internal/testenv"
 )
 
-func redisClient(t *testing.T) redis.UniversalClient {
-	t.Helper()
-	testenv.Integration(t)
-	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{testenv.RedisAddr(t)}})
-	t.Cleanup(func() { rdb.Close() })
-	return rdb
-}
-
 func freshView(t *testing.T, rdb redis.UniversalClient) string {
 	t.Helper()
 	v := strings.ReplaceAll(testenv.Name("bnd"), "-", "_")
@@ -33,7 +25,7 @@ func freshView(t *testing.T, rdb redis.UniversalClient) string {
 // The mirror only moves forward, against the real Redis (the script runs
 // there): an earlier B is refused and the later one reported.
 func TestPublishOnlyMovesForward(t *testing.T) {
-	rdb := redisClient(t)
+	rdb := testenv.RedisClient(t)
 	ctx := context.Background()
 	v := freshView(t, rdb)
 	h := func(n int) time.Time { return time.Date(2026, 11, 27, n, 0, 0, 0, time.UTC) }
@@ -86,7 +78,7 @@ func TestPublishOnlyMovesForward(t *testing.T) {
 // Runners racing with different Bs (a stale one among them) leave the
 // latest: no interleaving moves the mirror back.
 func TestPublishConcurrent(t *testing.T) {
-	rdb := redisClient(t)
+	rdb := testenv.RedisClient(t)
 	ctx := context.Background()
 	v := freshView(t, rdb)
 	base := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
@@ -130,7 +122,7 @@ func TestKey(t *testing.T) {
 // over: a 9999-12-31 B is refused and the mirror keeps what it held; a B
 // a little ahead (another machine's clock) is taken.
 func TestPublishRefusesABPastTheWallClock(t *testing.T) {
-	rdb := redisClient(t)
+	rdb := testenv.RedisClient(t)
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Microsecond) // the mirror's resolution
 	hour := now.Truncate(time.Hour)
@@ -172,7 +164,7 @@ func TestPublishRefusesABPastTheWallClock(t *testing.T) {
 // Override, the operator's repair, moves a wrong B back, which Publish
 // never does, and reports what it replaced.
 func TestOverrideMovesBack(t *testing.T) {
-	rdb := redisClient(t)
+	rdb := testenv.RedisClient(t)
 	ctx := context.Background()
 	v := freshView(t, rdb)
 	hour := time.Now().UTC().Truncate(time.Hour)

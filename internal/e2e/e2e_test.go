@@ -166,30 +166,7 @@ func TestAllOnTheRealStack(t *testing.T) {
 	records, ends := readTopic(t, brokers, s.Topic)
 	waitCaughtUp(t, store, rdb, cfg.Compact.Group, id, s, v, ends)
 
-	dec := schemas.NewDecoder(s)
-	batchRef, speedRef := map[key]*figures{}, map[key]*figures{}
-	malformed := map[[2]int64]bool{}
-	seenID := map[string]bool{}
-	ti, ii, tn, co, us, am := s.TimeIndex(), s.FieldIndex(s.ID), s.FieldIndex("tenant"), s.FieldIndex("country"), s.FieldIndex("user_id"), s.FieldIndex("amount")
-	var row schemas.Row
-	for _, m := range records {
-		if err := dec.Decode(m.Value, &row); err != nil {
-			malformed[[2]int64{int64(m.Partition), m.Offset}] = true
-			continue
-		}
-		k := key{v.Bucket(row.Values[ti].Int), row.Values[tn].Str, row.Values[co].Str}
-		get := func(m map[key]*figures) *figures {
-			if m[k] == nil {
-				m[k] = &figures{}
-			}
-			return m[k]
-		}
-		get(speedRef).add(row.Values[am].Float, row.Values[us].Str)
-		if id := row.Values[ii].Str; !seenID[id] {
-			seenID[id] = true
-			get(batchRef).add(row.Values[am].Float, row.Values[us].Str)
-		}
-	}
+	batchRef, speedRef, malformed := references(s, v, records)
 
 	from := time.Now().UTC().Add(-7 * time.Hour).Truncate(time.Hour)
 	to := time.Now().UTC().Add(time.Hour).Truncate(time.Hour)

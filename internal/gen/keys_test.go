@@ -1,16 +1,10 @@
 package gen
 
 import (
-	"context"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
-	"github.com/lambdalake/lambdalake/internal/stream"
-	"github.com/lambdalake/lambdalake/internal/testenv"
 	"github.com/lambdalake/lambdalake/schemas"
 )
 
@@ -125,72 +119,5 @@ func TestDecimalAmounts(t *testing.T) {
 		if strs < 100 || strs > 300 || len(distinct) < min(9, 2000) {
 			t.Errorf("%v: %d string amounts of 2000, %d distinct values", typ, strs, len(distinct))
 		}
-	}
-}
-
-// gen to the real broker: every copy of an event (duplicates) in the
-// partition of its first copy.
-func TestKafkaSinkKeysRecords(t *testing.T) {
-	brokers := testenv.KafkaBrokers(t)
-	const partitions = 4
-	topic := testenv.Topic(t, brokers, partitions)
-	s := exampleSchema(t, "orders")
-	cfg := history(t, s, 9)
-	cfg.Count, cfg.Duplicates = 4000, 0.2
-	g, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := stream.NewWriter(brokers, topic)
-	defer w.Close()
-	counts, err := Run(context.Background(), g, KafkaSink{W: w}, RunConfig{Count: cfg.Count, Batch: 500})
-	if err != nil {
-		t.Fatal(err)
-	}
-	byKey := map[string][]int{}
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
-	var reqs []kafka.OffsetRequest
-	for p := range partitions {
-		reqs = append(reqs, kafka.LastOffsetOf(p))
-	}
-	resp, err := client.ListOffsets(context.Background(), &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	total, unkeyed := 0, 0
-	for _, po := range resp.Topics[topic] {
-		if po.Error != nil {
-			t.Fatal(po.Error)
-		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: po.Partition, MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 250 * time.Millisecond})
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		for off := int64(0); off < po.LastOffset; off++ {
-			m, err := r.FetchMessage(ctx)
-			if err != nil {
-				t.Fatalf("partition %d: %v", po.Partition, err)
-			}
-			total++
-			if m.Key == nil {
-				unkeyed++ // malformed records
-				continue
-			}
-			byKey[string(m.Key)] = append(byKey[string(m.Key)], m.Partition)
-		}
-		cancel()
-		r.Close()
-	}
-	if int64(total) != counts.Total || int64(unkeyed) != counts.Malformed {
-		t.Fatalf("read %d records (%d unkeyed), gen sent %v", total, unkeyed, counts)
-	}
-	copies, used := 0, map[int]bool{}
-	for k, ps := range byKey {
-		if slices.Min(ps) != slices.Max(ps) {
-			t.Errorf("copies of %s in partitions %v", k, ps)
-		}
-		copies += len(ps) - 1
-		used[ps[0]] = true
-	}
-	if int64(copies) != counts.Duplicate || len(used) != partitions {
-		t.Errorf("%d repeated keys (gen made %d duplicates), partitions used %v", copies, counts.Duplicate, used)
 	}
 }

@@ -21,6 +21,13 @@ type LoadConfig struct {
 	Duration time.Duration
 	// Next returns the next request path (Mix.Next).
 	Next func() (path string, repeat bool)
+	// Rate, when above 0, paces the load (open loop): a request is due
+	// every 1/Rate s whatever the answers, the Clients connections send
+	// them, and a latency counts from when its request was due, so time a
+	// request waited for a free connection counts too (no coordinated
+	// omission). 0 sends back to back (closed loop): latency then grows
+	// with Clients / throughput and measures queueing more than the server.
+	Rate float64
 }
 
 // LoadResult is what the clients saw.
@@ -75,8 +82,12 @@ func Get(ctx context.Context, c *http.Client, url, token string) ([]byte, error)
 }
 
 // Run sends the load: Clients goroutines, each sending Next's queries back
-// to back until Duration has passed, reading every answer whole.
+// to back (or as Rate paces them) until Duration has passed, reading every
+// answer whole.
 func Run(ctx context.Context, cfg LoadConfig) LoadResult {
+	if cfg.Rate > 0 {
+		return runPaced(ctx, cfg)
+	}
 	c := Client(cfg.Clients)
 	defer c.Transport.(*http.Transport).CloseIdleConnections()
 	var mu sync.Mutex
@@ -116,6 +127,74 @@ func Run(ctx context.Context, cfg LoadConfig) LoadResult {
 			mu.Unlock()
 		}()
 	}
+	wg.Wait()
+	res.Elapsed = time.Since(start)
+	slices.Sort(res.Latencies)
+	res.Requests = len(res.Latencies) + res.Errors
+	return res
+}
+
+// runPaced is Run's open loop: one goroutine makes a request due every
+// 1/Rate s; Clients goroutines send them in order.
+func runPaced(ctx context.Context, cfg LoadConfig) LoadResult {
+	c := Client(cfg.Clients)
+	defer c.Transport.(*http.Transport).CloseIdleConnections()
+	type due struct {
+		at     time.Time
+		path   string
+		repeat bool
+	}
+	// Room for every request of the run: a slow server delays requests,
+	// it never stops them being due.
+	queue := make(chan due, int(cfg.Rate*cfg.Duration.Seconds())+1)
+	var mu sync.Mutex
+	var res LoadResult
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range cfg.Clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			bad, reps := 0, 0
+			var first string
+			for d := range queue {
+				if ctx.Err() != nil {
+					continue
+				}
+				if d.repeat {
+					reps++
+				}
+				if _, err := Get(ctx, c, cfg.Base+d.path, cfg.Token); err != nil {
+					bad++
+					if first == "" {
+						first = d.path + ": " + err.Error()
+					}
+					continue
+				}
+				mine = append(mine, time.Since(d.at))
+			}
+			mu.Lock()
+			res.Latencies = append(res.Latencies, mine...)
+			res.Errors += bad
+			res.Repeats += reps
+			if res.FirstError == "" {
+				res.FirstError = first
+			}
+			mu.Unlock()
+		}()
+	}
+	interval := time.Duration(float64(time.Second) / cfg.Rate)
+	for i := 0; ctx.Err() == nil; i++ {
+		at := start.Add(time.Duration(i) * interval)
+		if at.Sub(start) >= cfg.Duration {
+			break
+		}
+		time.Sleep(time.Until(at))
+		path, repeat := cfg.Next()
+		queue <- due{at: at, path: path, repeat: repeat}
+	}
+	close(queue)
 	wg.Wait()
 	res.Elapsed = time.Since(start)
 	slices.Sort(res.Latencies)
