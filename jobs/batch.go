@@ -127,7 +127,7 @@ func recomputeJobs(cfg BatchConfig) (recomputeJob, backfillJob, repairJob Job, e
 	// One view's failure (a B past the wall clock, a bad file) does not
 	// keep the others from being recomputed; the run fails naming each.
 	runViews := func(ctx context.Context, run *Run, vs []*schemas.View, opt recompute.Options) error {
-		store.lease.Store(run.Lease)
+		ctx = withLease(ctx, run.Lease)
 		var errs []error
 		for _, v := range vs {
 			if ctx.Err() != nil {
@@ -141,8 +141,11 @@ func recomputeJobs(cfg BatchConfig) (recomputeJob, backfillJob, repairJob Job, e
 		}
 		return errors.Join(errs...)
 	}
-	recomputeJob = Job{Name: JobRecompute, Schedule: cfg.Recompute, Run: func(ctx context.Context, run *Run) error {
-		return runViews(ctx, run, cfg.Views, recompute.Options{})
+	// Every runner takes part in each recompute run, hour by hour under
+	// hour leases (recompute.Options.Leases); backfill and repair hold the
+	// view whole, under the recompute lock (Job.Shared).
+	recomputeJob = Job{Name: JobRecompute, Schedule: cfg.Recompute, Shared: true, Run: func(ctx context.Context, run *Run) error {
+		return runViews(ctx, run, cfg.Views, recompute.Options{Leases: itemLeases{run.ItemLeases}})
 	}}
 	backfillJob = Job{Name: JobBackfill, Lock: JobRecompute, Run: func(ctx context.Context, run *Run) error {
 		vs := cfg.Views
@@ -152,7 +155,7 @@ func recomputeJobs(cfg BatchConfig) (recomputeJob, backfillJob, repairJob Job, e
 		return runViews(ctx, run, vs, recompute.Options{Force: true, From: cfg.Backfill.From, To: cfg.Backfill.To})
 	}}
 	repairJob = Job{Name: JobRepair, Lock: JobRecompute, Run: func(ctx context.Context, run *Run) error {
-		store.lease.Store(run.Lease)
+		ctx = withLease(ctx, run.Lease)
 		vs := cfg.Views
 		if cfg.Repair.Views != nil {
 			vs = cfg.Repair.Views
@@ -177,6 +180,20 @@ func recomputeJobs(cfg BatchConfig) (recomputeJob, backfillJob, repairJob Job, e
 		return errors.Join(errs...)
 	}}
 	return recomputeJob, backfillJob, repairJob, nil
+}
+
+// itemLeases adapts a shared run's ItemLeaser to recompute.Leaser: an
+// item is an hour of a view, or its boundary.
+type itemLeases struct{ il *ItemLeaser }
+
+var _ recompute.Leaser = itemLeases{}
+
+func (a itemLeases) Try(ctx context.Context, view, item string) (recompute.Lease, bool, error) {
+	l, ok, err := a.il.Try(ctx, view, item)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	return l, true, nil
 }
 
 // repairView sets a view's B in the lake from the lake state under the wall
@@ -216,7 +233,7 @@ func mergeJob(cfg BatchConfig) (Job, error) {
 		return Job{}, err
 	}
 	return Job{Name: JobMerge, Schedule: cfg.Merge, Run: func(ctx context.Context, run *Run) error {
-		store.lease.Store(run.Lease)
+		ctx = withLease(ctx, run.Lease)
 		for _, s := range cfg.Schemas {
 			wm, err := raw.Watermark(ctx, cfg.Store, cfg.Group, s.Topic)
 			if errors.Is(err, raw.ErrNoWatermark) {
@@ -252,7 +269,7 @@ func retentionJob(cfg BatchConfig) (Job, error) {
 		return Job{}, err
 	}
 	return Job{Name: JobRetention, Schedule: cfg.Retention, Run: func(ctx context.Context, run *Run) error {
-		store.lease.Store(run.Lease)
+		ctx = withLease(ctx, run.Lease)
 		res, err := retention.Apply(ctx, retention.Config{
 			Store: store, Schemas: cfg.Schemas, Views: cfg.Views, Now: cfg.Now(),
 			// B from the lake, the source of truth, not its Redis mirror.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sync/atomic"
 
 	"github.com/lambdalake/lambdalake/lake"
 )
@@ -22,11 +21,20 @@ import (
 // its write is refused instead of overwriting the new runner's. The lease
 // check still spares a runner that lost its lease the work of computing
 // and writing files nobody will use, and covers the writes that are not
-// owned objects (view files, deletions). One fencedStore serves one job,
-// whose runs never overlap within a runner.
+// owned objects (view files, deletions). The lease is the one the write's
+// context carries (withLease): jobs sharing a store may run at once.
+// A shared run (Job.Shared) carries none; its work checks its item
+// leases itself.
 type fencedStore struct {
-	cs    lake.ConditionalStore
-	lease atomic.Pointer[Lease]
+	cs lake.ConditionalStore
+}
+
+type leaseKey struct{}
+
+// withLease returns ctx carrying the run's lease, which a fencedStore
+// checks before every write made with it (nil: none).
+func withLease(ctx context.Context, l *Lease) context.Context {
+	return context.WithValue(ctx, leaseKey{}, l)
 }
 
 var _ lake.ConditionalStore = (*fencedStore)(nil)
@@ -41,7 +49,7 @@ func newFencedStore(store lake.Store) (*fencedStore, error) {
 }
 
 func (s *fencedStore) check(ctx context.Context) error {
-	if l := s.lease.Load(); l != nil {
+	if l, _ := ctx.Value(leaseKey{}).(*Lease); l != nil {
 		return l.Check(ctx)
 	}
 	return nil

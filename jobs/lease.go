@@ -54,15 +54,72 @@ func (k keys) fence(job string) string { return k.prefix() + "fence:" + job }
 func (k keys) slot(job string) string  { return k.prefix() + "slot:" + job }
 func (k keys) history() string         { return k.prefix() + "history" }
 
-// Lease is a held job lock. It renews itself every third of its duration
-// until Release; when a renewal finds the lock gone or someone else's, or
-// the lease runs out while Redis is unreachable, Lost is closed.
+// Item leases of a shared job (ItemLeaser): one lock per (view, item)
+// under the job's name, one fencing counter for all of them, and the set of
+// held item locks with their expiry, which an exclusive run of the job's
+// lock waits to drain.
+func (k keys) itemLock(job, view, item string) string {
+	return k.prefix() + "lock:" + job + "/" + view + "/" + item
+}
+func (k keys) itemFence(job string) string { return k.prefix() + "fence:" + job + "/items" }
+func (k keys) held(job string) string      { return k.prefix() + "held:" + job }
+func (k keys) itemHistory() string         { return k.prefix() + "items" }
+
+// Item leases (ItemLeaser.Try). KEYS: the item lock, the item fence, the
+// job's exclusive lock, the held set. An item is refused while an
+// exclusive run of the job's lock (backfill, repair) holds it; a taken
+// item is entered in the held set with its expiry (Redis' clock), so that
+// run can wait for the items in flight when it started.
+var itemAcquireScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[3]) == 1 then return {0, 'exclusive'} end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {0, 'busy'} end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. token, 'PX', ARGV[2])
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[4], t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[2]), KEYS[1])
+return {token, 'ok'}
+`)
+
+var itemRenewScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  local t = redis.call('TIME')
+  redis.call('ZADD', KEYS[2], t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[2]), KEYS[1])
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+`)
+
+var itemReleaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('ZREM', KEYS[2], KEYS[1])
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
+// heldScript drops the expired entries of a held set (their holders died)
+// and returns how many items are still held.
+var heldScript = redis.NewScript(`
+local t = redis.call('TIME')
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t[1] * 1000 + math.floor(t[2] / 1000))
+return redis.call('ZCARD', KEYS[1])
+`)
+
+// Lease is a held job lock or item lock. It renews itself every third of
+// its duration until Release; when a renewal finds the lock gone or
+// someone else's, or the lease runs out while Redis is unreachable, Lost
+// is closed.
 type Lease struct {
 	rdb   redis.UniversalClient
 	key   string
 	value string
 	token int64
 	ttl   time.Duration
+	// extra are keys the renew and release scripts take after key (an
+	// item lease's held set); renewS and releaseS default to the job
+	// lock's scripts.
+	extra            []string
+	renewS, releaseS *redis.Script
 
 	lost     chan struct{}
 	lostOnce sync.Once
@@ -87,10 +144,17 @@ func acquire(ctx context.Context, rdb redis.UniversalClient, k keys, lock, job, 
 		reason, _ := res[1].(string)
 		return nil, &errNotAcquired{reason: reason}
 	}
-	l := &Lease{rdb: rdb, key: k.lock(lock), value: runner + ":" + strconv.FormatInt(token, 10), token: token, ttl: ttl,
+	return startLease(rdb, k.lock(lock), runner, token, ttl, nil, renewScript, releaseScript), nil
+}
+
+// startLease makes the Lease of a lock just taken and starts its renewal,
+// which Release stops.
+func startLease(rdb redis.UniversalClient, key, runner string, token int64, ttl time.Duration, extra []string, renewS, releaseS *redis.Script) *Lease {
+	l := &Lease{rdb: rdb, key: key, value: runner + ":" + strconv.FormatInt(token, 10), token: token, ttl: ttl,
+		extra: extra, renewS: renewS, releaseS: releaseS,
 		lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	go l.renew()
-	return l, nil
+	return l
 }
 
 // Token is the fencing token of this lease: larger than every earlier one.
@@ -133,7 +197,7 @@ func (l *Lease) renew() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), l.ttl/3)
-		n, err := renewScript.Run(ctx, l.rdb, []string{l.key}, l.value, l.ttl.Milliseconds()).Int()
+		n, err := l.renewS.Run(ctx, l.rdb, append([]string{l.key}, l.extra...), l.value, l.ttl.Milliseconds()).Int()
 		cancel()
 		switch {
 		case err == nil && n == 1:
@@ -152,7 +216,7 @@ func (l *Lease) renew() {
 func (l *Lease) Release(ctx context.Context) error {
 	close(l.stop)
 	<-l.done
-	if err := releaseScript.Run(ctx, l.rdb, []string{l.key}, l.value).Err(); err != nil {
+	if err := l.releaseS.Run(ctx, l.rdb, append([]string{l.key}, l.extra...), l.value).Err(); err != nil {
 		return fmt.Errorf("jobs: release %s: %w", l.key, err)
 	}
 	return nil

@@ -26,9 +26,16 @@ type Job struct {
 	// Lock names the lease the job runs under (default: Name). Jobs that
 	// must not overlap, such as recompute and backfill, share one.
 	Lock string
+	// Shared makes every runner take part in each run (each slot, each
+	// RunNow) instead of one: the job takes no job lease but item leases
+	// (Run.ItemLeases), so its runners split the run's work between them.
+	// Exclusive jobs whose Lock names a shared job (backfill and repair
+	// name recompute) exclude it: while one holds the lock, items are
+	// refused, and it starts only once the items in flight are done.
+	Shared bool
 	// Run does the work. It must be idempotent and resumable, stop at a
 	// safe point when ctx ends, and call run.Lease.Check before each commit
-	// point.
+	// point (a shared job: its item lease's Check).
 	Run func(ctx context.Context, run *Run) error
 }
 
@@ -37,8 +44,10 @@ type Run struct {
 	Job    string
 	Runner string
 	Slot   time.Time // zero for a manual run
-	Lease  *Lease
-	items  atomic.Int64
+	Lease  *Lease    // nil in a shared run
+	// ItemLeases hands out item leases; set in a shared run only.
+	ItemLeases *ItemLeaser
+	items      atomic.Int64
 }
 
 // Done adds n finished items (hours, files) to the run's count.
@@ -65,6 +74,7 @@ type Runner struct {
 	cfg       Config
 	k         keys
 	schedules map[string]cron.Schedule
+	shared    map[string]bool // names of the shared jobs
 	m         *metrics
 }
 
@@ -94,7 +104,7 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.DefaultRegisterer
 	}
-	r := &Runner{cfg: cfg, k: keys{ns: namespaceOr(cfg.Namespace)}, schedules: map[string]cron.Schedule{}}
+	r := &Runner{cfg: cfg, k: keys{ns: namespaceOr(cfg.Namespace)}, schedules: map[string]cron.Schedule{}, shared: map[string]bool{}}
 	seen := map[string]bool{}
 	for _, j := range cfg.Jobs {
 		if j.Name == "" || j.Run == nil {
@@ -104,6 +114,12 @@ func New(cfg Config) (*Runner, error) {
 			return nil, fmt.Errorf("jobs: job %q listed twice", j.Name)
 		}
 		seen[j.Name] = true
+		if j.Shared {
+			if j.Lock != "" && j.Lock != j.Name {
+				return nil, fmt.Errorf("jobs: shared job %q cannot take another job's lock %q", j.Name, j.Lock)
+			}
+			r.shared[j.Name] = true
+		}
 		if j.Schedule == "" {
 			continue
 		}
@@ -189,8 +205,12 @@ func (r *Runner) RunNow(ctx context.Context, name string) (Record, error) {
 	return Record{}, fmt.Errorf("jobs: no job %q", name)
 }
 
-// run acquires the job's lease for slot, runs it and records the run.
+// run acquires the job's lease for slot (none for a shared job), runs it
+// and records the run.
 func (r *Runner) run(ctx context.Context, j Job, slot time.Time) (Record, error) {
+	if j.Shared {
+		return r.runShared(ctx, j, slot)
+	}
 	lock := j.Lock
 	if lock == "" {
 		lock = j.Name
@@ -198,6 +218,16 @@ func (r *Runner) run(ctx context.Context, j Job, slot time.Time) (Record, error)
 	lease, err := acquire(ctx, r.cfg.Redis, r.k, lock, j.Name, r.cfg.RunnerID, r.cfg.Lease, slot)
 	if err != nil {
 		return Record{}, err
+	}
+	if r.shared[lock] {
+		// The shared job's items are refused from now on; wait for the
+		// ones in flight, whose writes this run must not race.
+		if err := drain(ctx, r.cfg.Redis, r.k, lock, lease); err != nil {
+			if rerr := lease.Release(context.WithoutCancel(ctx)); rerr != nil {
+				r.cfg.Logger.Warn("jobs: release", "job", j.Name, "err", rerr)
+			}
+			return Record{}, fmt.Errorf("jobs: %s: %w", j.Name, err)
+		}
 	}
 	rec := Record{Job: j.Name, Runner: r.cfg.RunnerID, Token: lease.Token(), Slot: slot, Start: time.Now().UTC()}
 	run := &Run{Job: j.Name, Runner: r.cfg.RunnerID, Slot: slot, Lease: lease}
@@ -236,12 +266,44 @@ func (r *Runner) run(ctx context.Context, j Job, slot time.Time) (Record, error)
 		rec.Error = runErr.Error()
 	}
 	// Record and release even while shutting down: the run happened.
-	bg := context.WithoutCancel(ctx)
-	if err := record(bg, r.cfg.Redis, r.k, r.cfg.HistoryCap, rec); err != nil {
-		r.cfg.Logger.Warn("jobs: record run", "job", j.Name, "err", err)
+	rec, err = r.finish(ctx, j, rec, runErr)
+	if rerr := lease.Release(context.WithoutCancel(ctx)); rerr != nil {
+		r.cfg.Logger.Warn("jobs: release", "job", j.Name, "err", rerr)
 	}
-	if err := lease.Release(bg); err != nil {
-		r.cfg.Logger.Warn("jobs: release", "job", j.Name, "err", err)
+	return rec, err
+}
+
+// runShared runs this runner's part of a shared job's run: no job lease,
+// the work split by item leases.
+func (r *Runner) runShared(ctx context.Context, j Job, slot time.Time) (Record, error) {
+	rec := Record{Job: j.Name, Runner: r.cfg.RunnerID, Slot: slot, Start: time.Now().UTC()}
+	run := &Run{Job: j.Name, Runner: r.cfg.RunnerID, Slot: slot,
+		ItemLeases: &ItemLeaser{rdb: r.cfg.Redis, k: r.k, job: j.Name, runner: r.cfg.RunnerID, ttl: r.cfg.Lease, history: 10 * r.cfg.HistoryCap}}
+	r.m.running.WithLabelValues(j.Name).Set(1)
+	r.cfg.Logger.Info("jobs: shared run start", "job", j.Name, "slot", slot)
+	runErr := j.Run(ctx, run)
+	r.m.running.WithLabelValues(j.Name).Set(0)
+	rec.End, rec.Items = time.Now().UTC(), run.Items()
+	switch {
+	case errors.Is(runErr, ErrLeaseLost) || errors.Is(runErr, lake.ErrPreconditionFailed):
+		rec.Outcome = OutcomeLostLease // of an item
+	case runErr != nil && ctx.Err() != nil:
+		rec.Outcome = OutcomeStopped
+	case runErr != nil:
+		rec.Outcome = OutcomeFailed
+	default:
+		rec.Outcome = OutcomeOK
+	}
+	if runErr != nil {
+		rec.Error = runErr.Error()
+	}
+	return r.finish(ctx, j, rec, runErr)
+}
+
+// finish records a run that ended.
+func (r *Runner) finish(ctx context.Context, j Job, rec Record, runErr error) (Record, error) {
+	if err := record(context.WithoutCancel(ctx), r.cfg.Redis, r.k, r.cfg.HistoryCap, rec); err != nil {
+		r.cfg.Logger.Warn("jobs: record run", "job", j.Name, "err", err)
 	}
 	r.m.observe(rec)
 	r.cfg.Logger.Info("jobs: run end", "job", j.Name, "token", rec.Token, "outcome", rec.Outcome,

@@ -7,13 +7,13 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/lambdalake/lambdalake"
 	"github.com/lambdalake/lambdalake/batch/raw"
@@ -41,134 +41,164 @@ type agg struct {
 }
 
 // Two `lambdalake jobs` processes share a lake and a Redis. The first is
-// killed with SIGKILL while it holds the recompute lease; once the lease
-// expires the second takes the job over and finishes it, and the view then
-// equals the exact reference computed here from the generated events.
+// killed with SIGKILL while it holds the lease of an hour; the second does
+// the other hours at once and that hour once its lease expired, and the
+// view then equals the exact reference computed here from the generated
+// events.
 func TestKilledRunnerIsTakenOverAndViewsAreExact(t *testing.T) {
-	store, lakeURL := testenv.S3Lake(t)
-	redisAddr := testenv.RedisAddr(t)
-	bin := testenv.Binary(t)
-	ctx := context.Background()
+	for _, rs := range testenv.RedisSetups(t) {
+		t.Run(rs.Name, func(t *testing.T) {
+			store, lakeURL := testenv.S3Lake(t)
+			redisAddrs := strings.Join(rs.Config(t).Addrs, ",")
+			bin := testenv.Binary(t)
+			ctx := context.Background()
 
-	ns := testenv.Name("jobs")
-	view := strings.ReplaceAll(testenv.Name("rev"), "-", "_")
-	cfgText := strings.Replace(string(lambdalake.ExampleConfig), "  revenue:\n", "  "+view+":\n", 1)
-	cfgText = strings.Replace(cfgText, "jobs:\n", "jobs:\n  namespace: "+ns+"\n  lease: 3s\n", 1)
-	cfgText = strings.Replace(cfgText, `recompute: "0 */2 * * * *"`, `recompute: "* * * * * *"`, 1)
-	cfgText = strings.Replace(cfgText, `merge: "0 */15 * * * *"`, `merge: "@yearly"`, 1)
-	cfgText = strings.Replace(cfgText, `retention: "0 0 * * * *"`, `retention: "@yearly"`, 1)
-	cfg, err := config.Parse([]byte(cfgText), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, v := cfg.Schema("orders"), cfg.View(view)
-
-	// Twelve closed hours of orders, written as the compactor would: one
-	// file per (hour, partition), and checkpoints whose watermark closes them.
-	end := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
-	from := end.Add(-12 * time.Hour)
-	ref := writeLake(t, store, s, v, from, end, 240000, 1)
-	for p := range 4 {
-		cp, _ := json.Marshal(raw.Checkpoint{NextOffset: 1 << 40, Watermark: end})
-		if err := lake.PutBytes(ctx, store, lake.CheckpointKey(cfg.Compact.Group, s.Topic, int32(p)), cp); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	path := testenv.WriteConfig(t, cfgText)
-	env := append(os.Environ(), "LAMBDALAKE_LAKE_URL="+lakeURL, "LAMBDALAKE_REDIS_ADDRS="+redisAddr)
-	type proc struct {
-		cmd    *exec.Cmd
-		exited chan error
-	}
-	start := func(runner string) *proc {
-		cmd := exec.Command(bin, "jobs", "--config", path, "--runner", runner)
-		cmd.Env = env
-		out := &testenv.SyncBuffer{}
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		p := &proc{cmd: cmd, exited: make(chan error, 1)}
-		go func() { p.exited <- cmd.Wait() }()
-		t.Cleanup(func() {
-			cmd.Process.Kill()
-			if t.Failed() {
-				t.Logf("runner %s output:\n%s", runner, out.String())
+			ns := testenv.Name("jobs")
+			view := strings.ReplaceAll(testenv.Name("rev"), "-", "_")
+			cfgText := strings.Replace(string(lambdalake.ExampleConfig), "  revenue:\n", "  "+view+":\n", 1)
+			cfgText = strings.Replace(cfgText, "jobs:\n", "jobs:\n  namespace: "+ns+"\n  lease: 3s\n", 1)
+			cfgText = strings.Replace(cfgText, `recompute: "0 */2 * * * *"`, `recompute: "* * * * * *"`, 1)
+			cfgText = strings.Replace(cfgText, `merge: "0 */15 * * * *"`, `merge: "@yearly"`, 1)
+			cfgText = strings.Replace(cfgText, `retention: "0 0 * * * *"`, `retention: "@yearly"`, 1)
+			cfg, err := config.Parse([]byte(cfgText), nil)
+			if err != nil {
+				t.Fatal(err)
 			}
+			s, v := cfg.Schema("orders"), cfg.View(view)
+
+			// Twelve closed hours of orders, written as the compactor would: one
+			// file per (hour, partition), and checkpoints whose watermark closes them.
+			end := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
+			from := end.Add(-12 * time.Hour)
+			ref := writeLake(t, store, s, v, from, end, 240000, 1)
+			for p := range 4 {
+				cp, _ := json.Marshal(raw.Checkpoint{NextOffset: 1 << 40, Watermark: end})
+				if err := lake.PutBytes(ctx, store, lake.CheckpointKey(cfg.Compact.Group, s.Topic, int32(p)), cp); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			path := testenv.WriteConfig(t, cfgText)
+			env := append(os.Environ(), "LAMBDALAKE_LAKE_URL="+lakeURL, "LAMBDALAKE_REDIS_ADDRS="+redisAddrs)
+			type proc struct {
+				cmd    *exec.Cmd
+				exited chan error
+			}
+			start := func(runner string) *proc {
+				cmd := exec.Command(bin, "jobs", "--config", path, "--runner", runner)
+				cmd.Env = env
+				out := &testenv.SyncBuffer{}
+				cmd.Stdout, cmd.Stderr = out, out
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				p := &proc{cmd: cmd, exited: make(chan error, 1)}
+				go func() { p.exited <- cmd.Wait() }()
+				t.Cleanup(func() {
+					cmd.Process.Kill()
+					if t.Failed() {
+						t.Logf("runner %s output:\n%s", runner, out.String())
+					}
+				})
+				return p
+			}
+
+			rdb := rs.Client(t)
+			// Runner a is killed while it holds the lease of an hour.
+			a := start("a")
+			deadline := time.Now().Add(60 * time.Second)
+			var aHour, aHolder string // the item (hour) whose lease a held, and a's "runner:token"
+			for aHour == "" {
+				held, err := jobs.HeldItems(ctx, rdb, ns, jobs.JobRecompute)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for lock, holder := range held {
+					if strings.HasPrefix(holder, "a:") && !strings.HasSuffix(lock, "/boundary") {
+						aHour, aHolder = lock[strings.LastIndex(lock, "/")+1:], holder
+					}
+				}
+				select {
+				case err := <-a.exited:
+					t.Fatalf("runner a exited: %v", err)
+				default:
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("runner a never took an hour's lease")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			a.cmd.Process.Signal(syscall.SIGKILL)
+			<-a.exited
+			killedAt := time.Now()
+
+			// Runner b does the rest at once and a's hour once a's lease expired:
+			// B reaches the end.
+			b := start("b")
+			for {
+				st, err := views.ReadState(ctx, store, view)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Boundary.Equal(end) {
+					break
+				}
+				if time.Since(killedAt) > 120*time.Second {
+					hist, _ := jobs.History(ctx, rdb, ns, 100)
+					t.Fatalf("B = %v two minutes after the kill, want %v; history: %+v", st.Boundary, end, hist)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			items, err := jobs.ItemHistory(ctx, rdb, ns, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var took *jobs.ItemRecord
+			for i, r := range items {
+				if r.Runner == "b" && r.Item == aHour && r.Outcome == jobs.OutcomeOK {
+					took = &items[i]
+				}
+			}
+			st, err := views.ReadState(ctx, store, view)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hourEntry := st.Hours[aHour]
+			switch {
+			case took == nil && "a:"+strconv.FormatInt(hourEntry.Token, 10) == aHolder:
+				t.Logf("runner a had merged hour %s before it was killed", aHour)
+			case took == nil:
+				t.Errorf("runner b never recomputed hour %s, whose lease a held when killed; items: %+v", aHour, items)
+			case took.Start.Sub(killedAt) < 2*time.Second:
+				t.Errorf("b took hour %s %v after the kill, before a's 3 s lease could expire", aHour, took.Start.Sub(killedAt))
+			}
+			b.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case err := <-b.exited:
+				if err != nil {
+					t.Errorf("runner b did not stop cleanly on SIGTERM: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("runner b did not stop within 30 s of SIGTERM")
+			}
+
+			if st, err = views.ReadState(ctx, store, view); err != nil {
+				t.Fatal(err)
+			}
+			if !st.Boundary.Equal(end) {
+				t.Errorf("boundary %v, want %v (every written hour closed and final)", st.Boundary, end)
+			}
+			reader, err := views.NewReader(views.ReaderConfig{Store: store})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows, err := reader.Rows(ctx, v, from, end, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			compareToReference(t, v, rows, ref)
 		})
-		return p
 	}
-
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
-	defer rdb.Close()
-	lockKey := "ll:{" + ns + "}:lock:" + jobs.JobRecompute
-	a := start("a")
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if v, _ := rdb.Get(ctx, lockKey).Result(); strings.HasPrefix(v, "a:") {
-			break
-		}
-		select {
-		case err := <-a.exited:
-			t.Fatalf("runner a exited: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("runner a never took the recompute lease")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	a.cmd.Process.Signal(syscall.SIGKILL)
-	<-a.exited
-	killedAt := time.Now()
-
-	b := start("b")
-	var took jobs.Record
-	for took.Job == "" {
-		hist, err := jobs.History(ctx, rdb, ns, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, h := range hist {
-			if h.Runner == "b" && h.Job == jobs.JobRecompute && h.Outcome == jobs.OutcomeOK && h.Items > 0 {
-				took = h
-			}
-		}
-		if time.Since(killedAt) > 120*time.Second {
-			t.Fatalf("runner b never completed the recompute; history: %+v", hist)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if took.Start.Sub(killedAt) < 2*time.Second {
-		t.Errorf("b started %v after the kill, before a's 3 s lease could expire", took.Start.Sub(killedAt))
-	}
-	b.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-b.exited:
-		if err != nil {
-			t.Errorf("runner b did not stop cleanly on SIGTERM: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Error("runner b did not stop within 30 s of SIGTERM")
-	}
-
-	st, err := views.ReadState(ctx, store, view)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !st.Boundary.Equal(end) {
-		t.Errorf("boundary %v, want %v (every written hour closed and final)", st.Boundary, end)
-	}
-	reader, err := views.NewReader(views.ReaderConfig{Store: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := reader.Rows(ctx, v, from, end, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	compareToReference(t, v, rows, ref)
 }
 
 // writeLake writes count generated orders as raw files, chunks files per

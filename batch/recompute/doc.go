@@ -37,6 +37,16 @@
 // (views.WriteState): a runner that lost its lease while another wrote is
 // refused.
 //
+// A run may be shared by several runners (Options.Leases, shared.go): each
+// hour is computed under its own lease, so N runners compute N hours at
+// once and never one hour twice at once; each hour is merged into
+// _state.json on its own (conditional write, retried on a refusal, never
+// over an entry written under a later lease: HourState.Token), and B is
+// moved under the view's boundary lease by each runner after its hours —
+// the last one to finish moves it past every hour. Without Leases the
+// caller holds the view alone (backfill, repair, `lambdalake batch
+// recompute`), and the state is written whole as before.
+//
 // ComputeHourRows is the same computation for one hour without writing
 // anything: the serving layer's cold path for a hot range Redis no longer
 // holds.

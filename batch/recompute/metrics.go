@@ -16,6 +16,7 @@ type recomputeMetrics struct {
 	misplaced *prometheus.CounterVec   // view: raw rows outside their file's hour (skipped)
 	hourSec   *prometheus.HistogramVec // view: seconds to recompute one hour
 	ahead     *prometheus.CounterVec   // view: runs that found B past the wall clock
+	merges    *prometheus.CounterVec   // view: merges into _state.json retried (a shared run)
 	lag       *lagCollector            // view: now − B, seconds, computed at scrape
 }
 
@@ -60,6 +61,8 @@ func newRecomputeMetrics(reg prometheus.Registerer, now func() time.Time) (*reco
 			[]string{"view"}),
 		ahead: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lambdalake_recompute_boundary_ahead_total",
 			Help: "Recompute runs that found the view's B past the wall clock (left as it is: run `lambdalake batch repair-boundary`)."}, []string{"view"}),
+		merges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lambdalake_recompute_state_merge_retries_total",
+			Help: "Merges into _state.json retried because another runner of a shared run merged first."}, []string{"view"}),
 		lag: &lagCollector{now: now, b: map[string]time.Time{}, desc: prometheus.NewDesc("lambdalake_boundary_lag_seconds",
 			"Now minus the view's boundary B: how far behind wall time batch coverage ends.", []string{"view"}, nil)},
 	}
@@ -79,6 +82,9 @@ func newRecomputeMetrics(reg prometheus.Registerer, now func() time.Time) (*reco
 		return nil, err
 	}
 	if m.ahead, err = prom.Register(reg, m.ahead); err != nil {
+		return nil, err
+	}
+	if m.merges, err = prom.Register(reg, m.merges); err != nil {
 		return nil, err
 	}
 	if m.lag, err = prom.Register(reg, m.lag); err != nil {

@@ -124,11 +124,17 @@ type Options struct {
 	// not, closed or not (backfill). Hours still open are written but not
 	// final, so they are taken again once they close.
 	Force bool
+	// Leases, if set, makes the run one runner's part of a run shared by
+	// several (shared.go): each hour is computed under its own lease, and
+	// _state.json is merged hour by hour rather than written whole. Nil:
+	// the caller holds the view alone (the jobs lock).
+	Leases Leaser
 }
 
 // Result summarizes one run.
 type Result struct {
 	Hours    int   // hours recomputed
+	Busy     int   // hours left to other runners (a shared run: their lease was held)
 	Rows     int64 // raw rows aggregated
 	ViewRows int64 // rows written to view files
 	Boundary time.Time
@@ -252,13 +258,22 @@ func (rc *Recomputer) recompute(ctx context.Context, v *schemas.View, opt Option
 		r.resetAhead()
 		ahead = false
 	}
-	r.applyDefinition()
+	r.changed = r.applyDefinition(r.st) || r.changed
 	r.dropExpired()
-	if err := r.computeHours(ctx, r.stale(opt)); err != nil {
-		return r.res, err
-	}
-	if err := r.advanceBoundary(ctx, !ahead && !repair); err != nil {
-		return r.res, err
+	if opt.Leases != nil && !repair {
+		if err := r.computeShared(ctx, r.stale(opt), opt); err != nil {
+			return r.res, err
+		}
+		if err := r.advanceShared(ctx, opt.Leases, !ahead); err != nil {
+			return r.res, err
+		}
+	} else {
+		if err := r.computeHours(ctx, r.stale(opt)); err != nil {
+			return r.res, err
+		}
+		if err := r.advanceBoundary(ctx, !ahead && !repair); err != nil {
+			return r.res, err
+		}
 	}
 	if err := r.removeReset(ctx); err != nil {
 		return r.res, err
@@ -284,15 +299,16 @@ func (r *viewRun) readState(ctx context.Context) error {
 	return nil
 }
 
-// applyDefinition makes every hour stale after a change of the view
+// applyDefinition makes every hour of st stale after a change of the view
 // definition, except sealed ones: what is left of their raw data is not
 // the hour, so they keep the file and the definition they were computed
 // with (readers refuse to serve them under the new one, see
-// views.ErrSealedDefinition) rather than become wrong or empty.
-func (r *viewRun) applyDefinition() {
-	st, fp := r.st, r.v.Fingerprint()
+// views.ErrSealedDefinition) rather than become wrong or empty. It says
+// whether st changed.
+func (r *viewRun) applyDefinition(st *views.State) bool {
+	fp := r.v.Fingerprint()
 	if st.Fingerprint == fp {
-		return
+		return false
 	}
 	if st.Fingerprint != "" {
 		r.rc.log.Info("view definition changed: every retained hour that is not sealed is stale", "view", r.v.Name, "old", st.Fingerprint, "new", fp)
@@ -309,7 +325,7 @@ func (r *viewRun) applyDefinition() {
 		st.Hours[k] = h
 	}
 	st.Fingerprint = fp
-	r.changed = true
+	return true
 }
 
 // resetAhead is a repair's first step (RepairBoundary): every hour that
@@ -327,7 +343,7 @@ func (r *viewRun) resetAhead() {
 		if !t.After(nowHour) && (closed || !h.Final) {
 			continue
 		}
-		r.st.Hours[k] = views.HourState{Version: h.Version}
+		r.st.Hours[k] = views.HourState{Version: h.Version, Token: h.Token}
 		r.reset = append(r.reset, t)
 	}
 	slices.SortFunc(r.reset, func(a, b time.Time) int { return a.Compare(b) })
@@ -392,19 +408,8 @@ func (r *viewRun) listInputs(ctx context.Context) error {
 // never recomputed (its dirty marker, if a late file made one, is
 // removed), and it does not hold B back, whatever is left of its files.
 func (r *viewRun) dropExpired() {
+	r.changed = r.expire(r.st) || r.changed
 	cutoff := retentionCutoff(r.v, r.start)
-	for k, h := range r.st.Hours {
-		t, _ := time.Parse(time.RFC3339, k)
-		switch {
-		case t.Before(cutoff):
-			delete(r.st.Hours, k)
-			r.changed = true
-		case r.seal.Sealed(t) && !h.Sealed:
-			h.Sealed = true
-			r.st.Hours[k] = h
-			r.changed = true
-		}
-	}
 	r.hours = make([]time.Time, 0, len(r.byHour))
 	for h := range r.byHour {
 		if h.Before(cutoff) {
@@ -420,6 +425,26 @@ func (r *viewRun) dropExpired() {
 		r.hours = append(r.hours, h)
 	}
 	slices.SortFunc(r.hours, func(a, b time.Time) int { return a.Compare(b) })
+}
+
+// expire forgets st's hours before the view's retention and marks its
+// sealed hours; it says whether st changed.
+func (r *viewRun) expire(st *views.State) bool {
+	cutoff := retentionCutoff(r.v, r.start)
+	changed := false
+	for k, h := range st.Hours {
+		t, _ := time.Parse(time.RFC3339, k)
+		switch {
+		case t.Before(cutoff):
+			delete(st.Hours, k)
+			changed = true
+		case r.seal.Sealed(t) && !h.Sealed:
+			h.Sealed = true
+			st.Hours[k] = h
+			changed = true
+		}
+	}
+	return changed
 }
 
 // stale returns the hours to compute: in opt's range, closed and changed
@@ -453,7 +478,7 @@ func (r *viewRun) computeHours(ctx context.Context, jobs []hourJob) error {
 			r.mu.Lock()
 			prev := r.st.Hours[views.HourKey(j.hour)]
 			r.mu.Unlock()
-			hs, stats, err := r.rc.recomputeHour(gctx, r.v, j, prev)
+			hs, stats, err := r.rc.recomputeHour(gctx, r.v, j, prev, nil)
 			if err != nil {
 				return err
 			}
@@ -538,8 +563,10 @@ func (r *viewRun) save(ctx context.Context) error {
 	return nil
 }
 
-// recomputeHour computes and writes one hour and returns its new state.
-func (rc *Recomputer) recomputeHour(ctx context.Context, v *schemas.View, j hourJob, prev views.HourState) (views.HourState, hourStats, error) {
+// recomputeHour computes and writes one hour and returns its new state
+// (its Token is prev's: a shared run sets its lease's). check, if set, is
+// called before the view file is written (a shared run's hour lease).
+func (rc *Recomputer) recomputeHour(ctx context.Context, v *schemas.View, j hourJob, prev views.HourState, check func(context.Context) error) (views.HourState, hourStats, error) {
 	t0 := time.Now()
 	plan, redundant, err := raw.PlanHour(ctx, rc.cfg.Store, v.Schema.Name, j.hour)
 	if err != nil {
@@ -555,8 +582,13 @@ func (rc *Recomputer) recomputeHour(ctx context.Context, v *schemas.View, j hour
 		return prev, stats, fmt.Errorf("hour %s: %w", views.HourKey(j.hour), err)
 	}
 	hs := views.HourState{Input: inputFingerprint(objs), Rows: int64(vh.Len()), Version: prev.Version + 1, Final: j.closed,
-		Fingerprint: v.Fingerprint()}
+		Fingerprint: v.Fingerprint(), Token: prev.Token}
 	key := lake.ViewKey(v.Name, j.hour)
+	if check != nil {
+		if err := check(ctx); err != nil {
+			return prev, stats, fmt.Errorf("hour %s: %w", views.HourKey(j.hour), err)
+		}
+	}
 	if vh.Len() == 0 {
 		if err := rc.cfg.Store.Delete(ctx, key); err != nil {
 			return prev, stats, fmt.Errorf("hour %s: remove empty view file: %w", views.HourKey(j.hour), err)

@@ -46,6 +46,11 @@ type HourState struct {
 	// Sealed: retention has begun deleting the hour's raw data
 	// (raw.Seal), so recompute never rebuilds it from what is left.
 	Sealed bool `json:"sealed,omitempty"`
+	// Token is the fencing token of the hour lease the entry was written
+	// under, in a run shared by several runners (recompute.Leaser); a
+	// writer holding an earlier one may not replace the entry. Kept
+	// across writes made without hour leases.
+	Token int64 `json:"token,omitempty"`
 }
 
 // ErrSealedDefinition is returned by Reader.Rows for a range holding a

@@ -3,7 +3,8 @@ package main
 // The runners mode (-runners 1,2): the same day of raw files recomputed by
 // 1, then 2, ... `jobs` runners at once, each a jobs.Runner with its own
 // Recomputer running the recompute job now (what `lambdalake jobs run
-// recompute` does), sharing one Redis for their leases. Each runner
+// recompute` does), sharing one Redis: the runners share the run, hour by
+// hour under per-hour leases (package jobs, Job.Shared). Each runner
 // computes -runner-parallel hours at a time (default 1), so a runner is
 // the unit being added. In-process runners share this process's cores
 // as separate `jobs` processes on one machine would.

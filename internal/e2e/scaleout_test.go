@@ -118,6 +118,12 @@ type scaleOut struct {
 
 	mu    sync.Mutex
 	procs map[string][]*role // role name → its processes, killed ones included
+
+	// The hour whose lease the killed jobs runner held, and when it was
+	// killed: another runner must redo it.
+	killedHour   string
+	killedRunner string
+	killedAt     time.Time
 }
 
 // role is one process of a role and where its metrics are.
@@ -136,14 +142,16 @@ type role struct {
 // moment it has work in flight, checked while it is frozen (SIGSTOP): a
 // speed process holding records it read but Redis has not applied, a
 // compactor holding records it consumed but did not checkpoint, a jobs
-// runner holding the recompute lease with closed hours not yet final in
-// _state.json. Another process of the role is then started.
+// runner holding the lease of an hour not yet final in _state.json (the
+// runners share each recompute run hour by hour). Another process of the
+// role is then started.
 //
 // Afterwards, against the records read back from Kafka: the HTTP answer
 // equals the exact reference before B (batch, de-duplicated by id) and the
 // speed reference from B on (everything that arrived); the raw lake holds
 // every decodable record exactly once, field by field, and the dead-letter
-// area every malformed one once; no two recompute runs overlapped.
+// area every malformed one once; no hour was recomputed by two runners at
+// once, and the runners shared the hours.
 func TestScaleOutUnderKills(t *testing.T) {
 	var cluster testenv.RedisSetup
 	for _, rs := range testenv.RedisSetups(t) {
@@ -267,6 +275,10 @@ func (so *scaleOut) start(kind string) *role {
 		args = append(args, "--metrics", r.metrics)
 	case "jobs":
 		args = append(args, "--runner", name)
+		// One hour at a time per runner (recompute's parallelism is
+		// GOMAXPROCS): the hours in flight at once are the runners'
+		// sharing, and a runner can be caught holding one mid-run.
+		env = append(env, "GOMAXPROCS=1")
 	}
 	r.Process = testenv.StartProcess(so.t, name, env, args...)
 	so.mu.Lock()
@@ -533,41 +545,73 @@ func (so *scaleOut) killCompactorInFlight() string {
 	return note
 }
 
-// killJobsRunnerInFlight kills the runner that holds the recompute lease
-// while closed hours are not yet final in the view's state: frozen, it
-// still holds the lease (read again after SIGSTOP), so its run is
-// interrupted with work not committed.
+// killJobsRunnerInFlight kills a runner that holds the lease of an hour
+// whose view hour is not yet final in the view's state: frozen, it still
+// holds the lease (read again after SIGSTOP), so its hour is interrupted
+// with work not committed, and another runner must redo it once the lease
+// expires.
 func (so *scaleOut) killJobsRunnerInFlight() string {
 	ctx := context.Background()
-	lock := "ll:{" + so.ns + "}:lock:" + jobs.JobRecompute
 	var note string
-	so.waitFor("a jobs runner recomputing", 2*time.Minute, 10*time.Millisecond, func() (bool, string) {
-		holder, err := so.rdb.Get(ctx, lock).Result()
-		if errors.Is(err, redis.Nil) {
-			return false, "no runner holds the recompute lease"
+	so.waitFor("a jobs runner recomputing an hour", 2*time.Minute, 10*time.Millisecond, func() (bool, string) {
+		// Not before every live runner has done an hour: the run is shared.
+		if did := so.hoursByRunner(); len(did) < len(so.live("jobs")) {
+			return false, fmt.Sprintf("hours done by runner: %v", did)
 		}
+		held, err := jobs.HeldItems(ctx, so.rdb, so.ns, jobs.JobRecompute)
 		if err != nil {
 			so.t.Fatal(err)
 		}
-		for _, r := range so.live("jobs") {
-			if !strings.HasPrefix(holder, r.Name+":") {
-				continue
+		for lock, holder := range held {
+			hour, err := time.Parse(time.RFC3339, lock[strings.LastIndex(lock, "/")+1:])
+			if err != nil {
+				continue // the boundary lease
 			}
-			r.Freeze()
-			time.Sleep(settle)
-			still, _ := so.rdb.Get(ctx, lock).Result()
-			left := so.unfinishedHours()
-			if still != holder || left == 0 {
-				r.Thaw()
-				return false, fmt.Sprintf("lease %q, %d closed hours not final", still, left)
+			for _, r := range so.live("jobs") {
+				if !strings.HasPrefix(holder, r.Name+":") {
+					continue
+				}
+				r.Freeze()
+				time.Sleep(settle)
+				still, _ := so.rdb.Get(ctx, lock).Result()
+				if still != holder || so.final(hour) {
+					r.Thaw()
+					return false, fmt.Sprintf("hour %s: lease %q, final %v", views.HourKey(hour), still, so.final(hour))
+				}
+				so.kill(r)
+				so.killedHour, so.killedRunner, so.killedAt = views.HourKey(hour), r.Name, time.Now()
+				note = fmt.Sprintf("%s (lease %s of hour %s, not final; %d closed hours not final; hours done by runner: %v)", r.Name, holder,
+					views.HourKey(hour), so.unfinishedHours(), so.hoursByRunner())
+				return true, ""
 			}
-			so.kill(r)
-			note = fmt.Sprintf("%s (lease %s, %d closed hours not final)", r.Name, holder, left)
-			return true, ""
 		}
-		return false, "the lease holder " + holder + " is not a live runner"
+		return false, fmt.Sprintf("no live runner holds an hour lease (held: %v)", held)
 	})
 	return note
+}
+
+// hoursByRunner counts the hours each runner recomputed (ok records).
+func (so *scaleOut) hoursByRunner() map[string]int {
+	items, err := jobs.ItemHistory(context.Background(), so.rdb, so.ns, 10*jobs.DefaultHistoryCap)
+	if err != nil {
+		so.t.Fatal(err)
+	}
+	n := map[string]int{}
+	for _, r := range items {
+		if r.Outcome == jobs.OutcomeOK && r.View == so.v.Name {
+			n[r.Runner]++
+		}
+	}
+	return n
+}
+
+// final says whether the view hour is final in _state.json.
+func (so *scaleOut) final(hour time.Time) bool {
+	st, err := views.ReadState(context.Background(), so.store, so.v.Name)
+	if err != nil {
+		so.t.Fatal(err)
+	}
+	return st.Hours[views.HourKey(hour)].Final
 }
 
 // unfinishedHours counts the closed hours with raw files whose view hour
@@ -897,27 +941,58 @@ func rowDiff(s *schemas.Schema, cols raw.Columns, r parquet.Row, w schemas.Row) 
 	return ""
 }
 
-// checkRecomputeRuns wants the recompute runs in the history never to
-// overlap in time: one lease at a time for the whole job.
+// checkRecomputeRuns wants no hour recomputed by two runners at once: the
+// runners share each recompute run hour by hour (one lease per hour), and
+// every runner records each hour it worked on, from taking its lease to
+// releasing it; the records of one hour must never overlap in time. And
+// the work was shared: at least two runners recomputed hours, and two of
+// them at the same time.
 func (so *scaleOut) checkRecomputeRuns() {
-	runs, err := jobs.History(context.Background(), so.rdb, so.ns, jobs.DefaultHistoryCap)
+	items, err := jobs.ItemHistory(context.Background(), so.rdb, so.ns, 10*jobs.DefaultHistoryCap)
 	if err != nil {
 		so.t.Fatal(err)
 	}
-	var rec []jobs.Record
-	for _, r := range runs {
-		if r.Job == jobs.JobRecompute {
-			rec = append(rec, r)
+	byHour := map[string][]jobs.ItemRecord{}
+	byRunner := map[string]int{}
+	for _, r := range items {
+		if r.Job != jobs.JobRecompute || r.View != so.v.Name {
+			continue
+		}
+		byHour[r.Item] = append(byHour[r.Item], r)
+		if r.Outcome == jobs.OutcomeOK {
+			byRunner[r.Runner]++
 		}
 	}
-	slices.SortFunc(rec, func(a, b jobs.Record) int { return a.Start.Compare(b.Start) })
-	for i := 1; i < len(rec); i++ {
-		if rec[i].Start.Before(rec[i-1].End) {
-			so.t.Errorf("recompute runs overlap: %s token %d [%v, %v] and %s token %d [%v, %v]",
-				rec[i-1].Runner, rec[i-1].Token, rec[i-1].Start, rec[i-1].End, rec[i].Runner, rec[i].Token, rec[i].Start, rec[i].End)
+	for h, rs := range byHour {
+		slices.SortFunc(rs, func(a, b jobs.ItemRecord) int { return a.Start.Compare(b.Start) })
+		for i := 1; i < len(rs); i++ {
+			if rs[i].Start.Before(rs[i-1].End) {
+				so.t.Errorf("hour %s recomputed at once by %s token %d [%v, %v] and %s token %d [%v, %v]", h,
+					rs[i-1].Runner, rs[i-1].Token, rs[i-1].Start, rs[i-1].End, rs[i].Runner, rs[i].Token, rs[i].Start, rs[i].End)
+			}
 		}
 	}
-	so.t.Logf("%d recompute runs recorded, none overlapping", len(rec))
+	redone := false
+	for _, r := range byHour[so.killedHour] {
+		redone = redone || r.Runner != so.killedRunner && r.Outcome == jobs.OutcomeOK && r.Start.After(so.killedAt)
+	}
+	if !redone {
+		so.t.Errorf("hour %s, whose lease %s held when killed, was not redone by another runner after the kill: %+v",
+			so.killedHour, so.killedRunner, byHour[so.killedHour])
+	}
+	if len(byRunner) < 2 {
+		so.t.Errorf("hours recomputed by runner: %v; want the work shared by at least two runners", byRunner)
+	}
+	at := false
+	for _, a := range items {
+		for _, b := range items {
+			at = at || a.Runner != b.Runner && a.Start.Before(b.End) && b.Start.Before(a.End)
+		}
+	}
+	if !at {
+		so.t.Error("no two runners ever recomputed hours at the same time")
+	}
+	so.t.Logf("%d hour records over %d hours, none overlapping within an hour; hours by runner: %v", len(items), len(byHour), byRunner)
 }
 
 // checkEveryProcessWorked wants every live process of the consuming roles
