@@ -80,13 +80,16 @@ type Schema struct {
 	Name   string
 	Topic  string
 	Time   string // name of the event-time field; always a Timestamp field
-	ID     string // optional unique-id field, used for exact dedup in batch
+	ID     string // optional unique-id field: exact dedup in batch, windowed in speed (SameEvent)
 	Fields []Field
 	// Retention is how long raw files and dead letters are kept; 0 = forever.
 	Retention time.Duration
 	// MaxFuture is how far ahead of the wall clock an event time may be
 	// (see Admit); 0 means DefaultMaxFuture.
 	MaxFuture time.Duration
+	// DedupWindow is how long, in event time, the speed layer remembers
+	// the ids it applied to skip their copies (see SameEvent); 0 is off.
+	DedupWindow time.Duration
 
 	index   map[string]int
 	timeIdx int // position of Time, cached: the hot paths ask per event

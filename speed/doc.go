@@ -95,8 +95,45 @@
 // same registers as every value would, so a flush carries at most 16384
 // values per cell.
 //
-// The speed layer counts what arrives: duplicates (same event id) are
-// counted again; the batch layer dedups by id and replaces these figures once
+// # De-duplication
+//
+// A schema with schemas.NAME.dedup_window skips copies of events (dedup.go):
+// the rule is the batch layer's, schemas.Schema.SameEvent — the same id
+// value (its AppendKey text, also the Kafka key of keyed producers, so all
+// copies share a partition) and the same UTC event hour; the first copy
+// read counts. Each partition loop keeps a dedupWindow: per event hour, a
+// set of 64-bit fingerprints (hash/maphash of the id text, open addressing,
+// at most 3/4 full) of the ids it applied. Every admitted record passes it,
+// whichever views still need the record, so the window holds what the raw
+// lake holds; a repeat is skipped by every view with reason duplicate.
+//
+// The window is event time, in whole hours: an hour is held while it
+// ended less than dedup_window ago (the current hour always), because the
+// batch rule is per event hour — every bucket of a held hour equals what
+// recompute will write, however far apart its copies arrive. An event of
+// an hour not held is applied unchecked and not remembered.
+//
+// Exactly-once is kept across restarts by reading the window back, not by
+// storing it: on every (re)assignment or reload a partition seeks to the
+// first record written at or after (oldest held hour − max_future − 5m)
+// (readBackFrom, by Kafka record time), and records below the lowest stored
+// offset only pass the window (id and time decoded, admission judged),
+// applying nothing; from the stored offset on it goes as before. So the
+// first record applied is judged against the set the previous owner had.
+//
+// Memory: Config.DedupMaxBytes (speed.dedup_max_bytes) shared evenly by the
+// generation's partitions. A table that must grow past its share drops the
+// partition's oldest hours first (older than its own; the window shrinks,
+// lambdalake_speed_dedup_shrunk_hours_total, a warning naming the hour); if
+// that is not enough the id is not remembered
+// (lambdalake_speed_dedup_unremembered_total). Buckets of held hours stay
+// exact; a bucket of a dropped hour counts between the de-duplicated
+// figure and every copy. Gauges per partition: lambdalake_speed_dedup_bytes,
+// _dedup_ids, _dedup_window_start_seconds; lambdalake_speed_dedup_max_bytes
+// the bound; lambdalake_speed_dedup_replayed_total the records read back.
+//
+// Without dedup_window the speed layer counts what arrives, duplicates
+// included; the batch layer dedups by id and replaces these figures once
 // an hour closes.
 //
 // # Skips
@@ -107,6 +144,8 @@
 //     wall clock (schemas.Future; the compactor dead-letters it "future");
 //   - expired: in an hour the raw lake's retention has sealed
 //     (schemas.Expired; dead-lettered "expired");
+//   - duplicate: a copy of an event the partition applied within the
+//     schema's dedup_window (above);
 //   - late: bucket end + hot_retention already past (its keys would expire at once);
 //   - boundary: bucket before the view's boundary B (batch owns it);
 //   - rejected: admitted, but its flush was rejected by Redis (above).

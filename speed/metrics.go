@@ -15,6 +15,7 @@ const (
 	SkipBoundary  = "boundary"  // bucket before the view's boundary B (batch owns it)
 	SkipMalformed = "malformed" // not decodable with the schema (batch keeps it)
 	SkipRejected  = "rejected"  // accepted, but Redis rejected its flush for a deterministic reason (skipped)
+	SkipDuplicate = "duplicate" // a copy of an event its partition applied within the schema's dedup_window (schemas.SameEvent)
 )
 
 type metrics struct {
@@ -30,6 +31,15 @@ type metrics struct {
 	rejected    *prometheus.CounterVec // view
 	overflowed  *prometheus.CounterVec // view
 	uniqErrors  *prometheus.CounterVec // view
+
+	// De-duplication windows (dedup.go).
+	dedupBytes        *prometheus.GaugeVec   // topic, partition
+	dedupIDs          *prometheus.GaugeVec   // topic, partition
+	dedupStart        *prometheus.GaugeVec   // topic, partition
+	dedupBound        prometheus.Gauge       // bytes, the whole process
+	dedupShrunk       *prometheus.CounterVec // topic
+	dedupUnremembered *prometheus.CounterVec // topic
+	dedupReplayed     *prometheus.CounterVec // topic
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -41,7 +51,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "lambdalake_speed_accepted_events_total", Help: "Events taken into a view's pending windows (not skipped); Redis gets them at the next flush.",
 		}, []string{"view"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "lambdalake_speed_skipped_total", Help: "Records a view skipped, by reason (malformed, future, expired, late, boundary, rejected).",
+			Name: "lambdalake_speed_skipped_total", Help: "Records a view skipped, by reason (malformed, future, expired, duplicate, late, boundary, rejected).",
 		}, []string{"view", "reason"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "lambdalake_speed_lag", Help: "Records between the last one consumed and the partition's end.",
@@ -72,6 +82,27 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		uniqErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lambdalake_speed_uniq_errors_total", Help: "PFADDs Redis refused (a uniq key of another type); the rest of their flush is applied.",
 		}, []string{"view"}),
+		dedupBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lambdalake_speed_dedup_bytes", Help: "Memory a partition's de-duplication window holds (fingerprint tables).",
+		}, []string{"topic", "partition"}),
+		dedupIDs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lambdalake_speed_dedup_ids", Help: "Ids a partition's de-duplication window remembers.",
+		}, []string{"topic", "partition"}),
+		dedupStart: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lambdalake_speed_dedup_window_start_seconds", Help: "Start (Unix s) of the oldest event hour a partition's de-duplication window covers; later than now - dedup_window, floored to the hour, once the memory bound shrank it.",
+		}, []string{"topic", "partition"}),
+		dedupBound: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "lambdalake_speed_dedup_max_bytes", Help: "speed.dedup_max_bytes: the bound on every de-duplication window of the process together.",
+		}),
+		dedupShrunk: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lambdalake_speed_dedup_shrunk_hours_total", Help: "Event hours a de-duplication window dropped (oldest first) to stay within speed.dedup_max_bytes.",
+		}, []string{"topic"}),
+		dedupUnremembered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lambdalake_speed_dedup_unremembered_total", Help: "Ids not remembered because the window's memory bound left no room even without its older hours (their copies are counted).",
+		}, []string{"topic"}),
+		dedupReplayed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lambdalake_speed_dedup_replayed_total", Help: "Records read back from Kafka, without applying them, to rebuild de-duplication windows after a (re)assignment.",
+		}, []string{"topic"}),
 	}
 	var err error
 	if m.events, err = prom.Register(reg, m.events); err != nil {
@@ -108,6 +139,27 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.uniqErrors, err = prom.Register(reg, m.uniqErrors); err != nil {
+		return nil, err
+	}
+	if m.dedupBytes, err = prom.Register(reg, m.dedupBytes); err != nil {
+		return nil, err
+	}
+	if m.dedupIDs, err = prom.Register(reg, m.dedupIDs); err != nil {
+		return nil, err
+	}
+	if m.dedupStart, err = prom.Register(reg, m.dedupStart); err != nil {
+		return nil, err
+	}
+	if m.dedupBound, err = prom.Register(reg, m.dedupBound); err != nil {
+		return nil, err
+	}
+	if m.dedupShrunk, err = prom.Register(reg, m.dedupShrunk); err != nil {
+		return nil, err
+	}
+	if m.dedupUnremembered, err = prom.Register(reg, m.dedupUnremembered); err != nil {
+		return nil, err
+	}
+	if m.dedupReplayed, err = prom.Register(reg, m.dedupReplayed); err != nil {
 		return nil, err
 	}
 	return m, nil

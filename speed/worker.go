@@ -37,6 +37,10 @@ type Config struct {
 	Registerer     prometheus.Registerer
 	Logger         *slog.Logger
 	Now            func() time.Time // wall clock, for late/future skips and TTLs
+	// DedupMaxBytes bounds the memory of the de-duplication windows of
+	// every partition the worker holds together (schemas with a
+	// dedup_window); default 256MiB.
+	DedupMaxBytes int64
 }
 
 // topicViews is what one topic feeds: its schema and the views over it.
@@ -48,9 +52,13 @@ type topicViews struct {
 }
 
 // fields are the positions of the fields the views read (dimensions and
-// metric fields); the decoder converts only these, and checks the rest.
+// metric fields) and the id when de-duplicating; the decoder converts only
+// these, and checks the rest.
 func (tv *topicViews) fields() []int {
 	var out []int
+	if tv.dedup() {
+		out = append(out, tv.schema.FieldIndex(tv.schema.ID))
+	}
 	for _, p := range tv.plans {
 		out = append(out, p.dimIdx...)
 		for _, m := range p.metrics {
@@ -61,6 +69,10 @@ func (tv *topicViews) fields() []int {
 	}
 	return out
 }
+
+// dedup reports whether the topic's partitions skip copies of events
+// (schemas.NAME.dedup_window).
+func (tv *topicViews) dedup() bool { return tv.schema.DedupWindow > 0 && tv.schema.ID != "" }
 
 // Worker consumes Kafka and keeps the views' hot windows in Redis.
 type Worker struct {
@@ -102,10 +114,14 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.DedupMaxBytes <= 0 {
+		cfg.DedupMaxBytes = 256 << 20
+	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, err
 	}
+	m.dedupBound.Set(float64(cfg.DedupMaxBytes))
 	w := &Worker{cfg: cfg, topics: map[string]*topicViews{}, m: m, log: cfg.Logger.With("role", "speed")}
 	for _, v := range cfg.Views {
 		p, err := newPlan(v)
@@ -184,9 +200,17 @@ func (w *Worker) Run(ctx context.Context) error {
 		if err != nil {
 			return nil // ctx ended
 		}
+		// The dedup bound is shared evenly by the generation's partitions.
+		held := 0
+		for topic, parts := range gen.Assignments {
+			if w.topics[topic].dedup() {
+				held += len(parts)
+			}
+		}
+		budget := w.cfg.DedupMaxBytes / int64(max(held, 1))
 		for topic, parts := range gen.Assignments {
 			if len(parts) > 0 {
-				w.startTopic(gen, w.topics[topic], parts)
+				w.startTopic(gen, w.topics[topic], parts, budget)
 			}
 		}
 	}
@@ -239,16 +263,22 @@ type partition struct {
 	// the Prometheus counters at each flush rather than per record, so the
 	// partition loops do not contend on shared counters.
 	counts []viewCounts
+	// dedup remembers the ids applied within the schema's dedup_window;
+	// nil when the schema does not de-duplicate.
+	dedup *dedupWindow
 }
 
-type viewCounts struct{ accepted, late, future, expired, boundary, malformed int64 }
+type viewCounts struct{ accepted, late, future, expired, duplicate, boundary, malformed int64 }
 
-func (w *Worker) startTopic(gen *kafka.Generation, tv *topicViews, assigned []kafka.PartitionAssignment) {
+func (w *Worker) startTopic(gen *kafka.Generation, tv *topicViews, assigned []kafka.PartitionAssignment, dedupBudget int64) {
 	tr := &topicRun{w: w, tv: tv, gen: gen, boundary: make([]atomic.Int64, len(tv.views)),
 		kick: make(chan struct{}, 1), started: make(chan struct{}), log: w.log.With("topic", tv.topic)}
 	for _, a := range assigned {
 		p := &partition{id: a.ID, log: tr.log.With("partition", a.ID), counts: make([]viewCounts, len(tv.views))}
 		p.space = sync.NewCond(&p.mu)
+		if tv.dedup() {
+			p.dedup = newDedupWindow(tv.schema.DedupWindow, dedupBudget, p.log)
+		}
 		for _, pl := range tv.plans {
 			p.aggs = append(p.aggs, newAggregator(pl))
 			p.spare = append(p.spare, newAggregator(pl))
@@ -273,11 +303,18 @@ func (tr *topicRun) consume(ctx context.Context, p *partition) {
 	f := stream.NewFetcher(stream.FetcherConfig{Brokers: w.cfg.Brokers, Topic: tr.tv.topic, Partition: p.id,
 		Offset: kafka.FirstOffset, OnError: func(err error) { p.log.Warn("fetch failed; retrying", "err", err) }})
 	defer f.Close()
-	dec := schemas.NewFieldDecoder(tr.tv.schema, tr.tv.fields())
+	s := tr.tv.schema
+	dec := schemas.NewFieldDecoder(s, tr.tv.fields())
 	var row schemas.Row
 	buf := make([]byte, 0, 64<<10) // record values are read into it, not allocated
 	lag := w.m.lag.WithLabelValues(tr.tv.topic, strconv.Itoa(p.id))
 	position := w.m.position.WithLabelValues(tr.tv.topic, strconv.Itoa(p.id))
+	// Reading a dedup window back needs only the id (and the time).
+	var idDec *schemas.Decoder
+	var key []byte
+	if p.dedup != nil {
+		idDec = schemas.NewFieldDecoder(s, []int{s.FieldIndex(s.ID)})
+	}
 	select {
 	case <-tr.started:
 	case <-ctx.Done():
@@ -290,21 +327,68 @@ func (tr *topicRun) consume(ctx context.Context, p *partition) {
 			return
 		}
 		pos := slices.Min(next)
-		f.SetOffset(pos)
+		// With de-duplication, the window is read back first: from the
+		// records of its oldest hour up to pos, remembering their ids and
+		// applying nothing (every view has applied them), so that the
+		// first record applied is judged as the previous owner would have.
+		// Every (re)load does it: a reload re-reads records whose ids the
+		// window already took.
+		start := pos
+		if p.dedup != nil {
+			var ok bool
+			if start, ok = tr.readBackOffset(ctx, p); !ok {
+				return
+			}
+			start = min(start, pos)
+		}
+		f.SetOffset(start)
 		fctx, cancel := context.WithCancel(ctx)
 		p.mu.Lock()
 		for i := range p.aggs {
 			p.aggs[i].reset()
 		}
-		p.from, p.applied, p.pos = next, slices.Clone(next), pos
+		p.from, p.applied, p.pos = next, slices.Clone(next), start
 		p.ready, p.reload, p.cancel = true, false, cancel
+		if p.dedup != nil {
+			p.dedup.reset()
+		}
 		p.mu.Unlock()
-		p.log.Info("partition assigned", "offset", pos)
+		if p.dedup != nil {
+			p.log.Info("partition assigned", "offset", pos, "dedup_read_back_from", start)
+		} else {
+			p.log.Info("partition assigned", "offset", pos)
+		}
+		readBack, readingBack := time.Now(), start < pos
 
 		for {
 			m, err := f.NextValue(fctx, buf) // fails only when fctx ends
 			if err != nil {
 				break // generation over, or a reload is due
+			}
+			if m.Offset < pos {
+				// Reading the dedup window back: remember, never apply.
+				p.mu.Lock()
+				if p.reload || ctx.Err() != nil {
+					p.mu.Unlock()
+					break
+				}
+				if idDec.Decode(m.Bytes, &row) == nil && s.Admit(s.TimeMicros(&row), tr.now.Load()) == schemas.Admitted {
+					key, _ = tr.remember(p, key, &row, tr.now.Load())
+				}
+				p.dedup.replayed++
+				if m.Offset == pos-1 {
+					readingBack = false
+					p.log.Info("dedup window read back", "records", pos-start, "ids", p.dedup.ids, "bytes", p.dedup.bytes,
+						"took", time.Since(readBack).Round(time.Millisecond))
+				}
+				p.mu.Unlock()
+				buf = m.Bytes[:0]
+				continue
+			}
+			if readingBack { // the records just before pos were not there to read
+				readingBack = false
+				p.log.Info("dedup window read back", "records", pos-start, "ids", p.dedup.ids, "bytes", p.dedup.bytes,
+					"took", time.Since(readBack).Round(time.Millisecond))
 			}
 			p.mu.Lock()
 			for p.size() >= w.cfg.MaxPending && !p.reload && ctx.Err() == nil {
@@ -319,8 +403,21 @@ func (tr *topicRun) consume(ctx context.Context, p *partition) {
 				break
 			}
 			now := tr.now.Load()
-			decoded, bad := false, false
+			decoded, bad, dup := false, false, false
 			verdict := schemas.Admitted
+			if p.dedup != nil {
+				// Every record passes the window, whichever views still
+				// need it, so the window holds what the batch layer will
+				// hold.
+				bad = dec.Decode(m.Bytes, &row) != nil
+				decoded = true
+				if !bad {
+					verdict = s.Admit(s.TimeMicros(&row), now)
+					if verdict == schemas.Admitted {
+						key, dup = tr.remember(p, key, &row, now)
+					}
+				}
+			}
 			for i, a := range p.aggs {
 				if m.Offset < p.from[i] {
 					continue // this view applied it before a restart
@@ -345,6 +442,9 @@ func (tr *topicRun) consume(ctx context.Context, p *partition) {
 					continue
 				case verdict == schemas.Expired:
 					c.expired++
+					continue
+				case dup:
+					c.duplicate++
 					continue
 				}
 				v := tr.tv.views[i]
@@ -438,6 +538,11 @@ func (tr *topicRun) flushLoop(ctx context.Context) {
 				tr.log.Error("final flush failed; the next owner replays from the stored offsets", "err", err)
 			}
 			cancel()
+			for _, p := range tr.parts {
+				if p.dedup != nil {
+					tr.forgetDedupGauges(p) // the window's memory goes with the partition
+				}
+			}
 			return
 		case <-t.C:
 		case <-tr.kick:
@@ -508,10 +613,14 @@ func (tr *topicRun) take() []taken {
 			counts[i].late += c.late
 			counts[i].future += c.future
 			counts[i].expired += c.expired
+			counts[i].duplicate += c.duplicate
 			counts[i].boundary += c.boundary
 			counts[i].malformed += c.malformed
 		}
 		clear(p.counts)
+		if d := p.dedup; d != nil {
+			tr.reportDedup(p)
+		}
 		p.mu.Unlock()
 	}
 	m := tr.w.m
@@ -522,7 +631,7 @@ func (tr *topicRun) take() []taken {
 		for _, r := range []struct {
 			reason string
 			n      int64
-		}{{SkipLate, c.late}, {SkipFuture, c.future}, {SkipExpired, c.expired}, {SkipBoundary, c.boundary}, {SkipMalformed, c.malformed}} {
+		}{{SkipLate, c.late}, {SkipFuture, c.future}, {SkipExpired, c.expired}, {SkipDuplicate, c.duplicate}, {SkipBoundary, c.boundary}, {SkipMalformed, c.malformed}} {
 			m.skipped.WithLabelValues(v.Name, r.reason).Add(float64(r.n))
 		}
 	}

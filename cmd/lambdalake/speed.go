@@ -90,6 +90,7 @@ func speedConfig(cfg *config.Config, rdb redis.UniversalClient, views []*schemas
 		Brokers: cfg.Kafka.Brokers, Group: cfg.Speed.Group, Views: views, Redis: rdb,
 		FlushInterval: cfg.Speed.FlushInterval.D(), MaxPending: cfg.Speed.MaxPending,
 		SessionTimeout: cfg.Speed.SessionTimeout.D(), Registerer: prometheus.DefaultRegisterer,
+		DedupMaxBytes: int64(cfg.Speed.DedupMaxBytes),
 	}
 }
 

@@ -155,6 +155,10 @@ type Speed struct {
 	// buckets and their rollups (speed.Reader), so a query reads from
 	// Redis only the buckets that changed since; 0: keep nothing.
 	ReadCache ByteSize `yaml:"read_cache"`
+	// DedupMaxBytes bounds the memory a speed process keeps of the ids of
+	// its partitions' dedup windows (schemas.NAME.dedup_window); past it a
+	// window drops its oldest hour.
+	DedupMaxBytes ByteSize `yaml:"dedup_max_bytes"`
 }
 
 type Compact struct {
@@ -187,6 +191,10 @@ type SchemaSpec struct {
 	// MaxFuture: how far ahead of the wall clock an event time may be;
 	// later events are dead-lettered (future) by both layers. 0 = 15m.
 	MaxFuture Duration `yaml:"max_future"`
+	// DedupWindow: how long (event time, whole UTC hours) the speed layer
+	// remembers the ids it applied, to skip their copies; 0 = off. Needs
+	// id.
+	DedupWindow Duration `yaml:"dedup_window"`
 }
 
 // FieldSpec is written either as a bare type ("string") or as
@@ -233,7 +241,8 @@ func Defaults() Config {
 			MaxQueries: 32, MaxTokenQueries: 16, MaxCold: 2, JWT: JWT{MaxTTL: Duration(24 * time.Hour)},
 			CacheBytes: 64 << 20, RollupCacheBytes: 256 << 20},
 		Speed: Speed{Group: "lambdalake-speed", FlushInterval: Duration(200 * time.Millisecond),
-			MaxPending: 100_000, SessionTimeout: Duration(10 * time.Second), MetricsAddr: "127.0.0.1:9464", ReadCache: 256 << 20},
+			MaxPending: 100_000, SessionTimeout: Duration(10 * time.Second), MetricsAddr: "127.0.0.1:9464", ReadCache: 256 << 20,
+			DedupMaxBytes: 256 << 20},
 		Compact: Compact{Group: "lambdalake-compact", Budget: 256 << 20, MaxFileRows: 1_000_000,
 			MaxFileBytes: 64 << 20, MaxFileAge: Duration(time.Minute), SessionTimeout: Duration(10 * time.Second)},
 		Jobs: Jobs{Recompute: "0 */2 * * * *", Merge: "0 */15 * * * *", Retention: "0 0 * * * *",
@@ -410,6 +419,9 @@ func validateRoles(c *Config, at func(string, string, ...any)) {
 	if c.Speed.MaxPending < 1000 {
 		at("speed.max_pending", "must be at least 1000")
 	}
+	if c.Speed.DedupMaxBytes < 1<<20 {
+		at("speed.dedup_max_bytes", "must be at least 1MiB")
+	}
 	if c.Speed.ReadCache < 0 {
 		at("speed.read_cache", "must not be negative")
 	}
@@ -499,6 +511,11 @@ func validateSchemas(d *decoder, c *Config, at func(string, string, ...any)) {
 			at(p, "%v", err)
 			continue
 		}
+		if err := s.CheckDedupWindow(spec.DedupWindow.D()); err != nil {
+			at(p+".dedup_window", "%v", err)
+			continue
+		}
+		s.DedupWindow = spec.DedupWindow.D()
 		s.Retention = spec.Retention.D()
 		s.MaxFuture = spec.MaxFuture.D()
 		if s.MaxFuture == 0 {

@@ -85,6 +85,19 @@ func TestDefaultsForViews(t *testing.T) {
 	if got := cfg.Schema("orders").MaxFuture; got != schemas.DefaultMaxFuture {
 		t.Errorf("default max_future = %v, want %v", got, schemas.DefaultMaxFuture)
 	}
+	if got := cfg.Schema("orders").DedupWindow; got != 0 {
+		t.Errorf("default dedup_window = %v, want 0 (off)", got)
+	}
+	if cfg.Speed.DedupMaxBytes != 256<<20 {
+		t.Errorf("default speed.dedup_max_bytes = %d, want 256MiB", cfg.Speed.DedupMaxBytes)
+	}
+	on, err := Parse([]byte(strings.Replace(minimal(t), "time: ts", "time: ts\n    dedup_window: 90m", 1)), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := on.Schema("orders").DedupWindow; got != 90*time.Minute {
+		t.Errorf("dedup_window: 90m parsed as %v", got)
+	}
 }
 
 // Each broken config must fail, and the error must name the offending key
@@ -120,6 +133,11 @@ func TestBrokenConfigsNameTheKey(t *testing.T) {
 		{"decimal with words", strings.Replace(base, "qty: int64", "qty: decimal(p,s)", 1), nil, "schemas.orders.fields.qty", 12, "must be integers"},
 		{"decimal dimension", strings.Replace(strings.Replace(base, "qty: int64", "qty: decimal(10,2)", 1), "dimensions: [tenant]", "dimensions: [qty]", 1), nil, "views.revenue.dimensions[0]", 17, "a decimal(10,2) field cannot be a dimension"},
 		{"max_future negative", strings.Replace(base, "time: ts", "time: ts\n    max_future: -1m", 1), nil, "schemas.orders.max_future", 0, "must not be negative"},
+		{"dedup_window negative", strings.Replace(base, "time: ts", "time: ts\n    dedup_window: -1m", 1), nil, "schemas.orders.dedup_window", 0, "must not be negative"},
+		{"dedup_window too long", strings.Replace(base, "time: ts", "time: ts\n    dedup_window: 8d", 1), nil, "schemas.orders.dedup_window", 0, "too long: at most 168h"},
+		{"dedup_window not a duration", strings.Replace(base, "time: ts", "time: ts\n    dedup_window: soon", 1), nil, "schemas.orders.dedup_window", 5, "bad duration"},
+		{"dedup_window without id", strings.Replace(base, "id: order_id", "dedup_window: 2h", 1), nil, "schemas.orders.dedup_window", 0, "needs the schema's id field"},
+		{"speed dedup_max_bytes too small", "speed:\n  dedup_max_bytes: 64KiB\n" + base, nil, "speed.dedup_max_bytes", 2, "at least 1MiB"},
 		{"max_future too long", strings.Replace(base, "time: ts", "time: ts\n    max_future: 2d", 1), nil, "schemas.orders.max_future", 0, "too long"},
 		{"time field missing", strings.Replace(base, "time: ts", "time: when", 1), nil, "schemas.orders.time", 4, `no field "when"`},
 		{"time field not a timestamp", strings.Replace(base, "time: ts", "time: tenant", 1), nil, "schemas.orders.time", 4, "required timestamp"},

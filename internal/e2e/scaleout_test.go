@@ -218,6 +218,11 @@ func TestScaleOutUnderKills(t *testing.T) {
 // given Redis set-up: a topic, a lake prefix, unique group, view and job
 // names, and the config file every process reads.
 func newScaleOut(t *testing.T, rs testenv.RedisSetup) *scaleOut {
+	return newScaleOutWith(t, rs, nil)
+}
+
+// newScaleOutWith is newScaleOut with the config text changed by edit.
+func newScaleOutWith(t *testing.T, rs testenv.RedisSetup, edit func(string) string) *scaleOut {
 	brokers := testenv.KafkaBrokers(t)
 	redisCfg := rs.Config(t)
 	store, lakeURL := testenv.S3Lake(t)
@@ -228,6 +233,9 @@ func newScaleOut(t *testing.T, rs testenv.RedisSetup) *scaleOut {
 	httpAddr := testenv.FreeAddr(t)
 	text := fmt.Sprintf(scaleConfig, strings.Join(brokers, ", "), strings.Join(redisCfg.Addrs, ", "), lakeURL,
 		testenv.S3Endpoint(t), httpAddr, id)
+	if edit != nil {
+		text = edit(text)
+	}
 	cfg, err := config.Parse([]byte(text), nil)
 	if err != nil {
 		t.Fatal(err)
