@@ -8,6 +8,7 @@ FUZZ_TARGETS := \
 	./schemas:FuzzParseTimestamp \
 	./schemas:FuzzParseDimValue \
 	./schemas:FuzzParseDecimal \
+	./schemas:FuzzSumRule \
 	./speed:FuzzDims \
 	./speed:FuzzSplitField \
 	./internal/hll:FuzzUnmarshal \
