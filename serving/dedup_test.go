@@ -24,12 +24,14 @@ import (
 // events alone — what recompute will write once the hour closes (uniq
 // within HyperLogLog's error) — and the duplicates are counted under the
 // skip reason duplicate, one by one.
-func TestLiveBucketsDeduplicated(t *testing.T) {
-	st := newStack(t)
+func TestLiveBucketsDeduplicated(t *testing.T) { overRedisSetups(t, liveBucketsDeduplicated) }
+
+func liveBucketsDeduplicated(t *testing.T, st *stack) {
 	topic := testenv.Topic(t, st.brokers, 4)
 	s := testSchema(t, topic)
 	s.DedupWindow = 2 * time.Hour
 	v := testView(uniqueView("dedup"), s)
+	v.Shards = st.shards
 	hs := newStackAPI(t, st, []*schemas.View{v}, nil)
 
 	now := time.Now().UTC()

@@ -34,11 +34,13 @@ const cellUniqTol = 0.05
 // the wrong layer, a bucket counted twice or missed would show in the
 // totals); B moves under a stream of queries and every answer must still
 // add up to the reference for its own B.
-func TestMergeAtBoundary(t *testing.T) {
-	st := newStack(t)
+func TestMergeAtBoundary(t *testing.T) { overRedisSetups(t, mergeAtBoundary) }
+
+func mergeAtBoundary(t *testing.T, st *stack) {
 	topic := testenv.Topic(t, st.brokers, 2)
 	s := testSchema(t, topic)
 	v := testView(uniqueView("srv"), s)
+	v.Shards = st.shards
 	now := time.Now().UTC()
 	H := now.Truncate(time.Hour)
 	from, to := H.Add(-3*time.Hour), H.Add(time.Hour)
@@ -214,14 +216,19 @@ func TestMergeAtBoundary(t *testing.T) {
 		// running would replay the hot window from Kafka).
 		stopSpeed()
 		ctx := context.Background()
-		keys, err := st.rdb.Keys(ctx, "ll:{"+v.Name+"}:*").Result()
-		if err != nil {
-			t.Fatal(err)
+		b, ok, err := boundary.Read(ctx, st.rdb, v.Name)
+		if err != nil || !ok {
+			t.Fatalf("B before the loss: %v %v", ok, err)
 		}
-		for _, k := range keys {
-			if k != boundary.Key(v.Name) {
-				st.rdb.Del(ctx, k)
+		// Every shard's keys ({view} and {view:s}, on every master); B
+		// is set again after.
+		for _, pattern := range []string{"ll:{" + v.Name + "}:*", "ll:{" + v.Name + ":*"} {
+			if err := testenv.DeleteRedisKeys(ctx, st.rdb, pattern); err != nil {
+				t.Fatal(err)
 			}
+		}
+		if _, err := boundary.Publish(ctx, st.rdb, v.Name, b); err != nil {
+			t.Fatal(err)
 		}
 		a := get(t, hs.URL, v.Name, q)
 		if len(a.Gaps) != 0 || a.Sources["cold"] == nil {
@@ -245,11 +252,13 @@ func TestMergeAtBoundary(t *testing.T) {
 // TestEventsReachKafkaAndViews: accepted lines are in Kafka once the
 // answer comes, then in the view (a speed worker applies them); rejected
 // lines are reported by number; strict mode produces nothing on a bad line.
-func TestEventsReachKafkaAndViews(t *testing.T) {
-	st := newStack(t)
+func TestEventsReachKafkaAndViews(t *testing.T) { overRedisSetups(t, eventsReachKafkaAndViews) }
+
+func eventsReachKafkaAndViews(t *testing.T, st *stack) {
 	topic := testenv.Topic(t, st.brokers, 2)
 	s := testSchema(t, topic)
 	v := testView(uniqueView("events"), s)
+	v.Shards = st.shards
 	hs := newStackAPI(t, st, []*schemas.View{v}, nil)
 	runSpeed(t, st, v)
 

@@ -37,16 +37,35 @@ type stack struct {
 	brokers []string
 	rdb     redis.UniversalClient
 	store   lake.Store
+	// shards is what the tests run over both Redis set-ups give their
+	// views: 1 on the single Redis, 2 on the cluster, so that a view's
+	// hot keys take two hash tags and the reader fans out over them.
+	shards int
 }
 
+// newStack is the stack with the single Redis.
 func newStack(t *testing.T) *stack {
 	t.Helper()
 	testenv.Integration(t)
-	st := &stack{brokers: testenv.KafkaBrokers(t)}
-	st.rdb = redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{testenv.RedisAddr(t)}})
-	t.Cleanup(func() { st.rdb.Close() })
+	return newStackOn(t, testenv.RedisSetups(t)[0])
+}
+
+// newStackOn is the stack with one of testenv.RedisSetups.
+func newStackOn(t *testing.T, rs testenv.RedisSetup) *stack {
+	t.Helper()
+	st := &stack{brokers: testenv.KafkaBrokers(t), rdb: rs.Client(t), shards: 1}
+	if rs.Name == "cluster" {
+		st.shards = 2
+	}
 	st.store, _ = testenv.S3Lake(t)
 	return st
+}
+
+// overRedisSetups runs test on a stack over each Redis set-up.
+func overRedisSetups(t *testing.T, test func(t *testing.T, st *stack)) {
+	for _, rs := range testenv.RedisSetups(t) {
+		t.Run(rs.Name, func(t *testing.T) { test(t, newStackOn(t, rs)) })
+	}
 }
 
 // uniqueView is a view name no other test run shares (Redis is shared).
