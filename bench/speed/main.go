@@ -34,9 +34,13 @@
 //
 // LAMBDALAKE_BENCH_CPUPROFILE=file writes the worker's CPU profile.
 //
+// -redis cluster runs the same on the stack's Redis Cluster, the view with
+// one shard per partition, and logs how its keys spread over the masters
+// (`make bench-speed` runs it second, without the peer).
+//
 // The last line is the DESIGN §7 summary:
 //
-//	bench speed: raw_eps=… eps=… ratio=… fetch_eps=… fetch_ratio=… floor_eps=… floor_ratio=… peer_eps=… peer_ratio=… peer_equal=true fresh_p50_ms=… fresh_p99_ms=… rss_mb=…
+//	bench speed: redis=single shards=1 raw_eps=… eps=… ratio=… fetch_eps=… fetch_ratio=… floor_eps=… floor_ratio=… peer_eps=… peer_ratio=… peer_equal=true fresh_p50_ms=… fresh_p99_ms=… rss_mb=…
 package main
 
 import (
@@ -92,6 +96,9 @@ func benchView(topic, name string) *schemas.View {
 	}
 	v := *cfg.View("revenue")
 	v.Name, v.Schema = name, s
+	if stack.ClusterMode() {
+		v.Shards = partitions // spread over the cluster's masters
+	}
 	return &v
 }
 
@@ -111,8 +118,17 @@ func main() {
 	peerTopology := flag.String("peer-topology", "local", "the peer's topology: local (per-partition windows, merged by the query) or repartition (groupByKey through a repartition topic)")
 	peerBuffer := flag.Bool("peer-buffer", true, "the peer's write-back buffer of live aggregates (local topology)")
 	peerGuarantee := flag.String("peer-guarantee", "exactly_once_v2", "the peer's processing.guarantee")
+	redisMode := flag.String("redis", "single", "the Redis set-up: single, or cluster (the stack's 3 masters; the view gets one shard per partition)")
 	peerJVM := flag.String("peer-jvm", "-Xms1g -Xmx1g -XX:+UseParallelGC", "JVM options of the peer")
 	flag.Parse()
+	switch *redisMode {
+	case "single":
+	case "cluster":
+		// The worker child reads the set-up from the environment.
+		os.Setenv(stack.RedisModeEnv, "cluster")
+	default:
+		log.Fatalf("-redis: want single or cluster, got %q", *redisMode)
+	}
 	log.SetFlags(log.Ltime)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -212,6 +228,11 @@ func main() {
 	} else {
 		log.Printf("redis memory of the view: %d keys, %d bytes (MEMORY USAGE, SAMPLES 0), %.1f bytes per event", keys, bytes, float64(bytes)/float64(total))
 	}
+	if spread, err := stack.RedisViewSpread(ctx, rdb, view.Name); err != nil {
+		log.Printf("redis spread: %v", err)
+	} else {
+		log.Printf("keys of the view per Redis node (%d shards): %v", max(1, view.Shards), spread)
+	}
 
 	// The peer, on the same topic, while ours idles.
 	peerEPS, peerEqual := math.NaN(), false
@@ -258,8 +279,8 @@ func main() {
 	if !*peer {
 		equal = "skipped"
 	}
-	fmt.Printf("bench speed: raw_eps=%.0f eps=%.0f ratio=%.2f fetch_eps=%.0f fetch_ratio=%.2f floor_eps=%.0f floor_ratio=%.2f peer_eps=%.0f peer_ratio=%.2f peer_equal=%s fresh_p50_ms=%d fresh_p99_ms=%d rss_mb=%d\n",
-		rawEPS, eps, eps/rawEPS, fetch.EPS(), eps/fetch.EPS(), floor.EPS(), eps/floor.EPS(), peerEPS, eps/peerEPS, equal,
+	fmt.Printf("bench speed: redis=%s shards=%d raw_eps=%.0f eps=%.0f ratio=%.2f fetch_eps=%.0f fetch_ratio=%.2f floor_eps=%.0f floor_ratio=%.2f peer_eps=%.0f peer_ratio=%.2f peer_equal=%s fresh_p50_ms=%d fresh_p99_ms=%d rss_mb=%d\n",
+		*redisMode, max(1, view.Shards), rawEPS, eps, eps/rawEPS, fetch.EPS(), eps/fetch.EPS(), floor.EPS(), eps/floor.EPS(), peerEPS, eps/peerEPS, equal,
 		fr.P50.Milliseconds(), fr.P99.Milliseconds(), rss>>20)
 	if *peer && !peerEqual {
 		fmt.Fprintln(os.Stderr, "bench speed: FAILED: the peer's results differ from ours (see above)")

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -49,9 +50,60 @@ func S3Config() lake.S3Config {
 // Suffix is a short name part unique to this run.
 func Suffix() string { return strconv.FormatInt(time.Now().UnixNano()%1e12, 36) }
 
-// Redis is a client for the stack's Redis.
+// RedisClusterAddrs are the seeds of the stack's Redis Cluster
+// (LAMBDALAKE_REDIS_CLUSTER_ADDRS, as the tests read them).
+func RedisClusterAddrs() []string {
+	return strings.Split(env("LAMBDALAKE_REDIS_CLUSTER_ADDRS", "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"), ",")
+}
+
+// RedisModeEnv selects the Redis set-up Redis returns: "single" (the
+// default) or "cluster". An environment variable, so that a bench's child
+// processes use the set-up their parent chose.
+const RedisModeEnv = "LAMBDALAKE_BENCH_REDIS"
+
+// ClusterMode says RedisModeEnv chose the cluster.
+func ClusterMode() bool { return os.Getenv(RedisModeEnv) == "cluster" }
+
+// Redis is a client for the stack's Redis: the single Redis, or the
+// cluster when RedisModeEnv says so.
 func Redis() redis.UniversalClient {
+	if ClusterMode() {
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: RedisClusterAddrs()})
+	}
 	return redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{RedisAddr()}})
+}
+
+// eachNode calls fn with the client of every node holding keys: each
+// master of a cluster, or the one Redis. SCAN sees one node's keys only.
+func eachNode(ctx context.Context, rdb redis.UniversalClient, fn func(ctx context.Context, c redis.UniversalClient) error) error {
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return fn(ctx, c) })
+	}
+	return fn(ctx, rdb)
+}
+
+// RedisViewSpread counts a view's keys on each node (address → keys):
+// how its shards spread over a cluster's masters.
+func RedisViewSpread(ctx context.Context, rdb redis.UniversalClient, view string) (map[string]int, error) {
+	out := map[string]int{}
+	var mu sync.Mutex
+	err := eachNode(ctx, rdb, func(ctx context.Context, c redis.UniversalClient) error {
+		n := 0
+		for _, pattern := range redisViewPatterns(view) {
+			iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
+			for iter.Next(ctx) {
+				n++
+			}
+			if err := iter.Err(); err != nil {
+				return err
+			}
+		}
+		mu.Lock()
+		out[c.(*redis.Client).Options().Addr] += n
+		mu.Unlock()
+		return nil
+	})
+	return out, err
 }
 
 // DeleteTopics deletes topics a run created; a failure is logged, not fatal.
@@ -74,21 +126,27 @@ func DeleteRedisView(ctx context.Context, rdb redis.UniversalClient, view string
 // RedisViewMemory sums MEMORY USAGE (exact: SAMPLES 0) over every key of a
 // view, whatever its shard tags ({view} or {view:N}), boundary included.
 func RedisViewMemory(ctx context.Context, rdb redis.UniversalClient, view string) (keys int, bytes int64, err error) {
-	for _, pattern := range redisViewPatterns(view) {
-		iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
-		for iter.Next(ctx) {
-			n, err := rdb.MemoryUsage(ctx, iter.Val(), 0).Result()
-			if err != nil {
-				return keys, bytes, fmt.Errorf("memory usage of %s: %w", iter.Val(), err)
+	var mu sync.Mutex
+	err = eachNode(ctx, rdb, func(ctx context.Context, c redis.UniversalClient) error {
+		for _, pattern := range redisViewPatterns(view) {
+			iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
+			for iter.Next(ctx) {
+				n, err := c.MemoryUsage(ctx, iter.Val(), 0).Result()
+				if err != nil {
+					return fmt.Errorf("memory usage of %s: %w", iter.Val(), err)
+				}
+				mu.Lock()
+				keys++
+				bytes += n
+				mu.Unlock()
 			}
-			keys++
-			bytes += n
+			if err := iter.Err(); err != nil {
+				return fmt.Errorf("scan %s: %w", pattern, err)
+			}
 		}
-		if err := iter.Err(); err != nil {
-			return keys, bytes, fmt.Errorf("scan %s: %w", pattern, err)
-		}
-	}
-	return keys, bytes, nil
+		return nil
+	})
+	return keys, bytes, err
 }
 
 // redisViewPatterns match the keys of a view with one shard ({view}) and
@@ -100,17 +158,29 @@ func redisViewPatterns(view string) []string {
 // DeleteRedisKeys deletes the keys matching pattern, which must name
 // something unique to the run (a suffix), in pages.
 func DeleteRedisKeys(ctx context.Context, rdb redis.UniversalClient, pattern string) {
-	iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-		if len(keys) == 1000 {
-			rdb.Del(ctx, keys...)
+	err := eachNode(ctx, rdb, func(ctx context.Context, c redis.UniversalClient) error {
+		iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
+		var keys []string
+		del := func() {
+			// One DEL per key: on a cluster node the keys span slots.
+			c.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for _, k := range keys {
+					p.Del(ctx, k)
+				}
+				return nil
+			})
 			keys = keys[:0]
 		}
-	}
-	if len(keys) > 0 {
-		rdb.Del(ctx, keys...)
+		for iter.Next(ctx) {
+			if keys = append(keys, iter.Val()); len(keys) == 1000 {
+				del()
+			}
+		}
+		del()
+		return iter.Err()
+	})
+	if err != nil {
+		log.Printf("cleanup: delete %s: %v", pattern, err)
 	}
 }
 
