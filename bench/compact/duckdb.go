@@ -32,14 +32,20 @@ print(f"{dt:.6f} {(r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime):.3f}
 // record (required fields present and of their JSON type, the time an RFC
 // 3339 string or integer epoch milliseconds, numbers finite), and cast to
 // the column types of our raw files (strings VARCHAR, timestamp
-// TIMESTAMPTZ in µs, float64 DOUBLE, int64 BIGINT, bool BOOLEAN).
+// TIMESTAMPTZ in µs, float64 DOUBLE, int64 BIGINT, bool BOOLEAN,
+// decimal(P,S) DECIMAL(P,S)).
 func duckSelect(s *schemas.Schema) string {
 	var cols, conds, sel []string
 	for _, f := range s.Fields {
 		cols = append(cols, f.Name+": 'JSON'")
 		v := f.Name
 		var typeOK, expr string
-		switch f.Type {
+		switch f.Type.Kind() {
+		case schemas.Decimal:
+			// A number or a string holding one, as our decoder reads it
+			// (gen sends both, every value within P and S).
+			typeOK = fmt.Sprintf("json_type(%s) IN ('BIGINT', 'UBIGINT', 'DOUBLE', 'VARCHAR')", v)
+			expr = fmt.Sprintf("CAST(%s->>'$' AS DECIMAL(%d,%d))", v, f.Type.Precision(), f.Type.Scale())
 		case schemas.String:
 			typeOK, expr = fmt.Sprintf("json_type(%s) = 'VARCHAR'", v), fmt.Sprintf("%s->>'$'", v)
 		case schemas.Int64:

@@ -120,7 +120,11 @@ func run(ctx context.Context, events int64, threads int, python string) (bool, e
 	if err != nil {
 		return false, err
 	}
-	defer os.RemoveAll(dir)
+	if os.Getenv("BENCH_KEEP") == "" {
+		defer os.RemoveAll(dir)
+	} else {
+		log.Printf("keeping %s (BENCH_KEEP)", dir)
+	}
 
 	// Data: two hours of history, with the usual out-of-order, duplicate
 	// and malformed shares, into Kafka and, the same records, into an
@@ -356,7 +360,9 @@ func download(ctx context.Context, store lake.Store, objs []lake.Object, dir str
 }
 
 // benchConfig is the example config's compact section (budget, file
-// rows and bytes) with max_file_age 2s, over the orders schema only.
+// rows and bytes) with max_file_age 2s, over the orders schema only (its
+// fields as the example config has them: the generator and DuckDB read
+// those).
 const benchConfig = `kafka:
   brokers: [%s]
 lake:
@@ -384,7 +390,7 @@ schemas:
       tenant: string
       country: string
       user_id: string
-      amount: float64
+      amount: decimal(18,2)
       coupon: {type: string, optional: true}
 views:
   revenue:
