@@ -99,10 +99,10 @@ $(PEER_DIR)/target/.built: $(PEER_SRC)
 bench-decode:
 	$(GO) run ./bench/decode $(BENCH_FLAGS)
 
-## bench-speed: the single Redis with the peers, then the Redis Cluster (one shard per partition; its line last)
+## bench-speed: the single Redis with the peers, then the Redis Cluster (one shard per partition; its line last; its keys are left to expire, to inspect their spread)
 bench-speed: up peer
 	$(GO) run ./bench/speed $(BENCH_FLAGS)
-	$(GO) run ./bench/speed -redis cluster -peer=false $(BENCH_FLAGS)
+	$(GO) run ./bench/speed -redis cluster -peer=false -keep-redis $(BENCH_FLAGS)
 
 bench-compact: up duckdb
 	$(GO) run ./bench/compact $(BENCH_FLAGS)

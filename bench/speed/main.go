@@ -118,6 +118,7 @@ func main() {
 	peerTopology := flag.String("peer-topology", "local", "the peer's topology: local (per-partition windows, merged by the query) or repartition (groupByKey through a repartition topic)")
 	peerBuffer := flag.Bool("peer-buffer", true, "the peer's write-back buffer of live aggregates (local topology)")
 	peerGuarantee := flag.String("peer-guarantee", "exactly_once_v2", "the peer's processing.guarantee")
+	keepRedis := flag.Bool("keep-redis", false, "leave the view's keys in Redis after the run (they expire with its hot_retention; the offsets hashes stay), to inspect how they spread")
 	redisMode := flag.String("redis", "single", "the Redis set-up: single, or cluster (the stack's 3 masters; the view gets one shard per partition)")
 	peerJVM := flag.String("peer-jvm", "-Xms1g -Xmx1g -XX:+UseParallelGC", "JVM options of the peer")
 	flag.Parse()
@@ -139,7 +140,13 @@ func main() {
 	view := benchView(topic, "bench_speed_"+suffix)
 	rdb := stack.Redis()
 	defer rdb.Close()
-	defer stack.DeleteRedisView(context.Background(), rdb, view.Name)
+	defer func() {
+		if *keepRedis {
+			log.Printf("kept the keys of view %s in Redis (-keep-redis): see them per master with `redis-cli -c -p 7001 --scan --pattern 'll:{%s*'` on each master, or CLUSTER COUNTKEYSINSLOT", view.Name, view.Name)
+			return
+		}
+		stack.DeleteRedisView(context.Background(), rdb, view.Name)
+	}()
 	defer stack.DeleteTopics(brokers, topic)
 
 	// The backlog.
