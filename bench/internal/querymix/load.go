@@ -85,116 +85,92 @@ func Get(ctx context.Context, c *http.Client, url, token string) ([]byte, error)
 // to back (or as Rate paces them) until Duration has passed, reading every
 // answer whole.
 func Run(ctx context.Context, cfg LoadConfig) LoadResult {
-	if cfg.Rate > 0 {
-		return runPaced(ctx, cfg)
-	}
-	c := Client(cfg.Clients)
-	defer c.Transport.(*http.Transport).CloseIdleConnections()
-	var mu sync.Mutex
-	var res LoadResult
-	var wg sync.WaitGroup
 	start := time.Now()
-	end := start.Add(cfg.Duration)
-	for range cfg.Clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []time.Duration
-			bad, reps := 0, 0
-			var first string
-			for time.Now().Before(end) && ctx.Err() == nil {
-				path, repeat := cfg.Next()
-				if repeat {
-					reps++
-				}
-				t0 := time.Now()
-				if _, err := Get(ctx, c, cfg.Base+path, cfg.Token); err != nil {
-					bad++
-					if first == "" {
-						first = path + ": " + err.Error()
-					}
-					continue
-				}
-				mine = append(mine, time.Since(t0))
+	if cfg.Rate <= 0 {
+		end := start.Add(cfg.Duration)
+		return send(ctx, cfg, start, func() (request, bool) {
+			if !time.Now().Before(end) || ctx.Err() != nil {
+				return request{}, false
 			}
-			mu.Lock()
-			res.Latencies = append(res.Latencies, mine...)
-			res.Errors += bad
-			res.Repeats += reps
-			if res.FirstError == "" {
-				res.FirstError = first
-			}
-			mu.Unlock()
-		}()
+			path, repeat := cfg.Next()
+			return request{at: time.Now(), path: path, repeat: repeat}, true
+		}, nil)
 	}
-	wg.Wait()
-	res.Elapsed = time.Since(start)
-	slices.Sort(res.Latencies)
-	res.Requests = len(res.Latencies) + res.Errors
-	return res
+	// Paced: one goroutine makes a request due every 1/Rate s, with room
+	// for every request of the run, so a slow server delays requests but
+	// never stops them being due.
+	queue := make(chan request, int(cfg.Rate*cfg.Duration.Seconds())+1)
+	pace := func() {
+		defer close(queue)
+		interval := time.Duration(float64(time.Second) / cfg.Rate)
+		for i := 0; ctx.Err() == nil; i++ {
+			at := start.Add(time.Duration(i) * interval)
+			if at.Sub(start) >= cfg.Duration {
+				return
+			}
+			time.Sleep(time.Until(at))
+			path, repeat := cfg.Next()
+			queue <- request{at: at, path: path, repeat: repeat}
+		}
+	}
+	return send(ctx, cfg, start, func() (request, bool) { r, ok := <-queue; return r, ok }, pace)
 }
 
-// runPaced is Run's open loop: one goroutine makes a request due every
-// 1/Rate s; Clients goroutines send them in order.
-func runPaced(ctx context.Context, cfg LoadConfig) LoadResult {
+// request is one query to send and when it was due: a latency counts from
+// then.
+type request struct {
+	at     time.Time
+	path   string
+	repeat bool
+}
+
+// send runs Clients goroutines taking requests from next until it has
+// none, while produce (if any) runs in this goroutine, and gathers what
+// they saw.
+func send(ctx context.Context, cfg LoadConfig, start time.Time, next func() (request, bool), produce func()) LoadResult {
 	c := Client(cfg.Clients)
 	defer c.Transport.(*http.Transport).CloseIdleConnections()
-	type due struct {
-		at     time.Time
-		path   string
-		repeat bool
-	}
-	// Room for every request of the run: a slow server delays requests,
-	// it never stops them being due.
-	queue := make(chan due, int(cfg.Rate*cfg.Duration.Seconds())+1)
 	var mu sync.Mutex
 	var res LoadResult
 	var wg sync.WaitGroup
-	start := time.Now()
 	for range cfg.Clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var mine []time.Duration
-			bad, reps := 0, 0
-			var first string
-			for d := range queue {
+			var mine LoadResult
+			for {
+				r, ok := next()
+				if !ok {
+					break
+				}
 				if ctx.Err() != nil {
-					continue
+					continue // drain: the paced producer stops too
 				}
-				if d.repeat {
-					reps++
+				if r.repeat {
+					mine.Repeats++
 				}
-				if _, err := Get(ctx, c, cfg.Base+d.path, cfg.Token); err != nil {
-					bad++
-					if first == "" {
-						first = d.path + ": " + err.Error()
+				if _, err := Get(ctx, c, cfg.Base+r.path, cfg.Token); err != nil {
+					mine.Errors++
+					if mine.FirstError == "" {
+						mine.FirstError = r.path + ": " + err.Error()
 					}
 					continue
 				}
-				mine = append(mine, time.Since(d.at))
+				mine.Latencies = append(mine.Latencies, time.Since(r.at))
 			}
 			mu.Lock()
-			res.Latencies = append(res.Latencies, mine...)
-			res.Errors += bad
-			res.Repeats += reps
+			res.Latencies = append(res.Latencies, mine.Latencies...)
+			res.Errors += mine.Errors
+			res.Repeats += mine.Repeats
 			if res.FirstError == "" {
-				res.FirstError = first
+				res.FirstError = mine.FirstError
 			}
 			mu.Unlock()
 		}()
 	}
-	interval := time.Duration(float64(time.Second) / cfg.Rate)
-	for i := 0; ctx.Err() == nil; i++ {
-		at := start.Add(time.Duration(i) * interval)
-		if at.Sub(start) >= cfg.Duration {
-			break
-		}
-		time.Sleep(time.Until(at))
-		path, repeat := cfg.Next()
-		queue <- due{at: at, path: path, repeat: repeat}
+	if produce != nil {
+		produce()
 	}
-	close(queue)
 	wg.Wait()
 	res.Elapsed = time.Since(start)
 	slices.Sort(res.Latencies)
