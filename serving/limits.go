@@ -161,6 +161,13 @@ func (c *coldSlots) wrap(f ColdFunc) ColdFunc {
 		return nil
 	}
 	return func(ctx context.Context, v *schemas.View, hour time.Time) ([]views.Row, error) {
+		// A free slot is taken without queueing: counting a request that
+		// is about to run as waiting would refuse one of a burst that the
+		// queue has room for.
+		if c.sem.TryAcquire(1) {
+			defer c.sem.Release(1)
+			return f(ctx, v, hour)
+		}
 		if n := c.waiting.Add(1); n > c.maxWaiting {
 			c.waiting.Add(-1)
 			return nil, c.busy()
