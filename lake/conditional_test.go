@@ -224,7 +224,7 @@ func TestDirStoreConditionalAcrossProcesses(t *testing.T) {
 	cmds := make([]*exec.Cmd, procs)
 	outs := make([]bytes.Buffer, procs)
 	for i := range cmds {
-		cmds[i] = exec.Command(os.Args[0], "-test.run=^TestDirStoreCounterProcess$", "-test.count=1")
+		cmds[i] = exec.Command(os.Args[0]) // TestMain runs counterProcess
 		cmds[i].Env = append(os.Environ(), "LAKE_COUNTER_DIR="+dir, "LAKE_COUNTER_N="+strconv.Itoa(each))
 		cmds[i].Stdout, cmds[i].Stderr = &outs[i], &outs[i]
 		if err := cmds[i].Start(); err != nil {
@@ -245,22 +245,28 @@ func TestDirStoreConditionalAcrossProcesses(t *testing.T) {
 	}
 }
 
-// TestDirStoreCounterProcess is the child of the test above (it does
-// nothing unless started by it).
-func TestDirStoreCounterProcess(t *testing.T) {
-	dir := os.Getenv("LAKE_COUNTER_DIR")
-	if dir == "" {
-		t.Skip("child process of TestDirStoreConditionalAcrossProcesses")
+// TestMain runs the child processes of TestDirStoreConditionalAcrossProcesses
+// (LAKE_COUNTER_DIR set) instead of the tests.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv("LAKE_COUNTER_DIR"); dir != "" {
+		if err := counterProcess(dir, os.Getenv("LAKE_COUNTER_N")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
-	n, err := strconv.Atoi(os.Getenv("LAKE_COUNTER_N"))
+	os.Exit(m.Run())
+}
+
+// counterProcess increments the counter in the lake folder dir n times.
+func counterProcess(dir, n string) error {
+	times, err := strconv.Atoi(n)
 	if err != nil {
-		t.Fatal(err)
+		return fmt.Errorf("LAKE_COUNTER_N: %w", err)
 	}
 	s, err := lake.NewDirStore(dir)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	if err := increment(context.Background(), s, "counter", n); err != nil {
-		t.Fatal(err)
-	}
+	return increment(context.Background(), s, "counter", times)
 }

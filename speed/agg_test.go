@@ -128,11 +128,8 @@ func TestAggregateApplyQuery(t *testing.T) {
 	}
 }
 
-// TestRollUp checks the Reader's roll-ups over what apply wrote. The
-// Reader on this branch still reads the v1 layout; the v2 Reader (the
-// read side's branch) takes this test over.
+// TestRollUp checks the Reader's roll-ups over what apply wrote.
 func TestRollUp(t *testing.T) {
-	t.Skip("the v1 Reader does not read the v2 layout yet: re-enable with the v2 Reader")
 	_, rdb := newMiniRedis(t)
 	// An hour boundary, so the hourly query below is one row; recent,
 	// because keys expire by the wall clock (hot_retention is 2h here).
