@@ -345,6 +345,11 @@ func (s *Sketch) MergeBytes(b []byte) error {
 
 // checkSparse checks the runs of a sparse body cover exactly the 16384
 // registers.
+//
+// The sparse walks here (checkSparse, MergeBytes, EstimateBytes,
+// Union.AddBytes) each decode the run opcodes inline on purpose: a shared
+// walker with a callback measured 40 % slower, and a run iterator 3× slower
+// (BenchmarkSparseBytes), on the path serving takes for every uniq figure.
 func checkSparse(body []byte) error {
 	idx := 0
 	for p := 0; p < len(body); p++ {

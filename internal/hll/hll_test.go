@@ -445,3 +445,40 @@ func TestUnion(t *testing.T) {
 		t.Error("Reset left registers set")
 	}
 }
+
+// BenchmarkSparseBytes: what serving does with the sketches of a query —
+// union 16 sparse cell sketches (50 values each) and estimate, and
+// estimate one encoding alone.
+func BenchmarkSparseBytes(b *testing.B) {
+	var encs [][]byte
+	for k := range 16 {
+		pairs := make([]Pair, 50)
+		for i := range pairs {
+			pairs[i] = Pattern(strconv.Itoa(k*1000 + i))
+		}
+		encs = append(encs, Encode(pairs))
+	}
+	b.Run("union", func(b *testing.B) {
+		var u Union
+		for b.Loop() {
+			u.Reset()
+			for _, e := range encs {
+				u.AddBytes(e)
+			}
+			_ = u.Estimate()
+		}
+	})
+	b.Run("merge", func(b *testing.B) {
+		var s Sketch
+		for b.Loop() {
+			for _, e := range encs {
+				s.MergeBytes(e)
+			}
+		}
+	})
+	b.Run("estimate", func(b *testing.B) {
+		for b.Loop() {
+			EstimateBytes(encs[0])
+		}
+	})
+}
