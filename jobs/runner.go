@@ -249,19 +249,7 @@ func (r *Runner) run(ctx context.Context, j Job, slot time.Time) (Record, error)
 	cancel(nil)
 
 	rec.End, rec.Items = time.Now().UTC(), run.Items()
-	switch {
-	// A conditional write refused (lake.ErrPreconditionFailed) is the
-	// fence at work: another runner wrote the object since this one read
-	// it, which it could only do holding the lease this one lost.
-	case errors.Is(cause, ErrLeaseLost) || errors.Is(runErr, ErrLeaseLost) || errors.Is(runErr, lake.ErrPreconditionFailed):
-		rec.Outcome = OutcomeLostLease
-	case runErr != nil && ctx.Err() != nil:
-		rec.Outcome = OutcomeStopped
-	case runErr != nil:
-		rec.Outcome = OutcomeFailed
-	default:
-		rec.Outcome = OutcomeOK
-	}
+	rec.Outcome = outcome(ctx, errors.Is(cause, ErrLeaseLost), runErr)
 	if runErr != nil {
 		rec.Error = runErr.Error()
 	}
@@ -271,6 +259,23 @@ func (r *Runner) run(ctx context.Context, j Job, slot time.Time) (Record, error)
 		r.cfg.Logger.Warn("jobs: release", "job", j.Name, "err", rerr)
 	}
 	return rec, err
+}
+
+// outcome classifies how a run ended: leaseLost says the job's own lease
+// was lost while it ran. A conditional write refused
+// (lake.ErrPreconditionFailed) is the fence at work: another runner wrote
+// the object since this one read it, which it could only do holding the
+// lease this one lost.
+func outcome(ctx context.Context, leaseLost bool, runErr error) string {
+	switch {
+	case leaseLost || errors.Is(runErr, ErrLeaseLost) || errors.Is(runErr, lake.ErrPreconditionFailed):
+		return OutcomeLostLease
+	case runErr != nil && ctx.Err() != nil:
+		return OutcomeStopped
+	case runErr != nil:
+		return OutcomeFailed
+	}
+	return OutcomeOK
 }
 
 // runShared runs this runner's part of a shared job's run: no job lease,
@@ -284,16 +289,7 @@ func (r *Runner) runShared(ctx context.Context, j Job, slot time.Time) (Record, 
 	runErr := j.Run(ctx, run)
 	r.m.running.WithLabelValues(j.Name).Set(0)
 	rec.End, rec.Items = time.Now().UTC(), run.Items()
-	switch {
-	case errors.Is(runErr, ErrLeaseLost) || errors.Is(runErr, lake.ErrPreconditionFailed):
-		rec.Outcome = OutcomeLostLease // of an item
-	case runErr != nil && ctx.Err() != nil:
-		rec.Outcome = OutcomeStopped
-	case runErr != nil:
-		rec.Outcome = OutcomeFailed
-	default:
-		rec.Outcome = OutcomeOK
-	}
+	rec.Outcome = outcome(ctx, false, runErr) // a lost lease is an item's
 	if runErr != nil {
 		rec.Error = runErr.Error()
 	}

@@ -283,11 +283,7 @@ func (b *groupBuilder) addCell(parts []string, vals []rval, sketches [][]byte) e
 	if err != nil {
 		return err
 	}
-	for mi, m := range b.p.v.Metrics {
-		if m.Agg != schemas.Uniq {
-			g.acc[mi].add(m.Agg, b.p.float[mi], &vals[mi])
-		}
-	}
+	b.foldValues(g, vals)
 	for ui := range sketches {
 		if err := g.sk[ui].addBytes(sketches[ui]); err != nil {
 			return fmt.Errorf("sketch of cell %v: %w", parts, err)
@@ -313,6 +309,15 @@ func (b *groupBuilder) seed(old *partial) {
 	}
 }
 
+// foldValues folds a cell's count, sum, min and max values into its group.
+func (b *groupBuilder) foldValues(g *pgroup, vals []rval) {
+	for mi, m := range b.p.v.Metrics {
+		if m.Agg != schemas.Uniq {
+			g.acc[mi].add(m.Agg, b.p.float[mi], &vals[mi])
+		}
+	}
+}
+
 // addMergedCell is addCell for a cell merged from several shards: its
 // sketches (made for it alone) pass to the group.
 func (b *groupBuilder) addMergedCell(parts []string, vals []rval, sks []sketchRef) error {
@@ -320,11 +325,7 @@ func (b *groupBuilder) addMergedCell(parts []string, vals []rval, sks []sketchRe
 	if err != nil {
 		return err
 	}
-	for mi, m := range b.p.v.Metrics {
-		if m.Agg != schemas.Uniq {
-			g.acc[mi].add(m.Agg, b.p.float[mi], &vals[mi])
-		}
-	}
+	b.foldValues(g, vals)
 	for ui := range sks {
 		o := &sks[ui]
 		if g.sk[ui].empty() {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -102,7 +101,7 @@ func TestAllOnTheRealStack(t *testing.T) {
 	// Fresh names for everything shared with other tests.
 	id := strings.ReplaceAll(testenv.Name("e2e"), "-", "_")
 	view := "rev_" + id
-	httpAddr := freePort(t)
+	httpAddr := testenv.FreeAddr(t)
 	text := string(lambdalake.ExampleConfig)
 	for old, new := range map[string]string{
 		"topic: orders":        "topic: orders_" + id,
@@ -501,16 +500,6 @@ func waitCaughtUp(t *testing.T, store lake.Store, rdb *redis.Client, group, jobs
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func tail(s string, n int) string {
