@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/lambdalake/lambdalake/internal/keyscan"
 	"github.com/lambdalake/lambdalake/internal/stream"
 	"github.com/lambdalake/lambdalake/schemas"
 )
@@ -390,32 +391,16 @@ func isHotDataKey(view, key string) bool {
 	return false
 }
 
-// scanAll runs SCAN MATCH pattern on every master (on each node of a
-// cluster, concurrently) and hands each page of keys to fn, one call at a
-// time.
+// scanAll hands each page of the keys matching pattern, on every master,
+// to fn, one call at a time.
 func scanAll(ctx context.Context, rdb redis.UniversalClient, pattern string, fn func(context.Context, []string)) error {
 	var mu sync.Mutex
-	scan := func(ctx context.Context, c redis.Cmdable) error {
-		var cursor uint64
-		for {
-			keys, next, err := c.Scan(ctx, cursor, pattern, 1000).Result()
-			if err != nil {
-				return err
-			}
-			if len(keys) > 0 {
-				mu.Lock()
-				fn(ctx, keys)
-				mu.Unlock()
-			}
-			if cursor = next; cursor == 0 {
-				return nil
-			}
-		}
-	}
-	if cc, ok := rdb.(*redis.ClusterClient); ok {
-		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
-	}
-	return scan(ctx, rdb)
+	return keyscan.Scan(ctx, rdb, pattern, func(ctx context.Context, _ redis.Cmdable, keys []string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		fn(ctx, keys)
+		return nil
+	})
 }
 
 // checkFingerprint resets a view whose stored windows were computed with

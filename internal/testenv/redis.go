@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lambdalake/lambdalake/internal/config"
+	"github.com/lambdalake/lambdalake/internal/keyscan"
 )
 
 // The Redis set-ups of the local stack (DESIGN §6): the single Redis and the
@@ -116,26 +117,5 @@ func checkCluster(t testing.TB, seed string) {
 // cluster, in pages (SCAN), never a whole database: the stack is shared,
 // so pattern must name something unique to the test (its hash tag).
 func DeleteRedisKeys(ctx context.Context, rdb redis.UniversalClient, pattern string) error {
-	del := func(ctx context.Context, c redis.Cmdable) error {
-		iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
-		var keys []string
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
-		}
-		if err := iter.Err(); err != nil {
-			return err
-		}
-		// One DEL per key (the keys span slots), pipelined.
-		_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, k := range keys {
-				p.Del(ctx, k)
-			}
-			return nil
-		})
-		return err
-	}
-	if cc, ok := rdb.(*redis.ClusterClient); ok {
-		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return del(ctx, c) })
-	}
-	return del(ctx, rdb)
+	return keyscan.Delete(ctx, rdb, pattern)
 }

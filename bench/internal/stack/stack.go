@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lambdalake/lambdalake/internal/keyscan"
 	"github.com/lambdalake/lambdalake/internal/stream"
 	"github.com/lambdalake/lambdalake/lake"
 )
@@ -73,37 +74,23 @@ func Redis() redis.UniversalClient {
 	return redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{RedisAddr()}})
 }
 
-// eachNode calls fn with the client of every node holding keys: each
-// master of a cluster, or the one Redis. SCAN sees one node's keys only.
-func eachNode(ctx context.Context, rdb redis.UniversalClient, fn func(ctx context.Context, c redis.UniversalClient) error) error {
-	if cc, ok := rdb.(*redis.ClusterClient); ok {
-		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return fn(ctx, c) })
-	}
-	return fn(ctx, rdb)
-}
-
 // RedisViewSpread counts a view's keys on each node (address → keys):
 // how its shards spread over a cluster's masters.
 func RedisViewSpread(ctx context.Context, rdb redis.UniversalClient, view string) (map[string]int, error) {
 	out := map[string]int{}
 	var mu sync.Mutex
-	err := eachNode(ctx, rdb, func(ctx context.Context, c redis.UniversalClient) error {
-		n := 0
-		for _, pattern := range redisViewPatterns(view) {
-			iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
-			for iter.Next(ctx) {
-				n++
-			}
-			if err := iter.Err(); err != nil {
-				return err
-			}
+	for _, pattern := range redisViewPatterns(view) {
+		err := keyscan.Scan(ctx, rdb, pattern, func(_ context.Context, node redis.Cmdable, keys []string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			out[node.(*redis.Client).Options().Addr] += len(keys)
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		mu.Lock()
-		out[c.(*redis.Client).Options().Addr] += n
-		mu.Unlock()
-		return nil
-	})
-	return out, err
+	}
+	return out, nil
 }
 
 // DeleteTopics deletes topics a run created; a failure is logged, not fatal.
@@ -127,26 +114,25 @@ func DeleteRedisView(ctx context.Context, rdb redis.UniversalClient, view string
 // view, whatever its shard tags ({view} or {view:N}), boundary included.
 func RedisViewMemory(ctx context.Context, rdb redis.UniversalClient, view string) (keys int, bytes int64, err error) {
 	var mu sync.Mutex
-	err = eachNode(ctx, rdb, func(ctx context.Context, c redis.UniversalClient) error {
-		for _, pattern := range redisViewPatterns(view) {
-			iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
-			for iter.Next(ctx) {
-				n, err := c.MemoryUsage(ctx, iter.Val(), 0).Result()
+	for _, pattern := range redisViewPatterns(view) {
+		err = keyscan.Scan(ctx, rdb, pattern, func(ctx context.Context, node redis.Cmdable, page []string) error {
+			for _, k := range page {
+				n, err := node.MemoryUsage(ctx, k, 0).Result()
 				if err != nil {
-					return fmt.Errorf("memory usage of %s: %w", iter.Val(), err)
+					return fmt.Errorf("memory usage of %s: %w", k, err)
 				}
 				mu.Lock()
 				keys++
 				bytes += n
 				mu.Unlock()
 			}
-			if err := iter.Err(); err != nil {
-				return fmt.Errorf("scan %s: %w", pattern, err)
-			}
+			return nil
+		})
+		if err != nil {
+			return keys, bytes, fmt.Errorf("scan %s: %w", pattern, err)
 		}
-		return nil
-	})
-	return keys, bytes, err
+	}
+	return keys, bytes, nil
 }
 
 // redisViewPatterns match the keys of a view with one shard ({view}) and
@@ -158,28 +144,7 @@ func redisViewPatterns(view string) []string {
 // DeleteRedisKeys deletes the keys matching pattern, which must name
 // something unique to the run (a suffix), in pages.
 func DeleteRedisKeys(ctx context.Context, rdb redis.UniversalClient, pattern string) {
-	err := eachNode(ctx, rdb, func(ctx context.Context, c redis.UniversalClient) error {
-		iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
-		var keys []string
-		del := func() {
-			// One DEL per key: on a cluster node the keys span slots.
-			c.Pipelined(ctx, func(p redis.Pipeliner) error {
-				for _, k := range keys {
-					p.Del(ctx, k)
-				}
-				return nil
-			})
-			keys = keys[:0]
-		}
-		for iter.Next(ctx) {
-			if keys = append(keys, iter.Val()); len(keys) == 1000 {
-				del()
-			}
-		}
-		del()
-		return iter.Err()
-	})
-	if err != nil {
+	if err := keyscan.Delete(ctx, rdb, pattern); err != nil {
 		log.Printf("cleanup: delete %s: %v", pattern, err)
 	}
 }
