@@ -166,19 +166,27 @@ func (s *S3Store) ReadWithETag(ctx context.Context, key string) ([]byte, string,
 	if err := checkKey(key); err != nil {
 		return nil, "", err
 	}
-	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key(key))})
-	if err != nil {
-		if isNotFound(err) {
-			return nil, "", fmt.Errorf("lake: get s3://%s/%s: %w", s.bucket, s.key(key), ErrNotExist)
+	var etag string
+	b, err := readWhole(ctx, func(ctx context.Context) ([]byte, bool, error) {
+		out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key(key))})
+		if err != nil {
+			if isNotFound(err) {
+				return nil, false, fmt.Errorf("lake: get s3://%s/%s: %w", s.bucket, s.key(key), ErrNotExist)
+			}
+			return nil, false, fmt.Errorf("lake: get s3://%s/%s: %w", s.bucket, s.key(key), err)
 		}
-		return nil, "", fmt.Errorf("lake: get s3://%s/%s: %w", s.bucket, s.key(key), err)
-	}
-	defer out.Body.Close()
-	b, err := io.ReadAll(out.Body)
+		defer out.Body.Close()
+		b, err := io.ReadAll(out.Body)
+		if err != nil {
+			return nil, true, fmt.Errorf("lake: read s3://%s/%s: %w", s.bucket, s.key(key), err)
+		}
+		etag = aws.ToString(out.ETag)
+		return b, false, nil
+	})
 	if err != nil {
-		return nil, "", fmt.Errorf("lake: read s3://%s/%s: %w", s.bucket, s.key(key), err)
+		return nil, "", err
 	}
-	return b, aws.ToString(out.ETag), nil
+	return b, etag, nil
 }
 
 // PutIfMatch is PutObject with If-Match: S3 compares the ETag and writes

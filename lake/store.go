@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/lambdalake/lambdalake/internal/backoff"
 )
 
 // ErrNotExist is returned by Get for a key that does not exist.
@@ -34,18 +36,48 @@ type Store interface {
 	Delete(ctx context.Context, key string) error
 }
 
-// ReadAll reads a whole object.
+// ReadAll reads a whole object. A body that breaks off after a successful
+// Get is read again from the start (see readWhole).
 func ReadAll(ctx context.Context, s Store, key string) ([]byte, error) {
-	rc, err := s.Get(ctx, key)
-	if err != nil {
-		return nil, err
+	return readWhole(ctx, func(ctx context.Context) ([]byte, bool, error) {
+		rc, err := s.Get(ctx, key)
+		if err != nil {
+			return nil, false, err
+		}
+		defer rc.Close()
+		b, err := io.ReadAll(rc)
+		if err != nil {
+			return nil, true, fmt.Errorf("lake: read %s: %w", key, err)
+		}
+		return b, false, nil
+	})
+}
+
+// bodyAttempts bounds readWhole: a body that breaks off (a connection reset
+// mid-body on S3; LocalStack answering a read that races an overwrite of
+// the key) is over in milliseconds, while an object that always breaks
+// must still fail its reader soon.
+const bodyAttempts = 4
+
+// bodyRetry is the wait between readWhole's attempts.
+var bodyRetry = backoff.Policy{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond}
+
+// readWhole runs read, which fetches and reads one whole object, again
+// while its body broke off (broken true), at most bodyAttempts times. The
+// AWS SDK retries requests, not a body it has handed over, so one reset
+// connection would otherwise end the caller's run (a compactor start, a
+// watermark, a recompute). Errors of the request itself (missing object,
+// refused, the SDK's own retries spent) are returned at once.
+func readWhole(ctx context.Context, read func(context.Context) (b []byte, broken bool, err error)) ([]byte, error) {
+	for n := 0; ; n++ {
+		b, broken, err := read(ctx)
+		if err == nil || !broken || n+1 >= bodyAttempts || ctx.Err() != nil {
+			return b, err
+		}
+		if !backoff.Sleep(ctx, bodyRetry.Delay(n)) {
+			return nil, err
+		}
 	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		return nil, fmt.Errorf("lake: read %s: %w", key, err)
-	}
-	return b, nil
 }
 
 // PutBytes stores b under key.
