@@ -130,6 +130,9 @@ type API struct {
 	cacheMu sync.Mutex // guards refreshing
 	answers *byteCache[cacheEntry]
 	rollups *byteCache[*hourRollup]
+	cubes   *byteCache[*hourCube]
+	cubeSF  singleflight.Group
+	noCubes bool // BenchmarkBatchMix's reference: every hour from its view rows
 
 	coldSF    singleflight.Group
 	coldMu    sync.Mutex
@@ -196,7 +199,12 @@ func NewAPI(cfg APIConfig) (*API, error) {
 	a := &API{cfg: cfg, views: map[string]*schemas.View{}, schemas: map[string]*schemas.Schema{},
 		auth:  newAuthenticator(cfg.Tokens, newJWTVerifier(cfg.JWT, cfg.Now), cfg.AuthDisabled, cfg.Now),
 		slots: newQuerySlots(cfg.MaxQueries, cfg.MaxTokenQueries, cfg.Timeout/2), log: cfg.Logger.With("role", "serving"),
-		answers: newByteCache[cacheEntry](cfg.CacheBytes), rollups: newByteCache[*hourRollup](cfg.RollupCacheBytes),
+		answers: newByteCache[cacheEntry](cfg.CacheBytes),
+		// Cubes get half the rollup budget of their own: a burst of large
+		// fine-grained rollups must not evict the cubes that make the
+		// next ones cheap.
+		rollups:    newByteCache[*hourRollup](cfg.RollupCacheBytes - cfg.RollupCacheBytes/2),
+		cubes:      newByteCache[*hourCube](cfg.RollupCacheBytes / 2),
 		refreshing: map[string]bool{}, coldCache: map[string]coldEntry{}, writers: map[string]MessageWriter{}}
 	a.bgCtx, a.bgCancel = context.WithCancel(context.Background())
 	for _, v := range cfg.Views {

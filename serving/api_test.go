@@ -37,8 +37,9 @@ type fakeBatch struct {
 
 func (f *fakeBatch) Rows(ctx context.Context, v *schemas.View, from, to time.Time, where map[string]schemas.Value) ([]views.Row, error) {
 	var out []views.Row
+	match := whereMatcher(v, where) // as views.Reader filters
 	for _, r := range f.rows {
-		if r.T >= from.UnixMicro() && r.T < to.UnixMicro() && r.T < f.boundary.UnixMicro() {
+		if r.T >= from.UnixMicro() && r.T < to.UnixMicro() && r.T < f.boundary.UnixMicro() && match(r.Dims) {
 			out = append(out, r)
 		}
 	}

@@ -59,12 +59,12 @@ func TestByteCache(t *testing.T) {
 	}
 }
 
-// Both of the API's caches stay within their byte budgets whatever the
-// queries: many distinct answers, many batch hours rolled up.
+// The API's caches stay within their byte budgets whatever the queries:
+// many distinct answers, many batch hours rolled up and their cubes.
 func TestCachesBoundedInBytes(t *testing.T) {
 	f := newFixture(t, func(c *APIConfig) {
 		c.CacheTTL = time.Minute
-		c.CacheBytes, c.RollupCacheBytes = 100_000, 50_000
+		c.CacheBytes, c.RollupCacheBytes = 100_000, 100_000
 		c.MaxRows = 100_000
 	})
 	f.speedOK()
@@ -82,13 +82,14 @@ func TestCachesBoundedInBytes(t *testing.T) {
 		if code, body, _ := f.do(t, "GET", q, readTok, nil); code != 200 {
 			t.Fatalf("%d %s", code, body)
 		}
-		if a, r := f.api.answers.bytes(), f.api.rollups.bytes(); a > 100_000 || r > 50_000 {
-			t.Fatalf("query %d: answers hold %d bytes (max 100000), rollups %d (max 50000)", i, a, r)
+		// The rollup budget is halved between shape rollups and cubes.
+		if a, r, c := f.api.answers.bytes(), f.api.rollups.bytes(), f.api.cubes.bytes(); a > 100_000 || r > 50_000 || c > 50_000 {
+			t.Fatalf("query %d: answers hold %d bytes (max 100000), rollups %d (max 50000), cubes %d (max 50000)", i, a, r, c)
 		}
 	}
 	// Full enough that the bound was what limited them.
-	if a, r := f.api.answers.bytes(), f.api.rollups.bytes(); a < 50_000 || r < 25_000 {
-		t.Errorf("answers hold %d bytes, rollups %d: the budgets were never reached", a, r)
+	if a, r, c := f.api.answers.bytes(), f.api.rollups.bytes(), f.api.cubes.bytes(); a < 50_000 || r < 25_000 || c < 25_000 {
+		t.Errorf("answers hold %d bytes, rollups %d, cubes %d: the budgets were never reached", a, r, c)
 	}
 	var one []outRow
 	one = append(one, outRow{t: 1, dims: []schemas.Value{{Str: "tenant-1"}}, vals: make([]schemas.Value, 6)})

@@ -70,8 +70,16 @@
 // of it, the answer's rows are estimated (estimate.go) and a query over
 // http.max_rows is refused (413) with the estimate.
 //
-// Both caches are bounded in bytes, least recently used first (cache.go):
-// rollups by http.rollup_cache_bytes, encoded answers by http.cache_bytes.
+// A batch hour is rolled up from a cube (cube.go): the hour at the
+// coarsest grain that divides the step (1h, 15m, 5m or the view's), by the
+// dimensions the query's group_by and where name, built once per hour
+// version, grain and dimension subset; so a new shape costs a pass over
+// the cube's cells, not over every view row of the hour. Only a query by
+// every dimension at the view's grain reads the view rows.
+//
+// The caches are bounded in bytes, least recently used first (cache.go):
+// rollups by half of http.rollup_cache_bytes, cubes by the other half,
+// encoded answers by http.cache_bytes.
 // The encoded answer is kept for http.cache_ttl (default 1s; 0: no cache)
 // and only while B is unchanged (B is part of the key: a moved B is a miss,
 // computed at once). Past cache_ttl the previous answer is still served

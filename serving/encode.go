@@ -86,6 +86,17 @@ type columns struct {
 	metricTypes []schemas.Type
 	// ,"name": of each column, encoded once per answer.
 	dimKeys, metricKeys [][]byte
+	// the last row's time as text: grouped rows of one step share it
+	lastT    int64
+	lastTime []byte
+}
+
+// appendRowTime appends the time of a row, formatted once per step.
+func (c *columns) appendRowTime(b []byte, t int64) []byte {
+	if c.lastTime == nil || t != c.lastT {
+		c.lastT, c.lastTime = t, appendTime(c.lastTime[:0], time.UnixMicro(t))
+	}
+	return append(b, c.lastTime...)
 }
 
 func columnsOf(q *query) columns {
@@ -106,7 +117,7 @@ func columnsOf(q *query) columns {
 // appendRowJSON appends one row object: {"t":…, dims…, metrics…}.
 func appendRowJSON(b []byte, q *query, c *columns, r *outRow) []byte {
 	b = append(b, `{"t":"`...)
-	b = appendTime(b, time.UnixMicro(r.t))
+	b = c.appendRowTime(b, r.t)
 	b = append(b, '"')
 	for k := range q.groupBy {
 		b = append(b, c.dimKeys[k]...)

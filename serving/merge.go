@@ -37,15 +37,23 @@ func bit(mi int) uint64 {
 // filtered by where: view rows at the stored grain (batch hours and cold
 // hours), speed rows rolled up to the step, and the speed sketches of the
 // one step that straddles the start of the speed range (straddleT; -1 when
-// none), whose uniq must be the union of both sides.
+// none), whose uniq must be the union of both sides; or batch hours as
+// cubes (cube.go).
 type mergeInput struct {
+	// oneView: viewRows hold at most one row per (t, dimensions), as one
+	// view file does
+	oneView   bool
 	viewRows  [][]views.Row
+	cubes     []cubePart
 	speedRows []speed.Row
 	sketches  []speed.SketchRow
 	straddleT int64
 }
 
-// macc accumulates one metric of one output group.
+// macc accumulates one count/sum/min/max metric of one output group. It
+// holds no pointers, so a query's accumulators are one slab the garbage
+// collector does not scan (an hour at 1m by two dimensions makes tens of
+// thousands of groups).
 type macc struct {
 	i   int64 // count; int64 min/max
 	f   float64
@@ -53,20 +61,29 @@ type macc struct {
 	// sums, under the overflow rule (schemas/sum.go)
 	is schemas.IntSum
 	fs schemas.FloatSum
-	// uniq: a group made of exactly one view row keeps that row's exact
-	// figure; a second contributor switches to a sketch union.
+}
+
+// uacc accumulates one uniq metric of one output group: a group made of
+// exactly one view row keeps that row's exact figure; a second contributor
+// switches to a sketch union.
+type uacc struct {
 	n      int
 	exact  int64
 	first  []byte
 	union  bool     // a second contributor came: the figure is the union's estimate
 	refs   [][]byte // the union's sketches (Redis encoding), estimated once at the end
 	approx bool
+	// est is the union's estimate when estOK: a group made of one cube
+	// cell that stores its union (cube.go) needs no union of its own
+	est   int64
+	estOK bool
 }
 
 type mgroup struct {
 	t    int64
 	dims []schemas.Value
-	acc  []macc
+	acc  []macc // per view metric (uniq metrics' entries unused)
+	uniq []uacc // per uniq metric, in view order
 }
 
 // merger rolls rows of both layers up to a query's step and group_by.
@@ -76,20 +93,48 @@ type merger struct {
 	groupIdx []int // group_by → index in v.Dimensions
 	types    []schemas.Type
 	float    []bool // per metric: float64 values
-	groups   map[string]*mgroup
-	order    []*mgroup
-	key      []byte
+	uniqOf   []int  // per metric: its index in mgroup.uniq, -1 if not uniq
+	nuniq    int
+	// groups by step and group_by values: small keys are a struct, hashed
+	// without building anything; more than keyDims dimensions, text
+	groups map[groupKey]*mgroup
+	wide   map[string]*mgroup
+	order  []*mgroup
+	key    []byte
+	// last is the group the previous row went to: rows come sorted by
+	// time, so with a coarse step or few group_by values most rows go to
+	// the same group as the one before, and skip the key and the map.
+	last *mgroup
+	// slabs the groups are cut from, refilled as they run out
+	gslab []mgroup
+	aslab []macc
+	uslab []uacc
+	dslab []schemas.Value
 }
 
 func newMerger(v *schemas.View, q *query) *merger {
-	m := &merger{v: v, stepUs: q.step.Microseconds(), groups: map[string]*mgroup{}}
+	groupIdx := make([]int, 0, len(q.groupBy))
 	for _, d := range q.groupBy {
-		m.groupIdx = append(m.groupIdx, slices.Index(v.Dimensions, d))
-		f, _ := v.Schema.Field(d)
+		groupIdx = append(groupIdx, slices.Index(v.Dimensions, d))
+	}
+	return newRollup(v, q.step.Microseconds(), groupIdx)
+}
+
+// newRollup is a merger to steps of stepUs by the view dimensions groupIdx.
+func newRollup(v *schemas.View, stepUs int64, groupIdx []int) *merger {
+	m := &merger{v: v, stepUs: stepUs, groupIdx: groupIdx, groups: map[groupKey]*mgroup{}, wide: map[string]*mgroup{}}
+	for _, d := range groupIdx {
+		f, _ := v.Schema.Field(v.Dimensions[d])
 		m.types = append(m.types, f.Type)
 	}
 	for _, mt := range v.Metrics {
 		m.float = append(m.float, v.MetricType(mt) == schemas.Float64)
+		if mt.Agg == schemas.Uniq {
+			m.uniqOf = append(m.uniqOf, m.nuniq)
+			m.nuniq++
+		} else {
+			m.uniqOf = append(m.uniqOf, -1)
+		}
 	}
 	return m
 }
@@ -106,22 +151,85 @@ func appendDimKey(b []byte, x schemas.Value) []byte {
 // group finds or makes the output group of (t, dims); dims is read through
 // pick so view rows (all dimensions) and speed rows (group_by only) share it.
 func (m *merger) group(t int64, n int, dim func(int) schemas.Value) *mgroup {
+	if g := m.last; g != nil && g.t == t && len(g.dims) == n {
+		same := true
+		for k := 0; k < n && same; k++ {
+			same = g.dims[k] == dim(k)
+		}
+		if same {
+			return g
+		}
+	}
+	if n <= keyDims {
+		k := groupKey{t: t}
+		for i := range n {
+			k.dims[i] = dim(i)
+		}
+		g, ok := m.groups[k]
+		if !ok {
+			g = m.addGroup(t, n, dim)
+			m.groups[k] = g
+		}
+		m.last = g
+		return g
+	}
 	m.key = strconv.AppendInt(m.key[:0], t, 10)
 	for k := 0; k < n; k++ {
 		m.key = appendDimKey(m.key, dim(k))
 	}
-	if g, ok := m.groups[string(m.key)]; ok {
-		return g
+	g, ok := m.wide[string(m.key)]
+	if !ok {
+		g = m.addGroup(t, n, dim)
+		m.wide[string(m.key)] = g
 	}
-	g := &mgroup{t: t, acc: make([]macc, len(m.v.Metrics))}
-	if n > 0 {
-		g.dims = make([]schemas.Value, n)
-		for k := range n {
-			g.dims[k] = dim(k)
-		}
+	m.last = g
+	return g
+}
+
+// keyDims is the most group_by dimensions a groupKey holds.
+const keyDims = 3
+
+// groupKey is a group's step and group_by values.
+type groupKey struct {
+	t    int64
+	dims [keyDims]schemas.Value
+}
+
+// addGroup makes the group of (t, dims) and puts it in the answer's order.
+func (m *merger) addGroup(t int64, n int, dim func(int) schemas.Value) *mgroup {
+	g := m.newGroup(t, n)
+	for k := range n {
+		g.dims[k] = dim(k)
 	}
-	m.groups[string(m.key)] = g
 	m.order = append(m.order, g)
+	return g
+}
+
+// newGroup cuts a group of n dimensions from the slabs. A slab is refilled
+// with room for as many groups as were made before (at least 8, at most
+// 4096), so a query with one group allocates little and one with many
+// allocates rarely.
+func (m *merger) newGroup(t int64, n int) *mgroup {
+	c := min(max(len(m.order), 8), 4096)
+	nm := len(m.v.Metrics)
+	if len(m.gslab) == 0 {
+		m.gslab = make([]mgroup, c)
+	}
+	if len(m.aslab) < nm {
+		m.aslab = make([]macc, c*nm)
+	}
+	if len(m.uslab) < m.nuniq {
+		m.uslab = make([]uacc, c*m.nuniq)
+	}
+	if len(m.dslab) < n {
+		m.dslab = make([]schemas.Value, c*n)
+	}
+	g := &m.gslab[0]
+	m.gslab = m.gslab[1:]
+	g.t = t
+	g.acc, m.aslab = m.aslab[:nm:nm], m.aslab[nm:]
+	g.uniq, m.uslab = m.uslab[:m.nuniq:m.nuniq], m.uslab[m.nuniq:]
+	g.dims, m.dslab = m.dslab[:n:n], m.dslab[n:]
 	return g
 }
 
@@ -158,7 +266,8 @@ func foldValue(a *macc, agg schemas.Agg, float bool, x schemas.Value, ovf bool) 
 // foldSketch adds one sketch to a uniq accumulator. Sketches are kept as
 // they are and unioned once, when the figure is printed (hll.Union: a union
 // of a few small sketches costs their registers, not 16 KiB).
-func (a *macc) foldSketch(b []byte) {
+func (a *uacc) foldSketch(b []byte) {
+	a.estOK = false
 	if !a.union {
 		a.union = true
 		if a.first != nil {
@@ -187,11 +296,11 @@ func estimateUnion(refs [][]byte) int64 {
 func (m *merger) addViewRow(r *views.Row) {
 	g := m.group(m.stepOf(r.T), len(m.groupIdx), func(k int) schemas.Value { return r.Dims[m.groupIdx[k]] })
 	for mi, mt := range m.v.Metrics {
-		a := &g.acc[mi]
 		if mt.Agg != schemas.Uniq {
-			foldValue(a, mt.Agg, m.float[mi], r.Values[mi], r.Overflow != nil && r.Overflow[mi])
+			foldValue(&g.acc[mi], mt.Agg, m.float[mi], r.Values[mi], r.Overflow != nil && r.Overflow[mi])
 			continue
 		}
+		a := &g.uniq[m.uniqOf[mi]]
 		a.n++
 		var sk []byte
 		if mi < len(r.HLL) {
@@ -210,10 +319,10 @@ func (m *merger) addSpeedRow(r *speed.Row, straddleT int64) {
 	t := r.T.UnixMicro()
 	g := m.group(t, len(r.Dims), func(k int) schemas.Value { return r.Dims[k] })
 	for mi, mt := range m.v.Metrics {
-		a := &g.acc[mi]
 		if mt.Agg == schemas.Sum && r.Sums != nil {
 			// A rollup of cells: its parts add up as the cells' values
 			// would, one by one.
+			a := &g.acc[mi]
 			x := r.Sums[mi]
 			if !r.Values[mi].Null || x.Int.Overflow || x.Float.Overflow || (r.Overflow != nil && r.Overflow[mi]) {
 				a.is.Merge(x.Int)
@@ -226,15 +335,16 @@ func (m *merger) addSpeedRow(r *speed.Row, straddleT int64) {
 			continue
 		}
 		if mt.Agg != schemas.Uniq {
-			foldValue(a, mt.Agg, m.float[mi], r.Values[mi], r.Overflow != nil && r.Overflow[mi])
+			foldValue(&g.acc[mi], mt.Agg, m.float[mi], r.Values[mi], r.Overflow != nil && r.Overflow[mi])
 			continue
 		}
 		if t == straddleT {
 			continue // the sketches of this step carry its uniq
 		}
 		// Only the speed layer holds this step: PFCOUNT's union is the figure.
+		a := &g.uniq[m.uniqOf[mi]]
 		a.n++
-		a.approx = true
+		a.approx, a.estOK = true, false
 		a.exact += r.Values[mi].Int
 	}
 }
@@ -245,7 +355,7 @@ func (m *merger) addSketch(r *speed.SketchRow) {
 		if mt.Agg != schemas.Uniq || r.HLL[mi] == nil {
 			continue
 		}
-		a := &g.acc[mi]
+		a := &g.uniq[m.uniqOf[mi]]
 		a.n++
 		a.approx = true
 		a.foldSketch(r.HLL[mi])
@@ -256,11 +366,91 @@ func (m *merger) addSketch(r *speed.SketchRow) {
 // group_by values, and says per metric whether any figure is an estimate
 // (approx) and whether any sum overflowed (ovf: those figures are null).
 func merge(v *schemas.View, q *query, in *mergeInput) (rows []outRow, approx, ovf []bool) {
+	if in.oneView && len(in.viewRows) == 1 && len(in.cubes)+len(in.speedRows)+len(in.sketches) == 0 &&
+		q.step == v.Granularity && len(q.groupBy) == len(v.Dimensions) {
+		return eachRowAGroup(v, q, in.viewRows[0])
+	}
+	return mergeGroups(v, q, in)
+}
+
+// eachRowAGroup is merge for view rows of one view file at its own grain
+// by every dimension: each row is a group of its own, so its figures are
+// the row's, with no groups to find.
+func eachRowAGroup(v *schemas.View, q *query, in []views.Row) (rows []outRow, approx, ovf []bool) {
+	approx, ovf = make([]bool, len(v.Metrics)), make([]bool, len(v.Metrics))
+	groupIdx := make([]int, len(q.groupBy))
+	identity := true
+	for k, d := range q.groupBy {
+		groupIdx[k] = slices.Index(v.Dimensions, d)
+		identity = identity && groupIdx[k] == k
+	}
+	nm, nd := len(v.Metrics), len(groupIdx)
+	rows = make([]outRow, len(in))
+	vals := make([]schemas.Value, len(in)*nm)
+	var dims []schemas.Value
+	if !identity {
+		dims = make([]schemas.Value, len(in)*nd)
+	}
+	for i := range in {
+		x := &in[i]
+		r := &rows[i]
+		r.t = x.T
+		if identity {
+			r.dims = x.Dims[:nd:nd]
+		} else {
+			r.dims = dims[i*nd : (i+1)*nd : (i+1)*nd]
+			for k, d := range groupIdx {
+				r.dims[k] = x.Dims[d]
+			}
+		}
+		r.vals = vals[i*nm : (i+1)*nm : (i+1)*nm]
+		for mi, mt := range v.Metrics {
+			val, float := x.Values[mi], v.MetricType(mt) == schemas.Float64
+			switch {
+			case mt.Agg == schemas.Count || mt.Agg == schemas.Uniq:
+				r.vals[mi] = schemas.Value{Int: val.Int}
+			case mt.Agg == schemas.Sum && x.Overflow != nil && x.Overflow[mi]:
+				r.vals[mi] = schemas.Value{Null: true}
+				ovf[mi] = true
+				r.ov |= bit(mi)
+			case val.Null:
+				r.vals[mi] = schemas.Value{Null: true}
+			case mt.Agg == schemas.Sum && float:
+				// as foldValue and the answer make it: -0 sums to 0
+				var s schemas.FloatSum
+				s.Add(val.Float)
+				var ok bool
+				if r.vals[mi].Float, ok = s.Value(); !ok {
+					r.vals[mi] = schemas.Value{Null: true}
+					ovf[mi] = true
+					r.ov |= bit(mi)
+				}
+			case float:
+				r.vals[mi] = schemas.Value{Float: val.Float}
+			default:
+				r.vals[mi] = schemas.Value{Int: val.Int}
+			}
+		}
+	}
+	types := make([]schemas.Type, nd)
+	for k, d := range groupIdx {
+		f, _ := v.Schema.Field(v.Dimensions[d])
+		types[k] = f.Type
+	}
+	sortRows(types, rows)
+	return rows, approx, ovf
+}
+
+// mergeGroups is merge through groups: any rows, any shape.
+func mergeGroups(v *schemas.View, q *query, in *mergeInput) (rows []outRow, approx, ovf []bool) {
 	m := newMerger(v, q)
 	for _, part := range in.viewRows {
 		for i := range part {
 			m.addViewRow(&part[i])
 		}
+	}
+	for _, p := range in.cubes {
+		m.addCube(p)
 	}
 	for i := range in.speedRows {
 		m.addSpeedRow(&in.speedRows[i], in.straddleT)
@@ -270,21 +460,28 @@ func merge(v *schemas.View, q *query, in *mergeInput) (rows []outRow, approx, ov
 	}
 	approx, ovf = make([]bool, len(v.Metrics)), make([]bool, len(v.Metrics))
 	rows = make([]outRow, 0, len(m.order))
-	for _, g := range m.order {
-		r := outRow{t: g.t, dims: g.dims, vals: make([]schemas.Value, len(v.Metrics))}
+	nm := len(v.Metrics)
+	vals := make([]schemas.Value, len(m.order)*nm)
+	for gi, g := range m.order {
+		r := outRow{t: g.t, dims: g.dims, vals: vals[gi*nm : (gi+1)*nm : (gi+1)*nm]}
 		for mi, mt := range v.Metrics {
-			a := &g.acc[mi]
-			switch {
-			case mt.Agg == schemas.Uniq:
-				if a.union {
-					r.vals[mi] = schemas.Value{Int: estimateUnion(a.refs)}
+			if mt.Agg == schemas.Uniq {
+				u := &g.uniq[m.uniqOf[mi]]
+				if u.union && u.estOK {
+					r.vals[mi] = schemas.Value{Int: u.est}
+				} else if u.union {
+					r.vals[mi] = schemas.Value{Int: estimateUnion(u.refs)}
 				} else {
-					r.vals[mi] = schemas.Value{Int: a.exact}
+					r.vals[mi] = schemas.Value{Int: u.exact}
 				}
-				approx[mi] = approx[mi] || a.approx
-				if a.approx {
+				approx[mi] = approx[mi] || u.approx
+				if u.approx {
 					r.ap |= bit(mi)
 				}
+				continue
+			}
+			a := &g.acc[mi]
+			switch {
 			case mt.Agg == schemas.Count:
 				r.vals[mi] = schemas.Value{Int: a.i}
 			case !a.has:
@@ -314,8 +511,11 @@ func merge(v *schemas.View, q *query, in *mergeInput) (rows []outRow, approx, ov
 }
 
 // sortRows orders rows by t, then group_by values (types in group_by order).
+// View files are in that order already (time, then dimension values), so
+// groups of a step that is the view's grain, by a prefix of its dimensions,
+// come out sorted: a check costs one pass and no moves.
 func sortRows(types []schemas.Type, rows []outRow) {
-	slices.SortFunc(rows, func(a, b outRow) int {
+	order := func(a, b outRow) int {
 		if c := cmp.Compare(a.t, b.t); c != 0 {
 			return c
 		}
@@ -325,7 +525,10 @@ func sortRows(types []schemas.Type, rows []outRow) {
 			}
 		}
 		return 0
-	})
+	}
+	if !slices.IsSortedFunc(rows, order) {
+		slices.SortFunc(rows, order)
+	}
 }
 
 // finite guards JSON, which has no NaN or infinities.

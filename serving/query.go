@@ -279,12 +279,22 @@ func (a *API) batchHours(ctx context.Context, q *query, st *views.State, from, t
 		key := fmt.Sprintf("%s|%s|%d|%d|%d|%s", st.Fingerprint, views.HourKey(h), hs.Version, rlo.UnixMicro(), rhi.UnixMicro(), shape)
 		r, ok := a.rollups.get(key)
 		if !ok {
-			rows, err := a.cfg.Batch.Rows(ctx, v, rlo, rhi, q.where)
-			if err != nil {
-				return nil, flags, err
+			in := mergeInput{straddleT: -1}
+			if dims, grain, ok := cubeShape(q); ok && whole && !a.noCubes {
+				c, err := a.hourCube(ctx, v, st, h, hs.Version, dims, grain)
+				if err != nil {
+					return nil, flags, err
+				}
+				in.cubes = []cubePart{newCubePart(q, c)}
+			} else {
+				rows, err := a.cfg.Batch.Rows(ctx, v, rlo, rhi, q.where)
+				if err != nil {
+					return nil, flags, err
+				}
+				in.viewRows, in.oneView = [][]views.Row{rows}, true
 			}
 			r = &hourRollup{}
-			r.rows, r.flags.approx, r.flags.overflow = merge(v, q, &mergeInput{viewRows: [][]views.Row{rows}, straddleT: -1})
+			r.rows, r.flags.approx, r.flags.overflow = merge(v, q, &in)
 			// Bounded by http.rollup_cache_bytes, least recently used first.
 			a.rollups.put(key, r, rowsBytes(r.rows)+int64(2*len(r.flags.approx)))
 		}

@@ -1,8 +1,13 @@
 package serving
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,6 +29,10 @@ type recordingReaders struct {
 	*fakeSpeed
 	mu     sync.Mutex
 	wheres []map[string]string
+	// whole hours of the batch view read without where: cube builds
+	// (cube.go), whose cells are shared by every token and filtered
+	// afterwards
+	cubeReads int
 }
 
 func (r *recordingReaders) note(w map[string]schemas.Value) {
@@ -37,13 +46,48 @@ func (r *recordingReaders) note(w map[string]schemas.Value) {
 }
 
 func (r *recordingReaders) Rows(ctx context.Context, v *schemas.View, from, to time.Time, where map[string]schemas.Value) ([]views.Row, error) {
-	r.note(where)
+	if len(where) == 0 && from.Equal(from.Truncate(time.Hour)) && to.Sub(from) == time.Hour {
+		r.mu.Lock()
+		r.cubeReads++
+		r.mu.Unlock()
+	} else {
+		r.note(where)
+	}
 	return r.fakeBatch.Rows(ctx, v, from, to, where)
 }
 
 func (r *recordingReaders) Query(ctx context.Context, q speed.Query) (*speed.Result, error) {
 	r.note(q.Where)
 	return r.fakeSpeed.Query(ctx, q)
+}
+
+// ordersIn sums the orders column of a JSON or CSV answer.
+func ordersIn(t *testing.T, body []byte, csvFormat bool) int64 {
+	t.Helper()
+	var sum int64
+	if csvFormat {
+		recs, err := csv.NewReader(bytes.NewReader(body)).ReadAll()
+		if err != nil || len(recs) == 0 {
+			t.Fatalf("csv answer: %v: %s", err, body)
+		}
+		col := slices.Index(recs[0], "orders")
+		for _, r := range recs[1:] {
+			n, err := strconv.ParseInt(r[col], 10, 64)
+			if err != nil {
+				t.Fatalf("orders %q: %v", r[col], err)
+			}
+			sum += n
+		}
+		return sum
+	}
+	var ans struct{ Rows []struct{ Orders int64 } }
+	if err := json.Unmarshal(body, &ans); err != nil {
+		t.Fatalf("answer: %v: %s", err, body)
+	}
+	for _, r := range ans.Rows {
+		sum += r.Orders
+	}
+	return sum
 }
 
 // A tenant-bound token's queries are bound to its tenant whatever they
@@ -59,7 +103,10 @@ func TestTenantTokenBinding(t *testing.T) {
 	f.api.cfg.Batch, f.api.cfg.Speed = rec, rec
 	f.speedOK()
 	b := f.batch.boundary
-	f.batch.rows = []views.Row{vrow(b.Add(-2*time.Hour).UnixMicro(), "t07", "de", 3, 30, 20, 1, 0, 100)}
+	// Another tenant's orders lie in the same hour, country and minute: an
+	// answer that counts them leaked them.
+	f.batch.rows = []views.Row{vrow(b.Add(-2*time.Hour).UnixMicro(), "t07", "de", 3, 30, 20, 1, 0, 100),
+		vrow(b.Add(-2*time.Hour).UnixMicro(), "t08", "de", 50, 500, 20, 1, 100, 200)}
 	base := "/v1/views/revenue/query?from=2026-11-27T06:00:00Z&to=2026-11-27T10:00:00Z&step="
 	tests := []struct {
 		name, target, token string
@@ -93,6 +140,9 @@ func TestTenantTokenBinding(t *testing.T) {
 					t.Errorf("param %q, want %q: %s", e.Param, tt.wantParam, body)
 				}
 				return
+			}
+			if got := ordersIn(t, body, strings.Contains(tt.target, "csv")); got != 3 {
+				t.Errorf("the answer counts %d orders, want t07's 3: %s", got, body)
 			}
 			rec.mu.Lock()
 			defer rec.mu.Unlock()
