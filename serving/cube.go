@@ -32,6 +32,7 @@ import (
 // associative, so the estimate is the same). Float sums
 // may differ in the last bits, as any change of summation order does.
 type hourCube struct {
+	grain time.Duration
 	dims  []int     // the view dimensions the cells keep, in view order
 	cells []*mgroup // by time then dims
 	// per dimension of the cube, its values' cells (indices in cells, in
@@ -79,7 +80,7 @@ func buildCube(v *schemas.View, dims []int, grain time.Duration, rows []views.Ro
 	for i := range rows {
 		m.addViewRow(&rows[i])
 	}
-	c := &hourCube{dims: dims, cells: m.order}
+	c := &hourCube{grain: grain, dims: dims, cells: m.order}
 	perCell := int64(unsafe.Sizeof(mgroup{})) + int64(len(v.Metrics))*int64(unsafe.Sizeof(macc{})) +
 		int64(m.nuniq)*int64(unsafe.Sizeof(uacc{})) + int64(len(dims))*valueBytes + 8
 	c.bytes = int64(len(c.cells)) * perCell
@@ -93,12 +94,13 @@ func buildCube(v *schemas.View, dims []int, grain time.Duration, rows []views.Ro
 					s.MergeBytes(b) // a bad sketch counts as empty, as in estimateUnion
 				}
 				a.refs = [][]byte{s.Marshal()}
+				c.bytes += int64(len(a.refs[0]))
+			}
+			if a.union {
+				// A group made of this cell alone prints this figure.
 				a.est, a.estOK = estimateUnion(a.refs), true
 			}
 			c.bytes += int64(len(a.first)) + int64(len(a.refs))*24
-			if a.estOK {
-				c.bytes += int64(len(a.refs[0]))
-			}
 		}
 		for _, d := range g.dims {
 			c.bytes += int64(len(d.Str))
@@ -165,33 +167,46 @@ func newCubePart(q *query, c *hourCube) cubePart {
 	return p
 }
 
-// addCube folds the cube's cells that match where into the answer's groups.
-func (m *merger) addCube(p cubePart) {
-	pos := make([]int, len(m.groupIdx)) // group_by k → index in the cells' dims
-	for k, d := range m.groupIdx {
-		pos[k] = slices.Index(p.cube.dims, d)
-	}
-	// With a where, only the cells of its rarest value are read.
+// only is, with a where, the cells of its rarest value: no other cell
+// can match.
+func (p cubePart) only() []int32 {
 	var only []int32
 	for i, w := range p.where {
 		if ids := p.cube.byValue[w.pos][w.val]; i == 0 || len(ids) < len(only) {
 			only = ids
 		}
 	}
+	return only
+}
+
+// match reports whether a cell holds every value of where.
+func (p cubePart) match(c *mgroup) bool {
+	for _, w := range p.where {
+		if c.dims[w.pos] != w.val {
+			return false
+		}
+	}
+	return true
+}
+
+// addCube folds the cube's cells that match where into the answer's groups.
+func (m *merger) addCube(p cubePart) {
+	pos := make([]int, len(m.groupIdx)) // group_by k → index in the cells' dims
+	for k, d := range m.groupIdx {
+		pos[k] = slices.Index(p.cube.dims, d)
+	}
+	only := p.only()
 	n := len(p.cube.cells)
 	if len(p.where) > 0 {
 		n = len(only)
 	}
-cell:
 	for i := range n {
 		c := p.cube.cells[i]
 		if len(p.where) > 0 {
 			c = p.cube.cells[only[i]]
 		}
-		for _, w := range p.where {
-			if c.dims[w.pos] != w.val {
-				continue cell
-			}
+		if !p.match(c) {
+			continue
 		}
 		g := m.group(m.stepOf(c.t), len(pos), func(k int) schemas.Value { return c.dims[pos[k]] })
 		for mi, mt := range m.v.Metrics {
@@ -203,6 +218,54 @@ cell:
 			foldCell(&g.acc[mi], mt.Agg, m.float[mi], &c.acc[mi])
 		}
 	}
+}
+
+// eachCellAGroup is merge for a cube at the query's step: its dimensions
+// are the query's group_by and where ones, so each cell that matches where
+// is a group of its own, printed from its accumulators with no groups to
+// find.
+func eachCellAGroup(v *schemas.View, q *query, p cubePart) (rows []outRow, approx, ovf []bool) {
+	m := newMerger(v, q)
+	approx, ovf = make([]bool, len(v.Metrics)), make([]bool, len(v.Metrics))
+	pos := make([]int, len(m.groupIdx)) // group_by k → index in the cells' dims
+	identity := true                    // the group_by dimensions are the first of the cells'
+	for k, d := range m.groupIdx {
+		pos[k] = slices.Index(p.cube.dims, d)
+		identity = identity && pos[k] == k
+	}
+	cells := p.cube.cells
+	if len(p.where) > 0 {
+		cells = nil
+		for _, i := range p.only() {
+			if p.match(p.cube.cells[i]) {
+				cells = append(cells, p.cube.cells[i])
+			}
+		}
+	}
+	nm, nd := len(v.Metrics), len(pos)
+	rows = make([]outRow, len(cells))
+	vals := make([]schemas.Value, len(cells)*nm)
+	var dims []schemas.Value
+	if !identity {
+		dims = make([]schemas.Value, len(cells)*nd)
+	}
+	for i, c := range cells {
+		r := &rows[i]
+		r.t, r.vals = c.t, vals[i*nm:(i+1)*nm:(i+1)*nm]
+		switch {
+		case nd == 0:
+		case identity:
+			r.dims = c.dims[:nd:nd]
+		default:
+			r.dims = dims[i*nd : (i+1)*nd : (i+1)*nd]
+			for k, d := range pos {
+				r.dims[k] = c.dims[d]
+			}
+		}
+		m.finish(c, r, approx, ovf)
+	}
+	sortRows(m.types, rows)
+	return rows, approx, ovf
 }
 
 // foldCell folds a cube cell's count/sum/min/max into a: what folding the

@@ -69,7 +69,8 @@ func cubeHour(r *rand.Rand) []views.Row {
 // Rolling a batch hour up through a cube gives the answer that rolling its
 // view rows up gives: every figure, every estimate and overflow flag, for
 // every shape a cube serves (group_by and where within a dimension subset,
-// steps from the view's grain to the hour).
+// in either order, steps from the view's grain to the hour; cells merged
+// into groups, or each cell a group of its own).
 func TestCubeAnswersAsViewRows(t *testing.T) {
 	v := testView("revenue", testSchema(t, "orders"))
 	v.Metrics = testenv.OrdersMetrics()
@@ -89,6 +90,7 @@ func TestCubeAnswersAsViewRows(t *testing.T) {
 				{nil, map[string]string{"country": "c0"}},
 				{[]string{"country"}, map[string]string{"country": "c9"}}, // matches nothing
 				{[]string{"tenant", "country"}, nil},
+				{[]string{"country", "tenant"}, map[string]string{"country": "c1"}},
 				{[]string{"country"}, map[string]string{"tenant": "t3"}},
 			} {
 				q := mq(v, step, shape.groupBy...)

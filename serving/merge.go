@@ -370,6 +370,9 @@ func merge(v *schemas.View, q *query, in *mergeInput) (rows []outRow, approx, ov
 		q.step == v.Granularity && len(q.groupBy) == len(v.Dimensions) {
 		return eachRowAGroup(v, q, in.viewRows[0])
 	}
+	if len(in.cubes) == 1 && len(in.viewRows)+len(in.speedRows)+len(in.sketches) == 0 && in.cubes[0].cube.grain == q.step {
+		return eachCellAGroup(v, q, in.cubes[0])
+	}
 	return mergeGroups(v, q, in)
 }
 
@@ -459,55 +462,60 @@ func mergeGroups(v *schemas.View, q *query, in *mergeInput) (rows []outRow, appr
 		m.addSketch(&in.sketches[i])
 	}
 	approx, ovf = make([]bool, len(v.Metrics)), make([]bool, len(v.Metrics))
-	rows = make([]outRow, 0, len(m.order))
+	rows = make([]outRow, len(m.order))
 	nm := len(v.Metrics)
 	vals := make([]schemas.Value, len(m.order)*nm)
 	for gi, g := range m.order {
-		r := outRow{t: g.t, dims: g.dims, vals: vals[gi*nm : (gi+1)*nm : (gi+1)*nm]}
-		for mi, mt := range v.Metrics {
-			if mt.Agg == schemas.Uniq {
-				u := &g.uniq[m.uniqOf[mi]]
-				if u.union && u.estOK {
-					r.vals[mi] = schemas.Value{Int: u.est}
-				} else if u.union {
-					r.vals[mi] = schemas.Value{Int: estimateUnion(u.refs)}
-				} else {
-					r.vals[mi] = schemas.Value{Int: u.exact}
-				}
-				approx[mi] = approx[mi] || u.approx
-				if u.approx {
-					r.ap |= bit(mi)
-				}
-				continue
-			}
-			a := &g.acc[mi]
-			switch {
-			case mt.Agg == schemas.Count:
-				r.vals[mi] = schemas.Value{Int: a.i}
-			case !a.has:
-				r.vals[mi] = schemas.Value{Null: true}
-			case mt.Agg == schemas.Sum:
-				var ok bool
-				if m.float[mi] {
-					r.vals[mi].Float, ok = a.fs.Value()
-				} else {
-					r.vals[mi].Int, ok = a.is.Value()
-				}
-				if !ok {
-					r.vals[mi] = schemas.Value{Null: true}
-					ovf[mi] = true
-					r.ov |= bit(mi)
-				}
-			case m.float[mi]:
-				r.vals[mi] = schemas.Value{Float: a.f}
-			default:
-				r.vals[mi] = schemas.Value{Int: a.i}
-			}
-		}
-		rows = append(rows, r)
+		rows[gi] = outRow{t: g.t, dims: g.dims, vals: vals[gi*nm : (gi+1)*nm : (gi+1)*nm]}
+		m.finish(g, &rows[gi], approx, ovf)
 	}
 	sortRows(m.types, rows)
 	return rows, approx, ovf
+}
+
+// finish sets r's figures and flags from its group's accumulators, and
+// adds the flags to approx and ovf (per view metric).
+func (m *merger) finish(g *mgroup, r *outRow, approx, ovf []bool) {
+	for mi, mt := range m.v.Metrics {
+		if mt.Agg == schemas.Uniq {
+			u := &g.uniq[m.uniqOf[mi]]
+			if u.union && u.estOK {
+				r.vals[mi] = schemas.Value{Int: u.est}
+			} else if u.union {
+				r.vals[mi] = schemas.Value{Int: estimateUnion(u.refs)}
+			} else {
+				r.vals[mi] = schemas.Value{Int: u.exact}
+			}
+			approx[mi] = approx[mi] || u.approx
+			if u.approx {
+				r.ap |= bit(mi)
+			}
+			continue
+		}
+		a := &g.acc[mi]
+		switch {
+		case mt.Agg == schemas.Count:
+			r.vals[mi] = schemas.Value{Int: a.i}
+		case !a.has:
+			r.vals[mi] = schemas.Value{Null: true}
+		case mt.Agg == schemas.Sum:
+			var ok bool
+			if m.float[mi] {
+				r.vals[mi].Float, ok = a.fs.Value()
+			} else {
+				r.vals[mi].Int, ok = a.is.Value()
+			}
+			if !ok {
+				r.vals[mi] = schemas.Value{Null: true}
+				ovf[mi] = true
+				r.ov |= bit(mi)
+			}
+		case m.float[mi]:
+			r.vals[mi] = schemas.Value{Float: a.f}
+		default:
+			r.vals[mi] = schemas.Value{Int: a.i}
+		}
+	}
 }
 
 // sortRows orders rows by t, then group_by values (types in group_by order).

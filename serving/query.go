@@ -109,9 +109,13 @@ func (a *API) compute(ctx context.Context, q *query, b time.Time) (*answer, erro
 	ans.rows, ans.approx, ans.overflow = merge(q.view, q, &in)
 	if len(batchRows) > 0 {
 		// Batch steps end at an hour boundary, before anything merged
-		// above: the two sets of steps are disjoint.
-		ans.rows = append(batchRows, ans.rows...)
-		sortRows(groupTypes(q), ans.rows)
+		// above: the two sets of steps are disjoint, and each is sorted
+		// (batch hours in order, each sorted).
+		merged := ans.rows
+		ans.rows = append(batchRows, merged...)
+		if len(merged) > 0 && batchRows[len(batchRows)-1].t >= merged[0].t {
+			sortRows(groupTypes(q), ans.rows)
+		}
 	}
 	batchFlags.or(ans.approx, ans.overflow)
 	return ans, nil
