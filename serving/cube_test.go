@@ -176,9 +176,9 @@ func TestCubeShape(t *testing.T) {
 	}
 }
 
-// A view file's rows at its own grain by every dimension are each a group
-// of their own: the shortcut that skips finding groups answers as the
-// groups do, in either group_by order, with nulls, overflowed and
+// A view file's rows at its own grain, by or fixed at every dimension, are
+// each a group of their own: the shortcut that skips finding groups answers
+// as the groups do, in either group_by order, with nulls, overflowed and
 // infinite sums and negative zeros.
 func TestEachRowAGroupAsGroups(t *testing.T) {
 	v := testView("revenue", testSchema(t, "orders"))
@@ -188,15 +188,38 @@ func TestEachRowAGroupAsGroups(t *testing.T) {
 		rows[0].Values[1] = schemas.Value{Float: math.Copysign(0, -1)}
 		rows[1].Values[1] = schemas.Value{Float: math.Inf(1)}
 		rows[2].Values[2] = schemas.Value{Null: true}
-		for _, groupBy := range [][]string{{"tenant", "country"}, {"country", "tenant"}} {
+		for _, shape := range []struct {
+			groupBy []string
+			where   map[string]string
+		}{
+			{[]string{"tenant", "country"}, nil},
+			{[]string{"country", "tenant"}, nil},
+			{[]string{"country"}, map[string]string{"tenant": "t1"}},
+			{[]string{"tenant"}, map[string]string{"country": "c2"}},
+			{nil, map[string]string{"tenant": "t0", "country": "c1"}},
+		} {
+			groupBy := shape.groupBy
 			q := mq(v, time.Minute, groupBy...)
-			in := &mergeInput{oneView: true, viewRows: [][]views.Row{rows}, straddleT: -1}
+			var read []views.Row // what the batch reader returns for where
+			for _, r := range rows {
+				if (shape.where["tenant"] == "" || r.Dims[0].Str == shape.where["tenant"]) &&
+					(shape.where["country"] == "" || r.Dims[1].Str == shape.where["country"]) {
+					read = append(read, r)
+				}
+			}
+			for d, val := range shape.where {
+				q.where[d] = schemas.Value{Str: val}
+			}
+			if !everyDimension(v, q) {
+				t.Fatalf("group_by %v where %v: not every dimension", groupBy, shape.where)
+			}
+			in := &mergeInput{oneView: true, viewRows: [][]views.Row{read}, straddleT: -1}
 			gotRows, gotAp, gotOv := merge(v, q, in)
 			wantRows, wantAp, wantOv := mergeGroups(v, q, in)
 			if !reflect.DeepEqual(gotAp, wantAp) || !reflect.DeepEqual(gotOv, wantOv) {
 				t.Errorf("seed %d group_by %v: flags approx %v overflow %v, want %v %v", seed, groupBy, gotAp, gotOv, wantAp, wantOv)
 			}
-			if len(gotRows) != len(wantRows) || len(gotRows) != len(rows) {
+			if len(gotRows) != len(wantRows) || len(gotRows) != len(in.viewRows[0]) {
 				t.Fatalf("seed %d group_by %v: %d rows, want %d", seed, groupBy, len(gotRows), len(wantRows))
 			}
 			for i := range wantRows {

@@ -367,7 +367,7 @@ func (m *merger) addSketch(r *speed.SketchRow) {
 // (approx) and whether any sum overflowed (ovf: those figures are null).
 func merge(v *schemas.View, q *query, in *mergeInput) (rows []outRow, approx, ovf []bool) {
 	if in.oneView && len(in.viewRows) == 1 && len(in.cubes)+len(in.speedRows)+len(in.sketches) == 0 &&
-		q.step == v.Granularity && len(q.groupBy) == len(v.Dimensions) {
+		q.step == v.Granularity && everyDimension(v, q) {
 		return eachRowAGroup(v, q, in.viewRows[0])
 	}
 	if len(in.cubes) == 1 && len(in.viewRows)+len(in.speedRows)+len(in.sketches) == 0 && in.cubes[0].cube.grain == q.step {
@@ -376,13 +376,24 @@ func merge(v *schemas.View, q *query, in *mergeInput) (rows []outRow, approx, ov
 	return mergeGroups(v, q, in)
 }
 
-// eachRowAGroup is merge for view rows of one view file at its own grain
-// by every dimension: each row is a group of its own, so its figures are
-// the row's, with no groups to find.
+// everyDimension reports whether the query groups by or fixes (where)
+// every dimension of the view.
+func everyDimension(v *schemas.View, q *query) bool {
+	for _, d := range v.Dimensions {
+		if _, fixed := q.where[d]; !fixed && !slices.Contains(q.groupBy, d) {
+			return false
+		}
+	}
+	return true
+}
+
+// eachRowAGroup is merge for view rows of one view file at its own grain,
+// by or fixed at every dimension (the rows are where's): each row is a
+// group of its own, so its figures are the row's, with no groups to find.
 func eachRowAGroup(v *schemas.View, q *query, in []views.Row) (rows []outRow, approx, ovf []bool) {
 	approx, ovf = make([]bool, len(v.Metrics)), make([]bool, len(v.Metrics))
 	groupIdx := make([]int, len(q.groupBy))
-	identity := true
+	identity := true // the group_by dimensions are the view's first
 	for k, d := range q.groupBy {
 		groupIdx[k] = slices.Index(v.Dimensions, d)
 		identity = identity && groupIdx[k] == k
@@ -398,9 +409,11 @@ func eachRowAGroup(v *schemas.View, q *query, in []views.Row) (rows []outRow, ap
 		x := &in[i]
 		r := &rows[i]
 		r.t = x.T
-		if identity {
+		switch {
+		case nd == 0:
+		case identity:
 			r.dims = x.Dims[:nd:nd]
-		} else {
+		default:
 			r.dims = dims[i*nd : (i+1)*nd : (i+1)*nd]
 			for k, d := range groupIdx {
 				r.dims[k] = x.Dims[d]

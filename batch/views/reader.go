@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -47,7 +49,11 @@ type Reader struct {
 type cachedHour struct {
 	key  string
 	rows []Row
-	size int64
+	// byFirst: the rows are in order of time, then of their first
+	// dimension's value, as recompute writes them, so a where on the
+	// first dimension finds its rows of each bucket by binary search
+	byFirst bool
+	size    int64
 }
 
 type cachedState struct {
@@ -164,10 +170,11 @@ func (r *Reader) Rows(ctx context.Context, v *schemas.View, from, to time.Time, 
 			return nil, fmt.Errorf("%w: view %s hour %s (computed with definition %s, the view's is %s)",
 				ErrSealedDefinition, v.Name, HourKey(h), hs.Fingerprint, st.Fingerprint)
 		}
-		rows, err := r.hour(ctx, v, st.Fingerprint, h, hs.Version)
+		hr, err := r.hour(ctx, v, st.Fingerprint, h, hs.Version)
 		if err != nil {
 			return nil, err
 		}
+		rows := hr.rows
 		if len(conds) == 0 && h.UnixMicro() >= fromUS && h.Add(time.Hour).UnixMicro() <= toUS {
 			// The whole hour: serving asks for one hour at a time.
 			if out == nil && !h.Add(time.Hour).Before(to) {
@@ -176,32 +183,71 @@ func (r *Reader) Rows(ctx context.Context, v *schemas.View, from, to time.Time, 
 			out = append(out, rows...)
 			continue
 		}
-	row:
-		for i := range rows {
-			row := &rows[i]
+		keep := func(row *Row) {
 			if row.T < fromUS || row.T >= toUS {
-				continue
+				return
 			}
 			for _, c := range conds {
 				if row.Dims[c.dim] != c.val {
-					continue row
+					return
 				}
 			}
 			out = append(out, *row)
+		}
+		first := slices.IndexFunc(conds, func(c cond) bool { return c.dim == 0 })
+		if !hr.byFirst || first < 0 {
+			for i := range rows {
+				keep(&rows[i])
+			}
+			continue
+		}
+		// Each bucket's rows of the first dimension's value are one run.
+		typ := firstType(v)
+		val := conds[first].val
+		for i := 0; i < len(rows); {
+			t := rows[i].T
+			end := i + sort.Search(len(rows)-i, func(k int) bool { return rows[i+k].T != t })
+			lo := i + sort.Search(end-i, func(k int) bool { return schemas.CompareValues(typ, rows[i+k].Dims[0], val) >= 0 })
+			for k := lo; k < end && rows[k].Dims[0] == val; k++ {
+				keep(&rows[k])
+			}
+			i = end
 		}
 	}
 	return out, nil
 }
 
+// firstType is the type of a view's first dimension.
+func firstType(v *schemas.View) schemas.Type {
+	f, _ := v.Schema.Field(v.Dimensions[0])
+	return f.Type
+}
+
+// inFirstOrder reports whether rows are in order of time, then of their
+// first dimension's value.
+func inFirstOrder(v *schemas.View, rows []Row) bool {
+	if len(v.Dimensions) == 0 {
+		return false
+	}
+	typ := firstType(v)
+	for i := 1; i < len(rows); i++ {
+		a, b := &rows[i-1], &rows[i]
+		if a.T > b.T || (a.T == b.T && schemas.CompareValues(typ, a.Dims[0], b.Dims[0]) > 0) {
+			return false
+		}
+	}
+	return true
+}
+
 // hour returns an hour's rows from the cache or the lake.
-func (r *Reader) hour(ctx context.Context, v *schemas.View, fp string, h time.Time, version int64) ([]Row, error) {
+func (r *Reader) hour(ctx context.Context, v *schemas.View, fp string, h time.Time, version int64) (*cachedHour, error) {
 	key := v.Name + "/" + fp + "/" + HourKey(h) + "/" + strconv.FormatInt(version, 10)
 	r.mu.Lock()
 	if el, ok := r.byKey[key]; ok {
 		r.lru.MoveToFront(el)
-		rows := el.Value.(*cachedHour).rows
+		c := el.Value.(*cachedHour)
 		r.mu.Unlock()
-		return rows, nil
+		return c, nil
 	}
 	r.mu.Unlock()
 	val, err, _ := r.loads.Do(key, func() (any, error) {
@@ -220,13 +266,14 @@ func (r *Reader) hour(ctx context.Context, v *schemas.View, fp string, h time.Ti
 		// A newer version may already have replaced the file; it is newer
 		// data, so serve it, but cache it under the version that was asked
 		// for only: the next state read brings the right key.
-		r.put(&cachedHour{key: key, rows: rows, size: rowsSize(rows, len(b))})
-		return rows, nil
+		c := &cachedHour{key: key, rows: rows, byFirst: inFirstOrder(v, rows), size: rowsSize(rows, len(b))}
+		r.put(c)
+		return c, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return val.([]Row), nil
+	return val.(*cachedHour), nil
 }
 
 // rowsSize estimates the memory an hour's rows hold: the row headers and

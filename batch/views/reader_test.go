@@ -2,6 +2,7 @@ package views
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -99,5 +100,126 @@ func TestReaderCacheEviction(t *testing.T) {
 	}
 	if n, _ := small.cacheStats(); n != 1 {
 		t.Errorf("%d hours cached with a 1-byte budget, want only the latest", n)
+	}
+}
+
+// Rows with a where gives the rows a scan would: on the first dimension
+// found by binary search in each bucket when the file is in recompute's
+// order (time, then dimension values), by a scan when it is not; with
+// values missing from some buckets, a null value, the second dimension and
+// both, and a range that cuts the hour.
+func TestRowsWhere(t *testing.T) {
+	ctx := context.Background()
+	s, err := schemas.NewSchema("e", "e", "ts", "", []schemas.Field{{Name: "ts", Type: schemas.Timestamp},
+		{Name: "k", Type: schemas.String, Optional: true}, {Name: "n", Type: schemas.Int64}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &schemas.View{Name: "v", Schema: s, Granularity: time.Minute, Dimensions: []string{"k", "n"},
+		Metrics: []schemas.Metric{{Name: "c", Agg: schemas.Count}}}
+	// Minute m holds k in {null, a, b, c} minus one value, n in {1, 2}.
+	var sorted Columns
+	sorted.Dims = make([][]schemas.Value, 2)
+	keys := []schemas.Value{{Null: true}, {Str: "a"}, {Str: "b"}, {Str: "c"}}
+	for m := range 60 {
+		for i, k := range keys {
+			if i == m%4 {
+				continue
+			}
+			for n := range int64(2) {
+				sorted.T = append(sorted.T, hour(0).Add(time.Duration(m)*time.Minute).UnixMicro())
+				sorted.Dims[0] = append(sorted.Dims[0], k)
+				sorted.Dims[1] = append(sorted.Dims[1], schemas.Value{Int: n + 1})
+			}
+		}
+	}
+	sorted.Metrics = []MetricColumn{{Ints: make([]int64, len(sorted.T))}}
+	for i := range sorted.T {
+		sorted.Metrics[0].Ints[i] = int64(i)
+	}
+	// The same rows, k's order reversed in each bucket.
+	var shuffled Columns
+	shuffled.Dims = make([][]schemas.Value, 2)
+	var ints []int64
+	for i := 0; i < len(sorted.T); {
+		j := i
+		for j < len(sorted.T) && sorted.T[j] == sorted.T[i] {
+			j++
+		}
+		for k := j - 1; k >= i; k-- {
+			shuffled.T = append(shuffled.T, sorted.T[k])
+			shuffled.Dims[0] = append(shuffled.Dims[0], sorted.Dims[0][k])
+			shuffled.Dims[1] = append(shuffled.Dims[1], sorted.Dims[1][k])
+			ints = append(ints, sorted.Metrics[0].Ints[k])
+		}
+		i = j
+	}
+	shuffled.Metrics = []MetricColumn{{Ints: ints}}
+	for _, file := range []struct {
+		name        string
+		cols        *Columns
+		wantByFirst bool
+	}{{"recompute's order", &sorted, true}, {"another order", &shuffled, false}} {
+		store := dirStore(t)
+		b, err := Encode(v, file.cols, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := lake.PutBytes(ctx, store, lake.ViewKey(v.Name, hour(0)), b); err != nil {
+			t.Fatal(err)
+		}
+		st := &State{Fingerprint: v.Fingerprint(), Boundary: hour(1),
+			Hours: map[string]HourState{HourKey(hour(0)): {Input: "x", Rows: int64(len(file.cols.T)), Version: 1, Final: true}}}
+		if err := WriteState(ctx, store, v.Name, st); err != nil {
+			t.Fatal(err)
+		}
+		r, err := NewReader(ReaderConfig{Store: store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, err := r.Rows(ctx, v, hour(0), hour(1), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hr, _ := r.hour(ctx, v, st.Fingerprint, hour(0), 1); hr.byFirst != file.wantByFirst {
+			t.Fatalf("%s: byFirst = %v, want %v", file.name, hr.byFirst, file.wantByFirst)
+		}
+		for _, tt := range []struct {
+			where    map[string]schemas.Value
+			from, to time.Duration
+		}{
+			{map[string]schemas.Value{"k": {Str: "b"}}, 0, time.Hour},
+			{map[string]schemas.Value{"k": {Null: true}}, 0, time.Hour},
+			{map[string]schemas.Value{"k": {Str: "zz"}}, 0, time.Hour},
+			{map[string]schemas.Value{"k": {Str: "0"}}, 0, time.Hour},
+			{map[string]schemas.Value{"n": {Int: 2}}, 0, time.Hour},
+			{map[string]schemas.Value{"k": {Str: "c"}, "n": {Int: 1}}, 0, time.Hour},
+			{map[string]schemas.Value{"k": {Str: "a"}}, 7 * time.Minute, 31 * time.Minute},
+		} {
+			var want []int64
+			for _, row := range all {
+				ok := row.T >= hour(0).Add(tt.from).UnixMicro() && row.T < hour(0).Add(tt.to).UnixMicro()
+				for d, val := range tt.where {
+					ok = ok && row.Dims[slices.Index(v.Dimensions, d)] == val
+				}
+				if ok {
+					want = append(want, row.Values[0].Int)
+				}
+			}
+			rows, err := r.Rows(ctx, v, hour(0).Add(tt.from), hour(0).Add(tt.to), tt.where)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []int64
+			for _, row := range rows {
+				got = append(got, row.Values[0].Int)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: where %v [%v, %v): rows %v, want %v", file.name, tt.where, tt.from, tt.to, got, want)
+			}
+			if len(want) == 0 && tt.where["k"].Str != "zz" && tt.where["k"].Str != "0" {
+				t.Errorf("%s: where %v: the test expects rows", file.name, tt.where)
+			}
+		}
 	}
 }
