@@ -5,12 +5,14 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/lambdalake/lambdalake/batch/views"
 	"github.com/lambdalake/lambdalake/internal/testenv"
 	"github.com/lambdalake/lambdalake/schemas"
+	"github.com/lambdalake/lambdalake/speed"
 )
 
 // cubeHour is a random batch hour of a view with every metric kind: float
@@ -230,5 +232,70 @@ func TestEachRowAGroupAsGroups(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// Speed rows alone (rolled up by the speed reader, one per step and
+// group_by values) are each a group of their own: the shortcut answers as
+// the groups do, with sums in parts, overflow, nulls and uniq estimates;
+// rows out of order or repeated go through the groups.
+func TestEachSpeedRowAGroupAsGroups(t *testing.T) {
+	v := testView("revenue", testSchema(t, "orders"))
+	v.Metrics = testenv.OrdersMetrics()
+	r := rand.New(rand.NewPCG(3, 4))
+	var rows []speed.Row
+	for m := range 30 {
+		for ti := range 3 {
+			if r.IntN(4) == 0 {
+				continue
+			}
+			row := speed.Row{T: time.UnixMicro(int64(m) * minute).UTC(), Dims: []schemas.Value{{Str: fmt.Sprintf("t%d", ti)}},
+				Values: make([]schemas.Value, 8), Sums: make([]speed.SumParts, 8)}
+			row.Values[0] = schemas.Value{Int: int64(1 + r.IntN(50))}
+			pos, neg := float64(r.IntN(400))/4, -float64(r.IntN(400))/4
+			row.Sums[1].Float = schemas.FloatSum{Pos: pos, Neg: neg}
+			row.Values[1] = schemas.Value{Float: pos + neg}
+			row.Values[2], row.Values[3] = schemas.Value{Float: pos}, schemas.Value{Float: neg}
+			row.Values[4] = schemas.Value{Int: int64(r.IntN(40))}
+			ip, in := int64(r.IntN(1000)), -int64(r.IntN(1000))
+			row.Sums[5].Int = schemas.IntSum{Pos: ip, Neg: in}
+			row.Values[5] = schemas.Value{Int: ip + in}
+			row.Values[6], row.Values[7] = schemas.Value{Int: in}, schemas.Value{Int: ip}
+			switch r.IntN(10) {
+			case 0:
+				row.Overflow = make([]bool, 8)
+				row.Overflow[5], row.Values[5] = true, schemas.Value{Null: true}
+				row.Sums[5].Int.Overflow = true
+			case 1:
+				row.Values[2], row.Values[3] = schemas.Value{Null: true}, schemas.Value{Null: true}
+			}
+			rows = append(rows, row)
+		}
+	}
+	q := mq(v, time.Minute, "tenant")
+	got, gotAp, gotOv, ok := eachSpeedRowAGroup(v, q, rows)
+	if !ok {
+		t.Fatal("rows in order were refused")
+	}
+	want, wantAp, wantOv := mergeGroups(v, q, &mergeInput{speedRows: rows, straddleT: -1})
+	if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(gotAp, wantAp) || !reflect.DeepEqual(gotOv, wantOv) {
+		t.Fatalf("shortcut and groups differ:\n got %+v %v %v\nwant %+v %v %v", got[:3], gotAp, gotOv, want[:3], wantAp, wantOv)
+	}
+	if !slices.ContainsFunc(wantOv, func(b bool) bool { return b }) || !slices.ContainsFunc(wantAp, func(b bool) bool { return b }) {
+		t.Fatalf("the rows exercise neither overflow nor estimates: %v %v", wantOv, wantAp)
+	}
+	repeated := append(slices.Clone(rows[:5]), rows[4:]...)
+	if _, _, _, ok := eachSpeedRowAGroup(v, q, repeated); ok {
+		t.Error("a repeated row was taken as its own group")
+	}
+	swapped := slices.Clone(rows)
+	swapped[0], swapped[1] = swapped[1], swapped[0]
+	if _, _, _, ok := eachSpeedRowAGroup(v, q, swapped); ok {
+		t.Error("rows out of order were taken as their own groups")
+	}
+	// merge takes the groups for those: a repeated row adds up.
+	all, _, _ := merge(v, q, &mergeInput{speedRows: repeated, straddleT: -1})
+	if len(all) != len(rows) || all[4].vals[0].Int != 2*rows[4].Values[0].Int {
+		t.Errorf("repeated row: %d rows, count %d; want %d rows, count %d", len(all), all[4].vals[0].Int, len(rows), 2*rows[4].Values[0].Int)
 	}
 }

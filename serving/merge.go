@@ -317,7 +317,11 @@ func (m *merger) addViewRow(r *views.Row) {
 
 func (m *merger) addSpeedRow(r *speed.Row, straddleT int64) {
 	t := r.T.UnixMicro()
-	g := m.group(t, len(r.Dims), func(k int) schemas.Value { return r.Dims[k] })
+	m.foldSpeedRow(m.group(t, len(r.Dims), func(k int) schemas.Value { return r.Dims[k] }), r, t, straddleT)
+}
+
+// foldSpeedRow folds a speed row (of step t) into its group g.
+func (m *merger) foldSpeedRow(g *mgroup, r *speed.Row, t, straddleT int64) {
 	for mi, mt := range m.v.Metrics {
 		if mt.Agg == schemas.Sum && r.Sums != nil {
 			// A rollup of cells: its parts add up as the cells' values
@@ -373,7 +377,45 @@ func merge(v *schemas.View, q *query, in *mergeInput) (rows []outRow, approx, ov
 	if len(in.cubes) == 1 && len(in.viewRows)+len(in.speedRows)+len(in.sketches) == 0 && in.cubes[0].cube.grain == q.step {
 		return eachCellAGroup(v, q, in.cubes[0])
 	}
+	if len(in.viewRows)+len(in.cubes)+len(in.sketches) == 0 && in.straddleT < 0 {
+		if rows, approx, ovf, ok := eachSpeedRowAGroup(v, q, in.speedRows); ok {
+			return rows, approx, ovf
+		}
+	}
 	return mergeGroups(v, q, in)
+}
+
+// eachSpeedRowAGroup is merge for speed rows alone: the speed reader rolls
+// them up to the query's step and group_by, one row per step and values
+// (speed.Result), so each is a group of its own, folded as merge folds it
+// with no groups to find. ok is false, and nothing is done, if the rows
+// are not in that order without repeats.
+func eachSpeedRowAGroup(v *schemas.View, q *query, in []speed.Row) (rows []outRow, approx, ovf []bool, ok bool) {
+	m := newMerger(v, q)
+	for i := 1; i < len(in); i++ {
+		a, b := &in[i-1], &in[i]
+		if c := a.T.Compare(b.T); c > 0 || (c == 0 && compareDims(m.types, a.Dims, b.Dims) >= 0) {
+			return nil, nil, nil, false
+		}
+	}
+	for i := range in {
+		r := &in[i]
+		t := r.T.UnixMicro()
+		g := m.addGroup(t, len(r.Dims), func(k int) schemas.Value { return r.Dims[k] })
+		m.foldSpeedRow(g, r, t, -1)
+	}
+	rows, approx, ovf = m.rows()
+	return rows, approx, ovf, true
+}
+
+// compareDims orders two group_by tuples (types in group_by order).
+func compareDims(types []schemas.Type, a, b []schemas.Value) int {
+	for k := range a {
+		if c := schemas.CompareValues(types[k], a[k], b[k]); c != 0 {
+			return c
+		}
+	}
+	return 0
 }
 
 // everyDimension reports whether the query groups by or fixes (where)
@@ -474,9 +516,15 @@ func mergeGroups(v *schemas.View, q *query, in *mergeInput) (rows []outRow, appr
 	for i := range in.sketches {
 		m.addSketch(&in.sketches[i])
 	}
-	approx, ovf = make([]bool, len(v.Metrics)), make([]bool, len(v.Metrics))
+	return m.rows()
+}
+
+// rows prints the groups as the answer's rows, sorted, with the flags per
+// view metric.
+func (m *merger) rows() (rows []outRow, approx, ovf []bool) {
+	nm := len(m.v.Metrics)
+	approx, ovf = make([]bool, nm), make([]bool, nm)
 	rows = make([]outRow, len(m.order))
-	nm := len(v.Metrics)
 	vals := make([]schemas.Value, len(m.order)*nm)
 	for gi, g := range m.order {
 		rows[gi] = outRow{t: g.t, dims: g.dims, vals: vals[gi*nm : (gi+1)*nm : (gi+1)*nm]}
@@ -540,12 +588,7 @@ func sortRows(types []schemas.Type, rows []outRow) {
 		if c := cmp.Compare(a.t, b.t); c != 0 {
 			return c
 		}
-		for k := range a.dims {
-			if c := schemas.CompareValues(types[k], a.dims[k], b.dims[k]); c != 0 {
-				return c
-			}
-		}
-		return 0
+		return compareDims(types, a.dims, b.dims)
 	}
 	if !slices.IsSortedFunc(rows, order) {
 		slices.SortFunc(rows, order)
