@@ -228,10 +228,8 @@ func eachCellAGroup(v *schemas.View, q *query, p cubePart) (rows []outRow, appro
 	m := newMerger(v, q)
 	approx, ovf = make([]bool, len(v.Metrics)), make([]bool, len(v.Metrics))
 	pos := make([]int, len(m.groupIdx)) // group_by k → index in the cells' dims
-	identity := true                    // the group_by dimensions are the first of the cells'
 	for k, d := range m.groupIdx {
 		pos[k] = slices.Index(p.cube.dims, d)
-		identity = identity && pos[k] == k
 	}
 	cells := p.cube.cells
 	if len(p.where) > 0 {
@@ -242,26 +240,13 @@ func eachCellAGroup(v *schemas.View, q *query, p cubePart) (rows []outRow, appro
 			}
 		}
 	}
-	nm, nd := len(v.Metrics), len(pos)
+	pick := newProjection(pos, len(cells))
+	nm := len(v.Metrics)
 	rows = make([]outRow, len(cells))
 	vals := make([]schemas.Value, len(cells)*nm)
-	var dims []schemas.Value
-	if !identity {
-		dims = make([]schemas.Value, len(cells)*nd)
-	}
 	for i, c := range cells {
 		r := &rows[i]
-		r.t, r.vals = c.t, vals[i*nm:(i+1)*nm:(i+1)*nm]
-		switch {
-		case nd == 0:
-		case identity:
-			r.dims = c.dims[:nd:nd]
-		default:
-			r.dims = dims[i*nd : (i+1)*nd : (i+1)*nd]
-			for k, d := range pos {
-				r.dims[k] = c.dims[d]
-			}
-		}
+		r.t, r.dims, r.vals = c.t, pick.dims(i, c.dims), vals[i*nm:(i+1)*nm:(i+1)*nm]
 		m.finish(c, r, approx, ovf)
 	}
 	sortRows(m.types, rows)

@@ -418,6 +418,42 @@ func compareDims(types []schemas.Type, a, b []schemas.Value) int {
 	return 0
 }
 
+// projection picks the group_by values of answer rows out of longer tuples
+// (view rows' or cube cells' dimensions): tuples that begin with them are
+// shared, any other order is copied into one slab for all the rows.
+type projection struct {
+	pos    []int // group_by k → index in the tuple
+	prefix bool
+	slab   []schemas.Value
+}
+
+func newProjection(pos []int, rows int) *projection {
+	p := &projection{pos: pos, prefix: true}
+	for k, i := range pos {
+		p.prefix = p.prefix && i == k
+	}
+	if !p.prefix {
+		p.slab = make([]schemas.Value, rows*len(pos))
+	}
+	return p
+}
+
+// dims is row i's group_by values out of its tuple.
+func (p *projection) dims(i int, tuple []schemas.Value) []schemas.Value {
+	n := len(p.pos)
+	switch {
+	case n == 0:
+		return nil
+	case p.prefix:
+		return tuple[:n:n]
+	}
+	out := p.slab[i*n : (i+1)*n : (i+1)*n]
+	for k, d := range p.pos {
+		out[k] = tuple[d]
+	}
+	return out
+}
+
 // everyDimension reports whether the query groups by or fixes (where)
 // every dimension of the view.
 func everyDimension(v *schemas.View, q *query) bool {
@@ -435,32 +471,17 @@ func everyDimension(v *schemas.View, q *query) bool {
 func eachRowAGroup(v *schemas.View, q *query, in []views.Row) (rows []outRow, approx, ovf []bool) {
 	approx, ovf = make([]bool, len(v.Metrics)), make([]bool, len(v.Metrics))
 	groupIdx := make([]int, len(q.groupBy))
-	identity := true // the group_by dimensions are the view's first
 	for k, d := range q.groupBy {
 		groupIdx[k] = slices.Index(v.Dimensions, d)
-		identity = identity && groupIdx[k] == k
 	}
-	nm, nd := len(v.Metrics), len(groupIdx)
+	pick := newProjection(groupIdx, len(in))
+	nm := len(v.Metrics)
 	rows = make([]outRow, len(in))
 	vals := make([]schemas.Value, len(in)*nm)
-	var dims []schemas.Value
-	if !identity {
-		dims = make([]schemas.Value, len(in)*nd)
-	}
 	for i := range in {
 		x := &in[i]
 		r := &rows[i]
-		r.t = x.T
-		switch {
-		case nd == 0:
-		case identity:
-			r.dims = x.Dims[:nd:nd]
-		default:
-			r.dims = dims[i*nd : (i+1)*nd : (i+1)*nd]
-			for k, d := range groupIdx {
-				r.dims[k] = x.Dims[d]
-			}
-		}
+		r.t, r.dims = x.T, pick.dims(i, x.Dims)
 		r.vals = vals[i*nm : (i+1)*nm : (i+1)*nm]
 		for mi, mt := range v.Metrics {
 			val, float := x.Values[mi], v.MetricType(mt) == schemas.Float64
@@ -490,7 +511,7 @@ func eachRowAGroup(v *schemas.View, q *query, in []views.Row) (rows []outRow, ap
 			}
 		}
 	}
-	types := make([]schemas.Type, nd)
+	types := make([]schemas.Type, len(groupIdx))
 	for k, d := range groupIdx {
 		f, _ := v.Schema.Field(v.Dimensions[d])
 		types[k] = f.Type
