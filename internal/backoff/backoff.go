@@ -69,22 +69,28 @@ func Permanent(err error) error {
 // (n from 1) it calls onErr, if set, for logs and metrics, then waits
 // p.Delay(n-1).
 func Retry(ctx context.Context, p Policy, op func(context.Context) error, onErr func(attempt int, err error)) error {
+	var last error
 	for n := 1; ; n++ {
+		// ctx may end between a wait and the next attempt, not only
+		// during the wait: either way the last failure goes with it.
 		if err := ctx.Err(); err != nil {
+			if last != nil {
+				return fmt.Errorf("%w (last attempt: %w)", err, last)
+			}
 			return err
 		}
-		err := op(ctx)
-		if err == nil {
+		last = op(ctx)
+		if last == nil {
 			return nil
 		}
-		if pe, ok := errors.AsType[*permanent](err); ok {
+		if pe, ok := errors.AsType[*permanent](last); ok {
 			return pe.err
 		}
 		if ctx.Err() == nil && onErr != nil {
-			onErr(n, err)
+			onErr(n, last)
 		}
-		if ctx.Err() != nil || !Sleep(ctx, p.Delay(n-1)) {
-			return fmt.Errorf("%w (last attempt: %w)", ctx.Err(), err)
+		if ctx.Err() == nil {
+			Sleep(ctx, p.Delay(n-1))
 		}
 	}
 }

@@ -68,6 +68,19 @@ func TestRetry(t *testing.T) {
 			t.Errorf("err=%v calls=%d, want the deadline and the last error, after several calls", err, calls)
 		}
 	})
+	t.Run("context ends right after a wait", func(t *testing.T) {
+		// The context ends as a wait ends, before the next attempt: the
+		// last failure still comes with it (a fresh clone's make test once
+		// got the deadline alone). endsAfter's Err turns non-nil on its
+		// 4th call: the first attempt's checks take 3, the next loop's
+		// check is the 4th.
+		ctx := &endsAfter{Context: context.Background(), calls: 3}
+		calls := 0
+		err := Retry(ctx, fast, func(context.Context) error { calls++; return boom }, nil)
+		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, boom) || calls != 1 {
+			t.Errorf("err=%v calls=%d, want the deadline and the last error after 1 call", err, calls)
+		}
+	})
 	t.Run("context ended before", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
@@ -88,4 +101,20 @@ func TestSleep(t *testing.T) {
 	if Sleep(ctx, time.Hour) || time.Since(start) > time.Second {
 		t.Error("Sleep on an ended context waited or returned true")
 	}
+}
+
+// endsAfter is a context whose Err is nil for its first calls, then
+// DeadlineExceeded; its Done channel never closes, so a wait always runs
+// to its end.
+type endsAfter struct {
+	context.Context
+	calls int
+}
+
+func (c *endsAfter) Err() error {
+	if c.calls > 0 {
+		c.calls--
+		return nil
+	}
+	return context.DeadlineExceeded
 }
