@@ -103,7 +103,8 @@ type APIConfig struct {
 	// unchanged); 0 disables the cache.
 	CacheTTL time.Duration
 	// CacheBytes bounds the encoded answers kept (default 64 MiB);
-	// RollupCacheBytes the batch hours kept rolled up (default 256 MiB).
+	// RollupCacheBytes the batch hours kept rolled up, half of it as hour
+	// cubes (default 256 MiB).
 	CacheBytes       int64
 	RollupCacheBytes int64
 	// Jobs lists the scheduled jobs' latest runs (GET /v1/jobs); nil

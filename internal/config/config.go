@@ -100,7 +100,8 @@ type HTTP struct {
 	// JWT: signed tokens accepted besides the static ones.
 	JWT JWT `yaml:"jwt"`
 	// CacheBytes bounds the encoded answers kept for cache_ttl;
-	// RollupCacheBytes the batch hours kept rolled up to a query's shape.
+	// RollupCacheBytes the batch hours kept rolled up to a query's shape
+	// and, in its other half, their hour cubes.
 	CacheBytes       ByteSize `yaml:"cache_bytes"`
 	RollupCacheBytes ByteSize `yaml:"rollup_cache_bytes"`
 }
