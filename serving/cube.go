@@ -167,47 +167,46 @@ func newCubePart(q *query, c *hourCube) cubePart {
 	return p
 }
 
-// only is, with a where, the cells of its rarest value: no other cell
-// can match.
-func (p cubePart) only() []int32 {
+// cells are the cube's cells that match where: with a where, only those
+// of its rarest value are looked at.
+func (p cubePart) cells() []*mgroup {
+	if len(p.where) == 0 {
+		return p.cube.cells
+	}
 	var only []int32
 	for i, w := range p.where {
 		if ids := p.cube.byValue[w.pos][w.val]; i == 0 || len(ids) < len(only) {
 			only = ids
 		}
 	}
-	return only
+	var out []*mgroup
+cell:
+	for _, i := range only {
+		c := p.cube.cells[i]
+		for _, w := range p.where {
+			if c.dims[w.pos] != w.val {
+				continue cell
+			}
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
-// match reports whether a cell holds every value of where.
-func (p cubePart) match(c *mgroup) bool {
-	for _, w := range p.where {
-		if c.dims[w.pos] != w.val {
-			return false
-		}
+// positions maps the merger's group_by dimensions to indices in the
+// cells' dimensions.
+func (p cubePart) positions(m *merger) []int {
+	pos := make([]int, len(m.groupIdx))
+	for k, d := range m.groupIdx {
+		pos[k] = slices.Index(p.cube.dims, d)
 	}
-	return true
+	return pos
 }
 
 // addCube folds the cube's cells that match where into the answer's groups.
 func (m *merger) addCube(p cubePart) {
-	pos := make([]int, len(m.groupIdx)) // group_by k → index in the cells' dims
-	for k, d := range m.groupIdx {
-		pos[k] = slices.Index(p.cube.dims, d)
-	}
-	only := p.only()
-	n := len(p.cube.cells)
-	if len(p.where) > 0 {
-		n = len(only)
-	}
-	for i := range n {
-		c := p.cube.cells[i]
-		if len(p.where) > 0 {
-			c = p.cube.cells[only[i]]
-		}
-		if !p.match(c) {
-			continue
-		}
+	pos := p.positions(m)
+	for _, c := range p.cells() {
 		g := m.group(m.stepOf(c.t), len(pos), func(k int) schemas.Value { return c.dims[pos[k]] })
 		for mi, mt := range m.v.Metrics {
 			if mt.Agg == schemas.Uniq {
@@ -227,20 +226,8 @@ func (m *merger) addCube(p cubePart) {
 func eachCellAGroup(v *schemas.View, q *query, p cubePart) (rows []outRow, approx, ovf []bool) {
 	m := newMerger(v, q)
 	approx, ovf = make([]bool, len(v.Metrics)), make([]bool, len(v.Metrics))
-	pos := make([]int, len(m.groupIdx)) // group_by k → index in the cells' dims
-	for k, d := range m.groupIdx {
-		pos[k] = slices.Index(p.cube.dims, d)
-	}
-	cells := p.cube.cells
-	if len(p.where) > 0 {
-		cells = nil
-		for _, i := range p.only() {
-			if p.match(p.cube.cells[i]) {
-				cells = append(cells, p.cube.cells[i])
-			}
-		}
-	}
-	pick := newProjection(pos, len(cells))
+	cells := p.cells()
+	pick := newProjection(p.positions(m), len(cells))
 	nm := len(v.Metrics)
 	rows = make([]outRow, len(cells))
 	vals := make([]schemas.Value, len(cells)*nm)

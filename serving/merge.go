@@ -470,11 +470,8 @@ func everyDimension(v *schemas.View, q *query) bool {
 // group of its own, so its figures are the row's, with no groups to find.
 func eachRowAGroup(v *schemas.View, q *query, in []views.Row) (rows []outRow, approx, ovf []bool) {
 	approx, ovf = make([]bool, len(v.Metrics)), make([]bool, len(v.Metrics))
-	groupIdx := make([]int, len(q.groupBy))
-	for k, d := range q.groupBy {
-		groupIdx[k] = slices.Index(v.Dimensions, d)
-	}
-	pick := newProjection(groupIdx, len(in))
+	m := newMerger(v, q) // its group_by indices and types; no groups
+	pick := newProjection(m.groupIdx, len(in))
 	nm := len(v.Metrics)
 	rows = make([]outRow, len(in))
 	vals := make([]schemas.Value, len(in)*nm)
@@ -484,7 +481,7 @@ func eachRowAGroup(v *schemas.View, q *query, in []views.Row) (rows []outRow, ap
 		r.t, r.dims = x.T, pick.dims(i, x.Dims)
 		r.vals = vals[i*nm : (i+1)*nm : (i+1)*nm]
 		for mi, mt := range v.Metrics {
-			val, float := x.Values[mi], v.MetricType(mt) == schemas.Float64
+			val, float := x.Values[mi], m.float[mi]
 			switch {
 			case mt.Agg == schemas.Count || mt.Agg == schemas.Uniq:
 				r.vals[mi] = schemas.Value{Int: val.Int}
@@ -511,12 +508,7 @@ func eachRowAGroup(v *schemas.View, q *query, in []views.Row) (rows []outRow, ap
 			}
 		}
 	}
-	types := make([]schemas.Type, len(groupIdx))
-	for k, d := range groupIdx {
-		f, _ := v.Schema.Field(v.Dimensions[d])
-		types[k] = f.Type
-	}
-	sortRows(types, rows)
+	sortRows(m.types, rows)
 	return rows, approx, ovf
 }
 
