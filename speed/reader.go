@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -140,12 +141,18 @@ func (r *Reader) Query(ctx context.Context, q Query) (*Result, error) {
 	}
 	res.Buckets = c.buckets
 	if c.aligned {
+		n := 0
 		for _, u := range c.units {
 			if err := u.p.estimates(c.plan); err != nil {
 				return nil, fmt.Errorf("speed: query view=%s: %w", q.View.Name, err)
 			}
+			n += len(u.p.groups)
+		}
+		rs := c.plan.rowSlabs(n, len(c.sh.groupIdx))
+		res.Rows = make([]Row, 0, n)
+		for _, u := range c.units {
 			for gi := range u.p.groups {
-				res.Rows = append(res.Rows, c.plan.row(u.t, &u.p.groups[gi], u.p.groups[gi].est))
+				res.Rows = append(res.Rows, rs.row(u.t, &u.p.groups[gi], u.p.groups[gi].est))
 			}
 		}
 		return res, nil
@@ -155,6 +162,8 @@ func (r *Reader) Query(ctx context.Context, q Query) (*Result, error) {
 		return nil, fmt.Errorf("speed: query view=%s: %w", q.View.Name, err)
 	}
 	ests := make([]int64, len(c.plan.uniq))
+	rs := c.plan.rowSlabs(len(steps), len(c.sh.groupIdx))
+	res.Rows = make([]Row, 0, len(steps))
 	for _, s := range steps {
 		for ui := range c.plan.uniq {
 			n, err := s.g.sk[ui].estimate()
@@ -163,18 +172,50 @@ func (r *Reader) Query(ctx context.Context, q Query) (*Result, error) {
 			}
 			ests[ui] = n
 		}
-		res.Rows = append(res.Rows, c.plan.row(s.t, s.g, ests))
+		res.Rows = append(res.Rows, rs.row(s.t, s.g, ests))
 	}
 	return res, nil
 }
 
+// rowSlabs hands out the slices of a query's rows from one allocation per
+// kind: an answer of thousands of rows costs a few allocations, not a few
+// per row.
+type rowSlabs struct {
+	p    *viewPlan
+	dims []schemas.Value
+	vals []schemas.Value
+	sums []SumParts
+}
+
+func (p *viewPlan) rowSlabs(rows, dims int) *rowSlabs {
+	nm := len(p.v.Metrics)
+	rs := &rowSlabs{p: p, dims: make([]schemas.Value, rows*dims), vals: make([]schemas.Value, rows*nm)}
+	if p.hasSum {
+		rs.sums = make([]SumParts, rows*nm)
+	}
+	return rs
+}
+
+// take cuts the next n values off a slab (capacity n, so that appending
+// to one row's slice cannot overwrite the next row's).
+func take[T any](slab *[]T, n int) []T {
+	out := (*slab)[:n:n]
+	*slab = (*slab)[n:]
+	return out
+}
+
 // row makes a Row of a rolled-up group; ests are the group's uniq
 // estimates in plan.uniq order.
-func (p *viewPlan) row(t int64, g *pgroup, ests []int64) Row {
+func (rs *rowSlabs) row(t int64, g *pgroup, ests []int64) Row {
+	p := rs.p
 	v := p.v
-	row := Row{T: time.UnixMicro(t).UTC(), Dims: slices.Clone(g.dims), Values: make([]schemas.Value, len(v.Metrics))}
+	row := Row{T: time.UnixMicro(t).UTC(), Values: take(&rs.vals, len(v.Metrics))}
+	if len(g.dims) > 0 {
+		row.Dims = take(&rs.dims, len(g.dims))
+		copy(row.Dims, g.dims)
+	}
 	if p.hasSum {
-		row.Sums = make([]SumParts, len(v.Metrics))
+		row.Sums = take(&rs.sums, len(v.Metrics))
 	}
 	ui := 0
 	for mi, m := range v.Metrics {
@@ -354,6 +395,28 @@ type shape struct {
 	groupTypes []schemas.Type
 	whereIdx   []int
 	whereEnc   []string
+	// first is set when where fixes the first dimension: the encoded
+	// tuples of the cells it matches all begin with first (the value and,
+	// with more dimensions, the ","), so in a bucket's sorted cells they
+	// are one run, found by binary search (cellRange) instead of a scan.
+	first    string
+	hasFirst bool
+	oneDim   bool // the view has one dimension: the run's tuples equal first
+}
+
+// cellRange is the run of sorted encoded tuples dims that can match:
+// all of them, or those beginning with the first dimension's where value.
+func (s *shape) cellRange(dims []string) (lo, hi int) {
+	if !s.hasFirst {
+		return 0, len(dims)
+	}
+	lo = sort.SearchStrings(dims, s.first)
+	in := func(d string) bool { return strings.HasPrefix(d, s.first) }
+	if s.oneDim {
+		in = func(d string) bool { return d == s.first }
+	}
+	hi = lo + sort.Search(len(dims)-lo, func(i int) bool { return !in(dims[lo+i]) })
+	return lo, hi
 }
 
 func (s *shape) match(parts []string) bool {
@@ -398,6 +461,15 @@ func resolveShape(v *schemas.View, q Query) (*shape, error) {
 		s.whereIdx = append(s.whereIdx, c.i)
 		s.whereEnc = append(s.whereEnc, c.enc)
 		kb.WriteString("," + strconv.Itoa(c.i) + "=" + c.enc)
+	}
+	if len(conds) > 0 && conds[0].i == 0 {
+		// "," never occurs inside an encoded value (appendDim), so with
+		// more dimensions the prefix ends where the value does; with one,
+		// the tuples of the run equal the value.
+		s.first, s.hasFirst, s.oneDim = conds[0].enc, true, len(v.Dimensions) == 1
+		if !s.oneDim {
+			s.first += ","
+		}
 	}
 	s.key = kb.String()
 	return s, nil

@@ -410,7 +410,8 @@ func (p *viewPlan) bucketPartial(sh *shape, shards []*bucketData, vers []int64) 
 	}
 	if len(live) == 1 {
 		d := live[0]
-		for ci := range d.dims {
+		lo, hi := sh.cellRange(d.dims)
+		for ci := lo; ci < hi; ci++ {
 			if !sh.match(d.parts[ci]) {
 				continue
 			}
@@ -421,14 +422,17 @@ func (p *viewPlan) bucketPartial(sh *shape, shards []*bucketData, vers []int64) 
 		return b.finish(vers), nil
 	}
 	// Several shards: a merge of their sorted cells.
-	pos := make([]int, len(live))
+	pos, end := make([]int, len(live)), make([]int, len(live))
+	for s, d := range live {
+		pos[s], end[s] = sh.cellRange(d.dims)
+	}
 	vals := make([]rval, nm)
 	merged := make([]sketchRef, nu)
 	for {
 		var next string
 		found := false
 		for s, d := range live {
-			if pos[s] < len(d.dims) && (!found || d.dims[pos[s]] < next) {
+			if pos[s] < end[s] && (!found || d.dims[pos[s]] < next) {
 				next, found = d.dims[pos[s]], true
 			}
 		}
@@ -440,7 +444,7 @@ func (p *viewPlan) bucketPartial(sh *shape, shards []*bucketData, vers []int64) 
 		var parts []string
 		for s, d := range live {
 			ci := pos[s]
-			if ci >= len(d.dims) || d.dims[ci] != next {
+			if ci >= end[s] || d.dims[ci] != next {
 				continue
 			}
 			pos[s]++
