@@ -331,6 +331,7 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 			a.m.cacheStale.Inc()
 			a.refresh(key, q, b)
 		}
+		w.Header().Set("Server-Timing", map[bool]string{true: "cache;desc=hit", false: "cache;desc=stale"}[fresh])
 		writeBody(w, e.header, e.body)
 		return
 	}
@@ -365,7 +366,14 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 			a.depFailed(w, r, res.Err)
 			return
 		}
-		e := a.encodeEntry(key, q, res.Val.(*answer))
+		ans := res.Val.(*answer)
+		t0 := time.Now()
+		e := a.encodeEntry(key, q, ans)
+		st := ans.timing.header(time.Since(t0))
+		if res.Shared {
+			st += ", shared"
+		}
+		w.Header().Set("Server-Timing", st)
 		writeBody(w, e.header, e.body)
 	case <-ctx.Done():
 		if r.Context().Err() != nil {

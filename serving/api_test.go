@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -514,6 +516,33 @@ func TestAnswerCache(t *testing.T) {
 	f.do(t, "GET", url, readTok, nil)
 	if c := f.speed.calls.Load(); c != 4 {
 		t.Errorf("%d speed reads for a long-expired answer, want 4", c)
+	}
+}
+
+// A computed answer says where its time went in Server-Timing (each part
+// in ms); an answer from the cache says so instead.
+func TestServerTiming(t *testing.T) {
+	f := newFixture(t, func(c *APIConfig) { c.CacheTTL = time.Minute })
+	f.speedOK()
+	url := "/v1/views/revenue/query?from=2026-11-27T09:00:00Z&to=2026-11-27T11:00:00Z"
+	code, body, h := f.do(t, "GET", url, readTok, nil)
+	if code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	parts := strings.Split(h.Get("Server-Timing"), ", ")
+	var names []string
+	for _, p := range parts {
+		name, dur, ok := strings.Cut(p, ";dur=")
+		if _, err := strconv.ParseFloat(dur, 64); !ok || err != nil {
+			t.Errorf("Server-Timing part %q: want name;dur=<ms>", p)
+		}
+		names = append(names, name)
+	}
+	if want := []string{"batch", "speed", "cold", "merge", "encode"}; !slices.Equal(names, want) {
+		t.Errorf("Server-Timing parts %v, want %v", names, want)
+	}
+	if _, _, h := f.do(t, "GET", url, readTok, nil); h.Get("Server-Timing") != "cache;desc=hit" {
+		t.Errorf("cached answer: Server-Timing %q, want cache;desc=hit", h.Get("Server-Timing"))
 	}
 }
 

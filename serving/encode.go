@@ -244,7 +244,7 @@ func encodeAnswer(q *query, ans *answer) (http.Header, []byte) {
 		return h, buf.Bytes()
 	case "ndjson":
 		h.Set("Content-Type", "application/x-ndjson")
-		b := make([]byte, 0, 64+len(ans.rows)*96)
+		b := make([]byte, 0, 64+len(ans.rows)*rowSize(q, &c, ans.rows))
 		for i := range ans.rows {
 			b = appendRowJSON(b, q, &c, &ans.rows[i])
 			b = append(b, '\n')
@@ -253,7 +253,7 @@ func encodeAnswer(q *query, ans *answer) (http.Header, []byte) {
 	}
 	h.Set("Content-Type", "application/json")
 	head, _ := json.Marshal(meta)
-	b := make([]byte, 0, len(head)+64+len(ans.rows)*96)
+	b := make([]byte, 0, len(head)+64+len(ans.rows)*rowSize(q, &c, ans.rows))
 	b = append(b, head[:len(head)-1]...) // reopen the object for rows
 	b = append(b, `,"rows":[`...)
 	for i := range ans.rows {
@@ -264,6 +264,21 @@ func encodeAnswer(q *query, ans *answer) (http.Header, []byte) {
 	}
 	b = append(b, "]}\n"...)
 	return h, b
+}
+
+// rowSize guesses the bytes of one row in JSON from the first, middle and
+// last rows, with room for longer numbers, so that a large answer's buffer
+// is allocated once rather than grown (and copied) a few times.
+func rowSize(q *query, c *columns, rows []outRow) int {
+	var most int
+	var scratch []byte
+	for _, i := range []int{0, len(rows) / 2, len(rows) - 1} {
+		if i >= 0 && i < len(rows) {
+			scratch = appendRowJSON(scratch[:0], q, c, &rows[i])
+			most = max(most, len(scratch))
+		}
+	}
+	return most + most/8 + 2
 }
 
 // csvSafe defuses formula injection: a spreadsheet opening the CSV runs a

@@ -387,24 +387,64 @@ func merge(v *schemas.View, q *query, in *mergeInput) (rows []outRow, approx, ov
 
 // eachSpeedRowAGroup is merge for speed rows alone: the speed reader rolls
 // them up to the query's step and group_by, one row per step and values
-// (speed.Result), so each is a group of its own, folded as merge folds it
-// with no groups to find. ok is false, and nothing is done, if the rows
-// are not in that order without repeats.
+// (speed.Result), so each is a group of its own and holds what merge would
+// make of it but its sums, which are finished here from their parts as
+// merge finishes them (under the overflow rule). The rows become answer
+// rows in place, sharing their slices. ok is false, and nothing is done,
+// if the rows are not in that order without repeats.
 func eachSpeedRowAGroup(v *schemas.View, q *query, in []speed.Row) (rows []outRow, approx, ovf []bool, ok bool) {
-	m := newMerger(v, q)
+	types := groupTypes(q)
 	for i := 1; i < len(in); i++ {
 		a, b := &in[i-1], &in[i]
-		if c := a.T.Compare(b.T); c > 0 || (c == 0 && compareDims(m.types, a.Dims, b.Dims) >= 0) {
+		if c := a.T.Compare(b.T); c > 0 || (c == 0 && compareDims(types, a.Dims, b.Dims) >= 0) {
 			return nil, nil, nil, false
 		}
 	}
+	approx, ovf = make([]bool, len(v.Metrics)), make([]bool, len(v.Metrics))
+	var uniq uint64
+	var sums []int
+	float := make([]bool, len(v.Metrics))
+	for mi, mt := range v.Metrics {
+		switch mt.Agg {
+		case schemas.Uniq:
+			// Only the speed layer holds these steps: the reader's
+			// estimate is the figure.
+			uniq |= bit(mi)
+			approx[mi] = len(in) > 0
+		case schemas.Sum:
+			sums = append(sums, mi)
+		}
+		float[mi] = v.MetricType(mt) == schemas.Float64
+	}
+	rows = make([]outRow, len(in))
 	for i := range in {
 		r := &in[i]
-		t := r.T.UnixMicro()
-		g := m.addGroup(t, len(r.Dims), func(k int) schemas.Value { return r.Dims[k] })
-		m.foldSpeedRow(g, r, t, -1)
+		o := &rows[i]
+		*o = outRow{t: r.T.UnixMicro(), dims: r.Dims, vals: r.Values, ap: uniq}
+		for _, mi := range sums {
+			over := r.Overflow != nil && r.Overflow[mi]
+			if r.Sums != nil {
+				x := r.Sums[mi]
+				if r.Values[mi].Null && !over && !x.Int.Overflow && !x.Float.Overflow {
+					continue // no value in the step: null
+				}
+				var fit bool
+				if float[mi] {
+					o.vals[mi] = schemas.Value{}
+					o.vals[mi].Float, fit = x.Float.Value()
+				} else {
+					o.vals[mi] = schemas.Value{}
+					o.vals[mi].Int, fit = x.Int.Value()
+				}
+				over = over || !fit
+			}
+			if over {
+				o.vals[mi] = schemas.Value{Null: true}
+				o.ov |= bit(mi)
+				ovf[mi] = true
+			}
+		}
 	}
-	rows, approx, ovf = m.rows()
 	return rows, approx, ovf, true
 }
 

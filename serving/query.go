@@ -29,6 +29,20 @@ type answer struct {
 	rows     []outRow
 	approx   []bool // per view metric
 	overflow []bool // per view metric: a sum overflowed (its figure is null)
+	timing   timing // what computing it took, by part
+}
+
+// timing is where a computed answer's time went, sent as a Server-Timing
+// header so an operator (or a browser's network panel) can tell a slow
+// batch read from a slow speed read or a large answer.
+type timing struct{ batch, speed, cold, merge time.Duration }
+
+// header is the Server-Timing value, encode being the time it took to
+// print the answer.
+func (t timing) header(encode time.Duration) string {
+	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 2, 64) }
+	return "batch;dur=" + ms(t.batch) + ", speed;dur=" + ms(t.speed) + ", cold;dur=" + ms(t.cold) +
+		", merge;dur=" + ms(t.merge) + ", encode;dur=" + ms(encode)
 }
 
 // depError marks a failure of a dependency (Redis, the lake): 503.
@@ -95,29 +109,43 @@ func lostSpeedEnd(v *schemas.View, s0, to, now time.Time, whole bool) time.Time 
 func (a *API) compute(ctx context.Context, q *query, b time.Time) (*answer, error) {
 	ans := &answer{boundary: b}
 	in := mergeInput{straddleT: -1}
+	t0 := time.Now()
 	batchRows, batchFlags, lost, err := a.readBatch(ctx, q, b, ans, &in)
 	if err != nil {
 		return nil, err
 	}
+	t1 := time.Now()
 	lostHot, err := a.readSpeed(ctx, q, b, ans, &in)
 	if err != nil {
 		return nil, err
 	}
+	t2 := time.Now()
 	if err := a.fillLost(ctx, q, joinSpans(append(lost, lostHot...)), ans, &in); err != nil {
 		return nil, err
 	}
+	t3 := time.Now()
 	ans.rows, ans.approx, ans.overflow = merge(q.view, q, &in)
 	if len(batchRows) > 0 {
 		// Batch steps end at an hour boundary, before anything merged
 		// above: the two sets of steps are disjoint, and each is sorted
 		// (batch hours in order, each sorted).
 		merged := ans.rows
-		ans.rows = append(batchRows, merged...)
-		if len(merged) > 0 && batchRows[len(batchRows)-1].t >= merged[0].t {
+		n := len(merged)
+		for _, seg := range batchRows {
+			n += len(seg)
+		}
+		ans.rows = make([]outRow, 0, n)
+		for _, seg := range batchRows {
+			ans.rows = append(ans.rows, seg...)
+		}
+		nb := len(ans.rows)
+		ans.rows = append(ans.rows, merged...)
+		if nb > 0 && len(merged) > 0 && ans.rows[nb-1].t >= merged[0].t {
 			sortRows(groupTypes(q), ans.rows)
 		}
 	}
 	batchFlags.or(ans.approx, ans.overflow)
+	ans.timing = timing{batch: t1.Sub(t0), speed: t2.Sub(t1), cold: t3.Sub(t2), merge: time.Since(t3)}
 	return ans, nil
 }
 
@@ -126,7 +154,7 @@ func (a *API) compute(ctx context.Context, q *query, b time.Time) (*answer, erro
 // version) and returned as rows; otherwise the view rows go into in. lost
 // is the part batch should hold but does not (Redis' B later than the
 // lake's).
-func (a *API) readBatch(ctx context.Context, q *query, b time.Time, ans *answer, in *mergeInput) (rows []outRow, flags metricFlags, lost []span, err error) {
+func (a *API) readBatch(ctx context.Context, q *query, b time.Time, ans *answer, in *mergeInput) (rows [][]outRow, flags metricFlags, lost []span, err error) {
 	bEnd := minT(b, q.to)
 	if b.IsZero() || !q.from.Before(bEnd) {
 		return nil, flags, nil, nil
@@ -262,10 +290,12 @@ type hourRollup struct {
 // An hour is always rolled up whole, and a query's partial first or last
 // hour is the slice of its rows in range (rows carry their flags), so
 // queries over the same shape share every hour whatever their range.
-func (a *API) batchHours(ctx context.Context, q *query, st *views.State, from, to time.Time) ([]outRow, metricFlags, error) {
+func (a *API) batchHours(ctx context.Context, q *query, st *views.State, from, to time.Time) ([][]outRow, metricFlags, error) {
 	v := q.view
 	flags := metricFlags{approx: make([]bool, len(v.Metrics)), overflow: make([]bool, len(v.Metrics))}
-	var out []outRow
+	// Each hour's rows as the cache holds them: compute copies them once,
+	// into the answer.
+	var out [][]outRow
 	shape := q.shapeKey()
 	// Rows carry the flags of 64 metrics: past that, partial hours are
 	// rolled up on their own.
@@ -303,7 +333,7 @@ func (a *API) batchHours(ctx context.Context, q *query, st *views.State, from, t
 			a.rollups.put(key, r, rowsBytes(r.rows)+int64(2*len(r.flags.approx)))
 		}
 		if !whole || (lo.Equal(rlo) && hi.Equal(rhi)) {
-			out = append(out, r.rows...)
+			out = append(out, r.rows)
 			r.flags.or(flags.approx, flags.overflow)
 			continue
 		}
@@ -314,7 +344,7 @@ func (a *API) batchHours(ctx context.Context, q *query, st *views.State, from, t
 		for _, x := range r.rows[i:j] {
 			ap, ov = ap|x.ap, ov|x.ov
 		}
-		out = append(out, r.rows[i:j]...)
+		out = append(out, r.rows[i:j])
 		for mi := range v.Metrics {
 			flags.approx[mi] = flags.approx[mi] || ap&bit(mi) != 0
 			flags.overflow[mi] = flags.overflow[mi] || ov&bit(mi) != 0
