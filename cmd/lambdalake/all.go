@@ -62,6 +62,7 @@ type rolesOptions struct {
 // HTTP server (API and dashboard) over one config until ctx ends, then
 // shuts each down gracefully (the speed worker and the compactor flush).
 func runRoles(ctx context.Context, cfg *config.Config, store lake.Store, rdb redis.UniversalClient, opt rolesOptions) error {
+	setServingGC(cfg)
 	w, err := speed.New(speedConfig(cfg, rdb, cfg.ViewList))
 	if err != nil {
 		return err

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,6 +48,7 @@ func runServe(ctx context.Context, args []string) error {
 	if *addr != "" {
 		cfg.HTTP.Addr = *addr
 	}
+	setServingGC(cfg)
 	store, err := openLake(ctx, cfg)
 	if err != nil {
 		return err
@@ -103,6 +106,15 @@ type servingOptions struct {
 // newServing wires the serving layer of cfg over a lake and Redis: the
 // batch view reader (cached hours), the speed reader, the cold fallback
 // and the Events API producer.
+// setServingGC sets the collector's GOGC to http.gc_percent for a process
+// that serves queries, unless the environment sets GOGC (the operator's
+// word wins).
+func setServingGC(cfg *config.Config) {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(cfg.HTTP.GCPercent)
+	}
+}
+
 func newServing(cfg *config.Config, store lake.Store, rdb redis.UniversalClient, opt servingOptions) (*serving.Server, *serving.API, error) {
 	viewReader, err := views.NewReader(views.ReaderConfig{Store: store})
 	if err != nil {

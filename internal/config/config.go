@@ -104,6 +104,11 @@ type HTTP struct {
 	// and, in its other half, their hour cubes.
 	CacheBytes       ByteSize `yaml:"cache_bytes"`
 	RollupCacheBytes ByteSize `yaml:"rollup_cache_bytes"`
+	// GCPercent is the Go garbage collector's GOGC for a process that
+	// serves queries (serve, all, dev), unless the environment sets GOGC:
+	// its caches are large and long-lived, and the default of 100 marks
+	// them all again each time the heap doubles.
+	GCPercent int `yaml:"gc_percent"`
 }
 
 type Token struct {
@@ -240,7 +245,7 @@ func Defaults() Config {
 			ReadHeaderTimeout: Duration(5 * time.Second), BodyTimeout: Duration(30 * time.Second),
 			WriteTimeout: Duration(time.Minute), IdleTimeout: Duration(time.Minute),
 			MaxQueries: 32, MaxTokenQueries: 16, MaxCold: 2, JWT: JWT{MaxTTL: Duration(24 * time.Hour)},
-			CacheBytes: 64 << 20, RollupCacheBytes: 256 << 20},
+			CacheBytes: 64 << 20, RollupCacheBytes: 256 << 20, GCPercent: 300},
 		Speed: Speed{Group: "lambdalake-speed", FlushInterval: Duration(200 * time.Millisecond),
 			MaxPending: 100_000, SessionTimeout: Duration(10 * time.Second), MetricsAddr: "127.0.0.1:9464", ReadCache: 256 << 20,
 			DedupMaxBytes: 256 << 20},

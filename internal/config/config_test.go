@@ -175,6 +175,7 @@ func TestBrokenConfigsNameTheKey(t *testing.T) {
 		{"cache bytes too small", "http:\n  cache_bytes: 1KiB\n" + base, nil, "http.cache_bytes", 2, "at least 1MiB"},
 		{"rollup cache bytes not a size", "http:\n  rollup_cache_bytes: lots\n" + base, nil, "http.rollup_cache_bytes", 2, "bad size"},
 		{"max cold zero", "http:\n  max_cold: 0\n" + base, nil, "http.max_cold", 2, "at least 1"},
+		{"gc percent too low", "http:\n  gc_percent: 10\n" + base, nil, "http.gc_percent", 2, "between 50 and 10000"},
 		{"jwt secret too short", "http:\n  jwt:\n    secret: short\n" + base, nil, "http.jwt.secret", 3, "at least 32 bytes"},
 		{"jwt public key missing", "http:\n  jwt:\n    public_key_file: /nonexistent/key.pem\n" + base, nil, "http.jwt.public_key_file", 3, "no such file"},
 		{"jwt public key not PEM", "http:\n  jwt:\n    public_key_file: testdata/minimal.yaml\n" + base, nil, "http.jwt.public_key_file", 3, "no PEM block"},

@@ -91,6 +91,9 @@ func validateHTTPAccess(c *Config, at func(string, string, ...any)) {
 	if h.RollupCacheBytes < 1<<20 {
 		at("http.rollup_cache_bytes", "must be at least 1MiB")
 	}
+	if h.GCPercent < 50 || h.GCPercent > 10000 {
+		at("http.gc_percent", "must be between 50 and 10000")
+	}
 	j := h.JWT
 	if j.Secret != "" && len(j.Secret) < 32 {
 		at("http.jwt.secret", "must be at least 32 bytes (HS256 wants a key as long as its hash)")
