@@ -51,10 +51,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"math"
 	"net/http"
@@ -111,7 +113,7 @@ func main() {
 	duckN := flag.Int("duck", 10, "queries compared with DuckDB")
 	python := flag.String("python", duck.DefaultPython, "Python with duckdb installed (make duckdb)")
 	keep := flag.Bool("keep", false, "keep the lake folder")
-	cpuProfile := flag.String("cpuprofile", "", "write the server's CPU profile over the uncached phase to this file")
+	cpuProfile := flag.String("cpuprofile", "", "write the server's CPU profile over the uncached phase to this file (and its allocations since start to the same name, .allocs.pprof)")
 	cacheTTL := flag.String("cache-ttl", "", "http.cache_ttl of the server (default: the config default, 1s)")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
@@ -289,7 +291,7 @@ func main() {
 	// 2. Uncached: every query new.
 	fresh := func() (string, bool) { return mix.NewQuery().Path(), false }
 	c0 = c1
-	cpu0 := procstat.CPU(srv.Pid())
+	cpu0, self0 := procstat.CPU(srv.Pid()), procstat.SelfCPU()
 	profiled := make(chan error, 1)
 	if *cpuProfile != "" {
 		go func() { profiled <- fetchProfile(ctx, pprofAddr, *duration-time.Second, *cpuProfile) }()
@@ -301,12 +303,23 @@ func main() {
 	check(err)
 	logLoad("uncached", unc)
 	check(<-profiled)
+	if *cpuProfile != "" {
+		// Allocations since the server started, beside the CPU profile:
+		// what the garbage collector has to keep up with.
+		b, err := querymix.Get(ctx, http.DefaultClient, "http://"+pprofAddr+"/debug/pprof/allocs", "")
+		check(err)
+		check(os.WriteFile(strings.TrimSuffix(*cpuProfile, ".pprof")+".allocs.pprof", b, 0o644))
+	}
 	// CPU time of the server per answer: what load on a shared machine
 	// moves least (latency and requests/s move with every other process).
 	srvCPU := float64((procstat.CPU(srv.Pid()) - cpu0).Microseconds()) / 1000 / float64(max(1, unc.Requests))
 	log.Printf("uncached: the server used %.2f ms of CPU per answer (%d cores: at most %.0f answers/s for the server alone)",
 		srvCPU, runtime.NumCPU(), float64(runtime.NumCPU())*1000/max(srvCPU, 0.001))
+	log.Printf("uncached: this process (the clients, and the ingest generator) used %.2f ms of CPU per answer",
+		float64((procstat.SelfCPU()-self0).Microseconds())/1000/float64(max(1, unc.Requests)))
 	log.Printf("uncached: server hit rate %.3f (should be ~0)", c1.Sub(c0).HitRate())
+	logSpeedCache(ctx, base, "uncached")
+	log.Printf("uncached: server peak RSS %d MiB", procstat.PeakRSS(srv.Pid())>>20)
 
 	// 3. Paced: every query new, offered at -rate (open loop). The goals'
 	// latencies are read here: at a closed loop's saturation p50 is about
@@ -317,6 +330,9 @@ func main() {
 	check(err)
 	logLoad(fmt.Sprintf("paced at %.0f/s", *rate), paced)
 	log.Printf("paced: server hit rate %.3f (should be ~0)", c1.Sub(c0).HitRate())
+
+	// What one query costs alone: the floor under the tails above.
+	check(solo(ctx, base, mix, 400))
 
 	// 4. Against DuckDB, query by query.
 	single, duckMS, err := againstDuckDB(ctx, *python, dir, base, sets, mix, *duckN)
@@ -359,9 +375,52 @@ func check(err error) {
 func logLoad(phase string, r querymix.LoadResult) {
 	log.Printf("%s: %d requests in %v: %.0f req/s, p50 %.2f ms, p99 %.2f ms, max %.2f ms, %d errors",
 		phase, r.Requests, r.Elapsed.Round(time.Millisecond), r.RPS(), r.Pct(0.5), r.Pct(0.99), r.Pct(1), r.Errors)
+	// A tail from a stall sits in a few seconds; one from steady queueing in all.
+	if sec, p99, n := r.Worst(); p99 >= 0 {
+		log.Printf("%s: worst second +%ds: p99 %.2f ms over its %d requests; p99 per second: %s", phase, sec, p99, n, perSecond(r))
+	}
 	if r.FirstError != "" {
 		log.Printf("%s: first error: %s", phase, r.FirstError)
 	}
+}
+
+// logSpeedCache logs the speed reader's cache counters so far: a speed read
+// that misses computes rollups from decoded buckets, or reads Redis.
+func logSpeedCache(ctx context.Context, base, phase string) {
+	var parts []string
+	for _, kind := range []string{"bucket", "rollup"} {
+		for _, res := range []string{"hit", "miss"} {
+			n, err := querymix.ScrapeSeries(ctx, base+"/metrics", fmt.Sprintf(`lambdalake_speed_read_cache_lookups_total{kind="%s",result="%s"}`, kind, res))
+			if err != nil {
+				log.Printf("%s: scrape: %v", phase, err)
+				return
+			}
+			parts = append(parts, fmt.Sprintf("%s %s %.0f", kind, res, n))
+		}
+	}
+	f, _ := querymix.ScrapeSeries(ctx, base+"/metrics", "lambdalake_speed_read_buckets_fetched_total")
+	ev, _ := querymix.ScrapeSeries(ctx, base+"/metrics", "lambdalake_speed_read_cache_evictions_total")
+	by, _ := querymix.ScrapeSeries(ctx, base+"/metrics", "lambdalake_speed_read_cache_bytes")
+	en, _ := querymix.ScrapeSeries(ctx, base+"/metrics", "lambdalake_speed_read_cache_entries")
+	log.Printf("%s: speed read cache so far: %s; buckets fetched %.0f, evictions %.0f; now %.0f entries, %.0f MiB",
+		phase, strings.Join(parts, ", "), f, ev, en, by/(1<<20))
+}
+
+// perSecond lists each second's p99 in whole ms.
+func perSecond(r querymix.LoadResult) string {
+	var b strings.Builder
+	for i, l := range r.Seconds {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if len(l) == 0 {
+			b.WriteByte('-')
+			continue
+		}
+		s := slices.Sorted(slices.Values(l))
+		fmt.Fprintf(&b, "%d", s[min(len(s)-1, int(0.99*float64(len(s))))].Milliseconds())
+	}
+	return b.String()
 }
 
 // verify checks one view's answer over the whole range before any load:
@@ -417,6 +476,45 @@ for sql in sqls:
     out.append(f"{statistics.median(ts):.3f}")
 print(" ".join(out))
 `
+
+// solo sends n new queries one at a time and logs their latency
+// percentiles and the slowest ones with their answer sizes: a p99 under
+// load cannot be below what the slowest queries cost alone.
+func solo(ctx context.Context, base string, mix *querymix.Mix, n int) error {
+	c := querymix.Client(1)
+	type one struct {
+		ms           float64
+		bytes        int
+		path, timing string
+	}
+	var all []one
+	for range n {
+		p := mix.NewQuery().Path()
+		req, err := http.NewRequestWithContext(ctx, "GET", base+p, nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		t0 := time.Now()
+		resp, err := c.Do(req)
+		if err != nil {
+			return fmt.Errorf("solo %s: %w", p, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			return fmt.Errorf("solo %s: status %d: %.200s %v", p, resp.StatusCode, b, err)
+		}
+		all = append(all, one{float64(time.Since(t0).Microseconds()) / 1000, len(b), p, resp.Header.Get("Server-Timing")})
+	}
+	slices.SortFunc(all, func(a, b one) int { return cmp.Compare(a.ms, b.ms) })
+	pct := func(p float64) float64 { return all[min(len(all)-1, int(p*float64(len(all))))].ms }
+	log.Printf("solo: %d new queries one at a time: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms", n, pct(0.5), pct(0.9), pct(0.99), pct(1))
+	for _, x := range all[max(0, len(all)-8):] {
+		log.Printf("solo: %.2f ms, %d bytes, server %s: %s", x.ms, x.bytes, x.timing, x.path)
+	}
+	return nil
+}
 
 // againstDuckDB answers n new queries with our server (one client, each
 // uncached) and with DuckDB from the raw files, and returns the median times.

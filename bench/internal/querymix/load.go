@@ -36,6 +36,26 @@ type LoadResult struct {
 	Elapsed                   time.Duration
 	Latencies                 []time.Duration // of the successful requests, sorted
 	FirstError                string
+	// Seconds holds, per second of the run (by when a request was due),
+	// the latencies of the requests due in it, so a tail can be told from
+	// a stall (Worst).
+	Seconds [][]time.Duration
+}
+
+// Worst returns the second of the run whose requests had the highest p99,
+// that p99 in ms, and how many requests were due in it.
+func (r LoadResult) Worst() (second int, p99ms float64, n int) {
+	p99ms = -1
+	for i, l := range r.Seconds {
+		if len(l) == 0 {
+			continue
+		}
+		s := slices.Sorted(slices.Values(l))
+		if p := float64(s[min(len(s)-1, int(0.99*float64(len(s))))].Microseconds()) / 1000; p > p99ms {
+			second, p99ms, n = i, p, len(s)
+		}
+	}
+	return second, p99ms, n
 }
 
 // RPS is successful requests per second.
@@ -79,6 +99,35 @@ func Get(ctx context.Context, c *http.Client, url, token string) ([]byte, error)
 		return nil, fmt.Errorf("status %d: %.200s", resp.StatusCode, b)
 	}
 	return b, nil
+}
+
+// drain sends one query and reads its answer whole into buf's space and
+// away (a load's clients look at the status only): no buffer grows per
+// answer, so the clients cost the machine little beside the server. A
+// non-200, or an answer shorter than its Content-Length, is an error.
+func drain(ctx context.Context, c *http.Client, url, token string, buf []byte) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+		return fmt.Errorf("status %d: %s", resp.StatusCode, b)
+	}
+	n, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{resp.Body}, buf)
+	if err != nil {
+		return err
+	}
+	if resp.ContentLength >= 0 && n != resp.ContentLength {
+		return fmt.Errorf("answer of %d bytes, Content-Length %d", n, resp.ContentLength)
+	}
+	return nil
 }
 
 // Run sends the load: Clients goroutines, each sending Next's queries back
@@ -138,6 +187,7 @@ func send(ctx context.Context, cfg LoadConfig, start time.Time, next func() (req
 		go func() {
 			defer wg.Done()
 			var mine LoadResult
+			buf := make([]byte, 256<<10)
 			for {
 				r, ok := next()
 				if !ok {
@@ -149,17 +199,29 @@ func send(ctx context.Context, cfg LoadConfig, start time.Time, next func() (req
 				if r.repeat {
 					mine.Repeats++
 				}
-				if _, err := Get(ctx, c, cfg.Base+r.path, cfg.Token); err != nil {
+				if err := drain(ctx, c, cfg.Base+r.path, cfg.Token, buf); err != nil {
 					mine.Errors++
 					if mine.FirstError == "" {
 						mine.FirstError = r.path + ": " + err.Error()
 					}
 					continue
 				}
-				mine.Latencies = append(mine.Latencies, time.Since(r.at))
+				lat := time.Since(r.at)
+				mine.Latencies = append(mine.Latencies, lat)
+				sec := int(r.at.Sub(start) / time.Second)
+				for len(mine.Seconds) <= sec {
+					mine.Seconds = append(mine.Seconds, nil)
+				}
+				mine.Seconds[sec] = append(mine.Seconds[sec], lat)
 			}
 			mu.Lock()
 			res.Latencies = append(res.Latencies, mine.Latencies...)
+			for len(res.Seconds) < len(mine.Seconds) {
+				res.Seconds = append(res.Seconds, nil)
+			}
+			for i, l := range mine.Seconds {
+				res.Seconds[i] = append(res.Seconds[i], l...)
+			}
 			res.Errors += mine.Errors
 			res.Repeats += mine.Repeats
 			if res.FirstError == "" {
