@@ -546,6 +546,54 @@ func TestServerTiming(t *testing.T) {
 	}
 }
 
+// A batch hour's rollup used again keeps its rows printed, and answers copy
+// them: the bodies are the ones a server that never saw the query prints,
+// byte for byte, for whole and partial hours, JSON and NDJSON; a query
+// showing fewer metrics prints its own.
+func TestPrintedHoursAsFresh(t *testing.T) {
+	var rows []views.Row
+	for m := range 180 {
+		for _, c := range []string{"de", "fr", "b\"<"} {
+			rows = append(rows, vrow(time.Date(2026, 11, 27, 6, m, 0, 0, time.UTC).UnixMicro(), "a", c, 1, float64(m)/7, 1, 1, m, m+2))
+		}
+	}
+	warm := newFixture(t, nil) // CacheTTL 0: every request is computed
+	warm.speedOK()
+	warm.batch.rows = rows
+	base := "/v1/views/revenue/query?from=2026-11-27T06:00:00Z&to=2026-11-27T09:00:00Z&step=5m&group_by=country"
+	for range 2 {
+		if code, body, _ := warm.do(t, "GET", base, readTok, nil); code != 200 {
+			t.Fatalf("%d %s", code, body)
+		}
+	}
+	for _, q := range []string{
+		base,
+		base + "&format=ndjson",
+		"/v1/views/revenue/query?from=2026-11-27T06:35:00Z&to=2026-11-27T08:10:00Z&step=5m&group_by=country",
+		base + "&metrics=orders",
+	} {
+		fresh := newFixture(t, nil)
+		fresh.speedOK()
+		fresh.batch.rows = rows
+		_, want, _ := fresh.do(t, "GET", q, readTok, nil)
+		code, got, _ := warm.do(t, "GET", q, readTok, nil)
+		if code != 200 || !bytes.Equal(got, want) {
+			t.Errorf("%s: %d\n got %.400s\nwant %.400s", q, code, got, want)
+		}
+	}
+	printed := 0
+	warm.api.rollups.mu.Lock()
+	for e := warm.api.rollups.order.Front(); e != nil; e = e.Next() {
+		if e.Value.(*cacheItem[*hourRollup]).val.enc.Load() != nil {
+			printed++
+		}
+	}
+	warm.api.rollups.mu.Unlock()
+	if printed != 3 {
+		t.Errorf("%d hours kept printed, want 3 (each used more than once)", printed)
+	}
+}
+
 // Batch hours rolled up once are reused while their version holds.
 func TestHourRollupCache(t *testing.T) {
 	f := newFixture(t, nil)

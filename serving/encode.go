@@ -245,25 +245,71 @@ func encodeAnswer(q *query, ans *answer) (http.Header, []byte) {
 	case "ndjson":
 		h.Set("Content-Type", "application/x-ndjson")
 		b := make([]byte, 0, 64+len(ans.rows)*rowSize(q, &c, ans.rows))
-		for i := range ans.rows {
-			b = appendRowJSON(b, q, &c, &ans.rows[i])
-			b = append(b, '\n')
-		}
-		return h, b
+		return h, appendRows(b, q, &c, ans, '\n')
 	}
 	h.Set("Content-Type", "application/json")
 	head, _ := json.Marshal(meta)
 	b := make([]byte, 0, len(head)+64+len(ans.rows)*rowSize(q, &c, ans.rows))
 	b = append(b, head[:len(head)-1]...) // reopen the object for rows
 	b = append(b, `,"rows":[`...)
-	for i := range ans.rows {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendRowJSON(b, q, &c, &ans.rows[i])
+	b = appendRows(b, q, &c, ans, ',')
+	if len(ans.rows) > 0 {
+		b = b[:len(b)-1] // the last row's ','
 	}
 	b = append(b, "]}\n"...)
 	return h, b
+}
+
+// rowsJSON is rows printed as JSON objects, one after the other with no
+// separator, row i being b[off[i]:off[i+1]], for a query showing every
+// metric in the view's order (the default): a batch hour's rollup keeps
+// them, so an answer copies its hours' rows instead of printing them
+// again. JSON and NDJSON rows are the same objects.
+type rowsJSON struct {
+	b   []byte
+	off []int32
+}
+
+// encodeRows prints rows as q shows them (q.allMetrics must hold).
+func encodeRows(q *query, rows []outRow) *rowsJSON {
+	c := columnsOf(q)
+	e := &rowsJSON{off: make([]int32, 0, len(rows)+1)}
+	e.b = make([]byte, 0, len(rows)*rowSize(q, &c, rows))
+	for i := range rows {
+		e.off = append(e.off, int32(len(e.b)))
+		e.b = appendRowJSON(e.b, q, &c, &rows[i])
+	}
+	e.off = append(e.off, int32(len(e.b)))
+	return e
+}
+
+func (e *rowsJSON) bytes() int64 { return int64(cap(e.b)) + 4*int64(cap(e.off)) }
+
+// encodedRun is rows [i, j) of an hour's rowsJSON: the next j - i rows of
+// an answer.
+type encodedRun struct {
+	enc  *rowsJSON
+	i, j int
+}
+
+// appendRows appends ans.rows, each followed by sep: the leading rows
+// covered by ans.encoded copied, the rest printed.
+func appendRows(b []byte, q *query, c *columns, ans *answer, sep byte) []byte {
+	k := 0
+	if q.allMetrics() {
+		for _, run := range ans.encoded {
+			for i := run.i; i < run.j; i++ {
+				b = append(b, run.enc.b[run.enc.off[i]:run.enc.off[i+1]]...)
+				b = append(b, sep)
+			}
+			k += run.j - run.i
+		}
+	}
+	for i := k; i < len(ans.rows); i++ {
+		b = appendRowJSON(b, q, c, &ans.rows[i])
+		b = append(b, sep)
+	}
+	return b
 }
 
 // rowSize guesses the bytes of one row in JSON from the first, middle and

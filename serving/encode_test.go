@@ -1,7 +1,9 @@
 package serving
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -87,5 +89,57 @@ func TestCSVFormulaEscape(t *testing.T) {
 	want := "t,tenant,country,orders,revenue\n2026-11-27T08:58:00Z,'=cmd|' /C calc'!A0,'-de,3,-30\n"
 	if code != 200 || string(body) != want {
 		t.Errorf("%d\n%s\nwant\n%s", code, body, want)
+	}
+}
+
+// Rows a batch hour keeps printed are copied into an answer as they would
+// be printed: JSON and NDJSON bodies are byte-equal with and without the
+// printed runs (partial runs at both ends, printed rows then printed
+// ones, null and escaped values, no rows at all).
+func TestEncodedRunsAsPrinted(t *testing.T) {
+	v := testView("revenue", testSchema(t, "orders"))
+	var rows []outRow
+	for m := range 90 {
+		r := outRow{t: int64(m) * minute, dims: []schemas.Value{{Str: fmt.Sprintf("t\"%d<", m%3)}, {Null: m%7 == 0, Str: "de"}},
+			vals: make([]schemas.Value, len(v.Metrics))}
+		for mi := range r.vals {
+			r.vals[mi] = schemas.Value{Int: int64(m * (mi + 1)), Float: float64(m) / 3, Null: (m+mi)%11 == 0}
+		}
+		rows = append(rows, r)
+	}
+	q := mq(v, time.Minute, "tenant", "country")
+	hourA, hourB := encodeRows(q, rows[:60]), encodeRows(q, rows[60:])
+	tests := []struct {
+		name    string
+		rows    []outRow
+		encoded []encodedRun
+	}{
+		{"no rows", nil, nil},
+		{"whole hours", rows, []encodedRun{{hourA, 0, 60}, {hourB, 0, 30}}},
+		{"partial first and last hour", rows[10:75], []encodedRun{{hourA, 10, 60}, {hourB, 0, 15}}},
+		{"printed rows, then rows printed here", rows[10:90], []encodedRun{{hourA, 10, 60}}},
+	}
+	for _, tt := range tests {
+		for _, format := range []string{"json", "ndjson"} {
+			q.format = format
+			flags := func() ([]bool, []bool) { return make([]bool, len(v.Metrics)), make([]bool, len(v.Metrics)) }
+			plain := &answer{rows: tt.rows}
+			plain.approx, plain.overflow = flags()
+			copied := &answer{rows: tt.rows, encoded: tt.encoded}
+			copied.approx, copied.overflow = flags()
+			_, want := encodeAnswer(q, plain)
+			_, got := encodeAnswer(q, copied)
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s, %s:\n got %.300s\nwant %.300s", tt.name, format, got, want)
+			}
+		}
+	}
+	// A query showing fewer metrics prints its rows: the runs are not used.
+	q.format, q.metrics = "json", []int{1, 0}
+	none := make([]bool, len(v.Metrics))
+	_, want := encodeAnswer(q, &answer{rows: rows, approx: none, overflow: none})
+	_, got := encodeAnswer(q, &answer{rows: rows, approx: none, overflow: none, encoded: []encodedRun{{hourA, 0, 60}, {hourB, 0, 30}}})
+	if !bytes.Equal(got, want) {
+		t.Errorf("metrics=1,0:\n got %.300s\nwant %.300s", got, want)
 	}
 }

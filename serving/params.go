@@ -330,6 +330,20 @@ func (q *query) shapeKey() string {
 	return b.String()
 }
 
+// allMetrics reports whether q shows every metric of its view in the
+// view's order (what it does when it names none).
+func (q *query) allMetrics() bool {
+	if len(q.metrics) != len(q.view.Metrics) {
+		return false
+	}
+	for i, mi := range q.metrics {
+		if mi != i {
+			return false
+		}
+	}
+	return true
+}
+
 // outputKey extends computeKey with what the answer shows.
 func (q *query) outputKey() string {
 	var b strings.Builder

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -30,6 +31,10 @@ type answer struct {
 	approx   []bool // per view metric
 	overflow []bool // per view metric: a sum overflowed (its figure is null)
 	timing   timing // what computing it took, by part
+	// encoded, when set, holds the leading rows already printed (batch
+	// hours' rollups keep their rows printed for queries showing every
+	// metric): they are copied, not printed again.
+	encoded []encodedRun
 }
 
 // timing is where a computed answer's time went, sent as a Server-Timing
@@ -131,17 +136,25 @@ func (a *API) compute(ctx context.Context, q *query, b time.Time) (*answer, erro
 		// (batch hours in order, each sorted).
 		merged := ans.rows
 		n := len(merged)
-		for _, seg := range batchRows {
-			n += len(seg)
+		for _, h := range batchRows {
+			n += len(h.rows)
 		}
 		ans.rows = make([]outRow, 0, n)
-		for _, seg := range batchRows {
-			ans.rows = append(ans.rows, seg...)
+		printed := true
+		for _, h := range batchRows {
+			ans.rows = append(ans.rows, h.rows...)
+			enc := h.r.enc.Load()
+			printed = printed && enc != nil
+			ans.encoded = append(ans.encoded, encodedRun{enc: enc, i: h.i, j: h.i + len(h.rows)})
 		}
 		nb := len(ans.rows)
 		ans.rows = append(ans.rows, merged...)
 		if nb > 0 && len(merged) > 0 && ans.rows[nb-1].t >= merged[0].t {
 			sortRows(groupTypes(q), ans.rows)
+			printed = false
+		}
+		if !printed {
+			ans.encoded = nil
 		}
 	}
 	batchFlags.or(ans.approx, ans.overflow)
@@ -154,7 +167,7 @@ func (a *API) compute(ctx context.Context, q *query, b time.Time) (*answer, erro
 // version) and returned as rows; otherwise the view rows go into in. lost
 // is the part batch should hold but does not (Redis' B later than the
 // lake's).
-func (a *API) readBatch(ctx context.Context, q *query, b time.Time, ans *answer, in *mergeInput) (rows [][]outRow, flags metricFlags, lost []span, err error) {
+func (a *API) readBatch(ctx context.Context, q *query, b time.Time, ans *answer, in *mergeInput) (rows []hourRows, flags metricFlags, lost []span, err error) {
 	bEnd := minT(b, q.to)
 	if b.IsZero() || !q.from.Before(bEnd) {
 		return nil, flags, nil, nil
@@ -282,6 +295,18 @@ func (f metricFlags) or(approx, overflow []bool) {
 type hourRollup struct {
 	rows  []outRow
 	flags metricFlags
+	size  int64 // in the rollup cache, without enc
+	// enc is rows printed for queries showing every metric, kept once the
+	// rollup is used a second time (most are not: printing every new one
+	// would cost more than it saves); nil until then.
+	enc atomic.Pointer[rowsJSON]
+}
+
+// hourRows is an hour's rows in an answer: rollup rows [i, i+len(rows)).
+type hourRows struct {
+	rows []outRow
+	r    *hourRollup
+	i    int
 }
 
 // batchHours rolls [from, to) of the batch view up hour by hour, reusing
@@ -290,12 +315,12 @@ type hourRollup struct {
 // An hour is always rolled up whole, and a query's partial first or last
 // hour is the slice of its rows in range (rows carry their flags), so
 // queries over the same shape share every hour whatever their range.
-func (a *API) batchHours(ctx context.Context, q *query, st *views.State, from, to time.Time) ([][]outRow, metricFlags, error) {
+func (a *API) batchHours(ctx context.Context, q *query, st *views.State, from, to time.Time) ([]hourRows, metricFlags, error) {
 	v := q.view
 	flags := metricFlags{approx: make([]bool, len(v.Metrics)), overflow: make([]bool, len(v.Metrics))}
 	// Each hour's rows as the cache holds them: compute copies them once,
 	// into the answer.
-	var out [][]outRow
+	var out []hourRows
 	shape := q.shapeKey()
 	// Rows carry the flags of 64 metrics: past that, partial hours are
 	// rolled up on their own.
@@ -329,11 +354,18 @@ func (a *API) batchHours(ctx context.Context, q *query, st *views.State, from, t
 			}
 			r = &hourRollup{}
 			r.rows, r.flags.approx, r.flags.overflow = merge(v, q, &in)
+			r.size = rowsBytes(r.rows) + int64(2*len(r.flags.approx))
 			// Bounded by http.rollup_cache_bytes, least recently used first.
-			a.rollups.put(key, r, rowsBytes(r.rows)+int64(2*len(r.flags.approx)))
+			a.rollups.put(key, r, r.size)
+		} else if whole && q.allMetrics() && r.enc.Load() == nil {
+			// Used again: printed once now, copied by this answer and
+			// every later one that shows the hour with every metric.
+			if e := encodeRows(q, r.rows); r.enc.CompareAndSwap(nil, e) {
+				a.rollups.put(key, r, r.size+e.bytes())
+			}
 		}
 		if !whole || (lo.Equal(rlo) && hi.Equal(rhi)) {
-			out = append(out, r.rows)
+			out = append(out, hourRows{rows: r.rows, r: r})
 			r.flags.or(flags.approx, flags.overflow)
 			continue
 		}
@@ -344,7 +376,7 @@ func (a *API) batchHours(ctx context.Context, q *query, st *views.State, from, t
 		for _, x := range r.rows[i:j] {
 			ap, ov = ap|x.ap, ov|x.ov
 		}
-		out = append(out, r.rows[i:j])
+		out = append(out, hourRows{rows: r.rows[i:j], r: r, i: i})
 		for mi := range v.Metrics {
 			flags.approx[mi] = flags.approx[mi] || ap&bit(mi) != 0
 			flags.overflow[mi] = flags.overflow[mi] || ov&bit(mi) != 0
