@@ -33,12 +33,20 @@
 //  3. paced: every query new, offered at -rate requests/s (open loop,
 //     spread over the same clients, a latency counted from when its
 //     request was due): paced_rps, paced_p50_ms, paced_p99_ms, paced_errors;
-//  4. against DuckDB: -duck new queries, each answered once by our server
+//  4. solo (logged only): 400 new queries one at a time, their p50/p90/p99
+//     and the slowest with their size and Server-Timing: what a tail cannot
+//     go below;
+//  5. against DuckDB: -duck new queries, each answered once by our server
 //     (one client, uncached: single_ms is their median) and by DuckDB
 //     (Python, .venv-duckdb, `make duckdb`, threads = the machine's cores,
 //     the median of 3 runs inside one process each, from the raw files, with
 //     exact count distinct): duckdb_ms is the median over the queries,
 //     speedup = duckdb_ms ÷ single_ms.
+//
+// Each load phase also logs its p99 per second (by when requests were
+// due), so a few seconds of stall show apart from steady queueing, and the
+// uncached phase the clients' own CPU per answer, the server's peak RSS and
+// the speed reader's cache counters.
 //
 // Goals (issue 18; printed met/not met): uncached p50 ≤ 10 ms and p99 ≤ 50
 // ms at 1,000 requests/s offered (the paced phase), ≥ 1,000 requests/s
