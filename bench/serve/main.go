@@ -122,7 +122,7 @@ func main() {
 	python := flag.String("python", duck.DefaultPython, "Python with duckdb installed (make duckdb)")
 	keep := flag.Bool("keep", false, "keep the lake folder")
 	cpuProfile := flag.String("cpuprofile", "", "write the server's CPU profile over the uncached phase to this file (and its allocations since start to the same name, .allocs.pprof)")
-	cacheTTL := flag.String("cache-ttl", "", "http.cache_ttl of the server (default: the config default, 1s)")
+	cacheTTL := flag.String("cache-ttl", "", "http.cache_ttl of the server (default: the config default, 1s); 0s turns the answer cache off, and the uncached and paced phases then draw queries as the mix does, sent before or not (half end now)")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 	ctx := context.Background()
@@ -298,6 +298,11 @@ func main() {
 
 	// 2. Uncached: every query new.
 	fresh := func() (string, bool) { return mix.NewQuery().Path(), false }
+	if d, err := time.ParseDuration(*cacheTTL); err == nil && d == 0 {
+		// No answer cache: a repeated query is computed too, so queries
+		// need not be new, and half end now as in the mix.
+		fresh = func() (string, bool) { return mix.AnyQuery().Path(), false }
+	}
 	c0 = c1
 	cpu0, self0 := procstat.CPU(srv.Pid()), procstat.SelfCPU()
 	profiled := make(chan error, 1)
@@ -306,7 +311,8 @@ func main() {
 	} else {
 		profiled <- nil
 	}
-	unc := querymix.Run(ctx, querymix.LoadConfig{Base: base, Token: token, Clients: *clients, Duration: *duration, Next: fresh})
+	live := func(path string) bool { return querymix.TouchesHour(path, time.Now()) }
+	unc := querymix.Run(ctx, querymix.LoadConfig{Base: base, Token: token, Clients: *clients, Duration: *duration, Next: fresh, Live: live})
 	c1, err = querymix.ScrapeCache(ctx, base)
 	check(err)
 	logLoad("uncached", unc)
@@ -333,7 +339,7 @@ func main() {
 	// latencies are read here: at a closed loop's saturation p50 is about
 	// clients ÷ throughput, whatever the server does per request.
 	c0 = c1
-	paced := querymix.Run(ctx, querymix.LoadConfig{Base: base, Token: token, Clients: *clients, Duration: *duration, Next: fresh, Rate: *rate})
+	paced := querymix.Run(ctx, querymix.LoadConfig{Base: base, Token: token, Clients: *clients, Duration: *duration, Next: fresh, Rate: *rate, Live: live})
 	c1, err = querymix.ScrapeCache(ctx, base)
 	check(err)
 	logLoad(fmt.Sprintf("paced at %.0f/s", *rate), paced)
@@ -386,6 +392,9 @@ func logLoad(phase string, r querymix.LoadResult) {
 	// A tail from a stall sits in a few seconds; one from steady queueing in all.
 	if sec, p99, n := r.Worst(); p99 >= 0 {
 		log.Printf("%s: worst second +%ds: p99 %.2f ms over its %d requests; p99 per second: %s", phase, sec, p99, n, perSecond(r))
+	}
+	if len(r.Live) > 0 {
+		log.Printf("%s: the %d requests touching the current hour (a live part): p50 %.2f ms, p99 %.2f ms", phase, len(r.Live), r.LivePct(0.5), r.LivePct(0.99))
 	}
 	if r.FirstError != "" {
 		log.Printf("%s: first error: %s", phase, r.FirstError)

@@ -28,6 +28,9 @@ type LoadConfig struct {
 	// omission). 0 sends back to back (closed loop): latency then grows
 	// with Clients / throughput and measures queueing more than the server.
 	Rate float64
+	// Live, when set, tells the requests whose latencies also go to
+	// LoadResult.Live (TouchesHour, say).
+	Live func(path string) bool
 }
 
 // LoadResult is what the clients saw.
@@ -36,6 +39,8 @@ type LoadResult struct {
 	Elapsed                   time.Duration
 	Latencies                 []time.Duration // of the successful requests, sorted
 	FirstError                string
+	// Live are the latencies of the requests Live picked, sorted.
+	Live []time.Duration
 	// Seconds holds, per second of the run (by when a request was due),
 	// the latencies of the requests due in it, so a tail can be told from
 	// a stall (Worst).
@@ -62,11 +67,16 @@ func (r LoadResult) Worst() (second int, p99ms float64, n int) {
 func (r LoadResult) RPS() float64 { return float64(len(r.Latencies)) / r.Elapsed.Seconds() }
 
 // Pct is the p-th latency percentile in ms (p in [0, 1]).
-func (r LoadResult) Pct(p float64) float64 {
-	if len(r.Latencies) == 0 {
+func (r LoadResult) Pct(p float64) float64 { return pct(r.Latencies, p) }
+
+// LivePct is Pct of the requests Live picked.
+func (r LoadResult) LivePct(p float64) float64 { return pct(r.Live, p) }
+
+func pct(sorted []time.Duration, p float64) float64 {
+	if len(sorted) == 0 {
 		return 0
 	}
-	return float64(r.Latencies[min(len(r.Latencies)-1, int(p*float64(len(r.Latencies))))].Microseconds()) / 1000
+	return float64(sorted[min(len(sorted)-1, int(p*float64(len(sorted))))].Microseconds()) / 1000
 }
 
 // Client is an HTTP client sized for clients connections to one server.
@@ -208,6 +218,9 @@ func send(ctx context.Context, cfg LoadConfig, start time.Time, next func() (req
 				}
 				lat := time.Since(r.at)
 				mine.Latencies = append(mine.Latencies, lat)
+				if cfg.Live != nil && cfg.Live(r.path) {
+					mine.Live = append(mine.Live, lat)
+				}
 				sec := int(r.at.Sub(start) / time.Second)
 				for len(mine.Seconds) <= sec {
 					mine.Seconds = append(mine.Seconds, nil)
@@ -216,6 +229,7 @@ func send(ctx context.Context, cfg LoadConfig, start time.Time, next func() (req
 			}
 			mu.Lock()
 			res.Latencies = append(res.Latencies, mine.Latencies...)
+			res.Live = append(res.Live, mine.Live...)
 			for len(res.Seconds) < len(mine.Seconds) {
 				res.Seconds = append(res.Seconds, nil)
 			}
@@ -236,6 +250,7 @@ func send(ctx context.Context, cfg LoadConfig, start time.Time, next func() (req
 	wg.Wait()
 	res.Elapsed = time.Since(start)
 	slices.Sort(res.Latencies)
+	slices.Sort(res.Live)
 	res.Requests = len(res.Latencies) + res.Errors
 	return res
 }

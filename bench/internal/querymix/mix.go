@@ -87,6 +87,18 @@ func (q Query) Path() string {
 	return "/v1/views/" + q.View + "/query?" + v.Encode()
 }
 
+// TouchesHour reports whether a query path's range ends after the start of
+// the hour holding now: the queries whose answer has a live part (issue
+// 18's check measures those).
+func TouchesHour(path string, now time.Time) bool {
+	u, err := url.Parse(path)
+	if err != nil {
+		return false
+	}
+	to, err := strconv.ParseInt(u.Query().Get("to"), 10, 64)
+	return err == nil && time.UnixMilli(to).After(now.Truncate(time.Hour))
+}
+
 // Next returns the next request path and whether it repeats a recent one.
 func (m *Mix) Next() (path string, repeat bool) {
 	m.mu.Lock()
@@ -109,6 +121,16 @@ func (m *Mix) Next() (path string, repeat bool) {
 	}
 	// 100 collisions in a row: the space of distinct queries is spent.
 	return m.recent[m.rng.IntN(len(m.recent))], true
+}
+
+// AnyQuery returns a query drawn as new ones are, sent before or not: with
+// the server's answer cache off (http.cache_ttl 0) every answer is
+// computed anyway, and half of them end now, as the mix's do (never-sent
+// queries are mostly older ranges: those ending now repeat within a step).
+func (m *Mix) AnyQuery() Query {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.newQuery()
 }
 
 // NewQuery returns a query that was never returned before (for a

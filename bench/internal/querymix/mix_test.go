@@ -131,3 +131,24 @@ func TestCacheHitRate(t *testing.T) {
 		}
 	}
 }
+
+// A query touches the current hour when its range ends after the hour's
+// start; the mix's queries ending now do, those ending hours ago do not.
+func TestTouchesHour(t *testing.T) {
+	now := time.Date(2026, 12, 1, 10, 20, 0, 0, time.UTC)
+	tests := []struct {
+		to   time.Time
+		want bool
+	}{
+		{now.Add(time.Minute), true},
+		{time.Date(2026, 12, 1, 10, 1, 0, 0, time.UTC), true},
+		{time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC), false}, // ends where the hour starts
+		{now.Add(-3 * time.Hour), false},
+	}
+	for _, tt := range tests {
+		q := Query{View: "v", From: tt.to.Add(-time.Hour), To: tt.to, Step: time.Minute}
+		if got := TouchesHour(q.Path(), now); got != tt.want {
+			t.Errorf("to %s: %v, want %v", tt.to.Format(time.TimeOnly), got, tt.want)
+		}
+	}
+}
