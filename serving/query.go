@@ -131,35 +131,41 @@ func (a *API) compute(ctx context.Context, q *query, b time.Time) (*answer, erro
 	t3 := time.Now()
 	ans.rows, ans.approx, ans.overflow = merge(q.view, q, &in)
 	if len(batchRows) > 0 {
-		// Batch steps end at an hour boundary, before anything merged
-		// above: the two sets of steps are disjoint, and each is sorted
-		// (batch hours in order, each sorted).
-		merged := ans.rows
-		n := len(merged)
-		for _, h := range batchRows {
-			n += len(h.rows)
-		}
-		ans.rows = make([]outRow, 0, n)
-		printed := true
-		for _, h := range batchRows {
-			ans.rows = append(ans.rows, h.rows...)
-			enc := h.r.enc.Load()
-			printed = printed && enc != nil
-			ans.encoded = append(ans.encoded, encodedRun{enc: enc, i: h.i, j: h.i + len(h.rows)})
-		}
-		nb := len(ans.rows)
-		ans.rows = append(ans.rows, merged...)
-		if nb > 0 && len(merged) > 0 && ans.rows[nb-1].t >= merged[0].t {
-			sortRows(groupTypes(q), ans.rows)
-			printed = false
-		}
-		if !printed {
-			ans.encoded = nil
-		}
+		ans.rows, ans.encoded = joinRows(q, batchRows, ans.rows)
 	}
 	batchFlags.or(ans.approx, ans.overflow)
 	ans.timing = timing{batch: t1.Sub(t0), speed: t2.Sub(t1), cold: t3.Sub(t2), merge: time.Since(t3)}
 	return ans, nil
+}
+
+// joinRows puts the batch hours' rows before the merged ones, and says
+// which of them are printed already (nil unless all are). Batch steps end
+// at an hour boundary, before anything merged: the two sets of steps are
+// disjoint, and each is sorted (batch hours in order, each sorted).
+func joinRows(q *query, hours []hourRows, merged []outRow) ([]outRow, []encodedRun) {
+	n := len(merged)
+	for _, h := range hours {
+		n += len(h.rows)
+	}
+	rows := make([]outRow, 0, n)
+	var runs []encodedRun
+	printed := true
+	for _, h := range hours {
+		rows = append(rows, h.rows...)
+		enc := h.r.enc.Load()
+		printed = printed && enc != nil
+		runs = append(runs, encodedRun{enc: enc, i: h.i, j: h.i + len(h.rows)})
+	}
+	nb := len(rows)
+	rows = append(rows, merged...)
+	if nb > 0 && len(merged) > 0 && rows[nb-1].t >= merged[0].t {
+		sortRows(groupTypes(q), rows)
+		printed = false
+	}
+	if !printed {
+		return rows, nil
+	}
+	return rows, runs
 }
 
 // readBatch reads [from, B) from the batch view files. When the step
