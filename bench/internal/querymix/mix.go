@@ -11,7 +11,9 @@
 // first dimension (tenant, site). from and to are aligned to the step, as
 // dashboards do, so a query ending now stays the same for a step's time.
 // A stated share of requests (Repeat) repeats one of the last 64 queries
-// (a dashboard refresh); the others are new: never sent before in the run.
+// (a dashboard refresh); the others are new: never sent before in the run
+// (a query drawn again is shortened by whole steps until it is new, so
+// that half still end now).
 package querymix
 
 import (
@@ -107,10 +109,11 @@ func (m *Mix) Next() (path string, repeat bool) {
 		return m.recent[m.rng.IntN(len(m.recent))], true
 	}
 	for range 100 {
-		p := m.newQuery().Path()
-		if m.seen[p] {
+		q, ok := m.unseen(m.newQuery())
+		if !ok {
 			continue
 		}
+		p := q.Path()
 		m.seen[p] = true
 		if len(m.recent) < 64 {
 			m.recent = append(m.recent, p)
@@ -139,12 +142,30 @@ func (m *Mix) NewQuery() Query {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for {
-		q := m.newQuery()
-		if p := q.Path(); !m.seen[p] {
-			m.seen[p] = true
+		if q, ok := m.unseen(m.newQuery()); ok {
+			m.seen[q.Path()] = true
 			return q
 		}
 	}
+}
+
+// unseen returns q, or if it was sent before the nearest query never sent
+// that ends where q ends: q shortened by whole steps. Drawing again
+// instead would favour older ranges, which never repeat, over ranges
+// ending now, which repeat for a step's time: the queries touching the
+// current hour, half of the mix, would become a few percent of the new
+// ones. ok is false when q and every shorter range were sent.
+func (m *Mix) unseen(q Query) (Query, bool) {
+	for range 64 {
+		if !m.seen[q.Path()] {
+			return q, true
+		}
+		if q.To.Sub(q.From) <= q.Step {
+			break
+		}
+		q.From = q.From.Add(q.Step)
+	}
+	return q, false
 }
 
 func (m *Mix) newQuery() Query {
