@@ -325,13 +325,14 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 	if e, fresh, ok := a.cached(key); ok {
 		if fresh {
 			a.m.cacheHits.Inc()
+			w.Header().Set("Server-Timing", "cache;desc=hit")
 		} else {
 			// Serve the previous answer while one refresh computes the next:
 			// a burst of clients never waits on an expiry.
 			a.m.cacheStale.Inc()
 			a.refresh(key, q, b)
+			w.Header().Set("Server-Timing", "cache;desc=stale")
 		}
-		w.Header().Set("Server-Timing", map[bool]string{true: "cache;desc=hit", false: "cache;desc=stale"}[fresh])
 		writeBody(w, e.header, e.body)
 		return
 	}

@@ -320,21 +320,28 @@ func (m *merger) addSpeedRow(r *speed.Row, straddleT int64) {
 	m.foldSpeedRow(m.group(t, len(r.Dims), func(k int) schemas.Value { return r.Dims[k] }), r, t, straddleT)
 }
 
+// speedSum is a speed row's sum metric mi (r.Sums set) as its parts, the
+// row's overflow mark applied to them; has is false when the step holds no
+// value for it.
+func speedSum(r *speed.Row, mi int) (x speed.SumParts, has bool) {
+	x = r.Sums[mi]
+	if r.Overflow != nil && r.Overflow[mi] {
+		x.Int.Overflow, x.Float.Overflow = true, true
+	}
+	return x, !r.Values[mi].Null || x.Int.Overflow || x.Float.Overflow
+}
+
 // foldSpeedRow folds a speed row (of step t) into its group g.
 func (m *merger) foldSpeedRow(g *mgroup, r *speed.Row, t, straddleT int64) {
 	for mi, mt := range m.v.Metrics {
 		if mt.Agg == schemas.Sum && r.Sums != nil {
 			// A rollup of cells: its parts add up as the cells' values
 			// would, one by one.
-			a := &g.acc[mi]
-			x := r.Sums[mi]
-			if !r.Values[mi].Null || x.Int.Overflow || x.Float.Overflow || (r.Overflow != nil && r.Overflow[mi]) {
+			if x, has := speedSum(r, mi); has {
+				a := &g.acc[mi]
 				a.is.Merge(x.Int)
 				a.fs.Merge(x.Float)
 				a.has = true
-				if r.Overflow != nil && r.Overflow[mi] {
-					a.is.Overflow, a.fs.Overflow = true, true
-				}
 			}
 			continue
 		}
@@ -422,23 +429,20 @@ func eachSpeedRowAGroup(v *schemas.View, q *query, in []speed.Row) (rows []outRo
 		o := &rows[i]
 		*o = outRow{t: r.T.UnixMicro(), dims: r.Dims, vals: r.Values, ap: uniq}
 		for _, mi := range sums {
-			over := r.Overflow != nil && r.Overflow[mi]
+			fit := r.Overflow == nil || !r.Overflow[mi]
 			if r.Sums != nil {
-				x := r.Sums[mi]
-				if r.Values[mi].Null && !over && !x.Int.Overflow && !x.Float.Overflow {
+				x, has := speedSum(r, mi)
+				if !has {
 					continue // no value in the step: null
 				}
-				var fit bool
+				o.vals[mi] = schemas.Value{}
 				if float[mi] {
-					o.vals[mi] = schemas.Value{}
 					o.vals[mi].Float, fit = x.Float.Value()
 				} else {
-					o.vals[mi] = schemas.Value{}
 					o.vals[mi].Int, fit = x.Int.Value()
 				}
-				over = over || !fit
 			}
-			if over {
+			if !fit {
 				o.vals[mi] = schemas.Value{Null: true}
 				o.ov |= bit(mi)
 				ovf[mi] = true

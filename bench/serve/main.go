@@ -64,7 +64,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"math"
 	"net/http"
@@ -426,16 +425,15 @@ func logSpeedCache(ctx context.Context, base, phase string) {
 // perSecond lists each second's p99 in whole ms.
 func perSecond(r querymix.LoadResult) string {
 	var b strings.Builder
-	for i, l := range r.Seconds {
+	for i, p := range r.SecondsP99() {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		if len(l) == 0 {
+		if p < 0 {
 			b.WriteByte('-')
 			continue
 		}
-		s := slices.Sorted(slices.Values(l))
-		fmt.Fprintf(&b, "%d", s[min(len(s)-1, int(0.99*float64(len(s))))].Milliseconds())
+		fmt.Fprintf(&b, "%d", int64(p))
 	}
 	return b.String()
 }
@@ -507,22 +505,12 @@ func solo(ctx context.Context, base string, mix *querymix.Mix, n int) error {
 	var all []one
 	for range n {
 		p := mix.NewQuery().Path()
-		req, err := http.NewRequestWithContext(ctx, "GET", base+p, nil)
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
 		t0 := time.Now()
-		resp, err := c.Do(req)
+		b, h, err := querymix.GetHeader(ctx, c, base+p, token)
 		if err != nil {
 			return fmt.Errorf("solo %s: %w", p, err)
 		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != 200 {
-			return fmt.Errorf("solo %s: status %d: %.200s %v", p, resp.StatusCode, b, err)
-		}
-		all = append(all, one{float64(time.Since(t0).Microseconds()) / 1000, len(b), p, resp.Header.Get("Server-Timing")})
+		all = append(all, one{float64(time.Since(t0).Microseconds()) / 1000, len(b), p, h.Get("Server-Timing")})
 	}
 	slices.SortFunc(all, func(a, b one) int { return cmp.Compare(a.ms, b.ms) })
 	pct := func(p float64) float64 { return all[min(len(all)-1, int(p*float64(len(all))))].ms }

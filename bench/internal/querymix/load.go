@@ -47,17 +47,26 @@ type LoadResult struct {
 	Seconds [][]time.Duration
 }
 
+// SecondsP99 is the p99 in ms of the requests due in each second of the
+// run; -1 for a second in which none was.
+func (r LoadResult) SecondsP99() []float64 {
+	out := make([]float64, len(r.Seconds))
+	for i, l := range r.Seconds {
+		out[i] = -1
+		if len(l) > 0 {
+			out[i] = pct(slices.Sorted(slices.Values(l)), 0.99)
+		}
+	}
+	return out
+}
+
 // Worst returns the second of the run whose requests had the highest p99,
-// that p99 in ms, and how many requests were due in it.
+// that p99 in ms (-1 with no requests), and how many requests were due in it.
 func (r LoadResult) Worst() (second int, p99ms float64, n int) {
 	p99ms = -1
-	for i, l := range r.Seconds {
-		if len(l) == 0 {
-			continue
-		}
-		s := slices.Sorted(slices.Values(l))
-		if p := float64(s[min(len(s)-1, int(0.99*float64(len(s))))].Microseconds()) / 1000; p > p99ms {
-			second, p99ms, n = i, p, len(s)
+	for i, p := range r.SecondsP99() {
+		if p > p99ms {
+			second, p99ms, n = i, p, len(r.Seconds[i])
 		}
 	}
 	return second, p99ms, n
@@ -91,24 +100,35 @@ func Client(clients int) *http.Client {
 // Get sends one query and reads the whole answer; a non-200 is an error
 // carrying the status and the start of the body.
 func Get(ctx context.Context, c *http.Client, url, token string) ([]byte, error) {
+	b, _, err := GetHeader(ctx, c, url, token)
+	return b, err
+}
+
+// GetHeader is Get that also returns the answer's headers.
+func GetHeader(ctx context.Context, c *http.Client, url, token string) ([]byte, http.Header, error) {
+	resp, err := do(ctx, c, url, token)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, nil, err
+	}
+	if resp.StatusCode != 200 {
+		return nil, nil, fmt.Errorf("status %d: %.200s", resp.StatusCode, b)
+	}
+	return b, resp.Header, nil
+}
+
+// do sends a GET with the bearer token.
+func do(ctx context.Context, c *http.Client, url, token string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != 200 {
-		return nil, fmt.Errorf("status %d: %.200s", resp.StatusCode, b)
-	}
-	return b, nil
+	return c.Do(req)
 }
 
 // drain sends one query and reads its answer whole into buf's space and
@@ -116,12 +136,7 @@ func Get(ctx context.Context, c *http.Client, url, token string) ([]byte, error)
 // answer, so the clients cost the machine little beside the server. A
 // non-200, or an answer shorter than its Content-Length, is an error.
 func drain(ctx context.Context, c *http.Client, url, token string, buf []byte) error {
-	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := c.Do(req)
+	resp, err := do(ctx, c, url, token)
 	if err != nil {
 		return err
 	}
