@@ -372,7 +372,7 @@ func (so *scaleOut) produce(c gen.Config, rate float64) (stop func() gen.Counts)
 	}()
 	var once sync.Once
 	var sent gen.Counts
-	return func() gen.Counts {
+	stop = func() gen.Counts {
 		once.Do(func() {
 			cancel()
 			sent = <-done
@@ -380,6 +380,10 @@ func (so *scaleOut) produce(c gen.Config, rate float64) (stop func() gen.Counts)
 		})
 		return sent
 	}
+	// A test that fails before calling stop still ends its producer
+	// first: an error reported after the test ended panics the package.
+	so.t.Cleanup(func() { stop() })
+	return stop
 }
 
 // waitFor polls cond every interval until it returns true, failing the

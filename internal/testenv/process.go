@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -129,16 +130,34 @@ func (p *Process) Log() string {
 	return string(b)
 }
 
+// handedOut are the addresses FreeAddr returned in this process.
+var handedOut = struct {
+	sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
+
 // FreeAddr returns a loopback address with a port free at the time of the
-// call, for a subprocess to listen on.
+// call, for a subprocess to listen on, and never one it returned before:
+// the kernel may hand a port just closed out again, and two processes of
+// one test were once given the same one.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if !handedOut.addrs[addr] {
+			handedOut.addrs[addr] = true
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("testenv: no loopback port not handed out before in 100 tries")
+	return ""
 }
 
 // Metrics is one scrape of a Prometheus /metrics page: each sample's value
