@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lambdalake/lambdalake/internal/hll"
 	"github.com/lambdalake/lambdalake/schemas"
 )
 
@@ -99,10 +100,10 @@ func (r *Reader) snapshot(ctx context.Context, p *viewPlan, lo, hi int64) (*snap
 // metrics' sketches (Redis's encoding, as GET returns it).
 type bucketData struct {
 	version int64
-	dims    []string   // per cell: "<dims>", the fields' prefix
-	parts   [][]string // per cell: dims split into the view's dimensions
-	vals    []rval     // [cell * metrics + metric]
-	hll     [][]byte   // [cell * uniq metrics + uniq index]; nil: no sketch
+	dims    []string      // per cell: "<dims>", the fields' prefix
+	parts   [][]string    // per cell: dims split into the view's dimensions
+	vals    []rval        // [cell * metrics + metric]
+	hll     []hll.Checked // [cell * uniq metrics + uniq index]; nil: no sketch
 	size    int64
 }
 
@@ -255,13 +256,18 @@ func (r *Reader) fetchSketches(ctx context.Context, p *viewPlan, sn *snapshot, r
 			continue
 		}
 		d := data[k]
-		d.hll = make([][]byte, len(d.dims)*len(p.uniq))
+		d.hll = make([]hll.Checked, len(d.dims)*len(p.uniq))
 		for j, x := range c.Val() {
 			s, ok := x.(string)
 			if !ok {
 				continue // no value of that metric in that cell (or expired since)
 			}
-			d.hll[j] = []byte(s)
+			// Checked once here: every rollup after merges it unchecked.
+			b, err := hll.Check([]byte(s))
+			if err != nil {
+				return fmt.Errorf("speed: read sketches view=%s: %s: %w", p.v.Name, c.Args()[1+j], err)
+			}
+			d.hll[j] = b
 			d.size += int64(len(s))
 		}
 	}

@@ -25,10 +25,15 @@ import (
 // small cells costs their references, not 16 KiB of registers) and of
 // registers. Registers a rollup does not own belong to another cached
 // rollup and are copied before they change.
+//
+// Registers that no longer change carry their histogram (see finish): the
+// unit holding the live minute grows at every flush by a few cells, and
+// its estimate then costs those cells' registers, not 16384.
 type sketchRef struct {
-	refs  [][]byte
+	refs  []hll.Checked
 	refSz int
 	s     *hll.Sketch
+	hist  *hll.Histogram // of s, once s no longer changes; nil until then
 	own   bool
 }
 
@@ -43,73 +48,76 @@ const (
 func (r *sketchRef) empty() bool { return r.s == nil && len(r.refs) == 0 }
 
 // collapse folds the references into registers of its own.
-func (r *sketchRef) collapse() error {
+func (r *sketchRef) collapse() {
 	w := new(hll.Sketch)
 	if r.s != nil {
 		*w = *r.s
 	}
 	for _, b := range r.refs {
-		if err := w.MergeBytes(b); err != nil {
-			return err
-		}
+		w.MergeChecked(b)
 	}
-	r.s, r.own, r.refs, r.refSz = w, true, nil, 0
-	return nil
+	r.s, r.hist, r.own, r.refs, r.refSz = w, nil, true, nil, 0
 }
 
 // addBytes unions a cell's sketch in.
-func (r *sketchRef) addBytes(b []byte) error {
+func (r *sketchRef) addBytes(b hll.Checked) {
 	if b == nil {
-		return nil
+		return
 	}
 	if r.s != nil && r.own {
-		return r.s.MergeBytes(b)
+		r.s.MergeChecked(b)
+		r.hist = nil
+		return
 	}
 	r.refs = append(r.refs, b)
 	r.refSz += len(b)
 	if r.refSz > collapseBytes || len(r.refs) > collapseRefs {
-		return r.collapse()
+		r.collapse()
 	}
-	return nil
 }
 
 // addRef unions another rollup's sketch in.
-func (r *sketchRef) addRef(o *sketchRef) error {
+func (r *sketchRef) addRef(o *sketchRef) {
 	if o.s != nil {
 		switch {
 		case r.s == nil:
-			r.s, r.own = o.s, false
+			r.s, r.hist, r.own = o.s, o.hist, false
 		case r.own:
 			r.s.Merge(o.s)
+			r.hist = nil
 		default:
-			if err := r.collapse(); err != nil {
-				return err
-			}
+			r.collapse()
 			r.s.Merge(o.s)
 		}
 	}
 	for _, b := range o.refs {
-		if err := r.addBytes(b); err != nil {
-			return err
-		}
+		r.addBytes(b)
 	}
-	return nil
 }
 
 // share is a copy of r that shares its registers (not owned) and
 // references: a base that later additions do not change.
 func (r *sketchRef) share() sketchRef {
-	return sketchRef{refs: slices.Clone(r.refs), refSz: r.refSz, s: r.s}
+	return sketchRef{refs: slices.Clone(r.refs), refSz: r.refSz, s: r.s, hist: r.hist}
+}
+
+// settle counts the registers once they no longer change (the rollup is
+// finished), for the estimates to start from.
+func (r *sketchRef) settle() {
+	if r.s != nil && r.hist == nil {
+		h := r.s.Histogram()
+		r.hist = &h
+	}
 }
 
 var sketchPool = sync.Pool{New: func() any { return new(hll.Sketch) }}
 
 // union calls f with the union's registers (a pooled sketch: f must not
 // keep it).
-func (r *sketchRef) union(f func(*hll.Sketch)) error {
+func (r *sketchRef) union(f func(*hll.Sketch)) {
 	if len(r.refs) == 0 && r.s != nil {
 		f(r.s)
-		return nil
+		return
 	}
 	s := sketchPool.Get().(*hll.Sketch)
 	defer sketchPool.Put(s)
@@ -119,18 +127,16 @@ func (r *sketchRef) union(f func(*hll.Sketch)) error {
 		*s = hll.Sketch{}
 	}
 	for _, b := range r.refs {
-		if err := s.MergeBytes(b); err != nil {
-			return err
-		}
+		s.MergeChecked(b)
 	}
 	f(s)
-	return nil
 }
 
 var unionPool = sync.Pool{New: func() any { return new(hll.Union) }}
 
 // estimate is PFCOUNT's figure for the sketch (0 when empty): a union of a
-// few small cells costs their registers (hll.Union), not 16 KiB.
+// few small cells costs their registers (hll.Union), not 16 KiB, and so
+// do a few cells over settled registers.
 func (r *sketchRef) estimate() (int64, error) {
 	switch {
 	case r.empty():
@@ -138,34 +144,38 @@ func (r *sketchRef) estimate() (int64, error) {
 	case r.s == nil && len(r.refs) == 1:
 		n, err := hll.EstimateBytes(r.refs[0])
 		return int64(n), err
+	case len(r.refs) == 0 && r.hist != nil:
+		return int64(r.hist.Estimate()), nil
 	case len(r.refs) == 0:
 		return int64(r.s.Estimate()), nil
 	}
 	u := unionPool.Get().(*hll.Union)
 	defer unionPool.Put(u)
 	u.Reset()
-	if r.s != nil {
-		u.AddSketch(r.s)
-	}
 	for _, b := range r.refs {
-		if err := u.AddBytes(b); err != nil {
-			return 0, err
-		}
+		u.AddChecked(b)
 	}
+	switch {
+	case r.s == nil:
+		return int64(u.Estimate()), nil
+	case r.hist != nil:
+		return int64(u.EstimateOver(r.s, r.hist)), nil
+	}
+	u.AddSketch(r.s)
 	return int64(u.Estimate()), nil
 }
 
 // encoded is the sketch in Redis's encoding (nil when empty).
-func (r *sketchRef) encoded() ([]byte, error) {
+func (r *sketchRef) encoded() []byte {
 	switch {
 	case r.empty():
-		return nil, nil
+		return nil
 	case r.s == nil && len(r.refs) == 1:
-		return r.refs[0], nil
+		return r.refs[0]
 	}
 	var b []byte
-	err := r.union(func(s *hll.Sketch) { b = s.Marshal() })
-	return b, err
+	r.union(func(s *hll.Sketch) { b = s.Marshal() })
+	return b
 }
 
 // size counts the referenced bytes too (several rollups may count the
@@ -174,6 +184,9 @@ func (r *sketchRef) size() int64 {
 	n := int64(24*len(r.refs) + r.refSz)
 	if r.s != nil && r.own {
 		n += hll.Registers
+	}
+	if r.hist != nil {
+		n += 256
 	}
 	return n
 }
@@ -278,16 +291,14 @@ func (b *groupBuilder) cellGroup(parts []string) (*pgroup, error) {
 }
 
 // addCell folds one cell (every shard's part of it merged) into its group.
-func (b *groupBuilder) addCell(parts []string, vals []rval, sketches [][]byte) error {
+func (b *groupBuilder) addCell(parts []string, vals []rval, sketches []hll.Checked) error {
 	g, err := b.cellGroup(parts)
 	if err != nil {
 		return err
 	}
 	b.foldValues(g, vals)
 	for ui := range sketches {
-		if err := g.sk[ui].addBytes(sketches[ui]); err != nil {
-			return fmt.Errorf("sketch of cell %v: %w", parts, err)
-		}
+		g.sk[ui].addBytes(sketches[ui])
 	}
 	return nil
 }
@@ -332,9 +343,7 @@ func (b *groupBuilder) addMergedCell(parts []string, vals []rval, sks []sketchRe
 			g.sk[ui] = *o
 			continue
 		}
-		if err := g.sk[ui].addRef(o); err != nil {
-			return err
-		}
+		g.sk[ui].addRef(o)
 	}
 	return nil
 }
@@ -361,9 +370,7 @@ func (b *groupBuilder) addPartial(pt *partial, sketches bool) error {
 			if pg.sk[ui].empty() {
 				continue
 			}
-			if err := g.sk[ui].addRef(&pg.sk[ui]); err != nil {
-				return err
-			}
+			g.sk[ui].addRef(&pg.sk[ui])
 			g.grew = true
 		}
 	}
@@ -387,8 +394,9 @@ func (b *groupBuilder) finish(vers []int64) *partial {
 		if g.grew {
 			g.est, g.grew = nil, false
 		}
-		pt.size += int64(150+len(g.key)+40*len(g.dims)+24*len(g.acc)) + int64(56*len(g.sk)+8*len(g.est))
+		pt.size += int64(150+len(g.key)+40*len(g.dims)+24*len(g.acc)) + int64(64*len(g.sk)+8*len(g.est))
 		for ui := range g.sk {
+			g.sk[ui].settle()
 			pt.size += g.sk[ui].size()
 		}
 	}
@@ -456,9 +464,7 @@ func (p *viewPlan) bucketPartial(sh *shape, shards []*bucketData, vers []int64) 
 				vals[mi].merge(m.Agg, p.float[mi], &d.vals[ci*nm+mi])
 			}
 			for ui := range nu {
-				if err := merged[ui].addBytes(sketchOf(d, ci, ui, nu)); err != nil {
-					return nil, err
-				}
+				merged[ui].addBytes(sketchOf(d, ci, ui, nu))
 			}
 		}
 		if !sh.match(parts) {
@@ -471,14 +477,14 @@ func (p *viewPlan) bucketPartial(sh *shape, shards []*bucketData, vers []int64) 
 	return b.finish(vers), nil
 }
 
-func sketchOf(d *bucketData, ci, ui, nu int) []byte {
+func sketchOf(d *bucketData, ci, ui, nu int) hll.Checked {
 	if d.hll == nil {
 		return nil
 	}
 	return d.hll[ci*nu+ui]
 }
 
-func sketchesOf(d *bucketData, ci, nu int) [][]byte {
+func sketchesOf(d *bucketData, ci, nu int) []hll.Checked {
 	if d.hll == nil || nu == 0 {
 		return nil
 	}

@@ -47,11 +47,7 @@ func (r *Reader) Sketches(ctx context.Context, q Query) ([]SketchRow, error) {
 		row := SketchRow{T: time.UnixMicro(sg.t).UTC(), Dims: slices.Clone(sg.g.dims), HLL: make([][]byte, len(v.Metrics))}
 		any := false
 		for ui, mi := range c.plan.uniq {
-			b, err := sg.g.sk[ui].encoded()
-			if err != nil {
-				return nil, fmt.Errorf("speed: sketches view=%s: %w", v.Name, err)
-			}
-			if b != nil {
+			if b := sg.g.sk[ui].encoded(); b != nil {
 				row.HLL[mi] = b
 				any = true
 			}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -446,6 +447,91 @@ func TestUnion(t *testing.T) {
 	}
 }
 
+// TestEstimateOver: the estimate of a Union over a base sketch, from the
+// base's histogram, is the estimate of the merged registers, whether the
+// union is small, overlaps the base's registers, or is dense; and neither
+// side changes.
+func TestEstimateOver(t *testing.T) {
+	sketch := func(lo, hi int) *Sketch {
+		var s Sketch
+		for i := lo; i < hi; i++ {
+			s.Add("o" + strconv.Itoa(i))
+		}
+		return &s
+	}
+	tests := []struct {
+		name   string
+		base   [2]int
+		ranges [][2]int
+	}{
+		{"empty base, empty union", [2]int{0, 0}, nil},
+		{"empty union", [2]int{0, 20000}, nil},
+		{"empty base", [2]int{0, 0}, [][2]int{{0, 40}}},
+		{"new registers", [2]int{0, 500}, [][2]int{{1000, 1040}}},
+		{"the base's own elements", [2]int{0, 500}, [][2]int{{0, 40}, {100, 140}}},
+		{"lower than the base's registers", [2]int{0, 200000}, [][2]int{{0, 300}}},
+		{"past what a union tracks", [2]int{0, 3000}, [][2]int{{2000, 6000}}},
+		{"a dense encoding", [2]int{50000, 60000}, [][2]int{{0, 100000}}},
+	}
+	var u Union
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := sketch(tt.base[0], tt.base[1])
+			before := *base
+			h := base.Histogram()
+			want := *base
+			u.Reset()
+			for _, r := range tt.ranges {
+				s := sketch(r[0], r[1])
+				want.Merge(s)
+				c, err := Check(s.Marshal())
+				if err != nil {
+					t.Fatal(err)
+				}
+				u.AddChecked(c)
+			}
+			alone := u.Estimate()
+			if got := u.EstimateOver(base, &h); got != want.Estimate() {
+				t.Errorf("EstimateOver %d, merged registers %d", got, want.Estimate())
+			}
+			if *base != before {
+				t.Error("the base changed")
+			}
+			if u.Estimate() != alone {
+				t.Error("the union changed")
+			}
+		})
+	}
+}
+
+// TestCheck: Check accepts what Marshal makes and refuses what MergeBytes
+// refuses, so a Checked merge never reads a malformed encoding.
+func TestCheck(t *testing.T) {
+	var s Sketch
+	for i := range 100 {
+		s.Add(strconv.Itoa(i))
+	}
+	good := s.Marshal()
+	if _, err := Check(good); err != nil {
+		t.Fatalf("Check of Marshal: %v", err)
+	}
+	bad := map[string][]byte{
+		"truncated":     good[:len(good)-1],
+		"header only":   good[:hdrSize],
+		"bad magic":     append([]byte("HYLX"), good[4:]...),
+		"bad encoding":  append(append([]byte("HYLL"), 7), good[5:]...),
+		"short dense":   denseOf(&s)[:DenseSize-1],
+		"runs past end": append(slices.Clone(good), 0x7f, 0xff),
+	}
+	for name, b := range bad {
+		_, cerr := Check(b)
+		merr := new(Sketch).MergeBytes(b)
+		if cerr == nil || merr == nil {
+			t.Errorf("%s: Check %v, MergeBytes %v: both must refuse it", name, cerr, merr)
+		}
+	}
+}
+
 // BenchmarkSparseBytes: what serving does with the sketches of a query —
 // union 16 sparse cell sketches (50 values each) and estimate, and
 // estimate one encoding alone.
@@ -479,6 +565,37 @@ func BenchmarkSparseBytes(b *testing.B) {
 	b.Run("estimate", func(b *testing.B) {
 		for b.Loop() {
 			EstimateBytes(encs[0])
+		}
+	})
+	// A live unit's estimate: a large base with a few new cell sketches.
+	var base Sketch
+	for i := range 100000 {
+		base.Add(strconv.Itoa(-i))
+	}
+	checked := make([]Checked, len(encs))
+	for i, e := range encs {
+		checked[i], _ = Check(e)
+	}
+	b.Run("union-with-base", func(b *testing.B) {
+		var u Union
+		for b.Loop() {
+			u.Reset()
+			u.AddSketch(&base)
+			for _, e := range encs {
+				u.AddBytes(e)
+			}
+			_ = u.Estimate()
+		}
+	})
+	b.Run("estimate-over-base", func(b *testing.B) {
+		var u Union
+		h := base.Histogram()
+		for b.Loop() {
+			u.Reset()
+			for _, e := range checked {
+				u.AddChecked(e)
+			}
+			_ = u.EstimateOver(&base, &h)
 		}
 	})
 }
