@@ -219,6 +219,11 @@ func NewAPI(cfg APIConfig) (*API, error) {
 		return nil, err
 	}
 	a.m = m
+	if err := registerCacheMetrics(cfg.Registerer, map[string]func() cacheStats{
+		"answers": a.answers.stats, "rollups": a.rollups.stats, "cubes": a.cubes.stats,
+	}); err != nil {
+		return nil, err
+	}
 	refused := func(reason string) { m.refused.WithLabelValues(reason).Inc() }
 	a.auth.refused, a.slots.refused, cold.refused = refused, refused, refused
 	return a, nil

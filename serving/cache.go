@@ -18,6 +18,8 @@ type byteCache[V any] struct {
 	size  int64
 	order *lru.List // of *cacheItem[V], most recently used first
 	items map[string]*lru.Element
+	// counted for the metrics (cacheStats)
+	hits, misses, evictions int64
 }
 
 type cacheItem[V any] struct {
@@ -35,9 +37,11 @@ func (c *byteCache[V]) get(key string) (V, bool) {
 	defer c.mu.Unlock()
 	e, ok := c.items[key]
 	if !ok {
+		c.misses++
 		var zero V
 		return zero, false
 	}
+	c.hits++
 	c.order.MoveToFront(e)
 	return e.Value.(*cacheItem[V]).val, true
 }
@@ -55,6 +59,7 @@ func (c *byteCache[V]) put(key string, val V, size int64) {
 	}
 	for c.size+size > c.max {
 		c.remove(c.order.Back())
+		c.evictions++
 	}
 	c.items[key] = c.order.PushFront(&cacheItem[V]{key: key, val: val, size: size})
 	c.size += size
@@ -73,6 +78,15 @@ func (c *byteCache[V]) remove(e *lru.Element) {
 	delete(c.items, it.key)
 	c.size -= it.size
 }
+
+// stats are the cache's counters, for the metrics.
+func (c *byteCache[V]) stats() cacheStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return cacheStats{hits: c.hits, misses: c.misses, evictions: c.evictions, bytes: c.size, entries: int64(len(c.items))}
+}
+
+type cacheStats struct{ hits, misses, evictions, bytes, entries int64 }
 
 // bytes is what the cache holds now, by its own accounting.
 func (c *byteCache[V]) bytes() int64 {

@@ -91,6 +91,19 @@ func TestCachesBoundedInBytes(t *testing.T) {
 	if a, r, c := f.api.answers.bytes(), f.api.rollups.bytes(), f.api.cubes.bytes(); a < 50_000 || r < 25_000 || c < 25_000 {
 		t.Errorf("answers hold %d bytes, rollups %d, cubes %d: the budgets were never reached", a, r, c)
 	}
+	// What filled them shows in the metrics, by cache.
+	for _, c := range []struct {
+		name string
+		c    interface{ stats() cacheStats }
+	}{{"answers", f.api.answers}, {"rollups", f.api.rollups}, {"cubes", f.api.cubes}} {
+		st := c.c.stats()
+		want := fmt.Sprintf(`lambdalake_serving_cache_evictions_total{cache="%s"} %d`, c.name, st.evictions)
+		if code, body, _ := f.do(t, "GET", "/metrics", "", nil); code != 200 || st.evictions == 0 || st.misses == 0 ||
+			!strings.Contains(string(body), want) ||
+			!strings.Contains(string(body), fmt.Sprintf(`lambdalake_serving_cache_lookups_total{cache="%s",result="miss"} %d`, c.name, st.misses)) {
+			t.Errorf("%s: %+v; /metrics (%d) lacks %q or its misses", c.name, st, code, want)
+		}
+	}
 	var one []outRow
 	one = append(one, outRow{t: 1, dims: []schemas.Value{{Str: "tenant-1"}}, vals: make([]schemas.Value, 6)})
 	if n := rowsBytes(one); n < 7*valueBytes+8 {

@@ -77,6 +77,34 @@ func newAPIMetrics(reg prometheus.Registerer) (*apiMetrics, error) {
 	return &m, nil
 }
 
+// registerCacheMetrics exports the counters of the serving caches, by
+// cache: answers (encoded answers), rollups (batch hours rolled up to a
+// query's shape) and cubes (batch hours indexed by dimension values). A
+// cube miss builds a cube from the hour's view rows, which is what a
+// dashboard with many shapes pays for.
+func registerCacheMetrics(reg prometheus.Registerer, caches map[string]func() cacheStats) error {
+	for name, stats := range caches {
+		labels := prometheus.Labels{"cache": name}
+		for _, c := range []prometheus.Collector{
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lambdalake_serving_cache_lookups_total", Help: "Lookups in a serving cache that found their entry, by cache.", ConstLabels: prometheus.Labels{"cache": name, "result": "hit"}},
+				func() float64 { return float64(stats().hits) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lambdalake_serving_cache_lookups_total", Help: "Lookups in a serving cache that found their entry, by cache.", ConstLabels: prometheus.Labels{"cache": name, "result": "miss"}},
+				func() float64 { return float64(stats().misses) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lambdalake_serving_cache_evictions_total", Help: "Entries a serving cache dropped to stay within its bytes, by cache.", ConstLabels: labels},
+				func() float64 { return float64(stats().evictions) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lambdalake_serving_cache_bytes", Help: "Bytes a serving cache holds by its own accounting, by cache.", ConstLabels: labels},
+				func() float64 { return float64(stats().bytes) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lambdalake_serving_cache_entries", Help: "Entries a serving cache holds, by cache.", ConstLabels: labels},
+				func() float64 { return float64(stats().entries) }),
+		} {
+			if _, err := prom.Register(reg, c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 	req, err := prom.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "lambdalake_http_requests_total", Help: "HTTP requests by route and status code.",

@@ -332,6 +332,7 @@ func main() {
 		float64((procstat.SelfCPU()-self0).Microseconds())/1000/float64(max(1, unc.Requests)))
 	log.Printf("uncached: server hit rate %.3f (should be ~0)", c1.Sub(c0).HitRate())
 	logSpeedCache(ctx, base, "uncached")
+	logServingCaches(ctx, base, "uncached")
 	log.Printf("uncached: server peak RSS %d MiB", procstat.PeakRSS(srv.Pid())>>20)
 
 	// 3. Paced: every query new, offered at -rate (open loop). The goals'
@@ -420,6 +421,31 @@ func logSpeedCache(ctx context.Context, base, phase string) {
 	en, _ := querymix.ScrapeSeries(ctx, base+"/metrics", "lambdalake_speed_read_cache_entries")
 	log.Printf("%s: speed read cache so far: %s; buckets fetched %.0f, evictions %.0f; now %.0f entries, %.0f MiB",
 		phase, strings.Join(parts, ", "), f, ev, en, by/(1<<20))
+}
+
+// logServingCaches logs the serving caches' counters so far: a cube miss
+// builds a batch hour's cube from its view rows, a rollup miss rolls one up.
+func logServingCaches(ctx context.Context, base, phase string) {
+	var parts []string
+	for _, c := range []string{"answers", "rollups", "cubes"} {
+		var v [5]float64
+		for i, series := range []string{
+			`lambdalake_serving_cache_lookups_total{cache="%s",result="hit"}`,
+			`lambdalake_serving_cache_lookups_total{cache="%s",result="miss"}`,
+			`lambdalake_serving_cache_evictions_total{cache="%s"}`,
+			`lambdalake_serving_cache_entries{cache="%s"}`,
+			`lambdalake_serving_cache_bytes{cache="%s"}`,
+		} {
+			n, err := querymix.ScrapeSeries(ctx, base+"/metrics", fmt.Sprintf(series, c))
+			if err != nil {
+				log.Printf("%s: scrape: %v", phase, err)
+				return
+			}
+			v[i] = n
+		}
+		parts = append(parts, fmt.Sprintf("%s hit %.0f miss %.0f evicted %.0f, now %.0f entries %.0f MiB", c, v[0], v[1], v[2], v[3], v[4]/(1<<20)))
+	}
+	log.Printf("%s: serving caches so far: %s", phase, strings.Join(parts, "; "))
 }
 
 // perSecond lists each second's p99 in whole ms.
