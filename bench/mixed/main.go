@@ -68,6 +68,7 @@ func main() {
 	history := flag.Int64("history", 1_000_000, "orders written before the measured window (pageviews: half)")
 	span := flag.Duration("span", 6*time.Hour, "the history's event-time span, ending now")
 	rate := flag.Float64("rate", 50000, "live orders per second during the window")
+	cpuProfile := flag.String("cpuprofile", "", "write serve's CPU profile over the window to this file")
 	duration := flag.Duration("duration", 60*time.Second, "the measured window")
 	clients := flag.Int("clients", 64, "query clients")
 	repeat := flag.Float64("repeat", 0.2, "share of queries repeating a recent one")
@@ -132,6 +133,12 @@ func main() {
 		"compact": {"compact", "--config", cfgPath, "--metrics", addrs[2]},
 		"jobs":    {"jobs", "--config", cfgPath, "--http", addrs[3]},
 		"serve":   {"serve", "--config", cfgPath},
+	}
+	var pprofAddr string
+	if *cpuProfile != "" {
+		pprofAddr, err = launch.FreeAddr()
+		check(err)
+		roles["serve"] = append(roles["serve"], "--pprof", pprofAddr)
 	}
 	procs := map[string]*launch.Proc{}
 	for _, name := range []string{"speed", "compact", "jobs", "serve"} {
@@ -242,9 +249,17 @@ func main() {
 			Groups: []int{card[v.Dimensions[0]], card[v.Dimensions[1]]}})
 	}
 	mix := querymix.New(querymix.Config{Views: views, Repeat: *repeat, Seed: 3})
-	load := querymix.Run(ctx, querymix.LoadConfig{Base: base, Token: token, Clients: *clients, Duration: *duration, Next: mix.Next})
+	profiled := make(chan error, 1)
+	if *cpuProfile != "" {
+		go func() { profiled <- launch.FetchProfile(ctx, pprofAddr, *duration-time.Second, *cpuProfile) }()
+	} else {
+		profiled <- nil
+	}
+	live := func(path string) bool { return querymix.TouchesHour(path, time.Now()) }
+	load := querymix.Run(ctx, querymix.LoadConfig{Base: base, Token: token, Clients: *clients, Duration: *duration, Next: mix.Next, Live: live})
 	stopWindow()
 	wg.Wait()
+	check(<-profiled)
 	if genEnd.IsZero() {
 		genEnd = time.Now()
 	}
@@ -258,6 +273,12 @@ func main() {
 		load.RPS(), load.Pct(0.5), load.Pct(0.99), load.Errors)
 	if load.FirstError != "" {
 		log.Printf("queries: first error: %s", load.FirstError)
+	}
+	if len(load.Live) > 0 {
+		log.Printf("queries: the %d touching the current hour (a live part): p50 %.2f ms, p99 %.2f ms", len(load.Live), load.LivePct(0.5), load.LivePct(0.99))
+	}
+	if sec, p99, n := load.Worst(); p99 >= 0 {
+		log.Printf("queries: worst second +%ds: p99 %.2f ms over its %d; p99 per second: %s", sec, p99, n, load.SecondsP99Text())
 	}
 	log.Printf("freshness over %d probe events: p50 %v, p99 %v, max %v", fr.N, fr.P50, fr.P99, fr.Max)
 	var lagMax float64

@@ -306,7 +306,7 @@ func main() {
 	cpu0, self0 := procstat.CPU(srv.Pid()), procstat.SelfCPU()
 	profiled := make(chan error, 1)
 	if *cpuProfile != "" {
-		go func() { profiled <- fetchProfile(ctx, pprofAddr, *duration-time.Second, *cpuProfile) }()
+		go func() { profiled <- launch.FetchProfile(ctx, pprofAddr, *duration-time.Second, *cpuProfile) }()
 	} else {
 		profiled <- nil
 	}
@@ -370,16 +370,6 @@ func main() {
 		unc.RPS(), unc.Pct(0.5), unc.Pct(0.99), unc.Errors, srvCPU, *rate, paced.RPS(), paced.Pct(0.5), paced.Pct(0.99), paced.Errors, single, duckMS, duckMS/single)
 }
 
-// fetchProfile writes the server's CPU profile over the next d to path.
-func fetchProfile(ctx context.Context, addr string, d time.Duration, path string) error {
-	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, max(1, int(d.Seconds())))
-	b, err := querymix.Get(ctx, http.DefaultClient, url, "")
-	if err != nil {
-		return fmt.Errorf("cpu profile: %w", err)
-	}
-	return os.WriteFile(path, b, 0o644)
-}
-
 func check(err error) {
 	if err != nil {
 		log.Fatal(err)
@@ -391,7 +381,7 @@ func logLoad(phase string, r querymix.LoadResult) {
 		phase, r.Requests, r.Elapsed.Round(time.Millisecond), r.RPS(), r.Pct(0.5), r.Pct(0.99), r.Pct(1), r.Errors)
 	// A tail from a stall sits in a few seconds; one from steady queueing in all.
 	if sec, p99, n := r.Worst(); p99 >= 0 {
-		log.Printf("%s: worst second +%ds: p99 %.2f ms over its %d requests; p99 per second: %s", phase, sec, p99, n, perSecond(r))
+		log.Printf("%s: worst second +%ds: p99 %.2f ms over its %d requests; p99 per second: %s", phase, sec, p99, n, r.SecondsP99Text())
 	}
 	if len(r.Live) > 0 {
 		log.Printf("%s: the %d requests touching the current hour (a live part): p50 %.2f ms, p99 %.2f ms", phase, len(r.Live), r.LivePct(0.5), r.LivePct(0.99))
@@ -446,22 +436,6 @@ func logServingCaches(ctx context.Context, base, phase string) {
 		parts = append(parts, fmt.Sprintf("%s hit %.0f miss %.0f evicted %.0f, now %.0f entries %.0f MiB", c, v[0], v[1], v[2], v[3], v[4]/(1<<20)))
 	}
 	log.Printf("%s: serving caches so far: %s", phase, strings.Join(parts, "; "))
-}
-
-// perSecond lists each second's p99 in whole ms.
-func perSecond(r querymix.LoadResult) string {
-	var b strings.Builder
-	for i, p := range r.SecondsP99() {
-		if i > 0 {
-			b.WriteByte(' ')
-		}
-		if p < 0 {
-			b.WriteByte('-')
-			continue
-		}
-		fmt.Fprintf(&b, "%d", int64(p))
-	}
-	return b.String()
 }
 
 // verify checks one view's answer over the whole range before any load:

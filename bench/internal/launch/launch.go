@@ -171,3 +171,26 @@ func WaitReady(ctx context.Context, base string, timeout time.Duration) error {
 	}
 	return errors.New("launch: " + base + " not ready in " + timeout.String() + ": " + last)
 }
+
+// FetchProfile writes the CPU profile of a process serving --pprof at addr
+// over the next d to path.
+func FetchProfile(ctx context.Context, addr string, d time.Duration, path string) error {
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, max(1, int(d.Seconds())))
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("cpu profile: status %d: %.200s", resp.StatusCode, b)
+	}
+	return os.WriteFile(path, b, 0o644)
+}

@@ -72,6 +72,23 @@ func (r LoadResult) Worst() (second int, p99ms float64, n int) {
 	return second, p99ms, n
 }
 
+// SecondsP99Text lists each second's p99 in whole ms ("-" for a second
+// without requests).
+func (r LoadResult) SecondsP99Text() string {
+	var b strings.Builder
+	for i, p := range r.SecondsP99() {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if p < 0 {
+			b.WriteByte('-')
+			continue
+		}
+		fmt.Fprintf(&b, "%d", int64(p))
+	}
+	return b.String()
+}
+
 // RPS is successful requests per second.
 func (r LoadResult) RPS() float64 { return float64(len(r.Latencies)) / r.Elapsed.Seconds() }
 
