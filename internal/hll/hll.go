@@ -122,6 +122,25 @@ func (s *Sketch) Merge(o *Sketch) {
 	}
 }
 
+// mergeDense folds dense registers (denseRegs bytes) into s, eight at a
+// time: six bytes hold eight 6-bit registers, spread to a byte each and
+// compared as Merge does. A register at a time took a quarter of the
+// server's CPU in bench mixed, where every busy cell's sketch is dense.
+func (s *Sketch) mergeDense(regs []byte) {
+	const hi = 0x8080808080808080
+	_ = regs[denseRegs-1]
+	for i, j := 0, 0; i < Registers; i, j = i+8, j+6 {
+		x := uint64(regs[j]) | uint64(regs[j+1])<<8 | uint64(regs[j+2])<<16 |
+			uint64(regs[j+3])<<24 | uint64(regs[j+4])<<32 | uint64(regs[j+5])<<40
+		b := x&63 | (x>>6&63)<<8 | (x>>12&63)<<16 | (x>>18&63)<<24 |
+			(x>>24&63)<<32 | (x>>30&63)<<40 | (x>>36&63)<<48 | (x>>42&63)<<56
+		a := binary.LittleEndian.Uint64(s.regs[i:])
+		ge := ((a | hi) - b) & hi
+		mask := (ge >> 7) * 0xff
+		binary.LittleEndian.PutUint64(s.regs[i:], a&mask|b&^mask)
+	}
+}
+
 // Empty reports whether no element was added.
 func (s *Sketch) Empty() bool {
 	for _, v := range s.regs {
@@ -337,12 +356,7 @@ func Check(b []byte) (Checked, error) {
 // MergeChecked folds a checked encoding into s.
 func (s *Sketch) MergeChecked(b Checked) {
 	if b[4] == encDense {
-		regs := b[hdrSize:]
-		for i := range s.regs {
-			if v := getDense(regs, i); v > s.regs[i] {
-				s.regs[i] = v
-			}
-		}
+		s.mergeDense(b[hdrSize:])
 		return
 	}
 	body := b[hdrSize:]
@@ -598,12 +612,7 @@ func (u *Union) AddBytes(b []byte) error {
 func (u *Union) AddChecked(b Checked) {
 	if b[4] == encDense {
 		u.dense = true
-		regs := b[hdrSize:]
-		for i := range u.s.regs {
-			if v := getDense(regs, i); v > u.s.regs[i] {
-				u.s.regs[i] = v
-			}
-		}
+		u.s.mergeDense(b[hdrSize:])
 		return
 	}
 	body := b[hdrSize:]

@@ -217,8 +217,19 @@ func TestMergeIsRegisterMax(t *testing.T) {
 	for i := range want {
 		want[i] = max(x.regs[i], y.regs[i])
 	}
+	x0 := x
 	if x.Merge(&y); x.regs != want {
 		t.Fatal("merge is not the register-wise max")
+	}
+	// The same through the dense encoding, and through a Union.
+	x = x0
+	if err := x.MergeBytes(denseOf(&y)); err != nil || x.regs != want {
+		t.Fatalf("MergeBytes of a dense encoding is not the register-wise max (err %v)", err)
+	}
+	var u Union
+	u.AddSketch(&x0)
+	if err := u.AddBytes(denseOf(&y)); err != nil || u.s.regs != want {
+		t.Fatalf("Union.AddBytes of a dense encoding is not the register-wise max (err %v)", err)
 	}
 	var c Sketch
 	if err := c.MergeBytes(b.Marshal()); err != nil {
@@ -598,4 +609,21 @@ func BenchmarkSparseBytes(b *testing.B) {
 			_ = u.EstimateOver(&base, &h)
 		}
 	})
+}
+
+// BenchmarkMergeDense: a busy cell's dense sketch merged into a rollup's
+// registers, as the speed reader does for every cell of a live bucket.
+func BenchmarkMergeDense(b *testing.B) {
+	var s Sketch
+	for i := range 100000 {
+		s.Add(strconv.Itoa(i))
+	}
+	enc, err := Check(denseOf(&s))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var dst Sketch
+	for b.Loop() {
+		dst.MergeChecked(enc)
+	}
 }
