@@ -133,7 +133,9 @@ type API struct {
 	rollups *byteCache[*hourRollup]
 	cubes   *byteCache[*hourCube]
 	cubeSF  singleflight.Group
-	noCubes bool // BenchmarkBatchMix's reference: every hour from its view rows
+	// boundarySF shares a view's B read among concurrent queries.
+	boundarySF singleflight.Group
+	noCubes    bool // BenchmarkBatchMix's reference: every hour from its view rows
 
 	coldSF    singleflight.Group
 	coldMu    sync.Mutex

@@ -701,3 +701,64 @@ func TestTimeoutAndDependencyDown(t *testing.T) {
 		t.Errorf("Redis down: %d %s", code, body)
 	}
 }
+
+// boundaryGets counts (and slows) the GETs of a view's B.
+type boundaryGets struct {
+	key   string
+	delay time.Duration
+	n     atomic.Int64
+}
+
+func (h *boundaryGets) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *boundaryGets) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *boundaryGets) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "get" && len(cmd.Args()) == 2 && cmd.Args()[1] == h.key {
+			h.n.Add(1)
+			time.Sleep(h.delay)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// Concurrent queries of a view share one read of B; a query that starts
+// after B moved reads the new one.
+func TestBoundaryReadShared(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	rdb := f.api.cfg.Redis
+	b0 := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	if _, err := boundary.PublishAt(ctx, rdb, f.view.Name, b0, f.now); err != nil {
+		t.Fatal(err)
+	}
+	gets := &boundaryGets{key: boundary.Key(f.view.Name), delay: 100 * time.Millisecond}
+	rdb.(*redis.Client).AddHook(gets)
+	const n = 20
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			if b, err := f.api.boundary(ctx, f.view); err != nil || !b.Equal(b0) {
+				t.Errorf("boundary %v, %v; want %v", b, err, b0)
+			}
+		})
+	}
+	wg.Wait()
+	if got := gets.n.Load(); got < 1 || got > 3 {
+		t.Errorf("%d concurrent reads of B made %d GETs, want 1 (a few at most)", n, got)
+	}
+	b1 := b0.Add(time.Hour)
+	if _, err := boundary.PublishAt(ctx, rdb, f.view.Name, b1, f.now); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := f.api.boundary(ctx, f.view); err != nil || !b.Equal(b1) {
+		t.Errorf("after B moved: boundary %v, %v; want %v", b, err, b1)
+	}
+	// A caller that goes away does not wait for the read.
+	short, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+	defer cancel()
+	if _, err := f.api.boundary(short, f.view); err == nil {
+		t.Error("a read past the caller's deadline returned no error")
+	}
+}
