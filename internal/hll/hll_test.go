@@ -381,7 +381,20 @@ func FuzzUnmarshal(f *testing.F) {
 		if back.regs != s.regs {
 			t.Fatal("re-encoding changed registers")
 		}
-		_ = s.Estimate()
+		// A Union of it alone, and its histogram under an empty union,
+		// count the same registers.
+		var u Union
+		if err := u.AddBytes(b); err != nil {
+			t.Fatalf("Unmarshal accepted what Union.AddBytes refuses: %v", err)
+		}
+		if u.Estimate() != n {
+			t.Fatalf("Union estimate %d, EstimateBytes %d", u.Estimate(), n)
+		}
+		h := s.Histogram()
+		var empty Union
+		if got := empty.EstimateOver(s, &h); got != n {
+			t.Fatalf("EstimateOver an empty union %d, EstimateBytes %d", got, n)
+		}
 	})
 }
 
