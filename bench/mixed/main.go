@@ -249,12 +249,7 @@ func main() {
 			Groups: []int{card[v.Dimensions[0]], card[v.Dimensions[1]]}})
 	}
 	mix := querymix.New(querymix.Config{Views: views, Repeat: *repeat, Seed: 3})
-	profiled := make(chan error, 1)
-	if *cpuProfile != "" {
-		go func() { profiled <- launch.FetchProfile(ctx, pprofAddr, *duration-time.Second, *cpuProfile) }()
-	} else {
-		profiled <- nil
-	}
+	profiled := launch.ProfileDuring(ctx, pprofAddr, *duration-time.Second, *cpuProfile)
 	live := func(path string) bool { return querymix.TouchesHour(path, time.Now()) }
 	load := querymix.Run(ctx, querymix.LoadConfig{Base: base, Token: token, Clients: *clients, Duration: *duration, Next: mix.Next, Live: live})
 	stopWindow()

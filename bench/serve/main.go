@@ -304,12 +304,7 @@ func main() {
 	}
 	c0 = c1
 	cpu0, self0 := procstat.CPU(srv.Pid()), procstat.SelfCPU()
-	profiled := make(chan error, 1)
-	if *cpuProfile != "" {
-		go func() { profiled <- launch.FetchProfile(ctx, pprofAddr, *duration-time.Second, *cpuProfile) }()
-	} else {
-		profiled <- nil
-	}
+	profiled := launch.ProfileDuring(ctx, pprofAddr, *duration-time.Second, *cpuProfile)
 	live := func(path string) bool { return querymix.TouchesHour(path, time.Now()) }
 	unc := querymix.Run(ctx, querymix.LoadConfig{Base: base, Token: token, Clients: *clients, Duration: *duration, Next: fresh, Live: live})
 	c1, err = querymix.ScrapeCache(ctx, base)

@@ -420,13 +420,7 @@ func BenchmarkEncode(b *testing.B) {
 // does (PFCOUNT over several keys), small or dense, and starts empty again
 // after Reset.
 func TestUnion(t *testing.T) {
-	sketch := func(lo, hi int) *Sketch {
-		var s Sketch
-		for i := lo; i < hi; i++ {
-			s.Add("u" + strconv.Itoa(i))
-		}
-		return &s
-	}
+	sketch := func(lo, hi int) *Sketch { return sketchOfRange("u", lo, hi) }
 	tests := []struct {
 		name   string
 		ranges [][2]int
@@ -476,13 +470,7 @@ func TestUnion(t *testing.T) {
 // union is small, overlaps the base's registers, or is dense; and neither
 // side changes.
 func TestEstimateOver(t *testing.T) {
-	sketch := func(lo, hi int) *Sketch {
-		var s Sketch
-		for i := lo; i < hi; i++ {
-			s.Add("o" + strconv.Itoa(i))
-		}
-		return &s
-	}
+	sketch := func(lo, hi int) *Sketch { return sketchOfRange("o", lo, hi) }
 	tests := []struct {
 		name   string
 		base   [2]int
@@ -639,4 +627,13 @@ func BenchmarkMergeDense(b *testing.B) {
 	for b.Loop() {
 		dst.MergeChecked(enc)
 	}
+}
+
+// sketchOfRange counts the elements prefix+i for i in [lo, hi).
+func sketchOfRange(prefix string, lo, hi int) *Sketch {
+	var s Sketch
+	for i := lo; i < hi; i++ {
+		s.Add(prefix + strconv.Itoa(i))
+	}
+	return &s
 }

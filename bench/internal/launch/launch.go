@@ -172,6 +172,18 @@ func WaitReady(ctx context.Context, base string, timeout time.Duration) error {
 	return errors.New("launch: " + base + " not ready in " + timeout.String() + ": " + last)
 }
 
+// ProfileDuring starts FetchProfile in the background and returns where its
+// error arrives; with path empty nothing is profiled and nil arrives at once.
+func ProfileDuring(ctx context.Context, addr string, d time.Duration, path string) <-chan error {
+	done := make(chan error, 1)
+	if path == "" {
+		done <- nil
+		return done
+	}
+	go func() { done <- FetchProfile(ctx, addr, d, path) }()
+	return done
+}
+
 // FetchProfile writes the CPU profile of a process serving --pprof at addr
 // over the next d to path.
 func FetchProfile(ctx context.Context, addr string, d time.Duration, path string) error {
