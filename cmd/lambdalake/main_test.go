@@ -1,10 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,15 +24,9 @@ import (
 	"github.com/lambdalake/lambdalake/schemas"
 )
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+// freePort never returns the same address twice in the test process
+// (testenv.FreeAddr): dev takes three at once.
+func freePort(t *testing.T) string { return testenv.FreeAddr(t) }
 
 // The `make run` smoke test: dev starts on embedded servers, answers
 // /healthz and /readyz, and stops cleanly on SIGINT.
@@ -47,11 +41,31 @@ func TestDevStartsServesAndStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
+	// The banner comes once the HTTP server listens: wait for it before
+	// anything else (a /healthz can answer a few ms before it prints, and
+	// a SIGINT then would stop dev before its banner).
+	printed := make(chan struct{})
 	banner := make(chan string, 1)
 	go func() {
-		b, _ := io.ReadAll(stdout)
-		banner <- string(b)
+		var out strings.Builder
+		seen := false
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			out.WriteString(sc.Text() + "\n")
+			if !seen && strings.Contains(sc.Text(), "http://"+httpAddr) {
+				close(printed)
+				seen = true
+			}
+		}
+		banner <- out.String()
 	}()
+	select {
+	case <-printed:
+	case out := <-banner:
+		t.Fatalf("dev ended its output without a banner naming http://%s:\n%s", httpAddr, out)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no banner naming http://%s within 60 s", httpAddr)
+	}
 
 	deadline := time.Now().Add(30 * time.Second)
 	var health string
