@@ -4,7 +4,8 @@
 // The roles run as child processes of this bench, each the lambdalake
 // binary built from this tree with one config (every name unique to the
 // run, the lake on LocalStack S3): `speed`, `compact`, `jobs` (recompute
-// every 10 s) and `serve`. First, not measured: `lambdalake gen` writes a
+// every 10 s) and `serve`; with -all, one `lambdalake all` process runs
+// them all (one heap, one garbage collector, one /metrics). First, not measured: `lambdalake gen` writes a
 // history (-history orders and half as many pageviews over the last -span)
 // and the bench waits for speed and compaction to catch up. Then, for
 // -duration (60 s), at once:
@@ -68,7 +69,8 @@ func main() {
 	history := flag.Int64("history", 1_000_000, "orders written before the measured window (pageviews: half)")
 	span := flag.Duration("span", 6*time.Hour, "the history's event-time span, ending now")
 	rate := flag.Float64("rate", 50000, "live orders per second during the window")
-	cpuProfile := flag.String("cpuprofile", "", "write serve's CPU profile over the window to this file")
+	cpuProfile := flag.String("cpuprofile", "", "write serve's (or all's) CPU profile over the window to this file")
+	all := flag.Bool("all", false, "run the roles as one `lambdalake all` process instead of four")
 	duration := flag.Duration("duration", 60*time.Second, "the measured window")
 	clients := flag.Int("clients", 64, "query clients")
 	repeat := flag.Float64("repeat", 0.2, "share of queries repeating a recent one")
@@ -134,14 +136,23 @@ func main() {
 		"jobs":    {"jobs", "--config", cfgPath, "--http", addrs[3]},
 		"serve":   {"serve", "--config", cfgPath},
 	}
+	order := []string{"speed", "compact", "jobs", "serve"}
+	// Where the compactor's lag gauge and the jobs' run counter are read.
+	compactMetrics, jobsMetrics := "http://"+addrs[2]+"/metrics", "http://"+addrs[3]+"/metrics"
+	profiledRole := "serve"
+	if *all {
+		roles = map[string][]string{"all": {"all", "--config", cfgPath}}
+		order, profiledRole = []string{"all"}, "all"
+		compactMetrics, jobsMetrics = "http://"+addrs[0]+"/metrics", "http://"+addrs[0]+"/metrics"
+	}
 	var pprofAddr string
 	if *cpuProfile != "" {
 		pprofAddr, err = launch.FreeAddr()
 		check(err)
-		roles["serve"] = append(roles["serve"], "--pprof", pprofAddr)
+		roles[profiledRole] = append(roles[profiledRole], "--pprof", pprofAddr)
 	}
 	procs := map[string]*launch.Proc{}
-	for _, name := range []string{"speed", "compact", "jobs", "serve"} {
+	for _, name := range order {
 		p, err := launch.Start(launch.Config{Name: name, Path: bin, Args: roles[name], Env: []string{"LAMBDALAKE_LOG_LEVEL=warn"}})
 		check(err)
 		procs[name] = p
@@ -167,7 +178,7 @@ func main() {
 				speedLag += float64(e - applied[p])
 			}
 		}
-		if m, err := querymix.Scrape(ctx, "http://"+addrs[2]+"/metrics"); err == nil {
+		if m, err := querymix.Scrape(ctx, compactMetrics); err == nil {
 			compactLag = m["lambdalake_compact_lag"]
 		}
 		return
@@ -191,7 +202,7 @@ func main() {
 	// The window.
 	end0, err := kafkaref.EndOffsets(ctx, brokers, orders.Topic)
 	check(err)
-	runs0, _ := querymix.ScrapeSeries(ctx, "http://"+addrs[3]+"/metrics", `lambdalake_job_runs_total{job="recompute",outcome="ok"}`)
+	runs0, _ := querymix.ScrapeSeries(ctx, jobsMetrics, `lambdalake_job_runs_total{job="recompute",outcome="ok"}`)
 	wctx, stopWindow := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 
@@ -261,7 +272,7 @@ func main() {
 	end1, err := kafkaref.EndOffsets(ctx, brokers, orders.Topic)
 	check(err)
 	ingestEPS := float64(kafkaref.Total(end1)-kafkaref.Total(end0)) / genEnd.Sub(genStart).Seconds()
-	runs1, _ := querymix.ScrapeSeries(ctx, "http://"+addrs[3]+"/metrics", `lambdalake_job_runs_total{job="recompute",outcome="ok"}`)
+	runs1, _ := querymix.ScrapeSeries(ctx, jobsMetrics, `lambdalake_job_runs_total{job="recompute",outcome="ok"}`)
 	check(frErr)
 
 	log.Printf("queries: %d in %v: %.0f/s, p50 %.2f ms, p99 %.2f ms, %d errors", load.Requests, load.Elapsed.Round(time.Millisecond),

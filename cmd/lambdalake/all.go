@@ -25,11 +25,12 @@ func init() {
 func runAll(ctx context.Context, args []string) error {
 	fs, path := flagSet("all")
 	runner := fs.String("runner", "", "jobs runner name (default: host-pid)")
+	pprofAddr := fs.String("pprof", "", "serve /debug/pprof/ on this operator-only address (empty: off)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: lambdalake all [--config F]", errUsage)
+		return fmt.Errorf("%w: lambdalake all [--config F] [--runner NAME] [--pprof HOST:PORT]", errUsage)
 	}
 	cfg, err := loadConfig(*path)
 	if err != nil {
@@ -46,7 +47,7 @@ func runAll(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	return runRoles(ctx, cfg, store, rdb, rolesOptions{RunnerID: *runner, OnServing: func(addr string) {
+	return runRoles(ctx, cfg, store, rdb, rolesOptions{RunnerID: *runner, PprofAddr: *pprofAddr, OnServing: func(addr string) {
 		slog.Info("all: serving", "addr", "http://"+addr)
 	}})
 }
@@ -55,6 +56,7 @@ func runAll(ctx context.Context, args []string) error {
 type rolesOptions struct {
 	RunnerID     string
 	AuthDisabled bool
+	PprofAddr    string            // "": no profiles
 	OnServing    func(addr string) // called once the HTTP server listens
 }
 
@@ -94,6 +96,9 @@ func runRoles(ctx context.Context, cfg *config.Config, store lake.Store, rdb red
 	g.Go(func() error { return c.Run(gctx) })
 	g.Go(func() error { return runner.Run(gctx) })
 	g.Go(func() error { return srv.Run(gctx) })
+	if opt.PprofAddr != "" {
+		g.Go(func() error { return servePprof(gctx, opt.PprofAddr) })
+	}
 	if opt.OnServing != nil {
 		g.Go(func() error {
 			// Run binds the listener; tell the caller once it has.
