@@ -86,9 +86,9 @@ func registerCacheMetrics(reg prometheus.Registerer, caches map[string]func() ca
 	for name, stats := range caches {
 		labels := prometheus.Labels{"cache": name}
 		for _, c := range []prometheus.Collector{
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lambdalake_serving_cache_lookups_total", Help: "Lookups in a serving cache that found their entry, by cache.", ConstLabels: prometheus.Labels{"cache": name, "result": "hit"}},
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lambdalake_serving_cache_lookups_total", Help: "Lookups in a serving cache, by cache and result (hit: the entry was there).", ConstLabels: prometheus.Labels{"cache": name, "result": "hit"}},
 				func() float64 { return float64(stats().hits) }),
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lambdalake_serving_cache_lookups_total", Help: "Lookups in a serving cache that found their entry, by cache.", ConstLabels: prometheus.Labels{"cache": name, "result": "miss"}},
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lambdalake_serving_cache_lookups_total", Help: "Lookups in a serving cache, by cache and result (hit: the entry was there).", ConstLabels: prometheus.Labels{"cache": name, "result": "miss"}},
 				func() float64 { return float64(stats().misses) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lambdalake_serving_cache_evictions_total", Help: "Entries a serving cache dropped to stay within its bytes, by cache.", ConstLabels: labels},
 				func() float64 { return float64(stats().evictions) }),

@@ -80,10 +80,10 @@ func maxT(a, b time.Time) time.Time {
 //
 // Concurrent queries of a view share one read (at thousands of queries a
 // second, one GET each was 7 % of the server's CPU). A read that started
-// just before a query arrived is as good as one after it: B only moves
-// forward, and the speed layer still holds the minutes between an older B
-// and a newer one. One read at a time also keeps B monotonic across a
-// client's successive queries.
+// just before a query arrived is as good as one after it: B moves at most
+// once per recompute, and the speed layer still holds the minutes between
+// an older B and a newer one. One read at a time also means a client's
+// next query never reads an older B than its last one did.
 func (a *API) boundary(ctx context.Context, v *schemas.View) (time.Time, error) {
 	ch := a.boundarySF.DoChan(v.Name, func() (any, error) {
 		// Its own deadline: the caller that started it may go away.
