@@ -2,8 +2,10 @@ package speed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,5 +112,48 @@ func TestSketchesMatchPFCOUNT(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A sketch in Redis that is not a HyperLogLog (written by something else,
+// or damaged) fails the read naming its key, before any rollup merges it:
+// the rollups merge sketches unchecked once they are read.
+func TestBadSketchNamesItsKey(t *testing.T) {
+	testenv.Integration(t)
+	rdb := testenv.RedisClient(t)
+	ctx := context.Background()
+	v := testView(viewName("badhll"), testSchema(t, "orders"), time.Minute, []string{"tenant", "country"})
+	base := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	now := base.Add(30 * time.Minute)
+	w := newContractWriter(t, rdb, v, base, now)
+	b := base.UnixMicro()
+	w.flush([]fixtureLine{
+		{bucket: b, dims: "a,de", field: "orders", values: []string{"1"}},
+		{bucket: b, dims: "a,de", field: "buyers", values: []string{"u1", "u2"}},
+		{bucket: b, dims: "b,de", field: "orders", values: []string{"1"}},
+		{bucket: b, dims: "b,de", field: "buyers", values: []string{"u3"}},
+	})
+	key := Shard{View: v.Name, Count: 1}.UniqKey(b, "b,de", "buyers")
+	good, err := rdb.Get(ctx, key).Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := append([]byte{}, good...)
+	bad = append(bad, 0x7f, 0xff) // runs past the last register
+	if err := rdb.Set(ctx, key, bad, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r := NewReader(ReaderConfig{Redis: rdb, Now: func() time.Time { return now }})
+	_, err = r.Query(ctx, Query{View: v, From: base, To: base.Add(time.Minute)})
+	if !errors.Is(err, hll.ErrInvalid) || !strings.Contains(fmt.Sprint(err), key) {
+		t.Fatalf("query over a bad sketch: %v; want hll.ErrInvalid naming %s", err, key)
+	}
+	// Once it is a sketch again, the same reader answers.
+	if err := rdb.Set(ctx, key, good, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Query(ctx, Query{View: v, From: base, To: base.Add(time.Minute)})
+	if err != nil || len(res.Rows) != 1 || res.Rows[0].Values[4].Int != 3 {
+		t.Fatalf("after the repair: %+v, %v; want one row with buyers = 3", res, err)
 	}
 }
