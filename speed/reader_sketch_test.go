@@ -157,3 +157,68 @@ func TestBadSketchNamesItsKey(t *testing.T) {
 		t.Fatalf("after the repair: %+v, %v; want one row with buyers = 3", res, err)
 	}
 }
+
+// The unit holding the live minute grows at every flush from the rollup
+// of the flush before (its settled registers and their histogram, plus
+// the changed cells). Through several flushes, with more cells than a
+// rollup keeps by reference, its uniq figure stays exactly Redis's
+// PFCOUNT over every cell's key.
+func TestLiveUnitEstimateIsPFCOUNT(t *testing.T) {
+	testenv.Integration(t)
+	rdb := testenv.RedisClient(t)
+	ctx := context.Background()
+	v := testView(viewName("liveunit"), testSchema(t, "orders"), time.Minute, []string{"tenant", "country"})
+	base := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	now := base.Add(50 * time.Minute)
+	w := newContractWriter(t, rdb, v, base, now)
+	r := NewReader(ReaderConfig{Redis: rdb, Now: func() time.Time { return now }})
+	hourly := Query{View: v, From: base, To: base.Add(time.Hour), Step: time.Hour}
+	var keys []string
+	user := 0
+	flush := func(minute, cells, users int) {
+		var lines []fixtureLine
+		b := base.Add(time.Duration(minute) * time.Minute).UnixMicro()
+		for c := range cells {
+			dims := fmt.Sprintf("t%d,c%d", c%7, c)
+			var us []string
+			for range users {
+				us = append(us, "u"+strconv.Itoa(user))
+				user++
+			}
+			lines = append(lines,
+				fixtureLine{bucket: b, dims: dims, field: "orders", values: []string{"1"}},
+				fixtureLine{bucket: b, dims: dims, field: "buyers", values: us})
+			keys = append(keys, Shard{View: v.Name, Count: 1}.UniqKey(b, dims, "buyers"))
+		}
+		w.flush(lines)
+	}
+	check := func(step string) {
+		t.Helper()
+		res, err := r.Query(ctx, hourly)
+		if err != nil || len(res.Rows) != 1 {
+			t.Fatalf("%s: %+v, %v", step, res, err)
+		}
+		want, err := rdb.PFCount(ctx, keys...).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := res.Rows[0].Values[4].Int; got != want {
+			t.Errorf("%s: buyers = %d, PFCOUNT over the %d keys = %d", step, got, len(keys), want)
+		}
+	}
+	// 40 minutes of 3 cells: 120 cell sketches, past what a rollup keeps
+	// by reference, so the hour's rollup holds registers of its own.
+	for m := range 40 {
+		flush(m, 3, 5)
+	}
+	check("first read")
+	// The live minute, flush after flush: new users in new and old cells.
+	for f := range 6 {
+		flush(40+f/2, 2+f, 40)
+		check(fmt.Sprintf("flush %d", f))
+	}
+	// A flush of users already counted changes nothing.
+	user = 0
+	flush(45, 1, 30)
+	check("users seen before")
+}
