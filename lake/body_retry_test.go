@@ -92,8 +92,8 @@ func TestS3BrokenBodyIsReadAgain(t *testing.T) {
 	}{
 		{breaks: 0, wantGets: 1},
 		{breaks: 1, wantGets: 2},
-		{breaks: 3, wantGets: 4},
-		{breaks: 4, wantGets: 4, wantErr: true}, // bounded: an always-broken object fails its reader
+		{breaks: 7, wantGets: 8},
+		{breaks: 8, wantGets: 8, wantErr: true}, // bounded: an always-broken object fails its reader
 	}
 	for _, r := range reads {
 		for _, tt := range tests {

@@ -55,12 +55,15 @@ func ReadAll(ctx context.Context, s Store, key string) ([]byte, error) {
 
 // bodyAttempts bounds readWhole: a body that breaks off (a connection reset
 // mid-body on S3; LocalStack answering a read that races an overwrite of
-// the key) is over in milliseconds, while an object that always breaks
-// must still fail its reader soon.
-const bodyAttempts = 4
+// the key, or a PUT cut off by a kill) is usually over in milliseconds,
+// while an object that always breaks must still fail its reader soon. Four
+// attempts over 140 ms were once not enough on a loaded machine (a fresh
+// clone's make test, a checkpoint read right after a kill mid-PUT): eight
+// attempts wait about 2.3 s in all.
+const bodyAttempts = 8
 
 // bodyRetry is the wait between readWhole's attempts.
-var bodyRetry = backoff.Policy{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond}
+var bodyRetry = backoff.Policy{Initial: 20 * time.Millisecond, Max: time.Second}
 
 // readWhole runs read, which fetches and reads one whole object, again
 // while its body broke off (broken true), at most bodyAttempts times. The
