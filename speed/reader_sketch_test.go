@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/lambdalake/lambdalake/internal/hll"
 	"github.com/lambdalake/lambdalake/internal/testenv"
 	"github.com/lambdalake/lambdalake/schemas"
@@ -115,17 +117,33 @@ func TestSketchesMatchPFCOUNT(t *testing.T) {
 	}
 }
 
+// sketchStack is a fresh view by tenant and country on the real Redis, the
+// contract writer of its cells and a reader, at now = base + at.
+type sketchStack struct {
+	rdb       redis.UniversalClient
+	v         *schemas.View
+	base, now time.Time
+	w         *contractWriter
+	r         *Reader
+}
+
+func newSketchStack(t *testing.T, name string, at time.Duration) *sketchStack {
+	testenv.Integration(t)
+	st := &sketchStack{rdb: testenv.RedisClient(t), base: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}
+	st.v = testView(viewName(name), testSchema(t, "orders"), time.Minute, []string{"tenant", "country"})
+	st.now = st.base.Add(at)
+	st.w = newContractWriter(t, st.rdb, st.v, st.base, st.now)
+	st.r = NewReader(ReaderConfig{Redis: st.rdb, Now: func() time.Time { return st.now }})
+	return st
+}
+
 // A sketch in Redis that is not a HyperLogLog (written by something else,
 // or damaged) fails the read naming its key, before any rollup merges it:
 // the rollups merge sketches unchecked once they are read.
 func TestBadSketchNamesItsKey(t *testing.T) {
-	testenv.Integration(t)
-	rdb := testenv.RedisClient(t)
+	st := newSketchStack(t, "badhll", 30*time.Minute)
 	ctx := context.Background()
-	v := testView(viewName("badhll"), testSchema(t, "orders"), time.Minute, []string{"tenant", "country"})
-	base := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
-	now := base.Add(30 * time.Minute)
-	w := newContractWriter(t, rdb, v, base, now)
+	rdb, v, base, w, r := st.rdb, st.v, st.base, st.w, st.r
 	b := base.UnixMicro()
 	w.flush([]fixtureLine{
 		{bucket: b, dims: "a,de", field: "orders", values: []string{"1"}},
@@ -143,7 +161,6 @@ func TestBadSketchNamesItsKey(t *testing.T) {
 	if err := rdb.Set(ctx, key, bad, 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	r := NewReader(ReaderConfig{Redis: rdb, Now: func() time.Time { return now }})
 	_, err = r.Query(ctx, Query{View: v, From: base, To: base.Add(time.Minute)})
 	if !errors.Is(err, hll.ErrInvalid) || !strings.Contains(fmt.Sprint(err), key) {
 		t.Fatalf("query over a bad sketch: %v; want hll.ErrInvalid naming %s", err, key)
@@ -164,14 +181,9 @@ func TestBadSketchNamesItsKey(t *testing.T) {
 // rollup keeps by reference, its uniq figure stays exactly Redis's
 // PFCOUNT over every cell's key.
 func TestLiveUnitEstimateIsPFCOUNT(t *testing.T) {
-	testenv.Integration(t)
-	rdb := testenv.RedisClient(t)
+	st := newSketchStack(t, "liveunit", 50*time.Minute)
 	ctx := context.Background()
-	v := testView(viewName("liveunit"), testSchema(t, "orders"), time.Minute, []string{"tenant", "country"})
-	base := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
-	now := base.Add(50 * time.Minute)
-	w := newContractWriter(t, rdb, v, base, now)
-	r := NewReader(ReaderConfig{Redis: rdb, Now: func() time.Time { return now }})
+	rdb, v, base, w, r := st.rdb, st.v, st.base, st.w, st.r
 	hourly := Query{View: v, From: base, To: base.Add(time.Hour), Step: time.Hour}
 	var keys []string
 	user := 0

@@ -52,7 +52,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"net/http"
 	"os"
@@ -211,7 +210,13 @@ func run(ctx context.Context, events int64, threads int, python string) (bool, e
 	}
 	defer proc.Stop(10 * time.Second)
 	if out := os.Getenv("BENCH_CPUPROFILE"); out != "" {
-		go profile(metricsAddr, out)
+		// A second in, for three seconds: the compactor's steady state.
+		go func() {
+			time.Sleep(time.Second)
+			if err := launch.FetchProfile(ctx, metricsAddr, 3*time.Second, out); err != nil {
+				log.Printf("profile: %v", err)
+			}
+		}()
 	}
 	var peak int64
 	err = kafkaref.WaitCaughtUp(ctx, end, 4*time.Minute, func(ctx context.Context) ([]int64, error) {
@@ -333,24 +338,6 @@ func (s *ndjsonSink) Send(_ context.Context, batch []gen.Event) error {
 		s.n++
 	}
 	return nil
-}
-
-// profile saves a CPU profile of the compactor's run.
-func profile(metricsAddr, out string) {
-	time.Sleep(time.Second)
-	resp, err := http.Get("http://" + metricsAddr + "/debug/pprof/profile?seconds=3")
-	if err != nil {
-		log.Printf("profile: %v", err)
-		return
-	}
-	defer resp.Body.Close()
-	f, err := os.Create(out)
-	if err != nil {
-		log.Printf("profile: %v", err)
-		return
-	}
-	defer f.Close()
-	io.Copy(f, resp.Body)
 }
 
 // download copies the raw lake's objects into dir, keeping their keys.

@@ -460,13 +460,18 @@ func (s *Sketch) Histogram() Histogram {
 	return out
 }
 
-// Estimate is PFCOUNT's figure for the registers h counts.
+// Estimate is PFCOUNT's figure for the registers h counts: hllCount's
+// estimator over a register histogram.
 func (h *Histogram) Estimate() uint64 {
-	var hist [64]int
-	for v, n := range h {
-		hist[v] = int(n)
+	const m = float64(Registers)
+	z := m * tau((m-float64(h[q+1]))/m)
+	for j := q; j >= 1; j-- {
+		z += float64(h[j])
+		z *= 0.5
 	}
-	return estimate(&hist)
+	z += m * sigma(float64(h[0])/m)
+	const alphaInf = 0.721347520444481703680 // 1 / (2 ln 2)
+	return uint64(math.Round(alphaInf * m * m / z))
 }
 
 // EstimateBytes is Estimate of an encoded sketch (what GET returns for a
@@ -478,7 +483,7 @@ func EstimateBytes(b []byte) (uint64, error) {
 	if len(b) < hdrSize || string(b[:4]) != "HYLL" {
 		return 0, fmt.Errorf("%w: bad header", ErrInvalid)
 	}
-	var hist [64]int
+	var hist Histogram
 	switch b[4] {
 	case encDense:
 		if len(b) != DenseSize {
@@ -501,7 +506,7 @@ func EstimateBytes(b []byte) (uint64, error) {
 			switch {
 			case op&0xc0 == 0: // ZERO
 				n := int(op&0x3f) + 1
-				hist[0] += n
+				hist[0] += int32(n)
 				idx += n
 				p++
 			case op&0xc0 == 0x40: // XZERO
@@ -509,12 +514,12 @@ func EstimateBytes(b []byte) (uint64, error) {
 					return 0, fmt.Errorf("%w: truncated XZERO", ErrInvalid)
 				}
 				n := int(op&0x3f)<<8 | int(body[p+1]) + 1
-				hist[0] += n
+				hist[0] += int32(n)
 				idx += n
 				p += 2
 			default: // VAL
 				n := int(op&3) + 1
-				hist[(op>>2)&0x1f+1] += n
+				hist[(op>>2)&0x1f+1] += int32(n)
 				idx += n
 				p++
 			}
@@ -528,20 +533,7 @@ func EstimateBytes(b []byte) (uint64, error) {
 	default:
 		return 0, fmt.Errorf("%w: encoding %d", ErrInvalid, b[4])
 	}
-	return estimate(&hist), nil
-}
-
-// estimate is hllCount's estimator over a register histogram.
-func estimate(hist *[64]int) uint64 {
-	const m = float64(Registers)
-	z := m * tau((m-float64(hist[q+1]))/m)
-	for j := q; j >= 1; j-- {
-		z += float64(hist[j])
-		z *= 0.5
-	}
-	z += m * sigma(float64(hist[0])/m)
-	const alphaInf = 0.721347520444481703680 // 1 / (2 ln 2)
-	return uint64(math.Round(alphaInf * m * m / z))
+	return hist.Estimate(), nil
 }
 
 func sigma(x float64) float64 {
@@ -661,12 +653,12 @@ func (u *Union) Estimate() uint64 {
 	if u.dense {
 		return u.s.Estimate()
 	}
-	var hist [64]int
-	hist[0] = Registers - len(u.touched)
+	var hist Histogram
+	hist[0] = int32(Registers - len(u.touched))
 	for _, i := range u.touched {
 		hist[u.s.regs[i]&63]++
 	}
-	return estimate(&hist)
+	return hist.Estimate()
 }
 
 // EstimateOver is PFCOUNT's figure for the union of u and base, where h is
