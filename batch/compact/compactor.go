@@ -302,9 +302,11 @@ func (c *Compactor) store(ctx context.Context, ti *topicInfo, b *flush, prev raw
 		}
 		return prev, etag, fmt.Errorf("checkpoint: %w", err)
 	}
+	part := fmt.Sprint(b.partition)
 	if !cp.Watermark.IsZero() {
-		c.metrics.watermark.WithLabelValues(b.topic, fmt.Sprint(b.partition)).Set(float64(cp.Watermark.UnixMilli()) / 1000)
+		c.metrics.watermark.WithLabelValues(b.topic, part).Set(float64(cp.Watermark.UnixMilli()) / 1000)
 	}
+	c.metrics.stored.WithLabelValues(b.topic, part).Set(float64(cp.NextOffset))
 	c.metrics.flushSec.Observe(time.Since(start).Seconds())
 	c.log.Debug("flushed", "topic", b.topic, "partition", b.partition, "rows", b.rows, "files", len(b.files),
 		"dead_files", len(b.dead), "bytes", uploaded, "next_offset", cp.NextOffset, "took", time.Since(start), "since_cut", time.Since(b.cutAt))

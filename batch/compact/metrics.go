@@ -19,6 +19,7 @@ type compactMetrics struct {
 	fenced      prometheus.Counter   // checkpoint writes refused: another compactor owns the partition now
 	lag         *prometheus.GaugeVec // topic, partition
 	watermark   *prometheus.GaugeVec // topic, partition: Unix seconds
+	stored      *prometheus.GaugeVec // topic, partition: the checkpoint's next offset
 	buffered    prometheus.GaugeFunc
 	// waiting is time partitions spent not reading because a flush was
 	// still being written (one in flight per partition) or the budget
@@ -48,6 +49,8 @@ func newCompactMetrics(reg prometheus.Registerer, b *budget) (*compactMetrics, e
 			Help: "Records in Kafka not yet consumed by the compactor."}, []string{"topic", "partition"}),
 		watermark: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lambdalake_compact_watermark_seconds",
 			Help: "Published event-time watermark of a partition, Unix seconds."}, []string{"topic", "partition"}),
+		stored: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lambdalake_compact_stored_offset",
+			Help: "Next offset of a partition's last checkpoint: every record below it is in the lake."}, []string{"topic", "partition"}),
 		waiting: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lambdalake_compact_backpressure_seconds_total",
 			Help: "Time partitions waited instead of reading: on their flusher or on the memory budget."}, []string{"reason"}),
 		buffered: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lambdalake_compact_memory_bytes",
@@ -86,6 +89,9 @@ func newCompactMetrics(reg prometheus.Registerer, b *budget) (*compactMetrics, e
 		return nil, err
 	}
 	if m.watermark, err = prom.Register(reg, m.watermark); err != nil {
+		return nil, err
+	}
+	if m.stored, err = prom.Register(reg, m.stored); err != nil {
 		return nil, err
 	}
 	if m.buffered, err = prom.Register(reg, m.buffered); err != nil {

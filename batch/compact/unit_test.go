@@ -13,6 +13,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/lambdalake/lambdalake"
 	"github.com/lambdalake/lambdalake/batch/raw"
@@ -168,6 +169,9 @@ func TestFlushSplitsHoursAndCheckpoints(t *testing.T) {
 	got, ok, err := raw.ReadCheckpoint(context.Background(), store, "g", "orders", 3)
 	if err != nil || !ok || got.NextOffset != 107 || !got.Watermark.Equal(cp.Watermark) {
 		t.Errorf("stored checkpoint = %+v %v %v", got, ok, err)
+	}
+	if n := testutil.ToFloat64(c.metrics.stored.WithLabelValues("orders", "3")); n != 107 {
+		t.Errorf("lambdalake_compact_stored_offset = %v, want 107 (the checkpoint's)", n)
 	}
 
 	objs, _ := store.List(context.Background(), "")
