@@ -1,13 +1,16 @@
 package schemas
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 	"strconv"
 	"time"
 	"unicode/utf8"
 
 	"github.com/valyala/fastjson"
+	"github.com/valyala/fastjson/fastfloat"
 )
 
 // DecodeError says why one event could not be decoded. Field is empty when
@@ -100,6 +103,21 @@ func NewBorrowingDecoder(s *Schema) *Decoder {
 // in the schema are ignored, so producers may add fields before the schema
 // does. A missing or null required field is an error.
 func (d *Decoder) Decode(data []byte, row *Row) error {
+	fields := d.schema.Fields
+	if cap(row.Values) < len(fields) {
+		row.Values = make([]Value, len(fields))
+	}
+	row.Values = row.Values[:len(fields)]
+	if d.decodeFlat(data, row) {
+		return nil
+	}
+	return d.decodeTree(data, row)
+}
+
+// decodeTree is Decode through fastjson's parse tree: the whole of JSON as
+// fastjson reads it, and every error's wording. decodeFlat hands it every
+// event it does not accept.
+func (d *Decoder) decodeTree(data []byte, row *Row) error {
 	v, err := d.parser.ParseBytes(data)
 	if err != nil {
 		return &DecodeError{Reason: "invalid JSON (" + err.Error() + ")", Excerpt: excerpt(data)}
@@ -108,11 +126,6 @@ func (d *Decoder) Decode(data []byte, row *Row) error {
 	if err != nil {
 		return &DecodeError{Reason: "not a JSON object", Excerpt: excerpt(data)}
 	}
-	fields := d.schema.Fields
-	if cap(row.Values) < len(fields) {
-		row.Values = make([]Value, len(fields))
-	}
-	row.Values = row.Values[:len(fields)]
 	clear(d.seen)
 	var firstErr error
 	k := 0
@@ -130,6 +143,13 @@ func (d *Decoder) Decode(data []byte, row *Row) error {
 	if firstErr != nil {
 		return firstErr
 	}
+	return d.fillMissing(row)
+}
+
+// fillMissing sets the fields no key named to null, or fails on the first
+// required one.
+func (d *Decoder) fillMissing(row *Row) error {
+	fields := d.schema.Fields
 	for i := range fields {
 		if d.seen[i] {
 			continue
@@ -140,6 +160,188 @@ func (d *Decoder) Decode(data []byte, row *Row) error {
 		row.Values[i] = Value{Null: true}
 	}
 	return nil
+}
+
+// decodeFlat is Decode's fast path, for events as producers write them: one
+// flat object whose keys and strings hold no escape or control character,
+// whose numbers follow JSON's grammar to the letter, with nothing nested.
+// It reads such an event in one pass over its bytes, with no parse tree and
+// no copy. It reports false for anything else, and for any event with an
+// error; decodeTree then reads the event again and decides, so the rules
+// and the error texts stay fastjson's and decodeValue's. Whatever it
+// accepts, fastjson reads as the same values: the same scalars, converted
+// by the same code (convert), from the same text. FuzzDecode holds the two
+// paths to that.
+func (d *Decoder) decodeFlat(data []byte, row *Row) bool {
+	clear(d.seen)
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return false
+	}
+	i = skipSpace(data, i+1)
+	if i < len(data) && data[i] == '}' {
+		return skipSpace(data, i+1) == len(data) && d.fillMissing(row) == nil
+	}
+	for k := 0; ; k++ {
+		if i >= len(data) || data[i] != '"' {
+			return false
+		}
+		end := scanString(data, i+1)
+		if end < 0 {
+			return false
+		}
+		key := data[i+1 : end]
+		i = skipSpace(data, end+1)
+		if i >= len(data) || data[i] != ':' {
+			return false
+		}
+		i = skipSpace(data, i+1)
+		if i >= len(data) {
+			return false
+		}
+		var t fastjson.Type
+		var text []byte
+		switch c := data[i]; {
+		case c == '"':
+			end := scanString(data, i+1)
+			if end < 0 {
+				return false
+			}
+			t, text, i = fastjson.TypeString, data[i+1:end], end+1
+		case c == '-' || c >= '0' && c <= '9':
+			end := scanNumber(data, i)
+			if end < 0 {
+				return false
+			}
+			t, text, i = fastjson.TypeNumber, data[i:end], end
+		case c == 't' && hasWord(data[i:], "true"):
+			t, i = fastjson.TypeTrue, i+4
+		case c == 'f' && hasWord(data[i:], "false"):
+			t, i = fastjson.TypeFalse, i+5
+		case c == 'n' && hasWord(data[i:], "null"):
+			t, i = fastjson.TypeNull, i+4
+		default:
+			return false // nested, or not JSON: decodeTree's to judge
+		}
+		if f := d.field(k, key); f >= 0 {
+			d.seen[f] = true
+			if t == fastjson.TypeNull {
+				if !d.schema.Fields[f].Optional {
+					return false
+				}
+				row.Values[f] = Value{Null: true}
+			} else if d.convert(f, t, text, &row.Values[f]) != "" {
+				return false
+			}
+		}
+		i = skipSpace(data, i)
+		if i >= len(data) {
+			return false
+		}
+		switch data[i] {
+		case ',':
+			i = skipSpace(data, i+1)
+		case '}':
+			return skipSpace(data, i+1) == len(data) && d.fillMissing(row) == nil
+		default:
+			return false
+		}
+	}
+}
+
+// skipSpace returns the position of the first byte at or after i that is
+// not JSON whitespace (the four bytes fastjson skips too).
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && b[i] <= ' ' && (b[i] == ' ' || b[i] == '\n' || b[i] == '\t' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// scanString returns the position of the quote that ends the string whose
+// first content byte is at i, or -1 if the string holds an escape or a
+// control character or does not end: decodeFlat leaves those to fastjson
+// (which, for one, lets raw control characters through). It looks at eight
+// bytes at a time while they are plain ASCII.
+func scanString(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		// A byte's high bit is set in m if it is a quote, a backslash,
+		// below 0x20 or non-ASCII. (x-0x01…)&^x&0x80… flags the zero
+		// bytes of x; a borrow can flag a byte above a flagged one
+		// too, never one below, so the lowest flag is exact.
+		m := (hasZero(w^(lsb*'"')) | hasZero(w^(lsb*'\\')) | (w-lsb*0x20) & ^w | w) & msb
+		if m != 0 {
+			i += bits.TrailingZeros64(m) / 8
+			break
+		}
+	}
+	for ; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return i
+		case c == '\\' || c < 0x20:
+			return -1
+		}
+	}
+	return -1
+}
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+func hasZero(x uint64) uint64 { return (x - lsb) & ^x }
+
+// scanNumber returns the end of the number starting at i if it follows
+// JSON's grammar exactly (-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?),
+// or -1. fastjson's number text runs over every byte of 0-9.eE+-; since
+// decodeFlat wants whitespace, ',' or '}' after a value, a number it
+// accepts ends where fastjson's does.
+func scanNumber(b []byte, i int) int {
+	if b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		i = skipDigits(b, i+1)
+	default:
+		return -1
+	}
+	if i < len(b) && b[i] == '.' {
+		j := skipDigits(b, i+1)
+		if j == i+1 {
+			return -1
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := skipDigits(b, i)
+		if j == i {
+			return -1
+		}
+		i = j
+	}
+	return i
+}
+
+func skipDigits(b []byte, i int) int {
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+// hasWord reports whether b starts with the literal w.
+func hasWord(b []byte, w string) bool {
+	return len(b) >= len(w) && string(b[:len(w)]) == w
 }
 
 // field returns the position of the k-th key's field, or -1 if the key is
@@ -185,58 +387,75 @@ func (c *internCache) get(b []byte) string {
 	return s
 }
 
-// decodeValue checks one value against field i's type and, if the decoder
-// keeps the field, converts it into out.
+// decodeValue checks one value of decodeTree's against field i's type and,
+// if the decoder keeps the field, converts it into out.
 func (d *Decoder) decodeValue(i int, jv *fastjson.Value, out *Value) error {
 	f := &d.schema.Fields[i]
-	keep := d.keep == nil || d.keep[i]
-	*out = Value{}
 	t := jv.Type()
 	if t == fastjson.TypeNull {
 		if f.Optional {
-			out.Null = true
+			*out = Value{Null: true}
 			return nil
 		}
+		*out = Value{}
 		return &DecodeError{Field: f.Name, Reason: "null", Expected: f.Type.String()}
 	}
-	bad := func(reason string) error {
+	var text []byte
+	switch t {
+	case fastjson.TypeString:
+		text = jv.GetStringBytes()
+	case fastjson.TypeNumber:
+		d.num = jv.MarshalTo(d.num[:0]) // a number's text as the event has it
+		text = d.num
+	}
+	if reason := d.convert(i, t, text, out); reason != "" {
 		return &DecodeError{Field: f.Name, Reason: reason, Expected: f.Type.String(), Excerpt: excerpt(jv.MarshalTo(nil))}
 	}
+	return nil
+}
+
+// convert checks one non-null value against field i's type and, if the
+// decoder keeps the field, converts it into out; on failure it returns the
+// reason. text is a string's content (unescaped) or a number's text. Both
+// decode paths convert through it, so they agree value for value.
+func (d *Decoder) convert(i int, t fastjson.Type, text []byte, out *Value) string {
+	f := &d.schema.Fields[i]
+	keep := d.keep == nil || d.keep[i]
+	*out = Value{}
 	switch f.Type.Kind() {
 	case String:
 		if t != fastjson.TypeString {
-			return bad("got " + t.String())
+			return "got " + t.String()
 		}
 		// Checked whether kept or not, so every decoder rejects alike:
 		// invalid UTF-8 would reach Parquet (whose strings are UTF-8) and
 		// every answer. \u escapes always decode to valid UTF-8.
-		sb := jv.GetStringBytes()
-		if !utf8.Valid(sb) {
-			return bad("invalid UTF-8")
+		if !utf8.Valid(text) {
+			return "invalid UTF-8"
 		}
 		switch {
 		case !keep:
 		case d.borrow:
-			out.Str = borrowString(sb)
+			out.Str = borrowString(text)
 		default:
-			out.Str = d.intern[i].get(sb)
+			out.Str = d.intern[i].get(text)
 		}
 	case Int64:
 		if t != fastjson.TypeNumber {
-			return bad("got " + t.String())
+			return "got " + t.String()
 		}
-		n, err := jv.Int64()
+		n, err := fastfloat.ParseInt64(borrowString(text))
 		if err != nil {
-			return bad("not an integer in range")
+			return "not an integer in range"
 		}
 		out.Int = n
 	case Float64:
 		if t != fastjson.TypeNumber {
-			return bad("got " + t.String())
+			return "got " + t.String()
 		}
-		x, err := jv.Float64()
+		x, err := fastfloat.Parse(borrowString(text))
 		if err != nil || math.IsInf(x, 0) || math.IsNaN(x) {
-			return bad("not a finite number")
+			return "not a finite number"
 		}
 		out.Float = x
 	case Bool:
@@ -246,51 +465,44 @@ func (d *Decoder) decodeValue(i int, jv *fastjson.Value, out *Value) error {
 		case fastjson.TypeFalse:
 			out.Int = 0
 		default:
-			return bad("got " + t.String())
+			return "got " + t.String()
 		}
 	case Timestamp:
 		switch t {
 		case fastjson.TypeString:
-			us, err := parseTimestamp(jv.GetStringBytes())
+			us, err := parseTimestamp(text)
 			if err != "" {
-				return bad(err)
+				return err
 			}
 			out.Int = us
 		case fastjson.TypeNumber:
-			ms, err := jv.Int64()
+			ms, err := fastfloat.ParseInt64(borrowString(text))
 			if err != nil {
-				return bad("epoch milliseconds must be an integer")
+				return "epoch milliseconds must be an integer"
 			}
 			if ms < minEpochMillis || ms > maxEpochMillis {
-				return bad("epoch milliseconds out of range")
+				return "epoch milliseconds out of range"
 			}
 			out.Int = ms * 1000
 		default:
-			return bad("got " + t.String())
+			return "got " + t.String()
 		}
 	case Decimal:
 		// The digits themselves, never a float64: a number's text as
 		// the event has it, or a string holding the same text (what
 		// producers that keep money away from floats send).
-		var text []byte
-		switch t {
-		case fastjson.TypeNumber:
-			d.num = jv.MarshalTo(d.num[:0])
-			text = d.num
-		case fastjson.TypeString:
-			text = jv.GetStringBytes()
-		default:
-			return bad("got " + t.String())
+		if t != fastjson.TypeNumber && t != fastjson.TypeString {
+			return "got " + t.String()
 		}
 		n, err := ParseDecimal(text, f.Type)
 		if err != nil {
-			return bad(err.Error())
+			return err.Error()
 		}
 		out.Int = n
 	default:
-		return bad("unsupported type")
+		return "unsupported type"
 	}
-	return nil
+	return ""
 }
 
 // parseTimestamp reads an RFC 3339 time as Unix microseconds; on failure

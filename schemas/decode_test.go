@@ -163,8 +163,10 @@ func TestDecodeErrorExcerptIsBounded(t *testing.T) {
 	}
 }
 
-// FuzzDecode feeds arbitrary bytes to the decoder: it must never panic, and
-// whatever it accepts must satisfy the schema (required fields present).
+// FuzzDecode feeds arbitrary bytes to the decoder: it must never panic,
+// whatever it accepts must satisfy the schema (required fields present),
+// and its fast path (decodeFlat) must accept only what fastjson's path
+// accepts, as the same values.
 func FuzzDecode(f *testing.F) {
 	seeds, _ := filepath.Glob("testdata/events/*.json")
 	for _, p := range seeds {
@@ -188,6 +190,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"order_id":"o1","ts":"2026-11-27T10:30:15Z","amount":"12.50","rate":1.5e-2}`))
 	f.Add([]byte(`{"order_id":"o1","ts":"2026-11-27T10:30:15Z","amount":9999999999999999.99,"rate":null}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		checkDecodePaths(t, s, data)
+		checkDecodePaths(t, ms, data)
 		checkDecimalDecode(t, ms, md, mfd, data)
 		var r, fr, br Row
 		err, ferr, berr := d.Decode(data, &r), fd.Decode(data, &fr), bd.Decode(data, &br)

@@ -1,0 +1,134 @@
+package schemas
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+)
+
+// The fast path reads the events producers write; a fast path that never
+// fires would pass every other test and only show in benchmarks.
+func TestDecodeFlatTakesProducerEvents(t *testing.T) {
+	s := ordersSchema(t)
+	const ok = `"order_id":"o1","ts":"2026-11-27T10:30:15.123Z","tenant":"acme","qty":3,"amount":12.5,"paid":true`
+	for _, ev := range []string{
+		`{` + ok + `}`,
+		`{` + ok + `,"coupon":"X"}`,
+		`{` + ok + `,"coupon":null}`,
+		` { "order_id" : "o1" ,` + "\n\t" + ok[len(`"order_id":"o1",`):] + "\r\n} \n",
+		`{` + ok + `,"extra":"ignored","n":-0.5e-3,"b":false}`,
+		`{"ts":1795775415123,"qty":-9223372036854775808,"amount":-1e308,"paid":false,"tenant":"ü€","order_id":""}`,
+		`{` + ok + `,"amount":0,"qty":0}`,
+	} {
+		var r Row
+		r.Values = make([]Value, len(s.Fields))
+		if !NewDecoder(s).decodeFlat([]byte(ev), &r) {
+			t.Errorf("decodeFlat refused %s", ev)
+		}
+	}
+}
+
+// Both paths read every event alike: decodeFlat accepts only what
+// decodeTree accepts, as the same values, and leaves the rest to it. The
+// table holds what decodeFlat must hand over, since fastjson reads it
+// differently from strict JSON or reads more of it.
+func TestDecodePathsAgree(t *testing.T) {
+	s := ordersSchema(t)
+	const ok = `"order_id":"o1","ts":"2026-11-27T10:30:15Z","tenant":"a","qty":1,"amount":1,"paid":true`
+	tests := []struct {
+		name  string
+		event string
+		flat  bool // decodeFlat accepts it
+	}{
+		{"plain", `{` + ok + `}`, true},
+		{"empty object", `{}`, false}, // required fields missing
+		{"escape in a string", `{` + ok + `,"tenant":"a\"b"}`, false},
+		{"unicode escape", `{` + ok + `,"tenant":"\u00fc"}`, false},
+		{"escape in a key", `{` + ok + `,"ten\u0061nt":"b"}`, false},
+		{"raw control character", `{` + ok + `,"tenant":"a` + "\x01" + `"}`, false},
+		{"nested unknown key", `{` + ok + `,"extra":{"a":[1,2]}}`, false},
+		{"array value", `{` + ok + `,"extra":[1]}`, false},
+		{"leading zero", `{` + ok + `,"qty":01}`, false},
+		{"trailing dot", `{` + ok + `,"amount":1.}`, false},
+		{"leading dot", `{` + ok + `,"amount":.5}`, false},
+		{"plus sign", `{` + ok + `,"amount":+1}`, false},
+		{"bare minus", `{` + ok + `,"amount":-}`, false},
+		{"exponent without digits", `{` + ok + `,"amount":1e}`, false},
+		{"two dots", `{` + ok + `,"amount":1.5.3}`, false},
+		{"number then sign", `{` + ok + `,"amount":1-2}`, false},
+		{"infinity", `{` + ok + `,"amount":Infinity}`, false},
+		{"nan", `{` + ok + `,"amount":nan}`, false},
+		{"int64 overflow", `{` + ok + `,"qty":9223372036854775808}`, false},
+		{"int64 limit", `{` + ok + `,"qty":9223372036854775807}`, true},
+		{"float overflow", `{` + ok + `,"amount":1e309}`, false},
+		{"float near the limit", `{` + ok + `,"amount":1.7976931348623157e308}`, true},
+		{"exponent forms", `{` + ok + `,"amount":-0.0E+00}`, true},
+		{"duplicate key, last wins", `{` + ok + `,"tenant":"b","tenant":"c"}`, true},
+		{"duplicate key, first bad", `{` + ok + `,"qty":"x","qty":2}`, false},
+		{"truex", `{` + ok + `,"paid":truex}`, false},
+		{"nul literal", `{` + ok + `,"coupon":nul}`, false},
+		{"trailing comma", `{` + ok + `,}`, false},
+		{"missing colon", `{"order_id" "o1"}`, false},
+		{"trailing garbage", `{` + ok + `}x`, false},
+		{"two objects", `{` + ok + `}{}`, false},
+		{"unterminated string", `{"order_id":"o1`, false},
+		{"not an object", `"x"`, false},
+		{"vertical tab is not space", "{\v" + ok + `}`, false},
+		{"invalid UTF-8", `{` + ok + `,"tenant":"` + "\xff" + `"}`, false},
+		{"invalid UTF-8 in an unknown key's value", `{` + ok + `,"x":"` + "\xff" + `"}`, true},
+		{"null required", `{` + ok + `,"tenant":null}`, false},
+		{"bad timestamp", `{` + ok + `,"ts":"2026-11-27 10:30:15"}`, false},
+		{"offset timestamp", `{` + ok + `,"ts":"2026-11-27T11:30:15+01:00"}`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if flat := checkDecodePaths(t, s, []byte(tt.event)); flat != tt.flat {
+				t.Errorf("decodeFlat accepted=%v, want %v", flat, tt.flat)
+			}
+		})
+	}
+}
+
+// checkDecodePaths decodes data with each path on its own, through each
+// kind of decoder, and fails if decodeFlat accepts what decodeTree does
+// not, or reads other values, or if Decode answers otherwise than
+// decodeTree where decodeFlat refused. It reports whether decodeFlat
+// accepted data.
+func checkDecodePaths(t *testing.T, s *Schema, data []byte) (flatAccepted bool) {
+	t.Helper()
+	fields := []int{0} // and amount, where the schema has one
+	if i := s.FieldIndex("amount"); i >= 0 {
+		fields = append(fields, i)
+	}
+	for _, mk := range []func() *Decoder{
+		func() *Decoder { return NewDecoder(s) },
+		func() *Decoder { return NewFieldDecoder(s, fields) },
+		func() *Decoder { return NewBorrowingDecoder(s) },
+	} {
+		flat, tree := Row{Values: make([]Value, len(s.Fields))}, Row{Values: make([]Value, len(s.Fields))}
+		fd, td := mk(), mk()
+		ok := fd.decodeFlat(data, &flat)
+		terr := td.decodeTree(data, &tree)
+		flatAccepted = ok
+		if !ok {
+			// Decode then answers as decodeTree, error text included.
+			var r Row
+			if err := fd.Decode(data, &r); fmt.Sprint(err) != fmt.Sprint(terr) {
+				t.Fatalf("Decode says %v, decodeTree %v", err, terr)
+			}
+			continue
+		}
+		if terr != nil {
+			var de *DecodeError
+			if !errors.As(terr, &de) {
+				t.Fatalf("decodeTree error of type %T", terr)
+			}
+			t.Fatalf("decodeFlat accepted %q, decodeTree refused it: %v", data, terr)
+		}
+		if !slices.Equal(flat.Values, tree.Values) {
+			t.Fatalf("%q:\ndecodeFlat %+v\ndecodeTree %+v", data, flat.Values, tree.Values)
+		}
+	}
+	return flatAccepted
+}
