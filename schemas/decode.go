@@ -186,7 +186,7 @@ func (d *Decoder) decodeFlat(data []byte, row *Row) bool {
 		if i >= len(data) || data[i] != '"' {
 			return false
 		}
-		end := scanString(data, i+1)
+		end, _ := scanString(data, i+1)
 		if end < 0 {
 			return false
 		}
@@ -201,9 +201,11 @@ func (d *Decoder) decodeFlat(data []byte, row *Row) bool {
 		}
 		var t fastjson.Type
 		var text []byte
+		ascii := false
 		switch c := data[i]; {
 		case c == '"':
-			end := scanString(data, i+1)
+			var end int
+			end, ascii = scanString(data, i+1)
 			if end < 0 {
 				return false
 			}
@@ -230,7 +232,7 @@ func (d *Decoder) decodeFlat(data []byte, row *Row) bool {
 					return false
 				}
 				row.Values[f] = Value{Null: true}
-			} else if d.convert(f, t, text, &row.Values[f]) != "" {
+			} else if d.convert(f, t, text, ascii, &row.Values[f]) != "" {
 				return false
 			}
 		}
@@ -261,9 +263,10 @@ func skipSpace(b []byte, i int) int {
 // scanString returns the position of the quote that ends the string whose
 // first content byte is at i, or -1 if the string holds an escape or a
 // control character or does not end: decodeFlat leaves those to fastjson
-// (which, for one, lets raw control characters through). It looks at eight
-// bytes at a time while they are plain ASCII.
-func scanString(b []byte, i int) int {
+// (which, for one, lets raw control characters through). ascii reports
+// that no byte was above 0x7f, so the string is valid UTF-8 as it is. It
+// looks at eight bytes at a time while they are plain ASCII.
+func scanString(b []byte, i int) (end int, ascii bool) {
 	for ; i+8 <= len(b); i += 8 {
 		w := binary.LittleEndian.Uint64(b[i:])
 		// A byte's high bit is set in m if it is a quote, a backslash,
@@ -276,15 +279,18 @@ func scanString(b []byte, i int) int {
 			break
 		}
 	}
+	ascii = true
 	for ; i < len(b); i++ {
 		switch c := b[i]; {
 		case c == '"':
-			return i
+			return i, ascii
 		case c == '\\' || c < 0x20:
-			return -1
+			return -1, false
+		case c >= 0x80:
+			ascii = false
 		}
 	}
-	return -1
+	return -1, false
 }
 
 const (
@@ -408,7 +414,7 @@ func (d *Decoder) decodeValue(i int, jv *fastjson.Value, out *Value) error {
 		d.num = jv.MarshalTo(d.num[:0]) // a number's text as the event has it
 		text = d.num
 	}
-	if reason := d.convert(i, t, text, out); reason != "" {
+	if reason := d.convert(i, t, text, false, out); reason != "" {
 		return &DecodeError{Field: f.Name, Reason: reason, Expected: f.Type.String(), Excerpt: excerpt(jv.MarshalTo(nil))}
 	}
 	return nil
@@ -416,9 +422,10 @@ func (d *Decoder) decodeValue(i int, jv *fastjson.Value, out *Value) error {
 
 // convert checks one non-null value against field i's type and, if the
 // decoder keeps the field, converts it into out; on failure it returns the
-// reason. text is a string's content (unescaped) or a number's text. Both
-// decode paths convert through it, so they agree value for value.
-func (d *Decoder) convert(i int, t fastjson.Type, text []byte, out *Value) string {
+// reason. text is a string's content (unescaped) or a number's text; ascii
+// says the caller saw every byte of it below 0x80. Both decode paths
+// convert through it, so they agree value for value.
+func (d *Decoder) convert(i int, t fastjson.Type, text []byte, ascii bool, out *Value) string {
 	f := &d.schema.Fields[i]
 	keep := d.keep == nil || d.keep[i]
 	*out = Value{}
@@ -430,7 +437,7 @@ func (d *Decoder) convert(i int, t fastjson.Type, text []byte, out *Value) strin
 		// Checked whether kept or not, so every decoder rejects alike:
 		// invalid UTF-8 would reach Parquet (whose strings are UTF-8) and
 		// every answer. \u escapes always decode to valid UTF-8.
-		if !utf8.Valid(text) {
+		if !ascii && !utf8.Valid(text) {
 			return "invalid UTF-8"
 		}
 		switch {
@@ -552,8 +559,23 @@ func parseUTC(b []byte) (int64, bool) {
 		}
 		micros = f / 1000 // nanoseconds truncated, as time.Time.UnixMicro does
 	}
-	t := time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC)
-	return t.Unix()*1_000_000 + int64(micros), true
+	secs := daysSinceEpoch(year, month, day)*86400 + int64(hour*3600+minute*60+sec)
+	return secs*1_000_000 + int64(micros), true
+}
+
+// daysSinceEpoch is the number of days from 1970-01-01 to the given date
+// of the proleptic Gregorian calendar, for years 1 to 9999 (H. Hinnant's
+// days_from_civil): what time.Date computes, in a fraction of its time.
+func daysSinceEpoch(year, month, day int) int64 {
+	if month <= 2 {
+		year--
+	}
+	era := year / 400 // year >= 0 here
+	yoe := year - era*400
+	mp := (month + 9) % 12 // March is 0
+	doy := (153*mp+2)/5 + day - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return int64(era)*146097 + int64(doe) - 719468
 }
 
 // digits is the decimal value of b, or -1 if b is not all ASCII digits.
