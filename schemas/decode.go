@@ -163,8 +163,10 @@ func (d *Decoder) fillMissing(row *Row) error {
 }
 
 // decodeFlat is Decode's fast path, for events as producers write them: one
-// flat object whose keys and strings hold no escape or control character,
-// whose numbers follow JSON's grammar to the letter, with nothing nested.
+// object whose keys and schema fields' strings hold no escape or control
+// character, whose numbers follow JSON's grammar to the letter, and whose
+// nested values, if any, belong to keys the schema does not have (they are
+// skipped, see skipValue).
 // It reads such an event in one pass over its bytes, with no parse tree and
 // no copy. It reports false for anything else, and for any event with an
 // error; decodeTree then reads the event again and decides, so the rules
@@ -199,33 +201,40 @@ func (d *Decoder) decodeFlat(data []byte, row *Row) bool {
 		if i >= len(data) {
 			return false
 		}
-		var t fastjson.Type
-		var text []byte
-		ascii := false
-		switch c := data[i]; {
-		case c == '"':
-			var end int
-			end, ascii = scanString(data, i+1)
-			if end < 0 {
+		f := d.field(k, key)
+		if f < 0 {
+			// A key the schema does not have: its value only has
+			// to be JSON, nested or escaped as it likes.
+			if i = skipValue(data, i, 0); i < 0 {
 				return false
 			}
-			t, text, i = fastjson.TypeString, data[i+1:end], end+1
-		case c == '-' || c >= '0' && c <= '9':
-			end := scanNumber(data, i)
-			if end < 0 {
-				return false
+		} else {
+			var t fastjson.Type
+			var text []byte
+			ascii := false
+			switch c := data[i]; {
+			case c == '"':
+				var end int
+				end, ascii = scanString(data, i+1)
+				if end < 0 {
+					return false
+				}
+				t, text, i = fastjson.TypeString, data[i+1:end], end+1
+			case c == '-' || c >= '0' && c <= '9':
+				end := scanNumber(data, i)
+				if end < 0 {
+					return false
+				}
+				t, text, i = fastjson.TypeNumber, data[i:end], end
+			case c == 't' && hasWord(data[i:], "true"):
+				t, i = fastjson.TypeTrue, i+4
+			case c == 'f' && hasWord(data[i:], "false"):
+				t, i = fastjson.TypeFalse, i+5
+			case c == 'n' && hasWord(data[i:], "null"):
+				t, i = fastjson.TypeNull, i+4
+			default:
+				return false // nested (a wrong type), or not JSON: decodeTree's to judge
 			}
-			t, text, i = fastjson.TypeNumber, data[i:end], end
-		case c == 't' && hasWord(data[i:], "true"):
-			t, i = fastjson.TypeTrue, i+4
-		case c == 'f' && hasWord(data[i:], "false"):
-			t, i = fastjson.TypeFalse, i+5
-		case c == 'n' && hasWord(data[i:], "null"):
-			t, i = fastjson.TypeNull, i+4
-		default:
-			return false // nested, or not JSON: decodeTree's to judge
-		}
-		if f := d.field(k, key); f >= 0 {
 			d.seen[f] = true
 			if t == fastjson.TypeNull {
 				if !d.schema.Fields[f].Optional {
@@ -348,6 +357,119 @@ func skipDigits(b []byte, i int) int {
 // hasWord reports whether b starts with the literal w.
 func hasWord(b []byte, w string) bool {
 	return len(b) >= len(w) && string(b[:len(w)]) == w
+}
+
+// maxSkipDepth bounds how deep skipValue follows nesting, well below
+// fastjson's own limit (300), so whatever it skips fastjson parses too.
+const maxSkipDepth = 64
+
+// skipValue returns the end of the JSON value at i, one decodeFlat does not
+// convert (an unknown key's), or -1. It takes strict JSON only: escapes as
+// JSON defines them, numbers in its grammar, whitespace, commas and colons
+// where JSON has them, at most maxSkipDepth levels. fastjson accepts all of
+// that (it is laxer: it does not look into escapes, or lets raw control
+// characters through), so an event decodeFlat accepts is one fastjson
+// accepts; anything else goes to decodeTree.
+func skipValue(b []byte, i, depth int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch c := b[i]; {
+	case c == '"':
+		return skipString(b, i+1)
+	case c == '-' || c >= '0' && c <= '9':
+		return scanNumber(b, i)
+	case c == 't' && hasWord(b[i:], "true"):
+		return i + 4
+	case c == 'f' && hasWord(b[i:], "false"):
+		return i + 5
+	case c == 'n' && hasWord(b[i:], "null"):
+		return i + 4
+	case c == '{' || c == '[':
+		if depth >= maxSkipDepth {
+			return -1
+		}
+		closer := byte('}')
+		if c == '[' {
+			closer = ']'
+		}
+		i = skipSpace(b, i+1)
+		if i < len(b) && b[i] == closer {
+			return i + 1
+		}
+		for {
+			if c == '{' {
+				if i >= len(b) || b[i] != '"' {
+					return -1
+				}
+				if i = skipString(b, i+1); i < 0 {
+					return -1
+				}
+				if i = skipSpace(b, i); i >= len(b) || b[i] != ':' {
+					return -1
+				}
+				i = skipSpace(b, i+1)
+			}
+			if i = skipValue(b, i, depth+1); i < 0 {
+				return -1
+			}
+			if i = skipSpace(b, i); i >= len(b) {
+				return -1
+			}
+			switch b[i] {
+			case ',':
+				i = skipSpace(b, i+1)
+			case closer:
+				return i + 1
+			default:
+				return -1
+			}
+		}
+	}
+	return -1
+}
+
+// skipString returns the position after the quote that ends the string
+// whose first content byte is at i, or -1 if it holds a control character,
+// an escape JSON does not define, or does not end.
+func skipString(b []byte, i int) int {
+	for i < len(b) {
+		end, _ := scanString(b, i)
+		if end >= 0 {
+			return end + 1
+		}
+		// Stopped at a backslash or a control character (or the end).
+		for i < len(b) && b[i] != '\\' && b[i] >= 0x20 && b[i] != '"' {
+			i++
+		}
+		if i >= len(b) || b[i] != '\\' {
+			return -1
+		}
+		if i+1 >= len(b) {
+			return -1
+		}
+		switch b[i+1] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			i += 2
+		case 'u':
+			if i+6 > len(b) || !isHex4(b[i+2:i+6]) {
+				return -1
+			}
+			i += 6
+		default:
+			return -1
+		}
+	}
+	return -1
+}
+
+func isHex4(b []byte) bool {
+	for _, c := range b[:4] {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 // field returns the position of the k-th key's field, or -1 if the key is

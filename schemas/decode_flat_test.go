@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -18,6 +19,7 @@ func TestDecodeFlatTakesProducerEvents(t *testing.T) {
 		`{` + ok + `,"coupon":null}`,
 		` { "order_id" : "o1" ,` + "\n\t" + ok[len(`"order_id":"o1",`):] + "\r\n} \n",
 		`{` + ok + `,"extra":"ignored","n":-0.5e-3,"b":false}`,
+		`{"meta":{"source":"checkout","v":2,"tags":["a","b\"c"]},` + ok + `}`,
 		`{"ts":1795775415123,"qty":-9223372036854775808,"amount":-1e308,"paid":false,"tenant":"ü€","order_id":""}`,
 		`{` + ok + `,"amount":0,"qty":0}`,
 	} {
@@ -47,8 +49,26 @@ func TestDecodePathsAgree(t *testing.T) {
 		{"unicode escape", `{` + ok + `,"tenant":"\u00fc"}`, false},
 		{"escape in a key", `{` + ok + `,"ten\u0061nt":"b"}`, false},
 		{"raw control character", `{` + ok + `,"tenant":"a` + "\x01" + `"}`, false},
-		{"nested unknown key", `{` + ok + `,"extra":{"a":[1,2]}}`, false},
-		{"array value", `{` + ok + `,"extra":[1]}`, false},
+		{"nested unknown key", `{` + ok + `,"extra":{"a":[1,2]}}`, true},
+		{"array value", `{` + ok + `,"extra":[1]}`, true},
+		{"nested before the fields", `{"meta":{"src":"app","tags":["a","b"],"n":null,"ok":true,"x":-1.5e3},` + ok + `}`, true},
+		{"empty nested", `{` + ok + `,"a":{},"b":[],"c":[{}, [ ]]}`, true},
+		{"escapes in an unknown key's string", `{` + ok + `,"x":"a\"b\\c\/\b\f\n\r\t\u00fC"}`, true},
+		{"escapes in a nested key", `{` + ok + `,"x":{"k\u0065y":1}}`, true},
+		{"undefined escape in an unknown key's string", `{` + ok + `,"x":"\x41"}`, false},
+		{"short unicode escape", `{` + ok + `,"x":"\u12"}`, false},
+		{"control character nested", `{` + ok + `,"x":["a` + "\x01" + `"]}`, false},
+		{"nested trailing comma", `{` + ok + `,"x":[1,]}`, false},
+		{"nested missing colon", `{` + ok + `,"x":{"a" 1}}`, false},
+		{"nested leading zero", `{` + ok + `,"x":[01]}`, false},
+		{"nested lax literal", `{` + ok + `,"x":[tru]}`, false},
+		{"unterminated nested", `{` + ok + `,"x":{"a":[1,2}`, false},
+		{"mismatched brackets", `{` + ok + `,"x":[1}`, false},
+		{"64 levels", `{` + ok + `,"x":` + strings.Repeat("[", 64) + strings.Repeat("]", 64) + `}`, true},
+		{"65 levels", `{` + ok + `,"x":` + strings.Repeat("[", 65) + strings.Repeat("]", 65) + `}`, false},
+		{"301 levels", `{` + ok + `,"x":` + strings.Repeat("[", 301) + strings.Repeat("]", 301) + `}`, false},
+		{"object for a schema field", `{` + ok + `,"tenant":{"a":1}}`, false},
+		{"escaped string for a schema field", `{` + ok + `,"tenant":"a\nb"}`, false},
 		{"leading zero", `{` + ok + `,"qty":01}`, false},
 		{"trailing dot", `{` + ok + `,"amount":1.}`, false},
 		{"leading dot", `{` + ok + `,"amount":.5}`, false},

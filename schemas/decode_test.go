@@ -188,6 +188,7 @@ func FuzzDecode(f *testing.F) {
 	ms := moneySchema(f)
 	md, mfd := NewDecoder(ms), NewFieldDecoder(ms, []int{ms.FieldIndex("amount")})
 	f.Add([]byte(`{"order_id":"o1","ts":"2026-11-27T10:30:15Z","amount":"12.50","rate":1.5e-2}`))
+	f.Add([]byte(`{"meta":{"k\u0065y":["a\"b",1e3,{"n":null}],"t":true},"order_id":"o1","ts":"2026-11-27T10:30:15Z","tenant":"a","qty":1,"amount":1,"paid":false}`))
 	f.Add([]byte(`{"order_id":"o1","ts":"2026-11-27T10:30:15Z","amount":9999999999999999.99,"rate":null}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkDecodePaths(t, s, data)
@@ -374,15 +375,22 @@ func BenchmarkDecode(b *testing.B) {
 			100000+i*7, i%60, i*7%60, i%1000, i%10, i%9+1, i*37%1000, i%100, i%3 == 0, i%5)
 		size += len(events[i])
 	}
+	nested := make([][]byte, len(events))
+	for i, e := range events {
+		nested[i] = append([]byte(`{"meta":{"source":"checkout","v":2,"tags":["web","eu"]},`), e[1:]...)
+	}
 	for _, bc := range []struct {
-		name string
-		dec  *Decoder
+		name   string
+		dec    *Decoder
+		events [][]byte
 	}{
-		{"all", NewDecoder(s)},
+		{"all", NewDecoder(s), events},
 		// What the speed layer keeps for a view on tenant with sum(amount).
-		{"fields", NewFieldDecoder(s, []int{s.FieldIndex("tenant"), s.FieldIndex("amount")})},
+		{"fields", NewFieldDecoder(s, []int{s.FieldIndex("tenant"), s.FieldIndex("amount")}), events},
 		// What the compactor uses: it copies each row into its columns.
-		{"borrow", NewBorrowingDecoder(s)},
+		{"borrow", NewBorrowingDecoder(s), events},
+		// Events that carry an object under a key the schema lacks.
+		{"nested", NewDecoder(s), nested},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			var r Row
@@ -390,7 +398,7 @@ func BenchmarkDecode(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				if err := bc.dec.Decode(events[i%len(events)], &r); err != nil {
+				if err := bc.dec.Decode(bc.events[i%len(bc.events)], &r); err != nil {
 					b.Fatal(err)
 				}
 				i++
