@@ -44,6 +44,12 @@ def parse(path):
     return notes, lines
 
 
+def label(val):
+    """A bar's figure: whole numbers with thousands separators from 100 up
+    (1,106 rather than 1.11e+03), three significant digits below."""
+    return "{:,.0f}".format(val) if val >= 100 else "%.3g" % val
+
+
 def panels(lines):
     """(title, unit, [(label, value)], note) per comparison present."""
     out = []
@@ -89,7 +95,7 @@ def main():
         values = [b[1] for b in bars]
         rects = ax.bar(labels, values, color=colors[: len(bars)])
         for rect, val in zip(rects, values):
-            ax.annotate("%.3g" % val, (rect.get_x() + rect.get_width() / 2, rect.get_height()),
+            ax.annotate(label(val), (rect.get_x() + rect.get_width() / 2, rect.get_height()),
                         ha="center", va="bottom", fontsize=9)
         ax.set_title(title, fontsize=10)
         ax.set_ylabel(unit, fontsize=8)
