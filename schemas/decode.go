@@ -90,14 +90,17 @@ func NewFieldDecoder(s *Schema, fields []int) *Decoder {
 }
 
 // NewBorrowingDecoder returns a decoder for s whose String values are only
-// valid until its next Decode: they point into the decoder's own buffer.
-// For a consumer that copies each row at once (the compactor's column
-// buffers), it spares an allocation per string and event.
+// valid until its next Decode, and while the bytes given to Decode stay
+// unchanged: they point into those bytes (decodeFlat) or into the
+// decoder's own buffer (decodeTree). For a consumer that copies what it
+// keeps of each row at once (the compactor's column buffers), it spares an
+// allocation per string and event.
 func NewBorrowingDecoder(s *Schema) *Decoder {
 	d := NewDecoder(s)
 	d.borrow = true
 	return d
 }
+
 
 // Decode parses one JSON object into row, reusing row's storage. Fields not
 // in the schema are ignored, so producers may add fields before the schema
