@@ -234,3 +234,59 @@ func TestLiveUnitEstimateIsPFCOUNT(t *testing.T) {
 	flush(45, 1, 30)
 	check("users seen before")
 }
+
+// A busy cell's sketch is dense in Redis; the reader estimates it on its
+// own at the cell's step and through the rollup of a coarser step. Both
+// must be PFCOUNT's figure: on the first read, from a reader that reads
+// Redis's copy after PFCOUNT cached its figure in the header, and after a
+// flush changes the registers.
+func TestDenseCellEstimateIsPFCOUNT(t *testing.T) {
+	st := newSketchStack(t, "densecell", 30*time.Minute)
+	ctx := context.Background()
+	rdb, v, base, w, r := st.rdb, st.v, st.base, st.w, st.r
+	b := base.Add(5 * time.Minute).UnixMicro()
+	key := Shard{View: v.Name, Count: 1}.UniqKey(b, "a,de", "buyers")
+	user := 0
+	flush := func(users int) {
+		us := make([]string, users)
+		for i := range us {
+			us[i] = "u" + strconv.Itoa(user)
+			user++
+		}
+		w.flush([]fixtureLine{
+			{bucket: b, dims: "a,de", field: "orders", values: []string{"1"}},
+			{bucket: b, dims: "a,de", field: "buyers", values: us},
+		})
+	}
+	check := func(step string, r *Reader) {
+		t.Helper()
+		for _, q := range []Query{
+			{View: v, From: base, To: base.Add(10 * time.Minute), Step: time.Minute}, // the cell on its own
+			{View: v, From: base, To: base.Add(10 * time.Minute)},                    // its rollup
+		} {
+			res, err := r.Query(ctx, q)
+			if err != nil || len(res.Rows) != 1 {
+				t.Fatalf("%s, step %v: %+v, %v", step, q.Step, res, err)
+			}
+			enc, err := rdb.Get(ctx, key).Bytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if enc[4] != 0 {
+				t.Fatalf("%s: the cell's sketch is not dense in Redis (encoding %d): the test needs more users", step, enc[4])
+			}
+			want, err := rdb.PFCount(ctx, key).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := res.Rows[0].Values[4].Int; got != want {
+				t.Errorf("%s, step %v: buyers = %d, PFCOUNT = %d", step, q.Step, got, want)
+			}
+		}
+	}
+	flush(6000)
+	check("first read", r)
+	check("Redis cached its figure", NewReader(ReaderConfig{Redis: rdb, Now: func() time.Time { return st.now }}))
+	flush(500)
+	check("after a flush", r)
+}
