@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"strconv"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/valyala/fastjson"
@@ -67,6 +68,9 @@ type Decoder struct {
 	// being allocated (see NewBorrowingDecoder).
 	borrow bool
 	num    []byte // scratch: a decimal number's text
+	// esc holds the event's unescaped strings (decodeFlat); a borrowing
+	// decoder's values may point into it until the next Decode.
+	esc []byte
 }
 
 // NewDecoder returns a decoder for s that converts every field.
@@ -100,7 +104,6 @@ func NewBorrowingDecoder(s *Schema) *Decoder {
 	d.borrow = true
 	return d
 }
-
 
 // Decode parses one JSON object into row, reusing row's storage. Fields not
 // in the schema are ignored, so producers may add fields before the schema
@@ -179,6 +182,7 @@ func (d *Decoder) fillMissing(row *Row) error {
 // paths to that.
 func (d *Decoder) decodeFlat(data []byte, row *Row) bool {
 	clear(d.seen)
+	d.esc = d.esc[:0]
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
 		return false
@@ -220,7 +224,15 @@ func (d *Decoder) decodeFlat(data []byte, row *Row) bool {
 				var end int
 				end, ascii = scanString(data, i+1)
 				if end < 0 {
-					return false
+					// Escapes (Python's json.dumps writes every
+					// non-ASCII character as \uXXXX, Go's
+					// encoding/json <, > and &): decoded into the
+					// decoder's buffer.
+					if end, text = d.unescaped(data, i+1); end < 0 {
+						return false
+					}
+					t, i = fastjson.TypeString, end
+					break
 				}
 				t, text, i = fastjson.TypeString, data[i+1:end], end+1
 			case c == '-' || c >= '0' && c <= '9':
@@ -311,6 +323,90 @@ const (
 )
 
 func hasZero(x uint64) uint64 { return (x - lsb) & ^x }
+
+// unescaped decodes the string whose first content byte is at i into the
+// decoder's buffer (see unescape) and returns the position after it and
+// its content there.
+func (d *Decoder) unescaped(data []byte, i int) (int, []byte) {
+	at := len(d.esc)
+	i, d.esc = unescape(data, i, d.esc)
+	if i < 0 {
+		return -1, nil
+	}
+	return i, d.esc[at:]
+}
+
+// unescape appends the content of the string whose first content byte is
+// at i to dst with its escapes decoded, as fastjson decodes them, and
+// returns the position after the closing quote. It returns -1 for a string
+// that holds a control character, an escape fastjson keeps as written (an
+// unknown one, a short or malformed \u), a \u of a UTF-16 surrogate (a
+// pair, or a lone one fastjson keeps as written), or that does not end:
+// decodeTree takes those.
+func unescape(b []byte, i int, dst []byte) (int, []byte) {
+	for i < len(b) {
+		c := b[i]
+		switch {
+		case c == '"':
+			return i + 1, dst
+		case c < 0x20:
+			return -1, dst
+		case c != '\\':
+			j := i + 1
+			for j < len(b) && b[j] != '"' && b[j] != '\\' && b[j] >= 0x20 {
+				j++
+			}
+			dst = append(dst, b[i:j]...)
+			i = j
+			continue
+		}
+		if i+1 >= len(b) {
+			return -1, dst
+		}
+		switch e := b[i+1]; e {
+		case '"', '\\', '/':
+			dst = append(dst, e)
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			if i+6 > len(b) || !isHex4(b[i+2:i+6]) {
+				return -1, dst
+			}
+			var r rune
+			for _, h := range b[i+2 : i+6] {
+				r = r<<4 | rune(hexVal(h))
+			}
+			if utf16.IsSurrogate(r) {
+				return -1, dst
+			}
+			dst = utf8.AppendRune(dst, r)
+			i += 6
+			continue
+		default:
+			return -1, dst
+		}
+		i += 2
+	}
+	return -1, dst
+}
+
+func hexVal(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
+}
 
 // scanNumber returns the end of the number starting at i if it follows
 // JSON's grammar exactly (-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?),

@@ -189,6 +189,7 @@ func FuzzDecode(f *testing.F) {
 	md, mfd := NewDecoder(ms), NewFieldDecoder(ms, []int{ms.FieldIndex("amount")})
 	f.Add([]byte(`{"order_id":"o1","ts":"2026-11-27T10:30:15Z","amount":"12.50","rate":1.5e-2}`))
 	f.Add([]byte(`{"meta":{"k\u0065y":["a\"b",1e3,{"n":null}],"t":true},"order_id":"o1","ts":"2026-11-27T10:30:15Z","tenant":"a","qty":1,"amount":1,"paid":false}`))
+	f.Add([]byte(`{"order_id":"o\"1\u00fc","ts":"2026-11-27T10:30:15Z","tenant":"M\u00fcnchen \u0026 \ud83d\ude00","qty":1,"amount":1,"paid":false}`))
 	f.Add([]byte(`{"order_id":"o1","ts":"2026-11-27T10:30:15Z","amount":9999999999999999.99,"rate":null}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkDecodePaths(t, s, data)
@@ -379,6 +380,10 @@ func BenchmarkDecode(b *testing.B) {
 	for i, e := range events {
 		nested[i] = append([]byte(`{"meta":{"source":"checkout","v":2,"tags":["web","eu"]},`), e[1:]...)
 	}
+	escaped := make([][]byte, len(events))
+	for i, e := range events {
+		escaped[i] = bytes.Replace(e, []byte(`"tenant":"tenant-`), []byte(`"tenant":"M\u00fcnchen-`), 1)
+	}
 	for _, bc := range []struct {
 		name   string
 		dec    *Decoder
@@ -391,6 +396,8 @@ func BenchmarkDecode(b *testing.B) {
 		{"borrow", NewBorrowingDecoder(s), events},
 		// Events that carry an object under a key the schema lacks.
 		{"nested", NewDecoder(s), nested},
+		// Events as Python's json.dumps writes them: non-ASCII escaped.
+		{"escaped", NewDecoder(s), escaped},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			var r Row
