@@ -340,9 +340,8 @@ func (d *Decoder) unescaped(data []byte, i int) (int, []byte) {
 // at i to dst with its escapes decoded, as fastjson decodes them, and
 // returns the position after the closing quote. It returns -1 for a string
 // that holds a control character, an escape fastjson keeps as written (an
-// unknown one, a short or malformed \u), a \u of a UTF-16 surrogate (a
-// pair, or a lone one fastjson keeps as written), or that does not end:
-// decodeTree takes those.
+// unknown one, a short or malformed \u, a UTF-16 surrogate with no \u
+// after it), or that does not end: decodeTree takes those.
 func unescape(b []byte, i int, dst []byte) (int, []byte) {
 	for i < len(b) {
 		c := b[i]
@@ -380,15 +379,21 @@ func unescape(b []byte, i int, dst []byte) (int, []byte) {
 			if i+6 > len(b) || !isHex4(b[i+2:i+6]) {
 				return -1, dst
 			}
-			var r rune
-			for _, h := range b[i+2 : i+6] {
-				r = r<<4 | rune(hexVal(h))
+			r := hex4(b[i+2 : i+6])
+			if !utf16.IsSurrogate(r) {
+				dst = utf8.AppendRune(dst, r)
+				i += 6
+				continue
 			}
-			if utf16.IsSurrogate(r) {
+			// As fastjson reads a surrogate: with another \uXXXX
+			// after it, the two are one UTF-16 pair (U+FFFD if they
+			// do not make one, an emoji if they do); alone, it is
+			// kept as written, which is decodeTree's to do.
+			if i+12 > len(b) || b[i+6] != '\\' || b[i+7] != 'u' || !isHex4(b[i+8:i+12]) {
 				return -1, dst
 			}
-			dst = utf8.AppendRune(dst, r)
-			i += 6
+			dst = utf8.AppendRune(dst, utf16.DecodeRune(r, hex4(b[i+8:i+12])))
+			i += 12
 			continue
 		default:
 			return -1, dst
@@ -398,14 +403,21 @@ func unescape(b []byte, i int, dst []byte) (int, []byte) {
 	return -1, dst
 }
 
-func hexVal(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c >= 'a':
-		return c - 'a' + 10
+// hex4 is the value of four hex digits (checked by isHex4).
+func hex4(b []byte) rune {
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c <= '9':
+			c -= '0'
+		case c >= 'a':
+			c -= 'a' - 10
+		default:
+			c -= 'A' - 10
+		}
+		r = r<<4 | rune(c)
 	}
-	return c - 'A' + 10
+	return r
 }
 
 // scanNumber returns the end of the number starting at i if it follows
