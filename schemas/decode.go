@@ -183,6 +183,9 @@ func (d *Decoder) fillMissing(row *Row) error {
 func (d *Decoder) decodeFlat(data []byte, row *Row) bool {
 	clear(d.seen)
 	d.esc = d.esc[:0]
+	if cap(d.esc) > maxKeptEsc {
+		d.esc = nil // one huge escaped string does not stay with the decoder
+	}
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
 		return false
@@ -323,6 +326,9 @@ const (
 )
 
 func hasZero(x uint64) uint64 { return (x - lsb) & ^x }
+
+// maxKeptEsc bounds the unescape buffer a decoder keeps between events.
+const maxKeptEsc = 64 << 10
 
 // unescaped decodes the string whose first content byte is at i into the
 // decoder's buffer (see unescape) and returns the position after it and

@@ -168,3 +168,26 @@ func checkDecodePaths(t *testing.T, s *Schema, data []byte) (flatAccepted bool) 
 	}
 	return flatAccepted
 }
+
+// One event with a huge escaped string is decoded on the fast path, and its
+// buffer does not stay with the decoder: the next event drops it.
+func TestDecodeFlatDropsAHugeEscapeBuffer(t *testing.T) {
+	s := ordersSchema(t)
+	const ok = `"order_id":"o1","ts":"2026-11-27T10:30:15Z","qty":1,"amount":1,"paid":true`
+	huge := strings.Repeat(`\u00fc`, 200_000) // 1.2 MB escaped, 400 KB decoded
+	d := NewDecoder(s)
+	var r Row
+	r.Values = make([]Value, len(s.Fields))
+	if !d.decodeFlat([]byte(`{`+ok+`,"tenant":"`+huge+`"}`), &r) {
+		t.Fatal("decodeFlat refused the escaped event")
+	}
+	if got := r.Values[s.FieldIndex("tenant")].Str; got != strings.Repeat("ü", 200_000) {
+		t.Fatalf("tenant decoded to %d bytes", len(got))
+	}
+	if !d.decodeFlat([]byte(`{`+ok+`,"tenant":"a"}`), &r) {
+		t.Fatal("decodeFlat refused a plain event")
+	}
+	if c := cap(d.esc); c > maxKeptEsc {
+		t.Errorf("the decoder keeps a %d-byte unescape buffer after a plain event; bound %d", c, maxKeptEsc)
+	}
+}
