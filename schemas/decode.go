@@ -169,12 +169,12 @@ func (d *Decoder) fillMissing(row *Row) error {
 }
 
 // decodeFlat is Decode's fast path, for events as producers write them: one
-// object whose keys and schema fields' strings hold no escape or control
-// character, whose numbers follow JSON's grammar to the letter, and whose
-// nested values, if any, belong to keys the schema does not have (they are
-// skipped, see skipValue).
-// It reads such an event in one pass over its bytes, with no parse tree and
-// no copy. It reports false for anything else, and for any event with an
+// object whose keys hold no escape, whose strings hold no control character
+// and only the escapes unescape decodes, whose numbers follow JSON's grammar
+// to the letter, and whose nested values, if any, belong to keys the schema
+// does not have (they are skipped, see skipValue). It reads such an event in
+// one pass over its bytes, with no parse tree and no copy but of escaped
+// strings. It reports false for anything else, and for any event with an
 // error; decodeTree then reads the event again and decides, so the rules
 // and the error texts stay fastjson's and decodeValue's. Whatever it
 // accepts, fastjson reads as the same values: the same scalars, converted
@@ -289,8 +289,8 @@ func skipSpace(b []byte, i int) int {
 
 // scanString returns the position of the quote that ends the string whose
 // first content byte is at i, or -1 if the string holds an escape or a
-// control character or does not end: decodeFlat leaves those to fastjson
-// (which, for one, lets raw control characters through). ascii reports
+// control character or does not end: decodeFlat then tries unescape, which
+// leaves control characters to fastjson (which lets them through). ascii reports
 // that no byte was above 0x7f, so the string is valid UTF-8 as it is. It
 // looks at eight bytes at a time while they are plain ASCII.
 func scanString(b []byte, i int) (end int, ascii bool) {

@@ -229,14 +229,13 @@ func run(ctx context.Context, events int64, threads int, python string) (bool, e
 	var peak int64
 	err = kafkaref.WaitCaughtUp(ctx, end, 4*time.Minute, func(ctx context.Context) ([]int64, error) {
 		peak = max(peak, procstat.PeakRSS(proc.Pid()))
+		stored, err := querymix.ScrapeEach(ctx, "http://"+metricsAddr+"/metrics", "lambdalake_compact_stored_offset{")
+		if err != nil {
+			return nil, err
+		}
 		next := make([]int64, len(end))
 		for p := range next {
-			n, err := querymix.ScrapeSeries(ctx, "http://"+metricsAddr+"/metrics",
-				fmt.Sprintf("lambdalake_compact_stored_offset{partition=%q,topic=%q}", strconv.Itoa(p), topic))
-			if err != nil {
-				return nil, err
-			}
-			next[p] = int64(n)
+			next[p] = int64(stored[fmt.Sprintf("lambdalake_compact_stored_offset{partition=%q,topic=%q}", strconv.Itoa(p), topic)])
 		}
 		return next, nil
 	})

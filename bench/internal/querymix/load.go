@@ -358,22 +358,36 @@ func Scrape(ctx context.Context, url string) (map[string]float64, error) {
 // ScrapeSeries sums the values of the series whose line starts with prefix, e.g.
 // `lambdalake_job_runs_total{job="recompute",outcome="ok"}`.
 func ScrapeSeries(ctx context.Context, url, prefix string) (float64, error) {
+	series, err := ScrapeEach(ctx, url, prefix)
+	var sum float64
+	for _, x := range series {
+		sum += x
+	}
+	return sum, err
+}
+
+// ScrapeEach reads, in one request, the value of every series whose line
+// starts with prefix, by its name and labels as the endpoint prints them
+// (`lambdalake_compact_stored_offset{partition="0",topic="t"}`).
+func ScrapeEach(ctx context.Context, url, prefix string) (map[string]float64, error) {
 	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("querymix: scrape %s: %w", url, err)
+		return nil, fmt.Errorf("querymix: scrape %s: %w", url, err)
 	}
 	defer resp.Body.Close()
-	var sum float64
+	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if strings.HasPrefix(line, prefix) {
-			if x, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
-				sum += x
-			}
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if x, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			out[line[:i]] += x
 		}
 	}
-	return sum, sc.Err()
+	return out, sc.Err()
 }
